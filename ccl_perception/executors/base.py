@@ -1,0 +1,145 @@
+"""What every grasp executor shares: the result record, the stage names, frame bookkeeping.
+
+A grasp is a 4x4 homogeneous transform ``T_frame_grasp`` (metres) of the gripper's grasp
+frame in some named frame (normally the camera optical frame the planner works in).  The
+grasp frame follows ``ccl_perception.geometry``: origin between the finger pads, ``z`` =
+approach direction (towards the object), ``y`` = closing axis of the two fingers.
+
+Stages run in order: ``pre_grasp`` (``pre_grasp_distance`` back along the approach axis)
+-> ``approach`` (straight line to the grasp) -> ``close`` -> ``lift`` -> ``report``.
+
+No rclpy here.
+"""
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+STAGES = ('pre_grasp', 'approach', 'close', 'lift', 'report')
+
+
+@dataclass
+class GraspResult:
+    """Outcome of one grasp attempt.
+
+    ``success`` means the target object ended up lifted and held; ``reason`` says why not
+    (``lifted``, ``unreachable``, ``missed``, ``dropped``, ``wrong_object``, ``planning_failed``,
+    ``execution_failed``, ``error``); ``stage`` is the last stage that was started.
+    """
+
+    success: bool
+    reason: str
+    stage: str
+    lift_m: float = 0.0            # how far the target rose (m); NaN when unknown
+    gripper_width_m: float = float('nan')  # finger opening after closing (m)
+    duration_s: float = 0.0
+    backend: str = ''
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ('lift_m', 'gripper_width_m'):
+            if isinstance(d[k], float) and not math.isfinite(d[k]):
+                d[k] = None  # JSON has no NaN
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def pose_to_matrix(position, quat_xyzw) -> np.ndarray:
+    """(3,) position in m and (4,) quaternion (x, y, z, w) -> (4, 4) transform."""
+    x, y, z, w = np.asarray(quat_xyzw, dtype=float)
+    n = math.sqrt(x * x + y * y + z * z + w * w)
+    if not math.isfinite(n) or n < 1e-9:
+        raise ValueError(f'quaternion {quat_xyzw} has zero or non-finite norm')
+    x, y, z, w = x / n, y / n, z / n, w / n
+    T = np.eye(4)
+    T[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                 [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                 [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    T[:3, 3] = np.asarray(position, dtype=float)
+    if not np.all(np.isfinite(T)):
+        raise ValueError(f'position {position} is not finite')
+    return T
+
+
+def matrix_to_pose(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(4, 4) transform -> ((3,) position, (4,) quaternion xyzw with w >= 0)."""
+    T = np.asarray(T, dtype=float)
+    R = T[:3, :3]
+    tr = np.trace(R)
+    if tr > 0:
+        s = 2.0 * math.sqrt(tr + 1.0)
+        q = [(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, s / 4]
+    else:
+        i = int(np.argmax(np.diag(R)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * math.sqrt(max(1e-12, 1.0 + R[i, i] - R[j, j] - R[k, k]))
+        q = [0.0, 0.0, 0.0, 0.0]
+        q[i] = s / 4
+        q[j] = (R[j, i] + R[i, j]) / s
+        q[k] = (R[k, i] + R[i, k]) / s
+        q[3] = (R[k, j] - R[j, k]) / s
+    q = np.array(q)
+    q /= np.linalg.norm(q)
+    if q[3] < 0:
+        q = -q
+    return T[:3, 3].copy(), q
+
+
+def check_transform(T, name: str = 'pose') -> np.ndarray:
+    """Validate a (4, 4) rigid transform; raises ValueError with the reason."""
+    T = np.asarray(T, dtype=float)
+    if T.shape != (4, 4):
+        raise ValueError(f'{name} must be a 4x4 matrix, got shape {T.shape}')
+    if not np.all(np.isfinite(T)):
+        raise ValueError(f'{name} contains NaN or inf')
+    R = T[:3, :3]
+    if not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or np.linalg.det(R) < 0:
+        raise ValueError(f'{name} rotation is not orthonormal / right-handed')
+    return T
+
+
+class GraspExecutor(ABC):
+    """Executes grasps given in any registered frame.
+
+    Subclasses implement :meth:`_execute_world`, which receives the grasp in the
+    executor's base frame (``world`` for the simulator, the arm's planning frame for MoveIt).
+    ``set_frame(name, T_world_frame)`` registers where a frame (e.g. the camera optical
+    frame) sits; a grasp in an unregistered frame raises ValueError.
+    """
+
+    backend = 'base'
+
+    def __init__(self, base_frame: str = 'world'):
+        self.base_frame = base_frame
+        self._frames = {base_frame: np.eye(4)}
+
+    def set_frame(self, frame_id: str, T_base_frame) -> None:
+        """Register frame ``frame_id`` at (4, 4) ``T_base_frame`` in the base frame."""
+        self._frames[frame_id] = check_transform(T_base_frame, f'transform of {frame_id!r}')
+
+    def has_frame(self, frame_id: str) -> bool:
+        return frame_id in self._frames
+
+    def to_base(self, T_frame_grasp, frame_id: str) -> np.ndarray:
+        """Grasp (4, 4) in ``frame_id`` -> grasp in the base frame."""
+        T = check_transform(T_frame_grasp, 'grasp pose')
+        if frame_id not in self._frames:
+            raise ValueError(f'unknown frame {frame_id!r}: known frames are '
+                             f'{sorted(self._frames)}; publish the camera pose or set the '
+                             'world_from_camera parameter')
+        return self._frames[frame_id] @ T
+
+    def execute(self, T_frame_grasp, frame_id: str, **kwargs) -> GraspResult:
+        """Run pre-grasp -> approach -> close -> lift -> report for one grasp."""
+        return self._execute_world(self.to_base(T_frame_grasp, frame_id), **kwargs)
+
+    @abstractmethod
+    def _execute_world(self, T_base_grasp: np.ndarray, **kwargs) -> GraspResult:
+        """Execute a grasp given in the base frame."""

@@ -1,0 +1,315 @@
+"""Depth + intrinsics -> 3D keypoints -> 6D parallel-gripper grasp pose (no ROS).
+
+Conventions (see docs/ARCHITECTURE.md and docs/ros_interface.md):
+
+* Pixels ``(x, y)`` = (column, row), pixel centres at integer coordinates.
+* Depth maps are ``(H, W)`` float32 metres along the optical axis; ``NaN`` or ``<= 0``
+  means missing.
+* Points are in the camera optical frame (x right, y down, z forward), metres.
+* Gripper frame (like the Franka hand): ``z`` = approach direction (from the gripper
+  into the object), ``y`` = closing direction (the line between the fingers, i.e. the
+  grasp axis), ``x = y cross z``. The origin is the point between the fingertips, at the
+  centre of the grasp axis.
+* Quaternions are ``(x, y, z, w)`` as in ``geometry_msgs/Quaternion``.
+"""
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+OPTICAL_AXIS = np.array([0.0, 0.0, 1.0])
+
+
+def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    """Build a ``(3, 3)`` pinhole matrix K from focal lengths and principal point (pixels)."""
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
+
+
+def check_intrinsics(K) -> np.ndarray:
+    """Return K as a ``(3, 3)`` float64 array or raise ``ValueError``."""
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape == (9,):
+        K = K.reshape(3, 3)
+    if K.shape != (3, 3):
+        raise ValueError(f'intrinsics must be a 3x3 matrix, got shape {K.shape}')
+    if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f'intrinsics need finite positive focal lengths, got fx={K[0, 0]}, fy={K[1, 1]}')
+    return K
+
+
+def robust_depth(depth: np.ndarray, xy: np.ndarray, window: int = 5) -> np.ndarray:
+    """Median of the valid depths in a ``window x window`` patch around each point.
+
+    Robust to holes and flying pixels at edges: ``NaN`` / ``<= 0`` values are ignored.
+
+    Args:
+        depth: ``(H, W)`` metres.
+        xy: ``(N, 2)`` pixel positions ``(x, y)``.
+        window: odd patch size in pixels.
+
+    Returns:
+        ``(N,)`` metres, ``NaN`` where the point is outside the image or the patch has
+        no valid depth.
+    """
+    depth = np.asarray(depth)
+    if depth.ndim != 2:
+        raise ValueError(f'depth must be (H, W), got shape {depth.shape}')
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f'window must be a positive odd number, got {window}')
+    h, w = depth.shape
+    r = window // 2
+    out = np.full(len(xy), np.nan)
+    for i, (x, y) in enumerate(xy):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        c, ro = int(round(x)), int(round(y))
+        if not (0 <= c < w and 0 <= ro < h):
+            continue
+        patch = depth[max(ro - r, 0):ro + r + 1, max(c - r, 0):c + r + 1].astype(np.float64)
+        patch = patch[np.isfinite(patch) & (patch > 0)]
+        if patch.size:
+            out[i] = float(np.median(patch))
+    return out
+
+
+def backproject(xy: np.ndarray, z: np.ndarray, K) -> np.ndarray:
+    """Pinhole back-projection: ``X = (x - cx) z / fx``, ``Y = (y - cy) z / fy``, ``Z = z``.
+
+    Args:
+        xy: ``(N, 2)`` pixels; z: ``(N,)`` metres; K: ``(3, 3)``.
+
+    Returns:
+        ``(N, 3)`` points in the camera optical frame, metres (NaN where z is NaN).
+    """
+    K = check_intrinsics(K)
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    z = np.asarray(z, dtype=np.float64).reshape(-1)
+    if len(z) != len(xy):
+        raise ValueError(f'{len(xy)} pixels but {len(z)} depths')
+    X = (xy[:, 0] - K[0, 2]) * z / K[0, 0]
+    Y = (xy[:, 1] - K[1, 2]) * z / K[1, 1]
+    return np.stack([X, Y, z], axis=1)
+
+
+def project(points: np.ndarray, K) -> np.ndarray:
+    """Project ``(N, 3)`` optical-frame points to ``(N, 2)`` pixels (inverse of :func:`backproject`)."""
+    K = check_intrinsics(K)
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    return np.stack([K[0, 0] * p[:, 0] / p[:, 2] + K[0, 2], K[1, 1] * p[:, 1] / p[:, 2] + K[1, 2]], axis=1)
+
+
+def keypoints_to_3d(depth: np.ndarray, xy: np.ndarray, K, window: int = 5) -> Tuple[np.ndarray, np.ndarray]:
+    """Robust 3D keypoints: :func:`robust_depth` then :func:`backproject`.
+
+    Returns:
+        ``points (N, 3)`` metres and ``valid (N,)`` bool (False where depth is missing).
+    """
+    z = robust_depth(depth, xy, window)
+    pts = backproject(xy, z, K)
+    return pts, np.isfinite(z)
+
+
+def depth_to_points(depth: np.ndarray, K, mask: Optional[np.ndarray] = None) -> np.ndarray:
+    """All valid pixels of a depth map (optionally within ``mask``) as ``(M, 3)`` points."""
+    depth = np.asarray(depth, dtype=np.float64)
+    valid = np.isfinite(depth) & (depth > 0)
+    if mask is not None:
+        valid &= mask
+    ys, xs = np.nonzero(valid)
+    return backproject(np.stack([xs, ys], axis=1), depth[ys, xs], K)
+
+
+def estimate_normal(depth: np.ndarray, K, xy, radius_px: int = 7, method: str = 'open3d') -> Optional[np.ndarray]:
+    """Local surface normal at a pixel, oriented towards the camera.
+
+    Uses the valid depth pixels of a ``(2r+1)^2`` patch. ``method='open3d'`` runs
+    ``open3d.geometry.PointCloud.estimate_normals`` on that small neighbourhood (the
+    full cloud would cost ~360 ms); ``'pca'`` computes the same quantity directly
+    (eigenvector of the smallest eigenvalue of the patch covariance).
+
+    Returns:
+        ``(3,)`` unit normal with ``n . p < 0`` (faces the camera), or ``None`` when
+        fewer than 6 valid points or the patch is degenerate (collinear points).
+    """
+    depth = np.asarray(depth)
+    h, w = depth.shape
+    c, r = int(round(float(xy[0]))), int(round(float(xy[1])))
+    mask = np.zeros((h, w), dtype=bool)
+    mask[max(r - radius_px, 0):r + radius_px + 1, max(c - radius_px, 0):c + radius_px + 1] = True
+    pts = depth_to_points(depth, K, mask)
+    if len(pts) < 6:
+        return None
+    centroid = pts.mean(axis=0)
+    cov = np.cov((pts - centroid).T)
+    evals, evecs = np.linalg.eigh(cov)
+    if evals[1] <= 1e-12:  # collinear or single point
+        return None
+    if method == 'open3d':
+        import open3d as o3d
+        pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
+        pcd.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=len(pts)))
+        # The normal of the point nearest the patch centroid, i.e. of the whole patch.
+        idx = int(np.argmin(np.linalg.norm(pts - centroid, axis=1)))
+        n = np.asarray(pcd.normals)[idx].copy()
+    elif method == 'pca':
+        n = evecs[:, 0]
+    else:
+        raise ValueError(f"normal method must be 'open3d' or 'pca', got {method!r}")
+    n = n / np.linalg.norm(n)
+    if np.dot(n, centroid) > 0:
+        n = -n
+    return n
+
+
+def rotation_to_quaternion(R: np.ndarray) -> np.ndarray:
+    """``(3, 3)`` rotation matrix -> unit quaternion ``(x, y, z, w)`` with ``w >= 0``."""
+    R = np.asarray(R, dtype=np.float64)
+    m = R
+    t = np.trace(m)
+    if t > 0:
+        s = 2.0 * np.sqrt(t + 1.0)
+        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
+    elif m[1, 1] > m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
+    else:
+        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
+    q = np.asarray(q)
+    q /= np.linalg.norm(q)
+    return -q if q[3] < 0 else q
+
+
+def quaternion_to_rotation(q) -> np.ndarray:
+    """Unit quaternion ``(x, y, z, w)`` -> ``(3, 3)`` rotation matrix."""
+    x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+@dataclass
+class GraspPose:
+    """A parallel-gripper grasp in the camera optical frame.
+
+    Attributes:
+        position: ``(3,)`` metres, centre between the fingertips.
+        rotation: ``(3, 3)`` columns = gripper x, y (closing), z (approach) axes.
+        quaternion: ``(4,)`` ``(x, y, z, w)`` of ``rotation``.
+        width: opening width in metres (axis length + margin, clipped to the gripper).
+        axis_length: measured distance between the two axis keypoints, metres.
+    """
+
+    position: np.ndarray
+    rotation: np.ndarray
+    quaternion: np.ndarray
+    width: float
+    axis_length: float
+
+
+def grasp_from_axis(p1: np.ndarray, p2: np.ndarray, approach_hint: Optional[np.ndarray] = None,
+                    margin: float = 0.02, max_width: float = 0.08) -> GraspPose:
+    """6D grasp from the two grasp-axis keypoints (the paper's two pixels per object).
+
+    Position = midpoint; closing axis y = ``(p2 - p1) / |p2 - p1|``; approach z =
+    ``approach_hint`` (e.g. minus the surface normal, default the optical axis) made
+    orthogonal to y (Gram-Schmidt); if the hint is (nearly) parallel to y the optical
+    axis, then the camera x axis, is used instead; x = y cross z.
+    Width = ``min(|p2 - p1| + margin, max_width)``.
+
+    Raises:
+        ValueError: on non-finite points or coincident keypoints.
+    """
+    p1 = np.asarray(p1, dtype=np.float64)
+    p2 = np.asarray(p2, dtype=np.float64)
+    if not (np.all(np.isfinite(p1)) and np.all(np.isfinite(p2))):
+        raise ValueError('grasp keypoints must be finite')
+    axis = p2 - p1
+    length = float(np.linalg.norm(axis))
+    if length < 1e-6:
+        raise ValueError('grasp keypoints coincide: the grasp axis is undefined')
+    y = axis / length
+    candidates = [approach_hint] if approach_hint is not None else []
+    candidates += [OPTICAL_AXIS, np.array([1.0, 0.0, 0.0])]
+    z = None
+    for c in candidates:
+        c = np.asarray(c, dtype=np.float64)
+        zc = c - np.dot(c, y) * y
+        n = np.linalg.norm(zc)
+        if np.linalg.norm(c) > 0 and n > 0.1 * np.linalg.norm(c):
+            z = zc / n
+            break
+    x = np.cross(y, z)
+    R = np.stack([x, y, z], axis=1)
+    return GraspPose(position=(p1 + p2) / 2.0, rotation=R, quaternion=rotation_to_quaternion(R),
+                     width=float(min(length + margin, max_width)), axis_length=length)
+
+
+def kabsch(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Least-squares rigid transform with ``dst ~= R @ src + t`` (Kabsch / Umeyama, no scale).
+
+    Args:
+        src, dst: ``(N, 3)`` corresponding points, ``N >= 3`` and not collinear.
+
+    Returns:
+        ``R (3, 3)`` proper rotation (det = +1) and ``t (3,)``.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or len(src) < 3:
+        raise ValueError(f'kabsch needs two (N>=3, 3) arrays, got {src.shape} and {dst.shape}')
+    cs, cd = src.mean(0), dst.mean(0)
+    H = (src - cs).T @ (dst - cd)
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(Vt.T @ U.T)) or 1.0
+    R = Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
+    return R, cd - R @ cs
+
+
+def ransac_kabsch(src: np.ndarray, dst: np.ndarray, valid: Optional[np.ndarray] = None, threshold: float = 0.01,
+                  iterations: int = 100, min_inliers: int = 3, rng=None):
+    """Robust rigid fit of a target's reference 3D keypoints ``src`` to observed ``dst``.
+
+    RANSAC over minimal sets of 3 correspondences, then Kabsch on all inliers.
+
+    Args:
+        src, dst: ``(N, 3)`` metres; valid: ``(N,)`` bool (observed depth available).
+        threshold: inlier distance in metres.
+
+    Returns:
+        ``(R, t, inliers (N,) bool)``, or ``None`` when fewer than ``min_inliers``
+        points agree (the object is not where the keypoints say).
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    n = len(src)
+    valid = np.ones(n, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    valid = valid & np.all(np.isfinite(src), 1) & np.all(np.isfinite(dst), 1)
+    idx = np.flatnonzero(valid)
+    if len(idx) < max(3, min_inliers):
+        return None
+    rng = np.random.default_rng(0) if rng is None else rng
+    best = None
+    for _ in range(iterations):
+        pick = rng.choice(idx, 3, replace=False)
+        try:
+            R, t = kabsch(src[pick], dst[pick])
+        except np.linalg.LinAlgError:
+            continue
+        err = np.linalg.norm(src @ R.T + t - dst, axis=1)
+        inl = valid & (err < threshold)
+        if best is None or inl.sum() > best.sum():
+            best = inl
+        if best.sum() == len(idx):
+            break
+    if best is None or best.sum() < min_inliers:
+        return None
+    R, t = kabsch(src[best], dst[best])
+    return R, t, best

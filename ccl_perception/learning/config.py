@@ -1,0 +1,152 @@
+"""Training configuration: YAML files merged over the commented default config.
+
+Every key and its default lives in ``training/configs/default.yaml`` (one comment per key).
+A method config (``ccl.yaml``, ...) lists only what it changes; ``--set a.b=value`` overrides
+win over both. Unknown keys are an error, so a typo never silently trains with a default.
+"""
+
+import copy
+import os
+from pathlib import Path
+
+import yaml
+
+METHODS = ('identical_view', 'ccl', 'ccl_iv', 'supervised')
+
+# training/configs/default.yaml of the source tree (the package is installed editable);
+# CCL_TRAIN_DEFAULTS overrides it for installed copies.
+DEFAULT_CONFIG_PATH = Path(
+    os.environ.get('CCL_TRAIN_DEFAULTS',
+                   Path(__file__).resolve().parents[2] / 'training' / 'configs' / 'default.yaml'))
+
+
+class ConfigError(ValueError):
+    """A config file or override is missing, malformed, or names an unknown key."""
+
+
+def read_yaml(path) -> dict:
+    """Read one YAML mapping; an empty file is ``{}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f'config file not found: {path}')
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f'config file {path} is not valid YAML: {exc}') from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f'config file {path} must hold a mapping, got {type(data).__name__}')
+    return data
+
+
+def merge(base: dict, update: dict, where: str = '') -> dict:
+    """Recursively merge ``update`` over a deep copy of ``base``; unknown keys raise ConfigError."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        name = f'{where}{key}'
+        if key not in out:
+            raise ConfigError(f'unknown config key "{name}" (known: {sorted(out)})')
+        if isinstance(out[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f'config key "{name}" must be a mapping, got {value!r}')
+            if not out[key]:  # an empty default mapping ("augment: {}") takes any keys
+                out[key] = copy.deepcopy(value)
+                continue
+            out[key] = merge(out[key], value, name + '.')
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """Turn ``"a.b=value"`` into ``{'a': {'b': value}}``; the value is parsed as YAML (``1e-4``, ``null``)."""
+    if '=' not in text:
+        raise ConfigError(f'override "{text}" must look like key.sub=value')
+    key, raw = text.split('=', 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split('.')):
+        raise ConfigError(f'override "{text}" has an empty key')
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f'override "{text}": value is not valid YAML: {exc}') from exc
+    if isinstance(value, str) and _looks_like_float(value):
+        value = float(value)  # YAML 1.1 reads "3e-5" as a string
+    node = value
+    for part in reversed(key.split('.')):
+        node = {part: node}
+    return node
+
+
+def _looks_like_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _fix_floats(node):
+    """YAML 1.1 (PyYAML) reads ``3e-5`` (no dot) as a string; turn such strings into floats."""
+    if isinstance(node, dict):
+        return {k: _fix_floats(v) for k, v in node.items()}
+    if isinstance(node, str) and _looks_like_float(node) and any(c in node for c in 'eE'):
+        return float(node)
+    return node
+
+
+def load_config(path=None, overrides=(), defaults_path=None) -> dict:
+    """Load the default config, merge ``path`` over it, then each ``key=value`` override.
+
+    Args:
+        path: a YAML config (may be None for the defaults alone).
+        overrides: iterable of ``"a.b=value"`` strings.
+        defaults_path: the commented default config; ``DEFAULT_CONFIG_PATH`` when None.
+
+    Returns:
+        The merged, validated config dict.
+
+    Raises:
+        ConfigError: missing file, bad YAML, unknown key, or an invalid value.
+    """
+    cfg = read_yaml(defaults_path or DEFAULT_CONFIG_PATH)
+    if path is not None:
+        cfg = merge(cfg, read_yaml(path))
+    for text in overrides or ():
+        cfg = merge(cfg, parse_override(text))
+    cfg = _fix_floats(cfg)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: dict) -> None:
+    """Check the values the trainer relies on; raise ConfigError with the offending key."""
+    if cfg['method'] not in METHODS:
+        raise ConfigError(f'method must be one of {METHODS}, got {cfg["method"]!r}')
+    data = cfg['data']
+    for key in ('height', 'width', 'num_keypoints'):
+        if not isinstance(data[key], int) or data[key] <= 0:
+            raise ConfigError(f'data.{key} must be a positive integer, got {data[key]!r}')
+    train = cfg['train']
+    for key in ('steps', 'batch_size', 'log_every', 'checkpoint_every'):
+        if not isinstance(train[key], int) or train[key] <= 0:
+            raise ConfigError(f'train.{key} must be a positive integer, got {train[key]!r}')
+    if train['amp'] not in (True, False):
+        raise ConfigError(f'train.amp must be true or false, got {train["amp"]!r}')
+    optim = cfg['optim']
+    if not isinstance(optim['lr'], (int, float)) or optim['lr'] <= 0:
+        raise ConfigError(f'optim.lr must be a positive number, got {optim["lr"]!r}')
+    loss = cfg['loss']
+    if not isinstance(loss['tau'], (int, float)) or loss['tau'] <= 0:
+        raise ConfigError(f'loss.tau must be > 0, got {loss["tau"]!r}')
+    if not 0.0 < float(loss['quantile']) <= 1.0:
+        raise ConfigError(f'loss.quantile (fraction kept) must be in (0, 1], got {loss["quantile"]!r}')
+    if cfg['method'] == 'supervised' and not data.get('root'):
+        raise ConfigError('method "supervised" needs data.root: a rendered dataset with depth and cameras')
+
+
+def dump_config(cfg: dict) -> str:
+    """The config as YAML text (stored next to checkpoints, logged to TensorBoard)."""
+    return yaml.safe_dump(cfg, sort_keys=False)

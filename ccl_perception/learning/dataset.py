@@ -1,0 +1,211 @@
+"""Unordered RGB image folders as a stream of random training pairs.
+
+Any folder of png/jpg images works (rendered views or a user's own photos). Item ``s`` of
+:class:`ImagePairs` is the whole batch of optimiser step ``s`` for one DDP rank: the image
+indices and keypoints are drawn from ``numpy.random.default_rng([seed, rank, s])``, so a
+resumed run, a run with DataLoader workers and a run without them see exactly the same data,
+and each rank sees its own shard of random pairs.
+
+Corrupt or unreadable files are skipped and counted: at scan time when ``verify=True``,
+otherwise when first decoded (the batch then reports ``skipped`` and uses another image).
+"""
+
+import logging
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..correspondence import STRIDE
+
+LOG = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
+
+
+class DatasetError(ValueError):
+    """The data folder is missing, empty, or has no usable image."""
+
+
+def list_images(root) -> list:
+    """Sorted image files (by extension, case-insensitive) under ``root``, recursively."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f'image folder not found: {root}')
+    return sorted(p for p in root.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def read_rgb(path, size=None) -> np.ndarray:
+    """Decode an image file as RGB uint8.
+
+    Args:
+        path: image file.
+        size: optional ``(width, height)`` in pixels to resize to (INTER_AREA when shrinking).
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB array.
+
+    Raises:
+        OSError: the file is unreadable or not a decodable image.
+    """
+    buf = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
+        raise OSError(f'cannot decode image {path}')
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if size is not None and (img.shape[1], img.shape[0]) != tuple(size):
+        shrink = img.shape[1] > size[0] or img.shape[0] > size[1]
+        img = cv2.resize(img, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return img
+
+
+def scan_images(root, verify: bool = True):
+    """List the usable images of a folder.
+
+    Args:
+        root: folder with images.
+        verify: decode each image once; failures are skipped, logged and returned.
+
+    Returns:
+        ``(paths, skipped)``: usable files and a list of ``(path, reason)`` for the skipped ones.
+
+    Raises:
+        DatasetError: missing folder, no image files, or no decodable image.
+    """
+    files = list_images(root)
+    if not files:
+        raise DatasetError(f'no image files ({", ".join(IMAGE_EXTENSIONS)}) found under {root}')
+    paths, skipped = [], []
+    for path in files:
+        if verify:
+            try:
+                read_rgb(path)
+            except OSError as exc:
+                skipped.append((str(path), str(exc)))
+                LOG.warning('skipping corrupt image %s: %s', path, exc)
+                continue
+        paths.append(path)
+    if skipped:
+        LOG.warning('skipped %d of %d images under %s as unreadable', len(skipped), len(files), root)
+    if not paths:
+        raise DatasetError(f'none of the {len(files)} image files under {root} could be decoded')
+    return paths, skipped
+
+
+def grid_size(height: int, width: int, stride: int = STRIDE):
+    """``(h, w)`` of the descriptor map of a ``height x width`` image (``ceil(H/8), ceil(W/8)``)."""
+    return math.ceil(height / stride), math.ceil(width / stride)
+
+
+def sample_grid_keypoints(rng: np.random.Generator, batch: int, h: int, w: int, n: int) -> np.ndarray:
+    """Keypoints uniformly on the cells of an ``h x w`` grid, without repetition per image.
+
+    Args:
+        rng: numpy generator.
+        batch: B.
+        h, w: grid size (cells).
+        n: wanted keypoints per image; ``min(n, h*w)`` are returned.
+
+    Returns:
+        ``(B, min(n, h*w), 2)`` float32 ``(x, y)`` grid coordinates (cell centres are integers).
+    """
+    n = min(int(n), h * w)
+    out = np.empty((batch, n, 2), dtype=np.float32)
+    for b in range(batch):
+        cells = rng.choice(h * w, size=n, replace=False)
+        out[b, :, 0] = cells % w
+        out[b, :, 1] = cells // w
+    return out
+
+
+class ImagePairs(torch.utils.data.Dataset):
+    """Random pairs ``(I_A, I_B)``, ``I_B != I_A``, of one image folder; item ``s`` = batch of step ``s``.
+
+    Args:
+        root: image folder.
+        height, width: training resolution in pixels.
+        batch_size: pairs per item.
+        num_keypoints: N keypoints per ``I_A`` on the 1/8 grid.
+        seed, rank: data stream ``default_rng([seed, rank, step])``.
+        verify: decode every image at construction (see :func:`scan_images`).
+        load_b: False skips decoding ``I_B`` (identical-view training); ``image_b`` is then absent.
+
+    Each item is a dict:
+        ``image_a``, ``image_b``: ``(B, 3, H, W)`` uint8 RGB;
+        ``kp_a``: ``(B, N, 2)`` float32 grid coordinates of the 1/8 map of ``image_a``;
+        ``index_a``, ``index_b``: ``(B,)`` int64 image indices; ``skipped``: images that failed to decode.
+    """
+
+    def __init__(self, root, height: int, width: int, batch_size: int, num_keypoints: int,
+                 seed: int = 0, rank: int = 0, verify: bool = True, load_b: bool = True):
+        self.paths, self.skipped = scan_images(root, verify)
+        self.root = str(root)
+        self.height, self.width = int(height), int(width)
+        self.batch_size = int(batch_size)
+        self.num_keypoints = int(num_keypoints)
+        self.seed, self.rank = int(seed), int(rank)
+        self.load_b = bool(load_b)
+        self.bad = set()  # indices found corrupt after the scan (this process only)
+
+    def __len__(self) -> int:
+        return 2 ** 31 - 1  # indexed by step
+
+    def rng(self, step: int) -> np.random.Generator:
+        """The generator of step ``step`` on this rank."""
+        return np.random.default_rng([self.seed, self.rank, int(step)])
+
+    def pair_indices(self, rng: np.random.Generator):
+        """``(idx_a, idx_b)``, each ``(B,)``, with ``idx_b != idx_a`` whenever there are 2+ images."""
+        m = len(self.paths)
+        idx_a = rng.integers(0, m, size=self.batch_size)
+        if m == 1:
+            return idx_a, idx_a.copy()
+        idx_b = (idx_a + rng.integers(1, m, size=self.batch_size)) % m
+        return idx_a, idx_b
+
+    def load(self, index: int):
+        """Image ``index`` resized to the training size, ``(H, W, 3)`` uint8; on a decode error the
+        next usable image is used instead. Returns ``(image, n_failed)``."""
+        failed = 0
+        for k in range(len(self.paths)):
+            i = (index + k) % len(self.paths)
+            if i in self.bad:
+                continue
+            try:
+                return read_rgb(self.paths[i], (self.width, self.height)), failed
+            except OSError as exc:
+                self.bad.add(i)
+                failed += 1
+                LOG.warning('skipping unreadable image %s: %s', self.paths[i], exc)
+        raise DatasetError(f'no image under {self.root} can be decoded any more')
+
+    def __getitem__(self, step: int) -> dict:
+        rng = self.rng(step)
+        idx_a, idx_b = self.pair_indices(rng)
+        h, w = grid_size(self.height, self.width)
+        kp_a = sample_grid_keypoints(rng, self.batch_size, h, w, self.num_keypoints)
+        images_a, images_b, skipped = [], [], 0
+        for ia, ib in zip(idx_a, idx_b):
+            img, n = self.load(int(ia))
+            images_a.append(img)
+            skipped += n
+            if self.load_b:
+                img, n = self.load(int(ib))
+                images_b.append(img)
+                skipped += n
+
+        def stack(images):
+            return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+
+        item = {
+            'image_a': stack(images_a),
+            'kp_a': torch.from_numpy(kp_a),
+            'index_a': torch.from_numpy(idx_a.astype(np.int64)),
+            'index_b': torch.from_numpy(idx_b.astype(np.int64)),
+            'skipped': skipped,
+        }
+        if self.load_b:
+            item['image_b'] = stack(images_b)
+        return item

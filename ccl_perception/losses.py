@@ -1,0 +1,219 @@
+"""Losses of the Cycle-Correspondence Loss paper (Adrian et al.).
+
+All keypoints are ``(x, y)`` in the pixel coordinates of the 1/8-resolution descriptor
+maps the losses are computed on (grid cells; see ``correspondence.full_to_grid``).
+
+- :func:`distributional_loss` (Eq. 5): ``|| k* - k ||_2`` of the spatial expectation.
+- :func:`identical_view_loss` (Eq. 10): Eq. 5 between an image and an augmented copy.
+- :func:`cycle_correspondence_loss` (Eq. 6-9): A -> B -> A_hat through the expected
+  descriptor, with the quantile drop and the variance scaling ``1 / (1 + X_i)``.
+- :class:`CorrespondenceLoss`: one module for the training methods
+  ``identical_view``, ``ccl``, ``ccl_iv`` (CCL + lambda * identical view) and ``supervised``.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from .correspondence import (
+    DEFAULT_TAU, expected_descriptor, heatmap_softmax, match_descriptors, cosine_heatmap,
+    sample_descriptors, spatial_expectation, spatial_variance,
+)
+
+METHODS = ('identical_view', 'ccl', 'ccl_iv', 'supervised')
+
+
+def _check_valid(valid: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
+    if valid is None:
+        return torch.ones(kp.shape[:2], dtype=torch.bool, device=kp.device)
+    if valid.shape != kp.shape[:2]:
+        raise ValueError(f'valid must be (B, N) = {tuple(kp.shape[:2])}, got {tuple(valid.shape)}')
+    return valid.bool()
+
+
+def distributional_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor = None,
+                        weight: torch.Tensor = None) -> torch.Tensor:
+    """Mean Euclidean distance between predicted and true keypoints (Eq. 5).
+
+    Args:
+        pred: ``(B, N, 2)`` predicted keypoints (spatial expectations).
+        target: ``(B, N, 2)`` true keypoints.
+        valid: ``(B, N)`` bool; only these points count. ``None`` = all.
+        weight: ``(B, N)`` optional per-point factors (e.g. ``1 / (1 + X_i)``).
+
+    Returns:
+        Scalar ``sum(w_i * ||pred_i - target_i||) / #valid``; exactly ``0`` (still
+        differentiable) when no point is valid.
+    """
+    if pred.shape != target.shape or pred.dim() != 3 or pred.shape[-1] != 2:
+        raise ValueError(f'pred and target must both be (B, N, 2), got {tuple(pred.shape)} and {tuple(target.shape)}')
+    valid = _check_valid(valid, pred)
+    # eps keeps the gradient finite where pred == target exactly.
+    err = torch.sqrt(((pred.float() - target.float()) ** 2).sum(dim=-1) + 1e-12)
+    if weight is not None:
+        err = err * weight
+    err = torch.where(valid, err, torch.zeros_like(err))
+    return err.sum() / valid.sum().clamp(min=1)
+
+
+def identical_view_loss(desc_a: torch.Tensor, desc_a_hat: torch.Tensor, kp_a: torch.Tensor,
+                        kp_a_hat: torch.Tensor, valid: torch.Tensor = None,
+                        tau: float = DEFAULT_TAU) -> torch.Tensor:
+    """Identical-view loss (Eq. 10): match ``d_A(k_A)`` over ``D_Â`` and apply Eq. 5.
+
+    Also the supervised loss, with ``desc_a_hat`` / ``kp_a_hat`` the second image's
+    descriptors and its exactly known correspondences.
+
+    Args:
+        desc_a, desc_a_hat: ``(B, D, h, w)`` descriptor maps of I_A and its augmented copy.
+        kp_a: ``(B, N, 2)`` keypoints in I_A (inside the map).
+        kp_a_hat: ``(B, N, 2)`` where they land in Î_A.
+        valid: ``(B, N)`` bool, False where a point left Î_A.
+        tau: softmax temperature.
+    """
+    valid = _check_valid(valid, kp_a)
+    query = sample_descriptors(desc_a, kp_a)
+    match = match_descriptors(query, desc_a_hat, tau)
+    return distributional_loss(match.keypoints, kp_a_hat, valid)
+
+
+def quantile_drop(x: torch.Tensor, valid: torch.Tensor, quantile: float) -> torch.Tensor:
+    """Keep the ``quantile`` fraction of valid points with the smallest uncertainty ``X_i``.
+
+    Per image, ``ceil(quantile * n_valid)`` points are kept (ties broken by index).
+
+    Args:
+        x: ``(B, N)`` uncertainties (summed variances).
+        valid: ``(B, N)`` bool.
+        quantile: fraction in ``(0, 1]`` (paper: q = 0.35).
+
+    Returns:
+        ``(B, N)`` bool mask, a subset of ``valid``.
+    """
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f'quantile must be in (0, 1], got {quantile}')
+    if x.shape != valid.shape:
+        raise ValueError(f'x {tuple(x.shape)} and valid {tuple(valid.shape)} differ')
+    if x.shape[1] == 0:
+        return valid.clone()
+    keyed = torch.where(valid, x.float(), torch.full_like(x, float('inf'), dtype=torch.float32))
+    order = torch.argsort(keyed, dim=1, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(x.shape[1], device=x.device).expand_as(order))
+    n_keep = torch.ceil(valid.sum(dim=1).float() * quantile - 1e-6).long()  # (B,)
+    return (rank < n_keep.unsqueeze(1)) & valid
+
+
+def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a_hat: torch.Tensor,
+                              kp_a: torch.Tensor, kp_a_hat: torch.Tensor, valid: torch.Tensor = None,
+                              tau: float = DEFAULT_TAU, quantile: float = 0.35,
+                              use_quantile_drop: bool = True, use_variance_scaling: bool = True):
+    """Cycle-correspondence loss (Eq. 6-9).
+
+    For each keypoint ``k_A``: ``d = D_A(k_A)`` is matched over ``D_B`` (Eq. 1-2), the
+    *expected descriptor* ``d_B* = normalise(sum P_B(x,y) D_B(x,y))`` (Eq. 8) is matched
+    over ``D_Â`` and its spatial expectation ``k*_Â`` (Eq. 3) is compared with the known
+    ``k_Â`` (Eq. 5 / Eq. 9). The uncertainty ``X_i = chi_Â,i + chi_B,i`` with
+    ``chi = sigma_x^2 + sigma_y^2`` (Eq. 4) is detached; it selects the ``quantile`` most
+    confident points (quantile drop) and scales each error by ``1 / (1 + X_i)``.
+
+    Args:
+        desc_a, desc_b, desc_a_hat: ``(B, D, h, w)`` maps of I_A, I_B and Î_A.
+        kp_a: ``(B, N, 2)`` keypoints in I_A (grid coordinates, inside the map).
+        kp_a_hat: ``(B, N, 2)`` their known positions in Î_A.
+        valid: ``(B, N)`` bool, False where a point left Î_A.
+        tau: softmax temperature (0.03).
+        quantile: fraction kept by the quantile drop (0.35).
+        use_quantile_drop, use_variance_scaling: ablation switches.
+
+    Returns:
+        ``(loss, stats)``: scalar loss and a dict of detached floats
+        (``kept_fraction``, ``mean_uncertainty``, ``mean_error``).
+    """
+    valid = _check_valid(valid, kp_a)
+    if desc_b.shape != desc_a.shape or desc_a_hat.shape != desc_a.shape:
+        raise ValueError(f'descriptor maps differ: A {tuple(desc_a.shape)}, B {tuple(desc_b.shape)}, '
+                         f'A_hat {tuple(desc_a_hat.shape)}')
+    query = sample_descriptors(desc_a, kp_a)                            # (B, N, D)
+    prob_b = heatmap_softmax(cosine_heatmap(query, desc_b), tau)         # (B, N, h, w)
+    var_b = spatial_variance(prob_b)                                     # (B, N, 2)
+    desc_b_star = expected_descriptor(prob_b, desc_b)                    # (B, N, D)   Eq. 8
+    match_hat = match_descriptors(desc_b_star, desc_a_hat, tau)          # Eq. 1-4 over D_Â
+    uncertainty = (match_hat.variance.sum(-1) + var_b.sum(-1)).detach()  # X_i, (B, N)
+
+    keep = valid
+    if use_quantile_drop:
+        keep = quantile_drop(uncertainty, valid, quantile)
+    weight = 1.0 / (1.0 + uncertainty) if use_variance_scaling else None
+    loss = distributional_loss(match_hat.keypoints, kp_a_hat, keep, weight)
+
+    with torch.no_grad():
+        err = torch.linalg.norm(match_hat.keypoints.float() - kp_a_hat.float(), dim=-1)
+        n_valid = valid.sum().clamp(min=1)
+        stats = {
+            'kept_fraction': float(keep.sum() / n_valid),
+            'mean_uncertainty': float((uncertainty * valid).sum() / n_valid),
+            'mean_error': float((err * valid).sum() / n_valid),
+        }
+    return loss, stats
+
+
+class CorrespondenceLoss(nn.Module):
+    """The training objective of one method.
+
+    - ``identical_view``: Eq. 10 on (I_A, Î_A).
+    - ``ccl``: Eq. 9 on (I_A, I_B, Î_A).
+    - ``ccl_iv``: CCL + ``lambda_iv`` * identical view (paper: lambda = 0.1).
+    - ``supervised``: Eq. 5 on a pair with exact correspondences; pass the second image's
+      map as ``desc_a_hat`` and its correspondences as ``kp_a_hat``.
+
+    Args:
+        method: one of :data:`METHODS`.
+        tau: softmax temperature.
+        quantile: CCL quantile drop fraction.
+        lambda_iv: weight of the identical-view term in ``ccl_iv``.
+        use_quantile_drop, use_variance_scaling: CCL ablation switches.
+    """
+
+    def __init__(self, method: str = 'ccl', tau: float = DEFAULT_TAU, quantile: float = 0.35,
+                 lambda_iv: float = 0.1, use_quantile_drop: bool = True, use_variance_scaling: bool = True):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f'unknown method {method!r}; choose one of {METHODS}')
+        if not math.isfinite(lambda_iv) or lambda_iv < 0:
+            raise ValueError(f'lambda_iv must be >= 0, got {lambda_iv}')
+        self.method = method
+        self.tau = tau
+        self.quantile = quantile
+        self.lambda_iv = lambda_iv
+        self.use_quantile_drop = use_quantile_drop
+        self.use_variance_scaling = use_variance_scaling
+
+    @property
+    def needs_second_image(self) -> bool:
+        """True for the methods that need an unrelated image I_B."""
+        return self.method in ('ccl', 'ccl_iv')
+
+    def forward(self, desc_a, desc_a_hat, kp_a, kp_a_hat, valid=None, desc_b=None):
+        """Compute the loss. Shapes as in :func:`cycle_correspondence_loss`.
+
+        Returns:
+            ``(loss, stats)`` with a dict of floats for logging.
+        """
+        stats = {}
+        if self.method in ('identical_view', 'supervised'):
+            loss = identical_view_loss(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, self.tau)
+            stats['loss_iv'] = float(loss.detach())
+            return loss, stats
+        if desc_b is None:
+            raise ValueError(f'method {self.method!r} needs desc_b, the descriptors of a second image I_B')
+        loss, stats = cycle_correspondence_loss(
+            desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid, tau=self.tau, quantile=self.quantile,
+            use_quantile_drop=self.use_quantile_drop, use_variance_scaling=self.use_variance_scaling)
+        stats['loss_ccl'] = float(loss.detach())
+        if self.method == 'ccl_iv':
+            iv = identical_view_loss(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, self.tau)
+            stats['loss_iv'] = float(iv.detach())
+            loss = loss + self.lambda_iv * iv
+        return loss, stats

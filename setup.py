@@ -1,0 +1,35 @@
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'ccl_perception'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'training']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
+        (os.path.join('share', package_name, 'config'), glob('config/*')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='ccl_perception maintainers',
+    maintainer_email='ccl-perception@example.com',
+    description='Dense view-invariant descriptors (Cycle-Correspondence Loss) for robot grasping.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'descriptor_node = ccl_perception.nodes.descriptor_node:main',
+            'grasp_planner_node = ccl_perception.nodes.grasp_planner_node:main',
+            'grasp_executor_node = ccl_perception.nodes.grasp_executor_node:main',
+            'sim_world_node = ccl_perception.nodes.sim_world_node:main',
+            'bringup = ccl_perception.bringup:main',
+            'make_target = ccl_perception.targets:main',
+        ],
+    },
+)
