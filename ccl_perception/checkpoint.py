@@ -1,0 +1,185 @@
+"""Descriptor-model checkpoints: atomic save, safe load, identity fingerprint.
+
+A checkpoint is a dict of plain tensors and containers (loads with
+``torch.load(..., weights_only=True)``)::
+
+    {'format': 'ccl_perception.checkpoint', 'version': 1,
+     'model_config': {...},          # DescriptorNet.config
+     'model_state': {...},           # state_dict tensors
+     'optimizer_state': {...}|None,  # optimizer.state_dict()
+     'step': int,
+     'extra': {...}}                 # e.g. RNG states, training config (numpy arrays -> tensors)
+"""
+import hashlib
+import json
+import os
+import tempfile
+
+import numpy as np
+import torch
+
+from .model import DescriptorNet, build_model
+
+FORMAT = 'ccl_perception.checkpoint'
+VERSION = 1
+_REQUIRED = ('format', 'version', 'model_config', 'model_state', 'step')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable, corrupt, truncated or not ours."""
+
+
+def _plain(value, where: str):
+    """Return ``value`` with numpy arrays/scalars as tensors/Python numbers; reject the rest."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise ValueError(f'checkpoint key {where}[{key!r}] must be str or int')
+            out[key] = _plain(item, f'{where}[{key!r}]')
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [_plain(item, f'{where}[{i}]') for i, item in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    raise ValueError(f'checkpoint entry {where} has type {type(value).__name__}, which '
+                     'torch.load(weights_only=True) cannot read; store tensors, numbers, '
+                     'strings, lists or dicts')
+
+
+def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
+                    extra: dict = None) -> str:
+    """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
+
+    A crash mid-write leaves the previous file (if any) untouched and no partial file.
+
+    Args:
+        path: destination file.
+        model: the ``DescriptorNet`` (its ``config`` and ``state_dict`` are stored).
+        optimizer: optional ``torch.optim.Optimizer``.
+        step: training step (int).
+        extra: optional dict of plain data (numpy arrays are converted to tensors).
+
+    Returns:
+        the path written.
+
+    Raises:
+        ValueError: ``extra`` holds objects that cannot be loaded with weights_only=True.
+    """
+    path = os.fspath(path)
+    if not hasattr(model, 'config'):
+        raise ValueError('model must be a DescriptorNet (it needs a .config dict)')
+    payload = {
+        'format': FORMAT,
+        'version': VERSION,
+        'model_config': _plain(dict(model.config), 'model_config'),
+        'model_state': {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        'optimizer_state': _plain(optimizer.state_dict(), 'optimizer_state')
+        if optimizer is not None else None,
+        'step': int(step),
+        'extra': _plain(dict(extra or {}), 'extra'),
+    }
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.',
+                               suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path, map_location='cpu') -> dict:
+    """Load and validate a checkpoint written by ``save_checkpoint`` (weights_only=True).
+
+    Raises:
+        CheckpointError: missing file, unreadable/corrupt/truncated data, or a file that is
+            not a ccl_perception checkpoint; the message names the file and the problem.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f'checkpoint not found: {path}')
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f'checkpoint {path} is empty (0 bytes)')
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # zip/pickle errors differ between corruptions
+        raise CheckpointError(f'cannot read checkpoint {path}: the file is corrupt, truncated or '
+                              f'not a torch file ({type(exc).__name__}: {exc})') from exc
+    if not isinstance(data, dict) or data.get('format') != FORMAT:
+        raise CheckpointError(f'{path} is not a ccl_perception checkpoint (no format={FORMAT!r})')
+    missing = [key for key in _REQUIRED if key not in data]
+    if missing:
+        raise CheckpointError(f'checkpoint {path} lacks entries {missing}')
+    if data['version'] > VERSION:
+        raise CheckpointError(f'checkpoint {path} has version {data["version"]}, newer than '
+                              f'this code ({VERSION})')
+    return data
+
+
+def load_model(path, device='cpu') -> DescriptorNet:
+    """Rebuild the ``DescriptorNet`` of a checkpoint (no ImageNet download), in eval mode.
+
+    Raises:
+        CheckpointError: as ``load_checkpoint``, or weights that do not fit the architecture.
+    """
+    data = load_checkpoint(path)
+    config = dict(data['model_config'])
+    config['pretrained'] = False  # the weights come from the checkpoint
+    try:
+        model = build_model(config)
+        model.load_state_dict(data['model_state'], strict=True)
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f'checkpoint {path} does not fit its model config '
+                              f'{data["model_config"]}: {exc}') from exc
+    model.config['pretrained'] = bool(data['model_config'].get('pretrained', False))
+    return model.to(device).eval()
+
+
+def _config_key(config: dict) -> str:
+    kept = {k: config[k] for k in ('backbone', 'descriptor_dim', 'stride') if k in config}
+    return json.dumps(kept, sort_keys=True)
+
+
+def model_identity(model_or_config) -> str:
+    """Short stable hex fingerprint (16 chars) of architecture + weights.
+
+    Args:
+        model_or_config: a ``DescriptorNet``, a checkpoint dict (``load_checkpoint``), or a
+            plain model config dict (then only the architecture is fingerprinted).
+
+    Two models share an identity iff backbone, D, stride and every state tensor agree
+    (device and the ``pretrained`` flag do not matter). Targets store it so that a target
+    made with one model is refused by another.
+    """
+    if isinstance(model_or_config, torch.nn.Module):
+        config, state = model_or_config.config, model_or_config.state_dict()
+    elif isinstance(model_or_config, dict) and 'model_state' in model_or_config:
+        config, state = model_or_config['model_config'], model_or_config['model_state']
+    elif isinstance(model_or_config, dict):
+        config, state = model_or_config, None
+    else:
+        raise ValueError('model_identity needs a DescriptorNet, a checkpoint dict or a config dict, '
+                         f'got {type(model_or_config).__name__}')
+    digest = hashlib.sha256(_config_key(config).encode())
+    if state is None:
+        digest.update(b'no-weights')
+    else:
+        for key in sorted(state):
+            tensor = state[key].detach().cpu().contiguous()
+            digest.update(f'{key}:{tuple(tensor.shape)}:{tensor.dtype}'.encode())
+            digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16
+                          else tensor.float().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,156 @@
+"""Descriptor extraction for a single RGB image, with an eager-PyTorch or ONNX Runtime backend.
+
+``DescriptorExtractor(model_or_checkpoint)(rgb)`` takes an (H, W, 3) uint8 RGB numpy image and
+returns the (D, ceil(H/8), ceil(W/8)) unit descriptor map at 1/8 resolution (grid convention
+of ``ccl_perception.correspondence``). ``export_onnx`` writes the same network as an ONNX
+graph (input ``images`` float32 (B, 3, H, W) in [0, 1], output ``descriptors``; batch,
+height and width dynamic) and stores the model identity in the ONNX metadata, so the
+extractor refuses an ONNX file that does not belong to its checkpoint.
+"""
+import os
+import warnings
+
+import numpy as np
+import torch
+
+from .checkpoint import load_model, model_identity
+from .model import STRIDE, DescriptorNet
+
+IDENTITY_KEY = 'ccl_model_identity'
+INPUT_NAME = 'images'
+OUTPUT_NAME = 'descriptors'
+
+
+def _rgb_to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1]."""
+    if not isinstance(rgb, np.ndarray):
+        raise ValueError(f'rgb must be a numpy array, got {type(rgb).__name__}')
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f'rgb must have shape (H, W, 3), got {rgb.shape}')
+    if rgb.dtype != np.uint8:
+        raise ValueError(f'rgb must be uint8 [0, 255], got {rgb.dtype}')
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+    return tensor.float().div_(255.0)
+
+
+def export_onnx(model: DescriptorNet, path, height: int = 480, width: int = 640,
+                opset_version: int = 17) -> str:
+    """Export ``model`` (eval mode, CPU) to ONNX with TorchScript-based export (dynamo=False).
+
+    Args:
+        model: the descriptor network.
+        path: output .onnx file.
+        height, width: size of the example input used for tracing (any size works later).
+
+    Returns:
+        the path written. The graph maps float32 (B, 3, H, W) in [0, 1] to (B, D, ceil(H/8),
+        ceil(W/8)); the metadata property ``ccl_model_identity`` holds ``model_identity``.
+    """
+    import onnx
+
+    path = os.fspath(path)
+    model = model.cpu().eval()
+    example = torch.rand(1, 3, int(height), int(width))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    dynamic = {INPUT_NAME: {0: 'batch', 2: 'height', 3: 'width'},
+               OUTPUT_NAME: {0: 'batch', 2: 'grid_height', 3: 'grid_width'}}
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of dynamo but is the one specified here.
+        warnings.simplefilter('ignore', DeprecationWarning)
+        torch.onnx.export(model, (example,), path, dynamo=False, opset_version=opset_version,
+                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes=dynamic)
+    graph = onnx.load(path)
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = IDENTITY_KEY, model_identity(model)
+    onnx.save(graph, path)
+    return path
+
+
+def onnx_session(path, identity: str = None, threads: int = None):
+    """Open an ONNX Runtime CPU session; check the stored model identity when given.
+
+    ``threads`` sets ONNX Runtime's intra-op thread count (default: its own choice).
+
+    Raises:
+        ValueError: the file's ``ccl_model_identity`` differs from ``identity``.
+        FileNotFoundError: no such file.
+    """
+    import onnxruntime as ort
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'ONNX model not found: {path}')
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    session = ort.InferenceSession(path, sess_options=options, providers=['CPUExecutionProvider'])
+    stored = session.get_modelmeta().custom_metadata_map.get(IDENTITY_KEY)
+    if identity is not None and stored != identity:
+        raise ValueError(f'ONNX model {path} has identity {stored!r}, but the checkpoint is '
+                         f'{identity!r}: re-export it with training/export_onnx.py')
+    return session
+
+
+def compare_onnx(model: DescriptorNet, path, height: int, width: int, seed: int = 0) -> float:
+    """Max absolute difference between ONNX Runtime and PyTorch on a random image."""
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.rand(1, 3, int(height), int(width), generator=generator)
+    with torch.no_grad():
+        reference = model.cpu().eval()(image).numpy()
+    session = onnx_session(path)
+    result = session.run([OUTPUT_NAME], {INPUT_NAME: image.numpy()})[0]
+    if result.shape != reference.shape:
+        raise ValueError(f'ONNX output shape {result.shape} != PyTorch {reference.shape}')
+    return float(np.abs(result - reference).max())
+
+
+class DescriptorExtractor:
+    """Dense descriptors of one RGB image.
+
+    Args:
+        model: a ``DescriptorNet`` or a checkpoint path (``load_model``).
+        device: torch device for the eager backend (the ONNX backend runs on the CPU).
+        backend: ``torch`` or ``onnx``.
+        onnx_path: exported model (``export_onnx``); for ``backend='onnx'`` it defaults to
+            the checkpoint path with the suffix ``.onnx``.
+
+    Attributes:
+        stride: 8; identity: ``model_identity`` of the weights; descriptor_dim: D.
+
+    ``extractor(rgb)`` with rgb (H, W, 3) uint8 -> torch.Tensor (D, ceil(H/8), ceil(W/8))
+    float32 unit vectors (on ``device`` for the torch backend, on the CPU for onnx).
+    """
+
+    stride = STRIDE
+
+    def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None):
+        if backend not in ('torch', 'onnx'):
+            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if isinstance(model, DescriptorNet):
+            self.model = model.to(device).eval()
+            default_onnx = None
+        elif isinstance(model, (str, os.PathLike)):
+            self.model = load_model(model, device=device)
+            default_onnx = os.path.splitext(os.fspath(model))[0] + '.onnx'
+        else:
+            raise ValueError('model must be a DescriptorNet or a checkpoint path, got '
+                             f'{type(model).__name__}')
+        self.device = torch.device(device)
+        self.backend = backend
+        self.identity = model_identity(self.model)
+        self.descriptor_dim = int(self.model.config['descriptor_dim'])
+        self.session = None
+        if backend == 'onnx':
+            onnx_path = onnx_path or default_onnx
+            if onnx_path is None:
+                raise ValueError("backend='onnx' with an in-memory model needs onnx_path")
+            self.session = onnx_session(onnx_path, identity=self.identity)
+
+    def __call__(self, rgb: np.ndarray) -> torch.Tensor:
+        image = _rgb_to_tensor(rgb)
+        if self.session is not None:
+            out = self.session.run([OUTPUT_NAME], {INPUT_NAME: image.numpy()})[0]
+            return torch.from_numpy(out[0])
+        with torch.inference_mode():
+            return self.model(image.to(self.device))[0]

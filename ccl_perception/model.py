@@ -1,0 +1,141 @@
+"""Dense descriptor network: stride-8 backbone trunk + 1x1 head + L2 normalisation.
+
+``DescriptorNet`` maps RGB images (B, 3, H, W) to unit descriptors (B, D, ceil(H/8),
+ceil(W/8)); grid cell (j, i) of that map is centred at full-resolution pixel
+``(8*i + 3.5, 8*j + 3.5)`` (see ``ccl_perception.correspondence.grid_to_full`` and
+docs/ARCHITECTURE.md). The losses (Adrian et al., Eq. 1-10) work on this 1/8 map;
+``upsample_descriptors`` produces full-resolution maps for inference and evaluation.
+
+Note on the receptive-field centre: every backbone here uses symmetric padding, so the
+untrained trunk's feature at cell j is centred on pixel 8*j rather than 8*j + 3.5. For
+matching between two images through the same network this constant offset cancels (the
+query descriptor and the matched location are shifted alike); the trained descriptors
+learn the convention because the loss is written in it.
+"""
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .backbones import BACKBONES, build_backbone
+
+STRIDE = 8
+
+#: Model configuration defaults (``build_model`` merges a user dict over these).
+DEFAULT_CONFIG = {
+    'backbone': 'efficientnet_lite0',  # efficientnet_lite0 | resnet18 | resnet34 | resnet50
+    'descriptor_dim': 64,              # D, channels of the unit descriptor map
+    'pretrained': True,                # ImageNet init (offline file for efficientnet_lite0)
+}
+
+
+def _check_images(images: torch.Tensor) -> torch.Tensor:
+    """Validate (B, 3, H, W) uint8 [0, 255] or float [0, 1] RGB; return float in [0, 1]."""
+    if torch.jit.is_tracing():  # ONNX export: shapes are symbolic, checked before export
+        return images.float() / 255.0 if images.dtype == torch.uint8 else images
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f'images must be a torch.Tensor, got {type(images).__name__}')
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f'images must have shape (B, 3, H, W) (RGB), got {tuple(images.shape)}')
+    if images.shape[0] == 0 or images.shape[2] == 0 or images.shape[3] == 0:
+        raise ValueError(f'images must be non-empty, got shape {tuple(images.shape)}')
+    if images.dtype == torch.uint8:
+        return images.float() / 255.0
+    if not images.is_floating_point():
+        raise ValueError(f'images must be uint8 [0, 255] or float [0, 1], got {images.dtype}')
+    return images
+
+
+class DescriptorNet(nn.Module):
+    """Backbone (output stride 8) + 1x1 conv head to D channels + L2 normalisation.
+
+    Args:
+        backbone: ``efficientnet_lite0`` (default) | ``resnet18`` | ``resnet34`` | ``resnet50``.
+        descriptor_dim: D.
+        pretrained: ImageNet initialisation of the trunk (the head is always random).
+
+    Attributes:
+        stride: 8, output stride of every map this model returns.
+        config: dict (``backbone``, ``descriptor_dim``, ``pretrained``, ``stride``),
+            enough to rebuild the architecture with ``build_model``.
+        feature_dim: channels of ``backbone_features``.
+    """
+
+    stride = STRIDE
+
+    def __init__(self, backbone: str = 'efficientnet_lite0', descriptor_dim: int = 64,
+                 pretrained: bool = True):
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f'unknown backbone {backbone!r}; choose one of {list(BACKBONES)}')
+        if not isinstance(descriptor_dim, int) or descriptor_dim < 1:
+            raise ValueError(f'descriptor_dim must be a positive int, got {descriptor_dim!r}')
+        self.backbone, self.feature_dim, (mean, std) = build_backbone(backbone, pretrained)
+        self.head = nn.Conv2d(self.feature_dim, descriptor_dim, kernel_size=1)
+        # Input statistics of the trunk's weights; not saved (they follow from the backbone).
+        self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.config = {'backbone': backbone, 'descriptor_dim': descriptor_dim,
+                       'pretrained': bool(pretrained), 'stride': STRIDE}
+
+    def _trunk(self, images: torch.Tensor) -> torch.Tensor:
+        x = _check_images(images)
+        x = (x.to(self.mean.dtype) - self.mean) / self.std
+        return self.backbone(x)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) uint8 or float [0, 1] RGB -> (B, D, ceil(H/8), ceil(W/8)) unit vectors."""
+        return F.normalize(self.head(self._trunk(images)), dim=1)
+
+    def backbone_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Raw trunk features, L2-normalised: (B, C, ceil(H/8), ceil(W/8)), C = feature_dim.
+
+        The "pretrained features" baseline (no head, no CCL training).
+        """
+        return F.normalize(self._trunk(images), dim=1)
+
+
+def build_model(config: dict = None) -> DescriptorNet:
+    """Build a ``DescriptorNet`` from a config dict merged over ``DEFAULT_CONFIG``.
+
+    Accepted keys: ``backbone``, ``descriptor_dim``, ``pretrained`` and ``stride`` (must be 8).
+
+    Raises:
+        ValueError: unknown keys or values.
+    """
+    config = dict(config or {})
+    stride = config.pop('stride', STRIDE)
+    if stride != STRIDE:
+        raise ValueError(f'only output stride {STRIDE} is supported, got {stride}')
+    unknown = sorted(set(config) - set(DEFAULT_CONFIG))
+    if unknown:
+        raise ValueError(f'unknown model config keys {unknown}; allowed: '
+                         f'{sorted(DEFAULT_CONFIG) + ["stride"]}')
+    merged = {**DEFAULT_CONFIG, **config}
+    return DescriptorNet(merged['backbone'], int(merged['descriptor_dim']),
+                         bool(merged['pretrained']))
+
+
+def upsample_descriptors(desc: torch.Tensor, size) -> torch.Tensor:
+    """Upsample a 1/8 descriptor map to full resolution and renormalise.
+
+    Bilinear with ``align_corners=False`` to (8h, 8w), then cropped to (H, W): full-res pixel
+    x samples grid coordinate (x - 3.5) / 8, i.e. exactly ``full_to_grid`` (cell centres at
+    8*i + 3.5). Vectors are renormalised to unit length (zero vectors stay zero).
+
+    Args:
+        desc: (B, D, h, w).
+        size: (H, W) with ceil(H/8) == h and ceil(W/8) == w.
+
+    Returns:
+        (B, D, H, W) unit descriptors.
+    """
+    if not isinstance(desc, torch.Tensor) or desc.dim() != 4:
+        raise ValueError(f'desc must be a (B, D, h, w) tensor, got '
+                         f'{tuple(desc.shape) if isinstance(desc, torch.Tensor) else type(desc)}')
+    height, width = int(size[0]), int(size[1])
+    h, w = desc.shape[-2:]
+    if -(-height // STRIDE) != h or -(-width // STRIDE) != w:
+        raise ValueError(f'size {(height, width)} does not match a 1/{STRIDE} map of {(h, w)}: '
+                         f'expected ceil(H/{STRIDE}) == h and ceil(W/{STRIDE}) == w')
+    up = F.interpolate(desc, size=(STRIDE * h, STRIDE * w), mode='bilinear', align_corners=False)
+    return F.normalize(up[..., :height, :width], dim=1)

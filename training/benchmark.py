@@ -1,0 +1,212 @@
+"""Speed and memory of the descriptor model and the Cycle-Correspondence Loss on this machine.
+
+    python training/benchmark.py            # full run (several minutes on 2 CPU cores)
+    python training/benchmark.py --quick    # fewer repetitions, default backbone only
+
+Every number is the median of several timed repetitions after warm-up, measured side by side
+in one run; the device, torch threads and resolution are printed with the table.
+Targets (issue): CCL loss forward+backward <= 10 % of the backbone's forward+backward
+(batch 4, 240x320, N=500, D=64); ONNX Runtime vs eager PyTorch at 640x480.
+"""
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+from ccl_perception.losses import cycle_correspondence_loss
+from ccl_perception.model import DescriptorNet
+
+
+def device_name(device: str) -> str:
+    if device.startswith('cuda'):
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        with open('/proc/cpuinfo') as handle:
+            for line in handle:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip() + f' ({os.cpu_count()} cores)'
+    except OSError:
+        pass
+    return platform.processor() or 'cpu'
+
+
+def _sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def median_time(fn, device: str = 'cpu', warmup: int = 2, reps: int = 5) -> float:
+    """Median wall time of ``fn()`` in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def _make_model(backbone: str, dim: int, device: str) -> DescriptorNet:
+    # Timing does not depend on the weights; only lite0's ImageNet file is available offline.
+    return DescriptorNet(backbone, dim, pretrained=backbone == 'efficientnet_lite0').to(device)
+
+
+def _loss_inputs(batch, dim, grid_h, grid_w, n, device, generator):
+    maps = [torch.nn.functional.normalize(
+        torch.randn(batch, dim, grid_h, grid_w, generator=generator), dim=1).to(device)
+        .requires_grad_(True) for _ in range(3)]
+    scale = torch.tensor([grid_w - 1.0, grid_h - 1.0])
+    kp_a = (torch.rand(batch, n, 2, generator=generator) * scale).to(device)
+    kp_a_hat = (kp_a.cpu() + torch.randn(batch, n, 2, generator=generator)).clamp(
+        torch.zeros(2), scale).to(device)
+    valid = torch.ones(batch, n, dtype=torch.bool, device=device)
+    return maps, kp_a, kp_a_hat, valid
+
+
+def bench_loss_vs_backbone(backbone='efficientnet_lite0', batch=4, height=240, width=320,
+                           n=500, dim=64, device='cpu', warmup=2, reps=5) -> dict:
+    """Backbone forward+backward (one batch of ``batch`` images) vs CCL forward+backward.
+
+    The loss runs on three 1/8 maps (I_A, I_B, Î_A) of ``batch`` images each with N points;
+    a CCL training step runs the network on those three batches, so the backbone share of
+    a real step is about 3x the backbone time reported here (the ratio is the strict one).
+    """
+    model = _make_model(backbone, dim, device).train()
+    images = torch.rand(batch, 3, height, width, device=device)
+
+    def backbone_step():
+        model.zero_grad(set_to_none=True)
+        model(images).sum().backward()
+
+    generator = torch.Generator().manual_seed(0)
+    grid_h, grid_w = -(-height // 8), -(-width // 8)
+    maps, kp_a, kp_a_hat, valid = _loss_inputs(batch, dim, grid_h, grid_w, n, device, generator)
+
+    def loss_step():
+        for m in maps:
+            m.grad = None
+        loss, _ = cycle_correspondence_loss(maps[0], maps[1], maps[2], kp_a, kp_a_hat, valid)
+        loss.backward()
+
+    backbone_ms = median_time(backbone_step, device, warmup, reps)
+    loss_ms = median_time(loss_step, device, warmup, reps)
+    return {'backbone': backbone, 'backbone_ms': backbone_ms, 'loss_ms': loss_ms,
+            'ratio': loss_ms / backbone_ms}
+
+
+def bench_onnx_vs_eager(backbone='efficientnet_lite0', height=480, width=640, dim=64,
+                        warmup=2, reps=5) -> dict:
+    """Descriptor inference on one (1, 3, H, W) image: eager PyTorch vs ONNX Runtime (CPU)."""
+    from ccl_perception.inference import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_session
+
+    model = _make_model(backbone, dim, 'cpu').eval()
+    image = torch.rand(1, 3, height, width)
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_onnx(model, os.path.join(folder, 'model.onnx'), height, width)
+        session = onnx_session(path, threads=torch.get_num_threads())
+
+        def eager():
+            with torch.inference_mode():
+                model(image)
+
+        feed = {INPUT_NAME: image.numpy()}
+        eager_ms = median_time(eager, 'cpu', warmup, reps)
+        onnx_ms = median_time(lambda: session.run([OUTPUT_NAME], feed), 'cpu', warmup, reps)
+    return {'backbone': backbone, 'eager_ms': eager_ms, 'onnx_ms': onnx_ms,
+            'speedup': eager_ms / onnx_ms}
+
+
+def _memory_worker(backbone, batch, height, width, n, dim, step: bool) -> None:
+    """In a fresh process: optionally run one CCL training step; print VmHWM in MiB."""
+    torch.set_num_threads(int(os.environ.get('BENCH_THREADS', '1')))
+    model = _make_model(backbone, dim, 'cpu').train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    if step:
+        generator = torch.Generator().manual_seed(0)
+        images = torch.rand(3 * batch, 3, height, width, generator=generator)
+        desc = model(images)
+        desc_a, desc_b, desc_a_hat = desc.split(batch)
+        grid_h, grid_w = desc.shape[-2:]
+        _, kp_a, kp_a_hat, valid = _loss_inputs(batch, 1, grid_h, grid_w, n, 'cpu', generator)
+        loss, _ = cycle_correspondence_loss(desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid)
+        loss.backward()
+        optimizer.step()
+    with open('/proc/self/status') as handle:
+        for line in handle:
+            if line.startswith('VmHWM:'):
+                print(int(line.split()[1]) / 1024.0)
+                return
+    raise RuntimeError('VmHWM not found in /proc/self/status (Linux only)')
+
+
+def bench_train_memory(backbone='efficientnet_lite0', batch=4, height=240, width=320, n=500,
+                       dim=64) -> dict:
+    """Peak resident memory (VmHWM, MiB) of one CCL training step, each in its own process.
+
+    ``base_mib``: process with the model built but no step; ``step_mib``: after one step
+    (3 x batch images forward, CCL loss, backward, Adam); ``step_extra_mib``: the difference.
+    """
+    results = {}
+    for step in (False, True):
+        cmd = [sys.executable, os.path.abspath(__file__), '--memory-worker', backbone,
+               str(batch), str(height), str(width), str(n), str(dim), str(int(step))]
+        env = dict(os.environ, BENCH_THREADS=str(torch.get_num_threads()))
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+        results['step_mib' if step else 'base_mib'] = float(out.stdout.strip().splitlines()[-1])
+    results['step_extra_mib'] = results['step_mib'] - results['base_mib']
+    results['backbone'] = backbone
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description='descriptor model / CCL benchmarks')
+    parser.add_argument('--quick', action='store_true', help='fewer repetitions, one backbone')
+    parser.add_argument('--backbones', nargs='+', default=None,
+                        help='default: all four (efficientnet_lite0 only with --quick)')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda (loss/backbone timing)')
+    parser.add_argument('--threads', type=int, default=None, help='torch threads (default: as is)')
+    parser.add_argument('--memory-worker', nargs=7, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_worker:
+        b, batch, h, w, n, dim, step = args.memory_worker
+        _memory_worker(b, int(batch), int(h), int(w), int(n), int(dim), bool(int(step)))
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    backbones = args.backbones or (['efficientnet_lite0'] if args.quick else
+                                   ['efficientnet_lite0', 'resnet18', 'resnet34', 'resnet50'])
+    warmup, reps = (1, 3) if args.quick else (2, 7)
+    print(f'device: {device_name(args.device)} | torch {torch.__version__} | '
+          f'threads: {torch.get_num_threads()} | warm-up {warmup}, median of {reps}')
+
+    print('\n[loss vs backbone] batch 4, 240x320 (1/8 map 30x40), N=500, D=64, fwd+bwd')
+    print(f'{"backbone":<20}{"backbone ms":>13}{"CCL loss ms":>13}{"loss/backbone":>15}')
+    for name in backbones:
+        r = bench_loss_vs_backbone(name, device=args.device, warmup=warmup, reps=reps)
+        print(f'{name:<20}{r["backbone_ms"]:>13.1f}{r["loss_ms"]:>13.1f}{100 * r["ratio"]:>14.1f}%')
+
+    print('\n[ONNX Runtime vs eager PyTorch] 1 image 640x480, CPU, descriptors at 1/8')
+    print(f'{"backbone":<20}{"eager ms":>13}{"onnx ms":>13}{"eager/onnx":>15}')
+    for name in backbones:
+        r = bench_onnx_vs_eager(name, warmup=warmup, reps=reps)
+        print(f'{name:<20}{r["eager_ms"]:>13.1f}{r["onnx_ms"]:>13.1f}{r["speedup"]:>14.2f}x')
+
+    print('\n[training step peak memory] CPU, batch 4 x 3 images, 240x320, N=500 (VmHWM)')
+    print(f'{"backbone":<20}{"base MiB":>13}{"step MiB":>13}{"step extra":>15}')
+    for name in backbones:
+        r = bench_train_memory(name)
+        print(f'{name:<20}{r["base_mib"]:>13.0f}{r["step_mib"]:>13.0f}{r["step_extra_mib"]:>14.0f}M')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
