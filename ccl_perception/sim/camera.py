@@ -103,9 +103,14 @@ class Camera:
         """pybullet ``projectionMatrix`` (16 floats column-major) equivalent to ``K``.
 
         Derived so that NDC ``x=-1`` / ``+1`` are the left / right image edges
-        (pixel ``-0.5`` / ``W-0.5``) and row 0 is the top of the image.
+        (pixel ``-0.5`` / ``W-0.5``) and row 0 is the top of the image, then shifted by half
+        a pixel because pybullet's TinyRenderer rasterises at pixel corners, not centres
+        (measured: column ``i`` showed ``u = i - 0.5``, row ``r`` showed ``v = r + 0.5``); with
+        the shift, rendered pixel ``(i, r)`` shows exactly what :meth:`project` maps to ``(i, r)``
+        (test/test_sim_render.py checks this to 0.1 px).
         """
-        fx, fy, cx, cy = self.K[0, 0], self.K[1, 1], self.K[0, 2], self.K[1, 2]
+        fx, fy = self.K[0, 0], self.K[1, 1]
+        cx, cy = self.K[0, 2] - 0.5, self.K[1, 2] + 0.5  # TinyRenderer corner sampling
         w, h, n, f = self.width, self.height, self.near, self.far
         proj = np.zeros((4, 4))
         proj[0, 0] = 2.0 * fx / w

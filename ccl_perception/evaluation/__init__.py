@@ -1,0 +1,1 @@
+"""Benchmark pairs, PCK/AUC metrics and model evaluation (no rclpy here)."""

@@ -1,0 +1,99 @@
+"""evaluate_model on a hand-built case with known matches, and the CLI on a tiny rendered set."""
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ccl_perception.evaluation.evaluate import evaluate_model, match_keypoints
+from ccl_perception.evaluation.pairs import save_pairs
+
+H, W, h, w = 48, 64, 6, 8
+
+
+def _one_hot_map(shift_cells=(0, 0)):
+    """(h*w, h, w) map: cell (i, j) holds e_k of the cell it shows in the unshifted image."""
+    desc = torch.zeros(h * w, h, w)
+    for i in range(h):
+        for j in range(w):
+            src = ((i - shift_cells[0]) % h) * w + (j - shift_cells[1]) % w
+            desc[src, i, j] = 1.0
+    return desc
+
+
+def test_match_keypoints_finds_shifted_cells():
+    kp = np.array([[8 * 2 + 3.5, 8 * 1 + 3.5], [8 * 4 + 3.5, 8 * 3 + 3.5]])
+    pred = match_keypoints(_one_hot_map(), _one_hot_map((1, 2)), kp, (H, W), (H, W))
+    # true match = kp + (16, 8) at a cell centre 8j+3.5: the argmax lands on pixel 8j+3 or 8j+4
+    np.testing.assert_allclose(np.abs(pred - (kp + [16, 8])), 0.5)
+    pred = match_keypoints(_one_hot_map(), _one_hot_map((1, 2)), kp, (H, W), (H, W), method='expectation',
+                           tau=0.01)
+    np.testing.assert_allclose(pred, kp + [16, 8], atol=0.6)
+    with pytest.raises(ValueError, match='method'):
+        match_keypoints(_one_hot_map(), _one_hot_map(), kp, (H, W), (H, W), method='nearest')
+
+
+def test_evaluate_model_hand_computed(tmp_path):
+    rng = np.random.default_rng(0)
+    img1 = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    img2 = np.roll(img1, shift=(8, 16), axis=(0, 1))
+    (tmp_path / 'images').mkdir()
+    cv2.imwrite(str(tmp_path / 'images' / 'a.png'), img1)
+    cv2.imwrite(str(tmp_path / 'images' / 'b.png'), img2)
+    maps = {cv2.cvtColor(img1, cv2.COLOR_BGR2RGB).tobytes(): _one_hot_map(),
+            cv2.cvtColor(img2, cv2.COLOR_BGR2RGB).tobytes(): _one_hot_map((1, 2))}
+
+    def extractor(rgb):
+        return maps[rgb.tobytes()]
+
+    # interior cells whose matches are interior too: bilinear sampling and the softmax heatmap
+    # are then symmetric around the cell centre
+    near = [[8 * j + 3.5, 8 * i + 3.5] for i, j in ((1, 1), (2, 3), (2, 2))]
+    far = [[8 * 3 + 3.5, 8 * 3 + 3.5], [8 * 3 + 3.5, 8 * 1 + 3.5]]
+    shift = np.array([16.0, 8.0])
+    images = [
+        {'file': 'images/a.png', 'objects': {
+            'near': {'keypoints': near, 'visible': [True] * 3},
+            'far': {'keypoints': far, 'visible': [True] * 2}}},
+        {'file': 'images/b.png', 'objects': {
+            'near': {'keypoints': (np.array(near) + shift).tolist(), 'visible': [True] * 3},
+            # annotated 12.5 px to the right of the true match
+            'far': {'keypoints': (np.array(far) + shift + [12.5, 0]).tolist(), 'visible': [True] * 2}}},
+    ]
+    path = tmp_path / 'pairs.json'
+    save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}],
+               {'near': {'split': 'seen'}, 'far': {'split': 'unseen'}})
+    # expectation of a sharp softmax: the exact (symmetric) cell centre, so errors are 0 and 12.5
+    res = evaluate_model(extractor, str(path), method='expectation', tau=0.01, progress=False)
+    e_near, e_far = 0.0, 12.5
+    assert res['num_pairs'] == 1 and res['num_keypoints'] == 5
+    assert res['pck'] == pytest.approx({'3': 0.6, '5': 0.6, '10': 0.6, '25': 1.0, '50': 1.0})
+    assert res['mean_px_error'] == pytest.approx((3 * e_near + 2 * e_far) / 5, abs=1e-3)
+    assert res['norm_mean_px_error'] == pytest.approx((3 * e_near + 2 * e_far) / 5 / math.hypot(W, H), abs=1e-4)
+    assert res['per_object']['near']['auc'] == pytest.approx(1.0)
+    assert res['per_object']['far']['auc'] == pytest.approx(38 / 50)  # PCK@t = 1 for t >= 13
+    assert res['per_split']['seen']['pck']['3'] == 1.0 and res['per_split']['unseen']['pck']['3'] == 0.0
+    assert res['pck_curve']['12'] == pytest.approx(0.6) and res['pck_curve']['13'] == pytest.approx(1.0)
+    argmax = evaluate_model(extractor, str(path), progress=False)  # paper's best match: 0.5 px ties
+    assert argmax['per_object']['near']['mean_px_error'] == pytest.approx(math.sqrt(0.5))
+
+
+def test_cli_pretrained_baseline_on_tiny_render(tmp_path):
+    pytest.importorskip('pybullet')
+    from ccl_perception.sim.dataset import render_evaluation_set
+    from training.evaluate import main  # noqa: F401  (training/ is a folder of scripts)
+    render_evaluation_set(str(tmp_path / 'eval'), {
+        'n_scenes': 2, 'views_per_scene': 2, 'width': 160, 'height': 120, 'n_seen_objects': 2,
+        'n_unseen_objects': 2, 'objects_per_scene': 4, 'settle_steps': 60, 'keypoints_per_object': 6},
+        progress=False)
+    torch.set_num_threads(1)
+    out = tmp_path / 'res.json'
+    assert main(['--baseline', 'pretrained', '--pairs', str(tmp_path / 'eval' / 'pairs.json'),
+                 '--json', str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res['pck']) == {'3', '5', '10', '25', '50'}
+    assert 0.0 <= res['auc'] <= 1.0 and res['num_pairs'] > 0
+    assert (tmp_path / 'res.md').read_text().startswith('## pretrained')
+    assert (tmp_path / 'res_pck.png').stat().st_size > 1000

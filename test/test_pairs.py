@@ -1,0 +1,61 @@
+"""Pairs schema: round trip, keypoints visible in both images, clear errors on invalid files."""
+import json
+
+import numpy as np
+import pytest
+
+from ccl_perception.evaluation.pairs import load_pairs, save_pairs
+
+
+def _images():
+    return [
+        {'file': 'images/a.png', 'width': 8, 'height': 6,
+         'objects': {'duck': {'keypoints': [[1.0, 2.0], None, [3.5, 4.0]], 'visible': [True, False, True],
+                              'kinds': ['boundary', 'interior', 'interior']}}},
+        {'file': 'images/b.png', 'width': 8, 'height': 6,
+         'objects': {'duck': {'keypoints': [[5.0, 1.0], [2.0, 2.0], None], 'visible': [True, True, False]}}},
+    ]
+
+
+def test_round_trip_and_common_keypoints(tmp_path):
+    path = tmp_path / 'pairs.json'
+    save_pairs(str(path), _images(), [{'image_1': 0, 'image_2': 1}], {'duck': {'split': 'seen'}})
+    pf = load_pairs(str(path))
+    assert pf.root == str(tmp_path)
+    assert pf.image_path(1) == str(tmp_path / 'images' / 'b.png')
+    assert pf.objects == {'duck': {'split': 'seen'}}
+    kps = pf.pair_keypoints(pf.pairs[0])
+    k1, k2, kinds = kps['duck']
+    # only keypoint 0 is visible in both images
+    np.testing.assert_array_equal(k1, [[1.0, 2.0]])
+    np.testing.assert_array_equal(k2, [[5.0, 1.0]])
+    assert kinds == ['boundary']
+
+
+@pytest.mark.parametrize('mutate, message', [
+    (lambda d: d.update(format='other'), 'format'),
+    (lambda d: d.update(version=7), 'version'),
+    (lambda d: d.update(images=[]), 'non-empty'),
+    (lambda d: d['pairs'].append({'image_1': 0, 'image_2': 5}), 'image index'),
+    (lambda d: d['pairs'].append({'image_1': 1, 'image_2': 1}), 'itself'),
+    (lambda d: d['images'][0]['objects']['duck']['visible'].pop(), 'equal length'),
+    (lambda d: d['images'][0]['objects']['duck']['keypoints'].__setitem__(0, [1.0]), r'\[x, y\]'),
+    (lambda d: d['images'][0].update(file='/abs/a.png'), 'relative'),
+])
+def test_invalid_files_give_clear_errors(tmp_path, mutate, message):
+    data = {'format': 'ccl_pairs', 'version': 1, 'images': _images(),
+            'pairs': [{'image_1': 0, 'image_2': 1}]}
+    mutate(data)
+    path = tmp_path / 'bad.json'
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=message):
+        load_pairs(str(path))
+
+
+def test_missing_and_non_json(tmp_path):
+    with pytest.raises(ValueError, match='not found'):
+        load_pairs(str(tmp_path / 'nope.json'))
+    bad = tmp_path / 'x.json'
+    bad.write_text('{not json')
+    with pytest.raises(ValueError, match='not JSON'):
+        load_pairs(str(bad))

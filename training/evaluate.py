@@ -1,0 +1,52 @@
+"""Evaluate a checkpoint (or the pretrained-features baseline) on a pairs file.
+
+    python training/evaluate.py --checkpoint runs/ccl/last.pt --pairs data/eval/pairs.json --json out/eval.json
+    python training/evaluate.py --baseline pretrained --pairs data/eval/pairs.json --json out/pretrained.json
+
+Writes the JSON, a markdown table (.md) and a PCK-curve plot (_pck.png) next to it.
+"""
+import argparse
+import sys
+
+import torch
+
+from ccl_perception.evaluation.evaluate import evaluate_model
+from ccl_perception.evaluation.report import markdown_table, write_report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument('--checkpoint', help='trained DescriptorNet checkpoint (.pt)')
+    src.add_argument('--baseline', choices=['pretrained'],
+                     help="'pretrained': the ImageNet backbone's own stride-8 features, no training")
+    parser.add_argument('--backbone', default='efficientnet_lite0', help='backbone of --baseline pretrained')
+    parser.add_argument('--pairs', default='data/eval/pairs.json')
+    parser.add_argument('--json', default='out/eval.json', help='output JSON (also .md and _pck.png)')
+    parser.add_argument('--method', choices=['argmax', 'expectation'], default='argmax',
+                        help='best cosine match (paper) or spatial expectation of the softmax heatmap')
+    parser.add_argument('--tau', type=float, default=0.03, help='softmax temperature for --method expectation')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--max-pairs', type=int, default=None)
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.checkpoint:
+        from ccl_perception.checkpoint import load_model
+        model, features, title = load_model(args.checkpoint, device=args.device), 'head', args.checkpoint
+    else:
+        from ccl_perception.model import DescriptorNet
+        model = DescriptorNet(backbone=args.backbone, pretrained=True)
+        features, title = 'backbone', f'pretrained {args.backbone} features'
+    results = evaluate_model(model, args.pairs, device=args.device, method=args.method, tau=args.tau,
+                             features=features, max_pairs=args.max_pairs)
+    results['source'] = title
+    paths = write_report(results, args.json, title)
+    print(markdown_table(results, title))
+    print('wrote', ', '.join(paths.values()))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
