@@ -1,0 +1,247 @@
+"""Start the grasping pipeline's nodes in one process, from the same table as the launch file.
+
+``launch/grasp.launch.py`` (``ros2 launch ccl_perception grasp.launch.py``) and this
+module (console script ``bringup``, for machines without ``launch``) both build their
+nodes from :func:`node_specs`, so they start the same nodes with the same parameters
+(config/<node>.yaml merged with the launch arguments) and remappings;
+test/test_launch.py checks it.
+
+Usage::
+
+    bringup checkpoint:=runs/ccl/model.pt target:=mug target_dir:=targets sim:=true
+    bringup --config my_bringup.yaml        # YAML: {arguments: {...}, nodes: [names]}
+    bringup sim:=false executor_backend:=moveit --nodes descriptor_node grasp_planner
+    bringup checkpoint:=m.pt --ros-args --log-level debug   # after --ros-args: ROS arguments
+
+Launch arguments (``name:=value``; defaults in :data:`LAUNCH_ARGUMENTS`): ``checkpoint``,
+``target``, ``target_dir``, ``device``, ``backend``, ``camera_ns`` (camera topic prefix,
+default ``camera``), ``executor_backend`` (``sim`` | ``moveit``), ``sim`` (start the
+simulated world), ``rviz`` (launch file only: bringup prints the rviz2 command).
+
+Nodes are imported by ``module:Class``; a node whose module is missing or fails to
+import stops the bringup with an error naming it (use ``--nodes`` to start a subset).
+"""
+
+import argparse
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import yaml
+
+PACKAGE = 'ccl_perception'
+
+#: name -> (default, description). Values are strings, as in ``ros2 launch``.
+LAUNCH_ARGUMENTS = {
+    'checkpoint': ('', 'trained descriptor model checkpoint (.pt)'),
+    'target': ('', 'grasp target: a name in target_dir or a .npz path'),
+    'target_dir': ('', 'directory of target .npz files (make_target output)'),
+    'device': ('cpu', 'torch device of the descriptor model (cpu, cuda, cuda:1)'),
+    'backend': ('torch', 'descriptor inference backend: torch or onnx'),
+    'camera_ns': ('camera', 'camera topic prefix (RealSense: camera)'),
+    'executor_backend': ('sim', 'grasp executor backend: sim or moveit'),
+    'sim': ('true', 'start the simulated world (pybullet camera + arm)'),
+    'rviz': ('false', 'start rviz2 with config/ccl.rviz (launch file only)'),
+}
+
+CAMERA_TOPICS = ('color/image_raw', 'aligned_depth_to_color/image_raw', 'color/camera_info')
+
+
+@dataclass
+class NodeSpec:
+    """One node of the pipeline.
+
+    Attributes:
+        name: node name (also the key in its params file).
+        executable: console script started by the launch file.
+        entry: ``'module:Class'`` instantiated by bringup.
+        params_file: file name in config/.
+        parameters: overrides from the launch arguments (merged over the file).
+        remappings: ``(from, to)`` topic remappings.
+        host: name of another spec whose process also runs this node (the sim
+            executor shares the sim world's pybullet client); the launch file then
+            starts no process of its own for it.
+    """
+
+    name: str
+    executable: str
+    entry: str
+    params_file: str
+    parameters: Dict[str, object] = field(default_factory=dict)
+    remappings: List[Tuple[str, str]] = field(default_factory=list)
+    host: Optional[str] = None
+
+
+def config_dir() -> str:
+    """config/ of the source tree (editable install) or of the installed share directory."""
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'config')
+    if os.path.isdir(src):
+        return src
+    from ament_index_python.packages import get_package_share_directory
+    return os.path.join(get_package_share_directory(PACKAGE), 'config')
+
+
+def _truthy(value) -> bool:
+    return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def resolve_arguments(overrides: Optional[dict] = None) -> Dict[str, str]:
+    """Defaults of :data:`LAUNCH_ARGUMENTS` updated with ``overrides`` (unknown names raise)."""
+    args = {k: v[0] for k, v in LAUNCH_ARGUMENTS.items()}
+    for k, v in (overrides or {}).items():
+        if k not in args:
+            raise ValueError(f'unknown launch argument {k!r}; known: {", ".join(args)}')
+        args[k] = '' if v is None else str(v)
+    return args
+
+
+def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
+    """The pipeline's nodes for the given launch arguments (strings)."""
+    a = resolve_arguments(arguments)
+    if a['executor_backend'] not in ('sim', 'moveit'):
+        raise ValueError(f"executor_backend must be 'sim' or 'moveit', got {a['executor_backend']!r}")
+    sim = _truthy(a['sim'])
+    ns = a['camera_ns'].strip('/')
+    remap = [] if ns == 'camera' else [(f'camera/{t}', f'{ns}/{t}') for t in CAMERA_TOPICS]
+    model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend']}
+    specs = [
+        NodeSpec('descriptor_node', 'descriptor_node', 'ccl_perception.nodes.descriptor_node:DescriptorNode',
+                 'descriptor_node.yaml', dict(model), list(remap)),
+        NodeSpec('grasp_planner', 'grasp_planner_node', 'ccl_perception.nodes.grasp_planner_node:GraspPlanner',
+                 'grasp_planner.yaml', {**model, 'target': a['target'], 'target_dir': a['target_dir']}, list(remap)),
+    ]
+    if sim:
+        specs.append(NodeSpec('sim_world', 'sim_world_node', 'ccl_perception.nodes.sim_world_node:SimWorldNode',
+                              'sim_world.yaml', {'run_executor': a['executor_backend'] == 'sim'}, list(remap)))
+    if a['executor_backend'] == 'sim' and not sim:
+        raise ValueError('executor_backend:=sim needs the simulated world (sim:=true); use executor_backend:=moveit')
+    specs.append(NodeSpec('grasp_executor', 'grasp_executor_node',
+                          'ccl_perception.nodes.grasp_executor_node:GraspExecutorNode', 'grasp_executor.yaml',
+                          {'backend': a['executor_backend']}, [],
+                          host='sim_world' if a['executor_backend'] == 'sim' else None))
+    return specs
+
+
+def file_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
+    """``ros__parameters`` of ``spec``'s node in its params file (``{}`` if the file is absent)."""
+    path = os.path.join(directory or config_dir(), spec.params_file)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    section = data.get(spec.name) or data.get('/' + spec.name) or data.get('/**') or {}
+    return dict(section.get('ros__parameters') or {})
+
+
+def merged_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
+    """File parameters overridden by the launch-argument parameters; empty strings from
+    unset launch arguments do not override a value from the file."""
+    params = file_parameters(spec, directory)
+    for k, v in spec.parameters.items():
+        if v == '' and k in params:
+            continue
+        params[k] = v
+    return params
+
+
+def _ros_parameters(params: dict):
+    from rclpy.parameter import Parameter
+    return [Parameter(k, value=v) for k, v in params.items() if not (isinstance(v, list) and not v)]
+
+
+def create_nodes(specs: List[NodeSpec], context=None):
+    """Instantiate the specs' node classes in this process (hosted nodes get their host's
+    ``world``). Raises ``RuntimeError`` naming a node whose module cannot be imported."""
+    nodes = {}
+    try:
+        for spec in specs:
+            module_name, cls_name = spec.entry.split(':')
+            try:
+                cls = getattr(importlib.import_module(module_name), cls_name)
+            except (ImportError, AttributeError) as e:
+                raise RuntimeError(f'cannot start node {spec.name!r}: {spec.entry} is not importable ({e})') from e
+            kwargs = {'parameter_overrides': _ros_parameters(merged_parameters(spec)),
+                      'cli_args': ['--ros-args'] + [a for f, t in spec.remappings for a in ('-r', f'{f}:={t}')]}
+            if context is not None:
+                kwargs['context'] = context
+            if spec.host is not None:
+                if spec.host not in nodes:
+                    raise RuntimeError(f'node {spec.name!r} needs {spec.host!r} in the same process')
+                kwargs['executor'] = nodes[spec.host].world
+            try:
+                nodes[spec.name] = cls(**kwargs)
+            except Exception as e:  # noqa: BLE001 - e.g. moveit_py missing for the moveit executor
+                raise RuntimeError(f'cannot start node {spec.name!r} ({spec.entry}): {type(e).__name__}: {e}') from e
+    except RuntimeError:
+        for n in nodes.values():
+            n.destroy_node()
+        raise
+    return nodes
+
+
+def parse_argv(argv: List[str]):
+    """``name:=value`` launch arguments plus ``--config`` / ``--nodes`` options."""
+    p = argparse.ArgumentParser(prog='bringup', description=__doc__.split('\n\n')[0])
+    p.add_argument('--config', help='YAML with optional keys arguments (dict) and nodes (list of names)')
+    p.add_argument('--nodes', nargs='+', help='start only these node names')
+    p.add_argument('assignments', nargs='*', help='launch arguments name:=value')
+    ns = p.parse_args(argv)
+    args, names = {}, None
+    if ns.config:
+        with open(ns.config) as f:
+            cfg = yaml.safe_load(f) or {}
+        args.update({k: str(v) for k, v in (cfg.get('arguments') or {}).items()})
+        names = cfg.get('nodes')
+    for a in ns.assignments:
+        if ':=' not in a:
+            p.error(f'launch arguments are name:=value, got {a!r}')
+        k, v = a.split(':=', 1)
+        args[k] = v
+    return args, ns.nodes or names
+
+
+def main(argv=None) -> int:
+    """Console script ``bringup``."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    ros_args = argv[argv.index('--ros-args'):] if '--ros-args' in argv else []
+    args, names = parse_argv(argv[:len(argv) - len(ros_args)])
+    specs = node_specs(args)
+    if names:
+        unknown = set(names) - {s.name for s in specs}
+        if unknown:
+            raise SystemExit(f'bringup: unknown node(s) {sorted(unknown)}; available: {[s.name for s in specs]}')
+        specs = [s for s in specs if s.name in names]
+    rclpy.init(args=['bringup'] + ros_args)  # launch arguments are ours, not ROS remaps
+    nodes = {}
+    try:
+        nodes = create_nodes(specs)
+        log = rclpy.logging.get_logger('bringup')
+        log.info(f'started {", ".join(nodes)}')
+        if _truthy(resolve_arguments(args)['rviz']):
+            log.warning(f'rviz is not started by bringup; run: rviz2 -d {os.path.join(config_dir(), "ccl.rviz")}')
+        ex = MultiThreadedExecutor(num_threads=4)
+        for n in nodes.values():
+            ex.add_node(n)
+        ex.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except RuntimeError as e:
+        print(f'bringup: error: {e}', file=sys.stderr)
+        return 1
+    finally:
+        for n in nodes.values():
+            n.destroy_node()
+            if hasattr(n, 'world') and hasattr(n.world, 'close'):
+                n.world.close()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""Descriptor node: colour image -> dense descriptor image + PCA visualisation.
+
+Subscribes (sensor-data QoS): ``camera/color/image_raw`` (rgb8, bgr8 or mono8).
+Publishes (reliable, keep last 1), stamped with the input header:
+
+* ``descriptors`` -- sensor_msgs/Image, encoding ``32FC<D>`` (e.g. ``32FC64``), size
+  ``ceil(H/8) x ceil(W/8)``, float32 little-endian, channels last; unit-norm
+  descriptors of :class:`ccl_perception.model.DescriptorNet` (grid cell ``j`` is centred
+  on full-res pixel ``8 j + 3.5``).
+* ``descriptors/visualization`` -- rgb8 at full resolution: the first three principal
+  components (basis frozen after the first frame), for rviz.
+* ``~/status`` -- std_msgs/String, why a frame was skipped.
+
+Only the newest frame is processed (a one-slot mailbox filled by the subscription and
+emptied by a timer at up to ``max_rate_hz``), so no backlog builds when frames arrive
+faster than the model runs.
+"""
+
+import cv2
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from ccl_perception import image_conversion as ic
+from ccl_perception.nodes import (COLOR_TOPIC, OUTPUT_QOS, SENSOR_QOS, STATUS_QOS, LatestFrame, declare_parameters,
+                                  run_node)
+
+PARAMS = {
+    'checkpoint': '',            # trained model (.pt); required
+    'device': 'cpu',             # 'cpu' or 'cuda[:i]'
+    'backend': 'torch',          # 'torch' or 'onnx'
+    'max_rate_hz': 30.0,         # upper bound of processed frames per second
+    'publish_visualization': True,
+}
+
+
+class DescriptorNode(Node):
+    """Runs :class:`ccl_perception.inference.DescriptorExtractor` on the newest colour frame."""
+
+    def __init__(self, **kwargs):
+        super().__init__('descriptor_node', **kwargs)
+        declare_parameters(self, PARAMS)
+        p = {k: self.get_parameter(k).value for k in PARAMS}
+        self.extractor = None
+        self.load_error = ''
+        try:
+            from ccl_perception.inference import DescriptorExtractor
+            if not p['checkpoint']:
+                raise ValueError("parameter 'checkpoint' is empty")
+            self.extractor = DescriptorExtractor(p['checkpoint'], device=p['device'], backend=p['backend'])
+        except Exception as e:  # noqa: BLE001 - stay alive and report why
+            self.load_error = f'model not loaded: {e}'
+            self.get_logger().error(self.load_error)
+        self.coloriser = ic.PCAColoriser()
+        self.mailbox = LatestFrame()
+        self.counts = {'processed': 0, 'bad_input': 0}
+        self.pub_desc = self.create_publisher(Image, 'descriptors', OUTPUT_QOS)
+        self.pub_vis = self.create_publisher(Image, 'descriptors/visualization', OUTPUT_QOS)
+        self.pub_status = self.create_publisher(String, '~/status', STATUS_QOS)
+        self.create_subscription(Image, COLOR_TOPIC, self.mailbox.put, SENSOR_QOS)
+        self.timer = self.create_timer(1.0 / max(float(p['max_rate_hz']), 0.1), self._on_timer,
+                                       callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _status(self, text: str) -> None:
+        self.pub_status.publish(String(data=text))
+
+    def _on_timer(self) -> None:
+        try:
+            self._process()
+        except Exception:  # noqa: BLE001
+            if self.context.ok():
+                raise  # a real error; errors while the context shuts down are expected
+
+    def _process(self) -> None:
+        msg = self.mailbox.take()
+        if msg is None or not self.context.ok():  # nothing new, or shutting down
+            return
+        if self.extractor is None:
+            self._status(self.load_error)
+            return
+        try:
+            rgb = ic.to_rgb(ic.image_to_numpy(msg, expected=('rgb8', 'bgr8', 'mono8')), msg.encoding)
+        except ValueError as e:
+            self.counts['bad_input'] += 1
+            self.get_logger().warning(f'skipping colour frame: {e}', throttle_duration_sec=1.0)
+            self._status(f'skipped frame: {e}')
+            return
+        try:
+            desc = self.extractor(rgb).float().cpu().numpy()  # (D, h, w)
+        except Exception as e:  # noqa: BLE001 - a failing frame must not take the node down
+            self.get_logger().error(f'descriptor extraction failed: {e}', throttle_duration_sec=1.0)
+            self._status(f'skipped frame: {type(e).__name__}: {e}')
+            return
+        d = desc.shape[0]
+        self.pub_desc.publish(ic.numpy_to_image(np.ascontiguousarray(desc.transpose(1, 2, 0)), f'32FC{d}',
+                                                msg.header))
+        if self.get_parameter('publish_visualization').value:
+            vis = self.coloriser(desc)
+            vis = cv2.resize(vis, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+            self.pub_vis.publish(ic.numpy_to_image(vis, 'rgb8', msg.header))
+        self.counts['processed'] += 1
+
+
+def main(args=None):
+    run_node(DescriptorNode, args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,136 @@
+"""Geometry: back-projection, robust depth, normals, grasp frame, Kabsch/RANSAC (hand-computed values)."""
+import numpy as np
+import pytest
+
+from ccl_perception import geometry as g
+
+K = g.intrinsics_matrix(100.0, 200.0, 10.0, 5.0)
+
+
+class TestBackproject:
+    def test_hand_values(self):
+        # x=30: X = (30-10)*2/100 = 0.4 ; y=25: Y = (25-5)*2/200 = 0.2
+        p = g.backproject(np.array([[30.0, 25.0], [10.0, 5.0]]), np.array([2.0, 1.0]), K)
+        np.testing.assert_allclose(p, [[0.4, 0.2, 2.0], [0.0, 0.0, 1.0]])
+
+    def test_project_inverts(self):
+        xy = np.array([[3.0, 7.5], [40.0, 1.0]])
+        np.testing.assert_allclose(g.project(g.backproject(xy, np.array([0.5, 3.0]), K), K), xy)
+
+    def test_bad_intrinsics(self):
+        with pytest.raises(ValueError, match='3x3'):
+            g.backproject(np.zeros((1, 2)), np.ones(1), np.eye(2))
+        with pytest.raises(ValueError, match='focal'):
+            g.check_intrinsics(np.zeros((3, 3)))
+
+
+class TestRobustDepth:
+    def test_median_ignores_holes_and_nan(self):
+        d = np.full((10, 10), 1.0, np.float32)
+        d[4:7, 4:7] = [[0, np.nan, 2.0], [2.0, 0, 2.0], [2.0, 5.0, np.nan]]
+        # valid values in the 3x3 window at (5,5): 2,2,2,2,5 -> median 2
+        assert g.robust_depth(d, [[5, 5]], window=3)[0] == 2.0
+
+    def test_all_missing_and_outside_give_nan(self):
+        d = np.zeros((6, 6), np.float32)
+        d[0, 0] = 1.0
+        z = g.robust_depth(d, [[4, 4], [-3, 2], [np.nan, 1], [0.4, 0.4]], window=3)
+        assert np.isnan(z[:3]).all() and z[3] == 1.0
+
+    def test_even_window_rejected(self):
+        with pytest.raises(ValueError, match='odd'):
+            g.robust_depth(np.ones((3, 3)), [[1, 1]], window=4)
+
+
+class TestNormal:
+    @pytest.mark.parametrize('method', ['pca', 'open3d'])
+    def test_tilted_plane(self, method):
+        if method == 'open3d':
+            pytest.importorskip('open3d')
+        # plane z = 1 + 0.5 X  -> normal ~ (0.5, 0, -1)/|.| facing the camera (negative z)
+        Kp = g.intrinsics_matrix(100, 100, 20, 20)
+        ys, xs = np.mgrid[0:41, 0:41].astype(float)
+        a = (xs - 20) / 100
+        depth = 1.0 / (1 - 0.5 * a)  # solves Z = 1 + 0.5 * a * Z
+        n = g.estimate_normal(depth, Kp, (20, 20), 5, method)
+        np.testing.assert_allclose(n, np.array([0.5, 0, -1]) / np.sqrt(1.25), atol=1e-6)
+
+    def test_too_few_points(self):
+        d = np.full((20, 20), np.nan)
+        d[10, 10] = 1.0
+        assert g.estimate_normal(d, K, (10, 10), 3, 'pca') is None
+
+
+class TestQuaternion:
+    def test_known_rotation(self):
+        # 90 deg about z: q = (0, 0, sin45, cos45)
+        Rz = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
+        np.testing.assert_allclose(g.rotation_to_quaternion(Rz), [0, 0, np.sqrt(0.5), np.sqrt(0.5)])
+
+    def test_round_trip_random(self):
+        rng = np.random.default_rng(1)
+        for _ in range(20):
+            q = rng.normal(size=4)
+            q /= np.linalg.norm(q)
+            R = g.quaternion_to_rotation(q)
+            q2 = g.rotation_to_quaternion(R)
+            np.testing.assert_allclose(g.quaternion_to_rotation(q2), R, atol=1e-12)
+            assert abs(abs(np.dot(q, q2)) - 1) < 1e-12
+
+
+class TestGraspFromAxis:
+    def test_frame_convention(self):
+        # axis along camera x at 0.5 m, approach along the optical axis
+        p = g.grasp_from_axis([-0.03, 0, 0.5], [0.03, 0, 0.5], None, margin=0.02, max_width=0.08)
+        np.testing.assert_allclose(p.position, [0, 0, 0.5])
+        np.testing.assert_allclose(p.rotation[:, 1], [1, 0, 0])   # y = closing axis
+        np.testing.assert_allclose(p.rotation[:, 2], [0, 0, 1])   # z = approach
+        np.testing.assert_allclose(p.rotation[:, 0], [0, -1, 0])  # x = y cross z
+        assert p.width == pytest.approx(0.08) and p.axis_length == pytest.approx(0.06)
+        assert np.linalg.det(p.rotation) == pytest.approx(1.0)
+        np.testing.assert_allclose(g.quaternion_to_rotation(p.quaternion), p.rotation, atol=1e-12)
+
+    def test_hint_orthogonalised_and_width_clipped(self):
+        p = g.grasp_from_axis([0, 0, 1], [0, 0.2, 1], approach_hint=[0, 1, 1], max_width=0.08)
+        np.testing.assert_allclose(p.rotation[:, 2], [0, 0, 1], atol=1e-12)
+        assert p.width == 0.08
+
+    def test_hint_parallel_to_axis_falls_back(self):
+        p = g.grasp_from_axis([0, 0, 1], [0, 0, 1.1], approach_hint=[0, 0, 1])
+        np.testing.assert_allclose(p.rotation[:, 1], [0, 0, 1])
+        np.testing.assert_allclose(p.rotation[:, 2], [1, 0, 0])
+
+    def test_degenerate(self):
+        with pytest.raises(ValueError, match='coincide'):
+            g.grasp_from_axis([0, 0, 1], [0, 0, 1])
+        with pytest.raises(ValueError, match='finite'):
+            g.grasp_from_axis([np.nan, 0, 1], [0, 0, 1])
+
+
+class TestKabsch:
+    def _pose(self):
+        R = g.quaternion_to_rotation([0.2, -0.3, 0.1, 0.9])
+        return R, np.array([0.1, -0.2, 0.7])
+
+    def test_exact(self):
+        R, t = self._pose()
+        src = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.05, 0], [0, 0, 0.02]])
+        R2, t2 = g.kabsch(src, src @ R.T + t)
+        np.testing.assert_allclose(R2, R, atol=1e-12)
+        np.testing.assert_allclose(t2, t, atol=1e-12)
+
+    def test_ransac_rejects_outlier_and_missing(self):
+        R, t = self._pose()
+        src = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.05, 0], [0.05, 0.05, 0.02], [0.02, 0.0, 0.03]])
+        dst = src @ R.T + t
+        dst[4] += [0.0, 0.2, 0.0]        # wrong match
+        dst[3] = np.nan                  # missing depth
+        R2, t2, inl = g.ransac_kabsch(src, dst, threshold=0.005)
+        assert inl.tolist() == [True, True, True, False, False]
+        np.testing.assert_allclose(R2, R, atol=1e-9)
+        np.testing.assert_allclose(t2, t, atol=1e-9)
+
+    def test_ransac_none_when_shape_contradicts(self):
+        src = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0]])
+        dst = np.array([[0, 0, 1], [0.3, 0, 1], [0, 0.3, 1]])  # 3x larger: no rigid fit
+        assert g.ransac_kabsch(src, dst, threshold=0.01) is None
