@@ -133,8 +133,9 @@ def validate(cfg: dict) -> None:
     for key in ('steps', 'batch_size', 'log_every', 'checkpoint_every'):
         if not isinstance(train[key], int) or train[key] <= 0:
             raise ConfigError(f'train.{key} must be a positive integer, got {train[key]!r}')
-    if train['amp'] not in (True, False):
-        raise ConfigError(f'train.amp must be true or false, got {train["amp"]!r}')
+    for key in ('amp', 'channels_last', 'progress'):
+        if train[key] not in (True, False):
+            raise ConfigError(f'train.{key} must be true or false, got {train[key]!r}')
     optim = cfg['optim']
     if not isinstance(optim['lr'], (int, float)) or optim['lr'] <= 0:
         raise ConfigError(f'optim.lr must be a positive number, got {optim["lr"]!r}')

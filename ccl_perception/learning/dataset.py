@@ -135,7 +135,8 @@ class ImagePairs(torch.utils.data.Dataset):
     Each item is a dict:
         ``image_a``, ``image_b``: ``(B, 3, H, W)`` uint8 RGB;
         ``kp_a``: ``(B, N, 2)`` float32 grid coordinates of the 1/8 map of ``image_a``;
-        ``index_a``, ``index_b``: ``(B,)`` int64 image indices; ``skipped``: images that failed to decode.
+        ``index_a``, ``index_b``: ``(B,)`` int64 image indices; ``skipped``: images that failed to decode;
+        ``aug_seed``: int seed of this step's augmentation (so ``Î_A`` is reproducible too).
     """
 
     def __init__(self, root, height: int, width: int, batch_size: int, num_keypoints: int,
@@ -186,6 +187,7 @@ class ImagePairs(torch.utils.data.Dataset):
         idx_a, idx_b = self.pair_indices(rng)
         h, w = grid_size(self.height, self.width)
         kp_a = sample_grid_keypoints(rng, self.batch_size, h, w, self.num_keypoints)
+        aug_seed = int(rng.integers(0, 2 ** 62))
         images_a, images_b, skipped = [], [], 0
         for ia, ib in zip(idx_a, idx_b):
             img, n = self.load(int(ia))
@@ -205,6 +207,7 @@ class ImagePairs(torch.utils.data.Dataset):
             'index_a': torch.from_numpy(idx_a.astype(np.int64)),
             'index_b': torch.from_numpy(idx_b.astype(np.int64)),
             'skipped': skipped,
+            'aug_seed': aug_seed,
         }
         if self.load_b:
             item['image_b'] = stack(images_b)

@@ -1,0 +1,81 @@
+"""Procedural training images (random textured shapes) for tests and smoke runs; no downloads."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def shape_image(rng: np.random.Generator, height: int, width: int, n_shapes: int = 6) -> np.ndarray:
+    """One ``(H, W, 3)`` uint8 RGB image: a noise background with filled, striped circles and boxes."""
+    small = rng.integers(0, 255, size=(max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8)
+    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    for _ in range(n_shapes):
+        color = tuple(int(c) for c in rng.integers(0, 255, size=3))
+        cx, cy = int(rng.integers(0, width)), int(rng.integers(0, height))
+        size = int(rng.integers(max(3, min(height, width) // 10), max(4, min(height, width) // 3)))
+        if rng.random() < 0.5:
+            cv2.circle(img, (cx, cy), size, color, thickness=-1)
+        else:
+            cv2.rectangle(img, (cx - size, cy - size // 2), (cx + size, cy + size // 2), color, thickness=-1)
+        stripe = tuple(int(c) for c in rng.integers(0, 255, size=3))
+        cv2.line(img, (cx - size, cy), (cx + size, cy + size // 3), stripe, thickness=2)
+    return img
+
+
+def write_shape_images(folder, count: int, height: int = 64, width: int = 96, seed: int = 0,
+                       ext: str = '.png') -> list:
+    """Write ``count`` images ``img_000.png`` ... into ``folder`` (created); returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        path = folder / f'img_{i:03d}{ext}'
+        rgb = shape_image(rng, height, width)
+        if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise OSError(f'could not write {path}')
+        paths.append(path)
+    return paths
+
+
+def write_plane_scene(folder, count: int = 4, height: int = 64, width: int = 96, seed: int = 0,
+                      shift: float = 0.05, camera_height: float = 1.0, fov_y_deg: float = 40.0) -> list:
+    """A rendered-dataset stand-in: a textured plane seen from ``count`` downward cameras.
+
+    The plane is object ``"plane"`` (body id 0, world pose = identity, lying in ``z = 0``);
+    camera ``i`` sits at ``(i * shift, 0, camera_height)`` metres looking straight down, so the
+    exact correspondence between views ``i`` and ``j`` is a pure image shift of
+    ``fx * (j - i) * shift / camera_height`` pixels. Writes ``frames.json`` in the layout of
+    ``ccl_perception.sim.ground_truth`` (plus ``image`` and ``scene`` keys); returns the metas.
+    """
+    import json
+
+    from ..sim.camera import Camera
+    from ..sim.ground_truth import Frame, save_frame
+
+    folder = Path(folder)
+    (folder / 'rgb').mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    texture = shape_image(rng, 512, 512, n_shapes=40)  # covers world [-1, 1]^2
+    metas = []
+    for i in range(count):
+        eye = (i * shift, 0.0, camera_height)
+        cam = Camera.looking_at(eye, (eye[0], 0.0, 0.0), width, height, fov_y_deg)
+        xs, ys = np.meshgrid(np.arange(width, dtype=float), np.arange(height, dtype=float))
+        uv = np.stack([xs.ravel(), ys.ravel()], 1)
+        world = cam.backproject(uv, np.full(len(uv), camera_height))
+        tex_x = ((world[:, 0] + 1.0) / 2.0 * 512 - 0.5).reshape(height, width).astype(np.float32)
+        tex_y = ((1.0 - world[:, 1]) / 2.0 * 512 - 0.5).reshape(height, width).astype(np.float32)
+        rgb = cv2.remap(texture, tex_x, tex_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        stem = f'view_{i:03d}'
+        cv2.imwrite(str(folder / 'rgb' / f'{stem}.png'), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        frame = Frame(depth=np.full((height, width), camera_height, np.float32),
+                      segmentation=np.zeros((height, width), np.int32), camera=cam,
+                      object_poses={'plane': np.eye(4)}, object_ids={'plane': 0})
+        meta = save_frame(str(folder), stem, frame)
+        meta.update({'image': f'rgb/{stem}.png', 'scene': 0})
+        metas.append(meta)
+    with open(folder / 'frames.json', 'w', encoding='utf-8') as f:
+        json.dump({'frames': metas}, f)
+    return metas

@@ -1,0 +1,322 @@
+"""Training loop: every method learns, resume is exact, bad input gives clear errors, kill -9 resumes."""
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ccl_perception.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ccl_perception.learning.config import load_config
+from ccl_perception.learning.dataset import DatasetError
+from ccl_perception.learning.synthetic import write_plane_scene, write_shape_images
+from ccl_perception.learning.trainer import Trainer, TrainingError, main, peak_memory_mib
+from ccl_perception.model import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / 'training' / 'configs' / 'tiny.yaml'
+TRAIN = REPO / 'training' / 'train.py'
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('data') / 'images'
+    write_shape_images(folder, 8, height=64, width=96, seed=0)
+    return folder
+
+
+@pytest.fixture(scope='module')
+def render(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('data') / 'render'
+    write_plane_scene(folder, 4, height=64, width=96, seed=0)
+    return folder
+
+
+def tiny(root, *overrides):
+    return load_config(TINY, [f'data.root={root}', *overrides])
+
+
+def state_equal(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, dict):
+            if not isinstance(y, dict) or not state_equal(x, y):
+                return False
+        elif isinstance(x, torch.Tensor):
+            if not torch.equal(x, y):
+                return False
+        elif isinstance(x, (list, tuple)):
+            if len(x) != len(y) or not all(state_equal({0: u}, {0: v}) for u, v in zip(x, y)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- learning
+@pytest.mark.parametrize('method', ['identical_view', 'ccl', 'ccl_iv', 'supervised'])
+def test_each_method_overfits_one_batch(method, images, render, tmp_path):
+    """Repeated steps on one fixed batch must lower that batch's loss clearly."""
+    root = render if method == 'supervised' else images
+    cfg = tiny(root, f'method={method}', 'loss.quantile=1.0' if method != 'identical_view' else 'seed=0')
+    trainer = Trainer(cfg, tmp_path / method)
+    batch = trainer.dataset[0]
+    if method == 'supervised':
+        assert int(batch['valid'].sum()) >= 20  # the plane scene gives real correspondences
+    losses = [trainer.train_step(batch)['loss'] for _ in range(14)]
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert last < 0.8 * first, f'{method}: loss {first:.3f} -> {last:.3f} ({losses})'
+
+
+def test_full_run_writes_checkpoint_model_metrics_and_tensorboard(images, tmp_path):
+    out = tmp_path / 'run'
+    assert main(['--config', str(TINY), '--set', f'data.root={images}', '--out', str(out)]) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['start_step'] == 0 and metrics['final_step'] == 6 and metrics['world_size'] == 1
+    assert metrics['images_per_s'] > 0 and metrics['peak_memory_mib'] > 100
+    assert metrics['skipped_images'] == 0
+    ckpt = load_checkpoint(out / 'checkpoint.pt')
+    assert ckpt['step'] == 6 and ckpt['optimizer_state'] is not None
+    assert ckpt['extra']['config']['method'] == 'ccl'
+    final = load_checkpoint(out / 'model.pt')
+    assert final['optimizer_state'] is None
+    assert final['model_config']['backbone'] == 'resnet18' and final['model_config']['descriptor_dim'] == 16
+    # loads with weights_only=True (what load_checkpoint uses) and rebuilds the net
+    torch.load(out / 'model.pt', weights_only=True)
+    events = list((out / 'tb').glob('events.out.tfevents.*'))
+    assert events
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(out / 'tb'), size_guidance={'images': 0, 'scalars': 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for tag in ('train/loss', 'train/kept_fraction', 'train/mean_uncertainty', 'train/lr'):
+        assert tag in tags['scalars'], tags
+        assert len(acc.Scalars(tag)) == 6
+    assert 'heatmap' in tags['images'] and len(acc.Images('heatmap')) == 2  # steps 3 and 6
+
+
+def test_bf16_autocast_step_on_cpu(images, tmp_path):
+    trainer = Trainer(tiny(images, 'train.amp=true'), tmp_path / 'amp')
+    assert trainer.amp and trainer.amp_dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
+    stats = trainer.train_step(trainer.dataset[0])
+    assert torch.isfinite(torch.tensor(stats['loss'])) and stats['loss'] > 0
+
+
+def test_valid_keypoints_follow_the_homography(images, tmp_path):
+    """k_Â is warp(k_A) on the 1/8 grid: check one point by hand with the returned homography."""
+    from ccl_perception.augment import warp_points
+    trainer = Trainer(tiny(images), tmp_path / 'kp')
+    batch = trainer.dataset[0]
+    _, kp_a, kp_a_hat, valid, n_maps = trainer.prepare(batch)
+    assert n_maps == 3
+    _, hom = trainer.augment(batch['image_a'].float() / 255.0, seed=int(batch['aug_seed']))
+    x, y = kp_a[0, 0].tolist()
+    full = torch.tensor([[[8 * x + 3.5, 8 * y + 3.5]]])
+    warped, ok = warp_points(full, hom[:1], (64, 96))
+    if bool(ok):
+        expected = (warped[0, 0] - 3.5) / 8
+        assert torch.allclose(kp_a_hat[0, 0], expected, atol=1e-4)
+    assert bool(valid[0, 0]) == bool(ok)
+    assert torch.all(kp_a_hat[~valid] == 0)
+
+
+# ----------------------------------------------------------------------------- resume
+def test_resume_continues_with_identical_state(images, tmp_path):
+    """6 steps in one go == 3 steps, stop, resume to 6: same weights, optimiser, RNG, next loss."""
+    full = tmp_path / 'full'
+    Trainer(tiny(images, 'train.steps=6'), full).run()
+    part = tmp_path / 'part'
+    Trainer(tiny(images, 'train.steps=3'), part).run()
+    assert load_checkpoint(part / 'checkpoint.pt')['step'] == 3
+    resumed = Trainer(tiny(images, 'train.steps=6'), part, resume='auto')
+    assert resumed.step == 3
+    resumed.run()
+    a, b = load_checkpoint(full / 'checkpoint.pt'), load_checkpoint(part / 'checkpoint.pt')
+    assert a['step'] == b['step'] == 6
+    assert state_equal(a['model_state'], b['model_state'])
+    assert state_equal(a['optimizer_state'], b['optimizer_state'])
+    assert state_equal(a['extra']['rng'][0], b['extra']['rng'][0])
+    # the next batch's loss agrees too
+    t1 = Trainer(tiny(images, 'train.steps=7'), full, resume='auto')
+    t2 = Trainer(tiny(images, 'train.steps=7'), part, resume='auto')
+    l1 = t1.train_step(t1.dataset[6])['loss']
+    l2 = t2.train_step(t2.dataset[6])['loss']
+    assert l1 == l2
+    metrics = json.loads((part / 'metrics.json').read_text())
+    assert metrics['start_step'] == 3 and metrics['final_step'] == 6
+
+
+def test_resume_restores_rng_state(images, tmp_path):
+    out = tmp_path / 'rng'
+    Trainer(tiny(images, 'train.steps=3'), out).run()
+    saved = load_checkpoint(out / 'checkpoint.pt')['extra']['rng'][0]
+    torch.manual_seed(12345)
+    Trainer(tiny(images, 'train.steps=6'), out, resume='auto')
+    assert torch.equal(torch.get_rng_state(), saved['torch'])
+
+
+def test_fresh_run_refuses_a_used_output_folder(images, tmp_path):
+    out = tmp_path / 'used'
+    Trainer(tiny(images, 'train.steps=3'), out).run()
+    with pytest.raises(TrainingError, match='--resume'):
+        Trainer(tiny(images), out)
+
+
+def test_resume_with_another_method_or_model_is_refused(images, tmp_path):
+    out = tmp_path / 'mismatch'
+    Trainer(tiny(images, 'train.steps=3'), out).run()
+    with pytest.raises(TrainingError, match='method'):
+        Trainer(tiny(images, 'method=identical_view'), out, resume='auto')
+    with pytest.raises(TrainingError, match='descriptor_dim'):
+        Trainer(tiny(images, 'model.descriptor_dim=8'), out, resume='auto')
+    with pytest.raises(TrainingError, match='optimiser'):
+        Trainer(tiny(images), out, resume=out / 'model.pt')
+
+
+def test_resume_without_checkpoint_is_a_clear_error(images, tmp_path):
+    with pytest.raises(TrainingError, match='no checkpoint'):
+        Trainer(tiny(images), tmp_path / 'none', resume='auto')
+
+
+def test_corrupt_checkpoint_on_resume_is_a_clear_error(images, tmp_path, caplog):
+    out = tmp_path / 'corrupt'
+    out.mkdir()
+    (out / 'checkpoint.pt').write_bytes(b'PK\x03\x04 truncated zip' + os.urandom(64))
+    with caplog.at_level(logging.ERROR):
+        rc = main(['--config', str(TINY), '--set', f'data.root={images}', '--out', str(out), '--resume'])
+    assert rc == 2
+    assert 'corrupt' in caplog.text and 'checkpoint.pt' in caplog.text
+    with pytest.raises(CheckpointError):
+        Trainer(tiny(images), out, resume='auto')
+
+
+def test_corrupt_or_mismatched_init_from_is_a_clear_error(images, tmp_path, caplog):
+    bad = tmp_path / 'bad.pt'
+    bad.write_bytes(b'not a checkpoint')
+    with caplog.at_level(logging.ERROR):
+        rc = main(['--config', str(TINY), '--set', f'data.root={images}', '--set', f'init_from={bad}',
+                   '--out', str(tmp_path / 'o')])
+    assert rc == 2 and 'bad.pt' in caplog.text
+    other = build_model({'backbone': 'resnet18', 'descriptor_dim': 8, 'pretrained': False})
+    save_checkpoint(tmp_path / 'd8.pt', other)
+    with pytest.raises(TrainingError, match='descriptor_dim'):
+        Trainer(tiny(images, f'init_from={tmp_path / "d8.pt"}'), tmp_path / 'o2')
+
+
+def test_init_from_copies_the_weights(images, tmp_path):
+    source = build_model({'backbone': 'resnet18', 'descriptor_dim': 16, 'pretrained': False})
+    torch.nn.init.constant_(source.head.bias, 0.25)
+    save_checkpoint(tmp_path / 'iv.pt', source, step=40)
+    trainer = Trainer(tiny(images, f'init_from={tmp_path / "iv.pt"}'), tmp_path / 'init')
+    assert trainer.step == 0
+    assert state_equal(trainer.model.state_dict(), source.state_dict())
+
+
+# ------------------------------------------------------------------------- bad input
+def test_empty_folder_is_a_clear_error(tmp_path, caplog):
+    (tmp_path / 'empty').mkdir()
+    with caplog.at_level(logging.ERROR):
+        rc = main(['--config', str(TINY), '--set', f'data.root={tmp_path / "empty"}',
+                   '--out', str(tmp_path / 'o')])
+    assert rc == 2 and 'no image files' in caplog.text
+    with pytest.raises(DatasetError):
+        Trainer(tiny(tmp_path / 'empty'), tmp_path / 'o')
+
+
+def test_corrupt_image_is_skipped_and_counted_in_metrics(images, tmp_path):
+    folder = tmp_path / 'mixed'
+    write_shape_images(folder, 4, seed=3)
+    (folder / 'zz_broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 broken jpeg')
+    out = tmp_path / 'mixed_run'
+    assert main(['--config', str(TINY), '--set', f'data.root={folder}', '--set', 'train.steps=2',
+                 '--out', str(out)]) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['skipped_images'] == 1 and metrics['final_step'] == 2
+
+
+def test_peak_memory_reads_vmhwm():
+    value = peak_memory_mib()
+    with open('/proc/self/status') as f:
+        line = next(ln for ln in f if ln.startswith('VmHWM:'))
+    assert value == pytest.approx(int(line.split()[1]) / 1024.0, rel=0.05)
+
+
+# ----------------------------------------------------------------------------- kill -9
+def test_kill_9_then_resume(images, tmp_path):
+    out = tmp_path / 'killed'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    cmd = [sys.executable, str(TRAIN), '--config', str(TINY), '--set', f'data.root={images}',
+           '--set', 'train.steps=100000', '--set', 'train.checkpoint_every=2', '--out', str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = out / 'checkpoint.pt'
+    deadline = time.monotonic() + 45
+    try:
+        while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert ckpt.exists(), f'no checkpoint before the kill: {proc.stderr.read().decode()[-2000:]}'
+        time.sleep(0.3)  # let it get into the next interval
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    saved = load_checkpoint(ckpt)['step']
+    assert saved >= 2 and saved % 2 == 0
+    rc = subprocess.run([sys.executable, str(TRAIN), '--resume', '--set', f'train.steps={saved + 2}',
+                         '--out', str(out)], cwd=REPO, env=env, capture_output=True, timeout=60)
+    assert rc.returncode == 0, rc.stderr.decode()[-2000:]
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['start_step'] == saved and metrics['final_step'] == saved + 2
+    assert load_checkpoint(out / 'checkpoint.pt')['step'] == saved + 2
+
+
+# -------------------------------------------------------------------------- evaluation
+def plane_pairs_file(render) -> Path:
+    """A pairs file over the plane scene: world points on the plane projected into each view."""
+    import numpy as np
+
+    from ccl_perception.evaluation.pairs import save_pairs
+    from ccl_perception.sim.camera import Camera
+    frames = json.loads((render / 'frames.json').read_text())['frames']
+    xs, ys = np.meshgrid(np.linspace(-0.12, 0.2, 5), np.linspace(-0.15, 0.15, 4))
+    world = np.stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)], 1)
+    images = []
+    for meta in frames:
+        cam = Camera.from_dict(meta['camera'])
+        uv, _ = cam.project(world)
+        visible = cam.in_image(uv)
+        images.append({'file': meta['image'], 'objects': {'plane': {
+            'keypoints': [[float(u), float(v)] for u, v in uv], 'visible': [bool(b) for b in visible]}}})
+    path = render / 'val_pairs.json'
+    save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}, {'image_1': 1, 'image_2': 2}])
+    return path
+
+
+def test_periodic_evaluation_on_val_pairs(images, render, tmp_path):
+    pytest.importorskip('ccl_perception.evaluation.evaluate')
+    pairs = plane_pairs_file(render)
+    out = tmp_path / 'eval'
+    assert main(['--config', str(TINY), '--set', f'data.root={images}', '--set', f'val_pairs={pairs}',
+                 '--set', 'train.steps=3', '--out', str(out)]) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    val = metrics['validation']
+    assert val['num_pairs'] == 2 and 0.0 <= val['auc'] <= 1.0 and 'pck@3' in val
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(out / 'tb'))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars('val/auc')] == [3]
