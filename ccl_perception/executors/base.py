@@ -28,7 +28,7 @@ class GraspResult:
 
     ``success`` means the target object ended up lifted and held; ``reason`` says why not
     (``lifted``, ``unreachable``, ``missed``, ``dropped``, ``wrong_object``, ``planning_failed``,
-    ``execution_failed``, ``error``); ``stage`` is the last stage that was started.
+    ``unverified``, ``execution_failed``, ``error``); ``stage`` is the last stage that was started.
     """
 
     success: bool

@@ -43,7 +43,9 @@ class PandaConfig:
     base_yaw: float = 0.0                       # rotation of the base about world z
     # Parking pose: arm folded and turned away, out of a top-down camera's view.
     home_joints: tuple = (-1.9, -0.6, 0.0, -2.6, 0.0, 2.0, 0.785)
-    tcp_offset: float = -0.012        # grasptarget -> centre of the finger pads (along z; 17 mm above the tips)
+    # Hand above the workspace pointing down: every grasp starts here (a good IK seed).
+    ready_joints: tuple = (0.0, -0.4, 0.0, -2.4, 0.0, 2.0, 0.785)
+    tcp_offset: float = -0.012        # grasptarget -> finger-pad centre along z (17 mm above tips)
     arm_force: float = 240.0          # N*m per arm joint motor
     finger_force: float = 40.0        # N per finger (Panda: 70 N continuous for both)
     max_joint_step: float = 0.02      # rad per control step (limits speed: ~4.8 rad/s)
@@ -166,6 +168,18 @@ class PandaRobot:
                 return True
         return self._reached(pos, quat)
 
+    def move_joints(self, q_goal, max_steps: int = 600, tol: float = 0.01) -> bool:
+        """Joint-space motion to (7,) ``q_goal`` (rad), rate-limited; True when reached."""
+        q_goal = np.clip(np.asarray(q_goal, float), self.lower, self.upper)
+        for _ in range(int(max_steps)):
+            q_now = self.arm_joints()
+            if np.abs(q_goal - q_now).max() < tol:
+                return True
+            dq = np.clip(q_goal - q_now, -self.cfg.max_joint_step, self.cfg.max_joint_step)
+            self._command_arm(q_now + dq)
+            self.step(1)
+        return bool(np.abs(q_goal - self.arm_joints()).max() < tol)
+
     def move_linear(self, start, goal, quat, n_waypoints: int = 20, max_steps: int = 120) -> bool:
         """Straight-line TCP motion from ``start`` to ``goal`` (m) at fixed orientation."""
         start, goal = np.asarray(start, float), np.asarray(goal, float)
@@ -205,3 +219,217 @@ class PandaRobot:
 
     def remove(self) -> None:
         p.removeBody(self.body, physicsClientId=self.client)
+
+
+# ---------------------------------------------------------------------------------------
+# The grasping world: scene + camera + arm in ONE pybullet client.
+# ---------------------------------------------------------------------------------------
+CAMERA_FRAME = 'camera_color_optical_frame'  # frame id of the RGB-D images and grasp poses
+
+
+@dataclass
+class SimWorldConfig:
+    """Scene, camera and arm settings of :class:`SimWorld` (angles in degrees, lengths in m)."""
+
+    width: int = 320                      # image size (px); RealSense-like 4:3
+    height: int = 240
+    fov_y_deg: float = 50.0               # vertical field of view
+    catalogue_seed: int = 0               # ccl_perception.sim.objects.object_catalogue seed
+    n_procedural: int = 30                # procedural objects in the catalogue
+    objects: tuple = ()                   # catalogue names used in scenes; () = first n_objects
+    n_objects: int = 8                    # how many catalogue objects are loaded when objects=()
+    background_seed: int = 1              # table texture (1 = the training set's default)
+    clutter: tuple = (4, 6)               # min, max objects per scene
+    camera_distance: tuple = (0.40, 0.60)  # eye distance from the look-at point
+    camera_elevation_deg: tuple = (40.0, 85.0)  # 90 = straight down
+    camera_azimuth_deg: tuple = (-140.0, 140.0)  # about world z from +x; the arm stands at 180
+    look_at_jitter: float = 0.04          # random offset of the look-at point (m)
+    reference_height: float = 0.45        # top-down reference camera height above the table
+    # 'reference_face_up': every object rests on the same face as in its reference view
+    # (seed 0), at a random position and yaw -- the view changes, the grasp face stays visible;
+    # 'random': tumbled from a random orientation (the grasp face may end up hidden).
+    object_pose_mode: str = 'reference_face_up'
+    robot: PandaConfig = field(default_factory=PandaConfig)
+
+
+@dataclass
+class SceneInfo:
+    """What :meth:`SimWorld.reset` built."""
+
+    seed: int
+    objects: list                          # names resting on the table
+    target: str | None                     # name of the object to grasp (None: no target)
+    target_present: bool
+    camera: object                         # ccl_perception.sim.camera.Camera
+
+
+def camera_from_angles(distance, elevation_deg, azimuth_deg, look_at, width, height, fov_y_deg):
+    """Camera on a sphere around ``look_at`` (m), looking at it; elevation 90 = top-down."""
+    from ccl_perception.sim.camera import Camera
+    el, az = math.radians(elevation_deg), math.radians(azimuth_deg)
+    eye = np.asarray(look_at, float) + distance * np.array(
+        [math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+    return Camera.looking_at(eye, look_at, width, height, fov_y_deg)
+
+
+class SimWorld:
+    """Table, objects, camera and Panda sharing one pybullet client (thread-safe via ``lock``).
+
+    Used in-process by ``training/grasp_benchmark.py`` and wrapped by the sim world node.
+    """
+
+    def __init__(self, config: SimWorldConfig | None = None):
+        import threading
+
+        from ccl_perception.executors.sim_executor import SimGraspExecutor
+        from ccl_perception.sim.objects import object_catalogue
+        from ccl_perception.sim.scene import TabletopScene
+
+        self.cfg = config or SimWorldConfig()
+        catalogue = object_catalogue(self.cfg.catalogue_seed, self.cfg.n_procedural)
+        by_name = {s.name: s for s in catalogue}
+        names = list(self.cfg.objects) or [s.name for s in catalogue[:self.cfg.n_objects]]
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise ValueError(f'unknown object(s) {unknown}; catalogue has {sorted(by_name)}')
+        if len(names) < 2:
+            raise ValueError('a SimWorld needs at least two objects')
+        self.lock = threading.RLock()
+        self.scene = TabletopScene([by_name[n] for n in names],
+                                   background_seed=self.cfg.background_seed)
+        self.client = self.scene.client
+        self.robot = PandaRobot(self.client, self.cfg.robot)
+        self.executor = SimGraspExecutor(self.robot, lock=self.lock)
+        self.object_names = names
+        self.info = None
+        self._rest = {}
+        self.set_camera(camera_from_angles(self.cfg.reference_height, 90.0, 0.0, (0, 0, 0),
+                                           self.cfg.width, self.cfg.height, self.cfg.fov_y_deg))
+
+    @property
+    def camera(self):
+        return self._camera
+
+    def set_camera(self, camera) -> None:
+        """Use ``camera`` for rendering; the executor learns where the optical frame is."""
+        self._camera = camera
+        self.executor.set_frame(CAMERA_FRAME, camera.world_from_camera)
+
+    def body(self, name: str) -> int:
+        if name not in self.scene.bodies:
+            raise ValueError(f'unknown object {name!r}; known: {self.object_names}')
+        return self.scene.bodies[name]
+
+    def reset(self, seed: int, target: str | None = None, target_present: bool = True,
+              names=None) -> SceneInfo:
+        """New cluttered scene and camera viewpoint, a pure function of ``seed``.
+
+        Args:
+            seed: scene seed.
+            target: object the scene is about; with ``target_present=False`` it is left out
+                (the false-grasp test) -- any grasp then counts as a false grasp.
+            names: explicit object list (else ``clutter`` random objects).
+        """
+        rng = np.random.default_rng(seed)
+        if target is not None and target not in self.object_names:
+            raise ValueError(f'unknown target {target!r}; known: {self.object_names}')
+        with self.lock:
+            if names is None:
+                pool = [n for n in self.object_names if n != target]
+                k = int(rng.integers(self.cfg.clutter[0], self.cfg.clutter[1] + 1))
+                k = min(k, len(pool) + (target is not None and target_present))
+                n_others = k - (1 if target is not None and target_present else 0)
+                names = list(rng.choice(pool, size=min(n_others, len(pool)), replace=False))
+                if target is not None and target_present:
+                    names.insert(int(rng.integers(0, len(names) + 1)), target)
+            self.robot.reset_home()
+            mode = self.cfg.object_pose_mode
+            if mode not in ('reference_face_up', 'random'):
+                raise ValueError("object_pose_mode must be 'reference_face_up' or 'random', "
+                                 f'got {mode!r}')
+            if mode == 'reference_face_up':
+                for n in names:
+                    self.rest_pose(n)  # computed once per object (re-arranges the table)
+            active = self.scene.arrange(rng, names=names)
+            if mode == 'reference_face_up':
+                active = self._face_up(active, rng)
+            c = self.cfg
+            look = np.append(rng.uniform(-c.look_at_jitter, c.look_at_jitter, 2), 0.0)
+            cam = camera_from_angles(rng.uniform(*c.camera_distance),
+                                     rng.uniform(*c.camera_elevation_deg),
+                                     rng.uniform(*c.camera_azimuth_deg), look,
+                                     c.width, c.height, c.fov_y_deg)
+            self.set_camera(cam)
+            present = target is not None and target in active
+            self.info = SceneInfo(int(seed), active, target, present, cam)
+            return self.info
+
+    def rest_pose(self, name: str) -> tuple:
+        """Resting orientation (xyzw) and base height (m) of ``name`` in its seed-0 reference."""
+        if name not in self._rest:
+            with self.lock:
+                self.scene.arrange(np.random.default_rng(0), names=[name],
+                                   workspace_half=(0.02, 0.02))
+                pos, quat = p.getBasePositionAndOrientation(self.body(name),
+                                                            physicsClientId=self.client)
+                self._rest[name] = (tuple(quat), float(pos[2]))
+        return self._rest[name]
+
+    def _face_up(self, names, rng) -> list:
+        """Turn arranged objects to their reference resting face with a random yaw; settle."""
+        for n in names:
+            pos, _ = p.getBasePositionAndOrientation(self.body(n), physicsClientId=self.client)
+            quat, z = self._rest[n]
+            yaw = p.getQuaternionFromEuler((0.0, 0.0, float(rng.uniform(-math.pi, math.pi))))
+            _, q = p.multiplyTransforms((0, 0, 0), yaw, (0, 0, 0), quat)
+            p.resetBasePositionAndOrientation(self.body(n), (pos[0], pos[1], z + 0.005), q,
+                                              physicsClientId=self.client)
+            p.resetBaseVelocity(self.body(n), [0, 0, 0], [0, 0, 0], physicsClientId=self.client)
+        self.robot.step(120)
+        return [n for n in names
+                if p.getBasePositionAndOrientation(self.body(n), physicsClientId=self.client)[0][2]
+                > -0.01]
+
+    def reference_view(self, name: str, seed: int = 0):
+        """The paper's reference: ``name`` alone on the table seen straight from above.
+
+        Returns:
+            ``(RenderResult, Camera)``; the object is at a random pose (``seed``).
+        """
+        with self.lock:
+            self.robot.reset_home()
+            self.scene.arrange(np.random.default_rng(seed), names=[name],
+                               workspace_half=(0.02, 0.02))
+            pos = self.scene.object_poses([name])[name][:3, 3]
+            cam = camera_from_angles(self.cfg.reference_height, 90.0, 0.0, (pos[0], pos[1], 0.0),
+                                     self.cfg.width, self.cfg.height, self.cfg.fov_y_deg)
+            self.set_camera(cam)
+            self.info = SceneInfo(int(seed), [name], name, True, cam)
+            return self.scene.render(cam), cam
+
+    def render(self):
+        """RGB (H, W, 3) uint8, depth (H, W) float32 m (NaN = none), segmentation ids."""
+        with self.lock:
+            return self.scene.render(self._camera)
+
+    def grasp(self, T_camera_grasp: np.ndarray, frame_id: str = CAMERA_FRAME):
+        """Execute a grasp given in the camera optical frame; judged against the scene target
+        (when the target is absent any lifted object is a false grasp)."""
+        info = self.info
+        target_body = None
+        if info is not None and info.target is not None and info.target_present:
+            target_body = self.body(info.target)
+        return self.executor.execute(T_camera_grasp, frame_id, target_body=target_body)
+
+    # The executor interface (``execute`` / ``set_frame``) so the grasp executor node can
+    # drive the world directly when both run in one process.
+    backend = 'sim'
+
+    def execute(self, T_frame_grasp, frame_id: str = CAMERA_FRAME):
+        return self.grasp(T_frame_grasp, frame_id)
+
+    def set_frame(self, frame_id: str, T_world_frame) -> None:
+        self.executor.set_frame(frame_id, T_world_frame)
+
+    def close(self) -> None:
+        self.scene.close()

@@ -1,0 +1,179 @@
+"""Grasp executor node over real DDS with the simulated Panda (no mocks)."""
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from ccl_perception.executors.base import matrix_to_pose  # noqa: E402
+from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode  # noqa: E402
+from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig  # noqa: E402
+
+OBJECTS = ('box_000', 'ellipsoid_002', 'cylinder_004')
+
+
+def box_grasp_world(world, name):
+    """Top-down grasp of a resting box from its true pose: closing axis = its shorter
+    horizontal side, at the centre of its top face like the planner's (world frame, 4x4)."""
+    T_obj = world.scene.object_poses([name])[name]
+    size = np.asarray(world.scene.specs[name].size)
+    R = T_obj[:3, :3]
+    vertical = int(np.argmax(np.abs(R[2, :])))
+    horizontal = [i for i in range(3) if i != vertical]
+    close_i = min(horizontal, key=lambda i: size[i])
+    y = R[:, close_i].copy()
+    y[2] = 0.0
+    y /= np.linalg.norm(y)
+    z = np.array([0.0, 0.0, -1.0])
+    T = np.eye(4)
+    top = T_obj[:3, 3] + np.array([0.0, 0.0, size[vertical] / 2])
+    T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = np.cross(y, z), y, z, top
+    return T
+
+
+def to_msg(T, frame, stamp):
+    pos, q = matrix_to_pose(T)
+    m = PoseStamped()
+    m.header.frame_id, m.header.stamp = frame, stamp
+    m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in pos)
+    m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w = (
+        float(v) for v in q)
+    return m
+
+
+@pytest.fixture(scope='module')
+def ros():
+    rclpy.init()
+    world = SimWorld(SimWorldConfig(width=64, height=48, objects=OBJECTS))
+    world.reset(3, target='box_000', names=list(OBJECTS))
+    node = GraspExecutorNode(executor=world)
+    client_node = rclpy.create_node('executor_test_client')
+    results = []
+    qos = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    client_node.create_subscription(String, '/grasp_executor/result',
+                                    lambda m: results.append(json.loads(m.data)), qos)
+    pub = client_node.create_publisher(PoseStamped, 'grasp_pose', 5)
+    ex = MultiThreadedExecutor(num_threads=4)
+    ex.add_node(node)
+    ex.add_node(client_node)
+    thread = threading.Thread(target=ex.spin, daemon=True)
+    thread.start()
+    yield world, node, client_node, pub, results
+    ex.shutdown()
+    thread.join(timeout=5.0)
+    node.destroy_node()
+    client_node.destroy_node()
+    world.close()
+    rclpy.shutdown()
+
+
+def wait_for(cond, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def publish_until_received(pub, msg, results, n_before):
+    # DDS discovery takes a fraction of a second: publish until the node answers once.
+    end = time.monotonic() + 20.0
+    while time.monotonic() < end and len(results) <= n_before:
+        if pub.get_subscription_count() > 0:
+            pub.publish(msg)
+            if wait_for(lambda: len(results) > n_before, timeout=15.0):
+                break
+        time.sleep(0.1)
+    return len(results) > n_before
+
+
+def test_pose_in_camera_frame_is_executed_and_reported(ros):
+    world, node, client, pub, results = ros
+    world.reset(3, target='box_000', names=list(OBJECTS))
+    T_world = box_grasp_world(world, 'box_000')
+    T_cam = np.linalg.inv(world.camera.world_from_camera) @ T_world
+    n0 = len(results)
+    assert publish_until_received(pub, to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()),
+                                  results, n0), 'no result on ~/result'
+    res = results[n0]
+    assert res['success'] is True, res
+    assert res['reason'] == 'lifted' and res['backend'] == 'sim'
+    assert res['lift_m'] > 0.05
+    assert res['frame_id'] == CAMERA_FRAME
+
+
+def test_pose_at_empty_space_reports_failure(ros):
+    world, node, client, pub, results = ros
+    world.reset(3, target='box_000', names=list(OBJECTS))
+    occupied = [world.scene.object_poses([n])[n][:3, 3] for n in OBJECTS]
+    # a free spot on the table, at least 8 cm from every object
+    spot = next(np.array([x, y, 0.05]) for x in np.linspace(-0.15, 0.15, 7)
+                for y in np.linspace(-0.2, 0.2, 9)
+                if all(np.linalg.norm(np.array([x, y]) - o[:2]) > 0.08 for o in occupied))
+    T = np.eye(4)
+    T[:3, :3] = np.diag([1.0, -1.0, -1.0])
+    T[:3, 3] = spot
+    n0 = len(results)
+    assert publish_until_received(pub, to_msg(T, 'world', client.get_clock().now().to_msg()),
+                                  results, n0)
+    res = results[n0]
+    assert res['success'] is False and res['reason'] == 'missed', res
+
+
+def test_invalid_pose_reports_error_and_trigger_reexecutes(ros):
+    world, node, client, pub, results = ros
+    msg = to_msg(np.eye(4), CAMERA_FRAME, client.get_clock().now().to_msg())
+    msg.pose.orientation.w = 0.0  # zero quaternion
+    n0 = len(results)
+    assert publish_until_received(pub, msg, results, n0)
+    assert results[n0]['reason'] == 'error' and 'zero' in results[n0]['details']['error']
+    # ~/execute re-runs the last pose and answers with the result JSON
+    cli = client.create_client(Trigger, '/grasp_executor/execute')
+    assert cli.wait_for_service(timeout_sec=10.0)
+    fut = cli.call_async(Trigger.Request())
+    assert wait_for(fut.done, 20.0)
+    resp = fut.result()
+    assert resp.success is False and json.loads(resp.message)['reason'] == 'error'
+    assert node.counts['invalid'] >= 2
+
+
+def test_sim_backend_without_world_is_refused():
+    with pytest.raises(ValueError, match='sim_world_node'):
+        GraspExecutorNode(executor=None)
+
+
+def test_pose_older_than_the_camera_pose_is_skipped(ros):
+    world, node, client, pub, results = ros
+    cam_pub = client.create_publisher(PoseStamped, 'camera/pose', QoSProfile(
+        depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    now = client.get_clock().now().to_msg()
+    cam_msg = to_msg(world.camera.world_from_camera, 'world', now)
+    end = time.monotonic() + 15.0
+    while node._camera_stamp_ns < now.sec * 1_000_000_000 + now.nanosec and time.monotonic() < end:
+        cam_pub.publish(cam_msg)
+        time.sleep(0.1)
+    assert node._camera_stamp_ns == now.sec * 1_000_000_000 + now.nanosec
+    old = to_msg(np.eye(4), CAMERA_FRAME, now)
+    old.header.stamp.sec -= 1  # one second before the viewpoint changed
+    n_stale, n_results = node.counts['stale_poses'], len(results)
+    end = time.monotonic() + 15.0
+    while node.counts['stale_poses'] == n_stale and time.monotonic() < end:
+        pub.publish(old)
+        time.sleep(0.1)
+    assert node.counts['stale_poses'] > n_stale
+    time.sleep(0.3)
+    assert len(results) == n_results  # nothing was executed
+    cli = client.create_client(Trigger, '/grasp_executor/execute')
+    assert cli.wait_for_service(timeout_sec=10.0)
+    fut = cli.call_async(Trigger.Request())
+    assert wait_for(fut.done, 20.0)
+    assert fut.result().success is False and fut.result().message.startswith('stale')
