@@ -149,7 +149,7 @@ def load_model(path, device='cpu') -> DescriptorNet:
 
 
 def _config_key(config: dict) -> str:
-    kept = {k: config[k] for k in ('backbone', 'descriptor_dim', 'stride') if k in config}
+    kept = {k: config[k] for k in ('backbone', 'descriptor_dim', 'stride', 'trunk') if k in config}
     return json.dumps(kept, sort_keys=True)
 
 

@@ -137,6 +137,8 @@ class DescriptorExtractor:
             raise ValueError('model must be a DescriptorNet or a checkpoint path, got '
                              f'{type(model).__name__}')
         self.device = torch.device(device)
+        # NHWC is ~1.5x faster for the depthwise convolutions of efficientnet_lite0 on the CPU.
+        self.model = self.model.to(memory_format=torch.channels_last)
         self.backend = backend
         self.identity = model_identity(self.model)
         self.descriptor_dim = int(self.model.config['descriptor_dim'])
@@ -153,4 +155,5 @@ class DescriptorExtractor:
             out = self.session.run([OUTPUT_NAME], {INPUT_NAME: image.numpy()})[0]
             return torch.from_numpy(out[0])
         with torch.inference_mode():
-            return self.model(image.to(self.device))[0]
+            image = image.to(self.device).contiguous(memory_format=torch.channels_last)
+            return self.model(image)[0].contiguous()

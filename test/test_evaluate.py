@@ -97,3 +97,66 @@ def test_cli_pretrained_baseline_on_tiny_render(tmp_path):
     assert 0.0 <= res['auc'] <= 1.0 and res['num_pairs'] > 0
     assert (tmp_path / 'res.md').read_text().startswith('## pretrained')
     assert (tmp_path / 'res_pck.png').stat().st_size > 1000
+
+
+def _reference_match(desc_1, desc_2, kp_1, size_1, size_2, method, tau):
+    """The straightforward per-pair path: upsample both maps, sample, full cosine heatmap."""
+    from ccl_perception.correspondence import cosine_heatmap, heatmap_softmax, sample_descriptors, \
+        spatial_expectation
+    from ccl_perception.model import upsample_descriptors
+    up_1 = upsample_descriptors(desc_1[None], size_1)
+    up_2 = upsample_descriptors(desc_2[None], size_2)
+    query = sample_descriptors(up_1, torch.as_tensor(kp_1.astype(np.float32)).reshape(1, -1, 2))
+    sim = cosine_heatmap(query, up_2)
+    if method == 'argmax':
+        idx = sim.flatten(2).argmax(dim=-1)[0]
+        return torch.stack([idx % size_2[1], idx // size_2[1]], dim=-1).float().numpy().astype(float)
+    return spatial_expectation(heatmap_softmax(sim, tau))[0].numpy().astype(float)
+
+
+@pytest.mark.parametrize('method', ['argmax', 'expectation'])
+def test_fast_path_equals_straightforward_per_pair(tmp_path, method):
+    """predict_pairs (maps computed once per image) == per-pair upsampling, bit for bit."""
+    from ccl_perception.evaluation.evaluate import predict_pairs
+    from ccl_perception.evaluation.pairs import load_pairs
+    rng = np.random.default_rng(1)
+    gen = torch.Generator().manual_seed(1)
+    (tmp_path / 'images').mkdir()
+    size = (43, 61)  # not multiples of 8: maps of 6 x 8 cells, cropped after upsampling
+    maps, images = {}, []
+    for n in range(3):
+        img = rng.integers(0, 256, size + (3,), dtype=np.uint8)
+        cv2.imwrite(str(tmp_path / 'images' / f'{n}.png'), img)
+        maps[cv2.cvtColor(img, cv2.COLOR_BGR2RGB).tobytes()] = torch.randn(5, 6, 8, generator=gen)
+        objects = {}
+        for name in ('a', 'b'):
+            kp = rng.uniform([-0.5, -0.5], [size[1] - 0.5, size[0] - 0.5], (7, 2))
+            objects[name] = {'keypoints': kp.tolist(), 'visible': (rng.random(7) < 0.8).tolist()}
+        images.append({'file': f'images/{n}.png', 'objects': objects})
+    pairs = [{'image_1': a, 'image_2': b} for a, b in ((0, 1), (1, 2), (0, 2), (2, 0), (0, 1))]
+    path = tmp_path / 'pairs.json'
+    save_pairs(str(path), images, pairs, {'a': {'split': 'seen'}, 'b': {'split': 'unseen'}})
+    pf = load_pairs(str(path))
+
+    def extractor(rgb):
+        return maps[rgb.tobytes()]
+
+    fast = predict_pairs(extractor, pf, pf.pairs, method, tau=0.05, progress=False)
+    assert len(fast) == 5 and all(entry is not None for entry in fast)
+    for pair, (kps, pred, size_2) in zip(pf.pairs, fast):
+        assert size_2 == size
+        kp_1 = np.concatenate([v[0] for v in kps.values()])
+        d1 = maps[cv2.cvtColor(cv2.imread(pf.image_path(pair['image_1'])), cv2.COLOR_BGR2RGB).tobytes()]
+        d2 = maps[cv2.cvtColor(cv2.imread(pf.image_path(pair['image_2'])), cv2.COLOR_BGR2RGB).tobytes()]
+        ref = _reference_match(d1, d2, kp_1, size, size, method, 0.05)
+        assert pred.shape == (len(kp_1), 2)
+        assert np.array_equal(pred, ref)
+        assert np.array_equal(match_keypoints(d1, d2, kp_1, size, size, method, tau=0.05), ref)
+    # evaluate_model aggregates exactly those (== reference) predictions
+    res = evaluate_model(extractor, str(path), method=method, tau=0.05, progress=False)
+    errors = np.concatenate([
+        np.linalg.norm(pred - np.concatenate([v[1] for v in kps.values()]), axis=1)
+        for kps, pred, _ in fast])
+    assert res['num_keypoints'] == errors.size
+    assert res['pck_curve']['50'] == pytest.approx(float(np.mean(errors <= 50)))
+    assert res['pck_curve']['5'] == pytest.approx(float(np.mean(errors <= 5)))

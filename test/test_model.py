@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ccl_perception.backbones import BACKBONES
+from ccl_perception.backbones.fuse import upsample_to_stride8
 from ccl_perception.backbones.efficientnet_lite0 import (EfficientNetLite0,
                                                          load_imagenet_weights, weights_path)
 from ccl_perception.correspondence import grid_to_full
@@ -34,9 +35,16 @@ class TestDescriptorNet:
         assert torch.allclose(feats.norm(dim=1), torch.ones(1, 5, 9), atol=1e-5)
 
     def test_feature_dims(self):
-        dims = {name: _net(name).feature_dim for name in BACKBONES}
+        dims = {name: DescriptorNet(name, 8, pretrained=False, trunk='dilated').feature_dim
+                for name in BACKBONES}
         assert dims == {'efficientnet_lite0': 112, 'resnet18': 256, 'resnet34': 256,
                         'resnet50': 1024}
+        # fpn: stride-8 stage + stride-16 stage channels (40 + 112, 128 + 256, 512 + 1024)
+        dims = {name: DescriptorNet(name, 8, pretrained=False, trunk='fpn').feature_dim
+                for name in BACKBONES}
+        assert dims == {'efficientnet_lite0': 152, 'resnet18': 384, 'resnet34': 384,
+                        'resnet50': 1536}
+        assert _net('efficientnet_lite0').config['trunk'] == 'fpn'  # the default
 
     def test_uint8_and_float_inputs_agree(self):
         net = _net('efficientnet_lite0')
@@ -62,8 +70,11 @@ class TestDescriptorNet:
     def test_build_model_config(self):
         net = build_model({'backbone': 'resnet18', 'descriptor_dim': 8, 'pretrained': False})
         assert net.config == {'backbone': 'resnet18', 'descriptor_dim': 8, 'pretrained': False,
-                              'stride': 8}
+                              'trunk': 'dilated', 'stride': 8}  # ResNets default to dilated
         assert build_model(dict(net.config)).head.out_channels == 8
+        assert build_model(dict(net.config, trunk='fpn')).config['trunk'] == 'fpn'
+        with pytest.raises(ValueError, match='unknown trunk'):
+            build_model({'backbone': 'resnet18', 'trunk': 'aspp'})
         with pytest.raises(ValueError, match='unknown model config'):
             build_model({'backbone': 'resnet18', 'lr': 1.0})
         with pytest.raises(ValueError, match='stride'):
@@ -85,8 +96,9 @@ class TestDescriptorNet:
 
 
 class TestEfficientNetWeights:
-    def test_every_used_key_loads(self):
-        trunk = EfficientNetLite0(output_stride=8)
+    @pytest.mark.parametrize('mode', ['dilated', 'fpn'])
+    def test_every_used_key_loads(self, mode):
+        trunk = EfficientNetLite0(output_stride=8, trunk=mode)
         keys = load_imagenet_weights(trunk)
         assert keys == sorted(trunk.state_dict())
         file_state = torch.load(weights_path(), map_location='cpu', weights_only=True)
@@ -160,3 +172,75 @@ class TestUpsampleDescriptors:
     def test_size_mismatch_raises(self):
         with pytest.raises(ValueError, match='does not match'):
             upsample_descriptors(torch.rand(1, 4, 8, 12), (48, 96))
+
+
+class TestTrunkModes:
+    """trunk='fpn': stages 4-5 at native stride 16, resampled onto the 1/8 grid, concatenated."""
+
+    @pytest.mark.parametrize('backbone', ['efficientnet_lite0', 'resnet18'])
+    @pytest.mark.parametrize('mode', ['dilated', 'fpn'])
+    def test_output_contract_at_two_sizes(self, backbone, mode):
+        net = DescriptorNet(backbone, 16, pretrained=backbone == 'efficientnet_lite0',
+                            trunk=mode).eval()
+        with torch.no_grad():
+            for (h, w), grid in (((64, 96), (8, 12)), ((50, 70), (7, 9))):
+                out = net(torch.rand(1, 3, h, w))
+                assert out.shape == (1, 16) + grid
+                assert torch.allclose(out.norm(dim=1), torch.ones(1, *grid), atol=1e-5)
+                feats = net.backbone_features(torch.rand(1, 3, h, w))
+                assert feats.shape == (1, net.feature_dim) + grid
+
+    def test_upsample_to_stride8_hand_computed(self):
+        coarse = torch.tensor([[[[1.0, 3.0]], [[0.0, -2.0]]]])  # (1, 2, 1, 2): 1/16 map
+        # odd 1/8 width 3 = 2*2 - 1: cells 0, 1, 2 read coarse x = 0, 0.5, 1
+        out = upsample_to_stride8(coarse, torch.zeros(1, 1, 1, 3))
+        assert torch.equal(out, torch.tensor([[[[1.0, 2.0, 3.0]], [[0.0, -1.0, -2.0]]]]))
+        # even width 4 = 2*2: cell 3 reads x = 1.5, clamped to the last coarse cell
+        out = upsample_to_stride8(coarse, torch.zeros(1, 1, 1, 4))
+        assert torch.equal(out[0, 0], torch.tensor([[1.0, 2.0, 3.0, 3.0]]))
+        col = torch.tensor([[[[4.0], [8.0]]]])  # (1, 1, 2, 1): rows
+        assert torch.equal(upsample_to_stride8(col, torch.zeros(1, 1, 4, 2))[0, 0],
+                           torch.tensor([[4.0, 4.0], [6.0, 6.0], [8.0, 8.0], [8.0, 8.0]]))
+
+    def test_fpn_features_are_the_imagenet_stage_outputs(self):
+        """Channels 0-39: stage 3 at 1/8; channels 40-151 on even cells: stage 5 at 1/16."""
+        fpn = EfficientNetLite0(output_stride=8, trunk='fpn')
+        load_imagenet_weights(fpn)
+        fpn.eval()
+        x = torch.randn(1, 3, 72, 88)
+        with torch.no_grad():
+            fused = fpn(x)
+            y = fpn.act(fpn._bn0(fpn._conv_stem(x)))
+            for index, block in enumerate(fpn._blocks):
+                y = block(y)
+                if index == 4:
+                    stride8 = y.clone()
+        assert fused.shape == (1, 152, 9, 11) and y.shape == (1, 112, 5, 6)
+        assert torch.equal(fused[:, :40], stride8)
+        assert torch.equal(fused[:, 40:, ::2, ::2], y)  # 1/16 cell k sits on 1/8 cell 2k
+        assert torch.allclose(fused[:, 40:, 1, 0], (y[:, :, 0, 0] + y[:, :, 1, 0]) / 2, atol=1e-6)
+
+    def test_fpn_uint8_and_float_agree(self):
+        net = DescriptorNet('efficientnet_lite0', 16, pretrained=True, trunk='fpn').eval()
+        images = torch.randint(0, 256, (2, 3, 40, 56), dtype=torch.uint8)
+        with torch.no_grad():
+            assert torch.equal(net(images), net(images.float() / 255.0))
+
+    def test_legacy_config_without_trunk_builds_dilated(self, tmp_path):
+        from ccl_perception.checkpoint import load_model, save_checkpoint
+        old = DescriptorNet('efficientnet_lite0', 8, pretrained=False, trunk='dilated')
+        del old.config['trunk']  # what checkpoints saved before the trunk option hold
+        assert build_model(dict(old.config)).config['trunk'] == 'dilated'
+        assert build_model({'backbone': 'efficientnet_lite0'}).config['trunk'] == 'fpn'
+        path = save_checkpoint(str(tmp_path / 'old.pt'), old)
+        loaded = load_model(path)
+        assert loaded.config['trunk'] == 'dilated' and loaded.feature_dim == 112
+        x = torch.rand(1, 3, 32, 40)
+        with torch.no_grad():
+            assert torch.equal(loaded(x), old.eval()(x))
+
+    def test_bad_trunk_raises(self):
+        with pytest.raises(ValueError, match='trunk'):
+            DescriptorNet('efficientnet_lite0', 8, pretrained=False, trunk='aspp')
+        with pytest.raises(ValueError, match='trunk'):
+            EfficientNetLite0(output_stride=8, trunk='aspp')

@@ -2,6 +2,7 @@
 
     python training/benchmark.py            # full run (several minutes on 2 CPU cores)
     python training/benchmark.py --quick    # fewer repetitions, default backbone only
+    python training/benchmark.py --trunks --threads 2   # dilated vs fpn trunk, NCHW vs NHWC
 
 Every number is the median of several timed repetitions after warm-up, measured side by side
 in one run; the device, torch threads and resolution are printed with the table.
@@ -55,9 +56,74 @@ def median_time(fn, device: str = 'cpu', warmup: int = 2, reps: int = 5) -> floa
     return statistics.median(times)
 
 
-def _make_model(backbone: str, dim: int, device: str) -> DescriptorNet:
+def _make_model(backbone: str, dim: int, device: str, trunk: str = None) -> DescriptorNet:
     # Timing does not depend on the weights; only lite0's ImageNet file is available offline.
-    return DescriptorNet(backbone, dim, pretrained=backbone == 'efficientnet_lite0').to(device)
+    kwargs = {} if trunk is None else {'trunk': trunk}
+    return DescriptorNet(backbone, dim, pretrained=backbone == 'efficientnet_lite0',
+                         **kwargs).to(device)
+
+
+def bench_trunks(backbone='efficientnet_lite0', trunks=('dilated', 'fpn'),
+                 formats=('contiguous', 'channels_last'), dim=64, device='cpu', warmup=2,
+                 reps=7) -> list:
+    """Stride-8 trunk modes side by side (same process, interleaved per repetition).
+
+    For every (trunk, memory format): eval forward of one 640x480 image (inference mode) and
+    a training forward+backward of a batch of 4 at 240x320. The candidates are timed in turns
+    within each repetition, so load changes on a shared machine hit all of them alike.
+
+    Returns:
+        list of dicts ``{'trunk', 'format', 'fwd_640x480_ms', 'train_240x320_b4_ms'}``
+        (medians in milliseconds).
+    """
+    image = torch.rand(1, 3, 480, 640, device=device)
+    batch = torch.rand(4, 3, 240, 320, device=device)
+    candidates = []
+    for trunk in trunks:
+        for fmt in formats:
+            memory_format = torch.channels_last if fmt == 'channels_last' else torch.contiguous_format
+            torch.manual_seed(0)
+            model = _make_model(backbone, dim, device, trunk).to(memory_format=memory_format)
+            candidates.append((trunk, fmt, model, image.contiguous(memory_format=memory_format),
+                               batch.contiguous(memory_format=memory_format)))
+
+    def forward(model, x):
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+
+    def train_step(model, x):
+        model.train()
+        model.zero_grad(set_to_none=True)
+        model(x).sum().backward()
+
+    times = {(c[0], c[1], kind): [] for c in candidates for kind in ('fwd', 'train')}
+    for rep in range(warmup + reps):
+        for trunk, fmt, model, x_fwd, x_train in candidates:
+            for kind, fn, x in (('fwd', forward, x_fwd), ('train', train_step, x_train)):
+                _sync(device)
+                start = time.perf_counter()
+                fn(model, x)
+                _sync(device)
+                if rep >= warmup:
+                    times[(trunk, fmt, kind)].append((time.perf_counter() - start) * 1e3)
+    return [{'trunk': trunk, 'format': fmt,
+             'fwd_640x480_ms': statistics.median(times[(trunk, fmt, 'fwd')]),
+             'train_240x320_b4_ms': statistics.median(times[(trunk, fmt, 'train')])}
+            for trunk, fmt, *_ in candidates]
+
+
+def print_trunks(backbone: str, rows: list) -> None:
+    """Table of ``bench_trunks`` rows with ratios against the first row (dilated, contiguous)."""
+    base = rows[0]
+    print(f'\n[trunk modes] {backbone}: eval fwd 1x640x480 | train fwd+bwd 4x240x320; '
+          f'ratio = {base["trunk"]}/{base["format"]} time / this time')
+    print(f'{"trunk":<10}{"format":<15}{"fwd ms":>10}{"ratio":>8}{"train ms":>11}{"ratio":>8}')
+    for r in rows:
+        print(f'{r["trunk"]:<10}{r["format"]:<15}{r["fwd_640x480_ms"]:>10.1f}'
+              f'{base["fwd_640x480_ms"] / r["fwd_640x480_ms"]:>7.2f}x'
+              f'{r["train_240x320_b4_ms"]:>11.1f}'
+              f'{base["train_240x320_b4_ms"] / r["train_240x320_b4_ms"]:>7.2f}x')
 
 
 def _loss_inputs(batch, dim, grid_h, grid_w, n, device, generator):
@@ -174,6 +240,10 @@ def main(argv=None) -> int:
                         help='default: all four (efficientnet_lite0 only with --quick)')
     parser.add_argument('--device', default='cpu', help='cpu or cuda (loss/backbone timing)')
     parser.add_argument('--threads', type=int, default=None, help='torch threads (default: as is)')
+    parser.add_argument('--trunks', action='store_true',
+                        help='only the trunk-mode comparison (dilated vs fpn, contiguous vs '
+                             'channels_last) for --backbones (default efficientnet_lite0)')
+    parser.add_argument('--reps', type=int, default=None, help='timed repetitions (median)')
     parser.add_argument('--memory-worker', nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_worker:
@@ -185,8 +255,13 @@ def main(argv=None) -> int:
     backbones = args.backbones or (['efficientnet_lite0'] if args.quick else
                                    ['efficientnet_lite0', 'resnet18', 'resnet34', 'resnet50'])
     warmup, reps = (1, 3) if args.quick else (2, 7)
+    reps = args.reps or reps
     print(f'device: {device_name(args.device)} | torch {torch.__version__} | '
           f'threads: {torch.get_num_threads()} | warm-up {warmup}, median of {reps}')
+    if args.trunks:
+        for name in args.backbones or ['efficientnet_lite0']:
+            print_trunks(name, bench_trunks(name, device=args.device, warmup=warmup, reps=reps))
+        return 0
 
     print('\n[loss vs backbone] batch 4, 240x320 (1/8 map 30x40), N=500, D=64, fwd+bwd')
     print(f'{"backbone":<20}{"backbone ms":>13}{"CCL loss ms":>13}{"loss/backbone":>15}')

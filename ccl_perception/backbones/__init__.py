@@ -5,6 +5,8 @@ maps (B, 3, H, W) normalised images to (B, C, ceil(H/8), ceil(W/8)) features, an
 are the per-channel input statistics (on [0, 1] RGB) the trunk's weights were trained with.
 """
 BACKBONES = ('efficientnet_lite0', 'resnet18', 'resnet34', 'resnet50')
+#: Stride-8 trunk modes: ``dilated`` (1/16 stage dilated) or ``fpn`` (1/16 stage upsampled + concat).
+TRUNKS = ('dilated', 'fpn')
 
 #: torchvision's ImageNet statistics (RGB, images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -17,26 +19,32 @@ LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
 
 
-def build_backbone(name: str, pretrained: bool = True):
+def build_backbone(name: str, pretrained: bool = True, trunk: str = 'dilated'):
     """Build a stride-8 trunk.
 
     Args:
         name: one of ``BACKBONES``.
         pretrained: load ImageNet weights (offline file for EfficientNet-Lite0; torchvision
             download/cache for ResNets, random init with a warning when unavailable).
+        trunk: ``dilated`` (the 1/16 stage dilated to stride 8; C = 112 / 256 / 256 / 1024)
+            or ``fpn`` (that stage at its native stride 16, resampled onto the 1/8 grid and
+            concatenated with the 1/8 features; C = 152 / 384 / 384 / 1536). Both load the
+            same ImageNet weights.
 
     Returns:
         (trunk nn.Module, output channels int, (mean, std) tuples of 3 floats).
     """
+    if trunk not in TRUNKS:
+        raise ValueError(f'unknown trunk {trunk!r}; choose one of {list(TRUNKS)}')
     if name == 'efficientnet_lite0':
         from .efficientnet_lite0 import EfficientNetLite0, load_imagenet_weights
-        trunk = EfficientNetLite0(output_stride=8)
+        net = EfficientNetLite0(output_stride=8, trunk=trunk)
         if pretrained:
-            load_imagenet_weights(trunk)
-        return trunk, trunk.out_channels, (LITE_MEAN, LITE_STD)
+            load_imagenet_weights(net)
+        return net, net.out_channels, (LITE_MEAN, LITE_STD)
     if name in ('resnet18', 'resnet34', 'resnet50'):
         from .resnet import ResNetTrunk
-        trunk = ResNetTrunk(name, pretrained=pretrained)
-        return trunk, trunk.out_channels, (IMAGENET_MEAN, IMAGENET_STD)
+        net = ResNetTrunk(name, pretrained=pretrained, trunk=trunk)
+        return net, net.out_channels, (IMAGENET_MEAN, IMAGENET_STD)
     raise ValueError(f'unknown backbone {name!r}; choose one of {list(BACKBONES)}')
 

@@ -11,7 +11,11 @@ patch is used for ResNet-50's ``Bottleneck`` so that all three are built one way
 ``layer4`` (rather than dilating it with rate 4) keeps the cost near the original network's:
 layer4 at stride 8 would cost ~16x its ImageNet FLOPs.
 
-Output channels: 256 (ResNet-18/34) or 1024 (ResNet-50), at ``ceil(H/8) x ceil(W/8)``.
+``trunk='fpn'`` instead keeps ``layer3`` at its native stride 16 and concatenates its output,
+resampled onto the 1/8 grid (``fuse.upsample_to_stride8``), with ``layer2``'s: 384 (ResNet-18/34)
+or 1536 (ResNet-50) channels, same ImageNet weights, ~4x fewer layer3 FLOPs.
+
+Output channels (dilated): 256 (ResNet-18/34) or 1024 (ResNet-50), at ``ceil(H/8) x ceil(W/8)``.
 ImageNet weights come from torchvision when ``pretrained=True`` and they can be downloaded
 (or are in the torch hub cache); otherwise the trunk is randomly initialised and a warning
 is logged.
@@ -22,13 +26,23 @@ import torch
 from torch import nn
 import torchvision
 
+from .fuse import fuse_stride8
+
 _LOG = logging.getLogger(__name__)
+
+#: Trunk modes at output stride 8 (see the module docstring).
+TRUNKS = ('dilated', 'fpn')
 
 _BUILDERS = {
     'resnet18': ('resnet18', 'ResNet18_Weights', 256),
     'resnet34': ('resnet34', 'ResNet34_Weights', 256),
     'resnet50': ('resnet50', 'ResNet50_Weights', 1024),
 }
+
+
+def _layer_channels(layer: nn.Sequential) -> int:
+    """Output channels of a ResNet stage (its last block's last BatchNorm)."""
+    return [m for m in layer[-1].modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
 
 
 def _dilate_layer(layer: nn.Sequential, dilation: int = 2) -> None:
@@ -56,11 +70,14 @@ class ResNetTrunk(nn.Module):
     weights were actually loaded.
     """
 
-    def __init__(self, name: str = 'resnet18', pretrained: bool = True):
+    def __init__(self, name: str = 'resnet18', pretrained: bool = True, trunk: str = 'dilated'):
         super().__init__()
         if name not in _BUILDERS:
             raise ValueError(f'unknown ResNet {name!r}; choose one of {sorted(_BUILDERS)}')
+        if trunk not in TRUNKS:
+            raise ValueError(f'trunk must be one of {TRUNKS}, got {trunk!r}')
         builder_name, weights_name, self.out_channels = _BUILDERS[name]
+        self.trunk = trunk
         builder = getattr(torchvision.models, builder_name)
         net = None
         self.pretrained_loaded = False
@@ -74,10 +91,15 @@ class ResNetTrunk(nn.Module):
                              'using RANDOM initialisation', name, type(exc).__name__, exc)
         if net is None:
             net = builder(weights=None)
-        _dilate_layer(net.layer3)
+        if trunk == 'dilated':
+            _dilate_layer(net.layer3)
+        else:  # layer2 (1/8) + layer3 at its native 1/16 resampled onto the 1/8 grid
+            self.out_channels += _layer_channels(net.layer2)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3 = net.layer1, net.layer2, net.layer3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer3(self.layer2(self.layer1(x)))
+        stride8 = self.layer2(self.layer1(x))
+        x = self.layer3(stride8)
+        return fuse_stride8(stride8, x) if self.trunk == 'fpn' else x

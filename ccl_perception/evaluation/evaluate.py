@@ -6,16 +6,21 @@ its match in image 2 is the pixel of image 2's upsampled map with the highest co
 similarity (``method='argmax'``, the paper's "best match"), or the spatial expectation of
 the temperature softmax over that heatmap (``method='expectation'``, Eq. 2-3). Errors are
 full-resolution pixel distances to the annotated keypoint (see ``metrics``).
+
+Cost: the full-resolution maps (upsampling + normalisation of C x H x W floats) dominate, so
+``predict_pairs`` builds each image's maps once (queries grouped by image 1, heatmaps grouped
+by image 2) instead of once per pair; the numbers are bit-identical to matching pair by pair
+(``match_keypoints``), and at most two full-resolution maps are held at a time.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
-from ccl_perception.correspondence import cosine_heatmap, heatmap_softmax, sample_descriptors, \
-    spatial_expectation
+from ccl_perception.correspondence import heatmap_softmax, sample_descriptors, spatial_expectation
 from ccl_perception.evaluation import metrics
 from ccl_perception.evaluation.pairs import load_pairs
 
@@ -48,6 +53,69 @@ def descriptor_function(model_or_extractor, device: str = 'cpu', features: str =
     return model_or_extractor
 
 
+def query_descriptors(desc_1: torch.Tensor, kp_1: np.ndarray, size_1) -> torch.Tensor:
+    """Descriptors of image 1 at full-resolution keypoints.
+
+    Args:
+        desc_1: ``(C, h, w)`` stride-8 descriptor map of image 1.
+        kp_1: ``(N, 2)`` keypoints, full-resolution pixels ``(x, y)``.
+        size_1: ``(H, W)`` of image 1.
+
+    Returns:
+        ``(1, N, C)`` unit descriptors sampled bilinearly from the upsampled map
+        (``upsample_descriptors``).
+    """
+    from ccl_perception.model import upsample_descriptors  # model module pulls in the backbones
+    kp = torch.as_tensor(np.asarray(kp_1, dtype=np.float32)).reshape(1, -1, 2)
+    return sample_descriptors(upsample_descriptors(desc_1[None].float().cpu(), size_1), kp)
+
+
+def target_map(desc_2: torch.Tensor, size_2) -> torch.Tensor:
+    """Image 2's full-resolution unit descriptors, flattened for matching.
+
+    Args:
+        desc_2: ``(C, h, w)`` stride-8 descriptor map; size_2: ``(H, W)`` of image 2.
+
+    Returns:
+        ``(1, C, H * W)``: ``F.normalize(upsample_descriptors(desc_2), dim=1)`` flattened,
+        exactly the matrix ``cosine_heatmap`` (Eq. 1) multiplies the queries with.
+    """
+    from ccl_perception.model import upsample_descriptors
+    up = upsample_descriptors(desc_2[None].float().cpu(), size_2)
+    return F.normalize(up, dim=1).reshape(1, up.shape[1], -1)
+
+
+def match_queries(query: torch.Tensor, target: torch.Tensor, size_2, method: str = 'argmax',
+                  tau: float = 0.03, chunk: int = 64) -> np.ndarray:
+    """Best match (or softmax expectation) of each query in a ``target_map``.
+
+    Args:
+        query: ``(1, N, C)`` descriptors (``query_descriptors``).
+        target: ``(1, C, H * W)`` from ``target_map``.
+        size_2: ``(H, W)`` of image 2.
+        method: 'argmax' (best cosine match) or 'expectation' (softmax with ``tau``, Eq. 2-3).
+        chunk: queries per heatmap batch (bounds memory to chunk x H x W floats).
+
+    Returns:
+        ``(N, 2)`` matched pixels ``(x, y)`` in image 2.
+    """
+    if method not in ('argmax', 'expectation'):
+        raise ValueError(f"method must be 'argmax' or 'expectation', got {method!r}")
+    if query.shape[1] == 0:
+        return np.zeros((0, 2))
+    h2, w2 = int(size_2[0]), int(size_2[1])
+    out = []
+    for s in range(0, query.shape[1], chunk):
+        # == cosine_heatmap(query chunk, upsampled map 2), with the map normalised once per image
+        sim = torch.bmm(F.normalize(query[:, s:s + chunk], dim=-1), target).reshape(1, -1, h2, w2)
+        if method == 'argmax':
+            idx = sim.flatten(2).argmax(dim=-1)[0]
+            out.append(torch.stack([idx % w2, idx // w2], dim=-1).float())
+        else:
+            out.append(spatial_expectation(heatmap_softmax(sim, tau))[0])
+    return torch.cat(out).numpy().astype(float)
+
+
 def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray, size_1, size_2,
                     method: str = 'argmax', tau: float = 0.03, chunk: int = 64) -> np.ndarray:
     """Transfer full-resolution keypoints from image 1 to image 2.
@@ -62,25 +130,65 @@ def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray
     Returns:
         ``(N, 2)`` matched pixels in image 2.
     """
-    from ccl_perception.model import upsample_descriptors  # model module pulls in the backbones
     if method not in ('argmax', 'expectation'):
         raise ValueError(f"method must be 'argmax' or 'expectation', got {method!r}")
-    kp = torch.as_tensor(np.asarray(kp_1, dtype=np.float32)).reshape(1, -1, 2)
-    if kp.shape[1] == 0:
+    if np.asarray(kp_1).size == 0:
         return np.zeros((0, 2))
-    up_1 = upsample_descriptors(desc_1[None].float().cpu(), size_1)
-    up_2 = upsample_descriptors(desc_2[None].float().cpu(), size_2)
-    query = sample_descriptors(up_1, kp)
-    w2 = up_2.shape[-1]
-    out = []
-    for s in range(0, query.shape[1], chunk):
-        sim = cosine_heatmap(query[:, s:s + chunk], up_2)
-        if method == 'argmax':
-            idx = sim.flatten(2).argmax(dim=-1)[0]
-            out.append(torch.stack([idx % w2, idx // w2], dim=-1).float())
-        else:
-            out.append(spatial_expectation(heatmap_softmax(sim, tau))[0])
-    return torch.cat(out).numpy().astype(float)
+    return match_queries(query_descriptors(desc_1, kp_1, size_1), target_map(desc_2, size_2),
+                         size_2, method, tau, chunk)
+
+
+def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float = 0.03,
+                  progress: bool = True) -> list:
+    """Matched keypoints of every pair, each full-resolution map computed once per image.
+
+    Same numbers as calling ``match_keypoints`` per pair, in two passes over the images:
+    (1) pairs grouped by image 1: upsample each image once, sample the query descriptors of
+    all its pairs; (2) pairs grouped by image 2: build each ``target_map`` once, match all
+    its queries. At most two full-resolution maps are alive at a time; the stride-8 maps of
+    all images are kept (C x H/8 x W/8 floats each).
+
+    Args:
+        describe: ``fn(rgb (H, W, 3) uint8) -> (C, h, w)`` (``descriptor_function``).
+        pf: ``PairsFile``; pairs: list of its pair dicts.
+
+    Returns:
+        list, one entry per pair: ``None`` (no keypoint visible in both images) or
+        ``(kps, pred, size_2)``: ``kps`` = ``pf.pair_keypoints(pair)``, ``pred`` the
+        ``(N, 2)`` matches of all objects' keypoints concatenated in ``kps`` order.
+    """
+    cache = {}
+
+    def get(index):
+        if index not in cache:
+            rgb = _read_rgb(pf.image_path(index))
+            with torch.inference_mode():
+                cache[index] = (describe(rgb).detach().float().cpu(), rgb.shape[:2])
+        return cache[index]
+
+    from ccl_perception.model import upsample_descriptors
+    kps = [pf.pair_keypoints(pair) for pair in pairs]
+    by_image_1, by_image_2 = {}, {}
+    for i, k in enumerate(kps):
+        if k:
+            by_image_1.setdefault(pairs[i]['image_1'], []).append(i)
+            by_image_2.setdefault(pairs[i]['image_2'], []).append(i)
+    queries = {}
+    for image, group in tqdm(by_image_1.items(), desc='queries', disable=not progress):
+        d1, s1 = get(image)
+        up_1 = upsample_descriptors(d1[None].float().cpu(), s1)
+        for i in group:  # as query_descriptors, with one upsampling per image
+            kp = np.concatenate([v[0] for v in kps[i].values()]).astype(np.float32)
+            queries[i] = sample_descriptors(up_1, torch.as_tensor(kp).reshape(1, -1, 2))
+        del up_1
+    out = [None] * len(pairs)
+    for image, group in tqdm(by_image_2.items(), desc='match', disable=not progress):
+        d2, s2 = get(image)
+        target = target_map(d2, s2)
+        for i in group:
+            out[i] = (kps[i], match_queries(queries.pop(i), target, s2, method, tau), s2)
+        del target
+    return out
 
 
 def _read_rgb(path: str) -> np.ndarray:
@@ -115,25 +223,16 @@ def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu', met
     pf = load_pairs(pairs_path)
     describe = descriptor_function(model_or_extractor, device, features)
     pairs = pf.pairs[:max_pairs] if max_pairs else pf.pairs
-    cache = {}
-
-    def get(index):
-        if index not in cache:
-            rgb = _read_rgb(pf.image_path(index))
-            with torch.inference_mode():
-                cache[index] = (describe(rgb).detach().float().cpu(), rgb.shape[:2])
-        return cache[index]
+    if method not in ('argmax', 'expectation'):
+        raise ValueError(f"method must be 'argmax' or 'expectation', got {method!r}")
+    predictions = predict_pairs(describe, pf, pairs, method, tau, progress)
 
     pair_summaries, per_object, per_split, all_errors, kind_errors = [], {}, {}, [], {}
-    for pair in tqdm(pairs, desc='evaluate', disable=not progress):
-        kps = pf.pair_keypoints(pair)
-        if not kps:
+    for entry in predictions:  # aggregated in the file's pair order
+        if entry is None:
             continue
-        (d1, s1), (d2, s2) = get(pair['image_1']), get(pair['image_2'])
+        kps, pred_all, s2 = entry
         errs_pair = []
-        # one upsampling per pair: match the keypoints of all objects together
-        pred_all = match_keypoints(d1, d2, np.concatenate([v[0] for v in kps.values()]), s1, s2,
-                                   method, tau)
         splits = np.cumsum([len(v[0]) for v in kps.values()])[:-1]
         for (name, (k1, k2, kinds)), pred in zip(kps.items(), np.split(pred_all, splits)):
             err = metrics.pixel_errors(pred, k2)

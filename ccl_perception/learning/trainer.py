@@ -98,7 +98,7 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def _model_config(cfg: dict) -> dict:
     return {'backbone': cfg['model']['backbone'], 'descriptor_dim': cfg['model']['descriptor_dim'],
-            'pretrained': cfg['model']['pretrained']}
+            'pretrained': cfg['model']['pretrained'], 'trunk': cfg['model'].get('trunk')}
 
 
 def heatmap_figure(image_a: torch.Tensor, kp: torch.Tensor, target: torch.Tensor,
@@ -225,7 +225,7 @@ class Trainer:
         from ..checkpoint import load_model
         source = load_model(str(path), device='cpu')
         theirs, ours = getattr(source, 'config', {}), getattr(self.model, 'config', {})
-        for key in ('backbone', 'descriptor_dim'):
+        for key in ('backbone', 'descriptor_dim', 'trunk'):
             if key in theirs and key in ours and theirs[key] != ours[key]:
                 raise TrainingError(f'init_from {path}: {key} is {theirs[key]!r} there but {ours[key]!r} in '
                                     'this config')
@@ -243,7 +243,7 @@ class Trainer:
                                     f'{extra["config"][key]!r}, config says {self.cfg[key]!r}')
         if ckpt.get('optimizer_state') is None:
             raise TrainingError(f'--resume {path}: checkpoint has no optimiser state (a final model.pt?)')
-        ours = {k: self.model.config[k] for k in ('backbone', 'descriptor_dim')}
+        ours = {k: self.model.config.get(k) for k in ('backbone', 'descriptor_dim', 'trunk')}
         theirs = {k: ckpt['model_config'].get(k) for k in ours}
         if ours != theirs:
             raise TrainingError(f'--resume {path}: checkpoint model {theirs} differs from the config {ours}')

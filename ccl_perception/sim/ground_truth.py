@@ -126,7 +126,8 @@ def save_frame(folder: str, stem: str, frame: Frame, depth_format: str = 'npy') 
     """Write depth / segmentation of a frame next to its image; return its JSON metadata.
 
     Files: ``depth/<stem>.npy`` (float32 m) or ``depth/<stem>.png`` (uint16 mm, 0 = missing);
-    ``segmentation/<stem>.png`` (uint16, body id + 1, 0 = nothing).
+    ``segmentation/<stem>.npy`` (int32 body ids, -1 = nothing). No auxiliary file is a PNG, so
+    the folder can be given to any training run as a plain image folder (its PNGs are RGB only).
     """
     os.makedirs(os.path.join(folder, 'depth'), exist_ok=True)
     os.makedirs(os.path.join(folder, 'segmentation'), exist_ok=True)
@@ -139,8 +140,8 @@ def save_frame(folder: str, stem: str, frame: Frame, depth_format: str = 'npy') 
         cv2.imwrite(os.path.join(folder, depth_rel), np.clip(np.round(mm), 0, 65535).astype(np.uint16))
     else:
         raise ValueError(f"depth_format must be 'npy' or 'png', got {depth_format!r}")
-    seg_rel = f'segmentation/{stem}.png'
-    cv2.imwrite(os.path.join(folder, seg_rel), (frame.segmentation + 1).astype(np.uint16))
+    seg_rel = f'segmentation/{stem}.npy'
+    np.save(os.path.join(folder, seg_rel), frame.segmentation.astype(np.int32))
     return {'depth': depth_rel, 'segmentation': seg_rel, 'camera': frame.camera.to_dict(),
             'object_poses': {k: v.tolist() for k, v in frame.object_poses.items()},
             'object_ids': dict(frame.object_ids)}
@@ -157,10 +158,15 @@ def load_frame(folder: str, meta: dict) -> Frame:
             raise ValueError(f'cannot read depth image {path}')
         depth = raw.astype(np.float32) / 1000.0
         depth[raw == 0] = np.nan
-    seg = cv2.imread(os.path.join(folder, meta['segmentation']), cv2.IMREAD_UNCHANGED)
-    if seg is None:
-        raise ValueError(f"cannot read segmentation {meta['segmentation']} in {folder}")
-    return Frame(depth, seg.astype(np.int32) - 1, Camera.from_dict(meta['camera']),
+    seg_path = os.path.join(folder, meta['segmentation'])
+    if seg_path.endswith('.npy'):
+        seg = np.load(seg_path, allow_pickle=False).astype(np.int32)
+    else:  # uint16 PNG, body id + 1
+        raw = cv2.imread(seg_path, cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise ValueError(f"cannot read segmentation {meta['segmentation']} in {folder}")
+        seg = raw.astype(np.int32) - 1
+    return Frame(depth, seg, Camera.from_dict(meta['camera']),
                  {k: np.array(v) for k, v in meta['object_poses'].items()}, dict(meta['object_ids']))
 
 

@@ -1,0 +1,41 @@
+"""Fusion of a stride-16 feature map into the stride-8 grid (the ``trunk='fpn'`` mode).
+
+With symmetric padding, a stride-2 convolution's output cell k is centred on input cell 2k,
+so cell k of a 1/16 map sits exactly on cell 2k of the 1/8 map of the same network. The 1/8
+cell j therefore reads the 1/16 map at coordinate j / 2: bilinear interpolation with
+``align_corners=True`` onto ``2 * n - 1`` cells, after replicating the last row/column once
+so that the even sizes ``ceil(H / 8) = 2 * ceil(H / 16)`` are covered too (the last 1/8 cell
+then copies the last 1/16 cell, as clamped bilinear sampling would). Everything is computed
+from tensor shapes without Python branches, so the ONNX export stays valid for any H, W.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def upsample_to_stride8(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+    """Bilinearly resample a 1/16 map onto the grid of a 1/8 map of the same image.
+
+    Args:
+        coarse: (B, C16, ceil(H/16), ceil(W/16)) features.
+        fine: (B, C8, ceil(H/8), ceil(W/8)) features (only its shape is used).
+
+    Returns:
+        (B, C16, ceil(H/8), ceil(W/8)); output cell (j, i) = ``coarse`` at (j/2, i/2).
+    """
+    padded = F.pad(coarse, (0, 1, 0, 1), mode='replicate')
+    h, w = padded.shape[-2:]
+    up = F.interpolate(padded, size=(2 * h - 1, 2 * w - 1), mode='bilinear', align_corners=True)
+    return up[..., :fine.shape[-2], :fine.shape[-1]]
+
+
+def fuse_stride8(fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+    """Concatenate 1/8 features with the 1/16 features resampled onto the 1/8 grid.
+
+    Args:
+        fine: (B, C8, h, w) at stride 8.
+        coarse: (B, C16, ceil(h/2), ceil(w/2)) at stride 16.
+
+    Returns:
+        (B, C8 + C16, h, w).
+    """
+    return torch.cat([fine, upsample_to_stride8(coarse, fine)], dim=1)
