@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 from ccl_perception.losses import cycle_correspondence_loss
@@ -179,16 +180,69 @@ def bench_onnx_vs_eager(backbone='efficientnet_lite0', height=480, width=640, di
     with tempfile.TemporaryDirectory() as folder:
         path = export_onnx(model, os.path.join(folder, 'model.onnx'), height, width)
         session = onnx_session(path, threads=torch.get_num_threads())
+        # eager as shipped by DescriptorExtractor: channels_last model and input
+        model_cl = model.to(memory_format=torch.channels_last)
+        image_cl = image.contiguous(memory_format=torch.channels_last)
 
         def eager():
             with torch.inference_mode():
-                model(image)
+                model_cl(image_cl)
 
         feed = {INPUT_NAME: image.numpy()}
         eager_ms = median_time(eager, 'cpu', warmup, reps)
         onnx_ms = median_time(lambda: session.run([OUTPUT_NAME], feed), 'cpu', warmup, reps)
     return {'backbone': backbone, 'eager_ms': eager_ms, 'onnx_ms': onnx_ms,
             'speedup': eager_ms / onnx_ms}
+
+
+def _textured_frame(height: int, width: int, seed: int = 0):
+    """A smooth random-texture RGB image, a plane 0.5 m in front of the camera, and K."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    noise = rng.random((height // 8, width // 8, 3)).astype(np.float32)
+    rgb = (cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 255).astype(np.uint8)
+    depth = np.full((height, width), 0.5, np.float32)
+    f = 0.9 * width
+    K = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
+    return rgb, depth, K
+
+
+def bench_frame_to_pose(backbone='efficientnet_lite0', height=480, width=640, dim=64,
+                        warmup=2, reps=5) -> dict:
+    """Planner latency, one RGB-D frame -> 6D grasp pose (GraspPipeline.frame_to_pose, no ROS).
+
+    The target is made from the frame itself (identical view), so every stage runs to a pose.
+    Returns median total seconds and per-stage medians for the torch and onnx backends.
+    """
+    from ccl_perception.grasp_pipeline import GraspPipeline
+    from ccl_perception.inference import DescriptorExtractor, export_onnx
+    from ccl_perception.targets import make_target
+
+    rgb, depth, K = _textured_frame(height, width)
+    model = _make_model(backbone, dim, 'cpu').eval()
+    points = [(width * 0.45, height * 0.5), (width * 0.55, height * 0.5), (width * 0.5, height * 0.4)]
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        onnx_path = export_onnx(model, os.path.join(folder, 'model.onnx'), height, width)
+        for backend in ('torch', 'onnx'):
+            extractor = DescriptorExtractor(model, backend=backend,
+                                            onnx_path=onnx_path if backend == 'onnx' else None)
+            target = make_target(extractor, rgb, points, 'bench', depth=depth, K=K)
+            # An untrained head matches only roughly: open every gate so all stages always run.
+            pipeline = GraspPipeline(extractor, {'min_similarity': -1.0, 'min_confidence': 0.0,
+                                                 'axis_length_tolerance': 1e6, 'ransac_threshold': 1.0})
+            stages = []
+
+            def run():
+                result = pipeline.frame_to_pose(rgb, depth, K, target)
+                if not result.ok:
+                    raise RuntimeError(f'benchmark frame abstained: {result.reason}')
+                stages.append(result.timings)
+
+            total = median_time(run, 'cpu', warmup, reps)
+            per_stage = {k: float(np.median([t[k] for t in stages[warmup:]])) * 1000 for k in stages[-1]}
+            results[backend] = {'total_ms': total, **{f'{k}_ms': v for k, v in per_stage.items()}}
+    return results
 
 
 def _memory_worker(backbone, batch, height, width, n, dim, step: bool) -> None:
@@ -274,6 +328,13 @@ def main(argv=None) -> int:
     for name in backbones:
         r = bench_onnx_vs_eager(name, warmup=warmup, reps=reps)
         print(f'{name:<20}{r["eager_ms"]:>13.1f}{r["onnx_ms"]:>13.1f}{r["speedup"]:>14.2f}x')
+
+    print('\n[frame -> pose latency] GraspPipeline.frame_to_pose, 640x480 RGB-D, 3 target keypoints')
+    print(f'{"backbone":<20}{"backend":>8}{"total ms":>11}{"descr. ms":>11}{"match ms":>10}{"geom. ms":>10}')
+    for name in backbones:
+        for backend, r in bench_frame_to_pose(name, warmup=warmup, reps=reps).items():
+            print(f'{name:<20}{backend:>8}{r["total_ms"]:>11.1f}{r.get("descriptors_ms", float("nan")):>11.1f}'
+                  f'{r.get("match_ms", float("nan")):>10.1f}{r.get("geometry_ms", float("nan")):>10.1f}')
 
     print('\n[training step peak memory] CPU, batch 4 x 3 images, 240x320, N=500 (VmHWM)')
     print(f'{"backbone":<20}{"base MiB":>13}{"step MiB":>13}{"step extra":>15}')

@@ -1,0 +1,74 @@
+"""Collect evaluation JSONs (training/evaluate.py) and run metrics into markdown tables.
+
+    python training/summarize_results.py out/eval_*.json runs/*/metrics.json > out/results.md
+
+An ``eval_<name>.json`` becomes a row ``<name>``; ``runs/<name>/metrics.json`` adds that run's
+steps, training speed and peak memory. Values are mean ± std over pairs (paper Table I style).
+"""
+import argparse
+import json
+import os
+import sys
+
+THRESHOLDS = ('3', '5', '10', '25', '50')
+
+
+def _pm(mean, std) -> str:
+    return f'{mean:.3f} ± {std:.3f}' if std is not None else f'{mean:.3f}'
+
+
+def accuracy_table(evals: dict) -> str:
+    head = ('| model | ' + ' | '.join(f'PCK@{t}' for t in THRESHOLDS) +
+            ' | AUC PCK@[1..50] | norm. mean px error | AUC seen / unseen objects | pairs |')
+    lines = [head, '|' + '---|' * (len(THRESHOLDS) + 5)]
+    for name, r in evals.items():
+        pck = ' | '.join(_pm(r['pck'][t], r.get('pck_std', {}).get(t)) for t in THRESHOLDS)
+        split = r.get('per_split', {})
+        seen = f"{split['seen']['auc']:.3f} / {split['unseen']['auc']:.3f}" if {'seen', 'unseen'} <= set(split) else '-'
+        lines.append(f"| {name} | {pck} | {_pm(r['auc'], r.get('auc_std'))} | "
+                     f"{_pm(r['norm_mean_px_error'], r.get('norm_mean_px_error_std'))} | {seen} | {r['num_pairs']} |")
+    return '\n'.join(lines)
+
+
+def speed_table(runs: dict) -> str:
+    lines = ['| run | method | steps | resolution | AMP | s/step | images/s (I_A) | images/s (all forwarded) | '
+             'peak memory MiB | wall time s |', '|' + '---|' * 10]
+    for name, m in runs.items():
+        res = 'x'.join(str(v) for v in m.get('resolution', []))
+        lines.append(f"| {name} | {m['method']} | {m['start_step']}→{m['final_step']} | {res} | {m['amp']} | "
+                     f"{m['step_time_s']:.2f} | {m['images_per_s']:.2f} | {m['forwarded_images_per_s']:.2f} | "
+                     f"{m['peak_memory_mib']:.0f} | {m['wall_time_s']:.0f} |")
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('files', nargs='+', help='eval_<name>.json and runs/<name>/metrics.json files')
+    args = parser.parse_args(argv)
+    evals, runs = {}, {}
+    for path in args.files:
+        try:
+            with open(path, encoding='utf-8') as handle:
+                data = json.load(handle)
+        except (OSError, json.JSONDecodeError) as exc:
+            print(f'error: cannot read {path}: {exc}', file=sys.stderr)
+            return 2
+        base = os.path.basename(path)
+        if base == 'metrics.json':
+            runs[os.path.basename(os.path.dirname(os.path.abspath(path)))] = data
+        elif base.startswith('eval_') and base.endswith('.json'):
+            evals[base[len('eval_'):-len('.json')]] = data
+        else:
+            print(f'error: {path} is neither eval_<name>.json nor metrics.json', file=sys.stderr)
+            return 2
+    if evals:
+        print('### Correspondence accuracy (data/eval: cross-scene pairs, mean ± std over pairs)\n')
+        print(accuracy_table(evals))
+    if runs:
+        print('\n### Training runs\n')
+        print(speed_table(runs))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
