@@ -89,6 +89,18 @@ def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=
     return subs + [sync]
 
 
+def shutdown_tolerant(node, process):
+    """Wrap a timer callback: errors raised while the node's context shuts down are dropped
+    (publishers become invalid mid-frame), every other error propagates."""
+    def callback():
+        try:
+            process()
+        except Exception:  # noqa: BLE001
+            if node.context.ok():
+                raise
+    return callback
+
+
 def run_node(node_cls, args=None) -> None:
     """``main()`` body: init, spin a MultiThreadedExecutor, shut down cleanly on Ctrl-C."""
     import rclpy

@@ -25,7 +25,7 @@ from std_msgs.msg import String
 
 from ccl_perception import image_conversion as ic
 from ccl_perception.nodes import (COLOR_TOPIC, OUTPUT_QOS, SENSOR_QOS, STATUS_QOS, LatestFrame, declare_parameters,
-                                  run_node)
+                                  run_node, shutdown_tolerant)
 
 PARAMS = {
     'checkpoint': '',            # trained model (.pt); required
@@ -60,18 +60,11 @@ class DescriptorNode(Node):
         self.pub_vis = self.create_publisher(Image, 'descriptors/visualization', OUTPUT_QOS)
         self.pub_status = self.create_publisher(String, '~/status', STATUS_QOS)
         self.create_subscription(Image, COLOR_TOPIC, self.mailbox.put, SENSOR_QOS)
-        self.timer = self.create_timer(1.0 / max(float(p['max_rate_hz']), 0.1), self._on_timer,
+        self.timer = self.create_timer(1.0 / max(float(p['max_rate_hz']), 0.1), shutdown_tolerant(self, self._process),
                                        callback_group=MutuallyExclusiveCallbackGroup())
 
     def _status(self, text: str) -> None:
         self.pub_status.publish(String(data=text))
-
-    def _on_timer(self) -> None:
-        try:
-            self._process()
-        except Exception:  # noqa: BLE001
-            if self.context.ok():
-                raise  # a real error; errors while the context shuts down are expected
 
     def _process(self) -> None:
         msg = self.mailbox.take()

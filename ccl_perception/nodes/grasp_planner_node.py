@@ -39,7 +39,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ccl_perception import grasp_pipeline, image_conversion as ic, targets as tg
 from ccl_perception.nodes import (INFO_TOPIC, OUTPUT_QOS, SENSOR_QOS, STATUS_QOS, LatestFrame, declare_parameters,
-                                  run_node, subscribe_rgbd)
+                                  run_node, shutdown_tolerant, subscribe_rgbd)
 
 PARAMS = {
     'checkpoint': '',           # trained model (.pt); required
@@ -101,7 +101,7 @@ class GraspPlanner(Node):
         self.create_subscription(CameraInfo, INFO_TOPIC, self._on_info, SENSOR_QOS, callback_group=inputs)
         self.create_service(Trigger, '~/reload_targets', self._on_reload, callback_group=inputs)
         rate = max(float(self.get_parameter('max_rate_hz').value), 0.1)
-        self.timer = self.create_timer(1.0 / rate, self._on_timer, callback_group=MutuallyExclusiveCallbackGroup())
+        self.timer = self.create_timer(1.0 / rate, shutdown_tolerant(self, self._process), callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(f'grasp planner ready; target={getattr(self.target, "name", None)!r}, '
                                f'{len(self.library)} target(s) in library')
 
@@ -199,13 +199,6 @@ class GraspPlanner(Node):
         self.pub_status.publish(String(data=f'abstain: {reason}'))
         if header is not None:
             self.pub_markers.publish(MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)]))
-
-    def _on_timer(self) -> None:
-        try:
-            self._process()
-        except Exception:  # noqa: BLE001
-            if self.context.ok():
-                raise  # a real error; errors while the context shuts down are expected
 
     def _process(self) -> None:
         item = self.mailbox.take()
