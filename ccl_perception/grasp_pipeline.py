@@ -41,6 +41,7 @@ DEFAULTS = {
     'normal_radius_px': 7,         # half-size of the normal-estimation patch, pixels
     'normal_method': 'pca',        # 'pca' (numpy) or 'open3d' (same result, slower import)
     'ransac_threshold': 0.01,      # inlier distance of the reference-shape fit, metres
+    'min_inlier_fraction': 0.6,    # 3+ keypoints: at least this fraction (and 3) must fit the reference shape
 }
 
 
@@ -76,6 +77,8 @@ def merge_config(config: Optional[dict]) -> dict:
         if k not in DEFAULTS:
             raise ValueError(f'unknown grasp pipeline option {k!r}; known: {", ".join(DEFAULTS)}')
         cfg[k] = v
+    if not 0.0 < float(cfg['min_inlier_fraction']) <= 1.0:
+        raise ValueError(f"min_inlier_fraction must be in (0, 1], got {cfg['min_inlier_fraction']}")
     if cfg['approach'] not in ('normal', 'camera'):
         raise ValueError(f"approach must be 'normal' or 'camera', got {cfg['approach']!r}")
     return cfg
@@ -147,9 +150,11 @@ class GraspPipeline:
         res.points_3d = pts
         p1, p2 = pts[0], pts[1]
         if len(kp) >= 3 and target.points_3d is not None:
-            fit = geometry.ransac_kabsch(target.points_3d, pts, valid & inside, threshold=cfg['ransac_threshold'])
+            need = max(3, int(np.ceil(cfg['min_inlier_fraction'] * len(kp) - 1e-9)))
+            fit = geometry.ransac_kabsch(target.points_3d, pts, valid & inside, threshold=cfg['ransac_threshold'],
+                                         min_inliers=need)
             if fit is None:
-                res.reason = (f'3D keypoints contradict the target: fewer than 3 of {len(kp)} fit its '
+                res.reason = (f'3D keypoints contradict the target: fewer than {need} of {len(kp)} fit its '
                               f'reference shape within {cfg["ransac_threshold"] * 100:.1f} cm')
                 return res
             R, t, _ = fit

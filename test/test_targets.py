@@ -221,6 +221,18 @@ class TestGraspPipeline:
         r = GraspPipeline(extractor, CFG).frame_to_pose(rgb, depth * 2, K, target)  # twice as far: 2x larger
         assert not r.ok and 'contradict' in r.reason
 
+    def test_min_inlier_fraction(self, extractor, scene):
+        rgb, depth = scene
+        four = tg.make_target(extractor, rgb, PTS + [(99.5, 27.5)], 'four', depth=depth, K=K)
+        bumped = depth.copy()
+        bumped[22:34, 94:106] = 0.45  # keypoint 4 now 5 cm closer: 3 of 4 keypoints fit the reference
+        r = GraspPipeline(extractor, {**CFG, 'min_inlier_fraction': 0.75}).frame_to_pose(rgb, bumped, K, four)
+        assert r.ok, r.reason  # needs ceil(0.75 * 4) = 3
+        r = GraspPipeline(extractor, {**CFG, 'min_inlier_fraction': 1.0}).frame_to_pose(rgb, bumped, K, four)
+        assert not r.ok and 'fewer than 4 of 4' in r.reason
+        with pytest.raises(ValueError, match='min_inlier_fraction'):
+            merge_config({'min_inlier_fraction': 0.0})
+
     def test_bad_input_raises(self, extractor, scene, target):
         rgb, depth = scene
         with pytest.raises(ValueError, match='does not match'):
