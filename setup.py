@@ -14,6 +14,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
         (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
         (os.path.join('share', package_name, 'config'), glob('config/*')),
+        (os.path.join('share', package_name, 'training', 'configs'), glob('training/configs/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -66,8 +66,6 @@ evaluate pretrained_features --baseline pretrained
 for run in identical_view iv_continued ccl ccl_iv supervised ccl_short ccl_no_quantile_drop ccl_no_variance_scaling; do
   evaluate "$run" --checkpoint "runs/$run/model.pt"
 done
-$PY training/summarize_results.py out/eval_*.json runs/*/metrics.json > out/results.md
-cat out/results.md
 
 for run in iv_continued ccl ccl_iv supervised; do
   [ -f "out/grasp_$run/results.json" ] && continue
@@ -76,3 +74,5 @@ for run in iv_continued ccl ccl_iv supervised; do
       --size 320 240 --out "out/grasp_$run" > "out/grasp_$run.log" 2>&1
   tail -n 8 "out/grasp_$run.log"
 done
+$PY training/summarize_results.py out/eval_*.json runs/*/metrics.json out/grasp_*/results.json > out/results.md
+cat out/results.md

@@ -1,9 +1,10 @@
 """Collect evaluation JSONs (training/evaluate.py) and run metrics into markdown tables.
 
-    python training/summarize_results.py out/eval_*.json runs/*/metrics.json > out/results.md
+    python training/summarize_results.py out/eval_*.json runs/*/metrics.json out/grasp_*/results.json
 
 An ``eval_<name>.json`` becomes a row ``<name>``; ``runs/<name>/metrics.json`` adds that run's
-steps, training speed and peak memory. Values are mean ± std over pairs (paper Table I style).
+steps, training speed and peak memory; ``grasp_<name>/results.json`` (training/grasp_benchmark.py)
+a grasp-success row. Accuracy values are mean ± std over pairs (paper Table I style).
 """
 import argparse
 import json
@@ -41,11 +42,29 @@ def speed_table(runs: dict) -> str:
     return '\n'.join(lines)
 
 
+def grasp_table(grasps: dict) -> str:
+    lines = ['| model | grasped / scenes with target | success rate | abstained | failed grasps | '
+             'false grasps / scenes without target |', '|' + '---|' * 6]
+    oracle = None
+    for name, g in grasps.items():
+        for row, r in g['results'].items():
+            if row.startswith('oracle'):
+                oracle = oracle or (row, r)
+                continue
+            lines.append(f"| {name} | {r['grasped']}/{r['present_scenes']} | {r['success_rate']:.0%} | "
+                         f"{r['abstained']} | {r['failed_grasps']} | {r['false_grasps']}/{r['absent_scenes']} |")
+    if oracle:
+        row, r = oracle
+        lines.append(f"| {row} | {r['grasped']}/{r['present_scenes']} | {r['success_rate']:.0%} | "
+                     f"{r['abstained']} | {r['failed_grasps']} | - |")
+    return '\n'.join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('files', nargs='+', help='eval_<name>.json and runs/<name>/metrics.json files')
     args = parser.parse_args(argv)
-    evals, runs = {}, {}
+    evals, runs, grasps = {}, {}, {}
     for path in args.files:
         try:
             with open(path, encoding='utf-8') as handle:
@@ -56,14 +75,20 @@ def main(argv=None) -> int:
         base = os.path.basename(path)
         if base == 'metrics.json':
             runs[os.path.basename(os.path.dirname(os.path.abspath(path)))] = data
+        elif base == 'results.json' and os.path.basename(os.path.dirname(os.path.abspath(path))).startswith('grasp_'):
+            grasps[os.path.basename(os.path.dirname(os.path.abspath(path)))[len('grasp_'):]] = data
         elif base.startswith('eval_') and base.endswith('.json'):
             evals[base[len('eval_'):-len('.json')]] = data
         else:
-            print(f'error: {path} is neither eval_<name>.json nor metrics.json', file=sys.stderr)
+            print(f'error: {path} is not eval_<name>.json, metrics.json or grasp_<name>/results.json',
+                  file=sys.stderr)
             return 2
     if evals:
         print('### Correspondence accuracy (data/eval: cross-scene pairs, mean ± std over pairs)\n')
         print(accuracy_table(evals))
+    if grasps:
+        print('\n### Grasp success (training/grasp_benchmark.py)\n')
+        print(grasp_table(grasps))
     if runs:
         print('\n### Training runs\n')
         print(speed_table(runs))

@@ -13,11 +13,22 @@ import yaml
 
 METHODS = ('identical_view', 'ccl', 'ccl_iv', 'supervised')
 
-# training/configs/default.yaml of the source tree (the package is installed editable);
-# CCL_TRAIN_DEFAULTS overrides it for installed copies.
-DEFAULT_CONFIG_PATH = Path(
-    os.environ.get('CCL_TRAIN_DEFAULTS',
-                   Path(__file__).resolve().parents[2] / 'training' / 'configs' / 'default.yaml'))
+def _default_config_path() -> Path:
+    """``CCL_TRAIN_DEFAULTS`` if set; else ``training/configs/default.yaml`` of the source tree
+    (editable install / venv); else the copy a colcon install puts in the package's share dir."""
+    if os.environ.get('CCL_TRAIN_DEFAULTS'):
+        return Path(os.environ['CCL_TRAIN_DEFAULTS'])
+    source = Path(__file__).resolve().parents[2] / 'training' / 'configs' / 'default.yaml'
+    if source.is_file():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory('ccl_perception')) / 'training' / 'configs' / 'default.yaml'
+    except (ImportError, LookupError):
+        return source
+
+
+DEFAULT_CONFIG_PATH = _default_config_path()
 
 
 class ConfigError(ValueError):
