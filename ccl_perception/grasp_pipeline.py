@@ -41,7 +41,7 @@ DEFAULTS = {
     'normal_radius_px': 7,         # half-size of the normal-estimation patch, pixels
     'normal_method': 'pca',        # 'pca' (numpy) or 'open3d' (same result, slower import)
     'ransac_threshold': 0.01,      # inlier distance of the reference-shape fit, metres
-    'min_inlier_fraction': 0.6,    # 3+ keypoints: at least this fraction (and 3) must fit the reference shape
+    'min_inlier_fraction': 0.8,    # 3+ keypoints: at least this fraction (and 3) must fit the reference shape (0.8: 4 of 5)
 }
 
 

@@ -11,6 +11,8 @@ Everything lives in ccl_perception.demo.run_grasp_benchmark.
 import argparse
 import sys
 
+import yaml
+
 from ccl_perception.demo import format_table, run_grasp_benchmark
 
 
@@ -27,12 +29,21 @@ def main(argv=None) -> int:
     ap.add_argument('--seed', type=int, default=5000)
     ap.add_argument('--size', type=int, nargs=2, default=(320, 240), metavar=('W', 'H'),
                     help='camera image size in pixels (use the training resolution)')
+    ap.add_argument('--set', dest='planner', action='append', default=[], metavar='KEY=VALUE',
+                    help='grasp planner option (ccl_perception.grasp_pipeline.DEFAULTS), repeatable, '
+                         'e.g. --set min_inlier_fraction=0.8')
     args = ap.parse_args(argv)
+    planner = {}
+    for item in args.planner:
+        key, sep, value = item.partition('=')
+        if not sep:
+            ap.error(f'--set needs KEY=VALUE, got {item!r}')
+        planner[key] = yaml.safe_load(value)
     if args.grasps < 1 or args.absent < 0:
         ap.error('--grasps must be >= 1 and --absent >= 0')
     rep = run_grasp_benchmark(args.checkpoint, args.grasps, args.absent, args.targets, args.out,
                               args.min_elevation, args.max_elevation, not args.no_oracle, args.seed,
-                              image_size=args.size)
+                              planner_config=planner, image_size=args.size)
     print()
     print(f'checkpoint {args.checkpoint}; {args.size[0]}x{args.size[1]} px; elevation '
           f'{args.min_elevation:.0f}-{args.max_elevation:.0f} deg vs top-down references; '
