@@ -123,6 +123,28 @@ def heatmap_softmax(sim: torch.Tensor, tau: float = DEFAULT_TAU) -> torch.Tensor
     return torch.softmax(sim.reshape(b, n, h * w).float() / tau, dim=-1).reshape(b, n, h, w)
 
 
+def heatmap_probabilities(query: torch.Tensor, desc: torch.Tensor, tau: float = DEFAULT_TAU) -> torch.Tensor:
+    """``heatmap_softmax(cosine_heatmap(query, desc), tau)`` (Eq. 1-2) in one pass.
+
+    The ``1/tau`` scale is folded into the ``(B, N, D)`` queries before the matrix product,
+    so no ``(B, N, h, w)`` division runs forward or backward: the training losses use this.
+
+    Returns:
+        ``(B, N, h, w)`` probabilities.
+    """
+    if tau <= 0:
+        raise ValueError(f'temperature tau must be > 0, got {tau}')
+    _check_map(desc)
+    if query.dim() != 3 or query.shape[0] != desc.shape[0] or query.shape[2] != desc.shape[1]:
+        raise ValueError(
+            f'query must be (B, N, D) matching desc (B, D, h, w); got {tuple(query.shape)} '
+            f'and {tuple(desc.shape)}')
+    b, d, h, w = desc.shape
+    q = F.normalize(query, dim=-1) * (1.0 / tau)
+    m = F.normalize(desc, dim=1).reshape(b, d, h * w)
+    return torch.softmax(torch.bmm(q, m).float(), dim=-1).reshape(b, -1, h, w)
+
+
 def _pixel_axes(prob: torch.Tensor):
     h, w = prob.shape[-2:]
     xs = torch.arange(w, device=prob.device, dtype=prob.dtype)

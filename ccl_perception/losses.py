@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from .correspondence import (
-    DEFAULT_TAU, expected_descriptor, heatmap_softmax, match_descriptors, cosine_heatmap,
-    sample_descriptors, spatial_expectation, spatial_variance,
+    DEFAULT_TAU, expected_descriptor, heatmap_probabilities, sample_descriptors, spatial_expectation,
+    spatial_variance,
 )
 
 METHODS = ('identical_view', 'ccl', 'ccl_iv', 'supervised')
@@ -73,9 +73,8 @@ def identical_view_loss(desc_a: torch.Tensor, desc_a_hat: torch.Tensor, kp_a: to
         tau: softmax temperature.
     """
     valid = _check_valid(valid, kp_a)
-    query = sample_descriptors(desc_a, kp_a)
-    match = match_descriptors(query, desc_a_hat, tau)
-    return distributional_loss(match.keypoints, kp_a_hat, valid)
+    prob = heatmap_probabilities(sample_descriptors(desc_a, kp_a), desc_a_hat, tau)
+    return distributional_loss(spatial_expectation(prob), kp_a_hat, valid)
 
 
 def quantile_drop(x: torch.Tensor, valid: torch.Tensor, quantile: float) -> torch.Tensor:
@@ -135,21 +134,22 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
     if desc_b.shape != desc_a.shape or desc_a_hat.shape != desc_a.shape:
         raise ValueError(f'descriptor maps differ: A {tuple(desc_a.shape)}, B {tuple(desc_b.shape)}, '
                          f'A_hat {tuple(desc_a_hat.shape)}')
-    query = sample_descriptors(desc_a, kp_a)                            # (B, N, D)
-    prob_b = heatmap_softmax(cosine_heatmap(query, desc_b), tau)         # (B, N, h, w)
-    var_b = spatial_variance(prob_b)                                     # (B, N, 2)
-    desc_b_star = expected_descriptor(prob_b, desc_b)                    # (B, N, D)   Eq. 8
-    match_hat = match_descriptors(desc_b_star, desc_a_hat, tau)          # Eq. 1-4 over D_Â
-    uncertainty = (match_hat.variance.sum(-1) + var_b.sum(-1)).detach()  # X_i, (B, N)
+    query = sample_descriptors(desc_a, kp_a)                             # (B, N, D)
+    prob_b = heatmap_probabilities(query, desc_b, tau)                    # (B, N, h, w)  Eq. 1-2
+    desc_b_star = expected_descriptor(prob_b, desc_b)                     # (B, N, D)     Eq. 8
+    prob_hat = heatmap_probabilities(desc_b_star, desc_a_hat, tau)        # over D_Â
+    kp_star = spatial_expectation(prob_hat)                               # k*_Â          Eq. 3
+    with torch.no_grad():                                                 # X_i is detached: Eq. 4 off the graph
+        uncertainty = spatial_variance(prob_hat, kp_star).sum(-1) + spatial_variance(prob_b).sum(-1)
 
     keep = valid
     if use_quantile_drop:
         keep = quantile_drop(uncertainty, valid, quantile)
     weight = 1.0 / (1.0 + uncertainty) if use_variance_scaling else None
-    loss = distributional_loss(match_hat.keypoints, kp_a_hat, keep, weight)
+    loss = distributional_loss(kp_star, kp_a_hat, keep, weight)
 
     with torch.no_grad():
-        err = torch.linalg.norm(match_hat.keypoints.float() - kp_a_hat.float(), dim=-1)
+        err = torch.linalg.norm(kp_star.float() - kp_a_hat.float(), dim=-1)
         n_valid = valid.sum().clamp(min=1)
         stats = {
             'kept_fraction': float(keep.sum() / n_valid),
