@@ -35,8 +35,9 @@ def vm_rss_mb(pid: int) -> float:
     return float('nan')
 
 
-def make_assets(width: int, height: int, out_dir: str, backbone: str = 'resnet18'):
-    """Random model, synthetic blocks image, planar depth 0.5 m, target from that image."""
+def make_assets(width: int, height: int, out_dir: str, backbone: str = 'resnet18', checkpoint: str = None):
+    """Synthetic blocks image, planar depth 0.5 m, and a target made from that image with
+    ``checkpoint`` (default: a random model of ``backbone`` saved in ``out_dir``)."""
     import torch
 
     from ccl_perception import geometry, targets
@@ -44,7 +45,7 @@ def make_assets(width: int, height: int, out_dir: str, backbone: str = 'resnet18
     from ccl_perception.inference import DescriptorExtractor
     from ccl_perception.model import DescriptorNet
     torch.manual_seed(0)
-    ck = save_checkpoint(os.path.join(out_dir, 'soak.pt'), DescriptorNet(backbone, 64, pretrained=False))
+    ck = checkpoint or save_checkpoint(os.path.join(out_dir, 'soak.pt'), DescriptorNet(backbone, 64, pretrained=False))
     rng = np.random.default_rng(0)
     rgb = np.kron(rng.integers(0, 255, (height // 8, width // 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
     depth_mm = np.full((height, width), 500, np.uint16)
@@ -81,8 +82,7 @@ def main(argv=None) -> int:
     from ccl_perception.nodes import SENSOR_QOS
 
     tmp = tempfile.mkdtemp(prefix='ccl_soak_')
-    ck, target, rgb, depth_mm, K = make_assets(args.width, args.height, tmp, args.backbone)
-    ck = args.checkpoint or ck
+    ck, target, rgb, depth_mm, K = make_assets(args.width, args.height, tmp, args.backbone, args.checkpoint)
     target = args.target or target
     name = f'soak_planner_{os.getpid()}'
     cmd = [sys.executable, '-m', 'ccl_perception.nodes.grasp_planner_node', '--ros-args', '-r', f'__node:={name}',
