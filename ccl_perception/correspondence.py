@@ -86,6 +86,20 @@ def sample_descriptors(desc: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
     return F.normalize(sampled.squeeze(2).transpose(1, 2), dim=-1)  # (B, N, D)
 
 
+def _similarity(query: torch.Tensor, desc: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``scale`` x cosine similarity of ``(B, N, D)`` queries with a ``(B, D, h, w)`` map, as ``(B, N, h*w)``."""
+    _check_map(desc)
+    if query.dim() != 3 or query.shape[0] != desc.shape[0] or query.shape[2] != desc.shape[1]:
+        raise ValueError(
+            f'query must be (B, N, D) matching desc (B, D, h, w); got {tuple(query.shape)} '
+            f'and {tuple(desc.shape)}')
+    b, d, h, w = desc.shape
+    q = F.normalize(query, dim=-1)
+    if scale != 1.0:
+        q = q * scale  # (B, N, D): cheaper than scaling the (B, N, h*w) result
+    return torch.bmm(q, F.normalize(desc, dim=1).reshape(b, d, h * w))
+
+
 def cosine_heatmap(query: torch.Tensor, desc: torch.Tensor) -> torch.Tensor:
     """Cosine similarity of each query descriptor with every pixel of a map (Eq. 1).
 
@@ -96,15 +110,7 @@ def cosine_heatmap(query: torch.Tensor, desc: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, N, h, w)`` similarities in ``[-1, 1]``.
     """
-    _check_map(desc)
-    if query.dim() != 3 or query.shape[0] != desc.shape[0] or query.shape[2] != desc.shape[1]:
-        raise ValueError(
-            f'query must be (B, N, D) matching desc (B, D, h, w); got {tuple(query.shape)} '
-            f'and {tuple(desc.shape)}')
-    b, d, h, w = desc.shape
-    q = F.normalize(query, dim=-1)
-    m = F.normalize(desc, dim=1).reshape(b, d, h * w)
-    return torch.bmm(q, m).reshape(b, -1, h, w)
+    return _similarity(query, desc).reshape(desc.shape[0], -1, *desc.shape[-2:])
 
 
 def heatmap_softmax(sim: torch.Tensor, tau: float = DEFAULT_TAU) -> torch.Tensor:
@@ -134,15 +140,8 @@ def heatmap_probabilities(query: torch.Tensor, desc: torch.Tensor, tau: float = 
     """
     if tau <= 0:
         raise ValueError(f'temperature tau must be > 0, got {tau}')
-    _check_map(desc)
-    if query.dim() != 3 or query.shape[0] != desc.shape[0] or query.shape[2] != desc.shape[1]:
-        raise ValueError(
-            f'query must be (B, N, D) matching desc (B, D, h, w); got {tuple(query.shape)} '
-            f'and {tuple(desc.shape)}')
-    b, d, h, w = desc.shape
-    q = F.normalize(query, dim=-1) * (1.0 / tau)
-    m = F.normalize(desc, dim=1).reshape(b, d, h * w)
-    return torch.softmax(torch.bmm(q, m).float(), dim=-1).reshape(b, -1, h, w)
+    logits = _similarity(query, desc, 1.0 / tau)
+    return torch.softmax(logits.float(), dim=-1).reshape(desc.shape[0], -1, *desc.shape[-2:])
 
 
 def _pixel_axes(prob: torch.Tensor):

@@ -111,6 +111,16 @@ class TestHeatmapExpectationVariance:
         assert match.keypoints[0, 0].tolist() == pytest.approx([self.x0, self.y0], abs=1e-6)
         assert match.variance[0, 0].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
 
+    def test_fused_probabilities_equal_softmax_of_cosine(self):
+        torch.manual_seed(0)
+        desc, query = torch.randn(2, 8, 4, 6), torch.randn(2, 5, 8)
+        from ccl_perception.correspondence import heatmap_probabilities
+        for tau in (0.03, 1.0):
+            assert torch.allclose(heatmap_probabilities(query, desc, tau),
+                                  heatmap_softmax(cosine_heatmap(query, desc), tau), atol=1e-6)
+        with pytest.raises(ValueError, match='tau'):
+            heatmap_probabilities(query, desc, -1.0)
+
     def test_bad_tau(self):
         with pytest.raises(ValueError, match='tau'):
             heatmap_softmax(torch.zeros(1, 1, 2, 2), tau=0.0)
