@@ -208,9 +208,6 @@ class GraspPlanner(Node):
         self.counts['frames'] += 1
         if self.pipeline is None:
             return self._abstain(self.load_error)
-        target = self.target
-        if target is None:
-            return self._abstain('no target set (ros2 param set <planner> target <name>)')
         info = self.camera_info
         if info is None:
             return self._abstain(f'no camera_info received on {INFO_TOPIC}', bad_input=True)
@@ -221,29 +218,40 @@ class GraspPlanner(Node):
                 raise ValueError(f'camera_info is for {info.width}x{info.height} but the image is '
                                  f'{rgb.shape[1]}x{rgb.shape[0]}')
             K = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-            with self._lock:
-                result = self.pipeline.frame_to_pose(rgb, depth, K, target)
         except ValueError as e:
             return self._abstain(f'bad input: {e}', color.header, bad_input=True)
+        # Matching and publishing hold the lock that target/parameter changes take, so a pose
+        # is only ever published for the target that is active when it is published.
+        with self._lock:
+            self._plan_and_publish(color.header, rgb, depth, K)
+
+    def _plan_and_publish(self, header, rgb, depth, K) -> None:
+        target = self.target
+        if target is None:
+            return self._abstain('no target set (ros2 param set <planner> target <name>)')
+        try:
+            result = self.pipeline.frame_to_pose(rgb, depth, K, target)
+        except ValueError as e:
+            return self._abstain(f'bad input: {e}', header, bad_input=True)
         except Exception as e:  # noqa: BLE001 - a failing frame must not take the node down
             self.get_logger().error(f'frame failed: {type(e).__name__}: {e}', throttle_duration_sec=1.0)
-            return self._abstain(f'internal error: {type(e).__name__}: {e}', color.header)
+            return self._abstain(f'internal error: {type(e).__name__}: {e}', header)
         self.pub_conf.publish(Float32(data=float(result.confidence)))
         if self.get_parameter('publish_heatmap').value and result.match is not None:
             overlay = ic.heatmap_overlay(rgb, result.match.heatmaps, result.match.keypoints)
-            self.pub_heatmap.publish(ic.numpy_to_image(overlay, 'rgb8', color.header))
+            self.pub_heatmap.publish(ic.numpy_to_image(overlay, 'rgb8', header))
         if not result.ok:
-            self._abstain(f'{target.name}: {result.reason}', color.header)
+            self._abstain(f'{target.name}: {result.reason}', header)
             if result.points_3d is not None:
-                self.pub_markers.publish(self._markers(color.header, result, None))
+                self.pub_markers.publish(self._markers(header, result, None))
             return
         pose = result.pose
-        msg = PoseStamped(header=color.header)
+        msg = PoseStamped(header=header)
         msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pose.position)
         (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
          msg.pose.orientation.w) = (float(v) for v in pose.quaternion)
         self.pub_pose.publish(msg)
-        self.pub_markers.publish(self._markers(color.header, result, msg))
+        self.pub_markers.publish(self._markers(header, result, msg))
         self.counts['poses'] += 1
         self.pub_status.publish(String(data=(
             f'ok: {target.name} confidence {result.confidence:.2f} width {pose.width * 100:.1f} cm at '
