@@ -41,6 +41,8 @@ from ccl_perception import grasp_pipeline, image_conversion as ic, targets as tg
 from ccl_perception.nodes import (INFO_TOPIC, OUTPUT_QOS, SENSOR_QOS, STATUS_QOS, LatestFrame, declare_parameters,
                                   run_node, shutdown_tolerant, subscribe_rgbd)
 
+NO_TARGET = 'no target set (ros2 param set <planner> target <name>)'
+
 PARAMS = {
     'checkpoint': '',           # trained model (.pt); required
     'device': 'cpu',            # 'cpu' or 'cuda[:i]'
@@ -208,6 +210,8 @@ class GraspPlanner(Node):
         self.counts['frames'] += 1
         if self.pipeline is None:
             return self._abstain(self.load_error)
+        if self.target is None:  # checked again under the lock below
+            return self._abstain(NO_TARGET)
         info = self.camera_info
         if info is None:
             return self._abstain(f'no camera_info received on {INFO_TOPIC}', bad_input=True)
@@ -228,7 +232,7 @@ class GraspPlanner(Node):
     def _plan_and_publish(self, header, rgb, depth, K) -> None:
         target = self.target
         if target is None:
-            return self._abstain('no target set (ros2 param set <planner> target <name>)')
+            return self._abstain(NO_TARGET)
         try:
             result = self.pipeline.frame_to_pose(rgb, depth, K, target)
         except ValueError as e:
