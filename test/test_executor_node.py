@@ -16,6 +16,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from ccl_perception.executors.base import matrix_to_pose  # noqa: E402
 from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode  # noqa: E402
 from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig  # noqa: E402
+from polling import wait_for  # noqa: E402  (test/polling.py)
 
 OBJECTS = ('box_000', 'ellipsoid_002', 'cylinder_004')
 
@@ -73,15 +74,6 @@ def ros():
     client_node.destroy_node()
     world.close()
     rclpy.shutdown()
-
-
-def wait_for(cond, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def publish_until_received(pub, msg, results, n_before):

@@ -1,7 +1,6 @@
 """Sim world node over real DDS: RealSense-like RGB-D + camera info, camera pose, resets."""
 import json
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from ccl_perception.image_conversion import depth_to_metres, image_to_numpy  # noqa: E402
 from ccl_perception.nodes.sim_world_node import SimWorldNode, depth_to_16uc1  # noqa: E402
 from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig  # noqa: E402
+from polling import wait_for  # noqa: E402  (test/polling.py)
 
 W, H = 80, 60
 OBJECTS = ('duck', 'box_000', 'cylinder_001', 'ellipsoid_002', 'box_003')
@@ -58,15 +58,6 @@ def ros():
     listener.destroy_node()
     world.close()
     rclpy.shutdown()
-
-
-def wait_for(cond, timeout=15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_publishes_consistent_rgbd_and_camera_info(ros):
