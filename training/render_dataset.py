@@ -26,7 +26,7 @@ def main(argv=None):
     parser.add_argument('mode', choices=['train', 'eval', 'same_table'])
     parser.add_argument('--benchmark', choices=['v1', 'v2'], default='v2',
                         help='v2: real-textured objects, OpenGL renderer (default); v1: the earlier one')
-    parser.add_argument('--out', default=None, help='output folder (default data/train_images or data/eval)')
+    parser.add_argument('--out', default=None, help='output folder (default data/train_images, data/eval or data/same_table)')
     parser.add_argument('--config', default=None, help='YAML file with config keys')
     parser.add_argument('--num-images', type=int, help='train: number of frames')
     parser.add_argument('--scenes', type=int, help='eval: number of scenes')

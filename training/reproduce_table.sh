@@ -20,9 +20,9 @@ GRASPS=${GRASPS:-30}
 COMMON=(--set data.root=data/train_gt --set train.amp=true --set optim.lr=1e-4
         --set val_pairs=data/val/pairs.json --set train.checkpoint_every=100 --set train.progress=false)
 
-[ -f data/train_gt/frames.json ] || $PY training/render_dataset.py train --out data/train_gt --depth
-[ -f data/eval/pairs.json ] || $PY training/render_dataset.py eval --out data/eval
-[ -f data/val/pairs.json ] || $PY training/render_dataset.py eval --out data/val --scenes 6 --seed 12345
+[ -f data/train_gt/frames.json ] || $PY training/render_dataset.py train --benchmark v1 --out data/train_gt --depth
+[ -f data/eval/pairs.json ] || $PY training/render_dataset.py eval --benchmark v1 --out data/eval
+[ -f data/val/pairs.json ] || $PY training/render_dataset.py eval --benchmark v1 --out data/val --scenes 6 --seed 12345
 
 train() {  # train <out> <config> <steps> <threads> [extra --set ...]
   local out=$1 config=$2 steps=$3 threads=$4; shift 4

@@ -100,6 +100,14 @@ class Catalogue:
     heldout_surfaces: list
     entries: dict
     skipped: list = field(default_factory=list)
+    surface_paths: dict = field(default_factory=dict)
+
+    def surface_path(self, key: str) -> str:
+        """PNG path of surface ``key`` (ValueError when unknown or skipped)."""
+        if key not in self.surface_paths:
+            raise ValueError(f'surface {key!r} is not available; converted: {sorted(self.surface_paths)}'
+                             + (f'; skipped: {self.skipped}' if self.skipped else ''))
+        return self.surface_paths[key]
 
     def specs(self) -> dict:
         """``{name: ObjectSpec}`` of every converted object."""
@@ -165,15 +173,17 @@ def build_catalogue(selection: Selection | None = None, folder: str | None = Non
                           collision_file=asset.collision_file)
         (seen if e.split == 'seen' else unseen).append(spec)
         entries[e.key] = e
-    surfaces = {'train': [], 'heldout': []}
+    surfaces, paths = {'train': [], 'heldout': []}, {}
     for s in sel.surfaces:
         out = os.path.join(cache, 'surfaces', f'{s.key}.png')
         try:
-            surfaces[s.split].append(furniture.extract_image(s.archive, s.member, out, folder))
+            paths[s.key] = furniture.extract_image(s.archive, s.member, out, folder)
         except furniture.AssetError as exc:
             log.warning('benchmark v2: skipping surface %s: %s', s.key, exc)
             skipped.append((s.key, str(exc)))
-    return Catalogue(seen, unseen, surfaces['train'], surfaces['heldout'], entries, skipped)
+            continue
+        surfaces[s.split].append(paths[s.key])
+    return Catalogue(seen, unseen, surfaces['train'], surfaces['heldout'], entries, skipped, paths)
 
 
 def notice_text(selection: Selection | None = None) -> str:

@@ -391,20 +391,8 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
 
 # ------------------------------------------------------------------------ benchmark v2
 def _v2_catalogue():
-    from ccl_perception.sim.catalogue_v2 import build_catalogue, load_selection
-    cat = build_catalogue()
-    keys = {e.key: e for e in load_selection().surfaces}
-    return cat, keys
-
-
-def _surface_path(cat, keys: dict, key: str) -> str:
-    if key not in keys:
-        raise ValueError(f'unknown surface {key!r}; known: {sorted(keys)}')
-    want = f'{key}.png'
-    for path in cat.train_surfaces + cat.heldout_surfaces:
-        if os.path.basename(path) == want:
-            return path
-    raise ValueError(f'surface {key!r} could not be converted (see the log: {cat.skipped})')
+    from ccl_perception.sim.catalogue_v2 import build_catalogue
+    return build_catalogue()
 
 
 def _training_camera(cfg: dict) -> Camera:
@@ -415,7 +403,7 @@ def _training_camera(cfg: dict) -> Camera:
 
 
 def _render_training_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
-    cat, keys = _v2_catalogue()
+    cat = _v2_catalogue()
     seen = cat.seen
     lo, hi = (int(v) for v in cfg['objects_per_frame'])
     if not 1 <= lo <= hi <= len(seen):
@@ -428,7 +416,7 @@ def _render_training_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
     frames, sides = [], []
     start = time.perf_counter()
     with TabletopScene(seen, renderer=cfg['renderer'],
-                       surface=_surface_path(cat, keys, cfg['surface'])) as scene:
+                       surface=cat.surface_path(cfg['surface'])) as scene:
         names_all = [s_.name for s_ in seen]
         for i in tqdm(range(cfg['num_images']), desc='render train v2', disable=not progress):
             if cfg['vary_surface']:
@@ -487,7 +475,7 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
         raise ValueError(f"camera must be 'orbit' or 'training', got {cfg['camera']!r}")
     if cfg['surfaces'] not in ('heldout', 'train'):
         raise ValueError(f"surfaces must be 'heldout' or 'train', got {cfg['surfaces']!r}")
-    cat, keys = _v2_catalogue()
+    cat = _v2_catalogue()
     seen, unseen = cat.seen, cat.unseen
     for what, want, have in (('seen', cfg['seen_per_scene'], len(seen)),
                              ('unseen', cfg['unseen_per_scene'], len(unseen))):
@@ -505,7 +493,7 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
     images, frames, scene_of, sides = [], [], [], []
     start = time.perf_counter()
     n_images = cfg['n_scenes'] * cfg['views_per_scene']
-    first = _surface_path(cat, keys, cfg['surface']) if cfg['surfaces'] == 'train' else cat.heldout_surfaces[0]
+    first = cat.surface_path(cfg['surface']) if cfg['surfaces'] == 'train' else cat.heldout_surfaces[0]
     with TabletopScene(pool, renderer=cfg['renderer'], surface=first) as scene:
         keypoints = {s_.name: _reference_keypoints(scene, s_.name, cfg['keypoints_per_object'], rng)
                      for s_ in pool}

@@ -1,0 +1,64 @@
+"""The benchmark v2 grasp scene: the world the simulated Panda grasps in, seen by a D435.
+
+:func:`v2_world_config` returns the :class:`~ccl_perception.sim.robot.SimWorldConfig` of the
+simulated world node, the grasp benchmark and the demo on benchmark v2: the v2 objects (real
+size, photo textures), the training capture's table photo, pybullet's OpenGL renderer
+(shadows), and a RealSense D435 colour camera (640x480, fx = fy = 615 px, 42.6 deg vertical
+field of view; ``camera_info`` carries exactly this ``K``) 0.30-0.50 m from the table::
+
+    from ccl_perception.sim.grasp_scene import v2_world_config
+    from ccl_perception.sim.robot import SimWorld
+    world = SimWorld(v2_world_config(camera_elevation_deg=(35.0, 65.0)))
+    info = world.reset(seed=5000, target='beer_bottle')
+
+``SimWorld.reset(seed)`` first restores the snapshot taken when the world was built, so a
+scene (object poses, camera, arm) depends on its seed only, not on the trials before it.
+"""
+from __future__ import annotations
+
+import math
+
+from ccl_perception.sim.camera import D435_COLOR
+
+# vertical field of view of the D435 colour camera at 640x480 (= 2 atan(240 / 615))
+D435_FOV_Y_DEG = math.degrees(2.0 * math.atan(0.5 * D435_COLOR['height'] / D435_COLOR['fy']))
+
+V2_WORLD = {
+    'benchmark': 'v2',
+    'width': D435_COLOR['width'],          # px
+    'height': D435_COLOR['height'],
+    'fov_y_deg': D435_FOV_Y_DEG,           # with a centred principal point: exactly D435_COLOR's K
+    'camera_distance': (0.30, 0.50),       # m from the look-at point on the table
+    'camera_elevation_deg': (40.0, 85.0),  # 90 = straight down
+    'reference_height': 0.40,              # m, top-down reference views
+    'look_at_jitter': 0.03,                # m
+    'clutter': (4, 6),                     # objects per scene
+    'surface': 'oak_light',                # the training capture's table
+}
+
+
+def v2_world_config(**overrides):
+    """:class:`SimWorldConfig` of the benchmark v2 grasp scene (``V2_WORLD``, then ``overrides``).
+
+    Any :class:`SimWorldConfig` field may be overridden, e.g. ``width=320, height=240`` to grasp
+    at the training resolution (the field of view stays the D435's).
+    """
+    from ccl_perception.sim.robot import SimWorldConfig
+    cfg = dict(V2_WORLD)
+    cfg.update(overrides)
+    return SimWorldConfig(**cfg)
+
+
+def v2_scene_objects():
+    """``({name: ObjectSpec} of all converted v2 objects, [seen object names])``."""
+    from ccl_perception.sim.catalogue_v2 import build_catalogue
+    cat = build_catalogue()
+    return cat.specs(), [s.name for s in cat.seen]
+
+
+def v2_scene(specs, surface: str = 'oak_light'):
+    """TabletopScene with ``specs``, the OpenGL renderer and table photo ``surface`` (a key of
+    benchmark_v2.yaml's surfaces)."""
+    from ccl_perception.sim.catalogue_v2 import build_catalogue
+    from ccl_perception.sim.scene import TabletopScene
+    return TabletopScene(list(specs), renderer='egl', surface=build_catalogue().surface_path(surface))
