@@ -362,3 +362,23 @@ def test_v2_evaluation_set_pairs_are_cross_scene(real_catalogue, tmp_path):
     cam = Camera.from_dict(frames['frames'][1]['camera'])
     axis = cam.world_from_camera[:3, 2]
     assert np.degrees(np.arcsin(-axis[2])) <= 45.5  # the oblique view is >= 45 deg off vertical
+
+
+def test_v2_grasp_world_uses_the_d435_and_resets_exactly(real_catalogue):
+    from ccl_perception.sim.grasp_scene import v2_world_config
+    from ccl_perception.sim.robot import SimWorld
+    world = SimWorld(v2_world_config(width=320, height=240))
+    try:
+        np.testing.assert_allclose(world.camera.K, d435_intrinsics(320, 240), atol=1e-9)
+        assert world.scene.renderer == 'egl' and len(world.object_names) == 12
+        info = world.reset(7, target='beer_bottle')
+        assert info.target_present and 0.30 <= np.linalg.norm(info.camera.world_from_camera[:3, 3]
+                                                              - [0, 0, 0]) <= 0.56
+        first = world.render()
+        world.reset(8, target='cupcake')         # another trial in between: the arm moves
+        world.robot.move_to([0.0, 0.0, 0.15], [1.0, 0.0, 0.0, 0.0], max_steps=100)
+        world.reset(7, target='beer_bottle')
+        again = world.render()
+    finally:
+        world.close()
+    assert np.array_equal(first.rgb, again.rgb) and np.array_equal(first.segmentation, again.segmentation)

@@ -310,7 +310,7 @@ class SimWorld:
             self.scene = v2_scene([by_name[n] for n in names], self.cfg.surface)
         else:
             self.scene = TabletopScene([by_name[n] for n in names],
-                                       background_seed=self.cfg.background_seed)
+                                       background_seed=self.cfg.background_seed, deterministic=True)
         self.client = self.scene.client
         self.robot = PandaRobot(self.client, self.cfg.robot)
         self.executor = SimGraspExecutor(self.robot, lock=self.lock)

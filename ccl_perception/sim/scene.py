@@ -133,10 +133,16 @@ class TabletopScene:
         renderer: ``'tiny'`` or ``'egl'`` (see the module docstring).
         surface: optional table-top photo (image path) for :meth:`set_surface`.
         surface_tile: metres of table covered by one copy of a surface photo.
+        deterministic: sort pybullet's overlapping pairs every step
+            (``deterministicOverlappingPairs``), so physics does not depend on the contacts
+            of earlier arrangements: ``arrange(seed)`` then gives the same poses whatever ran
+            before. Default: on for ``renderer='egl'`` (benchmark v2), off for ``'tiny'`` so
+            benchmark v1 renders exactly as before.
     """
 
     def __init__(self, objects=(), client: int | None = None, background_seed: int = 0,
-                 renderer: str = 'tiny', surface: str | None = None, surface_tile: float = 0.5):
+                 renderer: str = 'tiny', surface: str | None = None, surface_tile: float = 0.5,
+                 deterministic: bool | None = None):
         if renderer not in RENDERERS:
             raise ValueError(f'renderer must be one of {RENDERERS}, got {renderer!r}')
         self._own_client = client is None
@@ -157,6 +163,8 @@ class TabletopScene:
         self.hand = None
         c = self.client
         p.setGravity(0, 0, -9.81, physicsClientId=c)
+        if renderer == 'egl' if deterministic is None else deterministic:
+            p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=c)
         self.floor = p.loadURDF(os.path.join(pybullet_data.getDataPath(), 'plane.urdf'),
                                 [0, 0, FLOOR_Z], physicsClientId=c)
         half = [(TABLE_X[1] - TABLE_X[0]) / 2, (TABLE_Y[1] - TABLE_Y[0]) / 2, TABLE_THICKNESS / 2]
