@@ -4,6 +4,7 @@
     python training/render_dataset.py eval  --out data/v2/eval                 # 80 images + pairs.json
     python training/render_dataset.py eval  --out data/v2/val --scenes 6 --seed 12345
     python training/render_dataset.py same_table --out data/v2/same_table      # training table + camera
+    python training/render_dataset.py grasp --out data/v2/grasp --scenes 8     # sim grasp scenes, 640x480
     python training/render_dataset.py train --benchmark v1 --out data/train_gt --depth   # benchmark v1
 
 --benchmark v2 (the default here; docs/benchmark.md) renders real-textured objects from the
@@ -11,7 +12,7 @@ sweethome3d-furniture package with pybullet's OpenGL renderer; v1 the earlier pr
 benchmark. Options override the commented defaults of ccl_perception/sim/dataset.py
 (TRAIN_DEFAULTS / EVAL_DEFAULTS for v1, TRAIN_V2_DEFAULTS / EVAL_V2_DEFAULTS / SAME_TABLE_V2
 for v2); --config takes a YAML file with any of those keys. Every run prints the object-size
-statistic (median object short side in stride-8 cells at 320x240; v2 only).
+statistic (median object short side in stride-8 cells at 320x240).
 """
 import argparse
 import sys
@@ -23,7 +24,7 @@ from ccl_perception.sim.dataset import SAME_TABLE_V2, render_evaluation_set, ren
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('mode', choices=['train', 'eval', 'same_table'])
+    parser.add_argument('mode', choices=['train', 'eval', 'same_table', 'grasp'])
     parser.add_argument('--benchmark', choices=['v1', 'v2'], default='v2',
                         help='v2: real-textured objects, OpenGL renderer (default); v1: the earlier one')
     parser.add_argument('--out', default=None, help='output folder (default data/train_images, data/eval or data/same_table)')
@@ -48,13 +49,19 @@ def main(argv=None):
     if args.depth:
         cfg['depth'] = True
     cfg['benchmark'] = args.benchmark
+    if args.mode in ('same_table', 'grasp') and args.benchmark != 'v2':
+        parser.error(f'{args.mode} exists for --benchmark v2 only')
     if args.mode == 'same_table':
-        if args.benchmark != 'v2':
-            parser.error('same_table exists for --benchmark v2 only')
         cfg = {**SAME_TABLE_V2, **cfg}
     from ccl_perception.sim.furniture import FurnitureMissing
     try:
-        if args.mode == 'train':
+        if args.mode == 'grasp':
+            from ccl_perception.sim.grasp_scene import render_grasp_scenes, v2_world_config
+            size = {k: cfg[k] for k in ('width', 'height') if k in cfg}
+            out = args.out or 'data/grasp'
+            stats = render_grasp_scenes(out, cfg.get('n_scenes', 8), cfg.get('seed', 5000),
+                                        v2_world_config(**size))
+        elif args.mode == 'train':
             out = args.out or 'data/train_images'
             stats = render_training_set(out, cfg)
         else:

@@ -216,6 +216,7 @@ def notice_text(selection: Selection | None = None) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--notice', action='store_true', help='print the NOTICE attribution text')
+    ap.add_argument('--sheet', default=None, help='also write a contact sheet of every object (.jpg/.png)')
     args = ap.parse_args(argv)
     if args.notice:
         sys.stdout.write(notice_text())
@@ -236,7 +237,42 @@ def main(argv=None) -> int:
               f'{"yes" if e.graspable else "no"} | {e.licence} | {e.author} |')
     print(f'\n{len(cat.seen)} seen + {len(cat.unseen)} unseen objects, {len(cat.train_surfaces)} train + '
           f'{len(cat.heldout_surfaces)} held-out surfaces; skipped: {cat.skipped or "none"}')
+    if args.sheet:
+        print(f'wrote {args.sheet} ({object_sheet(cat, args.sheet) / 1024:.0f} KB)')
     return 0
+
+
+def object_sheet(cat: Catalogue, out: str, tile: int = 240) -> int:
+    """Contact sheet: every object alone on the training table, D435 view from 50 deg elevation
+    at a distance that fits its size, labelled with key, split and size. Returns bytes written."""
+    import cv2
+    import numpy as np
+
+    from ccl_perception.sim.camera import Camera
+    from ccl_perception.sim.contact_sheet import write_sheet
+    from ccl_perception.sim.scene import TabletopScene
+    specs = cat.seen + cat.unseen
+    tiles = []
+    with TabletopScene(specs, renderer='egl', surface=cat.surface_path('oak_light')) as scene:
+        for spec in specs:
+            scene.arrange(np.random.default_rng(0), names=[spec.name], workspace_half=(0.0, 0.0))
+            pos = scene.object_poses([spec.name])[spec.name][:3, 3]
+            dist = 0.12 + 1.6 * max(spec.size)
+            el = np.radians(50.0)
+            eye = pos + dist * np.array([np.cos(el), 0.3 * np.cos(el), np.sin(el)])
+            r = scene.render(Camera.d435_looking_at(eye, pos, tile, tile * 3 // 4))
+            img = cv2.cvtColor(r.rgb, cv2.COLOR_RGB2BGR)
+            e = cat.entries[spec.name]
+            w, d, h = e.size_cm
+            for k, text in enumerate((f'{spec.name} ({e.split})', f'{w:g} x {d:g} x {h:g} cm')):
+                y = 14 + 14 * k
+                cv2.putText(img, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(img, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+            tiles.append(img)
+    cols = 6
+    rows = [np.concatenate(tiles[i:i + cols], axis=1) for i in range(0, len(tiles), cols)]
+    rows[-1] = np.pad(rows[-1], ((0, 0), (0, rows[0].shape[1] - rows[-1].shape[1]), (0, 0)), constant_values=255)
+    return write_sheet(np.concatenate(rows, axis=0), out)
 
 
 if __name__ == '__main__':

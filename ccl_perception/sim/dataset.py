@@ -25,8 +25,9 @@ Two benchmarks, chosen by the config key ``benchmark``:
   from the table; ``TRAIN_V2_DEFAULTS`` / ``EVAL_V2_DEFAULTS`` / ``SAME_TABLE_V2``.
 
 Configs are plain dicts merged over the benchmark's defaults (every key commented). Every
-split reports the object-size statistic (:func:`object_short_sides`): the median short side
-of the visible objects in stride-8 descriptor cells at the training resolution (320x240).
+split (v1 too) reports the object-size statistic (:func:`object_short_sides`): the median
+short side of the visible objects in stride-8 descriptor cells at the training resolution
+(320x240).
 """
 from __future__ import annotations
 
@@ -205,7 +206,7 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
 
     Returns:
         ``{'num_images', 'seconds', 'images_per_second', 'objects', 'object_size'}``
-        (``object_size``: :func:`object_short_sides` summary, v2 only).
+        (``object_size``: summary of :func:`object_short_sides`).
     """
     if _benchmark(config) == 'v2':
         return _render_training_set_v2(out_dir, merge_config(TRAIN_V2_DEFAULTS, config), progress)
@@ -216,7 +217,7 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
     rng = np.random.default_rng(cfg['seed'])
     camera = Camera.looking_at((0.0, 0.0, TABLE_TOP_Z + cfg['camera_height']), (0.0, 0.0, TABLE_TOP_Z),
                                cfg['width'], cfg['height'], cfg['fov_y_deg'])
-    frames = []
+    frames, sides = [], []
     start = time.perf_counter()
     with TabletopScene(seen, background_seed=cfg['background_seed']) as scene:
         for i in tqdm(range(cfg['num_images']), desc='render train', disable=not progress):
@@ -226,6 +227,8 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
             light = random_lighting(rng, cfg['lighting_jitter']) if cfg['lighting_jitter'] > 0 \
                 else default_lighting()
             result = scene.render(camera, light)
+            sides.extend(object_short_sides(result.segmentation, [scene.bodies[n] for n in scene.active],
+                                            cfg['width']))
             stem = f'{i:06d}'
             _write_png(os.path.join(out_dir, stem + '.png'), result.rgb)
             if cfg['depth']:
@@ -240,7 +243,7 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
             json.dump({'config': cfg, 'frames': frames}, f)
     stats = {'num_images': cfg['num_images'], 'seconds': seconds,
              'images_per_second': cfg['num_images'] / max(seconds, 1e-9),
-             'objects': [s.name for s in seen]}
+             'objects': [s.name for s in seen], 'object_size': _size_summary(sides)}
     return stats
 
 
@@ -331,8 +334,8 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
     ``SAME_TABLE_V2`` merged in, the same-table split).
 
     Returns:
-        ``{'num_images', 'num_pairs', 'seconds', 'images_per_second', 'seen', 'unseen'}``
-        (+ ``'object_size'`` for v2).
+        ``{'num_images', 'num_pairs', 'seconds', 'images_per_second', 'seen', 'unseen',
+        'object_size'}``.
     """
     if _benchmark(config) == 'v2':
         return _render_evaluation_set_v2(out_dir, merge_config(EVAL_V2_DEFAULTS, config), progress)
@@ -347,7 +350,7 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
     split.update({s.name: {'split': 'unseen'} for s in unseen})
     rng = np.random.default_rng(cfg['seed'])
     os.makedirs(os.path.join(out_dir, 'images'), exist_ok=True)
-    images, frames, scene_of = [], [], []
+    images, frames, scene_of, sides = [], [], [], []
     start = time.perf_counter()
     n_images = cfg['n_scenes'] * cfg['views_per_scene']
     with TabletopScene(pool) as scene:
@@ -363,6 +366,8 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
             for v in range(cfg['views_per_scene']):
                 camera = _eval_camera(rng, v, cfg)
                 result = scene.render(camera, light)
+                sides.extend(object_short_sides(result.segmentation, [scene.bodies[n] for n in scene.active],
+                                                cfg['width']))
                 stem = f's{s:03d}_v{v}'
                 _write_png(os.path.join(out_dir, 'images', stem + '.png'), result.rgb)
                 frame = Frame(result.depth, result.segmentation, camera, poses,
@@ -386,7 +391,8 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
                    'keypoints_object_frame': {k: v[0].tolist() for k, v in keypoints.items()}}, f)
     return {'num_images': len(images), 'num_pairs': len(pairs), 'seconds': seconds,
             'images_per_second': len(images) / max(seconds, 1e-9),
-            'seen': [s.name for s in seen], 'unseen': [s.name for s in unseen]}
+            'seen': [s.name for s in seen], 'unseen': [s.name for s in unseen],
+            'object_size': _size_summary(sides)}
 
 
 # ------------------------------------------------------------------------ benchmark v2
