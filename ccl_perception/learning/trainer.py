@@ -394,6 +394,8 @@ class Trainer:
         full = grid_to_full(kp_grid, self.stride)
         a_hat, hom = self.augment(a, seed=seed_hat)
         full_hat, valid = self._warp(full, hom, (height, width))
+        if 'kp_valid' in batch:  # empty foreground slots
+            valid = valid & batch['kp_valid'].to(self.device)
         kp_a_hat = self._grid(full_hat, valid)
         view_a, kp_a, index_views = a, kp_grid, [index_a, None]
         if self.cfg['train']['augment_a']:  # I_A gets its own augmentation, as in the paper
