@@ -233,6 +233,38 @@ class TestGraspPipeline:
         with pytest.raises(ValueError, match='min_inlier_fraction'):
             merge_config({'min_inlier_fraction': 0.0})
 
+    def test_too_wide_for_the_gripper_abstains(self, extractor, scene, target):
+        # axis |(0.12, 0.04, 0)| = 12.65 cm, + 2 cm margin = 14.65 cm > 10 cm stroke
+        r = GraspPipeline(extractor, {**CFG, 'max_width': 0.10}).frame_to_pose(*scene, K, target)
+        assert not r.ok and r.pose is None
+        assert r.reason == ('object too wide for the gripper: needs a 14.6 cm opening (axis 12.6 cm + '
+                            'gripper_margin 2.0 cm), max_width is 10.0 cm')
+        # no margin: 12.65 cm still > 12 cm; a 13 cm stroke takes it, unclamped
+        assert not GraspPipeline(extractor, {**CFG, 'max_width': 0.12, 'gripper_margin': 0.0}).frame_to_pose(
+            *scene, K, target).ok
+        r = GraspPipeline(extractor, {**CFG, 'max_width': 0.13, 'gripper_margin': 0.0}).frame_to_pose(*scene, K, target)
+        assert r.ok and r.pose.width == pytest.approx(np.hypot(0.12, 0.04), abs=1e-3)
+
+    def test_depth_outside_working_range_abstains(self, extractor, scene, target):
+        r = GraspPipeline(extractor, {**CFG, 'max_depth': 0.4}).frame_to_pose(*scene, K, target)
+        assert not r.ok and r.reason == ('grasp keypoint depth 0.500 / 0.500 m outside the working range '
+                                         '[0.05, 0.4] m (min_depth, max_depth)')
+        r = GraspPipeline(extractor, {**CFG, 'min_depth': 0.6}).frame_to_pose(*scene, K, target)
+        assert not r.ok and 'outside the working range [0.6, 3] m' in r.reason
+
+    def test_update_config_validates_and_applies_all_or_nothing(self, extractor, scene, target):
+        p = GraspPipeline(extractor, CFG)
+        with pytest.raises(ValueError, match=r'^tau = nan is not allowed: must be a finite number in \(0, 1\]$'):
+            p.update_config(tau=float('nan'))
+        with pytest.raises(ValueError, match=r'^depth_window = 4 is not allowed: must be an odd integer in \[1, 51\]$'):
+            p.update_config(min_confidence=0.5, depth_window=4)
+        assert p.config['min_confidence'] == 0.3 and p.config['depth_window'] == 5  # nothing applied
+        with pytest.raises(ValueError, match='unknown grasp pipeline option'):
+            p.update_config(tauu=0.1)
+        p.update_config(tau=0.2, confidence_scale_px=8.0)
+        assert p.matcher.tau == 0.2 and p.matcher.confidence_scale_px == 8.0 and p.config['tau'] == 0.2
+        assert 'low match confidence' in p.frame_to_pose(*scene, K, target).reason  # the new tau is used
+
     def test_bad_input_raises(self, extractor, scene, target):
         rgb, depth = scene
         with pytest.raises(ValueError, match='does not match'):
