@@ -28,15 +28,37 @@ def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
 
 
-def check_intrinsics(K) -> np.ndarray:
-    """Return K as a ``(3, 3)`` float64 array or raise ``ValueError``."""
-    K = np.asarray(K, dtype=np.float64)
+def check_intrinsics(K, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Return K as a ``(3, 3)`` float64 array or raise ``ValueError``.
+
+    Args:
+        K: ``(3, 3)`` or ``(9,)`` pinhole matrix, pixels.
+        size: ``(H, W)`` of the image K belongs to; when given, the principal point must lie
+            inside it (``0 <= cx <= W - 1``, ``0 <= cy <= H - 1``).
+
+    Raises:
+        ValueError: wrong shape, a non-finite entry, a focal length ``<= 0``, a last row other
+            than ``(0, 0, 1)``, or a principal point outside the image; the message names it.
+    """
+    try:
+        K = np.asarray(K, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f'intrinsics must be a 3x3 matrix of numbers ({e})') from None
     if K.shape == (9,):
         K = K.reshape(3, 3)
     if K.shape != (3, 3):
         raise ValueError(f'intrinsics must be a 3x3 matrix, got shape {K.shape}')
     if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f'intrinsics need finite positive focal lengths, got fx={K[0, 0]}, fy={K[1, 1]}')
+        raise ValueError(f'intrinsics need finite entries and positive focal lengths, got fx={K[0, 0]:g}, '
+                         f'fy={K[1, 1]:g}, cx={K[0, 2]:g}, cy={K[1, 2]:g}')
+    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0:
+        raise ValueError(f'intrinsics must be a pinhole matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]], '
+                         f'got rows 2-3 {K[1:].tolist()}')
+    if size is not None:
+        h, w = int(size[0]), int(size[1])
+        if not (0 <= K[0, 2] <= w - 1 and 0 <= K[1, 2] <= h - 1):
+            raise ValueError(f'principal point (cx, cy) = ({K[0, 2]:g}, {K[1, 2]:g}) is outside the {w}x{h} '
+                             f'image: allowed cx in [0, {w - 1}], cy in [0, {h - 1}]')
     return K
 
 

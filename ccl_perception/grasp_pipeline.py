@@ -192,7 +192,7 @@ class GraspPipeline:
         if depth is None or np.asarray(depth).shape != rgb.shape[:2]:
             raise ValueError(f'depth {None if depth is None else np.asarray(depth).shape} does not match '
                              f'the colour image {rgb.shape[:2]}')
-        K = geometry.check_intrinsics(K)
+        K = geometry.check_intrinsics(K, rgb.shape[:2])
         t0 = time.perf_counter()
         desc = self.extractor(rgb)
         t1 = time.perf_counter()
