@@ -312,6 +312,18 @@ def test_no_tmp_files_left(target, tmp_path):
     assert os.listdir(tmp_path) == ['x.npz']
 
 
+def test_target_mode_follows_the_umask(target, tmp_path):
+    old = os.umask(0o022)
+    try:
+        tg.save_target(str(tmp_path / 'a.npz'), target)
+        os.umask(0o077)
+        tg.save_target(str(tmp_path / 'b.npz'), target)
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / 'a.npz').st_mode & 0o777 == 0o644
+    assert os.stat(tmp_path / 'b.npz').st_mode & 0o777 == 0o600
+
+
 def test_onnx_backend_gives_the_same_pose(extractor, scene, target, tmp_path):
     pytest.importorskip('onnxruntime')
     pytest.importorskip('onnx')
