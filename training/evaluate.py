@@ -10,12 +10,15 @@ import sys
 
 import torch
 
+from ccl_perception import cli
 from ccl_perception.evaluation.evaluate import evaluate_model
 from ccl_perception.evaluation.report import markdown_table, write_report
+from ccl_perception.validation import integer, real
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog='evaluate', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument('--checkpoint', help='trained DescriptorNet checkpoint (.pt)')
     src.add_argument('--baseline', choices=['pretrained'],
@@ -25,21 +28,30 @@ def main(argv=None):
     parser.add_argument('--json', default='out/eval.json', help='output JSON (also .md and _pck.png)')
     parser.add_argument('--method', choices=['argmax', 'expectation'], default='argmax',
                         help='best cosine match (paper) or spatial expectation of the softmax heatmap')
-    parser.add_argument('--tau', type=float, default=0.03, help='softmax temperature for --method expectation')
+    parser.add_argument('--tau', type=cli.arg_type(real(0, 1, low_open=True)), default=0.03,
+                        help='softmax temperature for --method expectation')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--max-pairs', type=int, default=None)
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--max-pairs', type=cli.arg_type(integer(1)), default=None)
+    parser.add_argument('--threads', type=cli.arg_type(integer(1)), default=None, help='torch CPU threads')
     args = parser.parse_args(argv)
+    from ccl_perception.checkpoint import CheckpointError
+    return cli.run('evaluate', lambda: _run(args), CheckpointError)
+
+
+def _run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = cli.check_device(args.device)
+    if not args.json.endswith('.json'):
+        raise ValueError(f'--json {args.json!r} must end in .json (the .md and _pck.png go next to it)')
     if args.checkpoint:
         from ccl_perception.checkpoint import load_model
-        model, features, title = load_model(args.checkpoint, device=args.device), 'head', args.checkpoint
+        model, features, title = load_model(args.checkpoint, device=device), 'head', args.checkpoint
     else:
         from ccl_perception.model import DescriptorNet
         model = DescriptorNet(backbone=args.backbone, pretrained=True)
         features, title = 'backbone', f'pretrained {args.backbone} features'
-    results = evaluate_model(model, args.pairs, device=args.device, method=args.method, tau=args.tau,
+    results = evaluate_model(model, args.pairs, device=device, method=args.method, tau=args.tau,
                              features=features, max_pairs=args.max_pairs)
     results['source'] = title
     paths = write_report(results, args.json, title)

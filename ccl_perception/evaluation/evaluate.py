@@ -162,6 +162,7 @@ def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float 
     def get(index):
         if index not in cache:
             rgb = _read_rgb(pf.image_path(index))
+            pf.check_image(index, rgb.shape)  # declared size, keypoints inside the image
             with torch.inference_mode():
                 cache[index] = (describe(rgb).detach().float().cpu(), rgb.shape[:2])
         return cache[index]
