@@ -311,6 +311,8 @@ def parse_intrinsics(text: str) -> np.ndarray:
 def read_depth(path: str, depth_scale: float = 0.001) -> np.ndarray:
     """Depth file -> float32 metres (NaN missing): 16-bit PNG or uint16 ``.npy`` in units of
     ``depth_scale`` metres (default mm), or float ``.npy`` in metres."""
+    if not os.path.isfile(path):
+        raise ValueError(f'depth file {path!r} does not exist')
     if path.endswith('.npy'):
         d = np.load(path, allow_pickle=False)
     else:
@@ -328,6 +330,8 @@ def read_depth(path: str, depth_scale: float = 0.001) -> np.ndarray:
 def read_rgb(path: str) -> np.ndarray:
     """Image file -> ``(H, W, 3)`` uint8 RGB."""
     import cv2
+    if not os.path.isfile(path):
+        raise ValueError(f'image {path!r} does not exist')
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f'cannot read image {path!r}')

@@ -193,6 +193,9 @@ def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float 
 
 
 def _read_rgb(path: str) -> np.ndarray:
+    import os
+    if not os.path.isfile(path):
+        raise ValueError(f'image {path} (named in the pairs file) does not exist')
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f'cannot read image {path}')
