@@ -19,6 +19,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 OPTICAL_AXIS = np.array([0.0, 0.0, 1.0])
+#: Frame id of the colour optical frame (RealSense driver name): images, grasp poses, rviz.
+CAMERA_FRAME = 'camera_color_optical_frame'
 
 
 def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:

@@ -25,11 +25,12 @@ from typing import Dict, Optional
 import numpy as np
 
 from ccl_perception import geometry
+from ccl_perception.correspondence import DEFAULT_TAU
 from ccl_perception.keypoint_matcher import KeypointMatch, KeypointMatcher
 
 #: Defaults of every knob (also the ``grasp_planner`` node parameters of the same name).
 DEFAULTS = {
-    'tau': 0.03,                   # softmax temperature of Eq. 2
+    'tau': DEFAULT_TAU,            # softmax temperature of Eq. 2 (the planner uses the checkpoint's)
     'confidence_scale_px': 16.0,   # confidence = exp(-heatmap std [px] / this)
     'min_confidence': 0.3,         # abstain below this (min over the two axis keypoints)
     'min_similarity': 0.5,         # abstain when no pixel's cosine similarity reaches this
@@ -98,6 +99,17 @@ class GraspPipeline:
         self.config = merge_config(config)
         self.matcher = KeypointMatcher(self.config['tau'], getattr(extractor, 'stride', 8),
                                        self.config['confidence_scale_px'])
+
+    def update_config(self, **changes) -> dict:
+        """Validate ``changes`` against the current config and apply all of them or none.
+
+        Raises:
+            ValueError: an unknown key or an invalid value; nothing is changed then.
+        """
+        cfg = merge_config({**self.config, **changes})
+        matcher = KeypointMatcher(cfg['tau'], self.matcher.stride, cfg['confidence_scale_px'])
+        self.config, self.matcher = cfg, matcher
+        return cfg
 
     def frame_to_pose(self, rgb: np.ndarray, depth: np.ndarray, K, target) -> PipelineResult:
         """One RGB-D frame -> :class:`PipelineResult`.
