@@ -46,7 +46,6 @@ LAUNCH_ARGUMENTS = {
     'rviz': ('false', 'start rviz2 with config/ccl.rviz (launch file only)'),
 }
 
-CAMERA_TOPICS = ('color/image_raw', 'aligned_depth_to_color/image_raw', 'color/camera_info')
 
 
 @dataclass
@@ -102,15 +101,18 @@ def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
     a = resolve_arguments(arguments)
     if a['executor_backend'] not in ('sim', 'moveit'):
         raise ValueError(f"executor_backend must be 'sim' or 'moveit', got {a['executor_backend']!r}")
+    from ccl_perception.nodes import CAMERA_PREFIX, CAMERA_TOPICS
     sim = _truthy(a['sim'])
     ns = a['camera_ns'].strip('/')
-    remap = [] if ns == 'camera' else [(f'camera/{t}', f'{ns}/{t}') for t in CAMERA_TOPICS]
+    remap = [] if ns == CAMERA_PREFIX else [(t, ns + t[len(CAMERA_PREFIX):]) for t in CAMERA_TOPICS]
     model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend']}
     specs = [
         NodeSpec('descriptor_node', 'descriptor_node', 'ccl_perception.nodes.descriptor_node:DescriptorNode',
                  'descriptor_node.yaml', dict(model), list(remap)),
         NodeSpec('grasp_planner', 'grasp_planner_node', 'ccl_perception.nodes.grasp_planner_node:GraspPlanner',
                  'grasp_planner.yaml', {**model, 'target': a['target'], 'target_dir': a['target_dir']}, list(remap)),
+        NodeSpec('target_maker', 'target_maker_node', 'ccl_perception.nodes.target_maker_node:TargetMaker',
+                 'target_maker.yaml', {**model, 'target_dir': a['target_dir']}, list(remap)),
     ]
     if sim:
         specs.append(NodeSpec('sim_world', 'sim_world_node', 'ccl_perception.nodes.sim_world_node:SimWorldNode',
@@ -152,8 +154,12 @@ def _ros_parameters(params: dict):
 
 
 def create_nodes(specs: List[NodeSpec], context=None):
-    """Instantiate the specs' node classes in this process (hosted nodes get their host's
-    ``world``). Raises ``RuntimeError`` naming a node whose module cannot be imported."""
+    """Instantiate the specs' node classes in this process.
+
+    A hosted node (the sim executor) is composed with its host: it gets
+    ``executor=world_executor(host.world)``. Raises ``RuntimeError`` naming a node whose
+    module cannot be imported or that fails to start.
+    """
     nodes = {}
     try:
         for spec in specs:
@@ -169,13 +175,14 @@ def create_nodes(specs: List[NodeSpec], context=None):
             if spec.host is not None:
                 if spec.host not in nodes:
                     raise RuntimeError(f'node {spec.name!r} needs {spec.host!r} in the same process')
-                kwargs['executor'] = nodes[spec.host].world
+                from ccl_perception.executors.sim_executor import world_executor
+                kwargs['executor'] = world_executor(nodes[spec.host].world)
             try:
                 nodes[spec.name] = cls(**kwargs)
             except Exception as e:  # noqa: BLE001 - e.g. moveit_py missing for the moveit executor
                 raise RuntimeError(f'cannot start node {spec.name!r} ({spec.entry}): {type(e).__name__}: {e}') from e
     except RuntimeError:
-        for n in nodes.values():
+        for n in reversed(list(nodes.values())):
             n.destroy_node()
         raise
     return nodes
@@ -203,44 +210,39 @@ def parse_argv(argv: List[str]):
 
 
 def main(argv=None) -> int:
-    """Console script ``bringup``."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    """Console script ``bringup``: the chosen nodes in one process, one single-threaded executor.
+
+    Exit codes: 0 after Ctrl-C, 2 for bad arguments or a node that cannot start.
+    """
+    from ccl_perception.nodes import run_nodes
 
     argv = sys.argv[1:] if argv is None else list(argv)
     ros_args = argv[argv.index('--ros-args'):] if '--ros-args' in argv else []
     args, names = parse_argv(argv[:len(argv) - len(ros_args)])
-    specs = node_specs(args)
+    try:
+        specs = node_specs(args)
+    except ValueError as e:
+        print(f'bringup: error: {e}', file=sys.stderr)
+        return 2
     if names:
         unknown = set(names) - {s.name for s in specs}
         if unknown:
-            raise SystemExit(f'bringup: unknown node(s) {sorted(unknown)}; available: {[s.name for s in specs]}')
+            print(f'bringup: error: unknown node(s) {sorted(unknown)}; available: '
+                  f'{[s.name for s in specs]}', file=sys.stderr)
+            return 2
         specs = [s for s in specs if s.name in names]
-    rclpy.init(args=['bringup'] + ros_args)  # launch arguments are ours, not ROS remaps
-    nodes = {}
-    try:
-        nodes = create_nodes(specs)
+
+    def factory(context):
+        import rclpy
+        nodes = create_nodes(specs, context=context)
         log = rclpy.logging.get_logger('bringup')
         log.info(f'started {", ".join(nodes)}')
         if _truthy(resolve_arguments(args)['rviz']):
             log.warning(f'rviz is not started by bringup; run: rviz2 -d {os.path.join(config_dir(), "ccl.rviz")}')
-        ex = MultiThreadedExecutor(num_threads=4)
-        for n in nodes.values():
-            ex.add_node(n)
-        ex.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError as e:
-        print(f'bringup: error: {e}', file=sys.stderr)
-        return 1
-    finally:
-        for n in nodes.values():
-            n.destroy_node()
-            if hasattr(n, 'world') and hasattr(n.world, 'close'):
-                n.world.close()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+        return nodes
+
+    # launch arguments are ours, not ROS remaps: rclpy only sees what follows --ros-args
+    return run_nodes(factory, ['bringup'] + ros_args, 'bringup')
 
 
 if __name__ == '__main__':

@@ -152,7 +152,11 @@ def load_model(path, device='cpu') -> DescriptorNet:
     Raises:
         CheckpointError: as ``load_checkpoint``, or weights that do not fit the architecture.
     """
-    data = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), path, device)
+
+
+def model_from_checkpoint(data: dict, path='<checkpoint>', device='cpu') -> DescriptorNet:
+    """``load_model`` of an already loaded checkpoint dict (``load_checkpoint``)."""
     config = dict(data['model_config'])
     config['pretrained'] = False  # the weights come from the checkpoint
     try:
@@ -163,6 +167,20 @@ def load_model(path, device='cpu') -> DescriptorNet:
                               f'{data["model_config"]}: {exc}') from exc
     model.config['pretrained'] = bool(data['model_config'].get('pretrained', False))
     return model.to(device).eval()
+
+
+def training_tau(data: dict):
+    """Softmax temperature the checkpoint's model was trained with, or None if unknown.
+
+    The trainer stores its whole config in ``extra['config']`` (``loss.tau``); inference
+    (the grasp planner, evaluation) defaults to this value for the model.
+    """
+    tau = (((data.get('extra') or {}).get('config') or {}).get('loss') or {}).get('tau')
+    if isinstance(tau, torch.Tensor):
+        tau = tau.item()
+    if isinstance(tau, (int, float)) and not isinstance(tau, bool) and tau > 0:
+        return float(tau)
+    return None
 
 
 def _config_key(config: dict) -> str:

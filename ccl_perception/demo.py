@@ -246,7 +246,7 @@ def format_table(rows: dict) -> str:
 
 
 def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=None,
-                          progress=True) -> list:
+                          progress=True, executor=None) -> list:
     """The benchmark's ROS-free loop: reset -> render -> GraspPipeline -> sim executor.
 
     Args:
@@ -254,8 +254,12 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
         pipeline: :class:`ccl_perception.grasp_pipeline.GraspPipeline`.
         library: ``{name: Target}``.
         schedule: :func:`trial_schedule` output.
+        executor: ``executors.sim_executor.world_executor(world)`` (made here if None).
     """
+    from ccl_perception.executors.sim_executor import world_executor
     from ccl_perception.image_conversion import heatmap_overlay
+    from ccl_perception.sim.robot import CAMERA_FRAME
+    executor = executor or world_executor(world)
     trials = []
     for i, (seed, name, present) in enumerate(schedule):
         info = world.reset(seed, target=name, target_present=present)
@@ -270,7 +274,7 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
         if res.ok:
             T = np.eye(4)
             T[:3, :3], T[:3, 3] = res.pose.rotation, res.pose.position
-            g = world.grasp(T)
+            g = executor.execute(T, CAMERA_FRAME)
             executed, success = True, bool(g.success)
             trial['grasp'] = g.to_dict()
         trial['outcome'] = classify(trial['present'], executed, success)
@@ -291,48 +295,56 @@ class RosTrialRunner:
     """Drives the ROS 2 nodes of one process: the demo's grasp stage.
 
     Starts sim world (+ hosted sim executor) and grasp planner from ``bringup.node_specs``
-    and a client node; per scene: set the target parameters, call ``/sim_world/reset``, take
-    the planner's first frame after the reset (its ``~/heatmap`` carries the frame stamp),
-    and if a ``grasp_pose`` with that stamp arrives call ``/grasp_executor/execute``.
+    and a client node, spun by one ``nodes.NodeRunner`` (a single-threaded executor on a
+    background thread); per scene: set the target parameters, call ``/sim_world/reset``,
+    take the planner's first frame after the reset (its ``~/heatmap`` carries the frame
+    stamp), and if a ``grasp_pose`` with that stamp arrives start it with
+    ``/grasp_executor/execute`` and wait for its outcome on ``/grasp_executor/result``.
     """
 
     def __init__(self, checkpoint: str, target_dir: str, image_size=(320, 240)):
-        import threading
-
-        import rclpy
         from geometry_msgs.msg import PoseStamped
-        from rclpy.executors import MultiThreadedExecutor
         from rclpy.parameter import Parameter
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
         from std_srvs.srv import Trigger
 
         from ccl_perception import bringup
-        from ccl_perception.nodes import OUTPUT_QOS, STATUS_QOS
+        from ccl_perception import nodes as n
 
         self._Parameter, self._Trigger = Parameter, Trigger
-        rclpy.init()
         specs = [s for s in bringup.node_specs({'checkpoint': checkpoint, 'target_dir': target_dir,
                                                  'sim': 'true', 'executor_backend': 'sim'})
-                 if s.name != 'descriptor_node']  # visualisation only: saves CPU here
+                 if s.name not in ('descriptor_node', 'target_maker')]  # not needed: saves CPU
         for s in specs:
             if s.name == 'sim_world':  # the camera at the resolution the model was trained at
                 s.parameters.update(width=int(image_size[0]), height=int(image_size[1]))
-        self.nodes = bringup.create_nodes(specs)
-        self.nodes['grasp_executor'].set_parameters([Parameter('auto_execute', value=False)])
-        self.client = rclpy.create_node('ccl_demo')
-        self.heatmaps, self.poses, self.status = [], [], []
-        self.client.create_subscription(Image, '/grasp_planner/heatmap', self.heatmaps.append, OUTPUT_QOS)
-        self.client.create_subscription(PoseStamped, '/grasp_pose', self.poses.append, 10)
-        self.client.create_subscription(String, '/grasp_planner/status',
-                                        lambda m: self.status.append(m.data), STATUS_QOS)
-        self.reset_cli = self.client.create_client(Trigger, '/sim_world/reset')
-        self.exec_cli = self.client.create_client(Trigger, '/grasp_executor/execute')
-        self.ex = MultiThreadedExecutor(num_threads=6)
-        for n in list(self.nodes.values()) + [self.client]:
-            self.ex.add_node(n)
-        self.thread = threading.Thread(target=self.ex.spin, daemon=True)
-        self.thread.start()
+        self.heatmaps, self.poses, self.status, self.results = [], [], [], []
+
+        def factory(context):
+            nodes = bringup.create_nodes(specs, context=context)
+            nodes['grasp_executor'].set_parameters([Parameter('auto_execute', value=False)])
+            client = nodes['ccl_demo'] = rclpy_create_node('ccl_demo', context)
+            client.create_subscription(Image, n.private('grasp_planner', n.HEATMAP_TOPIC),
+                                       self.heatmaps.append, n.OUTPUT_QOS)
+            client.create_subscription(PoseStamped, '/' + n.GRASP_POSE_TOPIC, self.poses.append, 10)
+            client.create_subscription(String, n.private('grasp_planner', n.STATUS_TOPIC),
+                                       lambda m: self.status.append(m.data), n.STATUS_QOS)
+            client.create_subscription(String, n.private('grasp_executor', n.RESULT_TOPIC),
+                                       lambda m: self.results.append(json.loads(m.data)),
+                                       n.LATCHED_QOS)
+            self.reset_cli = client.create_client(Trigger, n.private('sim_world', n.RESET_SERVICE))
+            self.exec_cli = client.create_client(Trigger, n.private('grasp_executor',
+                                                                     n.EXECUTE_SERVICE))
+            return nodes
+
+        def rclpy_create_node(name, context):
+            import rclpy
+            return rclpy.create_node(name, context=context)
+
+        self.runner = n.NodeRunner(factory)
+        self.nodes = self.runner.nodes
+        self.runner.spin_in_background()
         for cli in (self.reset_cli, self.exec_cli):
             if not cli.wait_for_service(timeout_sec=30.0):
                 raise RuntimeError(f'service {cli.srv_name} not available')
@@ -383,15 +395,9 @@ class RosTrialRunner:
                                     'abstained')
         else:
             trial['planner'] = 'pose'
-            for _ in range(10):  # the executor may not have received this scene's pose yet
-                r = self._call(self.exec_cli, 120.0)
-                if not r.message.startswith(('stale', 'no grasp pose')):
-                    break
-                time.sleep(0.2)
-            try:
-                g = json.loads(r.message)
-            except json.JSONDecodeError:  # the executor never got this scene's pose
-                trial.update(outcome='timeout', planner=f'pose not executed: {r.message}')
+            g = self._execute()
+            if g is None:  # the executor never got this scene's pose
+                trial.update(outcome='timeout', planner='pose not executed')
                 self.heatmaps.clear()
                 self.poses.clear()
                 return trial
@@ -402,17 +408,27 @@ class RosTrialRunner:
         trial['outcome'] = classify(trial['present'], executed, success)
         return trial
 
+    def _execute(self, timeout: float = 120.0):
+        """Start the executor's last pose with ``~/execute`` and wait for the outcome on
+        ``~/result`` (None: it was not run)."""
+        n_before = len(self.results)
+        r = None
+        for _ in range(10):  # the executor may not have received this scene's pose yet
+            r = self._call(self.exec_cli, 30.0)
+            if r.success or not r.message.startswith(('stale', 'no grasp pose')):
+                break
+            time.sleep(0.2)
+        if r is None or not r.success:
+            return None
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if len(self.results) > n_before:
+                return self.results[n_before]
+            time.sleep(0.05)
+        return None
+
     def close(self) -> None:
-        import rclpy
-        self.ex.shutdown()
-        self.thread.join(timeout=5.0)
-        for n in list(self.nodes.values()) + [self.client]:
-            n.destroy_node()
-        world = getattr(self.nodes.get('sim_world'), 'world', None)
-        if world is not None:
-            world.close()
-        if rclpy.ok():
-            rclpy.shutdown()
+        self.runner.close()
 
 
 def object_frame_points(world, name: str, seed: int = 0) -> np.ndarray:
@@ -458,13 +474,15 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
     from oblique viewpoints (elevation ``min..max`` degrees vs. the top-down reference) and
     ``absent`` scenes without it. Returns ``{'model': summary, 'oracle': summary, ...}``."""
     from ccl_perception import targets as tg
+    from ccl_perception.executors.sim_executor import world_executor
     from ccl_perception.grasp_pipeline import GraspPipeline
     from ccl_perception.inference import DescriptorExtractor
-    from ccl_perception.sim.robot import SimWorld, SimWorldConfig
+    from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig
 
     extractor = DescriptorExtractor(checkpoint)
     world = SimWorld(SimWorldConfig(camera_elevation_deg=(min_elevation, max_elevation),
                                     width=int(image_size[0]), height=int(image_size[1])))
+    executor = world_executor(world)
     try:
         paths = make_sim_targets(world, extractor, os.path.join(out_dir, 'targets'), n_targets,
                                  DEFAULTS['max_object_width'])
@@ -479,7 +497,8 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
         log(f'benchmark: {grasps} scenes with the target, {absent} without; targets {names}')
         t0 = time.perf_counter()
         trials = run_trials_in_process(world, pipeline, library, sched,
-                                       heatmap_dir=os.path.join(out_dir, 'heatmaps'))
+                                       heatmap_dir=os.path.join(out_dir, 'heatmaps'),
+                                       executor=executor)
         wall = time.perf_counter() - t0
         results = {'model': summarise(trials)}
         per_target = {n: summarise([t for t in trials if t['target'] == n]) for n in names}
@@ -491,7 +510,7 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
                     continue
                 info = world.reset(seed_i, target=name, target_present=True)
                 T = oracle_pose(world, name, gt[name], world.render().depth)
-                g = None if T is None else world.grasp(T)
+                g = None if T is None else executor.execute(T, CAMERA_FRAME)
                 o_trials.append({'present': info.target_present, 'target': name,
                                  'outcome': classify(info.target_present, g is not None,
                                                      g is not None and g.success),

@@ -21,6 +21,8 @@ import numpy as np
 OPTICAL_AXIS = np.array([0.0, 0.0, 1.0])
 #: Rounding allowance of width comparisons, metres (a nanometre: float error, not a tolerance).
 WIDTH_EPS = 1e-9
+#: Frame id of the colour optical frame (RealSense driver name): images, grasp poses, rviz.
+CAMERA_FRAME = 'camera_color_optical_frame'
 
 
 def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:

@@ -31,12 +31,13 @@ from typing import Dict, Optional
 import numpy as np
 
 from ccl_perception import geometry
+from ccl_perception.correspondence import DEFAULT_TAU
 from ccl_perception.keypoint_matcher import KeypointMatch, KeypointMatcher
 from ccl_perception.validation import check, choice, integer, real
 
 #: Defaults of every knob (also the ``grasp_planner`` node parameters of the same name).
 DEFAULTS = {
-    'tau': 0.03,                   # softmax temperature of Eq. 2
+    'tau': DEFAULT_TAU,            # softmax temperature of Eq. 2 (the planner uses the checkpoint's)
     'confidence_scale_px': 16.0,   # confidence = exp(-heatmap std [px] / this)
     'min_confidence': 0.3,         # abstain below this (min over the two axis keypoints)
     'min_similarity': 0.5,         # abstain when no pixel's cosine similarity reaches this

@@ -160,6 +160,81 @@ def load_library(target_dir: str, expected_identity: Optional[str] = None):
     return targets, errors
 
 
+class TargetLibrary:
+    """The targets of one directory, and how a ``target`` parameter value names one.
+
+    A spec is resolved as: ``''`` -> no target; a name in the library; a ``.npz`` path
+    (absolute, or relative to the directory); or ``<directory>/<spec>.npz`` for a target
+    saved after the library was last read (``target_maker``). Every target is checked
+    against ``identity`` (the running model), so a target of another model is refused.
+
+    Args:
+        directory: folder of ``.npz`` target files (``''``: no library, paths only).
+        identity: ``checkpoint.model_identity`` of the running model (None: not checked).
+    """
+
+    def __init__(self, directory: str = '', identity: Optional[str] = None):
+        self.directory = directory or ''
+        self.identity = identity
+        self.targets: Dict[str, Target] = {}
+        self.errors: Dict[str, str] = {}
+
+    def reload(self) -> Dict[str, str]:
+        """Re-read the directory; returns ``{file: reason}`` of the files that failed."""
+        if self.directory:
+            self.targets, self.errors = load_library(self.directory, self.identity)
+        else:
+            self.targets, self.errors = {}, {}
+        return self.errors
+
+    @classmethod
+    def open(cls, directory: str, identity: Optional[str] = None) -> 'TargetLibrary':
+        """A loaded library; ``TargetError`` if ``directory`` is given but does not exist."""
+        if directory and not os.path.isdir(directory):
+            raise TargetError(f'target directory {directory!r} does not exist')
+        lib = cls(directory, identity)
+        lib.reload()
+        return lib
+
+    @property
+    def names(self):
+        return sorted(self.targets)
+
+    def resolve(self, spec: str) -> Optional[Target]:
+        """Target named by ``spec`` (None for ``''``); ``TargetError`` with the reason."""
+        if not spec:
+            return None
+        if spec in self.targets:
+            return self.targets[spec]
+        if os.path.isabs(spec) or not self.directory:
+            path = spec
+        else:
+            path = os.path.join(self.directory, spec)
+        if not path.endswith('.npz'):
+            if self.directory and os.path.isfile(path + '.npz'):
+                path += '.npz'
+            else:
+                known = ', '.join(self.names) or 'none'
+                raise TargetError(f'unknown target {spec!r} (library {self.directory!r} '
+                                  f'has: {known})')
+        return load_target(path, self.identity)
+
+    def path_for(self, name: str) -> str:
+        """Where :meth:`save` writes target ``name``."""
+        if not self.directory:
+            raise TargetError('no target directory set (parameter target_dir)')
+        if not name or os.sep in name or name.startswith('.'):
+            raise TargetError(f'target name {name!r} must be a plain file name')
+        return os.path.join(self.directory, name + '.npz')
+
+    def save(self, target: Target) -> str:
+        """Write ``target`` as ``<directory>/<name>.npz`` and add it; returns the path."""
+        path = self.path_for(target.name)
+        save_target(path, target)
+        self.targets[target.name] = target
+        return path
+
+
 def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[np.ndarray] = None,
                 K=None, depth_window: int = 5) -> Target:
     """Create a target from a reference image.

@@ -137,8 +137,9 @@ def test_node_specs_validation():
     with pytest.raises(ValueError, match='needs the simulated world'):
         bringup.node_specs({'sim': 'false', 'executor_backend': 'sim'})
     specs = bringup.node_specs({'sim': 'true', 'executor_backend': 'sim'})
-    assert [s.name for s in specs] == ['descriptor_node', 'grasp_planner', 'sim_world', 'grasp_executor']
-    assert specs[-1].host == 'sim_world' and specs[2].parameters['run_executor'] is True
+    assert [s.name for s in specs] == ['descriptor_node', 'grasp_planner', 'target_maker', 'sim_world',
+                                       'grasp_executor']
+    assert specs[-1].host == 'sim_world' and specs[3].parameters['run_executor'] is True
     args, names = bringup.parse_argv(['checkpoint:=a.pt', '--nodes', 'grasp_planner'])
     assert args == {'checkpoint': 'a.pt'} and names == ['grasp_planner']
 

@@ -19,7 +19,7 @@ torch = pytest.importorskip('torch')
 
 from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
@@ -29,7 +29,7 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from ccl_perception import image_conversion as ic  # noqa: E402
 from ccl_perception import targets as tg  # noqa: E402
-from ccl_perception.nodes import SENSOR_QOS  # noqa: E402
+from ccl_perception.nodes import SENSOR_QOS, NodeRunner  # noqa: E402
 
 H, W = 96, 128
 FRAME = 'camera_color_optical_frame'
@@ -147,26 +147,22 @@ def ros(assets):
     from ccl_perception.nodes.descriptor_node import DescriptorNode
     from ccl_perception.nodes.grasp_planner_node import GraspPlanner
     from rclpy.parameter import Parameter
-    ctx = rclpy.context.Context()
-    rclpy.init(context=ctx)
-    planner = GraspPlanner(context=ctx, cli_args=['--ros-args', '-r', f'__node:={PLANNER}'], parameter_overrides=[
+    made = {}
+
+    def factory(ctx):
+        made['planner'] = planner = GraspPlanner(context=ctx, cli_args=['--ros-args', '-r', f'__node:={PLANNER}'], parameter_overrides=[
         Parameter('checkpoint', value=assets['ck']), Parameter('target_dir', value=assets['tdir']),
         Parameter('target', value='blocks'), Parameter('tau', value=0.003), Parameter('min_similarity', value=0.97),
-        Parameter('max_width', value=0.2), Parameter('max_rate_hz', value=30.0)])
-    desc = DescriptorNode(context=ctx, cli_args=['--ros-args', '-r', f'__node:=descriptors_{TAG}'],
-                          parameter_overrides=[Parameter('checkpoint', value=assets['ck'])])
-    harness = Harness(ctx)
-    ex = MultiThreadedExecutor(num_threads=4, context=ctx)
-    for n in (planner, desc, harness):
-        ex.add_node(n)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    yield {'planner': planner, 'desc': desc, 'h': harness}
-    ex.shutdown(timeout_sec=5)
-    for n in (planner, desc, harness):
-        n.destroy_node()
-    rclpy.shutdown(context=ctx)
-    th.join(timeout=5)
+            Parameter('max_width', value=0.2), Parameter('max_rate_hz', value=30.0)])
+        made['desc'] = DescriptorNode(context=ctx, cli_args=['--ros-args', '-r', f'__node:=descriptors_{TAG}'],
+                                      parameter_overrides=[Parameter('checkpoint', value=assets['ck'])])
+        made['h'] = Harness(ctx)
+        return [planner, made['desc'], made['h']]
+
+    # the nodes of one process on one single-threaded executor, as bringup runs them
+    runner = NodeRunner(factory).spin_in_background()
+    yield made
+    runner.close()
 
 
 def _good(h, a):
@@ -308,7 +304,7 @@ def test_missing_camera_info(ros, assets):
                                              Parameter('target', value='blocks')])
     got = []
     sub = h.create_subscription(String, f'{name}/status', got.append, 10)
-    ex = MultiThreadedExecutor(num_threads=2, context=h.context)
+    ex = SingleThreadedExecutor(context=h.context)
     ex.add_node(node)
     th = threading.Thread(target=ex.spin, daemon=True)
     th.start()

@@ -32,12 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ccl_perception.executors.base import GraspExecutor, GraspResult, matrix_to_pose
+from ccl_perception.executors.base import GraspExecutor, GraspResult, MotionConfig, matrix_to_pose
 
 
 @dataclass
-class MoveItExecutorConfig:
-    """Names of the MoveIt groups / links / pipelines (ROS parameters of the executor node)."""
+class MoveItExecutorConfig(MotionConfig):
+    """Grasp motion (:class:`MotionConfig`) plus the MoveIt groups / links / pipelines.
+
+    Every field is a ROS parameter of the executor node of the same name.
+    """
 
     arm_group: str = 'panda_arm'
     ee_link: str = 'panda_hand_tcp'       # link whose pose is the grasp frame (z approach, y closing)
@@ -49,9 +52,6 @@ class MoveItExecutorConfig:
     gripper_open_position: float = 0.04   # m per finger (GripperCommand position)
     gripper_max_effort: float = 40.0      # N
     empty_width: float = 0.002            # m: fingers closed further than this -> nothing held
-    pre_grasp_distance: float = 0.10      # m back along the approach axis
-    grasp_depth: float = 0.02             # m past the (surface) grasp pose along the approach axis
-    lift_height: float = 0.15             # m along base_frame z
     linear_pipeline: str = ''             # e.g. 'pilz_lin' for straight approach/lift; '' = default planner
     action_timeout_s: float = 10.0
 
@@ -180,7 +180,11 @@ class MoveItExecutor(GraspExecutor):
         return float('nan') if res is None else float(res.result.position)
 
     def _wait(self, future):
-        """Wait for an rclpy future that the node's (multi-threaded) executor completes."""
+        """Wait for an rclpy future that the node's executor completes.
+
+        Grasps run on the executor node's worker thread (``GraspWorker``), so the node's
+        (single-threaded) executor is free to complete the future meanwhile.
+        """
         deadline = time.monotonic() + self.cfg.action_timeout_s
         while not future.done():
             if time.monotonic() > deadline:

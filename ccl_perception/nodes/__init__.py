@@ -1,30 +1,68 @@
 """ROS 2 nodes: thin adapters between messages and the ROS-free core.
 
-Shared helpers: QoS profiles, parameter declaration from a defaults table, the
-``main()`` boilerplate, and the colour/depth/camera-info subscription with time
-synchronisation (``message_filters`` where installed, else :mod:`ccl_perception.sync`).
+Shared here: the topic and service names (every node, ``bringup`` and the demo use these
+constants, never a literal), QoS profiles, parameter declaration from a defaults table,
+the colour/depth subscription with time synchronisation (``message_filters`` where
+installed, else :mod:`ccl_perception.sync`), and :func:`run_nodes`, the one
+init/spin/shutdown body of every process. Message conversions are in
+:mod:`ccl_perception.nodes.messages`.
 
 Every node class takes ``**kwargs`` and forwards them to ``rclpy.node.Node`` (``cli_args``,
 ``namespace``, ``parameter_overrides``, ``context``), which is how ``bringup`` starts
 several of them in one process.
 """
 
+import sys
 import threading
 
-from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, DurabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import qos_profile_sensor_data
 
 #: Camera input: best effort, keep last 5 (``rclpy.qos.qos_profile_sensor_data``).
 SENSOR_QOS = qos_profile_sensor_data
 #: Outputs: reliable keep-last-1 is received by both reliable and best-effort subscribers
 #: (rviz, ros2 topic echo) and never builds a backlog.
-OUTPUT_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
-                        durability=DurabilityPolicy.VOLATILE)
+OUTPUT_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                        history=HistoryPolicy.KEEP_LAST, durability=DurabilityPolicy.VOLATILE)
 #: Status/confidence messages: a short reliable history so slow echo clients miss none.
 STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+#: Latched (transient local, keep last 1): scene, camera pose, grasp results.
+LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
+# ---------------------------------------------------------------- topic names
+#: Camera (RealSense driver names, relative: remap or use bringup's ``camera_ns``).
+CAMERA_PREFIX = 'camera'
 COLOR_TOPIC = 'camera/color/image_raw'
 DEPTH_TOPIC = 'camera/aligned_depth_to_color/image_raw'
 INFO_TOPIC = 'camera/color/camera_info'
+CAMERA_TOPICS = (COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC)
+#: Optical frame of the camera in the robot/world frame (PoseStamped, latched).
+CAMERA_POSE_TOPIC = 'camera/pose'
+#: Planner output, executor input (PoseStamped in the colour optical frame).
+GRASP_POSE_TOPIC = 'grasp_pose'
+DESCRIPTORS_TOPIC = 'descriptors'
+DESCRIPTORS_VIS_TOPIC = 'descriptors/visualization'
+#: rviz's "Publish Point" tool (geometry_msgs/PointStamped in rviz's fixed frame).
+CLICKED_POINT_TOPIC = 'clicked_point'
+# Private (``~/``) topics and services, resolved under the node name.
+STATUS_TOPIC = '~/status'
+HEATMAP_TOPIC = '~/heatmap'
+MARKERS_TOPIC = '~/markers'
+CONFIDENCE_TOPIC = '~/confidence'
+RESULT_TOPIC = '~/result'
+SCENE_TOPIC = '~/scene'
+RELOAD_TARGETS_SERVICE = '~/reload_targets'
+EXECUTE_SERVICE = '~/execute'
+RESET_SERVICE = '~/reset'
+SAVE_TARGET_SERVICE = '~/save_target'
+CLEAR_POINTS_SERVICE = '~/clear_points'
+
+
+def private(node_name: str, name: str) -> str:
+    """Absolute name of node ``node_name``'s private topic/service ``~/x`` (``/node/x``)."""
+    if not name.startswith('~/'):
+        raise ValueError(f'{name!r} is not a private (~/) name')
+    return f'/{node_name.strip("/")}/{name[2:]}'
 
 
 def declare_parameters(node, defaults: dict) -> None:
@@ -36,6 +74,31 @@ def declare_parameters(node, defaults: dict) -> None:
 def param_values(node, names) -> dict:
     """Current values of the named parameters."""
     return {n: node.get_parameter(n).value for n in names}
+
+
+#: The model parameters of every node that runs the descriptor network.
+MODEL_PARAMS = {
+    'checkpoint': '',           # trained model (.pt); required
+    'device': 'cpu',            # 'cpu' or 'cuda[:i]'
+    'backend': 'torch',         # 'torch' or 'onnx'
+}
+
+
+def load_extractor(node):
+    """``(DescriptorExtractor, '')`` from the node's :data:`MODEL_PARAMS`, or ``(None, reason)``.
+
+    A node without a model stays up and reports the reason on ``~/status``.
+    """
+    try:
+        from ccl_perception.inference import DescriptorExtractor
+        p = param_values(node, MODEL_PARAMS)
+        if not p['checkpoint']:
+            raise ValueError("parameter 'checkpoint' is empty")
+        return DescriptorExtractor(p['checkpoint'], device=p['device'], backend=p['backend']), ''
+    except Exception as e:  # noqa: BLE001 - any load failure is reported, not raised
+        reason = f'model not loaded: {e}'
+        node.get_logger().error(reason)
+        return None, reason
 
 
 class LatestFrame:
@@ -63,6 +126,11 @@ class LatestFrame:
             item, self._item = self._item, None
             return item
 
+    def peek(self):
+        """The newest item without taking it (``None`` if empty)."""
+        with self._lock:
+            return self._item
+
 
 def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=None):
     """Subscribe to colour + aligned depth, time-synchronised, calling ``callback(color, depth)``.
@@ -76,7 +144,8 @@ def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=
     except ImportError:
         message_filters = None
     if message_filters is not None:
-        subs = [message_filters.Subscriber(node, Image, t, qos_profile=SENSOR_QOS, callback_group=callback_group)
+        subs = [message_filters.Subscriber(node, Image, t, qos_profile=SENSOR_QOS,
+                                           callback_group=callback_group)
                 for t in (COLOR_TOPIC, DEPTH_TOPIC)]
         sync = message_filters.ApproximateTimeSynchronizer(subs, queue_size, slop)
         sync.registerCallback(callback)
@@ -90,8 +159,10 @@ def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=
 
 
 def shutdown_tolerant(node, process):
-    """Wrap a timer callback: errors raised while the node's context shuts down are dropped
-    (publishers become invalid mid-frame), every other error propagates."""
+    """Wrap a timer callback so errors raised while the context shuts down are dropped.
+
+    Publishers become invalid mid-frame during shutdown; every other error propagates.
+    """
     def callback():
         try:
             process()
@@ -101,32 +172,99 @@ def shutdown_tolerant(node, process):
     return callback
 
 
-def run_node(node_cls, args=None) -> None:
-    """``main()`` body: init, spin a SingleThreadedExecutor, shut down cleanly on Ctrl-C.
+class NodeRunner:
+    """``rclpy.init`` -> nodes -> one SingleThreadedExecutor -> clean shutdown.
 
-    Single-threaded on purpose: rclpy's MultiThreadedExecutor busy-polls its task list in
-    Python and starves the frame-processing callback of the GIL. Measured with
-    ``training/soak_planner.py`` (640x480 at 30 Hz): 1.4 -> 8.1 processed frames/s, mean frame
-    age 563 -> 100 ms. Frames that arrive during processing wait in the sensor-data queue
-    and only the newest reaches the one-slot mailbox; parameter and service calls are
-    answered between frames.
+    The one body behind every ``main()``, ``bringup`` and the demo (:func:`run_nodes` is
+    the foreground form). Single-threaded on purpose: rclpy's MultiThreadedExecutor
+    busy-polls its task list in Python and starves the frame-processing callbacks of the
+    GIL (``training/soak_planner.py``, README). Work that takes seconds (a grasp) runs on
+    its own thread inside the node (``GraspExecutorNode``), so callbacks stay short.
+
+    Args:
+        factory: ``factory(context) -> Node | list of Nodes | {name: Node}``; nodes are
+            created after ``rclpy.init`` in the runner's own context.
+        args: ROS command-line arguments for ``rclpy.init`` (``--ros-args ...``).
+
+    Nodes are destroyed in reverse order of creation; a node may override
+    ``destroy_node`` to stop its threads and free what it owns (the sim world).
     """
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-    rclpy.init(args=args)
-    node = executor = None
-    try:
-        node = node_cls()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=2.0)
-        if node is not None:
+    def __init__(self, factory, args=None):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.context.Context()
+        rclpy.init(args=args, context=self.context)
+        self.nodes = {}
+        self.executor = None
+        self._thread = None
+        try:
+            made = factory(self.context)
+            if isinstance(made, dict):
+                self.nodes = dict(made)
+            else:
+                made = [made] if hasattr(made, 'get_name') else list(made)
+                self.nodes = {n.get_name(): n for n in made}
+            self.executor = SingleThreadedExecutor(context=self.context)
+            for n in self.nodes.values():
+                self.executor.add_node(n)
+        except BaseException:
+            self.close()
+            raise
+
+    def spin(self) -> None:
+        """Spin in this thread until Ctrl-C or an external shutdown."""
+        from rclpy.executors import ExternalShutdownException
+        try:
+            self.executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+
+    def spin_in_background(self) -> 'NodeRunner':
+        """Spin on a daemon thread (the demo and tests drive the nodes from this one)."""
+        self._thread = threading.Thread(target=self.spin, name='ccl_node_runner', daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop spinning, destroy the nodes (reverse order) and shut the context down."""
+        if self.executor is not None:
+            self.executor.shutdown(timeout_sec=2.0)
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        for node in reversed(list(self.nodes.values())):
             node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        self.nodes = {}
+        if self.context.ok():
+            self.context.try_shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def run_nodes(factory, args=None, prog: str = None) -> int:
+    """``main()`` body of every process: :class:`NodeRunner` in the foreground.
+
+    A node that cannot start (bad parameter, missing dependency) ends the process with
+    one line on stderr, ``<prog>: error: <reason>``, and exit code 2; Ctrl-C exits 0.
+    """
+    prog = prog or (sys.argv[0].rsplit('/', 1)[-1] if sys.argv and sys.argv[0] else 'node')
+    try:
+        runner = NodeRunner(factory, args)
+    except KeyboardInterrupt:
+        return 0
+    except (ValueError, ImportError, RuntimeError, OSError) as e:
+        print(f'{prog}: error: {e}', file=sys.stderr)
+        return 2
+    with runner:
+        runner.spin()
+    return 0
+
+
+def node_main(node_cls, args=None, prog: str = None) -> int:
+    """``main()`` of a one-node process: ``run_nodes`` of ``node_cls(context=...)``."""
+    return run_nodes(lambda context: node_cls(context=context), args, prog)
