@@ -51,3 +51,38 @@ PLANNER_STARTUP = [
     ('backend', 'torch', True), ('backend', 'onnx', True), ('backend', 'tensorrt', False),
     ('input_timeout_s', 5.0, True), ('input_timeout_s', 0.0, False), ('input_timeout_s', -1.0, False),
 ]
+
+#: grasp_executor parameters a running executor takes.
+EXECUTOR_RUN_TIME = [
+    ('auto_execute', False, True), ('auto_execute', True, True),
+    ('pre_grasp_distance', 0.1, True), ('pre_grasp_distance', 0.5, True),
+    ('pre_grasp_distance', 0.0, False), ('pre_grasp_distance', -0.1, False), ('pre_grasp_distance', NAN, False),
+    ('grasp_depth', 0.0, True), ('grasp_depth', 0.1, True), ('grasp_depth', -0.01, False),
+    ('grasp_depth', 0.2, False),
+    ('lift_height', 0.15, True), ('lift_height', 0.5, True), ('lift_height', 0.0, False), ('lift_height', INF, False),
+]
+#: grasp_executor parameters checked at start-up (rejected at run time).
+EXECUTOR_STARTUP = [
+    ('backend', 'ros1', False),
+    ('camera_frame', '', False), ('camera_frame', 'wrist_optical', True),
+    ('world_from_camera', [0.0], True), ('world_from_camera', [0.1, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0], True),
+    ('world_from_camera', [0.1, 0.0, 0.5], False), ('world_from_camera', [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], False),
+    ('world_from_camera', [NAN, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0], False),
+    ('gripper_open_position', 0.04, True), ('gripper_open_position', 0.0, False),
+    ('gripper_max_effort', -1.0, False), ('empty_width', -0.001, False), ('action_timeout_s', 0.0, False),
+    ('pre_grasp_distance', -1.0, False),
+]
+
+#: sim_world parameters the next ~/reset takes ('duck' and 'box_000' are the test world's objects).
+SIM_WORLD_RUN_TIME = [
+    ('seed', 0, True), ('seed', 2**31 - 1, True), ('seed', -1, False), ('seed', 2**31, False),
+    ('target', 'duck', True), ('target', '', True), ('target', 'teapot', False),
+    ('target_present', False, True), ('target_present', True, True),
+]
+SIM_WORLD_STARTUP = [
+    ('publish_rate', 2.0, True), ('publish_rate', 60.0, True), ('publish_rate', 0.0, False),
+    ('publish_rate', -1.0, False), ('publish_rate', 61.0, False),
+    ('width', 32, True), ('width', 31, False), ('height', 5000, False),
+    ('n_objects', 1, False), ('background_seed', -3, False), ('world_frame', '', False),
+    ('seed', -5, False), ('target', 'teapot', False),
+]
