@@ -260,3 +260,25 @@ def test_real_process_exit_code_and_stderr(files, tmp_path, script, argv, prog, 
     assert 'Traceback' not in proc.stderr and message in lines[-1]
     if prog:
         assert lines[-1].startswith(f'{prog}: error: ')
+
+
+# ---------------------------------------------------------------------------------- bringup
+@pytest.mark.parametrize('argv,message', [
+    (['foo:=1'], "unknown launch argument 'foo'"),
+    (['sim:=maybe'], "sim = 'maybe' is not allowed: must be one of 'true', 'false', '1', '0'"),
+    (['executor_backend:=ros1'], "executor_backend = 'ros1' is not allowed: must be one of 'sim', 'moveit'"),
+    (['device:=tpu'], "device = 'tpu' is not allowed"),
+    (['backend:=trt'], "backend = 'trt' is not allowed: must be one of 'torch', 'onnx'"),
+    (['checkpoint'], "launch arguments are name:=value, got 'checkpoint'"),
+    (['--config', 'missing.yaml'], "--config 'missing.yaml' does not exist"),
+    (['--config', 'LIST'], 'must be a mapping with keys arguments and nodes only'),
+    (['--nodes', 'teleporter'], "unknown node(s) ['teleporter']"),
+    (['sim:=false', 'executor_backend:=moveit', '--nodes', 'grasp_executor'], "cannot start node 'grasp_executor'"),
+])
+def test_bringup(tmp_path, capsys, argv, message):
+    pytest.importorskip('rclpy')
+    from ccl_perception.bringup import main
+    (tmp_path / 'LIST.yaml').write_text('[1, 2]')
+    argv = [str(tmp_path / 'LIST.yaml') if a == 'LIST' else a for a in argv]
+    rc, err = call(main, argv, capsys)
+    assert_one_line_error(rc, err, 'bringup', message)
