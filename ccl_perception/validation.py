@@ -22,7 +22,9 @@ from typing import Optional, Tuple
 
 
 def _fmt(x: float) -> str:
-    """Compact number for messages: 0.03, 1e-06, 100000."""
+    """Compact number for messages: 0.03, 1e-06, 100000, 2147483647."""
+    if float(x).is_integer() and abs(x) < 1e16:
+        return str(int(x))
     return f'{x:g}'
 
 

@@ -82,24 +82,46 @@ class TestPipelineLimits:
 
 
 def doc_table(heading: str) -> dict:
-    """``{parameter: (default, allowed)}`` of the parameter table under ``heading`` in the docs."""
+    """``{parameter: (default, allowed, set)}`` of the parameter table under ``heading`` in the docs."""
     text = DOCS.read_text(encoding='utf-8')
-    start = text.index(heading)
+    assert heading in text, f'{heading!r} missing from {DOCS.name}'
     rows = {}
-    for line in text[start:].splitlines()[1:]:
+    for line in text[text.index(heading):].splitlines()[1:]:
         if line.startswith('#'):
             break
-        cells = [c.strip() for c in line.strip().strip('|').split('|')]
-        if len(cells) >= 3 and cells[0].startswith('`') and cells[0] != '`parameter`':
-            rows[cells[0].strip('`')] = (cells[1].strip('`'), cells[2].replace('\\|', '|').strip('`'))
+        cells = [c.strip() for c in re.split(r'(?<!\\)\|', line.strip().strip('|'))]
+        if len(cells) >= 4 and cells[0].startswith('`'):
+            rows[cells[0].strip('`')] = tuple(c.replace('\\|', '|').strip('`') for c in cells[1:4])
     return rows
 
 
-def test_docs_state_the_pipeline_ranges():
-    rows = doc_table('### Planner parameters')
-    for name, limit in gp.LIMITS.items():
-        assert name in rows, f'{name} missing from the planner parameter table of {DOCS.name}'
-        default, allowed = rows[name]
-        assert allowed == limit.describe(), name
-        assert default == (str(gp.DEFAULTS[name]).lower() if isinstance(gp.DEFAULTS[name], bool)
-                           else str(gp.DEFAULTS[name])), name
+def _fmt_default(v) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v) if v != '' else "''"
+
+
+def _node_tables():
+    pytest.importorskip('rclpy')
+    from ccl_perception.nodes import descriptor_node as dn, grasp_executor_node as en
+    from ccl_perception.nodes import grasp_planner_node as pn, sim_world_node as sn
+    planner = {**pn.PARAMS, **gp.DEFAULTS}
+    return [
+        ('### Planner parameters', planner, {**pn.LIMITS, **gp.LIMITS}, set(planner) - pn.START_UP_ONLY),
+        ('### Descriptor node parameters', dn.PARAMS, dn.LIMITS, set()),
+        ('### Executor parameters', en.PARAMS, en.LIMITS, en.RUN_TIME),
+        ('### Sim world parameters', sn.PARAMS, sn.LIMITS, sn.RUN_TIME),
+    ]
+
+
+def test_docs_state_every_parameter_with_its_range():
+    """docs/ros_interface.md's tables == the code's defaults, limits and run-time sets."""
+    for heading, defaults, limits, run_time in _node_tables():
+        rows = doc_table(heading)
+        assert set(rows) == set(defaults), heading
+        for name, default in defaults.items():
+            doc_default, allowed, when = rows[name]
+            assert doc_default == _fmt_default(default), (heading, name)
+            assert when == ('run time' if name in run_time else 'start-up'), (heading, name)
+            if name in limits:
+                assert allowed == limits[name].describe(), (heading, name)
