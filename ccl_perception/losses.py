@@ -107,7 +107,8 @@ def quantile_drop(x: torch.Tensor, valid: torch.Tensor, quantile: float) -> torc
 def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a_hat: torch.Tensor,
                               kp_a: torch.Tensor, kp_a_hat: torch.Tensor, valid: torch.Tensor = None,
                               tau: float = DEFAULT_TAU, quantile: float = 0.35,
-                              use_quantile_drop: bool = True, use_variance_scaling: bool = True):
+                              use_quantile_drop: bool = True, use_variance_scaling: bool = True,
+                              details: dict = None):
     """Cycle-correspondence loss (Eq. 6-9).
 
     For each keypoint ``k_A``: ``d = D_A(k_A)`` is matched over ``D_B`` (Eq. 1-2), the
@@ -125,6 +126,10 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
         tau: softmax temperature (0.03).
         quantile: fraction kept by the quantile drop (0.35).
         use_quantile_drop, use_variance_scaling: ablation switches.
+        details: optional dict, filled with detached tensors for instruments: ``keep``
+            ``(B, N)`` bool (the cycles the quantile drop kept), ``kp_b_star`` ``(B, N, 2)``
+            (the spatial expectation of the heatmap over ``D_B``, grid coordinates),
+            ``kp_a_hat_star`` ``(B, N, 2)`` and ``uncertainty`` ``(B, N)``.
 
     Returns:
         ``(loss, stats)``: scalar loss and a dict of detached floats
@@ -156,6 +161,9 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
             'mean_uncertainty': float((uncertainty * valid).sum() / n_valid),
             'mean_error': float((err * valid).sum() / n_valid),
         }
+        if details is not None:
+            details.update(keep=keep, kp_b_star=spatial_expectation(prob_b).detach(),
+                           kp_a_hat_star=kp_star.detach(), uncertainty=uncertainty)
     return loss, stats
 
 
@@ -195,8 +203,8 @@ class CorrespondenceLoss(nn.Module):
         """True for the methods that need an unrelated image I_B."""
         return self.method in ('ccl', 'ccl_iv')
 
-    def forward(self, desc_a, desc_a_hat, kp_a, kp_a_hat, valid=None, desc_b=None):
-        """Compute the loss. Shapes as in :func:`cycle_correspondence_loss`.
+    def forward(self, desc_a, desc_a_hat, kp_a, kp_a_hat, valid=None, desc_b=None, details=None):
+        """Compute the loss. Shapes as in :func:`cycle_correspondence_loss` (``details`` too).
 
         Returns:
             ``(loss, stats)`` with a dict of floats for logging.
@@ -210,7 +218,8 @@ class CorrespondenceLoss(nn.Module):
             raise ValueError(f'method {self.method!r} needs desc_b, the descriptors of a second image I_B')
         loss, stats = cycle_correspondence_loss(
             desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid, tau=self.tau, quantile=self.quantile,
-            use_quantile_drop=self.use_quantile_drop, use_variance_scaling=self.use_variance_scaling)
+            use_quantile_drop=self.use_quantile_drop, use_variance_scaling=self.use_variance_scaling,
+            details=details)
         stats['loss_ccl'] = float(loss.detach())
         if self.method == 'ccl_iv':
             iv = identical_view_loss(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, self.tau)

@@ -65,13 +65,14 @@ class TestDescriptorNet:
         net = DescriptorNet('efficientnet_lite0', 8, pretrained=False).train()
         net(torch.rand(2, 3, 32, 32)).sum().backward()
         assert net.backbone._conv_stem.weight.grad.abs().sum() > 0
-        assert net.head.weight.grad.abs().sum() > 0
+        assert net.head.proj.weight.grad.abs().sum() > 0
 
     def test_build_model_config(self):
         net = build_model({'backbone': 'resnet18', 'descriptor_dim': 8, 'pretrained': False})
         assert net.config == {'backbone': 'resnet18', 'descriptor_dim': 8, 'pretrained': False,
-                              'trunk': 'dilated', 'stride': 8}  # ResNets default to dilated
-        assert build_model(dict(net.config)).head.out_channels == 8
+                              'trunk': 'dilated', 'head': 'conv', 'head_hidden': 192,
+                              'stride': 8}  # ResNets default to dilated
+        assert build_model(dict(net.config)).head.proj.out_channels == 8
         assert build_model(dict(net.config, trunk='fpn')).config['trunk'] == 'fpn'
         with pytest.raises(ValueError, match='unknown trunk'):
             build_model({'backbone': 'resnet18', 'trunk': 'aspp'})

@@ -125,8 +125,9 @@ def test_valid_keypoints_follow_the_homography(images, tmp_path):
     from ccl_perception.augment import warp_points
     trainer = Trainer(tiny(images), tmp_path / 'kp')
     batch = trainer.dataset[0]
-    _, kp_a, kp_a_hat, valid, n_maps = trainer.prepare(batch)
-    assert n_maps == 3
+    views = trainer.prepare(batch)
+    kp_a, kp_a_hat, valid = views.kp_a, views.kp_a_hat, views.valid
+    assert len(views.images) == 3
     _, hom = trainer.augment(batch['image_a'].float() / 255.0, seed=int(batch['aug_seed']))
     x, y = kp_a[0, 0].tolist()
     full = torch.tensor([[[8 * x + 3.5, 8 * y + 3.5]]])
@@ -222,8 +223,9 @@ def test_corrupt_or_mismatched_init_from_is_a_clear_error(images, tmp_path, capl
 
 
 def test_init_from_copies_the_weights(images, tmp_path):
-    source = build_model({'backbone': 'resnet18', 'descriptor_dim': 16, 'pretrained': False})
-    torch.nn.init.constant_(source.head.bias, 0.25)
+    source = build_model({'backbone': 'resnet18', 'descriptor_dim': 16, 'pretrained': False,
+                          'head_hidden': 16})
+    torch.nn.init.constant_(source.head.proj.bias, 0.25)
     save_checkpoint(tmp_path / 'iv.pt', source, step=40)
     trainer = Trainer(tiny(images, f'init_from={tmp_path / "iv.pt"}'), tmp_path / 'init')
     assert trainer.step == 0
@@ -321,4 +323,6 @@ def test_periodic_evaluation_on_val_pairs(images, render, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     acc = EventAccumulator(str(out / 'tb'))
     acc.Reload()
-    assert [e.step for e in acc.Scalars('val/auc')] == [3]
+    assert [e.step for e in acc.Scalars('val/auc')] == [0, 3]  # step 0: the start to beat
+    assert [h['step'] for h in metrics['validation_history']] == [0, 3]
+    assert metrics['best_step'] in (0, 3)

@@ -167,6 +167,13 @@ class EfficientNetLite0(nn.Module):
             self._fc = nn.Linear(1280, 1000)
             self.out_channels = 1000
 
+    def last_stage(self) -> nn.Module:
+        """The blocks of the last stage kept (stage 5 at stride 8, stage 7 with the top):
+        what trains with ``DescriptorNet.set_trunk_mode('last_stage')``."""
+        stages = STAGES[:5] if self.output_stride == 8 else STAGES
+        first = sum(stage[0] for stage in stages[:-1])
+        return nn.ModuleList(self._blocks[first:])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self._bn0(self._conv_stem(x)))
         for index, block in enumerate(self._blocks):

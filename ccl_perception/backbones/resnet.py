@@ -98,6 +98,10 @@ class ResNetTrunk(nn.Module):
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3 = net.layer1, net.layer2, net.layer3
 
+    def last_stage(self) -> nn.Module:
+        """The last block group (``layer3``): what trains with ``trunk_mode='last_stage'``."""
+        return self.layer3
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         stride8 = self.layer2(self.layer1(x))

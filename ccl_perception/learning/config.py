@@ -6,6 +6,7 @@ win over both. Unknown keys are an error, so a typo never silently trains with a
 """
 
 import copy
+import math
 import os
 from pathlib import Path
 
@@ -155,8 +156,44 @@ def validate(cfg: dict) -> None:
         raise ConfigError(f'loss.tau must be > 0, got {loss["tau"]!r}')
     if not 0.0 < float(loss['quantile']) <= 1.0:
         raise ConfigError(f'loss.quantile (fraction kept) must be in (0, 1], got {loss["quantile"]!r}')
+    model = cfg['model']
+    from ..heads import HEADS
+    from ..model import TRUNK_MODES
+    if model['head'] not in HEADS:
+        raise ConfigError(f'model.head must be one of {HEADS}, got {model["head"]!r}')
+    if not isinstance(model['head_hidden'], int) or model['head_hidden'] <= 0:
+        raise ConfigError(f'model.head_hidden must be a positive integer, got {model["head_hidden"]!r}')
+    if model['head_init'] not in ('pca', 'random'):
+        raise ConfigError(f'model.head_init must be pca or random, got {model["head_init"]!r}')
+    if not isinstance(model['head_init_images'], int) or model['head_init_images'] <= 0:
+        raise ConfigError(f'model.head_init_images must be a positive integer, got {model["head_init_images"]!r}')
+    if optim['trunk'] not in TRUNK_MODES:
+        raise ConfigError(f'optim.trunk must be one of {TRUNK_MODES}, got {optim["trunk"]!r}')
+    if not _finite_number(optim['trunk_lr_scale']) or optim['trunk_lr_scale'] < 0:
+        raise ConfigError(f'optim.trunk_lr_scale must be a number >= 0, got {optim["trunk_lr_scale"]!r}')
+    from .dataset import KEYPOINT_MODES
+    if data['keypoints'] not in KEYPOINT_MODES:
+        raise ConfigError(f'data.keypoints must be one of {KEYPOINT_MODES}, got {data["keypoints"]!r}')
+    fgc = data['foreground']
+    if not _finite_number(fgc['share']) or not 0.0 <= fgc['share'] <= 1.0:
+        raise ConfigError(f'data.foreground.share must be in [0, 1], got {fgc["share"]!r}')
+    if not _finite_number(fgc['threshold']) or fgc['threshold'] <= 0:
+        raise ConfigError(f'data.foreground.threshold must be > 0 (grey levels), got {fgc["threshold"]!r}')
+    if not isinstance(fgc['max_frames'], int) or fgc['max_frames'] <= 0:
+        raise ConfigError(f'data.foreground.max_frames must be a positive integer, got {fgc["max_frames"]!r}')
+    if not _finite_number(fgc['cell_fraction']) or not 0.0 < fgc['cell_fraction'] <= 1.0:
+        raise ConfigError(f'data.foreground.cell_fraction must be in (0, 1], got {fgc["cell_fraction"]!r}')
+    for key in ('augment_a', 'cache_trunk_features', 'keep_best', 'instruments'):
+        if train[key] not in (True, False):
+            raise ConfigError(f'train.{key} must be true or false, got {train[key]!r}')
+    if loss['sanity_b_from_a'] not in (True, False):
+        raise ConfigError(f'loss.sanity_b_from_a must be true or false, got {loss["sanity_b_from_a"]!r}')
     if cfg['method'] == 'supervised' and not data.get('root'):
         raise ConfigError('method "supervised" needs data.root: a rendered dataset with depth and cameras')
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def dump_config(cfg: dict) -> str:
