@@ -11,7 +11,7 @@ setup(
     packages=find_packages(exclude=['test', 'training']),
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
-        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name, ['package.xml', 'LICENSE']),
         (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
         (os.path.join('share', package_name, 'config'), glob('config/*')),
         (os.path.join('share', package_name, 'training', 'configs'), glob('training/configs/*.yaml')),
@@ -22,13 +22,14 @@ setup(
     maintainer_email='ccl-perception@example.com',
     description='Dense view-invariant descriptors (Cycle-Correspondence Loss) for robot grasping.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'descriptor_node = ccl_perception.nodes.descriptor_node:main',
             'grasp_planner_node = ccl_perception.nodes.grasp_planner_node:main',
             'grasp_executor_node = ccl_perception.nodes.grasp_executor_node:main',
             'sim_world_node = ccl_perception.nodes.sim_world_node:main',
+            'target_maker_node = ccl_perception.nodes.target_maker_node:main',
             'bringup = ccl_perception.bringup:main',
             'make_target = ccl_perception.targets:main',
         ],

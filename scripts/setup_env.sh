@@ -11,12 +11,16 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
   exit 0
 fi
 
-# open3d needs libusb at import time; everything else ships in wheels.
-if ! ldconfig -p 2>/dev/null | grep -q libusb-1.0.so.0; then
-  echo "[setup] installing apt package libusb-1.0-0 (needed by open3d)"
+# open3d needs libusb at import time; the package.xml lint test needs xmllint (libxml2-utils);
+# everything else ships in wheels.
+APT=()
+ldconfig -p 2>/dev/null | grep -q libusb-1.0.so.0 || APT+=(libusb-1.0-0)
+command -v xmllint >/dev/null 2>&1 || APT+=(libxml2-utils)
+if [ ${#APT[@]} -gt 0 ]; then
+  echo "[setup] installing apt packages ${APT[*]} (open3d: libusb; package.xml lint: xmllint)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libusb-1.0-0 >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${APT[@]}" >/dev/null
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

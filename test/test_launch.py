@@ -303,3 +303,9 @@ def test_rviz_config_shows_pipeline_topics():
         '/grasp_pose': 'rviz_default_plugins/Pose',
     }
     assert cfg['Global Options']['Fixed Frame'] == 'camera_color_optical_frame'
+    from ccl_perception.nodes import CLICKED_POINT_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
+    cloud = [d for d in cfg['Displays'] if d['Class'] == 'rviz_default_plugins/DepthCloud']
+    assert len(cloud) == 1 and cloud[0]['Depth Map Topic'] == '/' + DEPTH_TOPIC
+    assert cloud[0]['Color Image Topic'] == '/' + COLOR_TOPIC
+    tools = {t['Class']: t for t in cfg['Tools']}
+    assert tools['rviz_default_plugins/PublishPoint']['Topic']['Value'] == '/' + CLICKED_POINT_TOPIC

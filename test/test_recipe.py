@@ -239,19 +239,27 @@ class TestForeground:
         rng = np.random.default_rng(0)
         cells = np.zeros((2, 6, 8), bool)
         cells[:, :3, :4] = True    # 12 foreground cells of 48
-        kp = fg.sample_keypoints(rng, cells, 16, 0.5)
-        assert kp.shape == (2, 16, 2)
+        kp, valid = fg.sample_keypoints(rng, cells, 16, 0.5)
+        assert kp.shape == (2, 16, 2) and valid.all()
         for b in range(2):
             on = cells[b][kp[b, :, 1].astype(int), kp[b, :, 0].astype(int)]
-            assert on.sum() >= 8  # 8 drawn on the foreground (the uniform rest may add more)
+            assert on.sum() == 8  # exactly the share; the rest from the background
             assert len({tuple(p) for p in kp[b].tolist()}) == 16  # no repetition
-        everything = fg.sample_keypoints(rng, cells, 20, 1.0)  # asks 20, only 12 exist
-        on = cells[0][everything[0, :, 1].astype(int), everything[0, :, 0].astype(int)]
-        assert on.sum() == 12 and len({tuple(p) for p in everything[0].tolist()}) == 20
+        kp, valid = fg.sample_keypoints(rng, cells, 20, 1.0)  # asks 20 on the foreground, 12 exist
+        assert valid.sum(axis=1).tolist() == [12, 12]
+        on = cells[0][kp[0, valid[0], 1].astype(int), kp[0, valid[0], 0].astype(int)]
+        assert on.all() and len({tuple(p) for p in kp[0, valid[0]].tolist()}) == 12
 
     def test_share_zero_is_uniform(self):
-        cells = np.ones((1, 4, 4), bool)  # all foreground, but share 0: the draw ignores it
-        kp = fg.sample_keypoints(np.random.default_rng(1), cells, 16, 0.0)
+        cells = np.zeros((1, 4, 4), bool)
+        cells[0, 0, 0] = True
+        kp, valid = fg.sample_keypoints(np.random.default_rng(1), cells, 15, 0.0)
+        assert valid.all()
+        assert (0.0, 0.0) not in {tuple(p) for p in kp[0].tolist()}  # 15 background cells, no foreground
+
+    def test_frame_without_foreground_is_uniform(self):
+        kp, valid = fg.sample_keypoints(np.random.default_rng(2), np.zeros((1, 4, 4), bool), 16, 1.0)
+        assert valid.all()
         assert {tuple(p) for p in kp[0].tolist()} == {(float(x), float(y)) for y in range(4) for x in range(4)}
 
     def test_identical_frames_give_a_clear_error(self, tmp_path):
@@ -272,7 +280,7 @@ class TestForeground:
         for b in range(4):
             cells = fg.cell_fractions(truth[int(batch['index_a'][b])]) >= 0.5
             kp = batch['kp_a'][b].numpy().astype(int)
-            assert cells[kp[:, 1], kp[:, 0]].all()
+            assert batch['kp_valid'][b].all() and cells[kp[:, 1], kp[:, 0]].all()
 
     def test_bad_foreground_config_is_refused(self, images):
         with pytest.raises(ConfigError, match='data.foreground.share'):

@@ -96,6 +96,8 @@ def test_full_run_writes_checkpoint_model_metrics_and_tensorboard(images, tmp_pa
     assert ckpt['extra']['config']['method'] == 'ccl'
     final = load_checkpoint(out / 'model.pt')
     assert final['optimizer_state'] is None
+    from ccl_perception.checkpoint import training_tau  # the planner's default tau for this model
+    assert training_tau(final) == ckpt['extra']['config']['loss']['tau']
     assert final['model_config']['backbone'] == 'resnet18' and final['model_config']['descriptor_dim'] == 16
     # loads with weights_only=True (what load_checkpoint uses) and rebuilds the net
     torch.load(out / 'model.pt', weights_only=True)

@@ -28,8 +28,9 @@ def main(argv=None):
     parser.add_argument('--json', default='out/eval.json', help='output JSON (also .md and _pck.png)')
     parser.add_argument('--method', choices=['argmax', 'expectation'], default='argmax',
                         help='best cosine match (paper) or spatial expectation of the softmax heatmap')
-    parser.add_argument('--tau', type=cli.arg_type(real(0, 1, low_open=True)), default=0.03,
-                        help='softmax temperature for --method expectation')
+    parser.add_argument('--tau', type=cli.arg_type(real(0, 1, low_open=True)), default=None,
+                        help='softmax temperature for --method expectation (default: the one the '
+                             'checkpoint was trained with, else correspondence.DEFAULT_TAU)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--max-pairs', type=cli.arg_type(integer(1)), default=None)
     parser.add_argument('--threads', type=cli.arg_type(integer(1)), default=None, help='torch CPU threads')
@@ -44,14 +45,20 @@ def _run(args) -> int:
     device = cli.check_device(args.device)
     if not args.json.endswith('.json'):
         raise ValueError(f'--json {args.json!r} must end in .json (the .md and _pck.png go next to it)')
+    from ccl_perception.correspondence import DEFAULT_TAU
+    tau = args.tau
     if args.checkpoint:
-        from ccl_perception.checkpoint import load_model
-        model, features, title = load_model(args.checkpoint, device=device), 'head', args.checkpoint
+        from ccl_perception.checkpoint import load_checkpoint, model_from_checkpoint, training_tau
+        data = load_checkpoint(args.checkpoint)
+        model = model_from_checkpoint(data, args.checkpoint, device=device)
+        features, title = 'head', args.checkpoint
+        tau = tau if tau is not None else training_tau(data)
     else:
         from ccl_perception.model import DescriptorNet
         model = DescriptorNet(backbone=args.backbone, pretrained=True)
         features, title = 'backbone', f'pretrained {args.backbone} features'
-    results = evaluate_model(model, args.pairs, device=device, method=args.method, tau=args.tau,
+    tau = DEFAULT_TAU if tau is None else tau
+    results = evaluate_model(model, args.pairs, device=device, method=args.method, tau=tau,
                              features=features, max_pairs=args.max_pairs)
     results['source'] = title
     paths = write_report(results, args.json, title)

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ccl_perception.correspondence import heatmap_softmax, sample_descriptors, spatial_expectation
+from ccl_perception.correspondence import (DEFAULT_TAU, heatmap_softmax, sample_descriptors,
+                                           spatial_expectation)
 from ccl_perception.evaluation import metrics
 from ccl_perception.evaluation.pairs import load_pairs
 
@@ -86,7 +87,7 @@ def target_map(desc_2: torch.Tensor, size_2) -> torch.Tensor:
 
 
 def match_queries(query: torch.Tensor, target: torch.Tensor, size_2, method: str = 'argmax',
-                  tau: float = 0.03, chunk: int = 64) -> np.ndarray:
+                  tau: float = DEFAULT_TAU, chunk: int = 64) -> np.ndarray:
     """Best match (or softmax expectation) of each query in a ``target_map``.
 
     Args:
@@ -117,7 +118,7 @@ def match_queries(query: torch.Tensor, target: torch.Tensor, size_2, method: str
 
 
 def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray, size_1, size_2,
-                    method: str = 'argmax', tau: float = 0.03, chunk: int = 64) -> np.ndarray:
+                    method: str = 'argmax', tau: float = DEFAULT_TAU, chunk: int = 64) -> np.ndarray:
     """Transfer full-resolution keypoints from image 1 to image 2.
 
     Args:
@@ -138,7 +139,7 @@ def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray
                          size_2, method, tau, chunk)
 
 
-def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float = 0.03,
+def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float = DEFAULT_TAU,
                   progress: bool = True) -> list:
     """Matched keypoints of every pair, each full-resolution map computed once per image.
 
@@ -203,7 +204,7 @@ def _read_rgb(path: str) -> np.ndarray:
 
 
 def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu', method: str = 'argmax',
-                   tau: float = 0.03, features: str = 'head', max_pairs: int | None = None,
+                   tau: float = DEFAULT_TAU, features: str = 'head', max_pairs: int | None = None,
                    progress: bool = True) -> dict:
     """PCK / AUC / normalised error of keypoint transfer over the pairs of ``pairs_path``.
 

@@ -145,6 +145,7 @@ class ImagePairs(torch.utils.data.Dataset):
     Each item is a dict:
         ``image_a``, ``image_b``: ``(B, 3, H, W)`` uint8 RGB;
         ``kp_a``: ``(B, N, 2)`` float32 grid coordinates of the 1/8 map of ``image_a``;
+        ``kp_valid``: ``(B, N)`` bool, False for empty foreground slots;
         ``index_a``, ``index_b``: ``(B,)`` int64 image indices; ``skipped``: images that failed to decode;
         ``aug_seed``: int seed of this step's augmentation (so ``Î_A`` is reproducible too).
     """
@@ -213,9 +214,10 @@ class ImagePairs(torch.utils.data.Dataset):
         h, w = grid_size(self.height, self.width)
         if self.foreground is None:
             kp_a = sample_grid_keypoints(rng, self.batch_size, h, w, self.num_keypoints)
+            kp_valid = np.ones(kp_a.shape[:2], bool)
         else:
-            kp_a = fg.sample_keypoints(rng, self.foreground.cells[idx_a], self.num_keypoints,
-                                       self.foreground_share)
+            kp_a, kp_valid = fg.sample_keypoints(rng, self.foreground.cells[idx_a], self.num_keypoints,
+                                                 self.foreground_share)
         aug_seed = int(rng.integers(0, 2 ** 62))
         images_a, images_b, skipped = [], [], 0
         for ia, ib in zip(idx_a, idx_b):
@@ -233,6 +235,7 @@ class ImagePairs(torch.utils.data.Dataset):
         item = {
             'image_a': stack(images_a),
             'kp_a': torch.from_numpy(kp_a),
+            'kp_valid': torch.from_numpy(kp_valid),
             'index_a': torch.from_numpy(idx_a.astype(np.int64)),
             'index_b': torch.from_numpy(idx_b.astype(np.int64)),
             'skipped': skipped,

@@ -13,7 +13,7 @@ the keypoints ``k_A`` on the moving objects removes that shortcut without any la
    frame (lighting changes between frames), then ``max_c |I - (g B + o)| > threshold``.
 3. :func:`cell_fractions`: the share of foreground pixels in each stride-8 descriptor cell;
    :func:`sample_keypoints` draws ``share * N`` keypoints among the cells that are mostly
-   foreground and the rest uniformly.
+   foreground and the rest on the background (missing foreground slots stay empty).
 
 Pure numpy; images are ``(H, W, 3)`` uint8 RGB at the training resolution.
 """
@@ -153,37 +153,46 @@ def cell_fractions(mask: np.ndarray, stride: int = STRIDE) -> np.ndarray:
     return (total / area).astype(np.float32)
 
 
-def sample_keypoints(rng: np.random.Generator, cells: np.ndarray, n: int, share: float) -> np.ndarray:
+def sample_keypoints(rng: np.random.Generator, cells: np.ndarray, n: int, share: float):
     """Keypoints on the grid: ``round(share * n)`` on foreground cells, the rest uniform.
 
-    Without repetition per image. An image with fewer foreground cells than asked takes all
-    of them and fills up uniformly from the other cells.
+    Without repetition per image. The foreground quota is never filled with background
+    cells: an image with fewer foreground cells than its quota takes all of them and marks
+    the missing slots invalid (a shortcut cycle through the static table is worse than no
+    cycle). An image without any foreground cell is sampled uniformly (all valid).
 
     Args:
         rng: numpy generator.
         cells: ``(B, h, w)`` bool, the foreground cells of each image.
-        n: keypoints per image; ``min(n, h*w)`` are returned.
-        share: fraction in [0, 1] to draw from the foreground.
+        n: keypoints per image; ``min(n, h*w)`` slots are returned.
+        share: fraction in [0, 1] of the slots drawn from the foreground.
 
     Returns:
-        ``(B, min(n, h*w), 2)`` float32 ``(x, y)`` grid coordinates.
+        ``(kp, valid)``: ``(B, min(n, h*w), 2)`` float32 ``(x, y)`` grid coordinates (invalid
+        slots hold cell (0, 0)) and ``(B, min(n, h*w))`` bool.
     """
     if not 0.0 <= share <= 1.0:
         raise ValueError(f'foreground share must be in [0, 1], got {share}')
     cells = np.asarray(cells, bool)
     batch, h, w = cells.shape
     n = min(int(n), h * w)
-    out = np.empty((batch, n, 2), np.float32)
+    out = np.zeros((batch, n, 2), np.float32)
+    valid = np.zeros((batch, n), bool)
     for b in range(batch):
         flat = cells[b].reshape(-1)
-        fg = np.flatnonzero(flat)
-        n_fg = min(int(round(share * n)), len(fg))
-        chosen = rng.choice(fg, size=n_fg, replace=False) if n_fg else np.zeros(0, np.int64)
-        rest = np.setdiff1d(np.arange(h * w), chosen, assume_unique=False)
-        chosen = np.concatenate([chosen, rng.choice(rest, size=n - n_fg, replace=False)])
-        out[b, :, 0] = chosen % w
-        out[b, :, 1] = chosen // w
-    return out
+        fg_cells, bg_cells = np.flatnonzero(flat), np.flatnonzero(~flat)
+        if len(fg_cells) == 0:
+            chosen = rng.choice(h * w, size=n, replace=False)
+        else:
+            quota = int(round(share * n))
+            n_fg = min(quota, len(fg_cells))
+            n_bg = min(n - quota, len(bg_cells))
+            chosen = np.concatenate([rng.choice(fg_cells, size=n_fg, replace=False),
+                                     rng.choice(bg_cells, size=n_bg, replace=False)])
+        out[b, :len(chosen), 0] = chosen % w
+        out[b, :len(chosen), 1] = chosen // w
+        valid[b, :len(chosen)] = True
+    return out, valid
 
 
 class ForegroundCells:

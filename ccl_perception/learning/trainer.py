@@ -26,7 +26,7 @@ come from depth and camera poses (:mod:`~ccl_perception.learning.supervised`).
 
 Rank 0 writes ``<out>/checkpoint.pt`` every ``train.checkpoint_every`` steps (atomic; model,
 optimiser, scaler, step, every rank's RNG states, config), TensorBoard logs in ``<out>/tb``,
-``<out>/best.pt`` whenever validation improves, and at the end ``<out>/model.pt``,
+``<out>/step0.pt`` (the untrained start), ``<out>/best.pt`` whenever validation improves, and at the end ``<out>/model.pt``,
 ``<out>/last.pt`` and ``<out>/metrics.json``. On rendered training data with ground truth the
 CCL instruments (:mod:`~ccl_perception.learning.instruments`) are logged too.
 """
@@ -54,6 +54,7 @@ CHECKPOINT_NAME = 'checkpoint.pt'
 FINAL_NAME = 'model.pt'
 BEST_NAME = 'best.pt'
 LAST_NAME = 'last.pt'
+STEP0_NAME = 'step0.pt'
 #: Validation score that ``train.keep_best`` maximises (a key of ``evaluate_model``'s result).
 SELECTION_METRIC = 'auc'
 
@@ -402,6 +403,8 @@ class Trainer:
         full = grid_to_full(kp_grid, self.stride)
         a_hat, hom = self.augment(a, seed=seed_hat)
         full_hat, valid = self._warp(full, hom, (height, width))
+        if 'kp_valid' in batch:  # empty foreground slots
+            valid = valid & batch['kp_valid'].to(self.device)
         kp_a_hat = self._grid(full_hat, valid)
         view_a, kp_a, index_views = a, kp_grid, [index_a, None]
         if self.cfg['train']['augment_a']:  # I_A gets its own augmentation, as in the paper
@@ -614,8 +617,10 @@ class Trainer:
             if start == 0:
                 self.writer.add_text('config', '```\n' + dump_config(self.cfg) + '\n```', 0)
         last_eval = {}
-        if self.evaluate_fn and main and start == 0:  # step 0: the start every run must beat
-            last_eval = self._validate()
+        if start == 0:  # step 0: the start every run must beat (the results tables' step-0 row)
+            self.save(STEP0_NAME, with_optimizer=False)
+            if self.evaluate_fn and main:
+                last_eval = self._validate()
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=None, sampler=range(start, total),
             num_workers=int(self.cfg['data']['num_workers']),

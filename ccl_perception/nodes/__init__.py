@@ -35,7 +35,9 @@ CAMERA_PREFIX = 'camera'
 COLOR_TOPIC = 'camera/color/image_raw'
 DEPTH_TOPIC = 'camera/aligned_depth_to_color/image_raw'
 INFO_TOPIC = 'camera/color/camera_info'
-CAMERA_TOPICS = (COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC)
+#: The aligned depth's own camera_info (the RealSense publishes it; rviz's DepthCloud reads it).
+DEPTH_INFO_TOPIC = 'camera/aligned_depth_to_color/camera_info'
+CAMERA_TOPICS = (COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, DEPTH_INFO_TOPIC)
 #: Optical frame of the camera in the robot/world frame (PoseStamped, latched).
 CAMERA_POSE_TOPIC = 'camera/pose'
 #: Planner output, executor input (PoseStamped in the colour optical frame).

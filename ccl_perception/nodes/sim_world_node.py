@@ -2,8 +2,9 @@
 
 Topics (same names and encodings as ``realsense2_camera`` with ``align_depth``):
   ``camera/color/image_raw`` (rgb8), ``camera/aligned_depth_to_color/image_raw`` (16UC1, mm,
-  0 = no depth), ``camera/color/camera_info``; all three share one header stamp and
-  frame ``camera_color_optical_frame``.
+  0 = no depth), ``camera/color/camera_info`` and ``camera/aligned_depth_to_color/camera_info``
+  (the same K: the depth is aligned); all share one header stamp and frame
+  ``camera_color_optical_frame``.
   ``camera/pose`` (geometry_msgs/PoseStamped, frame ``world``): world_from_camera optical
   frame, latched; the grasp executor uses it to bring camera-frame grasps into the world.
   ``~/scene`` (std_msgs/String JSON, latched): seed, objects, target, target_present.
@@ -28,8 +29,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ccl_perception.nodes import (COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, LATCHED_QOS,
-                                  RESET_SERVICE, SCENE_TOPIC, CAMERA_POSE_TOPIC,
+from ccl_perception.nodes import (CAMERA_POSE_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
+                                  INFO_TOPIC, LATCHED_QOS, RESET_SERVICE, SCENE_TOPIC,
                                   declare_parameters, param_values, run_nodes, shutdown_tolerant)
 from ccl_perception.nodes.messages import (camera_info_msg, depth_to_16uc1, image_msg,
                                            pose_stamped, stamp_ns)
@@ -113,6 +114,7 @@ class SimWorldNode(Node):
         self.pub_rgb = self.create_publisher(Image, COLOR_TOPIC, 5)
         self.pub_depth = self.create_publisher(Image, DEPTH_TOPIC, 5)
         self.pub_info = self.create_publisher(CameraInfo, INFO_TOPIC, 5)
+        self.pub_depth_info = self.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, 5)
         self.pub_pose = self.create_publisher(PoseStamped, CAMERA_POSE_TOPIC, LATCHED_QOS)
         self.pub_scene = self.create_publisher(String, SCENE_TOPIC, LATCHED_QOS)
         self.create_service(Trigger, RESET_SERVICE, shutdown_tolerant(self, self._on_reset))
@@ -187,7 +189,9 @@ class SimWorldNode(Node):
             m.header.stamp, m.header.frame_id = stamp, CAMERA_FRAME
         self.pub_rgb.publish(rgb)
         self.pub_depth.publish(depth)
-        self.pub_info.publish(camera_info_msg(cam.K, cam.width, cam.height, rgb.header))
+        info = camera_info_msg(cam.K, cam.width, cam.height, rgb.header)
+        self.pub_info.publish(info)
+        self.pub_depth_info.publish(info)  # aligned: the same intrinsics
         self.frames_published += 1
 
     def destroy_node(self):

@@ -69,7 +69,10 @@ class TargetMaker(Node):
         self.create_service(Trigger, CLEAR_POINTS_SERVICE, self._on_clear)
 
     def _status(self, text: str, warn: bool = False) -> None:
-        (self.get_logger().warning if warn else self.get_logger().info)(text)
+        if warn:  # one severity per call site (rclpy)
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
         self.pub_status.publish(String(data=text))
 
     def _on_info(self, msg: CameraInfo) -> None:
