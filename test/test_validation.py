@@ -103,14 +103,15 @@ def _fmt_default(v) -> str:
 
 def _node_tables():
     pytest.importorskip('rclpy')
+    from ccl_perception import node_limits as nl
     from ccl_perception.nodes import descriptor_node as dn, grasp_executor_node as en
     from ccl_perception.nodes import grasp_planner_node as pn, sim_world_node as sn
-    planner = {**pn.PARAMS, **gp.DEFAULTS}
     return [
-        ('### Planner parameters', planner, {**pn.LIMITS, **gp.LIMITS}, set(planner) - pn.START_UP_ONLY),
-        ('### Descriptor node parameters', dn.PARAMS, dn.LIMITS, set()),
-        ('### Executor parameters', en.PARAMS, en.LIMITS, en.RUN_TIME),
-        ('### Sim world parameters', sn.PARAMS, sn.LIMITS, sn.RUN_TIME),
+        ('### Planner parameters', {**pn.PARAMS, **gp.DEFAULTS}, {**nl.PLANNER_LIMITS, **gp.LIMITS},
+         nl.PLANNER_RUN_TIME),
+        ('### Descriptor node parameters', dn.PARAMS, nl.DESCRIPTOR_LIMITS, set()),
+        ('### Executor parameters', en.PARAMS, nl.EXECUTOR_LIMITS, nl.EXECUTOR_RUN_TIME),
+        ('### Sim world parameters', sn.PARAMS, nl.SIM_WORLD_LIMITS, nl.SIM_WORLD_RUN_TIME),
     ]
 
 

@@ -142,8 +142,8 @@ def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=
     :class:`ccl_perception.sync.ApproximateSynchronizer`. Returns the objects to keep alive.
 
     Args:
-        received: optional ``[0, 0]``: counts of colour and depth messages that arrived
-            (before synchronisation), for the "no frame" diagnostic.
+        received: optional ``{'colour': 0, 'depth': 0, ...}``: counts of the colour and depth
+            messages that arrived (before synchronisation), for the "no frame" diagnostic.
     """
     from sensor_msgs.msg import Image
     try:
@@ -153,7 +153,7 @@ def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=
 
     def count(i):
         if received is not None:
-            received[i] += 1
+            received[('colour', 'depth')[i]] += 1
     if message_filters is not None:
         subs = [message_filters.Subscriber(node, Image, t, qos_profile=SENSOR_QOS,
                                            callback_group=callback_group)
@@ -175,7 +175,7 @@ def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=
     return subs + [sync]
 
 
-def watch_input(node, period_s: float, counts, on_silence):
+def watch_input(node, period_s: float, counts, status_pub, prefix: str):
     """Say so when no input arrived for ``period_s`` seconds (a timer; returns it).
 
     A frame larger than the DDS transport delivers (e.g. 1280x720 rgb8 over UDP without
@@ -183,8 +183,10 @@ def watch_input(node, period_s: float, counts, on_silence):
     same from inside a node: silence. Every ``period_s`` this compares ``counts()``
     (``{what: messages received so far}``, the first entry being what the node needs, e.g.
     synchronised colour+depth pairs) with the previous tick; when the first did not grow it
-    calls ``on_silence(text)`` with a one-line diagnosis naming every count.
+    logs a warning naming every count, publishes it on ``status_pub`` after ``prefix`` and
+    adds one to ``node.counts['input_timeouts']``.
     """
+    from std_msgs.msg import String
     last = {'counts': dict(counts())}
 
     def tick():
@@ -192,10 +194,13 @@ def watch_input(node, period_s: float, counts, on_silence):
         need = next(iter(now))
         if now[need] == last['counts'][need]:
             seen = ', '.join(f'{k} {v}' for k, v in now.items())
-            on_silence(f'no {need} in the last {period_s:g} s (received so far: {seen}); check the '
-                       'topic names / camera_ns and that the camera publishes; frames larger than '
-                       'the DDS transport delivers (e.g. 1280x720 over UDP) are dropped before '
-                       'any callback')
+            text = (f'no {need} in the last {period_s:g} s (received so far: {seen}); check the '
+                    'topic names / camera_ns and that the camera publishes; frames larger than '
+                    'the DDS transport delivers (e.g. 1280x720 over UDP) are dropped before any '
+                    'callback')
+            node.counts['input_timeouts'] = node.counts.get('input_timeouts', 0) + 1
+            node.get_logger().warning(text)
+            status_pub.publish(String(data=prefix + text))
         last['counts'] = now
     return node.create_timer(float(period_s), shutdown_tolerant(node, tick))
 

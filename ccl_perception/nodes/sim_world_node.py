@@ -35,7 +35,7 @@ from ccl_perception.nodes import (CAMERA_POSE_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOP
 from ccl_perception.nodes.messages import (camera_info_msg, depth_to_16uc1, image_msg,
                                            pose_stamped, stamp_ns)
 from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig
-from ccl_perception.validation import NAME, check, flag, integer, real, text
+from ccl_perception.node_limits import SIM_WORLD_RUN_TIME, check_sim_world, refusal
 
 _WORLD = SimWorldConfig()
 #: Every parameter with its default (config/sim_world.yaml is checked against it).
@@ -52,36 +52,6 @@ PARAMS = {
     'world_frame': 'world',       # frame_id of camera/pose
     'run_executor': True,         # main(): also host the sim grasp executor
 }
-#: Allowed values of :data:`PARAMS`; ``target`` must also name a loaded object (or be '').
-LIMITS = {
-    'seed': integer(0, 2**31 - 1), 'target': text(), 'target_present': flag(),
-    'publish_rate': real(0, 60, low_open=True),
-    'width': integer(32, 4096), 'height': integer(32, 4096),
-    'n_objects': integer(2, 64), 'background_seed': integer(0, 2**31 - 1),
-    'world_frame': NAME, 'run_executor': flag(),
-}
-#: Parameters the next ~/reset uses; the rest are start-up only.
-RUN_TIME = {'seed', 'target', 'target_present'}
-
-
-def check_parameters(values: dict, object_names=None) -> dict:
-    """Validate the sim world's parameters (start-up and every set).
-
-    Args:
-        values: ``{name: value}``.
-        object_names: the loaded objects; when given, ``target`` must be one of them or ''.
-
-    Raises:
-        ValueError: naming the first bad parameter, its value and the allowed range.
-    """
-    out = check(LIMITS, values)
-    objects = out.get('objects', [''])
-    if not all(isinstance(o, str) for o in objects):
-        raise ValueError(f'objects = {objects!r} is not allowed: must be a list of catalogue names ([""] = unset)')
-    target = out.get('target', '')
-    if object_names is not None and target and target not in object_names:
-        raise ValueError(f'target = {target!r} is not allowed: must be \'\' or one of {", ".join(object_names)}')
-    return out
 
 
 class SimWorldNode(Node):
@@ -95,7 +65,7 @@ class SimWorldNode(Node):
     def __init__(self, world: SimWorld = None, **kwargs):
         super().__init__('sim_world', **kwargs)
         declare_parameters(self, PARAMS)
-        p = check_parameters(param_values(self, PARAMS))  # a bad value stops the start
+        p = check_sim_world(param_values(self, PARAMS))  # a bad value stops the start
         self.seed = self._seed_param = int(p['seed'])
         self.world_frame = str(p['world_frame'])
         self._owns_world = world is None
@@ -106,7 +76,7 @@ class SimWorldNode(Node):
                 background_seed=int(p['background_seed'])))
         self.world = world
         try:
-            check_parameters(p, self.world.object_names)
+            check_sim_world(p, self.world.object_names)
         except ValueError:
             if self._owns_world:
                 world.close()
@@ -126,16 +96,9 @@ class SimWorldNode(Node):
 
     def _on_set_parameters(self, params):
         """Validate; seed, target and target_present take effect at the next ~/reset."""
-        new = {q.name: q.value for q in params}
-        fixed = set(new) - RUN_TIME
-        if fixed:
-            return SetParametersResult(successful=False, reason=(
-                f'{", ".join(sorted(fixed))} can only be set at start-up'))
-        try:
-            check_parameters({**param_values(self, PARAMS), **new}, self.world.object_names)
-        except ValueError as e:
-            return SetParametersResult(successful=False, reason=str(e))
-        return SetParametersResult(successful=True)
+        why = refusal({q.name: q.value for q in params}, param_values(self, PARAMS), SIM_WORLD_RUN_TIME,
+                      lambda v: check_sim_world(v, self.world.object_names))
+        return SetParametersResult(successful=why is None, reason=why or '')
 
     # --------------------------------------------------------------------- scene
     def reset_scene(self, seed: int) -> dict:
