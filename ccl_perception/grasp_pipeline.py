@@ -63,11 +63,11 @@ LIMITS = {
     'depth_window': integer(1, 51, odd=True),
     'axis_length_tolerance': real(0.0, None, low_open=True),
     'gripper_margin': real(0.0, 0.1),
-    'max_width': real(0.0, 0.5, low_open=True),
+    'max_width': real(0.0, 1.0, low_open=True),    # 1 m: any parallel gripper; tests open the gate with it
     'approach': choice('normal', 'camera'),
     'normal_radius_px': integer(1, 50),
     'normal_method': choice('pca', 'open3d'),
-    'ransac_threshold': real(0.0, 1.0, low_open=True),
+    'ransac_threshold': real(0.0, 10.0, low_open=True),
     'min_inlier_fraction': real(0.0, 1.0, low_open=True),
     'min_depth': real(0.0, 10.0),
     'max_depth': real(0.0, 20.0, low_open=True),

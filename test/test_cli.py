@@ -226,7 +226,7 @@ def test_collect_frames(files, tmp_path, capsys, argv, message):
     (['--checkpoint', 'CORRUPT'], 'is corrupt, truncated or not a torch file'),
     (['--checkpoint', 'CK', '--grasps', '0'], 'argument --grasps: 0 is not allowed: must be an integer >= 1'),
     (['--checkpoint', 'CK', '--set', 'tauu=0.1'], "unknown grasp pipeline option 'tauu'"),
-    (['--checkpoint', 'CK', '--set', 'max_width=-1'], 'max_width = -1 is not allowed: must be a finite number in (0, 0.5]'),
+    (['--checkpoint', 'CK', '--set', 'max_width=-1'], 'max_width = -1 is not allowed: must be a finite number in (0, 1]'),
     (['--checkpoint', 'CK', '--set', 'tau'], "--set needs KEY=VALUE, got 'tau'"),
     (['--checkpoint', 'CK', '--min-elevation', '80', '--max-elevation', '40'],
      '--min-elevation 80 is above --max-elevation 40'),
