@@ -22,7 +22,6 @@ Nodes are imported by ``module:Class``; a node whose module is missing or fails 
 import stops the bringup with an error naming it (use ``--nodes`` to start a subset).
 """
 
-import argparse
 import importlib
 import os
 import sys
@@ -86,13 +85,28 @@ def _truthy(value) -> bool:
     return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
 
 
+#: Words ``sim`` / ``rviz`` accept (anything else is an error, not silently false).
+BOOLEAN_WORDS = ('true', 'false', '1', '0', 'yes', 'no', 'on', 'off')
+
+
 def resolve_arguments(overrides: Optional[dict] = None) -> Dict[str, str]:
-    """Defaults of :data:`LAUNCH_ARGUMENTS` updated with ``overrides`` (unknown names raise)."""
+    """Defaults of :data:`LAUNCH_ARGUMENTS` updated with ``overrides``.
+
+    Raises:
+        ValueError: an unknown name, or a value outside its choices (``sim`` / ``rviz``
+            booleans, ``backend``, ``executor_backend``, ``device``), naming it.
+    """
+    from ccl_perception.validation import DEVICE, choice
     args = {k: v[0] for k, v in LAUNCH_ARGUMENTS.items()}
     for k, v in (overrides or {}).items():
         if k not in args:
             raise ValueError(f'unknown launch argument {k!r}; known: {", ".join(args)}')
         args[k] = '' if v is None else str(v)
+    for k in ('sim', 'rviz'):
+        choice(*BOOLEAN_WORDS).check(k, args[k].strip().lower())
+    choice('torch', 'onnx').check('backend', args['backend'])
+    choice('sim', 'moveit').check('executor_backend', args['executor_backend'])
+    DEVICE.check('device', args['device'])
     return args
 
 
@@ -188,17 +202,37 @@ def create_nodes(specs: List[NodeSpec], context=None):
     return nodes
 
 
+def read_bringup_config(path: str) -> dict:
+    """``--config`` YAML: ``{arguments: {name: value}, nodes: [names]}``; ``ValueError`` naming
+    the file and the problem (missing, not YAML, wrong shape)."""
+    if not os.path.isfile(path):
+        raise ValueError(f'--config {path!r} does not exist')
+    try:
+        with open(path, encoding='utf-8') as f:
+            cfg = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f'--config {path} is not valid YAML: {e}') from None
+    if not isinstance(cfg, dict) or set(cfg) - {'arguments', 'nodes'}:
+        raise ValueError(f'--config {path} must be a mapping with keys arguments and nodes only')
+    if not isinstance(cfg.get('arguments') or {}, dict):
+        raise ValueError(f'--config {path}: arguments must be a mapping name: value')
+    nodes = cfg.get('nodes')
+    if nodes is not None and not (isinstance(nodes, list) and all(isinstance(n, str) for n in nodes)):
+        raise ValueError(f'--config {path}: nodes must be a list of node names')
+    return cfg
+
+
 def parse_argv(argv: List[str]):
     """``name:=value`` launch arguments plus ``--config`` / ``--nodes`` options."""
-    p = argparse.ArgumentParser(prog='bringup', description=__doc__.split('\n\n')[0])
+    from ccl_perception.cli import ArgumentParser
+    p = ArgumentParser(prog='bringup', description=__doc__.split('\n\n')[0])
     p.add_argument('--config', help='YAML with optional keys arguments (dict) and nodes (list of names)')
     p.add_argument('--nodes', nargs='+', help='start only these node names')
     p.add_argument('assignments', nargs='*', help='launch arguments name:=value')
     ns = p.parse_args(argv)
     args, names = {}, None
     if ns.config:
-        with open(ns.config) as f:
-            cfg = yaml.safe_load(f) or {}
+        cfg = read_bringup_config(ns.config)
         args.update({k: str(v) for k, v in (cfg.get('arguments') or {}).items()})
         names = cfg.get('nodes')
     for a in ns.assignments:
@@ -218,12 +252,12 @@ def main(argv=None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     ros_args = argv[argv.index('--ros-args'):] if '--ros-args' in argv else []
-    args, names = parse_argv(argv[:len(argv) - len(ros_args)])
     try:
+        args, names = parse_argv(argv[:len(argv) - len(ros_args)])
         specs = node_specs(args)
     except ValueError as e:
-        print(f'bringup: error: {e}', file=sys.stderr)
-        return 2
+        from ccl_perception.cli import fail
+        return fail('bringup', e)
     if names:
         unknown = set(names) - {s.name for s in specs}
         if unknown:

@@ -52,11 +52,26 @@ def _plain(value, where: str):
                      'strings, lists or dicts')
 
 
+def current_umask() -> int:
+    """The process umask (read from /proc on Linux, else by setting and restoring it)."""
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
                     extra: dict = None) -> str:
     """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
 
-    A crash mid-write leaves the previous file (if any) untouched and no partial file.
+    A crash mid-write leaves the previous file (if any) untouched and no partial file. The
+    file gets the mode a plain ``open()`` would give it (``0666 & ~umask``, 0644 usually).
 
     Args:
         path: destination file.
@@ -89,6 +104,8 @@ def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.',
                                suffix='.tmp')
     try:
+        # mkstemp creates 0600; a checkpoint is read by nodes running as other users
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, 'wb') as handle:
             torch.save(payload, handle)
             handle.flush()

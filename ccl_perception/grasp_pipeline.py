@@ -11,9 +11,15 @@ when: a grasp-axis keypoint's confidence is below ``min_confidence`` or its best
 similarity anywhere in the frame is below ``min_similarity``; a keypoint falls
 outside the image; depth is missing/NaN at an axis keypoint; the measured axis length
 differs from the target's reference by more than ``axis_length_tolerance`` (relative);
-or, with three or more keypoints and reference 3D points, fewer than 3 keypoints agree
-with a rigid fit of the reference shape. Malformed input (sizes, dtypes) raises
-``ValueError``.
+with three or more keypoints and reference 3D points, fewer than 3 keypoints agree
+with a rigid fit of the reference shape; or a physical limit is exceeded: an axis
+keypoint's depth outside ``[min_depth, max_depth]`` (sensor range and reach), or an
+opening (axis length + ``gripper_margin``) wider than the gripper's ``max_width``. Limits
+are never clamped. Malformed input (sizes, dtypes) raises ``ValueError``.
+
+Every knob has a default (:data:`DEFAULTS`) and an allowed range (:data:`LIMITS`);
+:func:`validate_config` checks both at construction and in
+:meth:`GraspPipeline.update_config`, so a bad value never reaches a frame.
 
 The lead's benchmark uses it directly (``training/benchmark.py``).
 """
@@ -27,6 +33,7 @@ import numpy as np
 from ccl_perception import geometry
 from ccl_perception.correspondence import DEFAULT_TAU
 from ccl_perception.keypoint_matcher import KeypointMatch, KeypointMatcher
+from ccl_perception.validation import check, choice, integer, real
 
 #: Defaults of every knob (also the ``grasp_planner`` node parameters of the same name).
 DEFAULTS = {
@@ -43,6 +50,27 @@ DEFAULTS = {
     'normal_method': 'pca',        # 'pca' (numpy) or 'open3d' (same result, slower import)
     'ransac_threshold': 0.01,      # inlier distance of the reference-shape fit, metres
     'min_inlier_fraction': 0.8,    # 3+ keypoints: at least this fraction (and 3) must fit the reference shape (0.8: 4 of 5)
+    'min_depth': 0.05,             # abstain when an axis keypoint is nearer than this, metres (sensor minimum)
+    'max_depth': 3.0,              # abstain when an axis keypoint is farther than this, metres (sensor range / reach)
+}
+
+#: Allowed values of every knob of :data:`DEFAULTS` (also the planner's parameter ranges).
+LIMITS = {
+    'tau': real(0.0, 1.0, low_open=True),
+    'confidence_scale_px': real(0.0, 1000.0, low_open=True),
+    'min_confidence': real(0.0, 1.0),
+    'min_similarity': real(-1.0, 1.0),          # cosine similarity; -1 switches the check off
+    'depth_window': integer(1, 51, odd=True),
+    'axis_length_tolerance': real(0.0, None, low_open=True),
+    'gripper_margin': real(0.0, 0.1),
+    'max_width': real(0.0, 0.5, low_open=True),
+    'approach': choice('normal', 'camera'),
+    'normal_radius_px': integer(1, 50),
+    'normal_method': choice('pca', 'open3d'),
+    'ransac_threshold': real(0.0, 1.0, low_open=True),
+    'min_inlier_fraction': real(0.0, 1.0, low_open=True),
+    'min_depth': real(0.0, 10.0),
+    'max_depth': real(0.0, 20.0, low_open=True),
 }
 
 
@@ -71,18 +99,52 @@ class PipelineResult:
         return self.pose is not None
 
 
+def validate_config(cfg: dict) -> dict:
+    """Check a complete pipeline config against :data:`LIMITS`; return it normalised.
+
+    Raises:
+        ValueError: an unknown key, a missing key, a value outside its range (the message
+            names the knob, the value and the range), or ``min_depth >= max_depth``.
+    """
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f'unknown grasp pipeline option {unknown[0]!r}; known: {", ".join(DEFAULTS)}')
+    missing = sorted(set(DEFAULTS) - set(cfg))
+    if missing:
+        raise ValueError(f'grasp pipeline config lacks {", ".join(missing)}')
+    out = check(LIMITS, cfg)
+    if out['min_depth'] >= out['max_depth']:
+        raise ValueError(f"min_depth = {out['min_depth']!r} must be below max_depth = {out['max_depth']!r}")
+    return out
+
+
 def merge_config(config: Optional[dict]) -> dict:
-    """``DEFAULTS`` updated with ``config``; unknown keys raise ``ValueError``."""
-    cfg = dict(DEFAULTS)
-    for k, v in (config or {}).items():
-        if k not in DEFAULTS:
-            raise ValueError(f'unknown grasp pipeline option {k!r}; known: {", ".join(DEFAULTS)}')
-        cfg[k] = v
-    if not 0.0 < float(cfg['min_inlier_fraction']) <= 1.0:
-        raise ValueError(f"min_inlier_fraction must be in (0, 1], got {cfg['min_inlier_fraction']}")
-    if cfg['approach'] not in ('normal', 'camera'):
-        raise ValueError(f"approach must be 'normal' or 'camera', got {cfg['approach']!r}")
-    return cfg
+    """``DEFAULTS`` updated with ``config``, validated (:func:`validate_config`)."""
+    return validate_config({**DEFAULTS, **(config or {})})
+
+
+def physical_limit_reason(p1: np.ndarray, p2: np.ndarray, cfg: dict) -> str:
+    """Why a grasp between ``p1`` and ``p2`` cannot be done, or ``''``.
+
+    Args:
+        p1, p2: ``(3,)`` axis keypoints, metres, camera optical frame.
+        cfg: pipeline config (``min_depth``, ``max_depth``, ``gripper_margin``, ``max_width``).
+
+    Returns:
+        the abstention reason when a keypoint's depth is outside ``[min_depth, max_depth]``
+        or the opening ``|p2 - p1| + gripper_margin`` exceeds ``max_width``; else ``''``.
+    """
+    z = (float(p1[2]), float(p2[2]))
+    if not all(cfg['min_depth'] <= v <= cfg['max_depth'] for v in z):
+        return (f'grasp keypoint depth {z[0]:.3f} / {z[1]:.3f} m outside the working range '
+                f'[{cfg["min_depth"]:g}, {cfg["max_depth"]:g}] m (min_depth, max_depth)')
+    length = float(np.linalg.norm(np.asarray(p2, float) - np.asarray(p1, float)))
+    opening = length + cfg['gripper_margin']
+    if opening > cfg['max_width'] + geometry.WIDTH_EPS:
+        return (f'object too wide for the gripper: needs a {opening * 100:.1f} cm opening (axis '
+                f'{length * 100:.1f} cm + gripper_margin {cfg["gripper_margin"] * 100:.1f} cm), '
+                f'max_width is {cfg["max_width"] * 100:.1f} cm')
+    return ''
 
 
 class GraspPipeline:
@@ -97,17 +159,22 @@ class GraspPipeline:
     def __init__(self, extractor, config: Optional[dict] = None):
         self.extractor = extractor
         self.config = merge_config(config)
-        self.matcher = KeypointMatcher(self.config['tau'], getattr(extractor, 'stride', 8),
-                                       self.config['confidence_scale_px'])
+        self.matcher = self._matcher(self.config)
+
+    def _matcher(self, cfg: dict) -> KeypointMatcher:
+        return KeypointMatcher(cfg['tau'], getattr(self.extractor, 'stride', 8), cfg['confidence_scale_px'])
 
     def update_config(self, **changes) -> dict:
-        """Validate ``changes`` against the current config and apply all of them or none.
+        """Validate ``changes`` over the current config and apply them all, or none.
+
+        Returns:
+            the new config.
 
         Raises:
-            ValueError: an unknown key or an invalid value; nothing is changed then.
+            ValueError: as :func:`validate_config`; the current config is kept.
         """
-        cfg = merge_config({**self.config, **changes})
-        matcher = KeypointMatcher(cfg['tau'], self.matcher.stride, cfg['confidence_scale_px'])
+        cfg = validate_config({**self.config, **changes})
+        matcher = self._matcher(cfg)
         self.config, self.matcher = cfg, matcher
         return cfg
 
@@ -126,7 +193,7 @@ class GraspPipeline:
         if depth is None or np.asarray(depth).shape != rgb.shape[:2]:
             raise ValueError(f'depth {None if depth is None else np.asarray(depth).shape} does not match '
                              f'the colour image {rgb.shape[:2]}')
-        K = geometry.check_intrinsics(K)
+        K = geometry.check_intrinsics(K, rgb.shape[:2])
         t0 = time.perf_counter()
         desc = self.extractor(rgb)
         t1 = time.perf_counter()
@@ -180,6 +247,10 @@ class GraspPipeline:
         if np.isfinite(ref) and ref > 0 and abs(length - ref) / ref > cfg['axis_length_tolerance']:
             res.reason = (f'3D keypoints contradict the target: axis length {length * 100:.1f} cm vs '
                           f'reference {ref * 100:.1f} cm (tolerance {cfg["axis_length_tolerance"]:.0%})')
+            return res
+        limit = physical_limit_reason(p1, p2, cfg)
+        if limit:
+            res.reason = limit
             return res
         hint = None
         if cfg['approach'] == 'normal':

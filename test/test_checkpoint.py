@@ -66,6 +66,19 @@ class TestRoundTrip:
         assert load_checkpoint(path)['step'] == 3
         assert os.listdir(tmp_path) == ['ck.pt']
 
+    def test_mode_follows_the_umask(self, trained, tmp_path):
+        """Not mkstemp's 0600: a node running as another user must be able to read it."""
+        model, _ = trained
+        old = os.umask(0o022)
+        try:
+            save_checkpoint(tmp_path / 'a.pt', model)
+            os.umask(0o027)
+            save_checkpoint(tmp_path / 'b.pt', model)
+        finally:
+            os.umask(old)
+        assert os.stat(tmp_path / 'a.pt').st_mode & 0o777 == 0o644
+        assert os.stat(tmp_path / 'b.pt').st_mode & 0o777 == 0o640
+
     def test_unloadable_extra_raises(self, trained, tmp_path):
         with pytest.raises(ValueError, match='weights_only'):
             save_checkpoint(tmp_path / 'ck.pt', trained[0], extra={'bad': object()})

@@ -160,3 +160,26 @@ def test_fast_path_equals_straightforward_per_pair(tmp_path, method):
     assert res['num_keypoints'] == errors.size
     assert res['pck_curve']['50'] == pytest.approx(float(np.mean(errors <= 50)))
     assert res['pck_curve']['5'] == pytest.approx(float(np.mean(errors <= 5)))
+
+
+def test_evaluate_refuses_wrong_declared_size_and_outside_keypoints(tmp_path):
+    """Ground truth is checked against the decoded image, not trusted."""
+    (tmp_path / 'images').mkdir()
+    img = np.zeros((H, W, 3), np.uint8)
+    for n in 'ab':
+        cv2.imwrite(str(tmp_path / 'images' / f'{n}.png'), img)
+    kp = {'keypoints': [[10.0, 10.0]], 'visible': [True]}
+    images = [{'file': 'images/a.png', 'width': W, 'height': H + 1, 'objects': {'o': kp}},
+              {'file': 'images/b.png', 'objects': {'o': {'keypoints': [[W + 3.0, 10.0]], 'visible': [True]}}}]
+    path = tmp_path / 'pairs.json'
+    save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}])
+
+    def extractor(rgb):
+        return torch.ones(4, h, w)
+    with pytest.raises(ValueError, match=r"images\[0\] 'images/a.png' is 64x48 px but the pairs file declares 64x49"):
+        evaluate_model(extractor, str(path), progress=False)
+    images[0]['height'] = H
+    save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}])
+    with pytest.raises(ValueError, match=r"images\[1\] 'images/b.png': visible keypoint 0 of 'o' at \(67, 10\) is "
+                                         r"outside the 64x48 image"):
+        evaluate_model(extractor, str(path), progress=False)

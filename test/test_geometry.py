@@ -90,10 +90,18 @@ class TestGraspFromAxis:
         assert np.linalg.det(p.rotation) == pytest.approx(1.0)
         np.testing.assert_allclose(g.quaternion_to_rotation(p.quaternion), p.rotation, atol=1e-12)
 
-    def test_hint_orthogonalised_and_width_clipped(self):
-        p = g.grasp_from_axis([0, 0, 1], [0, 0.2, 1], approach_hint=[0, 1, 1], max_width=0.08)
+    def test_hint_orthogonalised(self):
+        p = g.grasp_from_axis([0, 0, 1], [0, 0.2, 1], approach_hint=[0, 1, 1])
         np.testing.assert_allclose(p.rotation[:, 2], [0, 0, 1], atol=1e-12)
-        assert p.width == 0.08
+        assert p.width == pytest.approx(0.22)  # 0.2 axis + 0.02 default margin, no limit given
+
+    def test_wider_than_gripper_is_refused_not_clamped(self):
+        # 0.2 m axis + 0.02 m margin = 0.22 m opening > 0.08 m stroke
+        with pytest.raises(ValueError, match=r'opening 0\.2200 m .* max_width = 0\.0800 m'):
+            g.grasp_from_axis([0, 0, 1], [0, 0.2, 1], max_width=0.08)
+        # exactly at the stroke (0.06 + 0.02 = 0.08) is allowed
+        assert g.grasp_from_axis([-0.03, 0, 0.5], [0.03, 0, 0.5], margin=0.02, max_width=0.08).width == \
+            pytest.approx(0.08)
 
     def test_hint_parallel_to_axis_falls_back(self):
         p = g.grasp_from_axis([0, 0, 1], [0, 0, 1.1], approach_hint=[0, 0, 1])

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ccl_perception.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ccl_perception.learning.config import load_config
+from ccl_perception.learning.config import ConfigError, load_config
 from ccl_perception.learning.dataset import DatasetError
 from ccl_perception.learning.synthetic import write_plane_scene, write_shape_images
 from ccl_perception.learning.trainer import Trainer, TrainingError, main, peak_memory_mib
@@ -252,6 +252,45 @@ def test_corrupt_image_is_skipped_and_counted_in_metrics(images, tmp_path):
                  '--out', str(out)]) == 0
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['skipped_images'] == 1 and metrics['final_step'] == 2
+
+
+@pytest.mark.parametrize('override,message', [
+    ('model.backbone=vgg', "model.backbone = 'vgg' is not allowed: must be one of 'efficientnet_lite0', 'resnet18', "
+                           "'resnet34', 'resnet50'"),
+    ('train.device=tpu', "train.device = 'tpu' is not allowed: must be a string (auto | cpu | cuda | cuda:<index>)"),
+    ('optim.lr=nan', 'optim.lr = nan is not allowed: must be a finite number in (0, 1]'),
+    ('optim.lr=.inf', 'optim.lr = inf is not allowed: must be a finite number in (0, 1]'),
+    ('data.root=[1,2]', 'data.root = [1, 2] is not allowed: must be a string (a non-empty path or null)'),
+    ('loss.quantile=abc', "loss.quantile = 'abc' is not allowed: must be a finite number in (0, 1]"),
+    ('model.trunk=wide', "model.trunk = 'wide' is not allowed: must be one of 'dilated', 'fpn'"),
+    ('train.threads=-1', 'train.threads = -1 is not allowed: must be an integer in [0, 1024]'),
+])
+def test_bad_config_values_are_named(images, override, message):
+    with pytest.raises(ConfigError) as e:
+        tiny(images, override)
+    assert str(e.value) == message
+
+
+def test_resume_of_a_finished_run_is_a_no_op(images, tmp_path, caplog):
+    """--resume on a complete run keeps metrics.json, model.pt and checkpoint.pt byte for byte."""
+    out = tmp_path / 'done'
+    args = ['--config', str(TINY), '--set', f'data.root={images}', '--set', 'train.steps=2', '--out', str(out)]
+    assert main(args) == 0
+    before = {name: (out / name).read_bytes() for name in ('metrics.json', 'model.pt', 'checkpoint.pt')}
+    json.loads(before['metrics.json'])  # valid JSON
+    with caplog.at_level(logging.INFO):
+        assert main(args + ['--resume']) == 0
+    assert 'already complete (step 2 of 2): nothing to do' in caplog.text
+    assert {name: (out / name).read_bytes() for name in before} == before
+    trainer = Trainer(tiny(images, 'train.steps=2'), out, resume='auto')
+    assert trainer.run() == json.loads(before['metrics.json'])  # programmatic run(): same no-op
+    assert (out / 'metrics.json').read_bytes() == before['metrics.json']
+
+
+def test_metrics_json_has_no_nan():
+    from ccl_perception.learning.trainer import _json_safe
+    assert json.dumps(_json_safe({'a': float('nan'), 'b': [1.0, float('inf')], 'c': {'d': 2}})) == \
+        '{"a": null, "b": [1.0, null], "c": {"d": 2}}'
 
 
 def test_peak_memory_reads_vmhwm():

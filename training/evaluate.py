@@ -10,12 +10,15 @@ import sys
 
 import torch
 
+from ccl_perception import cli
 from ccl_perception.evaluation.evaluate import evaluate_model
 from ccl_perception.evaluation.report import markdown_table, write_report
+from ccl_perception.validation import integer, real
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog='evaluate', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument('--checkpoint', help='trained DescriptorNet checkpoint (.pt)')
     src.add_argument('--baseline', choices=['pretrained'],
@@ -25,21 +28,29 @@ def main(argv=None):
     parser.add_argument('--json', default='out/eval.json', help='output JSON (also .md and _pck.png)')
     parser.add_argument('--method', choices=['argmax', 'expectation'], default='argmax',
                         help='best cosine match (paper) or spatial expectation of the softmax heatmap')
-    parser.add_argument('--tau', type=float, default=None,
+    parser.add_argument('--tau', type=cli.arg_type(real(0, 1, low_open=True)), default=None,
                         help='softmax temperature for --method expectation (default: the one the '
                              'checkpoint was trained with, else correspondence.DEFAULT_TAU)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--max-pairs', type=int, default=None)
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--max-pairs', type=cli.arg_type(integer(1)), default=None)
+    parser.add_argument('--threads', type=cli.arg_type(integer(1)), default=None, help='torch CPU threads')
     args = parser.parse_args(argv)
+    from ccl_perception.checkpoint import CheckpointError
+    return cli.run('evaluate', lambda: _run(args), CheckpointError)
+
+
+def _run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = cli.check_device(args.device)
+    if not args.json.endswith('.json'):
+        raise ValueError(f'--json {args.json!r} must end in .json (the .md and _pck.png go next to it)')
     from ccl_perception.correspondence import DEFAULT_TAU
     tau = args.tau
     if args.checkpoint:
         from ccl_perception.checkpoint import load_checkpoint, model_from_checkpoint, training_tau
         data = load_checkpoint(args.checkpoint)
-        model = model_from_checkpoint(data, args.checkpoint, device=args.device)
+        model = model_from_checkpoint(data, args.checkpoint, device=device)
         features, title = 'head', args.checkpoint
         tau = tau if tau is not None else training_tau(data)
     else:
@@ -47,7 +58,7 @@ def main(argv=None):
         model = DescriptorNet(backbone=args.backbone, pretrained=True)
         features, title = 'backbone', f'pretrained {args.backbone} features'
     tau = DEFAULT_TAU if tau is None else tau
-    results = evaluate_model(model, args.pairs, device=args.device, method=args.method, tau=tau,
+    results = evaluate_model(model, args.pairs, device=device, method=args.method, tau=tau,
                              features=features, max_pairs=args.max_pairs)
     results['source'] = title
     paths = write_report(results, args.json, title)

@@ -12,31 +12,55 @@ import sys
 
 import yaml
 
-from ccl_perception.sim.dataset import render_evaluation_set, render_training_set
+from ccl_perception import cli
+from ccl_perception.validation import integer
+
+#: Config keys that must be positive integers (pixels, counts), checked before rendering.
+COUNTS = {'num_images': integer(1), 'n_scenes': integer(1), 'views_per_scene': integer(1),
+          'width': integer(16, 4096), 'height': integer(16, 4096), 'seed': integer(0)}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    count, size = cli.arg_type(integer(1)), cli.arg_type(integer(16, 4096))
+    parser = cli.ArgumentParser(prog='render_dataset', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('mode', choices=['train', 'eval'])
     parser.add_argument('--out', default=None, help='output folder (default data/train_images or data/eval)')
     parser.add_argument('--config', default=None, help='YAML file with config keys')
-    parser.add_argument('--num-images', type=int, help='train: number of frames')
-    parser.add_argument('--scenes', type=int, help='eval: number of scenes')
-    parser.add_argument('--views', type=int, help='eval: views per scene')
-    parser.add_argument('--width', type=int)
-    parser.add_argument('--height', type=int)
-    parser.add_argument('--seed', type=int)
+    parser.add_argument('--num-images', type=count, help='train: number of frames')
+    parser.add_argument('--scenes', type=count, help='eval: number of scenes')
+    parser.add_argument('--views', type=count, help='eval: views per scene')
+    parser.add_argument('--width', type=size)
+    parser.add_argument('--height', type=size)
+    parser.add_argument('--seed', type=cli.arg_type(integer(0)))
     parser.add_argument('--depth', action='store_true', help='also write depth, segmentation, poses')
     args = parser.parse_args(argv)
-    cfg = {}
-    if args.config:
-        with open(args.config, encoding='utf-8') as f:
+    return cli.run('render_dataset', lambda: _run(args))
+
+
+def read_config(path: str) -> dict:
+    """A YAML mapping of config keys; ``ValueError`` naming the file otherwise."""
+    try:
+        with open(path, encoding='utf-8') as f:
             cfg = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f'--config {path} is not valid YAML: {exc}') from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f'--config {path} must hold a mapping of config keys, got {type(cfg).__name__}')
+    return cfg
+
+
+def _run(args) -> int:
+    from ccl_perception.sim.dataset import render_evaluation_set, render_training_set
+    cfg = read_config(args.config) if args.config else {}
     for key, value in (('num_images', args.num_images), ('n_scenes', args.scenes),
                        ('views_per_scene', args.views), ('width', args.width),
                        ('height', args.height), ('seed', args.seed)):
         if value is not None:
             cfg[key] = value
+    for key, limit in COUNTS.items():
+        if key in cfg:
+            limit.check(key, cfg[key])
     if args.depth:
         cfg['depth'] = True
     if args.mode == 'train':

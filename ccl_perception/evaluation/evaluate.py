@@ -163,6 +163,7 @@ def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float 
     def get(index):
         if index not in cache:
             rgb = _read_rgb(pf.image_path(index))
+            pf.check_image(index, rgb.shape)  # declared size, keypoints inside the image
             with torch.inference_mode():
                 cache[index] = (describe(rgb).detach().float().cpu(), rgb.shape[:2])
         return cache[index]
@@ -193,6 +194,9 @@ def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float 
 
 
 def _read_rgb(path: str) -> np.ndarray:
+    import os
+    if not os.path.isfile(path):
+        raise ValueError(f'image {path} (named in the pairs file) does not exist')
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f'cannot read image {path}')

@@ -135,6 +135,7 @@ def load_config(path=None, overrides=(), defaults_path=None) -> dict:
 
 def validate(cfg: dict) -> None:
     """Check the values the trainer relies on; raise ConfigError with the offending key."""
+    _check_ranges(cfg)
     if cfg['method'] not in METHODS:
         raise ConfigError(f'method must be one of {METHODS}, got {cfg["method"]!r}')
     data = cfg['data']
@@ -190,6 +191,35 @@ def validate(cfg: dict) -> None:
         raise ConfigError(f'loss.sanity_b_from_a must be true or false, got {loss["sanity_b_from_a"]!r}')
     if cfg['method'] == 'supervised' and not data.get('root'):
         raise ConfigError('method "supervised" needs data.root: a rendered dataset with depth and cameras')
+
+
+def _check_ranges(cfg: dict) -> None:
+    """The values not checked below, against ``ccl_perception.validation`` limits (NaN, inf,
+    wrong types, unknown backbone / trunk / device); raise ConfigError naming the key."""
+    from ..backbones import BACKBONES, TRUNKS
+    from ..validation import DEVICE, choice, flag, integer, real, text
+    optional_path = text(r'.*\S.*', 'a non-empty path or null')
+    limits = {
+        'seed': integer(0), 'init_from': optional_path, 'val_pairs': optional_path,
+        'model.backbone': choice(*BACKBONES), 'model.trunk': choice(*TRUNKS),
+        'model.descriptor_dim': integer(1, 4096), 'model.pretrained': flag(),
+        'data.root': optional_path, 'data.verify_images': flag(), 'data.num_workers': integer(0, 256),
+        'loss.tau': real(0, 1, low_open=True), 'loss.quantile': real(0, 1, low_open=True), 'loss.lambda_iv': real(0), 'loss.use_quantile_drop': flag(),
+        'loss.use_variance_scaling': flag(),
+        'optim.lr': real(0, 1, low_open=True), 'optim.weight_decay': real(0), 'optim.grad_clip': real(0),
+        'train.device': text(r'auto|' + DEVICE.pattern, 'auto | ' + DEVICE.hint), 'train.threads': integer(0, 1024),
+        'train.image_every': integer(0), 'train.eval_every': integer(1), 'train.eval_max_pairs': integer(0),
+    }
+    nullable = {'init_from', 'val_pairs', 'model.trunk', 'data.root'}
+    for key, limit in limits.items():
+        section, _, name = key.rpartition('.')
+        node = cfg[section] if section else cfg
+        if name not in node or (key in nullable and node[name] is None):
+            continue
+        try:
+            limit.check(key, node[name])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _finite_number(value) -> bool:

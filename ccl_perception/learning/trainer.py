@@ -76,6 +76,14 @@ def peak_memory_mib() -> float:
     return float('nan')
 
 
+def finished_metrics(out: Path, step: int) -> dict:
+    """The metrics a finished run wrote (``<out>/metrics.json``), or ``{'final_step': step}``."""
+    try:
+        return json.loads((Path(out) / 'metrics.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return {'final_step': step}
+
+
 def get_rng_state() -> dict:
     """Python, numpy and torch (CPU and CUDA) RNG states in a ``weights_only``-loadable form."""
     py = random.getstate()
@@ -598,6 +606,9 @@ class Trainer:
         total = int(tcfg['steps'])
         start = self.step
         main = self.ctx.is_main
+        if start >= total:  # --resume of a finished run: a no-op, its outputs stay untouched
+            LOG.info('run %s is complete (step %d of %d): nothing to do', self.out, start, total)
+            return finished_metrics(self.out, start)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / 'config.yaml').write_text(dump_config(self.cfg), encoding='utf-8')
@@ -669,7 +680,7 @@ class Trainer:
         self.save(FINAL_NAME, with_optimizer=False)
         metrics = self._metrics(start, step_times, iter_times, wall, losses, last_eval)
         if main:
-            (self.out / 'metrics.json').write_text(json.dumps(_json_safe(metrics), indent=2),
+            (self.out / 'metrics.json').write_text(json.dumps(_json_safe(metrics), indent=2, allow_nan=False),
                                                    encoding='utf-8')
             self.writer.close()
         return metrics
@@ -727,13 +738,12 @@ class Trainer:
 
 def main(argv=None) -> int:
     """``training/train.py``: parse arguments, merge the config, train. Returns an exit code."""
-    import argparse
-
     from ..checkpoint import CheckpointError
+    from ..cli import ArgumentParser
     from .config import ConfigError, load_config
     from .dataset import DatasetError
 
-    parser = argparse.ArgumentParser(description='Train the dense descriptor network (CCL paper methods).')
+    parser = ArgumentParser(prog='train', description='Train the dense descriptor network (CCL paper methods).')
     parser.add_argument('--config', help='YAML config merged over training/configs/default.yaml '
                         '(with --resume and no --config: the config stored in the checkpoint)')
     parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
@@ -765,9 +775,14 @@ def main(argv=None) -> int:
         if ctx.rank != 0:
             logging.getLogger().setLevel(logging.WARNING)
         trainer = Trainer(cfg, out, resume=args.resume, ctx=ctx)
+        if trainer.step >= int(cfg['train']['steps']):
+            LOG.info('run %s is already complete (step %d of %d): nothing to do; raise train.steps to '
+                     'continue it', out, trainer.step, cfg['train']['steps'])
+            distributed.cleanup(ctx)
+            return 0
         metrics = trainer.run()
-    except (ConfigError, DatasetError, CheckpointError, TrainingError) as exc:
-        LOG.error('%s', exc)
+    except (ConfigError, DatasetError, CheckpointError, TrainingError, ValueError, OSError) as exc:
+        LOG.error('%s', ' '.join(str(exc).split()))  # one line
         if ctx is not None:
             distributed.cleanup(ctx)
         return 2

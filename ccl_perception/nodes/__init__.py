@@ -134,43 +134,90 @@ class LatestFrame:
             return self._item
 
 
-def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=None):
+def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=None,
+                   received: list = None):
     """Subscribe to colour + aligned depth, time-synchronised, calling ``callback(color, depth)``.
 
     Uses ``message_filters.ApproximateTimeSynchronizer`` when it is installed, else
     :class:`ccl_perception.sync.ApproximateSynchronizer`. Returns the objects to keep alive.
+
+    Args:
+        received: optional ``[0, 0]``: counts of colour and depth messages that arrived
+            (before synchronisation), for the "no frame" diagnostic.
     """
     from sensor_msgs.msg import Image
     try:
         import message_filters
     except ImportError:
         message_filters = None
+
+    def count(i):
+        if received is not None:
+            received[i] += 1
     if message_filters is not None:
         subs = [message_filters.Subscriber(node, Image, t, qos_profile=SENSOR_QOS,
                                            callback_group=callback_group)
                 for t in (COLOR_TOPIC, DEPTH_TOPIC)]
+        for i, sub in enumerate(subs):
+            sub.registerCallback(lambda m, i=i: count(i))
         sync = message_filters.ApproximateTimeSynchronizer(subs, queue_size, slop)
         sync.registerCallback(callback)
         return subs + [sync]
     from ccl_perception.sync import ApproximateSynchronizer
     sync = ApproximateSynchronizer(2, slop, queue_size, callback)
-    subs = [node.create_subscription(Image, t, lambda m, i=i: sync.add(i, m), SENSOR_QOS,
+
+    def add(i, m):
+        count(i)
+        sync.add(i, m)
+    subs = [node.create_subscription(Image, t, lambda m, i=i: add(i, m), SENSOR_QOS,
                                      callback_group=callback_group)
             for i, t in enumerate((COLOR_TOPIC, DEPTH_TOPIC))]
     return subs + [sync]
 
 
-def shutdown_tolerant(node, process):
-    """Wrap a timer callback so errors raised while the context shuts down are dropped.
+def watch_input(node, period_s: float, counts, on_silence):
+    """Say so when no input arrived for ``period_s`` seconds (a timer; returns it).
 
-    Publishers become invalid mid-frame during shutdown; every other error propagates.
+    A frame larger than the DDS transport delivers (e.g. 1280x720 rgb8 over UDP without
+    shared memory), a wrong topic name or namespace and a stopped camera all look the
+    same from inside a node: silence. Every ``period_s`` this compares ``counts()``
+    (``{what: messages received so far}``, the first entry being what the node needs, e.g.
+    synchronised colour+depth pairs) with the previous tick; when the first did not grow it
+    calls ``on_silence(text)`` with a one-line diagnosis naming every count.
     """
-    def callback():
+    last = {'counts': dict(counts())}
+
+    def tick():
+        now = dict(counts())
+        need = next(iter(now))
+        if now[need] == last['counts'][need]:
+            seen = ', '.join(f'{k} {v}' for k, v in now.items())
+            on_silence(f'no {need} in the last {period_s:g} s (received so far: {seen}); check the '
+                       'topic names / camera_ns and that the camera publishes; frames larger than '
+                       'the DDS transport delivers (e.g. 1280x720 over UDP) are dropped before '
+                       'any callback')
+        last['counts'] = now
+    return node.create_timer(float(period_s), shutdown_tolerant(node, tick))
+
+
+def shutdown_tolerant(node, process):
+    """Wrap a callback so errors raised while the node or its context shut down are dropped.
+
+    Publishers become invalid mid-callback when the node is destroyed (rclpy raises
+    ``InvalidHandle``: "cannot use Destroyable because destruction was requested") or the
+    context shuts down; those are dropped, every other error propagates.
+    """
+    from rclpy.exceptions import InvalidHandle
+
+    def callback(*args):
         try:
-            process()
+            return process(*args)
+        except InvalidHandle:
+            return None
         except Exception:  # noqa: BLE001
             if node.context.ok():
                 raise
+            return None
     return callback
 
 
@@ -201,6 +248,7 @@ class NodeRunner:
         self.nodes = {}
         self.executor = None
         self._thread = None
+        self._closing = False
         try:
             made = factory(self.context)
             if isinstance(made, dict):
@@ -222,6 +270,9 @@ class NodeRunner:
             self.executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:  # noqa: BLE001 - raised by a wait set torn down in close()
+            if not self._closing:
+                raise
 
     def spin_in_background(self) -> 'NodeRunner':
         """Spin on a daemon thread (the demo and tests drive the nodes from this one)."""
@@ -230,11 +281,21 @@ class NodeRunner:
         return self
 
     def close(self) -> None:
-        """Stop spinning, destroy the nodes (reverse order) and shut the context down."""
+        """Stop spinning, destroy the nodes (reverse order) and shut the context down.
+
+        The spinning thread is joined before any node is destroyed: a callback still running
+        (a slow frame) finishes with valid publishers, so no callback fails with "cannot use
+        Destroyable because destruction was requested" (rclpy's ``Executor.shutdown`` does
+        not wait for running callbacks).
+        """
+        self._closing = True
         if self.executor is not None:
             self.executor.shutdown(timeout_sec=2.0)
         if self._thread is not None:
-            self._thread.join(timeout=5.0)
+            self._thread.join(timeout=60.0)
+            if self._thread.is_alive():
+                print('NodeRunner: a callback is still running after 60 s; destroying the nodes anyway',
+                      file=sys.stderr)
         for node in reversed(list(self.nodes.values())):
             node.destroy_node()
         self.nodes = {}

@@ -26,15 +26,21 @@ from ccl_perception import image_conversion as ic
 from ccl_perception.nodes import (COLOR_TOPIC, DESCRIPTORS_TOPIC, DESCRIPTORS_VIS_TOPIC,
                                   MODEL_PARAMS, OUTPUT_QOS, SENSOR_QOS, STATUS_QOS, STATUS_TOPIC,
                                   LatestFrame, declare_parameters, load_extractor, node_main,
-                                  shutdown_tolerant)
+                                  param_values, shutdown_tolerant, watch_input)
 from ccl_perception.nodes.messages import image_msg, rgb_from_msg
+from ccl_perception.validation import DEVICE, check, choice, flag, real, text
 
 #: Every parameter with its default (config/descriptor_node.yaml is checked against it).
 PARAMS = {
     **MODEL_PARAMS,
     'max_rate_hz': 30.0,         # upper bound of processed frames per second
     'publish_visualization': True,
+    'input_timeout_s': 5.0,      # warn (log + ~/status) when no colour frame arrived for this long
 }
+#: Allowed values of :data:`PARAMS` (checked at start-up; the node takes no run-time changes).
+LIMITS = {'checkpoint': text(), 'device': DEVICE, 'backend': choice('torch', 'onnx'),
+          'max_rate_hz': real(0, 1000, low_open=True), 'publish_visualization': flag(),
+          'input_timeout_s': real(0, 3600, low_open=True)}
 
 
 class DescriptorNode(Node):
@@ -43,6 +49,7 @@ class DescriptorNode(Node):
     def __init__(self, **kwargs):
         super().__init__('descriptor_node', **kwargs)
         declare_parameters(self, PARAMS)
+        p = check(LIMITS, param_values(self, PARAMS))  # a bad value stops the start
         self.extractor, self.load_error = load_extractor(self)
         self.coloriser = ic.PCAColoriser()
         self.mailbox = LatestFrame()
@@ -51,8 +58,13 @@ class DescriptorNode(Node):
         self.pub_vis = self.create_publisher(Image, DESCRIPTORS_VIS_TOPIC, OUTPUT_QOS)
         self.pub_status = self.create_publisher(String, STATUS_TOPIC, STATUS_QOS)
         self.create_subscription(Image, COLOR_TOPIC, self.mailbox.put, SENSOR_QOS)
-        self.timer = self.create_timer(1.0 / max(float(self.get_parameter('max_rate_hz').value), 0.1),
-                                       shutdown_tolerant(self, self._process))
+        self.timer = self.create_timer(1.0 / p['max_rate_hz'], shutdown_tolerant(self, self._process))
+        self.watchdog = watch_input(self, p['input_timeout_s'], lambda: {'colour frame': self.mailbox.received},
+                                    self._on_silence)
+
+    def _on_silence(self, text: str) -> None:
+        self.get_logger().warning(text)
+        self._status(f'skipped: {text}')
 
     def _status(self, text: str) -> None:
         self.pub_status.publish(String(data=text))

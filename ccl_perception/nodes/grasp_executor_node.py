@@ -27,7 +27,10 @@ belongs to an older viewpoint/scene and is skipped (``stale_poses``).
 import dataclasses
 import json
 
+import math
+
 from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -39,6 +42,7 @@ from ccl_perception.nodes import (CAMERA_POSE_TOPIC, EXECUTE_SERVICE, GRASP_POSE
                                   LATCHED_QOS, RESULT_TOPIC, declare_parameters, node_main,
                                   param_values)
 from ccl_perception.nodes.messages import pose_to_T, stamp_ns
+from ccl_perception.validation import NAME, check, choice, flag, real, text
 
 MOTION_KEYS = tuple(f.name for f in dataclasses.fields(MotionConfig))
 MOVEIT_KEYS = tuple(f.name for f in dataclasses.fields(MoveItExecutorConfig)
@@ -52,6 +56,41 @@ PARAMS = {
     **dataclasses.asdict(MotionConfig()),
     **{k: getattr(MoveItExecutorConfig(), k) for k in MOVEIT_KEYS},
 }
+#: Allowed values of :data:`PARAMS` (``world_from_camera``: see :func:`check_world_from_camera`).
+LIMITS = {
+    'backend': choice('sim', 'moveit'), 'auto_execute': flag(), 'camera_frame': NAME,
+    'pre_grasp_distance': real(0, 0.5, low_open=True),
+    'grasp_depth': real(0, 0.1),
+    'lift_height': real(0, 0.5, low_open=True),
+    'arm_group': NAME, 'ee_link': NAME, 'base_frame': NAME, 'hand_group': NAME,
+    'open_state': NAME, 'close_state': NAME, 'gripper_action': text(), 'linear_pipeline': text(),
+    'gripper_open_position': real(0, 0.1, low_open=True),
+    'gripper_max_effort': real(0, 1000, low_open=True),
+    'empty_width': real(0, 0.05),
+    'action_timeout_s': real(0, 600, low_open=True),
+}
+#: Parameters a running executor takes (the next grasp uses them); the rest are start-up only.
+RUN_TIME = {'auto_execute', *MOTION_KEYS}
+
+
+def check_world_from_camera(value) -> list:
+    """``[0.0]`` (unset) or ``[x, y, z, qx, qy, qz, qw]``: finite, quaternion of non-zero norm."""
+    values = [float(v) for v in value]
+    if values == [0.0]:
+        return values
+    if len(values) != 7 or not all(math.isfinite(v) for v in values) or math.hypot(*values[3:]) < 1e-9:
+        raise ValueError(f'world_from_camera = {list(value)!r} is not allowed: must be [0.0] (unset) or '
+                         '[x, y, z, qx, qy, qz, qw] with finite values and a non-zero quaternion')
+    return values
+
+
+def check_parameters(values: dict) -> dict:
+    """Validate the executor's parameters (start-up and every set); ``ValueError`` names the
+    first bad one, its value and the allowed range."""
+    out = check(LIMITS, values)
+    if 'world_from_camera' in out:
+        out['world_from_camera'] = check_world_from_camera(out['world_from_camera'])
+    return out
 
 
 class GraspExecutorNode(Node):
@@ -66,14 +105,9 @@ class GraspExecutorNode(Node):
     def __init__(self, executor=None, **kwargs):
         super().__init__('grasp_executor', **kwargs)
         declare_parameters(self, PARAMS)
-        p = param_values(self, PARAMS)
+        p = check_parameters(param_values(self, PARAMS))  # a bad value stops the start
         self.backend, self.camera_frame = str(p['backend']), str(p['camera_frame'])
-        if self.backend not in ('sim', 'moveit'):
-            raise ValueError(f"backend must be 'sim' or 'moveit', got {self.backend!r}")
-        world_from_camera = [float(v) for v in p['world_from_camera']]
-        if len(world_from_camera) not in (1, 7):
-            raise ValueError('world_from_camera must be [x, y, z, qx, qy, qz, qw] (or unset), '
-                             f'got {len(world_from_camera)} values')
+        world_from_camera = p['world_from_camera']
         self.grasp_executor = executor if executor is not None else self._build_executor(p)
         cfg = getattr(self.grasp_executor, 'cfg', None)
         for k in MOTION_KEYS:
@@ -93,6 +127,7 @@ class GraspExecutorNode(Node):
             self.create_subscription(PoseStamped, CAMERA_POSE_TOPIC, self._on_camera_pose,
                                      LATCHED_QOS)
         self.create_service(Trigger, EXECUTE_SERVICE, self._on_execute)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(f'grasp executor ready: backend={self.backend} '
                                f'auto_execute={p["auto_execute"]}')
 
@@ -105,6 +140,23 @@ class GraspExecutorNode(Node):
         defaults = MoveItExecutorConfig()
         cfg = MoveItExecutorConfig(**{k: type(getattr(defaults, k))(p[k]) for k in MOVEIT_KEYS})
         return MoveItExecutor(self, cfg)
+
+    def _on_set_parameters(self, params):
+        """Validate, then apply motion parameters to the executor (the next grasp uses them)."""
+        new = {q.name: q.value for q in params}
+        fixed = set(new) - RUN_TIME
+        if fixed:
+            return SetParametersResult(successful=False, reason=(
+                f'{", ".join(sorted(fixed))} can only be set at start-up'))
+        try:
+            check_parameters({**param_values(self, PARAMS), **new})
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        cfg = getattr(self.grasp_executor, 'cfg', None)
+        for k, v in new.items():
+            if k in MOTION_KEYS and hasattr(cfg, k):
+                setattr(cfg, k, float(v))
+        return SetParametersResult(successful=True)
 
     @property
     def busy_skipped(self) -> int:

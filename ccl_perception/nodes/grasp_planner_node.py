@@ -27,12 +27,13 @@ from ccl_perception.correspondence import DEFAULT_TAU
 from ccl_perception.nodes import (CONFIDENCE_TOPIC, GRASP_POSE_TOPIC, HEATMAP_TOPIC, INFO_TOPIC,
                                   MARKERS_TOPIC, MODEL_PARAMS, OUTPUT_QOS, RELOAD_TARGETS_SERVICE,
                                   SENSOR_QOS, STATUS_QOS, STATUS_TOPIC, LatestFrame,
-                                  declare_parameters, load_extractor, node_main,
-                                  shutdown_tolerant, subscribe_rgbd)
+                                  declare_parameters, load_extractor, node_main, param_values,
+                                  shutdown_tolerant, subscribe_rgbd, watch_input)
 from ccl_perception.nodes.messages import (grasp_markers, image_msg, pose_msg, pose_stamped,
                                            rgbd_from_msgs)
 from ccl_perception.planner_state import PlannerState
 from ccl_perception.targets import TargetLibrary
+from ccl_perception.validation import DEVICE, check, choice, flag, integer, real, text
 
 NO_TARGET = 'no target set (ros2 param set <planner> target <name>)'
 
@@ -46,10 +47,37 @@ PARAMS = {
     'sync_slop': 0.02,          # colour/depth stamp tolerance, seconds
     'sync_queue_size': 5,       # messages kept per stream for synchronisation
     'publish_heatmap': True,
+    'input_timeout_s': 5.0,     # warn (log + ~/status) when no colour+depth pair arrived for this long
 }
 #: Pipeline knobs; ``tau`` is left out of the YAML: its default is the checkpoint's.
 PIPELINE_PARAMS = dict(grasp_pipeline.DEFAULTS)
-START_UP_ONLY = {'checkpoint', 'device', 'backend', 'max_rate_hz', 'sync_slop', 'sync_queue_size'}
+START_UP_ONLY = {'checkpoint', 'device', 'backend', 'max_rate_hz', 'sync_slop', 'sync_queue_size',
+                 'input_timeout_s'}
+#: Allowed values of :data:`PARAMS` (the pipeline knobs: ``grasp_pipeline.LIMITS``).
+LIMITS = {
+    'checkpoint': text(), 'device': DEVICE, 'backend': choice('torch', 'onnx'),
+    'target': text(), 'target_dir': text(),
+    'max_rate_hz': real(0, 1000, low_open=True),
+    'sync_slop': real(0, 1, low_open=True),
+    'sync_queue_size': integer(1, 100),
+    'publish_heatmap': flag(),
+    'input_timeout_s': real(0, 3600, low_open=True),
+}
+
+
+def check_parameters(values: dict) -> dict:
+    """Validate the planner's parameters (start-up and every set): :data:`LIMITS` for the
+    node's own, ``grasp_pipeline.validate_config`` for the pipeline knobs.
+
+    Args:
+        values: every parameter of the node, ``{name: value}``.
+
+    Raises:
+        ValueError: naming the first bad parameter, its value and the allowed range.
+    """
+    out = check(LIMITS, {k: v for k, v in values.items() if k not in PIPELINE_PARAMS})
+    out.update(grasp_pipeline.validate_config({k: values[k] for k in PIPELINE_PARAMS}))
+    return out
 
 
 class GraspPlanner(Node):
@@ -59,11 +87,14 @@ class GraspPlanner(Node):
         super().__init__('grasp_planner', **kwargs)
         declare_parameters(self, PARAMS)
         self._lock = threading.Lock()
-        self.counts = {'frames': 0, 'poses': 0, 'abstained': 0, 'bad_input': 0}
+        self.counts = {'frames': 0, 'poses': 0, 'abstained': 0, 'bad_input': 0, 'input_timeouts': 0}
+        check(LIMITS, param_values(self, PARAMS))  # before the model loads (device, backend)
         extractor, self.load_error = load_extractor(self)
         tau = getattr(extractor, 'training_tau', None) or DEFAULT_TAU
         declare_parameters(self, {**PIPELINE_PARAMS, 'tau': tau})
-        config = {k: self.get_parameter(k).value for k in PIPELINE_PARAMS}
+        # a bad value (e.g. from config/grasp_planner.yaml) stops the start with its reason
+        values = check_parameters({k: self.get_parameter(k).value for k in {**PARAMS, **PIPELINE_PARAMS}})
+        config = {k: values[k] for k in PIPELINE_PARAMS}
         pipeline = None if extractor is None else grasp_pipeline.GraspPipeline(extractor, config)
         library = TargetLibrary(self.get_parameter('target_dir').value,
                                 None if extractor is None else str(extractor.identity))
@@ -84,13 +115,14 @@ class GraspPlanner(Node):
         self.pub_status = self.create_publisher(String, STATUS_TOPIC, STATUS_QOS)
         self.mailbox = LatestFrame()
         self.camera_info = None
+        self.received = [0, 0, 0]  # colour, depth, camera_info messages
         self._subs = subscribe_rgbd(self, lambda c, d: self.mailbox.put((c, d)),
-                                    float(self.get_parameter('sync_slop').value),
-                                    int(self.get_parameter('sync_queue_size').value))
+                                    values['sync_slop'], values['sync_queue_size'],
+                                    received=self.received)
         self.create_subscription(CameraInfo, INFO_TOPIC, self._on_info, SENSOR_QOS)
-        self.create_service(Trigger, RELOAD_TARGETS_SERVICE, self._on_reload)
-        rate = max(float(self.get_parameter('max_rate_hz').value), 0.1)
-        self.timer = self.create_timer(1.0 / rate, shutdown_tolerant(self, self._process))
+        self.create_service(Trigger, RELOAD_TARGETS_SERVICE, shutdown_tolerant(self, self._on_reload))
+        self.timer = self.create_timer(1.0 / values['max_rate_hz'], shutdown_tolerant(self, self._process))
+        self.watchdog = watch_input(self, values['input_timeout_s'], self._input_counts, self._on_silence)
         self.get_logger().info(f'grasp planner ready: tau={self.get_parameter("tau").value}, '
                                f'target={getattr(self.target, "name", None)!r}, '
                                f'{len(self.state.library.targets)} target(s) in the library')
@@ -112,6 +144,8 @@ class GraspPlanner(Node):
                 f'{", ".join(sorted(fixed))} can only be set at start-up'))
         with self._lock:
             try:
+                current = {k: self.get_parameter(k).value for k in {**PARAMS, **PIPELINE_PARAMS}}
+                check_parameters({**current, **new})
                 note = self.state.apply(new)
             except ValueError as e:
                 self.get_logger().warning(f'parameters {sorted(new)} rejected: {e}')
@@ -130,7 +164,17 @@ class GraspPlanner(Node):
 
     # ----------------------------------------------------------------- frames
     def _on_info(self, msg: CameraInfo):
+        self.received[2] += 1
         self.camera_info = msg
+
+    def _input_counts(self) -> dict:
+        return {'synchronised colour+depth pair': self.mailbox.received, 'colour': self.received[0],
+                'depth': self.received[1], 'camera_info': self.received[2]}
+
+    def _on_silence(self, text: str) -> None:
+        self.counts['input_timeouts'] += 1
+        self.get_logger().warning(text)
+        self.pub_status.publish(String(data=f'abstain: {text}'))
 
     def _abstain(self, reason: str, header=None, bad_input=False, points_3d=None) -> None:
         self.counts['bad_input' if bad_input else 'abstained'] += 1

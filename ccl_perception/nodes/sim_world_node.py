@@ -23,6 +23,7 @@ single-threaded executor never waits for the arm.
 import json
 
 from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
@@ -30,10 +31,11 @@ from std_srvs.srv import Trigger
 
 from ccl_perception.nodes import (CAMERA_POSE_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
                                   INFO_TOPIC, LATCHED_QOS, RESET_SERVICE, SCENE_TOPIC,
-                                  declare_parameters, param_values, run_nodes)
+                                  declare_parameters, param_values, run_nodes, shutdown_tolerant)
 from ccl_perception.nodes.messages import (camera_info_msg, depth_to_16uc1, image_msg,
                                            pose_stamped, stamp_ns)
 from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig
+from ccl_perception.validation import NAME, check, flag, integer, real, text
 
 _WORLD = SimWorldConfig()
 #: Every parameter with its default (config/sim_world.yaml is checked against it).
@@ -50,6 +52,36 @@ PARAMS = {
     'world_frame': 'world',       # frame_id of camera/pose
     'run_executor': True,         # main(): also host the sim grasp executor
 }
+#: Allowed values of :data:`PARAMS`; ``target`` must also name a loaded object (or be '').
+LIMITS = {
+    'seed': integer(0, 2**31 - 1), 'target': text(), 'target_present': flag(),
+    'publish_rate': real(0, 60, low_open=True),
+    'width': integer(32, 4096), 'height': integer(32, 4096),
+    'n_objects': integer(2, 64), 'background_seed': integer(0, 2**31 - 1),
+    'world_frame': NAME, 'run_executor': flag(),
+}
+#: Parameters the next ~/reset uses; the rest are start-up only.
+RUN_TIME = {'seed', 'target', 'target_present'}
+
+
+def check_parameters(values: dict, object_names=None) -> dict:
+    """Validate the sim world's parameters (start-up and every set).
+
+    Args:
+        values: ``{name: value}``.
+        object_names: the loaded objects; when given, ``target`` must be one of them or ''.
+
+    Raises:
+        ValueError: naming the first bad parameter, its value and the allowed range.
+    """
+    out = check(LIMITS, values)
+    objects = out.get('objects', [''])
+    if not all(isinstance(o, str) for o in objects):
+        raise ValueError(f'objects = {objects!r} is not allowed: must be a list of catalogue names ([""] = unset)')
+    target = out.get('target', '')
+    if object_names is not None and target and target not in object_names:
+        raise ValueError(f'target = {target!r} is not allowed: must be \'\' or one of {", ".join(object_names)}')
+    return out
 
 
 class SimWorldNode(Node):
@@ -63,11 +95,9 @@ class SimWorldNode(Node):
     def __init__(self, world: SimWorld = None, **kwargs):
         super().__init__('sim_world', **kwargs)
         declare_parameters(self, PARAMS)
-        p = param_values(self, PARAMS)
+        p = check_parameters(param_values(self, PARAMS))  # a bad value stops the start
         self.seed = self._seed_param = int(p['seed'])
         self.world_frame = str(p['world_frame'])
-        if float(p['publish_rate']) <= 0:
-            raise ValueError(f'publish_rate must be > 0 Hz, got {p["publish_rate"]}')
         self._owns_world = world is None
         if world is None:
             world = SimWorld(SimWorldConfig(
@@ -75,17 +105,37 @@ class SimWorldNode(Node):
                 objects=tuple(o for o in p['objects'] if o),
                 background_seed=int(p['background_seed'])))
         self.world = world
+        try:
+            check_parameters(p, self.world.object_names)
+        except ValueError:
+            if self._owns_world:
+                world.close()
+            raise
         self.pub_rgb = self.create_publisher(Image, COLOR_TOPIC, 5)
         self.pub_depth = self.create_publisher(Image, DEPTH_TOPIC, 5)
         self.pub_info = self.create_publisher(CameraInfo, INFO_TOPIC, 5)
         self.pub_depth_info = self.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, 5)
         self.pub_pose = self.create_publisher(PoseStamped, CAMERA_POSE_TOPIC, LATCHED_QOS)
         self.pub_scene = self.create_publisher(String, SCENE_TOPIC, LATCHED_QOS)
-        self.create_service(Trigger, RESET_SERVICE, self._on_reset)
-        self.timer = self.create_timer(1.0 / float(p['publish_rate']), self.publish_frame)
+        self.create_service(Trigger, RESET_SERVICE, shutdown_tolerant(self, self._on_reset))
+        self.timer = self.create_timer(1.0 / p['publish_rate'], shutdown_tolerant(self, self.publish_frame))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.frames_published = 0
         self.frames_skipped_busy = 0
         self.reset_scene(self.seed)
+
+    def _on_set_parameters(self, params):
+        """Validate; seed, target and target_present take effect at the next ~/reset."""
+        new = {q.name: q.value for q in params}
+        fixed = set(new) - RUN_TIME
+        if fixed:
+            return SetParametersResult(successful=False, reason=(
+                f'{", ".join(sorted(fixed))} can only be set at start-up'))
+        try:
+            check_parameters({**param_values(self, PARAMS), **new}, self.world.object_names)
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        return SetParametersResult(successful=True)
 
     # --------------------------------------------------------------------- scene
     def reset_scene(self, seed: int) -> dict:
