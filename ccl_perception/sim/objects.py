@@ -34,13 +34,18 @@ class ObjectSpec:
 
     Attributes:
         name: unique name (used in pairs files and frame metadata).
-        shape: 'box' | 'cylinder' | 'ellipsoid' | 'library'.
+        shape: 'box' | 'cylinder' | 'ellipsoid' | 'library' | 'parts'.
         size: shape parameters in metres: box (sx, sy, sz); cylinder (radius, height);
-            ellipsoid (rx, ry, rz); library (longest side,).
-        texture_seed: seed of the procedural texture, or -1 to use ``texture_file``.
+            ellipsoid (rx, ry, rz); library (longest side,); parts (x, y, z extents of the
+            bounding box, already at real size).
+        texture_seed: seed of the procedural texture, or -1 to use ``texture_file``
+            (or, for 'parts', the textures named in the parts' MTL files).
         mesh_file: OBJ path for library models ('' for procedural shapes).
         texture_file: image path for library models with their own texture.
         mass: kg.
+        parts: for 'parts': :class:`ccl_perception.sim.furniture.MeshPart` tuple (one OBJ per
+            material, metres, centred at the object frame).
+        collision_file: for 'parts': OBJ whose convex hull is the collision shape.
     """
 
     name: str
@@ -51,6 +56,8 @@ class ObjectSpec:
     texture_file: str = ''
     mass: float = 0.1
     scale_axes: tuple = field(default=(1.0, 1.0, 1.0))
+    parts: tuple = ()
+    collision_file: str = ''
 
 
 def _procedural(rng: np.random.Generator, index: int) -> ObjectSpec:
