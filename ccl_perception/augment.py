@@ -113,7 +113,8 @@ def warp_points(kp: torch.Tensor, homography: torch.Tensor, size, eps: float = 1
     if kp.dim() != 3 or kp.shape[-1] != 2:
         raise ValueError(f'kp must be (B, N, 2), got {tuple(kp.shape)}')
     if homography.shape != (kp.shape[0], 3, 3):
-        raise ValueError(f'homography must be ({kp.shape[0]}, 3, 3), got {tuple(homography.shape)}')
+        raise ValueError(
+            f'homography must be ({kp.shape[0]}, 3, 3), got {tuple(homography.shape)}')
     height, width = int(size[0]), int(size[1])
     mat = homography.to(kp.dtype)
     ones = torch.ones_like(kp[..., :1])

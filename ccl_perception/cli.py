@@ -82,10 +82,12 @@ def check_device(device: str) -> str:
     if device.startswith('cuda'):
         import torch
         if not torch.cuda.is_available():
-            raise ValueError(f'device = {device!r}: CUDA is not available on this machine (use cpu)')
+            raise ValueError(
+                f'device = {device!r}: CUDA is not available on this machine (use cpu)')
         index = int(device.split(':')[1]) if ':' in device else 0
         if index >= torch.cuda.device_count():
-            raise ValueError(f'device = {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)')
+            raise ValueError(
+                f'device = {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)')
     return device
 
 

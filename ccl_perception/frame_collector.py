@@ -70,7 +70,8 @@ def image_from_ros(msg) -> np.ndarray:
     enc = msg.encoding.lower()
     channels = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
     if enc not in channels:
-        raise ValueError(f'unsupported image encoding {msg.encoding!r}; supported: {sorted(channels)}')
+        raise ValueError(
+            f'unsupported image encoding {msg.encoding!r}; supported: {sorted(channels)}')
     c = channels[enc]
     data = np.frombuffer(bytes(msg.data), np.uint8)
     if msg.step < msg.width * c or data.size < msg.step * msg.height:
@@ -126,7 +127,8 @@ def iter_frames(source: str, topic: str | None = None):
                         if c.msgtype in ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')}
         if topic is None:
             if len(image_topics) != 1:
-                raise ValueError(f'choose an image topic with --topic; bag has {sorted(image_topics)}')
+                raise ValueError(
+                    f'choose an image topic with --topic; bag has {sorted(image_topics)}')
             topic = next(iter(image_topics))
         if topic not in image_topics:
             raise ValueError(f'topic {topic!r} not in bag (image topics: {sorted(image_topics)})')

@@ -61,7 +61,8 @@ def distributional_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.T
         differentiable) when no point is valid.
     """
     if pred.shape != target.shape or pred.dim() != 3 or pred.shape[-1] != 2:
-        raise ValueError(f'pred and target must both be (B, N, 2), got {tuple(pred.shape)} and {tuple(target.shape)}')
+        raise ValueError(
+            f'pred and target must both be (B, N, 2), got {tuple(pred.shape)} and {tuple(target.shape)}')
     valid = _check_valid(valid, pred)
     # eps keeps the gradient finite where pred == target exactly.
     err = torch.sqrt(((pred.float() - target.float()) ** 2).sum(dim=-1) + 1e-12)
@@ -159,7 +160,8 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
     prob_hat = heatmap_probabilities(desc_b_star, desc_a_hat, tau)        # over D_Â
     kp_star = spatial_expectation(prob_hat)                               # k*_Â          Eq. 3
     with torch.no_grad():                                                 # X_i is detached: Eq. 4 off the graph
-        uncertainty = spatial_variance(prob_hat, kp_star).sum(-1) + spatial_variance(prob_b).sum(-1)
+        uncertainty = spatial_variance(prob_hat, kp_star).sum(-1) + \
+            spatial_variance(prob_b).sum(-1)
 
     keep = valid
     if use_quantile_drop:
@@ -229,7 +231,8 @@ class CorrespondenceLoss(nn.Module):
             stats['loss_iv'] = float(loss.detach())
             return loss, stats
         if desc_b is None:
-            raise ValueError(f'method {self.method!r} needs desc_b, the descriptors of a second image I_B')
+            raise ValueError(
+                f'method {self.method!r} needs desc_b, the descriptors of a second image I_B')
         loss, stats = cycle_correspondence_loss(
             desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid, tau=self.tau, quantile=self.quantile,
             use_quantile_drop=self.use_quantile_drop, use_variance_scaling=self.use_variance_scaling,

@@ -115,7 +115,8 @@ class Limit:
                 raise bad
             return value
         if self.kind == 'str':
-            if not isinstance(value, str) or (self.pattern and not re.fullmatch(self.pattern, value)):
+            if not isinstance(value, str) or (
+                    self.pattern and not re.fullmatch(self.pattern, value)):
                 raise bad
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):

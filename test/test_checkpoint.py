@@ -47,9 +47,16 @@ class TestRoundTrip:
         data = load_checkpoint(path)
         assert data['step'] == 17
         assert data['model_config'] == model.config
-        assert torch.equal(data['extra']['np_state'], torch.arange(4, dtype=torch.int64).to(torch.uint32))
+        assert torch.equal(
+            data['extra']['np_state'], torch.arange(
+                4, dtype=torch.int64).to(
+                torch.uint32))
         assert data['extra']['epoch'] == 3 and data['extra']['train_config']['method'] == 'ccl'
-        fresh = torch.optim.Adam(DescriptorNet('efficientnet_lite0', 8, pretrained=False).parameters())
+        fresh = torch.optim.Adam(
+            DescriptorNet(
+                'efficientnet_lite0',
+                8,
+                pretrained=False).parameters())
         fresh.load_state_dict(data['optimizer_state'])
         assert fresh.state_dict()['state'][0]['step'] == 1
 

@@ -106,7 +106,8 @@ class TestKeypoints:
     def test_all_cells_when_fewer_than_n(self):
         kp = sample_grid_keypoints(np.random.default_rng(0), 1, 2, 3, 500)
         assert kp.shape == (1, 6, 2)
-        assert sorted(map(tuple, kp[0].tolist())) == [(x, y) for x in (0.0, 1.0, 2.0) for y in (0.0, 1.0)]
+        assert sorted(map(tuple, kp[0].tolist())) == [(x, y)
+                                                      for x in (0.0, 1.0, 2.0) for y in (0.0, 1.0)]
 
 
 class TestPairs:
@@ -171,7 +172,14 @@ class TestConfig:
 def render(tmp_path_factory):
     from ccl_perception.learning.synthetic import write_plane_scene
     folder = tmp_path_factory.mktemp('render')
-    write_plane_scene(folder, 3, height=64, width=96, shift=0.05, camera_height=1.0, fov_y_deg=40.0)
+    write_plane_scene(
+        folder,
+        3,
+        height=64,
+        width=96,
+        shift=0.05,
+        camera_height=1.0,
+        fov_y_deg=40.0)
     return folder
 
 

@@ -37,7 +37,8 @@ def test_ros_trial_runner_plans_executes_and_reports(tmp_path):
     from ccl_perception.sim.robot import SimWorld, SimWorldConfig
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    ck = save_checkpoint(str(tmp_path / 'tiny.pt'), DescriptorNet('resnet18', 16, pretrained=False))
+    ck = save_checkpoint(str(tmp_path / 'tiny.pt'),
+                         DescriptorNet('resnet18', 16, pretrained=False))
     size = (80, 60)
     world = SimWorld(SimWorldConfig(width=size[0], height=size[1]))
     try:

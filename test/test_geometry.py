@@ -79,7 +79,9 @@ class TestQuaternion:
     def test_known_rotation(self):
         # 90 deg about z: q = (0, 0, sin45, cos45)
         Rz = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
-        np.testing.assert_allclose(g.rotation_to_quaternion(Rz), [0, 0, np.sqrt(0.5), np.sqrt(0.5)])
+        np.testing.assert_allclose(
+            g.rotation_to_quaternion(Rz), [
+                0, 0, np.sqrt(0.5), np.sqrt(0.5)])
 
     def test_round_trip_random(self):
         rng = np.random.default_rng(1)
@@ -143,7 +145,8 @@ class TestKabsch:
 
     def test_ransac_rejects_outlier_and_missing(self):
         R, t = self._pose()
-        src = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.05, 0], [0.05, 0.05, 0.02], [0.02, 0.0, 0.03]])
+        src = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.05, 0],
+                       [0.05, 0.05, 0.02], [0.02, 0.0, 0.03]])
         dst = src @ R.T + t
         dst[4] += [0.0, 0.2, 0.0]        # wrong match
         dst[3] = np.nan                  # missing depth

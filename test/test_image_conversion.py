@@ -57,13 +57,34 @@ def test_padded_rows():
 def test_errors():
     ok = ic.numpy_to_image(np.zeros((2, 2, 3), np.uint8), 'rgb8')
     with pytest.raises(ValueError, match='unsupported image encoding'):
-        ic.image_to_numpy(SimpleNamespace(height=1, width=1, encoding='yuv422', is_bigendian=0, step=2, data=b'00'))
+        ic.image_to_numpy(
+            SimpleNamespace(
+                height=1,
+                width=1,
+                encoding='yuv422',
+                is_bigendian=0,
+                step=2,
+                data=b'00'))
     with pytest.raises(ValueError, match='not accepted'):
         ic.image_to_numpy(ok, expected=('16UC1', '32FC1'))
     with pytest.raises(ValueError, match='step'):
-        ic.image_to_numpy(SimpleNamespace(height=2, width=2, encoding='rgb8', is_bigendian=0, step=5, data=b'0' * 10))
+        ic.image_to_numpy(
+            SimpleNamespace(
+                height=2,
+                width=2,
+                encoding='rgb8',
+                is_bigendian=0,
+                step=5,
+                data=b'0' * 10))
     with pytest.raises(ValueError, match='height\\*step'):
-        ic.image_to_numpy(SimpleNamespace(height=2, width=2, encoding='rgb8', is_bigendian=0, step=6, data=b'0' * 11))
+        ic.image_to_numpy(
+            SimpleNamespace(
+                height=2,
+                width=2,
+                encoding='rgb8',
+                is_bigendian=0,
+                step=6,
+                data=b'0' * 11))
     with pytest.raises(ValueError, match='channel'):
         ic.numpy_to_image(np.zeros((2, 2), np.uint8), 'rgb8')
     with pytest.raises(ValueError, match='dtype'):

@@ -69,8 +69,10 @@ class TestDescriptorNet:
         assert torch.equal(a, b)
 
     @pytest.mark.parametrize('bad', [torch.rand(3, 32, 32), torch.rand(1, 4, 32, 32),
-                                     torch.rand(1, 1, 32, 32), torch.zeros(1, 3, 8, 8, dtype=torch.int64),
-                                     torch.rand(0, 3, 8, 8)])
+                                     torch.rand(
+        1, 1, 32, 32), torch.zeros(
+        1, 3, 8, 8, dtype=torch.int64),
+        torch.rand(0, 3, 8, 8)])
     def test_bad_input_raises(self, bad):
         with pytest.raises(ValueError):
             _net('efficientnet_lite0')(bad)

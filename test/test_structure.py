@@ -103,7 +103,8 @@ def test_no_import_circle_in_the_package():
 
 def test_sim_world_is_not_an_executor():
     graph = import_graph()
-    assert not {m for m in graph['ccl_perception.sim.robot'] if m.startswith('ccl_perception.executors')}
+    assert not {m for m in graph['ccl_perception.sim.robot']
+                if m.startswith('ccl_perception.executors')}
 
 
 def test_node_files_are_thin():

@@ -33,7 +33,8 @@ def test_stamp_to_sec():
 
 def test_exact_and_within_slop():
     out = []
-    s = ApproximateSynchronizer(3, slop=0.01, callback=lambda *m: out.append(tuple(x.tag for x in m)))
+    s = ApproximateSynchronizer(
+        3, slop=0.01, callback=lambda *m: out.append(tuple(x.tag for x in m)))
     s.add(0, msg(1.0, 'c1'))
     s.add(1, msg(1.005, 'd1'))
     assert out == []
@@ -82,7 +83,13 @@ def test_explicit_stamp_and_bad_args():
 
 def test_threads():
     got = []
-    s = ApproximateSynchronizer(2, slop=0.0001, queue_size=200, callback=lambda a, b: got.append(a.tag))
+    s = ApproximateSynchronizer(
+        2,
+        slop=0.0001,
+        queue_size=200,
+        callback=lambda a,
+        b: got.append(
+            a.tag))
 
     def feed(idx):
         for i in range(100):

@@ -105,7 +105,8 @@ def click(r, p, frame=FRAME):
     msg.point.x, msg.point.y, msg.point.z = (float(v) for v in p)
     n = r['maker'].counts['points'] + r['maker'].counts['rejected_points']
     r['pubs']['point'].publish(msg)
-    return wait_for(lambda: r['maker'].counts['points'] + r['maker'].counts['rejected_points'] > n, 10)
+    return wait_for(lambda: r['maker'].counts['points'] +
+                    r['maker'].counts['rejected_points'] > n, 10)
 
 
 def call(r, service, timeout=30.0):

@@ -121,7 +121,8 @@ def _node_tables():
     from ccl_perception.nodes import grasp_planner_node as pn, sim_world_node as sn
     planner = {**pn.PARAMS, **gp.DEFAULTS}
     return [
-        ('### Planner parameters', planner, {**pn.LIMITS, **gp.LIMITS}, set(planner) - pn.START_UP_ONLY),
+        ('### Planner parameters', planner, {**pn.LIMITS,
+         **gp.LIMITS}, set(planner) - pn.START_UP_ONLY),
         ('### Descriptor node parameters', dn.PARAMS, dn.LIMITS, set()),
         ('### Executor parameters', en.PARAMS, en.LIMITS, en.RUN_TIME),
         ('### Sim world parameters', sn.PARAMS, sn.LIMITS, sn.RUN_TIME),

@@ -26,8 +26,10 @@ def main(argv=None) -> int:
     parser = cli.ArgumentParser(prog='export_onnx', description=__doc__.splitlines()[0])
     parser.add_argument('--checkpoint', required=True, help='checkpoint from training')
     parser.add_argument('--out', required=True, help='output .onnx file')
-    parser.add_argument('--height', type=cli.arg_type(integer(8, 8192)), default=480, help='example input height (px)')
-    parser.add_argument('--width', type=cli.arg_type(integer(8, 8192)), default=640, help='example input width (px)')
+    parser.add_argument('--height', type=cli.arg_type(integer(8, 8192)),
+                        default=480, help='example input height (px)')
+    parser.add_argument('--width', type=cli.arg_type(integer(8, 8192)),
+                        default=640, help='example input width (px)')
     parser.add_argument('--tolerance', type=cli.arg_type(real(0, None, low_open=True)), default=1e-4,
                         help='max abs difference allowed between ONNX Runtime and PyTorch')
     args = parser.parse_args(argv)
@@ -52,7 +54,8 @@ def _run(args) -> int:
     print(f'exported {args.out} ({args.height}x{args.width} example); '
           f'max |onnx - torch| = {diff:.2e}')
     if diff > args.tolerance:
-        return cli.fail('export_onnx', f'max |onnx - torch| = {diff:.2e} is above --tolerance {args.tolerance:g}')
+        return cli.fail(
+            'export_onnx', f'max |onnx - torch| = {diff:.2e} is above --tolerance {args.tolerance:g}')
     return 0
 
 

@@ -47,7 +47,10 @@ def main(argv=None):
     parser.add_argument('mode', choices=['train', 'eval', 'same_table'])
     parser.add_argument('--benchmark', choices=['v1', 'v2'], default='v2',
                         help='v2: real-textured objects, OpenGL renderer (default); v1: the earlier one')
-    parser.add_argument('--out', default=None, help='output folder (default data/train_images or data/eval)')
+    parser.add_argument(
+        '--out',
+        default=None,
+        help='output folder (default data/train_images or data/eval)')
     parser.add_argument('--config', default=None, help='YAML file with config keys')
     parser.add_argument('--num-images', type=count, help='train: number of frames')
     parser.add_argument('--scenes', type=count, help='eval: number of scenes')
@@ -55,7 +58,10 @@ def main(argv=None):
     parser.add_argument('--width', type=size)
     parser.add_argument('--height', type=size)
     parser.add_argument('--seed', type=cli.arg_type(integer(0)))
-    parser.add_argument('--depth', action='store_true', help='also write depth, segmentation, poses')
+    parser.add_argument(
+        '--depth',
+        action='store_true',
+        help='also write depth, segmentation, poses')
     args = parser.parse_args(argv)
     return cli.run('render_dataset', lambda: _run(args))
 
@@ -68,7 +74,8 @@ def read_config(path: str) -> dict:
     except yaml.YAMLError as exc:
         raise ValueError(f'--config {path} is not valid YAML: {exc}') from None
     if not isinstance(cfg, dict):
-        raise ValueError(f'--config {path} must hold a mapping of config keys, got {type(cfg).__name__}')
+        raise ValueError(
+            f'--config {path} must hold a mapping of config keys, got {type(cfg).__name__}')
     return cfg
 
 
@@ -110,7 +117,8 @@ def _run(args) -> int:
               f"(stride 8 at 320x240; 10-90 %: {size.get('p10_short_side_cells', float('nan')):.2f}-"
               f"{size.get('p90_short_side_cells', float('nan')):.2f}; {size['num_instances']} object views)")
     if stats.get('skipped'):
-        print(f"skipped assets ({len(stats['skipped'])}): " + '; '.join(f'{k}: {r}' for k, r in stats['skipped']))
+        print(f"skipped assets ({len(stats['skipped'])}): " +
+              '; '.join(f'{k}: {r}' for k, r in stats['skipped']))
     return 0
 
 

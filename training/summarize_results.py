@@ -39,7 +39,8 @@ def accuracy_table(evals: dict) -> str:
     for name, r in evals.items():
         pck = ' | '.join(_pm(r['pck'][t], r.get('pck_std', {}).get(t)) for t in THRESHOLDS)
         split = r.get('per_split', {})
-        seen = f"{split['seen']['auc']:.3f} / {split['unseen']['auc']:.3f}" if {'seen', 'unseen'} <= set(split) else '-'
+        seen = f"{split['seen']['auc']:.3f} / {split['unseen']['auc']:.3f}" if {'seen',
+                                                                                'unseen'} <= set(split) else '-'
         lines.append(f"| {name} | {pck} | {_pm(r['auc'], r.get('auc_std'))} | "
                      f"{_pm(r['norm_mean_px_error'], r.get('norm_mean_px_error_std'))} | {seen} | {r['num_pairs']} |")
     return '\n'.join(lines)
@@ -76,7 +77,10 @@ def grasp_table(grasps: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('files', nargs='+', help='eval_<name>.json and runs/<name>/metrics.json files')
+    parser.add_argument(
+        'files',
+        nargs='+',
+        help='eval_<name>.json and runs/<name>/metrics.json files')
     args = parser.parse_args(argv)
     evals, runs, grasps = {}, {}, {}
     for path in args.files:

@@ -61,4 +61,3 @@ def build_backbone(name: str, pretrained: bool = True, trunk: str = 'dilated'):
         net = ResNetTrunk(name, pretrained=pretrained, trunk=trunk)
         return net, net.out_channels, (IMAGENET_MEAN, IMAGENET_STD)
     raise ValueError(f'unknown backbone {name!r}; choose one of {list(BACKBONES)}')
-

@@ -64,7 +64,8 @@ def descriptor_function(model_or_extractor, device: str = 'cpu', features: str =
     if features == 'backbone':
         raise ValueError("features='backbone' needs a DescriptorNet, not an extractor")
     if not callable(model_or_extractor):
-        raise ValueError(f'expected a DescriptorNet or an extractor, got {type(model_or_extractor).__name__}')
+        raise ValueError(
+            f'expected a DescriptorNet or an extractor, got {type(model_or_extractor).__name__}')
     return model_or_extractor
 
 

@@ -37,7 +37,8 @@ def pixel_errors(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Euclidean distances ``(N,)`` between ``(N, 2)`` predicted and target pixels."""
     pred, target = np.asarray(pred, dtype=float), np.asarray(target, dtype=float)
     if pred.shape != target.shape or pred.ndim != 2 or pred.shape[1] != 2:
-        raise ValueError(f'pred and target must both be (N, 2), got {pred.shape} and {target.shape}')
+        raise ValueError(
+            f'pred and target must both be (N, 2), got {pred.shape} and {target.shape}')
     return np.linalg.norm(pred - target, axis=1)
 
 

@@ -43,7 +43,7 @@ class MotionConfig:
 
     pre_grasp_distance: float = 0.10  # back along the approach axis before the straight approach
     grasp_depth: float = 0.02         # the pad centre goes this far past the pose (which lies on
-                                      # the object surface between the grasp keypoints)
+    # the object surface between the grasp keypoints)
     lift_height: float = 0.15         # straight up (base-frame z) after closing
 
 

@@ -57,7 +57,8 @@ class MoveItExecutorConfig(MotionConfig):
     """
 
     arm_group: str = 'panda_arm'
-    ee_link: str = 'panda_hand_tcp'       # link whose pose is the grasp frame (z approach, y closing)
+    # link whose pose is the grasp frame (z approach, y closing)
+    ee_link: str = 'panda_hand_tcp'
     base_frame: str = 'panda_link0'       # planning frame grasps are converted to
     hand_group: str = 'hand'
     open_state: str = 'open'

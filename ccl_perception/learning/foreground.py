@@ -138,7 +138,8 @@ def foreground_mask(image: np.ndarray, background: np.ndarray, threshold: float 
         fit_on = None  # all pixels first: the objects are a minority of the frame
         for _ in range(LIGHTING_ITERATIONS):
             gain, offset = fit_gain_offset(img, bg, fit_on)
-            diff = np.abs(img - (bg * gain.astype(np.float32) + offset.astype(np.float32))).max(axis=2)
+            diff = np.abs(img - (bg * gain.astype(np.float32) +
+                          offset.astype(np.float32))).max(axis=2)
             fit_on = diff < threshold
     mask = (diff > threshold).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))

@@ -46,7 +46,11 @@ from ..correspondence import STRIDE, full_to_grid, grid_to_full
 
 LOG = logging.getLogger(__name__)
 
-KEYS = ('sampled_on_objects', 'kept_on_objects', 'kept_object_precision', 'kept_background_precision')
+KEYS = (
+    'sampled_on_objects',
+    'kept_on_objects',
+    'kept_object_precision',
+    'kept_background_precision')
 
 
 def _rate(hits: np.ndarray, mask: np.ndarray) -> float:
@@ -75,7 +79,8 @@ class CycleInstruments:
             rel = os.path.relpath(str(path), self.root)
             self.meta.append(frames.get(rel))
         if not any(m is not None for m in self.meta):
-            raise ValueError(f'no frame of {self.root}/frames.json matches the images of the folder')
+            raise ValueError(
+                f'no frame of {self.root}/frames.json matches the images of the folder')
         self.size = (int(size[0]), int(size[1]))
         self._cache = {}
 

@@ -72,7 +72,11 @@ class DescriptorNode(Node):
         self.pub_vis = self.create_publisher(Image, DESCRIPTORS_VIS_TOPIC, OUTPUT_QOS)
         self.pub_status = self.create_publisher(String, STATUS_TOPIC, STATUS_QOS)
         self.create_subscription(Image, COLOR_TOPIC, self.mailbox.put, SENSOR_QOS)
-        self.timer = self.create_timer(1.0 / p['max_rate_hz'], shutdown_tolerant(self, self._process))
+        self.timer = self.create_timer(
+            1.0 / p['max_rate_hz'],
+            shutdown_tolerant(
+                self,
+                self._process))
         self.watchdog = watch_input(self, p['input_timeout_s'], lambda: {'colour frame': self.mailbox.received},
                                     self._on_silence)
 
@@ -100,7 +104,9 @@ class DescriptorNode(Node):
         try:
             desc = self.extractor(rgb).float().cpu().numpy()  # (D, h, w)
         except Exception as e:  # noqa: BLE001 - a failing frame must not take the node down
-            self.get_logger().error(f'descriptor extraction failed: {e}', throttle_duration_sec=1.0)
+            self.get_logger().error(
+                f'descriptor extraction failed: {e}',
+                throttle_duration_sec=1.0)
             self._status(f'skipped frame: {type(e).__name__}: {e}')
             return
         d = desc.shape[0]

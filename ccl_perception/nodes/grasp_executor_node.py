@@ -92,7 +92,8 @@ def check_world_from_camera(value) -> list:
     values = [float(v) for v in value]
     if values == [0.0]:
         return values
-    if len(values) != 7 or not all(math.isfinite(v) for v in values) or math.hypot(*values[3:]) < 1e-9:
+    if len(values) != 7 or not all(math.isfinite(v)
+                                   for v in values) or math.hypot(*values[3:]) < 1e-9:
         raise ValueError(f'world_from_camera = {list(value)!r} is not allowed: must be [0.0] (unset) or '
                          '[x, y, z, qx, qy, qz, qw] with finite values and a non-zero quaternion')
     return values

@@ -61,7 +61,8 @@ PARAMS = {
     'sync_slop': 0.02,          # colour/depth stamp tolerance, seconds
     'sync_queue_size': 5,       # messages kept per stream for synchronisation
     'publish_heatmap': True,
-    'input_timeout_s': 5.0,     # warn (log + ~/status) when no colour+depth pair arrived for this long
+    # warn (log + ~/status) when no colour+depth pair arrived for this long
+    'input_timeout_s': 5.0,
 }
 #: Pipeline knobs; ``tau`` is left out of the YAML: its default is the checkpoint's.
 PIPELINE_PARAMS = dict(grasp_pipeline.DEFAULTS)
@@ -101,13 +102,19 @@ class GraspPlanner(Node):
         super().__init__('grasp_planner', **kwargs)
         declare_parameters(self, PARAMS)
         self._lock = threading.Lock()
-        self.counts = {'frames': 0, 'poses': 0, 'abstained': 0, 'bad_input': 0, 'input_timeouts': 0}
+        self.counts = {
+            'frames': 0,
+            'poses': 0,
+            'abstained': 0,
+            'bad_input': 0,
+            'input_timeouts': 0}
         check(LIMITS, param_values(self, PARAMS))  # before the model loads (device, backend)
         extractor, self.load_error = load_extractor(self)
         tau = getattr(extractor, 'training_tau', None) or DEFAULT_TAU
         declare_parameters(self, {**PIPELINE_PARAMS, 'tau': tau})
         # a bad value (e.g. from config/grasp_planner.yaml) stops the start with its reason
-        values = check_parameters({k: self.get_parameter(k).value for k in {**PARAMS, **PIPELINE_PARAMS}})
+        values = check_parameters({k: self.get_parameter(
+            k).value for k in {**PARAMS, **PIPELINE_PARAMS}})
         config = {k: values[k] for k in PIPELINE_PARAMS}
         pipeline = None if extractor is None else grasp_pipeline.GraspPipeline(extractor, config)
         library = TargetLibrary(self.get_parameter('target_dir').value,
@@ -134,9 +141,22 @@ class GraspPlanner(Node):
                                     values['sync_slop'], values['sync_queue_size'],
                                     received=self.received)
         self.create_subscription(CameraInfo, INFO_TOPIC, self._on_info, SENSOR_QOS)
-        self.create_service(Trigger, RELOAD_TARGETS_SERVICE, shutdown_tolerant(self, self._on_reload))
-        self.timer = self.create_timer(1.0 / values['max_rate_hz'], shutdown_tolerant(self, self._process))
-        self.watchdog = watch_input(self, values['input_timeout_s'], self._input_counts, self._on_silence)
+        self.create_service(
+            Trigger,
+            RELOAD_TARGETS_SERVICE,
+            shutdown_tolerant(
+                self,
+                self._on_reload))
+        self.timer = self.create_timer(
+            1.0 / values['max_rate_hz'],
+            shutdown_tolerant(
+                self,
+                self._process))
+        self.watchdog = watch_input(
+            self,
+            values['input_timeout_s'],
+            self._input_counts,
+            self._on_silence)
         self.get_logger().info(f'grasp planner ready: tau={self.get_parameter("tau").value}, '
                                f'target={getattr(self.target, "name", None)!r}, '
                                f'{len(self.state.library.targets)} target(s) in the library')

@@ -177,7 +177,13 @@ def grasp_markers(header, points_3d, grasp=None, pose=None):
         axis.color = ColorRGBA(r=0.1, g=0.4, b=1.0, a=1.0)
         axis.pose.orientation.w = 1.0
         half_axis = grasp.rotation[:, 1] * grasp.axis_length / 2
-        axis.points = [point_msg(grasp.position - half_axis), point_msg(grasp.position + half_axis)]
+        axis.points = [
+            point_msg(
+                grasp.position -
+                half_axis),
+            point_msg(
+                grasp.position +
+                half_axis)]
         grip = Marker(header=header, ns='gripper', id=2, type=Marker.LINE_LIST, action=Marker.ADD)
         grip.pose = pose
         grip.scale.x = 0.005

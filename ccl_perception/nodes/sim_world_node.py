@@ -91,10 +91,12 @@ def check_parameters(values: dict, object_names=None) -> dict:
     out = check(LIMITS, values)
     objects = out.get('objects', [''])
     if not all(isinstance(o, str) for o in objects):
-        raise ValueError(f'objects = {objects!r} is not allowed: must be a list of catalogue names ([""] = unset)')
+        raise ValueError(
+            f'objects = {objects!r} is not allowed: must be a list of catalogue names ([""] = unset)')
     target = out.get('target', '')
     if object_names is not None and target and target not in object_names:
-        raise ValueError(f'target = {target!r} is not allowed: must be \'\' or one of {", ".join(object_names)}')
+        raise ValueError(
+            f'target = {target!r} is not allowed: must be \'\' or one of {", ".join(object_names)}')
     return out
 
 
@@ -132,7 +134,11 @@ class SimWorldNode(Node):
         self.pub_pose = self.create_publisher(PoseStamped, CAMERA_POSE_TOPIC, LATCHED_QOS)
         self.pub_scene = self.create_publisher(String, SCENE_TOPIC, LATCHED_QOS)
         self.create_service(Trigger, RESET_SERVICE, shutdown_tolerant(self, self._on_reset))
-        self.timer = self.create_timer(1.0 / p['publish_rate'], shutdown_tolerant(self, self.publish_frame))
+        self.timer = self.create_timer(
+            1.0 / p['publish_rate'],
+            shutdown_tolerant(
+                self,
+                self.publish_frame))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.frames_published = 0
         self.frames_skipped_busy = 0

@@ -137,7 +137,8 @@ class TargetMaker(Node):
             elif T_cam_world is not None and frame == self.camera_pose.header.frame_id:
                 cam.append(T_cam_world[:3, :3] @ p + T_cam_world[:3, 3])
             else:
-                raise ValueError(f'point in frame {frame!r} cannot be brought into {camera_frame!r}')
+                raise ValueError(
+                    f'point in frame {frame!r} cannot be brought into {camera_frame!r}')
         cam = np.asarray(cam)
         if np.any(cam[:, 2] <= 0):
             raise ValueError('a clicked point lies behind the camera')

@@ -125,7 +125,8 @@ class Camera:
     def d435_looking_at(cls, eye, target, width: int = 640, height: int = 480,
                         up=(0.0, 0.0, 1.0), near: float = 0.02, far: float = 5.0) -> 'Camera':
         """RealSense D435 colour camera (:func:`d435_intrinsics`) at ``eye`` looking at ``target``."""
-        return cls(d435_intrinsics(width, height), look_at(eye, target, up), width, height, near, far)
+        return cls(d435_intrinsics(width, height), look_at(
+            eye, target, up), width, height, near, far)
 
     @property
     def fov_y_deg(self) -> float:

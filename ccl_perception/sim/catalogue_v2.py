@@ -213,12 +213,14 @@ def notice_text(selection: Selection | None = None) -> str:
                      f'{w:g} x {d:g} x {h:g} cm')
     lines += ['', 'Table-top photos (key: file, from the model by author, archive, licence):']
     for s in sel.surfaces:
-        lines.append(f'  {s.key}: {s.member} (from {s.model}) by {s.author}, {s.archive}, {s.licence}')
+        lines.append(
+            f'  {s.key}: {s.member} (from {s.model}) by {s.author}, {s.archive}, {s.licence}')
     return '\n'.join(lines) + '\n'
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--notice', action='store_true', help='print the NOTICE attribution text')
     args = ap.parse_args(argv)
     if args.notice:
