@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Start the grasping pipeline's nodes in one process, from the same table as the launch file.
 
 ``launch/grasp.launch.py`` (``ros2 launch ccl_perception grasp.launch.py``) and this
@@ -44,7 +58,6 @@ LAUNCH_ARGUMENTS = {
     'sim': ('true', 'start the simulated world (pybullet camera + arm)'),
     'rviz': ('false', 'start rviz2 with config/ccl.rviz (launch file only)'),
 }
-
 
 
 @dataclass
@@ -114,11 +127,13 @@ def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
     """The pipeline's nodes for the given launch arguments (strings)."""
     a = resolve_arguments(arguments)
     if a['executor_backend'] not in ('sim', 'moveit'):
-        raise ValueError(f"executor_backend must be 'sim' or 'moveit', got {a['executor_backend']!r}")
+        raise ValueError(
+            f"executor_backend must be 'sim' or 'moveit', got {a['executor_backend']!r}")
     from ccl_perception.nodes import CAMERA_PREFIX, CAMERA_TOPICS
     sim = _truthy(a['sim'])
     ns = a['camera_ns'].strip('/')
-    remap = [] if ns == CAMERA_PREFIX else [(t, ns + t[len(CAMERA_PREFIX):]) for t in CAMERA_TOPICS]
+    remap = [] if ns == CAMERA_PREFIX else [
+        (t, ns + t[len(CAMERA_PREFIX):]) for t in CAMERA_TOPICS]
     model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend']}
     specs = [
         NodeSpec('descriptor_node', 'descriptor_node', 'ccl_perception.nodes.descriptor_node:DescriptorNode',
@@ -132,7 +147,8 @@ def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
         specs.append(NodeSpec('sim_world', 'sim_world_node', 'ccl_perception.nodes.sim_world_node:SimWorldNode',
                               'sim_world.yaml', {'run_executor': a['executor_backend'] == 'sim'}, list(remap)))
     if a['executor_backend'] == 'sim' and not sim:
-        raise ValueError('executor_backend:=sim needs the simulated world (sim:=true); use executor_backend:=moveit')
+        raise ValueError(
+            'executor_backend:=sim needs the simulated world (sim:=true); use executor_backend:=moveit')
     specs.append(NodeSpec('grasp_executor', 'grasp_executor_node',
                           'ccl_perception.nodes.grasp_executor_node:GraspExecutorNode', 'grasp_executor.yaml',
                           {'backend': a['executor_backend']}, [],
@@ -164,7 +180,8 @@ def merged_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
 
 def _ros_parameters(params: dict):
     from rclpy.parameter import Parameter
-    return [Parameter(k, value=v) for k, v in params.items() if not (isinstance(v, list) and not v)]
+    return [Parameter(k, value=v) for k, v in params.items()
+            if not (isinstance(v, list) and not v)]
 
 
 def create_nodes(specs: List[NodeSpec], context=None):
@@ -181,20 +198,23 @@ def create_nodes(specs: List[NodeSpec], context=None):
             try:
                 cls = getattr(importlib.import_module(module_name), cls_name)
             except (ImportError, AttributeError) as e:
-                raise RuntimeError(f'cannot start node {spec.name!r}: {spec.entry} is not importable ({e})') from e
+                raise RuntimeError(
+                    f'cannot start node {spec.name!r}: {spec.entry} is not importable ({e})') from e
             kwargs = {'parameter_overrides': _ros_parameters(merged_parameters(spec)),
                       'cli_args': ['--ros-args'] + [a for f, t in spec.remappings for a in ('-r', f'{f}:={t}')]}
             if context is not None:
                 kwargs['context'] = context
             if spec.host is not None:
                 if spec.host not in nodes:
-                    raise RuntimeError(f'node {spec.name!r} needs {spec.host!r} in the same process')
+                    raise RuntimeError(
+                        f'node {spec.name!r} needs {spec.host!r} in the same process')
                 from ccl_perception.executors.sim_executor import world_executor
                 kwargs['executor'] = world_executor(nodes[spec.host].world)
             try:
                 nodes[spec.name] = cls(**kwargs)
             except Exception as e:  # noqa: BLE001 - e.g. moveit_py missing for the moveit executor
-                raise RuntimeError(f'cannot start node {spec.name!r} ({spec.entry}): {type(e).__name__}: {e}') from e
+                raise RuntimeError(
+                    f'cannot start node {spec.name!r} ({spec.entry}): {type(e).__name__}: {e}') from e
     except RuntimeError:
         for n in reversed(list(nodes.values())):
             n.destroy_node()
@@ -217,7 +237,8 @@ def read_bringup_config(path: str) -> dict:
     if not isinstance(cfg.get('arguments') or {}, dict):
         raise ValueError(f'--config {path}: arguments must be a mapping name: value')
     nodes = cfg.get('nodes')
-    if nodes is not None and not (isinstance(nodes, list) and all(isinstance(n, str) for n in nodes)):
+    if nodes is not None and not (isinstance(
+            nodes, list) and all(isinstance(n, str) for n in nodes)):
         raise ValueError(f'--config {path}: nodes must be a list of node names')
     return cfg
 
@@ -226,7 +247,9 @@ def parse_argv(argv: List[str]):
     """``name:=value`` launch arguments plus ``--config`` / ``--nodes`` options."""
     from ccl_perception.cli import ArgumentParser
     p = ArgumentParser(prog='bringup', description=__doc__.split('\n\n')[0])
-    p.add_argument('--config', help='YAML with optional keys arguments (dict) and nodes (list of names)')
+    p.add_argument(
+        '--config',
+        help='YAML with optional keys arguments (dict) and nodes (list of names)')
     p.add_argument('--nodes', nargs='+', help='start only these node names')
     p.add_argument('assignments', nargs='*', help='launch arguments name:=value')
     ns = p.parse_args(argv)
@@ -272,7 +295,8 @@ def main(argv=None) -> int:
         log = rclpy.logging.get_logger('bringup')
         log.info(f'started {", ".join(nodes)}')
         if _truthy(resolve_arguments(args)['rviz']):
-            log.warning(f'rviz is not started by bringup; run: rviz2 -d {os.path.join(config_dir(), "ccl.rviz")}')
+            log.warning(
+                f'rviz is not started by bringup; run: rviz2 -d {os.path.join(config_dir(), "ccl.rviz")}')
         return nodes
 
     # launch arguments are ours, not ROS remaps: rclpy only sees what follows --ros-args

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """What every command-line tool shares: one-line errors on stderr and exit code 2.
 
 Every CLI of the package (``train``, ``evaluate``, ``make_target``, ``export_onnx``,
@@ -68,10 +82,12 @@ def check_device(device: str) -> str:
     if device.startswith('cuda'):
         import torch
         if not torch.cuda.is_available():
-            raise ValueError(f'device = {device!r}: CUDA is not available on this machine (use cpu)')
+            raise ValueError(
+                f'device = {device!r}: CUDA is not available on this machine (use cpu)')
         index = int(device.split(':')[1]) if ':' in device else 0
         if index >= torch.cuda.device_count():
-            raise ValueError(f'device = {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)')
+            raise ValueError(
+                f'device = {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)')
     return device
 
 

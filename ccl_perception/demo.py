@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """``make demo``: render -> train -> targets -> ROS 2 grasping in simulation -> report.
 
     python -m ccl_perception.demo [--out demo_output] [--checkpoint ck.pt] [--steps 300]
@@ -37,7 +51,8 @@ import numpy as np
 DEFAULTS = {
     'out': 'demo_output',          # folder for all outputs
     'num_images': 200,             # rendered training frames (320x240)
-    'steps': 200,                  # training steps (batch 4, 160x120: 1.7-9 s/step on a shared 2-core CPU)
+    # training steps (batch 4, 160x120: 1.7-9 s/step on a shared 2-core CPU)
+    'steps': 200,
     'method': 'ccl_iv',            # training method (ccl_perception.learning)
     'lr': 3.0e-4,                  # AdamW learning rate of the short schedule
     'train_size': [160, 120],      # training resolution (width, height): a CPU budget
@@ -166,7 +181,13 @@ def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: 
             continue
         try:
             pixels = auto_grasp_pixels(mask)
-            target = tg.make_target(extractor, render.rgb, pixels, name, depth=render.depth, K=cam.K)
+            target = tg.make_target(
+                extractor,
+                render.rgb,
+                pixels,
+                name,
+                depth=render.depth,
+                K=cam.K)
         except ValueError as e:
             log(f'target {name}: skipped ({e})')
             continue
@@ -220,7 +241,7 @@ def summarise(trials: list) -> dict:
     """Success rate over present scenes, abstentions, false grasps over absent scenes."""
     pres = [t for t in trials if t['present']]
     absn = [t for t in trials if not t['present']]
-    n = lambda lst, o: sum(t['outcome'] == o for t in lst)  # noqa: E731
+    def n(lst, o): return sum(t['outcome'] == o for t in lst)  # noqa: E731
     return {
         'present_scenes': len(pres), 'grasped': n(pres, 'grasped'),
         'failed_grasps': n(pres, 'failed_grasp'), 'abstained': n(pres, 'abstained'),
@@ -314,7 +335,7 @@ class RosTrialRunner:
 
         self._Parameter, self._Trigger = Parameter, Trigger
         specs = [s for s in bringup.node_specs({'checkpoint': checkpoint, 'target_dir': target_dir,
-                                                 'sim': 'true', 'executor_backend': 'sim'})
+                                                'sim': 'true', 'executor_backend': 'sim'})
                  if s.name not in ('descriptor_node', 'target_maker')]  # not needed: saves CPU
         for s in specs:
             if s.name == 'sim_world':  # the camera at the resolution the model was trained at
@@ -327,7 +348,11 @@ class RosTrialRunner:
             client = nodes['ccl_demo'] = rclpy_create_node('ccl_demo', context)
             client.create_subscription(Image, n.private('grasp_planner', n.HEATMAP_TOPIC),
                                        self.heatmaps.append, n.OUTPUT_QOS)
-            client.create_subscription(PoseStamped, '/' + n.GRASP_POSE_TOPIC, self.poses.append, 10)
+            client.create_subscription(
+                PoseStamped,
+                '/' + n.GRASP_POSE_TOPIC,
+                self.poses.append,
+                10)
             client.create_subscription(String, n.private('grasp_planner', n.STATUS_TOPIC),
                                        lambda m: self.status.append(m.data), n.STATUS_QOS)
             client.create_subscription(String, n.private('grasp_executor', n.RESULT_TOPIC),
@@ -335,7 +360,7 @@ class RosTrialRunner:
                                        n.LATCHED_QOS)
             self.reset_cli = client.create_client(Trigger, n.private('sim_world', n.RESET_SERVICE))
             self.exec_cli = client.create_client(Trigger, n.private('grasp_executor',
-                                                                     n.EXECUTE_SERVICE))
+                                                                    n.EXECUTE_SERVICE))
             return nodes
 
         def rclpy_create_node(name, context):
@@ -371,7 +396,7 @@ class RosTrialRunner:
             raise RuntimeError(f'reset failed: {resp.message}')
         scene = json.loads(resp.message)
         t_scene = int(scene['camera_stamp_ns'])
-        stamp = lambda m: m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec  # noqa: E731
+        def stamp(m): return m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec  # noqa: E731
         end = time.monotonic() + timeout
         hm = None
         while time.monotonic() < end and hm is None:
@@ -380,7 +405,8 @@ class RosTrialRunner:
         trial = {'seed': scene['seed'], 'target': name, 'present': bool(scene['target_present']),
                  'objects': scene['objects']}
         if hm is None:
-            trial.update(outcome='timeout', planner=(self.status[-1] if self.status else 'no status'))
+            trial.update(outcome='timeout', planner=(
+                self.status[-1] if self.status else 'no status'))
             return trial
         s_frame = stamp(hm)
         trial['heatmap_rgb'] = ic.image_to_numpy(hm, 'rgb8')
@@ -654,7 +680,10 @@ def stage_report(cfg: dict, trials: list, checkpoint: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--out', default=DEFAULTS['out'])
-    ap.add_argument('--checkpoint', default=DEFAULTS['checkpoint'], help='reuse this model (skip training)')
+    ap.add_argument(
+        '--checkpoint',
+        default=DEFAULTS['checkpoint'],
+        help='reuse this model (skip training)')
     ap.add_argument('--images', type=int, default=DEFAULTS['num_images'])
     ap.add_argument('--steps', type=int, default=DEFAULTS['steps'])
     ap.add_argument('--targets', type=int, default=DEFAULTS['n_targets'])

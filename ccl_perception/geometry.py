@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Depth + intrinsics -> 3D keypoints -> 6D parallel-gripper grasp pose (no ROS).
 
 Conventions (see docs/ARCHITECTURE.md and docs/ros_interface.md):
@@ -123,10 +137,12 @@ def project(points: np.ndarray, K) -> np.ndarray:
     """Project ``(N, 3)`` optical-frame points to ``(N, 2)`` pixels (inverse of :func:`backproject`)."""
     K = check_intrinsics(K)
     p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    return np.stack([K[0, 0] * p[:, 0] / p[:, 2] + K[0, 2], K[1, 1] * p[:, 1] / p[:, 2] + K[1, 2]], axis=1)
+    return np.stack([K[0, 0] * p[:, 0] / p[:, 2] + K[0, 2],
+                    K[1, 1] * p[:, 1] / p[:, 2] + K[1, 2]], axis=1)
 
 
-def keypoints_to_3d(depth: np.ndarray, xy: np.ndarray, K, window: int = 5) -> Tuple[np.ndarray, np.ndarray]:
+def keypoints_to_3d(depth: np.ndarray, xy: np.ndarray, K,
+                    window: int = 5) -> Tuple[np.ndarray, np.ndarray]:
     """Robust 3D keypoints: :func:`robust_depth` then :func:`backproject`.
 
     Returns:
@@ -147,7 +163,8 @@ def depth_to_points(depth: np.ndarray, K, mask: Optional[np.ndarray] = None) -> 
     return backproject(np.stack([xs, ys], axis=1), depth[ys, xs], K)
 
 
-def estimate_normal(depth: np.ndarray, K, xy, radius_px: int = 7, method: str = 'open3d') -> Optional[np.ndarray]:
+def estimate_normal(depth: np.ndarray, K, xy, radius_px: int = 7,
+                    method: str = 'open3d') -> Optional[np.ndarray]:
     """Local surface normal at a pixel, oriented towards the camera.
 
     Uses the valid depth pixels of a ``(2r+1)^2`` patch. ``method='open3d'`` runs

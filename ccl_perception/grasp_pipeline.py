@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Frame -> grasp pose, without ROS: the core that the grasp planner node wraps.
 
 ``GraspPipeline.frame_to_pose(rgb, depth, K, target)`` runs
@@ -37,7 +51,8 @@ from ccl_perception.validation import check, choice, integer, real
 
 #: Defaults of every knob (also the ``grasp_planner`` node parameters of the same name).
 DEFAULTS = {
-    'tau': DEFAULT_TAU,            # softmax temperature of Eq. 2 (the planner uses the checkpoint's)
+    # softmax temperature of Eq. 2 (the planner uses the checkpoint's)
+    'tau': DEFAULT_TAU,
     'confidence_scale_px': 16.0,   # confidence = exp(-heatmap std [px] / this)
     'min_confidence': 0.3,         # abstain below this (min over the two axis keypoints)
     'min_similarity': 0.5,         # abstain when no pixel's cosine similarity reaches this
@@ -45,13 +60,17 @@ DEFAULTS = {
     'axis_length_tolerance': 0.3,  # abstain if | |axis| - reference | / reference exceeds this
     'gripper_margin': 0.02,        # opening width = axis length + margin, metres
     'max_width': 0.08,             # gripper stroke, metres (Franka hand: 0.08)
-    'approach': 'normal',          # 'normal' (minus the local surface normal) or 'camera' (optical axis)
+    # 'normal' (minus the local surface normal) or 'camera' (optical axis)
+    'approach': 'normal',
     'normal_radius_px': 7,         # half-size of the normal-estimation patch, pixels
     'normal_method': 'pca',        # 'pca' (numpy) or 'open3d' (same result, slower import)
     'ransac_threshold': 0.01,      # inlier distance of the reference-shape fit, metres
-    'min_inlier_fraction': 0.8,    # 3+ keypoints: at least this fraction (and 3) must fit the reference shape (0.8: 4 of 5)
-    'min_depth': 0.05,             # abstain when an axis keypoint is nearer than this, metres (sensor minimum)
-    'max_depth': 3.0,              # abstain when an axis keypoint is farther than this, metres (sensor range / reach)
+    # 3+ keypoints: at least this fraction (and 3) must fit the reference shape (0.8: 4 of 5)
+    'min_inlier_fraction': 0.8,
+    # abstain when an axis keypoint is nearer than this, metres (sensor minimum)
+    'min_depth': 0.05,
+    # abstain when an axis keypoint is farther than this, metres (sensor range / reach)
+    'max_depth': 3.0,
 }
 
 #: Allowed values of every knob of :data:`DEFAULTS` (also the planner's parameter ranges).
@@ -108,13 +127,15 @@ def validate_config(cfg: dict) -> dict:
     """
     unknown = sorted(set(cfg) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f'unknown grasp pipeline option {unknown[0]!r}; known: {", ".join(DEFAULTS)}')
+        raise ValueError(
+            f'unknown grasp pipeline option {unknown[0]!r}; known: {", ".join(DEFAULTS)}')
     missing = sorted(set(DEFAULTS) - set(cfg))
     if missing:
         raise ValueError(f'grasp pipeline config lacks {", ".join(missing)}')
     out = check(LIMITS, cfg)
     if out['min_depth'] >= out['max_depth']:
-        raise ValueError(f"min_depth = {out['min_depth']!r} must be below max_depth = {out['max_depth']!r}")
+        raise ValueError(
+            f"min_depth = {out['min_depth']!r} must be below max_depth = {out['max_depth']!r}")
     return out
 
 
@@ -162,7 +183,8 @@ class GraspPipeline:
         self.matcher = self._matcher(self.config)
 
     def _matcher(self, cfg: dict) -> KeypointMatcher:
-        return KeypointMatcher(cfg['tau'], getattr(self.extractor, 'stride', 8), cfg['confidence_scale_px'])
+        return KeypointMatcher(cfg['tau'], getattr(
+            self.extractor, 'stride', 8), cfg['confidence_scale_px'])
 
     def update_config(self, **changes) -> dict:
         """Validate ``changes`` over the current config and apply them all, or none.
@@ -221,7 +243,8 @@ class GraspPipeline:
             res.reason = (f'low match confidence {conf:.2f} < {cfg["min_confidence"]:.2f} '
                           f'(heatmap spread {m.std_px[:2].max():.1f} px): target not found')
             return res
-        inside = (kp[:, 0] >= -0.5) & (kp[:, 0] <= W - 0.5) & (kp[:, 1] >= -0.5) & (kp[:, 1] <= H - 0.5)
+        inside = (kp[:, 0] >= -0.5) & (kp[:, 0] <= W -
+                                       0.5) & (kp[:, 1] >= -0.5) & (kp[:, 1] <= H - 0.5)
         if not inside[:2].all():
             res.reason = f'grasp-axis keypoint outside the {W}x{H} image: {kp[:2].round(1).tolist()}'
             return res
@@ -255,10 +278,12 @@ class GraspPipeline:
         hint = None
         if cfg['approach'] == 'normal':
             mid_px = geometry.project(((p1 + p2) / 2)[None], K)[0]
-            n = geometry.estimate_normal(depth, K, mid_px, int(cfg['normal_radius_px']), cfg['normal_method'])
+            n = geometry.estimate_normal(depth, K, mid_px, int(
+                cfg['normal_radius_px']), cfg['normal_method'])
             hint = None if n is None else -n
         try:
-            res.pose = geometry.grasp_from_axis(p1, p2, hint, cfg['gripper_margin'], cfg['max_width'])
+            res.pose = geometry.grasp_from_axis(
+                p1, p2, hint, cfg['gripper_margin'], cfg['max_width'])
         except ValueError as e:
             res.reason = f'degenerate grasp axis: {e}'
             return res
@@ -267,6 +292,7 @@ class GraspPipeline:
         return res
 
 
-def frame_to_pose(extractor, rgb, depth, K, target, config: Optional[dict] = None) -> PipelineResult:
+def frame_to_pose(extractor, rgb, depth, K, target,
+                  config: Optional[dict] = None) -> PipelineResult:
     """Functional form of :meth:`GraspPipeline.frame_to_pose` (builds a pipeline each call)."""
     return GraspPipeline(extractor, config).frame_to_pose(rgb, depth, K, target)

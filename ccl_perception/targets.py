@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Grasp targets: descriptors of an object's grasp keypoints, stored without pickle.
 
 A target is made once from a reference RGB(-D) image, a trained checkpoint and two or
@@ -115,10 +129,12 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
     if missing:
         raise TargetError(f'target file {path!r} lacks {", ".join(missing)}')
     if int(data['format_version']) != FORMAT_VERSION:
-        raise TargetError(f'target file {path!r} has format {int(data["format_version"])}, expected {FORMAT_VERSION}')
+        raise TargetError(
+            f'target file {path!r} has format {int(data["format_version"])}, expected {FORMAT_VERSION}')
     desc = data['descriptors']
     if desc.ndim != 2 or len(desc) < 2 or not np.all(np.isfinite(desc)):
-        raise TargetError(f'target file {path!r}: descriptors must be finite (N>=2, D), got {desc.shape}')
+        raise TargetError(
+            f'target file {path!r}: descriptors must be finite (N>=2, D), got {desc.shape}')
     identity = str(data['model_identity'])
     if expected_identity is not None and identity != expected_identity:
         raise TargetError(f'target {str(data["name"])!r} ({path}) was made with model {identity}, '
@@ -259,7 +275,8 @@ def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[n
 
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f'reference image must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}')
+        raise ValueError(
+            f'reference image must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}')
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f'target name must be a non-empty string, got {name!r}')
     H, W = rgb.shape[:2]
@@ -336,7 +353,8 @@ def _numbers(text: str, what: str, n: int) -> list:
     """``'a,b,...'`` -> ``n`` floats, or ``ValueError`` naming ``what`` and the bad part."""
     parts = text.split(',')
     if len(parts) != n:
-        raise ValueError(f'{what} {text!r}: expected {n} comma-separated numbers, got {len(parts)}')
+        raise ValueError(
+            f'{what} {text!r}: expected {n} comma-separated numbers, got {len(parts)}')
     out = []
     for part in parts:
         try:
@@ -369,9 +387,14 @@ def parse_intrinsics(text: str) -> np.ndarray:
             with open(text) as f:
                 d = yaml.safe_load(f)
         except yaml.YAMLError as e:
-            raise ValueError(f'intrinsics file {text} is not a .npy and not valid YAML: {e}') from None
+            raise ValueError(
+                f'intrinsics file {text} is not a .npy and not valid YAML: {e}') from None
         d = d if isinstance(d, dict) else {}
-        data = d.get('camera_matrix', {}).get('data') if isinstance(d.get('camera_matrix'), dict) else d.get('k')
+        data = d.get(
+            'camera_matrix',
+            {}).get('data') if isinstance(
+            d.get('camera_matrix'),
+            dict) else d.get('k')
         if data is None:
             raise ValueError(f'intrinsics file {text}: no camera_matrix.data or k in the YAML')
         try:
@@ -380,7 +403,8 @@ def parse_intrinsics(text: str) -> np.ndarray:
             raise ValueError(f'intrinsics file {text}: {e}') from None
     if ',' not in text:
         raise ValueError(f'intrinsics {text!r} is neither an existing file nor fx,fy,cx,cy')
-    return geometry.check_intrinsics(geometry.intrinsics_matrix(*_numbers(text, 'intrinsics (fx,fy,cx,cy)', 4)))
+    return geometry.check_intrinsics(geometry.intrinsics_matrix(
+        *_numbers(text, 'intrinsics (fx,fy,cx,cy)', 4)))
 
 
 def read_depth(path: str, depth_scale: float = 0.001) -> np.ndarray:
@@ -418,14 +442,19 @@ def main(argv=None) -> int:
     from ccl_perception import cli
     from ccl_perception.validation import real
 
-    p = cli.ArgumentParser(prog='make_target', description='Create a grasp target file from a reference image.')
+    p = cli.ArgumentParser(
+        prog='make_target',
+        description='Create a grasp target file from a reference image.')
     p.add_argument('--checkpoint', required=True, help='trained model checkpoint (.pt)')
     p.add_argument('--image', required=True, help='reference RGB image')
-    p.add_argument('--depth', help='aligned depth: 16-bit PNG / uint16 .npy (mm) or float .npy (m)')
+    p.add_argument(
+        '--depth',
+        help='aligned depth: 16-bit PNG / uint16 .npy (mm) or float .npy (m)')
     p.add_argument('--depth-scale', type=cli.arg_type(real(0, None, low_open=True)), default=0.001,
                    help='metres per integer depth unit')
     p.add_argument('--intrinsics', help='fx,fy,cx,cy or a .npy 3x3 or a camera_info YAML')
-    p.add_argument('--points', nargs='+', required=True, help='pixels x,y; the first two are the grasp axis')
+    p.add_argument('--points', nargs='+', required=True,
+                   help='pixels x,y; the first two are the grasp axis')
     p.add_argument('--name', required=True, help='target name')
     p.add_argument('--out', required=True, help='output .npz')
     p.add_argument('--device', default='cpu')
@@ -439,7 +468,8 @@ def _run(args) -> int:
     from ccl_perception import cli
     from ccl_perception.inference import DescriptorExtractor
     if not args.out.endswith('.npz'):
-        raise ValueError(f'--out {args.out!r} must end in .npz (the planner reads *.npz from target_dir)')
+        raise ValueError(
+            f'--out {args.out!r} must end in .npz (the planner reads *.npz from target_dir)')
     pts = [parse_point(s) for s in args.points]
     K = parse_intrinsics(args.intrinsics) if args.intrinsics else None
     depth = read_depth(args.depth, args.depth_scale) if args.depth else None

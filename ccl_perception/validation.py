@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Allowed values of runtime settings: one small checker, one table per config surface.
 
 A :class:`Limit` says what one setting may hold (a finite number in a range, an integer,
@@ -101,7 +115,8 @@ class Limit:
                 raise bad
             return value
         if self.kind == 'str':
-            if not isinstance(value, str) or (self.pattern and not re.fullmatch(self.pattern, value)):
+            if not isinstance(value, str) or (
+                    self.pattern and not re.fullmatch(self.pattern, value)):
                 raise bad
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):

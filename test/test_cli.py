@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Every command-line tool, through its known bad inputs: one line on stderr, exit code 2.
 
 In-process (``main(argv)``) for speed, with the real console wiring checked once per tool
@@ -68,10 +82,12 @@ def _target_args(f, **change):
     ({'--out': 'FILE/cup.npz'}, "cannot write the target to"),
     ({'--out': 'cup.txt'}, "must end in .npz"),
     ({'--points': ['nan,10', '40,11']}, 'point 1 (nan, 10) is not finite'),
-    ({'--points': ['20,20', '20,20']}, 'points 1 and 2 (the grasp axis) are 0.00 px apart; they must be at least 4 px'),
+    ({'--points': ['20,20', '20,20']},
+     'points 1 and 2 (the grasp axis) are 0.00 px apart; they must be at least 4 px'),
     ({'--points': ['5000,-300', '20,20']}, 'point 1 (5000, -300) is outside the 64x48 image'),
     ({'--points': ['a,b', '20,20']}, "point (x,y) 'a,b': 'a' is not a number"),
-    ({'--intrinsics': '50,50,1e9,23.5'}, 'principal point (cx, cy) = (1e+09, 23.5) is outside the 64x48 image'),
+    ({'--intrinsics': '50,50,1e9,23.5'},
+     'principal point (cx, cy) = (1e+09, 23.5) is outside the 64x48 image'),
     ({'--intrinsics': 'fx,50,31.5,23.5'}, "intrinsics (fx,fy,cx,cy) 'fx,50,31.5,23.5': 'fx' is not a number"),
     ({'--intrinsics': '0,50,31.5,23.5'}, 'positive focal lengths, got fx=0'),
     ({'--intrinsics': None}, '--depth needs --intrinsics'),
@@ -104,10 +120,12 @@ def _pairs(folder: Path, **image_0) -> str:
     for n in 'ab':
         cv2.imwrite(str(folder / 'images' / f'{n}.png'), np.zeros((48, 64, 3), np.uint8))
     kp = {'keypoints': [[10.0, 10.0]], 'visible': [True]}
-    images = [{'file': 'images/a.png', 'objects': {'o': kp}}, {'file': 'images/b.png', 'objects': {'o': kp}}]
+    images = [{'file': 'images/a.png', 'objects': {'o': kp}},
+              {'file': 'images/b.png', 'objects': {'o': kp}}]
     images[0].update(image_0)
     path = folder / 'pairs.json'
-    data = {'format': 'ccl_pairs', 'version': 1, 'images': images, 'pairs': [{'image_1': 0, 'image_2': 1}]}
+    data = {'format': 'ccl_pairs', 'version': 1,
+            'images': images, 'pairs': [{'image_1': 0, 'image_2': 1}]}
     path.write_text(json.dumps(data))
     if not image_0:
         save_pairs(str(path), images, data['pairs'])
@@ -119,7 +137,8 @@ def _pairs(folder: Path, **image_0) -> str:
     ('corrupt_checkpoint', 'is corrupt, truncated or not a torch file'),
     ('missing_pairs', 'pairs file not found: nowhere/pairs.json'),
     ('escape', "images[0].file '../a.png' must name a file inside the JSON file's folder"),
-    ('outside', "images[0] 'images/a.png': visible keypoint 0 of 'o' at (5000, -300) is outside the 64x48 image"),
+    ('outside',
+     "images[0] 'images/a.png': visible keypoint 0 of 'o' at (5000, -300) is outside the 64x48 image"),
     ('declared', "images[0] 'images/a.png' is 64x48 px but the pairs file declares 640x480"),
     ('tau', 'argument --tau: 0.0 is not allowed: must be a finite number in (0, 1]'),
     ('device', "device = 'tpu' is not allowed"),
@@ -147,11 +166,16 @@ def test_evaluate(files, tmp_path, capsys, case, message):
     (['--checkpoint', 'CK', '--out', 'FILE/m.onnx'], 'FILE'),
     (['--checkpoint', 'CK', '--out', 'OUT/m.onnx', '--height', '0'],
      'argument --height: 0 is not allowed: must be an integer in [8, 8192]'),
-    (['--checkpoint', 'CK', '--out', 'OUT/m.onnx', '--tolerance', 'x'], "argument --tolerance: 'x' is not a number"),
+    (['--checkpoint', 'CK', '--out', 'OUT/m.onnx', '--tolerance', 'x'],
+     "argument --tolerance: 'x' is not a number"),
 ])
 def test_export_onnx(files, tmp_path, capsys, argv, message):
     from training.export_onnx import main
-    swap = {'CK': files['ck'], 'CORRUPT': files['corrupt'], 'OUT': str(tmp_path), 'FILE': files['file']}
+    swap = {
+        'CK': files['ck'],
+        'CORRUPT': files['corrupt'],
+        'OUT': str(tmp_path),
+        'FILE': files['file']}
     argv = [next((a.replace(k, v) for k, v in swap.items() if k in a), a) for a in argv]
     rc, err = call(main, argv, capsys)
     assert_one_line_error(rc, err, 'export_onnx', message.replace('FILE', files['file']))
@@ -170,7 +194,8 @@ def test_export_onnx(files, tmp_path, capsys, argv, message):
 def test_train(tmp_path, caplog, overrides, message):
     """The trainer logs (stderr via logging); its last record is the one-line error."""
     from ccl_perception.learning.trainer import main
-    argv = ['--config', str(REPO / 'training' / 'configs' / 'tiny.yaml'), '--out', str(tmp_path / 'run')]
+    argv = ['--config', str(REPO / 'training' / 'configs' / 'tiny.yaml'),
+            '--out', str(tmp_path / 'run')]
     argv += [a for o in overrides for a in ('--set', o)]
     with caplog.at_level(logging.INFO):
         rc = main(argv)
@@ -199,11 +224,16 @@ def test_train_usage_error_is_one_line(capsys):
 def test_render_dataset(tmp_path, capsys, argv, message):
     pytest.importorskip('pybullet')
     from training.render_dataset import main
-    for name, text in (('LIST', '[1, 2]'), ('UNKNOWN', 'widht: 320'), ('NEGATIVE', 'num_images: -5')):
+    for name, text in (('LIST', '[1, 2]'), ('UNKNOWN', 'widht: 320'),
+                       ('NEGATIVE', 'num_images: -5')):
         (tmp_path / f'{name}.yaml').write_text(text)
-    argv = [str(tmp_path / f'{a}.yaml') if a in ('LIST', 'UNKNOWN', 'NEGATIVE') else a for a in argv]
+    argv = [str(tmp_path / f'{a}.yaml') if a in ('LIST',
+                                                 'UNKNOWN', 'NEGATIVE') else a for a in argv]
     rc, err = call(main, argv + ['--out', str(tmp_path / 'out')], capsys)
-    assert_one_line_error(rc, err, 'render_dataset', message.replace('LIST', str(tmp_path / 'LIST.yaml')))
+    assert_one_line_error(
+        rc, err, 'render_dataset', message.replace(
+            'LIST', str(
+                tmp_path / 'LIST.yaml')))
     assert not (tmp_path / 'out').exists()
 
 
@@ -211,7 +241,8 @@ def test_render_dataset(tmp_path, capsys, argv, message):
 @pytest.mark.parametrize('argv,message', [
     (['missing.mp4'], 'input not found: missing.mp4'),
     (['FILE', '--step', '0'], 'argument --step: 0 is not allowed: must be an integer >= 1'),
-    (['FILE', '--blur-ratio', 'nan'], 'argument --blur-ratio: nan is not allowed: must be a finite number in [0, 1]'),
+    (['FILE', '--blur-ratio', 'nan'],
+     'argument --blur-ratio: nan is not allowed: must be a finite number in [0, 1]'),
 ])
 def test_collect_frames(files, tmp_path, capsys, argv, message):
     from training.collect_frames import main
@@ -224,7 +255,8 @@ def test_collect_frames(files, tmp_path, capsys, argv, message):
 @pytest.mark.parametrize('argv,message', [
     (['--checkpoint', 'nope.pt'], 'checkpoint not found: nope.pt'),
     (['--checkpoint', 'CORRUPT'], 'is corrupt, truncated or not a torch file'),
-    (['--checkpoint', 'CK', '--grasps', '0'], 'argument --grasps: 0 is not allowed: must be an integer >= 1'),
+    (['--checkpoint', 'CK', '--grasps', '0'],
+     'argument --grasps: 0 is not allowed: must be an integer >= 1'),
     (['--checkpoint', 'CK', '--set', 'tauu=0.1'], "unknown grasp pipeline option 'tauu'"),
     (['--checkpoint', 'CK', '--set', 'max_width=-1'], 'max_width = -1 is not allowed: must be a finite number in (0, 1]'),
     (['--checkpoint', 'CK', '--set', 'tau'], "--set needs KEY=VALUE, got 'tau'"),
@@ -242,17 +274,27 @@ def test_grasp_benchmark(files, tmp_path, capsys, argv, message):
 
 # --------------------------------------------------------------- as a user runs them
 @pytest.mark.parametrize('script,argv,prog,message', [
-    ('training/train.py', ['--set', 'model.backbone=vgg', '--out', 'OUT'], None, "model.backbone = 'vgg'"),
-    ('training/evaluate.py', ['--checkpoint', 'CORRUPT', '--pairs', 'x.json'], 'evaluate', 'corrupt'),
+    ('training/train.py', ['--set', 'model.backbone=vgg',
+     '--out', 'OUT'], None, "model.backbone = 'vgg'"),
+    ('training/evaluate.py', ['--checkpoint', 'CORRUPT',
+     '--pairs', 'x.json'], 'evaluate', 'corrupt'),
     ('-m ccl_perception.targets', ['--checkpoint', 'CORRUPT', '--image', 'x.png', '--points', '1,1', '9,9',
                                    '--name', 'x', '--out', 'OUT/x.npz'], 'make_target', "image 'x.png' does not exist"),
 ])
 def test_real_process_exit_code_and_stderr(files, tmp_path, script, argv, prog, message):
     argv = [{'CORRUPT': files['corrupt'], 'OUT': str(tmp_path / 'o')}.get(a, a.replace('OUT', str(tmp_path)))
             for a in argv]
-    cmd = [sys.executable, *script.split(' ')] if script.startswith('-m') else [sys.executable, str(REPO / script)]
+    cmd = [sys.executable,
+           *script.split(' ')] if script.startswith('-m') else [sys.executable,
+                                                                str(REPO / script)]
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
-    proc = subprocess.run(cmd + argv, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    proc = subprocess.run(
+        cmd + argv,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2, proc.stderr
     if prog:
@@ -273,7 +315,8 @@ def test_real_process_exit_code_and_stderr(files, tmp_path, script, argv, prog, 
     (['--config', 'missing.yaml'], "--config 'missing.yaml' does not exist"),
     (['--config', 'LIST'], 'must be a mapping with keys arguments and nodes only'),
     (['--nodes', 'teleporter'], "unknown node(s) ['teleporter']"),
-    (['sim:=false', 'executor_backend:=moveit', '--nodes', 'grasp_executor'], "cannot start node 'grasp_executor'"),
+    (['sim:=false', 'executor_backend:=moveit', '--nodes',
+     'grasp_executor'], "cannot start node 'grasp_executor'"),
 ])
 def test_bringup(tmp_path, capsys, argv, message):
     pytest.importorskip('rclpy')

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The package as a ROS 2 user builds it: colcon build, the install space, colcon test.
 
 One throw-away workspace per run (``<tmp>/ws/src/ccl_perception`` = the tracked and
@@ -79,7 +93,14 @@ def test_build_installs_entry_points_share_files_and_index_marker(ws):
     share = inst / 'share' / PKG
     assert (share / 'package.xml').is_file() and (share / 'LICENSE').is_file()
     assert (share / 'launch' / 'grasp.launch.py').is_file()
-    assert {os.path.basename(p) for p in os.listdir(share / 'config')} == set(os.listdir(os.path.join(ROOT, 'config')))
+    assert {
+        os.path.basename(p) for p in os.listdir(
+            share /
+            'config')} == set(
+        os.listdir(
+            os.path.join(
+                ROOT,
+                'config')))
     assert set(os.listdir(share / 'training' / 'configs')) == {
         f for f in os.listdir(os.path.join(ROOT, 'training', 'configs')) if f.endswith('.yaml')}
     assert (inst / 'share' / 'ament_index' / 'resource_index' / 'packages' / PKG).is_file()
@@ -161,7 +182,8 @@ def test_colcon_test_runs_the_subset_and_test_result_reports_it(ws):
     report = run([COLCON, 'test-result', '--all', '--verbose'], cwd=ws, env=env, check=False)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert report.returncode == 0, report.stdout[-4000:]
-    summary = report.stdout.strip().splitlines()[-1]  # "Summary: N tests, 0 errors, 0 failures, M skipped"
+    # "Summary: N tests, 0 errors, 0 failures, M skipped"
+    summary = report.stdout.strip().splitlines()[-1]
     n = int(summary.split()[1])
     assert summary.startswith('Summary:') and ' 0 errors, 0 failures' in summary, summary
     assert n >= len(COLCON_TEST_SUBSET), summary

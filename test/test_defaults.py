@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """One source of truth for defaults.
 
 * every config/<node>.yaml holds exactly the parameters its node declares, with the same
@@ -77,14 +91,16 @@ def _numeric_tau_defaults(path):
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = node.args.args + node.args.kwonlyargs
-            defaults = [None] * (len(node.args.args) - len(node.args.defaults)) + node.args.defaults
+            defaults = [None] * (len(node.args.args) -
+                                 len(node.args.defaults)) + node.args.defaults
             defaults += node.args.kw_defaults
             for a, d in zip(args, defaults):
                 if a.arg == 'tau' and isinstance(d, ast.Constant) and isinstance(d.value, float):
                     out.append((node.lineno, f'def {node.name}(tau={d.value})'))
         elif isinstance(node, ast.Dict):
             for k, v in zip(node.keys, node.values):
-                if isinstance(k, ast.Constant) and k.value == 'tau' and isinstance(v, ast.Constant):
+                if isinstance(k, ast.Constant) and k.value == 'tau' and isinstance(
+                        v, ast.Constant):
                     out.append((node.lineno, f"'tau': {v.value}"))
         elif isinstance(node, ast.keyword) and node.arg == 'tau':
             if isinstance(node.value, ast.Constant):

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The demo's ROS trial runner end to end, in one process over DDS (as ``make demo`` runs it).
 
 sim world + composed sim executor + grasp planner from ``bringup.node_specs``, spun by one
@@ -23,7 +37,8 @@ def test_ros_trial_runner_plans_executes_and_reports(tmp_path):
     from ccl_perception.sim.robot import SimWorld, SimWorldConfig
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    ck = save_checkpoint(str(tmp_path / 'tiny.pt'), DescriptorNet('resnet18', 16, pretrained=False))
+    ck = save_checkpoint(str(tmp_path / 'tiny.pt'),
+                         DescriptorNet('resnet18', 16, pretrained=False))
     size = (80, 60)
     world = SimWorld(SimWorldConfig(width=size[0], height=size[1]))
     try:

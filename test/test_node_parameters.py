@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Every node parameter through good, boundary and bad values over real rclpy SetParameters.
 
 The value tables are test/param_cases.py (hand-written from the documented ranges). A run-time
@@ -36,7 +50,8 @@ OBJECTS = ('duck', 'box_000')
 def remap_camera(prefix: str) -> list:
     """``-r`` arguments moving the three camera topics from ``camera/`` to ``<prefix>/``."""
     from ccl_perception.nodes import CAMERA_TOPICS
-    return [a for t in CAMERA_TOPICS for a in ('-r', f'{t}:={t.replace("camera/", prefix + "/", 1)}')]
+    return [a for t in CAMERA_TOPICS for a in (
+        '-r', f'{t}:={t.replace("camera/", prefix + "/", 1)}')]
 
 
 class FakeExecutor:
@@ -87,7 +102,8 @@ def ros(checkpoint, world):
         made['executor'] = GraspExecutorNode(executor=FakeExecutor(), context=ctx,
                                              cli_args=['--ros-args', '-r', f'__node:={EXECUTOR}'])
         made['world'] = SimWorldNode(world=world, context=ctx,  # its camera must not feed the planner
-                                     cli_args=['--ros-args', '-r', f'__node:={WORLD}', *remap_camera(f'w{TAG}')],
+                                     cli_args=[
+                                         '--ros-args', '-r', f'__node:={WORLD}', *remap_camera(f'w{TAG}')],
                                      parameter_overrides=[Parameter('publish_rate', value=0.5)])
         made['client'] = client = rclpy.create_node(f'param_client_{TAG}', context=ctx)
         client.create_subscription(String, f'/{PLANNER}/status', made['status'].append, 50)
@@ -115,7 +131,12 @@ def set_param(ros, node, name, value):
 
 
 def get_param(ros, node, name):
-    res = _call(ros['client'], GetParameters, f'/{node}/get_parameters', GetParameters.Request(names=[name]))
+    res = _call(
+        ros['client'],
+        GetParameters,
+        f'/{node}/get_parameters',
+        GetParameters.Request(
+            names=[name]))
     return parameter_value_to_python(res.values[0])
 
 
@@ -134,7 +155,8 @@ def _drive(ros, node, name, value, allowed, applied):
         assert _same(get_param(ros, node, name), value)
         if applied is not None:
             assert _same(applied(), value), f'{name}={value!r} accepted but not applied'
-        assert set_param(ros, node, name, before).successful  # back to the default for the next row
+        # back to the default for the next row
+        assert set_param(ros, node, name, before).successful
     else:
         assert not r.successful, f'{name}={value!r} accepted'
         assert f'{name} = ' in r.reason and '\n' not in r.reason, r.reason
@@ -165,7 +187,8 @@ def test_planner_start_up_only_parameters_are_refused_at_run_time(ros, name):
     assert not r.successful and r.reason == f'{name} can only be set at start-up'
 
 
-@pytest.mark.parametrize('name,value,allowed', PLANNER_STARTUP + [row for row in PIPELINE if not row[2]])
+@pytest.mark.parametrize('name,value,allowed', PLANNER_STARTUP +
+                         [row for row in PIPELINE if not row[2]])
 def test_planner_start_up(ros, checkpoint, name, value, allowed):
     """As from config/grasp_planner.yaml: a bad value stops the node, naming it."""
     from ccl_perception.nodes.grasp_planner_node import GraspPlanner
@@ -183,7 +206,8 @@ def test_planner_start_up(ros, checkpoint, name, value, allowed):
 @pytest.mark.parametrize('name,value,allowed', EXECUTOR_RUN_TIME)
 def test_executor_run_time(ros, name, value, allowed):
     cfg = ros['executor'].grasp_executor.cfg
-    _drive(ros, EXECUTOR, name, value, allowed, None if name == 'auto_execute' else lambda: getattr(cfg, name))
+    _drive(ros, EXECUTOR, name, value, allowed, None if name ==
+           'auto_execute' else lambda: getattr(cfg, name))
 
 
 @pytest.mark.parametrize('name,value,allowed', EXECUTOR_STARTUP)
@@ -236,7 +260,10 @@ def test_sim_world_start_up(ros, world, name, value, allowed):
 
 def test_no_frame_diagnostic_names_the_counts(ros):
     """Nothing publishes a camera in this module: the planner says so every 0.5 s."""
-    assert wait_for(lambda: any('no synchronised colour+depth pair' in m.data for m in ros['status']), 10.0)
+    assert wait_for(
+        lambda: any(
+            'no synchronised colour+depth pair' in m.data for m in ros['status']),
+        10.0)
     text = next(m.data for m in ros['status'] if 'no synchronised' in m.data)
     assert text == ('abstain: no synchronised colour+depth pair in the last 0.5 s (received so far: '
                     'synchronised colour+depth pair 0, colour 0, depth 0, camera_info 0); check the topic '
@@ -256,16 +283,21 @@ def test_shutdown_mid_frame_leaves_no_unretrieved_exception(checkpoint, tmp_path
     from ccl_perception.nodes.messages import camera_info_msg, image_msg
     from sensor_msgs.msg import CameraInfo, Image
 
-    rgb = np.kron(np.random.default_rng(0).integers(0, 255, (6, 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    rgb = np.kron(
+        np.random.default_rng(0).integers(
+            0, 255, (6, 8, 3)), np.ones(
+            (8, 8, 1))).astype(
+                np.uint8)
     K = intrinsics_matrix(50.0, 50.0, 31.5, 23.5)
     depth = np.full((48, 64), 500, np.uint16)
     tg.save_target(str(tmp_path / 't.npz'), tg.make_target(DescriptorExtractor(checkpoint), rgb,
-                                                          [(19.5, 19.5), (43.5, 19.5)], 't', depth / 1000.0, K))
+                                                           [(19.5, 19.5), (43.5, 19.5)], 't', depth / 1000.0, K))
     started, finished, made = threading.Event(), threading.Event(), {}
 
     def factory(ctx):
         made['planner'] = planner = GraspPlanner(
-            context=ctx, cli_args=['--ros-args', '-r', f'__node:=planner_slow{TAG}', *remap_camera(f'slow{TAG}')],
+            context=ctx, cli_args=['--ros-args', '-r',
+                                   f'__node:=planner_slow{TAG}', *remap_camera(f'slow{TAG}')],
             parameter_overrides=[Parameter('checkpoint', value=checkpoint), Parameter('target', value=str(tmp_path / 't.npz')),
                                  Parameter('max_width', value=0.5)])
         real = planner.pipeline.frame_to_pose

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Sim world node over real DDS: RealSense-like RGB-D + camera info, camera pose, resets."""
 import json
 
@@ -45,7 +59,11 @@ def ros():
         listener.create_subscription(Image, 'camera/color/image_raw', got['rgb'].append, 10)
         listener.create_subscription(Image, 'camera/aligned_depth_to_color/image_raw',
                                      got['depth'].append, 10)
-        listener.create_subscription(CameraInfo, 'camera/color/camera_info', got['info'].append, 10)
+        listener.create_subscription(
+            CameraInfo,
+            'camera/color/camera_info',
+            got['info'].append,
+            10)
         listener.create_subscription(PoseStamped, 'camera/pose', got['pose'].append, latched)
         listener.create_subscription(String, '/sim_world/scene', got['scene'].append, latched)
         parts.update(node=node, listener=listener)
@@ -59,13 +77,20 @@ def ros():
 
 def test_publishes_consistent_rgbd_and_camera_info(ros):
     world, node, listener, got = ros
-    assert wait_for(lambda: len(got['rgb']) >= 2 and len(got['depth']) >= 2 and len(got['info']) >= 2)
+    assert wait_for(
+        lambda: len(
+            got['rgb']) >= 2 and len(
+            got['depth']) >= 2 and len(
+                got['info']) >= 2)
     rgb_msg, depth_msg, info = got['rgb'][-1], None, None
     # the three messages of one frame share the stamp
     stamp = (rgb_msg.header.stamp.sec, rgb_msg.header.stamp.nanosec)
     assert wait_for(lambda: any((m.header.stamp.sec, m.header.stamp.nanosec) == stamp
                                 for m in got['depth']))
-    depth_msg = next(m for m in got['depth'] if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp)
+    depth_msg = next(
+        m for m in got['depth'] if (
+            m.header.stamp.sec,
+            m.header.stamp.nanosec) == stamp)
     info = next(m for m in got['info'] if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp)
     assert rgb_msg.encoding == 'rgb8' and depth_msg.encoding == '16UC1'
     assert rgb_msg.header.frame_id == depth_msg.header.frame_id == info.header.frame_id == CAMERA_FRAME

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Target maker node over real DDS: rviz-style clicked points -> a saved target the planner takes.
 
 Scene (as test_ros_pipeline.py): tiny random resnet18 DescriptorNet (D=32), 128x96 image of
@@ -91,7 +105,8 @@ def click(r, p, frame=FRAME):
     msg.point.x, msg.point.y, msg.point.z = (float(v) for v in p)
     n = r['maker'].counts['points'] + r['maker'].counts['rejected_points']
     r['pubs']['point'].publish(msg)
-    return wait_for(lambda: r['maker'].counts['points'] + r['maker'].counts['rejected_points'] > n, 10)
+    return wait_for(lambda: r['maker'].counts['points'] +
+                    r['maker'].counts['rejected_points'] > n, 10)
 
 
 def call(r, service, timeout=30.0):

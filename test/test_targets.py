@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Targets (file format, identity check, CLI), keypoint matcher and the frame->pose pipeline.
 
 The synthetic scene: a tiny randomly initialised DescriptorNet (resnet18 trunk, D=32,
@@ -83,15 +97,29 @@ class TestMakeTarget:
             tg.make_target(extractor, rgb, [(40, 10), (50, 10), (40.5, 10)], 'x')
         with pytest.raises(ValueError, match=r'principal point \(cx, cy\) = \(1e\+09, 47.5\) is outside the '
                                              r'128x96 image'):
-            tg.make_target(extractor, rgb, PTS, 'x', depth=depth, K=g.intrinsics_matrix(100, 100, 1e9, 47.5))
+            tg.make_target(
+                extractor,
+                rgb,
+                PTS,
+                'x',
+                depth=depth,
+                K=g.intrinsics_matrix(
+                    100,
+                    100,
+                    1e9,
+                    47.5))
         with pytest.raises(ValueError, match=r'positive focal lengths, got fx=-100'):
-            tg.make_target(extractor, rgb, PTS, 'x', depth=depth, K=g.intrinsics_matrix(-100, 100, 63.5, 47.5))
+            tg.make_target(extractor, rgb, PTS, 'x', depth=depth,
+                           K=g.intrinsics_matrix(-100, 100, 63.5, 47.5))
         with pytest.raises(ValueError, match='non-empty string'):
             tg.make_target(extractor, rgb, PTS, ' ')
         # 8 px apart at 0.5 m with f = 1e5 px: 8 * 0.5 / 1e5 = 0.04 mm < 5 mm
         with pytest.raises(ValueError, match=r'^the grasp axis between points 1 and 2 is 0.04 mm long in 3D; '
                                              r'a target needs at least 5 mm$'):
-            tg.make_target(extractor, rgb, [(40, 10), (48, 10)], 'x', depth=depth, K=g.intrinsics_matrix(1e5, 1e5, 63.5, 47.5))
+            tg.make_target(
+                extractor, rgb, [
+                    (40, 10), (48, 10)], 'x', depth=depth, K=g.intrinsics_matrix(
+                    1e5, 1e5, 63.5, 47.5))
         with pytest.raises(ValueError, match='intrinsics'):
             tg.make_target(extractor, rgb, PTS, 'x', depth=depth)
         hole = depth.copy()
@@ -151,7 +179,8 @@ class TestTargetFiles:
         assert oct(os.stat(out).st_mode & 0o777) == oct(0o666 & ~_umask())  # 0644 under umask 022
 
     def test_parse_intrinsics(self, tmp_path):
-        np.testing.assert_array_equal(tg.parse_intrinsics('1,2,3,4'), [[1, 0, 3], [0, 2, 4], [0, 0, 1]])
+        np.testing.assert_array_equal(tg.parse_intrinsics(
+            '1,2,3,4'), [[1, 0, 3], [0, 2, 4], [0, 0, 1]])
         (tmp_path / 'ci.yaml').write_text('camera_matrix:\n  data: [5, 0, 1, 0, 6, 2, 0, 0, 1]\n')
         assert tg.parse_intrinsics(str(tmp_path / 'ci.yaml'))[1, 1] == 6
         with pytest.raises(ValueError, match='fx,fy,cx,cy'):
@@ -212,7 +241,8 @@ class TestGraspPipeline:
         np.testing.assert_allclose(r.pose.position, [0.0, 0.0, 0.5], atol=1e-3)
         y = np.array([0.12, 0.04, 0]) / np.hypot(0.12, 0.04)
         np.testing.assert_allclose(r.pose.rotation[:, 1], y, atol=1e-3)        # closing axis
-        np.testing.assert_allclose(r.pose.rotation[:, 2], [0, 0, 1], atol=1e-6)  # approach: into the plane
+        np.testing.assert_allclose(r.pose.rotation[:, 2], [
+                                   0, 0, 1], atol=1e-6)  # approach: into the plane
         assert r.pose.width == pytest.approx(np.hypot(0.12, 0.04) + 0.02, abs=1e-3)
         assert r.confidence > 0.9 and set(r.timings) >= {'descriptors', 'match', 'geometry'}
 
@@ -221,10 +251,13 @@ class TestGraspPipeline:
         moved = np.roll(rgb, (8, 16), axis=(0, 1))  # object moved 16 px right, 8 px down
         r = frame_to_pose(extractor, moved, depth, K, target, CFG)
         assert r.ok, r.reason
-        np.testing.assert_allclose(r.pose.position, [0.08, 0.04, 0.5], atol=1e-3)  # 16*0.005, 8*0.005
+        np.testing.assert_allclose(
+            r.pose.position, [
+                0.08, 0.04, 0.5], atol=1e-3)  # 16*0.005, 8*0.005
 
     def test_absent_target_abstains(self, extractor, scene, target):
-        r = GraspPipeline(extractor, CFG).frame_to_pose(np.full((H, W, 3), 128, np.uint8), scene[1], K, target)
+        r = GraspPipeline(extractor, CFG).frame_to_pose(
+            np.full((H, W, 3), 128, np.uint8), scene[1], K, target)
         assert not r.ok and 'not in view' in r.reason
 
     def test_low_confidence_abstains(self, extractor, scene, target):
@@ -252,17 +285,26 @@ class TestGraspPipeline:
 
     def test_ransac_rejects_scaled_scene(self, extractor, scene, target):
         rgb, depth = scene
-        r = GraspPipeline(extractor, CFG).frame_to_pose(rgb, depth * 2, K, target)  # twice as far: 2x larger
+        r = GraspPipeline(
+            extractor,
+            CFG).frame_to_pose(
+            rgb,
+            depth * 2,
+            K,
+            target)  # twice as far: 2x larger
         assert not r.ok and 'contradict' in r.reason
 
     def test_min_inlier_fraction(self, extractor, scene):
         rgb, depth = scene
         four = tg.make_target(extractor, rgb, PTS + [(99.5, 27.5)], 'four', depth=depth, K=K)
         bumped = depth.copy()
-        bumped[22:34, 94:106] = 0.45  # keypoint 4 now 5 cm closer: 3 of 4 keypoints fit the reference
-        r = GraspPipeline(extractor, {**CFG, 'min_inlier_fraction': 0.75}).frame_to_pose(rgb, bumped, K, four)
+        # keypoint 4 now 5 cm closer: 3 of 4 keypoints fit the reference
+        bumped[22:34, 94:106] = 0.45
+        r = GraspPipeline(extractor, {**CFG, 'min_inlier_fraction': 0.75}
+                          ).frame_to_pose(rgb, bumped, K, four)
         assert r.ok, r.reason  # needs ceil(0.75 * 4) = 3
-        r = GraspPipeline(extractor, {**CFG, 'min_inlier_fraction': 1.0}).frame_to_pose(rgb, bumped, K, four)
+        r = GraspPipeline(extractor, {**CFG, 'min_inlier_fraction': 1.0}
+                          ).frame_to_pose(rgb, bumped, K, four)
         assert not r.ok and 'fewer than 4 of 4' in r.reason
         with pytest.raises(ValueError, match='min_inlier_fraction'):
             merge_config({'min_inlier_fraction': 0.0})
@@ -276,7 +318,8 @@ class TestGraspPipeline:
         # no margin: 12.65 cm still > 12 cm; a 13 cm stroke takes it, unclamped
         assert not GraspPipeline(extractor, {**CFG, 'max_width': 0.12, 'gripper_margin': 0.0}).frame_to_pose(
             *scene, K, target).ok
-        r = GraspPipeline(extractor, {**CFG, 'max_width': 0.13, 'gripper_margin': 0.0}).frame_to_pose(*scene, K, target)
+        r = GraspPipeline(extractor, {**CFG, 'max_width': 0.13,
+                          'gripper_margin': 0.0}).frame_to_pose(*scene, K, target)
         assert r.ok and r.pose.width == pytest.approx(np.hypot(0.12, 0.04), abs=1e-3)
 
     def test_depth_outside_working_range_abstains(self, extractor, scene, target):
@@ -292,12 +335,14 @@ class TestGraspPipeline:
             p.update_config(tau=float('nan'))
         with pytest.raises(ValueError, match=r'^depth_window = 4 is not allowed: must be an odd integer in \[1, 51\]$'):
             p.update_config(min_confidence=0.5, depth_window=4)
-        assert p.config['min_confidence'] == 0.3 and p.config['depth_window'] == 5  # nothing applied
+        # nothing applied
+        assert p.config['min_confidence'] == 0.3 and p.config['depth_window'] == 5
         with pytest.raises(ValueError, match='unknown grasp pipeline option'):
             p.update_config(tauu=0.1)
         p.update_config(tau=0.2, confidence_scale_px=8.0)
         assert p.matcher.tau == 0.2 and p.matcher.confidence_scale_px == 8.0 and p.config['tau'] == 0.2
-        assert 'low match confidence' in p.frame_to_pose(*scene, K, target).reason  # the new tau is used
+        assert 'low match confidence' in p.frame_to_pose(
+            *scene, K, target).reason  # the new tau is used
 
     def test_bad_input_raises(self, extractor, scene, target):
         rgb, depth = scene

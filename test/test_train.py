@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Training loop: every method learns, resume is exact, bad input gives clear errors, kill -9 resumes."""
 import json
 import logging
@@ -73,7 +87,10 @@ def state_equal(a: dict, b: dict) -> bool:
 def test_each_method_overfits_one_batch(method, images, render, tmp_path):
     """Repeated steps on one fixed batch must lower that batch's loss clearly."""
     root = render if method == 'supervised' else images
-    cfg = tiny(root, f'method={method}', 'loss.quantile=1.0' if method != 'identical_view' else 'seed=0')
+    cfg = tiny(
+        root,
+        f'method={method}',
+        'loss.quantile=1.0' if method != 'identical_view' else 'seed=0')
     trainer = Trainer(cfg, tmp_path / method)
     batch = trainer.dataset[0]
     if method == 'supervised':
@@ -202,7 +219,13 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error(images, tmp_path, caplog)
     out.mkdir()
     (out / 'checkpoint.pt').write_bytes(b'PK\x03\x04 truncated zip' + os.urandom(64))
     with caplog.at_level(logging.ERROR):
-        rc = main(['--config', str(TINY), '--set', f'data.root={images}', '--out', str(out), '--resume'])
+        rc = main(['--config',
+                   str(TINY),
+                   '--set',
+                   f'data.root={images}',
+                   '--out',
+                   str(out),
+                   '--resume'])
     assert rc == 2
     assert 'corrupt' in caplog.text and 'checkpoint.pt' in caplog.text
     with pytest.raises(CheckpointError):
@@ -274,9 +297,18 @@ def test_bad_config_values_are_named(images, override, message):
 def test_resume_of_a_finished_run_is_a_no_op(images, tmp_path, caplog):
     """--resume on a complete run keeps metrics.json, model.pt and checkpoint.pt byte for byte."""
     out = tmp_path / 'done'
-    args = ['--config', str(TINY), '--set', f'data.root={images}', '--set', 'train.steps=2', '--out', str(out)]
+    args = [
+        '--config',
+        str(TINY),
+        '--set',
+        f'data.root={images}',
+        '--set',
+        'train.steps=2',
+        '--out',
+        str(out)]
     assert main(args) == 0
-    before = {name: (out / name).read_bytes() for name in ('metrics.json', 'model.pt', 'checkpoint.pt')}
+    before = {name: (out / name).read_bytes()
+              for name in ('metrics.json', 'model.pt', 'checkpoint.pt')}
     json.loads(before['metrics.json'])  # valid JSON
     with caplog.at_level(logging.INFO):
         assert main(args + ['--resume']) == 0
@@ -306,13 +338,19 @@ def test_kill_9_then_resume(images, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     cmd = [sys.executable, str(TRAIN), '--config', str(TINY), '--set', f'data.root={images}',
            '--set', 'train.steps=100000', '--set', 'train.checkpoint_every=2', '--out', str(out)]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
     ckpt = out / 'checkpoint.pt'
     deadline = time.monotonic() + 45
     try:
         while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        assert ckpt.exists(), f'no checkpoint before the kill: {proc.stderr.read().decode()[-2000:]}'
+        assert ckpt.exists(
+        ), f'no checkpoint before the kill: {proc.stderr.read().decode()[-2000:]}'
         time.sleep(0.3)  # let it get into the next interval
     finally:
         proc.send_signal(signal.SIGKILL)

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Export a descriptor checkpoint to ONNX and check it against PyTorch.
 
     python training/export_onnx.py --checkpoint ck.pt --out model.onnx --height 480 --width 640
@@ -12,8 +26,10 @@ def main(argv=None) -> int:
     parser = cli.ArgumentParser(prog='export_onnx', description=__doc__.splitlines()[0])
     parser.add_argument('--checkpoint', required=True, help='checkpoint from training')
     parser.add_argument('--out', required=True, help='output .onnx file')
-    parser.add_argument('--height', type=cli.arg_type(integer(8, 8192)), default=480, help='example input height (px)')
-    parser.add_argument('--width', type=cli.arg_type(integer(8, 8192)), default=640, help='example input width (px)')
+    parser.add_argument('--height', type=cli.arg_type(integer(8, 8192)),
+                        default=480, help='example input height (px)')
+    parser.add_argument('--width', type=cli.arg_type(integer(8, 8192)),
+                        default=640, help='example input width (px)')
     parser.add_argument('--tolerance', type=cli.arg_type(real(0, None, low_open=True)), default=1e-4,
                         help='max abs difference allowed between ONNX Runtime and PyTorch')
     args = parser.parse_args(argv)
@@ -38,7 +54,8 @@ def _run(args) -> int:
     print(f'exported {args.out} ({args.height}x{args.width} example); '
           f'max |onnx - torch| = {diff:.2e}')
     if diff > args.tolerance:
-        return cli.fail('export_onnx', f'max |onnx - torch| = {diff:.2e} is above --tolerance {args.tolerance:g}')
+        return cli.fail(
+            'export_onnx', f'max |onnx - torch| = {diff:.2e} is above --tolerance {args.tolerance:g}')
     return 0
 
 

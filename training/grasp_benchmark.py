@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Grasp benchmark in simulation, without ROS (in-process pipeline, for speed).
 
     python training/grasp_benchmark.py --checkpoint runs/ccl/model.pt --grasps 30 --absent 10
@@ -23,11 +37,24 @@ def main(argv=None) -> int:
     ap = cli.ArgumentParser(prog='grasp_benchmark', description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--checkpoint', required=True, help='trained model (.pt)')
-    ap.add_argument('--grasps', type=count, default=30, help='scenes with the target (>= 30 recommended)')
-    ap.add_argument('--absent', type=cli.arg_type(integer(0)), default=10, help='scenes without the target')
+    ap.add_argument(
+        '--grasps',
+        type=count,
+        default=30,
+        help='scenes with the target (>= 30 recommended)')
+    ap.add_argument(
+        '--absent',
+        type=cli.arg_type(
+            integer(0)),
+        default=10,
+        help='scenes without the target')
     ap.add_argument('--targets', type=count, default=4, help='number of target objects')
-    ap.add_argument('--out', default='grasp_benchmark', help='output folder (targets, heatmaps, results.json)')
-    ap.add_argument('--min-elevation', type=elevation, default=35.0, help='degrees; 90 = top-down like the reference')
+    ap.add_argument(
+        '--out',
+        default='grasp_benchmark',
+        help='output folder (targets, heatmaps, results.json)')
+    ap.add_argument('--min-elevation', type=elevation, default=35.0,
+                    help='degrees; 90 = top-down like the reference')
     ap.add_argument('--max-elevation', type=elevation, default=65.0)
     ap.add_argument('--no-oracle', action='store_true', help='skip the true-keypoint ceiling row')
     ap.add_argument('--seed', type=cli.arg_type(integer(0)), default=5000)
@@ -47,7 +74,8 @@ def main(argv=None) -> int:
         except yaml.YAMLError:
             ap.error(f'--set {item!r}: the value is not a number or string')
     if args.min_elevation > args.max_elevation:
-        ap.error(f'--min-elevation {args.min_elevation:g} is above --max-elevation {args.max_elevation:g}')
+        ap.error(
+            f'--min-elevation {args.min_elevation:g} is above --max-elevation {args.max_elevation:g}')
     from ccl_perception.checkpoint import CheckpointError
     return cli.run('grasp_benchmark', lambda: _run(args, planner), CheckpointError)
 

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Soak test of the grasp planner: 30 Hz RGB-D input, one process layout after another.
 
 Publishes synthetic RGB-D + camera_info at ``--rate`` Hz with a frame counter in the stamp
@@ -56,12 +70,21 @@ def make_assets(width: int, height: int, out_dir: str, backbone: str = 'efficien
     ck = checkpoint or save_checkpoint(os.path.join(out_dir, 'soak.pt'), build_model(
         {'backbone': backbone, 'descriptor_dim': 64, 'pretrained': False}))
     rng = np.random.default_rng(0)
-    rgb = np.kron(rng.integers(0, 255, (height // 8, width // 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    rgb = np.kron(rng.integers(0, 255, (height // 8, width // 8, 3)),
+                  np.ones((8, 8, 1))).astype(np.uint8)
     depth_mm = np.full((height, width), 500, np.uint16)
     K = geometry.intrinsics_matrix(500.0, 500.0, (width - 1) / 2, (height - 1) / 2)
     cx, cy = width // 2, height // 2
-    pts = [(8 * (cx // 8 - 3) + 3.5, 8 * (cy // 8) + 3.5), (8 * (cx // 8 + 3) + 3.5, 8 * (cy // 8) + 3.5)]
-    t = targets.make_target(DescriptorExtractor(ck), rgb, pts, 'soak', depth=depth_mm / 1000.0, K=K)
+    pts = [(8 * (cx // 8 - 3) + 3.5, 8 * (cy // 8) + 3.5),
+           (8 * (cx // 8 + 3) + 3.5, 8 * (cy // 8) + 3.5)]
+    t = targets.make_target(
+        DescriptorExtractor(ck),
+        rgb,
+        pts,
+        'soak',
+        depth=depth_mm /
+        1000.0,
+        K=K)
     path = os.path.join(out_dir, 'soak.npz')
     targets.save_target(path, t)
     return ck, path, rgb, depth_mm, K
@@ -74,7 +97,7 @@ def start(mode: str, ck: str, target: str, max_rate_hz: float):
     """Start the processes of ``mode``; returns ``(measured process, [all processes])``."""
     ros = ['--log-level', 'error']
     planner_p = [a for kv in PLANNER_PARAMS + [f'max_rate_hz:={max_rate_hz}', f'checkpoint:={ck}',
-                                                f'target:={target}'] for a in ('-p', kv)]
+                                               f'target:={target}'] for a in ('-p', kv)]
     node = [sys.executable, '-m']
     if mode == 'planner':
         procs = [subprocess.Popen(node + ['ccl_perception.nodes.grasp_planner_node', '--ros-args']
@@ -221,9 +244,13 @@ def main(argv=None) -> int:
     p.add_argument('--width', type=int, default=640)
     p.add_argument('--height', type=int, default=480)
     p.add_argument('--checkpoint', help='trained checkpoint (default: an untrained build_model())')
-    p.add_argument('--backbone', default='efficientnet_lite0', help='backbone of the default model')
+    p.add_argument(
+        '--backbone',
+        default='efficientnet_lite0',
+        help='backbone of the default model')
     p.add_argument('--target', help='target .npz (default: made from the synthetic frame)')
-    p.add_argument('--max-rate-hz', type=float, default=30.0, help="planner's max_rate_hz parameter")
+    p.add_argument('--max-rate-hz', type=float, default=30.0,
+                   help="planner's max_rate_hz parameter")
     args = p.parse_args(argv)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     tmp = tempfile.mkdtemp(prefix='ccl_soak_')

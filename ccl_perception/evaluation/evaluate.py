@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Evaluate dense descriptors on a pairs file: keypoint transfer from image 1 to image 2.
 
 For each keypoint visible in both images of a pair, its descriptor is sampled (bilinearly)
@@ -50,7 +64,8 @@ def descriptor_function(model_or_extractor, device: str = 'cpu', features: str =
     if features == 'backbone':
         raise ValueError("features='backbone' needs a DescriptorNet, not an extractor")
     if not callable(model_or_extractor):
-        raise ValueError(f'expected a DescriptorNet or an extractor, got {type(model_or_extractor).__name__}')
+        raise ValueError(
+            f'expected a DescriptorNet or an extractor, got {type(model_or_extractor).__name__}')
     return model_or_extractor
 
 

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The pairs file: annotated keypoints on images and the image pairs to evaluate.
 
 Schema (JSON; full description in docs/pairs_schema.md)::
@@ -126,11 +140,15 @@ def validate(data: dict, path: str = '<dict>') -> None:
             _fail(path, f'images[{i}].file must be relative to the JSON file, got {im["file"]!r}')
         parts = os.path.normpath(im['file']).split(os.sep)
         if not im['file'] or parts[0] in ('..', '.'):
-            _fail(path, f'images[{i}].file {im["file"]!r} must name a file inside the JSON file\'s folder')
+            _fail(
+                path,
+                f'images[{i}].file {im["file"]!r} must name a file inside the JSON file\'s folder')
         size = (im.get('width'), im.get('height'))
         if size != (None, None) and not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                                             for v in size):
-            _fail(path, f'images[{i}] width/height must both be positive integers, got {size[0]!r}x{size[1]!r}')
+            _fail(
+                path,
+                f'images[{i}] width/height must both be positive integers, got {size[0]!r}x{size[1]!r}')
         objs = im.get('objects', {})
         if not isinstance(objs, dict):
             _fail(path, f'images[{i}].objects must be an object {{name: annotation}}')
@@ -160,11 +178,14 @@ def validate(data: dict, path: str = '<dict>') -> None:
         for key in ('image_1', 'image_2'):
             idx = pair.get(key)
             if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < len(images):
-                _fail(path, f'pairs[{j}].{key} must be an image index in [0, {len(images) - 1}], got {idx!r}')
+                _fail(
+                    path,
+                    f'pairs[{j}].{key} must be an image index in [0, {len(images) - 1}], got {idx!r}')
         if pair['image_1'] == pair['image_2']:
             _fail(path, f'pairs[{j}] pairs image {pair["image_1"]} with itself')
         objs = pair.get('objects')
-        if objs is not None and not (isinstance(objs, list) and all(isinstance(o, str) for o in objs)):
+        if objs is not None and not (isinstance(
+                objs, list) and all(isinstance(o, str) for o in objs)):
             _fail(path, f'pairs[{j}].objects must be a list of object names')
 
 

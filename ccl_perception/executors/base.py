@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """What every grasp executor shares: the result record, the stage names, frame bookkeeping.
 
 A grasp is a 4x4 homogeneous transform ``T_frame_grasp`` (metres) of the gripper's grasp
@@ -29,7 +43,7 @@ class MotionConfig:
 
     pre_grasp_distance: float = 0.10  # back along the approach axis before the straight approach
     grasp_depth: float = 0.02         # the pad centre goes this far past the pose (which lies on
-                                      # the object surface between the grasp keypoints)
+    # the object surface between the grasp keypoints)
     lift_height: float = 0.15         # straight up (base-frame z) after closing
 
 

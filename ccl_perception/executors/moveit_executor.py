@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Grasp executor on a MoveIt 2 arm through ``moveit_py`` (``MoveItPy``).
 
 Written against the documented moveit_py API (moveit2_tutorials,
@@ -43,7 +57,8 @@ class MoveItExecutorConfig(MotionConfig):
     """
 
     arm_group: str = 'panda_arm'
-    ee_link: str = 'panda_hand_tcp'       # link whose pose is the grasp frame (z approach, y closing)
+    # link whose pose is the grasp frame (z approach, y closing)
+    ee_link: str = 'panda_hand_tcp'
     base_frame: str = 'panda_link0'       # planning frame grasps are converted to
     hand_group: str = 'hand'
     open_state: str = 'open'

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Descriptor node: colour image -> dense descriptor image + PCA visualisation.
 
 Subscribes (sensor-data QoS): ``camera/color/image_raw`` (rgb8, bgr8 or mono8).
@@ -55,7 +69,11 @@ class DescriptorNode(Node):
         self.pub_vis = self.create_publisher(Image, DESCRIPTORS_VIS_TOPIC, OUTPUT_QOS)
         self.pub_status = self.create_publisher(String, STATUS_TOPIC, STATUS_QOS)
         self.create_subscription(Image, COLOR_TOPIC, self.mailbox.put, SENSOR_QOS)
-        self.timer = self.create_timer(1.0 / p['max_rate_hz'], shutdown_tolerant(self, self._process))
+        self.timer = self.create_timer(
+            1.0 / p['max_rate_hz'],
+            shutdown_tolerant(
+                self,
+                self._process))
         self.watchdog = watch_input(self, p['input_timeout_s'], lambda: {'colour frame': self.mailbox.received},
                                     self.pub_status, 'skipped: ')
 
@@ -79,7 +97,9 @@ class DescriptorNode(Node):
         try:
             desc = self.extractor(rgb).float().cpu().numpy()  # (D, h, w)
         except Exception as e:  # noqa: BLE001 - a failing frame must not take the node down
-            self.get_logger().error(f'descriptor extraction failed: {e}', throttle_duration_sec=1.0)
+            self.get_logger().error(
+                f'descriptor extraction failed: {e}',
+                throttle_duration_sec=1.0)
             self._status(f'skipped frame: {type(e).__name__}: {e}')
             return
         d = desc.shape[0]

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Grasp planner node: RGB-D frame + target -> 6D grasp pose, or a reason to abstain.
 
 A thin adapter: the work is :class:`ccl_perception.grasp_pipeline.GraspPipeline`, targets
@@ -47,7 +61,8 @@ PARAMS = {
     'sync_slop': 0.02,          # colour/depth stamp tolerance, seconds
     'sync_queue_size': 5,       # messages kept per stream for synchronisation
     'publish_heatmap': True,
-    'input_timeout_s': 5.0,     # warn (log + ~/status) when no colour+depth pair arrived for this long
+    # warn (log + ~/status) when no colour+depth pair arrived for this long
+    'input_timeout_s': 5.0,
 }
 #: Pipeline knobs; ``tau`` is left out of the YAML: its default is the checkpoint's.
 PIPELINE_PARAMS = dict(grasp_pipeline.DEFAULTS)

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Message <-> numpy helpers of every node: stamps, poses, points, CameraInfo, images.
 
 Images decode and encode through :mod:`ccl_perception.image_conversion` (no cv_bridge);
@@ -163,7 +177,13 @@ def grasp_markers(header, points_3d, grasp=None, pose=None):
         axis.color = ColorRGBA(r=0.1, g=0.4, b=1.0, a=1.0)
         axis.pose.orientation.w = 1.0
         half_axis = grasp.rotation[:, 1] * grasp.axis_length / 2
-        axis.points = [point_msg(grasp.position - half_axis), point_msg(grasp.position + half_axis)]
+        axis.points = [
+            point_msg(
+                grasp.position -
+                half_axis),
+            point_msg(
+                grasp.position +
+                half_axis)]
         grip = Marker(header=header, ns='gripper', id=2, type=Marker.LINE_LIST, action=Marker.ADD)
         grip.pose = pose
         grip.scale.x = 0.005

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Simulated RealSense + tabletop + Panda: publishes RGB-D like a real camera, resets scenes.
 
 Topics (same names and encodings as ``realsense2_camera`` with ``align_depth``):
@@ -88,7 +102,11 @@ class SimWorldNode(Node):
         self.pub_pose = self.create_publisher(PoseStamped, CAMERA_POSE_TOPIC, LATCHED_QOS)
         self.pub_scene = self.create_publisher(String, SCENE_TOPIC, LATCHED_QOS)
         self.create_service(Trigger, RESET_SERVICE, shutdown_tolerant(self, self._on_reset))
-        self.timer = self.create_timer(1.0 / p['publish_rate'], shutdown_tolerant(self, self.publish_frame))
+        self.timer = self.create_timer(
+            1.0 / p['publish_rate'],
+            shutdown_tolerant(
+                self,
+                self.publish_frame))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.frames_published = 0
         self.frames_skipped_busy = 0

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Target maker node: make a grasp target from the live camera with rviz's "Publish Point".
 
 Click two or more points on the object in rviz (tool "Publish Point", e.g. on the
@@ -123,7 +137,8 @@ class TargetMaker(Node):
             elif T_cam_world is not None and frame == self.camera_pose.header.frame_id:
                 cam.append(T_cam_world[:3, :3] @ p + T_cam_world[:3, 3])
             else:
-                raise ValueError(f'point in frame {frame!r} cannot be brought into {camera_frame!r}')
+                raise ValueError(
+                    f'point in frame {frame!r} cannot be brought into {camera_frame!r}')
         cam = np.asarray(cam)
         if np.any(cam[:, 2] <= 0):
             raise ValueError('a clicked point lies behind the camera')
