@@ -1,4 +1,19 @@
-"""Allowed values of every node parameter, and one check per node (no ROS).
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Allowed values of every node parameter, and one check per node (no ROS).
 
 The defaults stay with their nodes (``PARAMS`` in ``ccl_perception/nodes/*_node.py``, checked
 against config/*.yaml); the ranges are here, so the nodes stay thin and the checks can be
@@ -15,7 +30,7 @@ from typing import Callable, Optional
 
 from ccl_perception import grasp_pipeline
 from ccl_perception.executors.base import MotionConfig
-from ccl_perception.validation import DEVICE, NAME, check, choice, flag, integer, real, text
+from ccl_perception.validation import check, choice, DEVICE, flag, integer, NAME, real, text
 
 #: Parameters of every node that runs the descriptor network.
 MODEL_LIMITS = {'checkpoint': text(), 'device': DEVICE, 'backend': choice('torch', 'onnx')}
@@ -38,11 +53,17 @@ PLANNER_RUN_TIME = (set(PLANNER_LIMITS) | set(grasp_pipeline.DEFAULTS)) - PLANNE
 
 
 def check_planner(values: dict) -> dict:
-    """Validate the planner's parameters: :data:`PLANNER_LIMITS` for its own,
-    ``grasp_pipeline.validate_config`` for the pipeline knobs (when all of them are given).
+    """
+    Validate the planner's parameters.
 
-    Raises:
-        ValueError: naming the first bad parameter, its value and the allowed range.
+    :data:`PLANNER_LIMITS` for its own, ``grasp_pipeline.validate_config`` for the pipeline
+    knobs (when all of them are given).
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad parameter, its value and the allowed range.
+
     """
     knobs = {k: v for k, v in values.items() if k in grasp_pipeline.DEFAULTS}
     out = check(PLANNER_LIMITS, {k: v for k, v in values.items() if k not in knobs})
@@ -107,14 +128,21 @@ SIM_WORLD_RUN_TIME = {'seed', 'target', 'target_present'}
 
 
 def check_sim_world(values: dict, object_names=None) -> dict:
-    """Validate the sim world's parameters.
+    """
+    Validate the sim world's parameters.
 
-    Args:
-        values: ``{name: value}``.
-        object_names: the loaded objects; when given, ``target`` must be one of them or ''.
+    Parameters
+    ----------
+    values
+        ``{name: value}``.
+    object_names
+        The loaded objects; when given, ``target`` must be one of them or ''.
 
-    Raises:
-        ValueError: naming the first bad parameter, its value and the allowed range.
+    Raises
+    ------
+    ValueError
+        Naming the first bad parameter, its value and the allowed range.
+
     """
     out = check(SIM_WORLD_LIMITS, values)
     objects = out.get('objects', [''])
@@ -123,18 +151,28 @@ def check_sim_world(values: dict, object_names=None) -> dict:
                          'names ([""] = unset)')
     target = out.get('target', '')
     if object_names is not None and target and target not in object_names:
-        raise ValueError(f'target = {target!r} is not allowed: must be \'\' or one of '
+        raise ValueError(f"target = {target!r} is not allowed: must be '' or one of "
                          f'{", ".join(object_names)}')
     return out
 
 
 # ------------------------------------------------------------------------------ helpers
-def check_change(new: dict, current: dict, run_time: set, check_fn: Callable[[dict], dict]) -> None:
-    """Raise ``ValueError`` with the reason when a set-parameters call must be refused.
+def check_change(new: dict, current: dict, run_time: set,
+                 check_fn: Callable[[dict], dict]) -> None:
+    """
+    Raise ``ValueError`` with the reason when a set-parameters call must be refused.
 
-    Args:
-        new: the parameters being set; current: every current value of the node;
-        run_time: names a running node takes; check_fn: the node's ``check_*``.
+    Parameters
+    ----------
+    new
+        The parameters being set.
+    current
+        Every current value of the node.
+    run_time
+        The names a running node takes (others: "can only be set at start-up").
+    check_fn
+        The node's ``check_*``.
+
     """
     fixed = set(new) - set(run_time)
     if fixed:
