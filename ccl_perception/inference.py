@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Descriptor extraction for a single RGB image, with an eager-PyTorch or ONNX Runtime backend.
 
 ``DescriptorExtractor(model_or_checkpoint)(rgb)`` takes an (H, W, 3) uint8 RGB numpy image and
@@ -13,7 +27,7 @@ import warnings
 import numpy as np
 import torch
 
-from .checkpoint import load_model, model_identity
+from .checkpoint import load_checkpoint, model_from_checkpoint, model_identity, training_tau
 from .model import STRIDE, DescriptorNet
 
 IDENTITY_KEY = 'ccl_model_identity'
@@ -116,7 +130,9 @@ class DescriptorExtractor:
             the checkpoint path with the suffix ``.onnx``.
 
     Attributes:
-        stride: 8; identity: ``model_identity`` of the weights; descriptor_dim: D.
+        stride: 8; identity: ``model_identity`` of the weights; descriptor_dim: D;
+        training_tau: the softmax temperature the checkpoint was trained with (None if
+        the checkpoint does not say, or for an in-memory model).
 
     ``extractor(rgb)`` with rgb (H, W, 3) uint8 -> torch.Tensor (D, ceil(H/8), ceil(W/8))
     float32 unit vectors (on ``device`` for the torch backend, on the CPU for onnx).
@@ -127,11 +143,14 @@ class DescriptorExtractor:
     def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None):
         if backend not in ('torch', 'onnx'):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        self.training_tau = None
         if isinstance(model, DescriptorNet):
             self.model = model.to(device).eval()
             default_onnx = None
         elif isinstance(model, (str, os.PathLike)):
-            self.model = load_model(model, device=device)
+            data = load_checkpoint(model)
+            self.model = model_from_checkpoint(data, model, device=device)
+            self.training_tau = training_tau(data)
             default_onnx = os.path.splitext(os.fspath(model))[0] + '.onnx'
         else:
             raise ValueError('model must be a DescriptorNet or a checkpoint path, got '

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Losses of the Cycle-Correspondence Loss paper (Adrian et al.).
 
 All keypoints are ``(x, y)`` in the pixel coordinates of the 1/8-resolution descriptor
@@ -47,7 +61,8 @@ def distributional_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.T
         differentiable) when no point is valid.
     """
     if pred.shape != target.shape or pred.dim() != 3 or pred.shape[-1] != 2:
-        raise ValueError(f'pred and target must both be (B, N, 2), got {tuple(pred.shape)} and {tuple(target.shape)}')
+        raise ValueError(
+            f'pred and target must both be (B, N, 2), got {tuple(pred.shape)} and {tuple(target.shape)}')
     valid = _check_valid(valid, pred)
     # eps keeps the gradient finite where pred == target exactly.
     err = torch.sqrt(((pred.float() - target.float()) ** 2).sum(dim=-1) + 1e-12)
@@ -145,7 +160,8 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
     prob_hat = heatmap_probabilities(desc_b_star, desc_a_hat, tau)        # over D_Â
     kp_star = spatial_expectation(prob_hat)                               # k*_Â          Eq. 3
     with torch.no_grad():                                                 # X_i is detached: Eq. 4 off the graph
-        uncertainty = spatial_variance(prob_hat, kp_star).sum(-1) + spatial_variance(prob_b).sum(-1)
+        uncertainty = spatial_variance(prob_hat, kp_star).sum(-1) + \
+            spatial_variance(prob_b).sum(-1)
 
     keep = valid
     if use_quantile_drop:
@@ -215,7 +231,8 @@ class CorrespondenceLoss(nn.Module):
             stats['loss_iv'] = float(loss.detach())
             return loss, stats
         if desc_b is None:
-            raise ValueError(f'method {self.method!r} needs desc_b, the descriptors of a second image I_B')
+            raise ValueError(
+                f'method {self.method!r} needs desc_b, the descriptors of a second image I_B')
         loss, stats = cycle_correspondence_loss(
             desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid, tau=self.tau, quantile=self.quantile,
             use_quantile_drop=self.use_quantile_drop, use_variance_scaling=self.use_variance_scaling,

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Dense descriptor network: stride-8 backbone trunk + descriptor head + L2 normalisation.
 
 ``DescriptorNet`` maps RGB images (B, 3, H, W) to unit descriptors (B, D, ceil(H/8),
@@ -26,9 +40,12 @@ DEFAULT_CONFIG = {
     'backbone': 'efficientnet_lite0',  # efficientnet_lite0 | resnet18 | resnet34 | resnet50
     'descriptor_dim': 64,              # D, channels of the unit descriptor map
     'pretrained': True,                # ImageNet init (offline file for efficientnet_lite0)
-    'trunk': None,                     # None = DEFAULT_TRUNKS[backbone] | fpn (1/16 stage upsampled + concat) | dilated
-    'head': 'conv',                    # conv (normalised input, 1x1 projection + 3x3-conv residual branch) | linear (the paper's 1x1)
-    'head_hidden': 192,                # H, channels of the conv head's 3x3 layers (ignored by linear)
+    # None = DEFAULT_TRUNKS[backbone] | fpn (1/16 stage upsampled + concat) | dilated
+    'trunk': None,
+    # conv (normalised input, 1x1 projection + 3x3-conv residual branch) | linear (the paper's 1x1)
+    'head': 'conv',
+    # H, channels of the conv head's 3x3 layers (ignored by linear)
+    'head_hidden': 192,
 }
 #: Trunk per backbone when none is given: fpn for efficientnet_lite0 (~1.8x / 1.9x faster
 #: inference / training on the CPU); dilated for the ResNets (no offline weights here; their

@@ -1,4 +1,18 @@
 #!/usr/bin/env bash
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 # Creates .venv with every dependency pinned in requirements.txt, plus the apt packages
 # the Python wheels need. Idempotent: a second run checks a stamp and returns at once.
 set -euo pipefail
@@ -11,12 +25,16 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
   exit 0
 fi
 
-# open3d needs libusb at import time; everything else ships in wheels.
-if ! ldconfig -p 2>/dev/null | grep -q libusb-1.0.so.0; then
-  echo "[setup] installing apt package libusb-1.0-0 (needed by open3d)"
+# open3d needs libusb at import time; the package.xml lint test needs xmllint (libxml2-utils);
+# everything else ships in wheels.
+APT=()
+ldconfig -p 2>/dev/null | grep -q libusb-1.0.so.0 || APT+=(libusb-1.0-0)
+command -v xmllint >/dev/null 2>&1 || APT+=(libxml2-utils)
+if [ ${#APT[@]} -gt 0 ]; then
+  echo "[setup] installing apt packages ${APT[*]} (open3d: libusb; package.xml lint: xmllint)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libusb-1.0-0 >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${APT[@]}" >/dev/null
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """DescriptorNet, backbones and upsample_descriptors: shapes, stride, norms, weights, grid mapping."""
 import logging
 
@@ -55,8 +69,10 @@ class TestDescriptorNet:
         assert torch.equal(a, b)
 
     @pytest.mark.parametrize('bad', [torch.rand(3, 32, 32), torch.rand(1, 4, 32, 32),
-                                     torch.rand(1, 1, 32, 32), torch.zeros(1, 3, 8, 8, dtype=torch.int64),
-                                     torch.rand(0, 3, 8, 8)])
+                                     torch.rand(
+        1, 1, 32, 32), torch.zeros(
+        1, 3, 8, 8, dtype=torch.int64),
+        torch.rand(0, 3, 8, 8)])
     def test_bad_input_raises(self, bad):
         with pytest.raises(ValueError):
             _net('efficientnet_lite0')(bad)

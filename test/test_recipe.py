@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The self-supervised recipe: conv head, PCA start, frozen trunk, trunk cache, keep-best,
 label-free foreground sampling, the sanity bound and the CCL instruments."""
 import json
@@ -44,7 +58,10 @@ def static_scene(folder: Path, n: int = 24, height: int = 64, width: int = 96, s
     """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    background = cv2.GaussianBlur(rng.uniform(60, 190, (height, width, 3)).astype(np.float32), (5, 5), 0)
+    background = cv2.GaussianBlur(
+        rng.uniform(
+            60, 190, (height, width, 3)).astype(
+            np.float32), (5, 5), 0)
     truth = np.zeros((n, height, width), bool)
     for i in range(n):
         gain, offset = rng.uniform(0.75, 1.25), rng.uniform(-15, 15)
@@ -54,7 +71,8 @@ def static_scene(folder: Path, n: int = 24, height: int = 64, width: int = 96, s
             colour = rng.choice([10.0, 245.0], size=3)
             frame[y:y + 16, x:x + 16] = colour
             truth[i, y:y + 16, x:x + 16] = True
-        cv2.imwrite(str(folder / f'{i:03d}.png'), cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(folder / f'{i:03d}.png'),
+                    cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_RGB2BGR))
     return truth
 
 
@@ -71,7 +89,8 @@ class TestHeads:
     def test_conv_head_parameter_count_by_hand(self):
         head = ConvHead(152, 64, 192)
         # 3x3 152->192, 3x3 192->192, 1x1 192->64, projection 1x1 152->64, each with a bias
-        expected = (152 * 192 * 9 + 192) + (192 * 192 * 9 + 192) + (192 * 64 + 64) + (152 * 64 + 64)
+        expected = (152 * 192 * 9 + 192) + (192 * 192 * 9 + 192) + \
+            (192 * 64 + 64) + (152 * 64 + 64)
         assert sum(p.numel() for p in head.parameters()) == expected == 616960
 
     def test_conv_head_starts_as_its_projection(self):
@@ -83,7 +102,8 @@ class TestHeads:
         assert torch.allclose(head(x), expected, atol=1e-6)
 
     def test_linear_head_keeps_the_old_state_keys(self):
-        net = build_model({'backbone': 'resnet18', 'descriptor_dim': 8, 'pretrained': False, 'head': 'linear'})
+        net = build_model({'backbone': 'resnet18', 'descriptor_dim': 8,
+                          'pretrained': False, 'head': 'linear'})
         assert isinstance(net.head, LinearHead) and net.head.proj is net.head
         assert {'head.weight', 'head.bias'} <= set(net.state_dict())
 
@@ -120,7 +140,8 @@ class TestPCA:
                            'head_hidden': 8}).eval()
         frames = torch.rand(3, 3, 32, 48)
         info = init_head_pca(net, [frames])
-        assert info['images'] == 3 and info['cells'] == 3 * 4 * 6 and 0 < info['explained_variance'] <= 1
+        assert info['images'] == 3 and info['cells'] == 3 * \
+            4 * 6 and 0 < info['explained_variance'] <= 1
         with torch.no_grad():
             x = torch.nn.functional.normalize(net.trunk_features(frames), dim=1).double()
             flat = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
@@ -142,14 +163,20 @@ def test_frozen_trunk_keeps_weights_and_batchnorm_statistics(images, tmp_path):
     for step in range(3):
         trainer.train_step(trainer.dataset[step])
     assert tensors_equal(_trunk_state(trainer.model), trunk0)  # running_mean/var included
-    changed = [k for k, v in trainer.model.head.state_dict().items() if not torch.equal(v, head0[k])]
+    changed = [k for k, v in trainer.model.head.state_dict().items()
+               if not torch.equal(v, head0[k])]
     assert changed, 'the head did not train'
     assert all(not p.requires_grad for p in trainer.model.backbone.parameters())
     assert len(trainer.optimizer.param_groups) == 1  # head only
 
 
 def test_last_stage_trains_only_the_last_stage(images, tmp_path):
-    trainer = Trainer(tiny(images, 'optim.trunk=last_stage', 'optim.trunk_lr_scale=0.1'), tmp_path / 'last')
+    trainer = Trainer(
+        tiny(
+            images,
+            'optim.trunk=last_stage',
+            'optim.trunk_lr_scale=0.1'),
+        tmp_path / 'last')
     before = _trunk_state(trainer.model)
     for step in range(2):
         trainer.train_step(trainer.dataset[step])
@@ -171,7 +198,8 @@ def test_trunk_cache_gives_the_same_loss(images, tmp_path):
     batch = cached.dataset[0]
     with torch.no_grad():
         cached.compute_loss(batch)  # fills the cache
-        assert len(cached.trunk_cache) == len(set(batch['index_a'].tolist()) | set(batch['index_b'].tolist()))
+        assert len(cached.trunk_cache) == len(
+            set(batch['index_a'].tolist()) | set(batch['index_b'].tolist()))
         l1, _ = cached.compute_loss(batch)
         l2, _ = fresh.compute_loss(batch)
     assert fresh.trunk_cache is None
@@ -204,7 +232,12 @@ def test_keep_best_takes_a_later_improvement(images, tmp_path):
     assert metrics['best_step'] == 3
     best = load_checkpoint(tmp_path / 'better' / 'best.pt')
     assert best['step'] == 3
-    assert tensors_equal(load_checkpoint(tmp_path / 'better' / 'model.pt')['model_state'], best['model_state'])
+    assert tensors_equal(
+        load_checkpoint(
+            tmp_path /
+            'better' /
+            'model.pt')['model_state'],
+        best['model_state'])
 
 
 # ----------------------------------------------------------------------------- foreground
@@ -218,7 +251,8 @@ class TestForeground:
         precision, recall = fg.precision_recall(masks, truth)
         assert precision > 0.95 and recall > 0.95
         # Without the lighting fit the gain/offset changes light up the table.
-        plain = np.stack([fg.foreground_mask(f, cells.background, 40.0, fit_lighting=False) for f in frames])
+        plain = np.stack([fg.foreground_mask(f, cells.background,
+                         40.0, fit_lighting=False) for f in frames])
         assert fg.precision_recall(plain, truth)[0] < precision
 
     def test_fit_gain_offset_by_hand(self):
@@ -255,12 +289,16 @@ class TestForeground:
         cells[0, 0, 0] = True
         kp, valid = fg.sample_keypoints(np.random.default_rng(1), cells, 15, 0.0)
         assert valid.all()
-        assert (0.0, 0.0) not in {tuple(p) for p in kp[0].tolist()}  # 15 background cells, no foreground
+        assert (0.0, 0.0) not in {tuple(p)
+                                  for p in kp[0].tolist()}  # 15 background cells, no foreground
 
     def test_frame_without_foreground_is_uniform(self):
-        kp, valid = fg.sample_keypoints(np.random.default_rng(2), np.zeros((1, 4, 4), bool), 16, 1.0)
+        kp, valid = fg.sample_keypoints(
+            np.random.default_rng(2), np.zeros(
+                (1, 4, 4), bool), 16, 1.0)
         assert valid.all()
-        assert {tuple(p) for p in kp[0].tolist()} == {(float(x), float(y)) for y in range(4) for x in range(4)}
+        assert {tuple(p) for p in kp[0].tolist()} == {(float(x), float(y))
+                                                      for y in range(4) for x in range(4)}
 
     def test_identical_frames_give_a_clear_error(self, tmp_path):
         folder = tmp_path / 'same'

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Unordered RGB image folders as a stream of random training pairs.
 
 Any folder of png/jpg images works (rendered views or a user's own photos). Item ``s`` of
@@ -40,7 +54,8 @@ def list_images(root) -> list:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f'image folder not found: {root}')
-    return sorted(p for p in root.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(p for p in root.rglob('*') if p.is_file()
+                  and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def read_rgb(path, size=None) -> np.ndarray:
@@ -63,7 +78,10 @@ def read_rgb(path, size=None) -> np.ndarray:
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if size is not None and (img.shape[1], img.shape[0]) != tuple(size):
         shrink = img.shape[1] > size[0] or img.shape[0] > size[1]
-        img = cv2.resize(img, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        img = cv2.resize(
+            img,
+            tuple(size),
+            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return img
 
 
@@ -94,7 +112,11 @@ def scan_images(root, verify: bool = True):
                 continue
         paths.append(path)
     if skipped:
-        LOG.warning('skipped %d of %d images under %s as unreadable', len(skipped), len(files), root)
+        LOG.warning(
+            'skipped %d of %d images under %s as unreadable',
+            len(skipped),
+            len(files),
+            root)
     if not paths:
         raise DatasetError(f'none of the {len(files)} image files under {root} could be decoded')
     return paths, skipped
@@ -105,7 +127,8 @@ def grid_size(height: int, width: int, stride: int = STRIDE):
     return math.ceil(height / stride), math.ceil(width / stride)
 
 
-def sample_grid_keypoints(rng: np.random.Generator, batch: int, h: int, w: int, n: int) -> np.ndarray:
+def sample_grid_keypoints(rng: np.random.Generator, batch: int,
+                          h: int, w: int, n: int) -> np.ndarray:
     """Keypoints uniformly on the cells of an ``h x w`` grid, without repetition per image.
 
     Args:

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Label-free foreground of a fixed-camera capture, and keypoint sampling on it.
 
 The paper's capture (and a user's five-minute recording) is one fixed camera over objects
@@ -124,7 +138,8 @@ def foreground_mask(image: np.ndarray, background: np.ndarray, threshold: float 
         fit_on = None  # all pixels first: the objects are a minority of the frame
         for _ in range(LIGHTING_ITERATIONS):
             gain, offset = fit_gain_offset(img, bg, fit_on)
-            diff = np.abs(img - (bg * gain.astype(np.float32) + offset.astype(np.float32))).max(axis=2)
+            diff = np.abs(img - (bg * gain.astype(np.float32) +
+                          offset.astype(np.float32))).max(axis=2)
             fit_on = diff < threshold
     mask = (diff > threshold).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Training instruments on rendered data: where the CCL cycles go, and whether they are right.
 
 Only for training folders rendered with ground truth (``frames.json`` with depth,
@@ -32,7 +46,11 @@ from ..correspondence import STRIDE, full_to_grid, grid_to_full
 
 LOG = logging.getLogger(__name__)
 
-KEYS = ('sampled_on_objects', 'kept_on_objects', 'kept_object_precision', 'kept_background_precision')
+KEYS = (
+    'sampled_on_objects',
+    'kept_on_objects',
+    'kept_object_precision',
+    'kept_background_precision')
 
 
 def _rate(hits: np.ndarray, mask: np.ndarray) -> float:
@@ -61,7 +79,8 @@ class CycleInstruments:
             rel = os.path.relpath(str(path), self.root)
             self.meta.append(frames.get(rel))
         if not any(m is not None for m in self.meta):
-            raise ValueError(f'no frame of {self.root}/frames.json matches the images of the folder')
+            raise ValueError(
+                f'no frame of {self.root}/frames.json matches the images of the folder')
         self.size = (int(size[0]), int(size[1]))
         self._cache = {}
 

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The training loop of every method: identical view (Eq. 10), CCL (Eq. 9), CCL + identical view, supervised.
 
 One step (methods other than ``supervised``):
@@ -74,6 +88,14 @@ def peak_memory_mib() -> float:
     except OSError:
         pass
     return float('nan')
+
+
+def finished_metrics(out: Path, step: int) -> dict:
+    """The metrics a finished run wrote (``<out>/metrics.json``), or ``{'final_step': step}``."""
+    try:
+        return json.loads((Path(out) / 'metrics.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return {'final_step': step}
 
 
 def get_rng_state() -> dict:
@@ -164,7 +186,8 @@ def heatmap_figure(image_a: torch.Tensor, kp: torch.Tensor, target: torch.Tensor
     heat = torch.nn.functional.interpolate(prob[None, None].float(), size=(height, width),
                                            mode='bilinear', align_corners=False)[0, 0]
     heat = heat / heat.max().clamp(min=1e-12)
-    right = target.clone() * (1.0 - 0.6 * heat) + 0.6 * heat * torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)
+    right = target.clone() * (1.0 - 0.6 * heat) + 0.6 * heat * \
+        torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)
     return torch.cat([left, right], dim=2).clamp(0.0, 1.0)
 
 
@@ -223,9 +246,11 @@ class Trainer:
         from ..model import build_model  # model engineer's module
         model_cfg = _model_config(cfg)
         if resume_path is not None or cfg['init_from']:
-            model_cfg['pretrained'] = False  # weights come from a checkpoint: skip the ImageNet load
+            # weights come from a checkpoint: skip the ImageNet load
+            model_cfg['pretrained'] = False
         self.model = build_model(model_cfg).to(self.device)
-        # channels_last: the depthwise-conv backward of efficientnet_lite0 is ~5x faster on the CPU.
+        # channels_last: the depthwise-conv backward of efficientnet_lite0 is ~5x
+        # faster on the CPU.
         self.memory_format = torch.channels_last if tcfg['channels_last'] else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
         self.stride = int(getattr(self.model, 'stride', 8))
@@ -237,7 +262,9 @@ class Trainer:
         if self.model.trunk_parameters():
             groups.append({'params': self.model.trunk_parameters(),
                            'lr': lr * float(cfg['optim']['trunk_lr_scale'])})
-        self.optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=float(cfg['optim']['weight_decay']))
+        self.optimizer = torch.optim.AdamW(
+            groups, lr=lr, weight_decay=float(
+                cfg['optim']['weight_decay']))
         self.amp = bool(tcfg['amp'])
         self.amp_dtype = torch.float16 if self.device.type == 'cuda' else torch.bfloat16
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp and self.device.type == 'cuda')
@@ -255,7 +282,8 @@ class Trainer:
         self.head_init = None
         if resume_path is None and not cfg['init_from'] and cfg['model']['head_init'] == 'pca':
             self.head_init = self._init_head_pca()
-        self.trunk_cache = {} if (tcfg['cache_trunk_features'] and self.model.trunk_mode == 'frozen') else None
+        self.trunk_cache = {} if (tcfg['cache_trunk_features']
+                                  and self.model.trunk_mode == 'frozen') else None
         self.instruments = None
         if tcfg['instruments'] and self.criterion.needs_second_image:
             from .instruments import maybe_instruments
@@ -284,7 +312,8 @@ class Trainer:
             return None
         path = ckpt if resume in (True, 'auto') else Path(resume)
         if not path.exists():
-            raise TrainingError(f'--resume: no checkpoint at {path} (run without --resume to start fresh)')
+            raise TrainingError(
+                f'--resume: no checkpoint at {path} (run without --resume to start fresh)')
         return path
 
     def _build_dataset(self):
@@ -345,11 +374,13 @@ class Trainer:
                 raise TrainingError(f'--resume {path}: checkpoint was trained with {key}='
                                     f'{extra["config"][key]!r}, config says {self.cfg[key]!r}')
         if ckpt.get('optimizer_state') is None:
-            raise TrainingError(f'--resume {path}: checkpoint has no optimiser state (a final model.pt?)')
+            raise TrainingError(
+                f'--resume {path}: checkpoint has no optimiser state (a final model.pt?)')
         ours = {k: self.model.config.get(k) for k in ARCHITECTURE_KEYS}
         theirs = {k: ckpt['model_config'].get(k) for k in ours}
         if ours != theirs:
-            raise TrainingError(f'--resume {path}: checkpoint model {theirs} differs from the config {ours}')
+            raise TrainingError(
+                f'--resume {path}: checkpoint model {theirs} differs from the config {ours}')
         self.model.load_state_dict(ckpt['model_state'])
         self.optimizer.load_state_dict(ckpt['optimizer_state'])
         if extra.get('scaler'):
@@ -453,7 +484,8 @@ class Trainer:
             # No gradient reaches a frozen trunk: run it without a graph (and from the cache),
             # and only the head through the (DDP) model.
             with torch.no_grad():
-                feats = torch.cat([self._trunk_features(v, idx) for v, idx in zip(views.images, views.indices)])
+                feats = torch.cat([self._trunk_features(v, idx)
+                                  for v, idx in zip(views.images, views.indices)])
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 desc = model(features=feats.contiguous(memory_format=self.memory_format))
         else:
@@ -461,7 +493,8 @@ class Trainer:
                 desc = model(images)
         return list(desc.float().chunk(len(views.images)))
 
-    def compute_loss(self, batch: dict, return_maps: bool = False, model=None, details: dict = None):
+    def compute_loss(self, batch: dict, return_maps: bool = False,
+                     model=None, details: dict = None):
         """Forward pass and loss of one batch. Returns ``(loss, stats)`` (+ ``(views, maps)``).
 
         ``model`` defaults to the DDP-wrapped training model; pass the bare model for
@@ -494,7 +527,8 @@ class Trainer:
             views = details['views']
             values = self.instruments.measure(
                 batch['index_a'].tolist(), batch['index_b'].tolist(), views.kp_orig.cpu().numpy(),
-                views.valid.cpu().numpy(), details['keep'].cpu().numpy(), details['kp_b_star'].cpu().numpy(),
+                views.valid.cpu().numpy(), details['keep'].cpu(
+                ).numpy(), details['kp_b_star'].cpu().numpy(),
                 None if views.kp_b_true is None else views.kp_b_true.cpu().numpy())
             stats.update({f'instruments/{k}': v for k, v in values.items()})
         if not torch.isfinite(loss):
@@ -552,7 +586,8 @@ class Trainer:
             kp_a, valid = views.kp_a, views.valid
             index = int(torch.nonzero(valid[0])[0]) if bool(valid[0].any()) else 0
             query = sample_descriptors(maps[0][:1], kp_a[:1, index:index + 1])
-            prob = heatmap_softmax(cosine_heatmap(query, maps[-1][:1]), float(self.cfg['loss']['tau']))
+            prob = heatmap_softmax(cosine_heatmap(
+                query, maps[-1][:1]), float(self.cfg['loss']['tau']))
             fig = heatmap_figure(views.images[0][0].float().cpu(), kp_a[0, index].cpu(),
                                  views.images[-1][0].float().cpu(), prob[0, 0].cpu(), self.stride)
         self.writer.add_image('heatmap', fig, self.step)
@@ -598,6 +633,9 @@ class Trainer:
         total = int(tcfg['steps'])
         start = self.step
         main = self.ctx.is_main
+        if start >= total:  # --resume of a finished run: a no-op, its outputs stay untouched
+            LOG.info('run %s is complete (step %d of %d): nothing to do', self.out, start, total)
+            return finished_metrics(self.out, start)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / 'config.yaml').write_text(dump_config(self.cfg), encoding='utf-8')
@@ -614,12 +652,18 @@ class Trainer:
             self.dataset, batch_size=None, sampler=range(start, total),
             num_workers=int(self.cfg['data']['num_workers']),
             pin_memory=self.device.type == 'cuda',
-            # Own generator: creating the iterator must not draw from the global RNG (resume exactness).
+            # Own generator: creating the iterator must not draw from the global RNG
+            # (resume exactness).
             generator=torch.Generator().manual_seed(int(self.cfg['seed']) + self.ctx.rank))
         progress = None
         if main and tcfg['progress']:
             from tqdm import tqdm
-            progress = tqdm(total=total, initial=start, desc=self.method, unit='step', dynamic_ncols=True)
+            progress = tqdm(
+                total=total,
+                initial=start,
+                desc=self.method,
+                unit='step',
+                dynamic_ncols=True)
         step_times, iter_times, losses = [], [], []
         t_loop = t_prev = time.perf_counter()
         for batch in loader:
@@ -669,7 +713,7 @@ class Trainer:
         self.save(FINAL_NAME, with_optimizer=False)
         metrics = self._metrics(start, step_times, iter_times, wall, losses, last_eval)
         if main:
-            (self.out / 'metrics.json').write_text(json.dumps(_json_safe(metrics), indent=2),
+            (self.out / 'metrics.json').write_text(json.dumps(_json_safe(metrics), indent=2, allow_nan=False),
                                                    encoding='utf-8')
             self.writer.close()
         return metrics
@@ -717,7 +761,8 @@ class Trainer:
             'trunk_cache_images': len(self.trunk_cache) if self.trunk_cache is not None else 0,
         }
         if self.device.type == 'cuda':
-            metrics['cuda_peak_allocated_mib'] = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
+            metrics['cuda_peak_allocated_mib'] = torch.cuda.max_memory_allocated(
+                self.device) / 2 ** 20
         return metrics
 
     def close(self) -> None:
@@ -727,13 +772,14 @@ class Trainer:
 
 def main(argv=None) -> int:
     """``training/train.py``: parse arguments, merge the config, train. Returns an exit code."""
-    import argparse
-
     from ..checkpoint import CheckpointError
+    from ..cli import ArgumentParser
     from .config import ConfigError, load_config
     from .dataset import DatasetError
 
-    parser = argparse.ArgumentParser(description='Train the dense descriptor network (CCL paper methods).')
+    parser = ArgumentParser(
+        prog='train',
+        description='Train the dense descriptor network (CCL paper methods).')
     parser.add_argument('--config', help='YAML config merged over training/configs/default.yaml '
                         '(with --resume and no --config: the config stored in the checkpoint)')
     parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
@@ -742,9 +788,12 @@ def main(argv=None) -> int:
                         help='continue from <out>/checkpoint.pt (or the given checkpoint)')
     parser.add_argument('--out', help='run folder (default runs/<config name>)')
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    logging.basicConfig(
+        level=logging.INFO,
+        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
 
-    out = Path(args.out) if args.out else Path('runs') / (Path(args.config).stem if args.config else 'default')
+    out = Path(args.out) if args.out else Path('runs') / \
+        (Path(args.config).stem if args.config else 'default')
     ctx = None
     try:
         if args.config is None and args.resume is not None:
@@ -765,9 +814,14 @@ def main(argv=None) -> int:
         if ctx.rank != 0:
             logging.getLogger().setLevel(logging.WARNING)
         trainer = Trainer(cfg, out, resume=args.resume, ctx=ctx)
+        if trainer.step >= int(cfg['train']['steps']):
+            LOG.info('run %s is already complete (step %d of %d): nothing to do; raise train.steps to '
+                     'continue it', out, trainer.step, cfg['train']['steps'])
+            distributed.cleanup(ctx)
+            return 0
         metrics = trainer.run()
-    except (ConfigError, DatasetError, CheckpointError, TrainingError) as exc:
-        LOG.error('%s', exc)
+    except (ConfigError, DatasetError, CheckpointError, TrainingError, ValueError, OSError) as exc:
+        LOG.error('%s', ' '.join(str(exc).split()))  # one line
         if ctx is not None:
             distributed.cleanup(ctx)
         return 2

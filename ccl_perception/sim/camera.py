@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Pinhole camera for the pybullet scenes: intrinsics, pose, projection and pybullet matrices.
 
 Conventions (docs/ARCHITECTURE.md):
@@ -60,6 +74,24 @@ def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
     return pose
 
 
+# Intel RealSense D435 colour stream, 640x480 (nominal factory intrinsics; vertical FOV 42.6 deg,
+# horizontal 55 deg at this aspect). Scaled to other sizes by :func:`d435_intrinsics`.
+D435_COLOR = {'width': 640, 'height': 480, 'fx': 615.0, 'fy': 615.0, 'cx': 319.5, 'cy': 239.5}
+
+
+def d435_intrinsics(width: int = 640, height: int = 480) -> np.ndarray:
+    """3x3 ``K`` of the D435 colour camera scaled to ``width x height`` (same 4:3 field of view).
+
+    Scaling keeps the pixel-centre convention: ``c' = (c + 0.5) * s - 0.5``.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f'image size must be positive, got {width}x{height}')
+    sx, sy = width / D435_COLOR['width'], height / D435_COLOR['height']
+    return np.array([[D435_COLOR['fx'] * sx, 0.0, (D435_COLOR['cx'] + 0.5) * sx - 0.5],
+                     [0.0, D435_COLOR['fy'] * sy, (D435_COLOR['cy'] + 0.5) * sy - 0.5],
+                     [0.0, 0.0, 1.0]])
+
+
 @dataclass
 class Camera:
     """Pinhole camera: ``K`` (3x3, pixels), ``world_from_camera`` (4x4, OpenCV optical frame).
@@ -89,6 +121,18 @@ class Camera:
         return cls(intrinsics_from_fov(width, height, fov_y_deg), look_at(eye, target, up),
                    width, height, near, far)
 
+    @classmethod
+    def d435_looking_at(cls, eye, target, width: int = 640, height: int = 480,
+                        up=(0.0, 0.0, 1.0), near: float = 0.02, far: float = 5.0) -> 'Camera':
+        """RealSense D435 colour camera (:func:`d435_intrinsics`) at ``eye`` looking at ``target``."""
+        return cls(d435_intrinsics(width, height), look_at(
+            eye, target, up), width, height, near, far)
+
+    @property
+    def fov_y_deg(self) -> float:
+        """Vertical field of view in degrees (edge to edge)."""
+        return float(np.degrees(2.0 * np.arctan(0.5 * self.height / self.K[1, 1])))
+
     @property
     def camera_from_world(self) -> np.ndarray:
         """Inverse pose, 4x4."""
@@ -99,18 +143,24 @@ class Camera:
         """pybullet ``viewMatrix``: the OpenGL camera-from-world, 16 floats column-major."""
         return list((_CV_TO_GL @ self.camera_from_world).flatten(order='F'))
 
-    def projection_matrix(self) -> list:
+    def projection_matrix(self, renderer: str = 'tiny') -> list:
         """pybullet ``projectionMatrix`` (16 floats column-major) equivalent to ``K``.
 
         Derived so that NDC ``x=-1`` / ``+1`` are the left / right image edges
-        (pixel ``-0.5`` / ``W-0.5``) and row 0 is the top of the image, then shifted by half
-        a pixel because pybullet's TinyRenderer rasterises at pixel corners, not centres
-        (measured: column ``i`` showed ``u = i - 0.5``, row ``r`` showed ``v = r + 0.5``); with
-        the shift, rendered pixel ``(i, r)`` shows exactly what :meth:`project` maps to ``(i, r)``
-        (test/test_sim_render.py checks this to 0.1 px).
+        (pixel ``-0.5`` / ``W-0.5``) and row 0 is the top of the image. OpenGL (``renderer=
+        'opengl'``, pybullet's EGL plugin) samples every pixel at its centre, so that matrix
+        is exact as is. pybullet's TinyRenderer (``'tiny'``) rasterises at pixel corners, not
+        centres (measured: column ``i`` showed ``u = i - 0.5``, row ``r`` showed ``v = r + 0.5``),
+        so its matrix is shifted by half a pixel. With the matching matrix, rendered pixel
+        ``(i, r)`` shows exactly what :meth:`project` maps to ``(i, r)`` (test/test_sim_render.py
+        checks both renderers to 0.1 px).
         """
+        if renderer not in ('tiny', 'opengl'):
+            raise ValueError(f"renderer must be 'tiny' or 'opengl', got {renderer!r}")
         fx, fy = self.K[0, 0], self.K[1, 1]
-        cx, cy = self.K[0, 2] - 0.5, self.K[1, 2] + 0.5  # TinyRenderer corner sampling
+        cx, cy = self.K[0, 2], self.K[1, 2]
+        if renderer == 'tiny':
+            cx, cy = cx - 0.5, cy + 0.5  # TinyRenderer corner sampling
         w, h, n, f = self.width, self.height, self.near, self.far
         proj = np.zeros((4, 4))
         proj[0, 0] = 2.0 * fx / w

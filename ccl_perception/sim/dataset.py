@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Render the training image folder and the evaluation benchmark (images + pairs.json).
 
 Training mode mirrors the paper's protocol: one fixed top-down camera, the same ``n_objects``
@@ -13,7 +27,20 @@ fixed surface points (half near its silhouette boundary, half inside, picked on 
 reference render); their pixel positions and visibility (depth test) are exact. Pairs are
 images of different scenes that share an object with enough commonly visible keypoints.
 
-Configs are plain dicts merged over ``TRAIN_DEFAULTS`` / ``EVAL_DEFAULTS`` (every key commented).
+Two benchmarks, chosen by the config key ``benchmark``:
+
+- ``'v1'`` (the default of these functions, so earlier numbers stay reproducible): procedural
+  primitives and pybullet_data models, a checkerboard-like procedural table, pybullet's
+  TinyRenderer; ``TRAIN_DEFAULTS`` / ``EVAL_DEFAULTS``.
+- ``'v2'`` (docs/benchmark.md): 24 real-textured everyday objects from the
+  ``sweethome3d-furniture`` archives at real size (``catalogue_v2``), table-top photos (a
+  training table, held-out ones for evaluation), pybullet's OpenGL renderer with a directional
+  light and shadows, a RealSense D435 colour camera (``camera.d435_intrinsics``) 0.30-0.50 m
+  from the table; ``TRAIN_V2_DEFAULTS`` / ``EVAL_V2_DEFAULTS`` / ``SAME_TABLE_V2``.
+
+Configs are plain dicts merged over the benchmark's defaults (every key commented). Every
+split reports the object-size statistic (:func:`object_short_sides`): the median short side
+of the visible objects in stride-8 descriptor cells at the training resolution (320x240).
 """
 from __future__ import annotations
 
@@ -30,9 +57,15 @@ from ccl_perception.evaluation.pairs import save_pairs
 from ccl_perception.sim.camera import Camera
 from ccl_perception.sim.ground_truth import Frame, save_frame, visible_points
 from ccl_perception.sim.objects import object_catalogue, split_catalogue
-from ccl_perception.sim.scene import TABLE_TOP_Z, TabletopScene, default_lighting, random_lighting
+from ccl_perception.sim.scene import (TABLE_TOP_Z, TabletopScene, default_lighting, photo_lighting,
+                                      random_lighting)
+
+BENCHMARKS = ('v1', 'v2')
+TRAINING_RESOLUTION = (320, 240)  # (W, H) the models train at: the object-size statistic's frame
+DESCRIPTOR_STRIDE = 8
 
 TRAIN_DEFAULTS = {
+    'benchmark': 'v1',          # 'v1' (these defaults) or 'v2' (TRAIN_V2_DEFAULTS)
     'num_images': 500,          # frames to render
     'width': 320,               # px
     'height': 240,              # px
@@ -51,8 +84,10 @@ TRAIN_DEFAULTS = {
 }
 
 EVAL_DEFAULTS = {
+    'benchmark': 'v1',          # 'v1' (these defaults) or 'v2' (EVAL_V2_DEFAULTS)
     'n_scenes': 20,             # scenes (arrangement + background + lighting)
-    'views_per_scene': 4,       # cameras per scene (view 0 top-down); 20 x 4 = 80 images as the paper
+    # cameras per scene (view 0 top-down); 20 x 4 = 80 images as the paper
+    'views_per_scene': 4,
     'width': 320,               # px
     'height': 240,              # px
     'seed': 1000,               # RNG seed (disjoint from training's)
@@ -73,6 +108,99 @@ EVAL_DEFAULTS = {
 }
 
 
+TRAIN_V2_DEFAULTS = {
+    'benchmark': 'v2',
+    'num_images': 500,          # frames to render
+    'width': 320,               # px (D435 colour intrinsics scaled from 640x480)
+    'height': 240,              # px
+    'seed': 0,                  # arrangement / lighting / distractor RNG seed
+    # m above the table, fixed, looking straight down (paper: fixed camera)
+    'camera_height': 0.36,
+    'objects_per_frame': [6, 8],  # min, max of the 12 seen objects on the table per frame
+    'workspace_half': [0.12, 0.16],  # m (world x = image up, world y): objects are dropped here
+    'spacing': 0.8,             # minimal centre distance / sum of radii (< 1: may touch)
+    'surface': 'oak_light',     # training table photo (a 'train' surface of benchmark_v2.yaml)
+    'vary_surface': False,      # True: a random 'train' surface per frame (paper: one table)
+    'lighting_jitter': 0.3,     # strength of photo_lighting changes per frame (0 = fixed light)
+    'hand_probability': 0.1,    # chance of a hand-like distractor entering the view per frame
+    'settle_steps': 240,        # physics steps (240 Hz) after dropping the objects
+    'renderer': 'egl',          # 'egl' (OpenGL, shadows) or 'tiny' (pybullet's CPU TinyRenderer)
+    'depth': False,             # also write depth/segmentation/frames.json
+    'depth_format': 'npy',      # 'npy' (float32 m) or 'png' (uint16 mm)
+}
+
+EVAL_V2_DEFAULTS = {
+    'benchmark': 'v2',
+    'n_scenes': 20,             # scenes (arrangement + held-out table photo + lighting)
+    'views_per_scene': 4,       # = len(view_elevations_deg); 20 x 4 = 80 images as the paper
+    # range per view; 90 = top-down
+    'view_elevations_deg': [[90, 90], [65, 80], [50, 65], [35, 45]],
+    'camera_distance': [0.30, 0.50],  # m from the look-at point on the table
+    'camera': 'orbit',          # 'orbit' (views above) or 'training' (the fixed training camera)
+    'camera_height': 0.36,      # m, for camera='training'
+    'width': 320,               # px
+    'height': 240,              # px
+    'seed': 1000,               # RNG seed (disjoint from training's)
+    'seen_per_scene': 3,        # seen (training) objects per scene
+    'unseen_per_scene': 3,      # unseen objects per scene
+    'surfaces': 'heldout',      # 'heldout' photos (one per scene) or 'train' (the training table)
+    'surface': 'oak_light',     # the photo for surfaces='train'
+    'lighting_strength': 1.0,   # photo_lighting strength per scene
+    'keypoints_per_object': 10,  # half boundary, half interior
+    'workspace_half': [0.09, 0.09],  # m around the world origin
+    'look_at_jitter': 0.03,     # m, random offset of each view's look-at point
+    'spacing': 0.7,             # < 1: objects may touch / lean (occlusion)
+    'min_common_keypoints': 3,  # per object, to make a pair
+    'max_pairs': 300,           # pairs sampled (deterministically) from all valid ones
+    'settle_steps': 240,        # physics steps after dropping
+    'renderer': 'egl',          # 'egl' or 'tiny'
+    'depth': False,             # also write depth/segmentation into frames.json's folder
+}
+
+# Same table, same camera as the training capture, new arrangements (of the seen objects only):
+# separates "cannot learn" (bad here too) from "does not generalise" (good here, bad on eval).
+SAME_TABLE_V2 = {'camera': 'training', 'views_per_scene': 1, 'view_elevations_deg': [[90, 90]],
+                 'n_scenes': 80, 'seen_per_scene': 7, 'unseen_per_scene': 0, 'surfaces': 'train',
+                 'lighting_strength': 0.3, 'workspace_half': [0.12, 0.16], 'spacing': 0.8,
+                 'seed': 3000}
+
+
+def _benchmark(config: dict | None) -> str:
+    bench = (config or {}).get('benchmark', 'v1')
+    if bench not in BENCHMARKS:
+        raise ValueError(f'benchmark must be one of {BENCHMARKS}, got {bench!r}')
+    return bench
+
+
+def object_short_sides(segmentation: np.ndarray, object_ids,
+                       width: int | None = None) -> np.ndarray:
+    """Short side, in stride-8 descriptor cells at the training resolution, of every object
+    visible in a segmentation: the shorter side of the minimum-area rectangle around the
+    object's visible pixels (occluded or cut parts do not count), scaled from the image's
+    ``width`` to :data:`TRAINING_RESOLUTION`'s. Objects with fewer than 10 visible pixels are
+    left out. Returns ``(K,)`` float."""
+    seg = np.asarray(segmentation)
+    scale = TRAINING_RESOLUTION[0] / float(width or seg.shape[1])
+    out = []
+    for body in object_ids:
+        ys, xs = np.nonzero(seg == body)
+        if len(xs) < 10:
+            continue
+        (_, _), (w, h), _ = cv2.minAreaRect(np.stack([xs, ys], axis=1).astype(np.float32))
+        # minAreaRect measures between pixel centres: add one pixel for the pixels' own extent
+        out.append((min(w, h) + 1.0) * scale / DESCRIPTOR_STRIDE)
+    return np.asarray(out, dtype=float)
+
+
+def _size_summary(sides: list) -> dict:
+    a = np.asarray(sides, dtype=float)
+    if not len(a):
+        return {'median_short_side_cells': float('nan'), 'num_instances': 0}
+    return {'median_short_side_cells': float(np.median(a)),
+            'p10_short_side_cells': float(np.percentile(a, 10)),
+            'p90_short_side_cells': float(np.percentile(a, 90)), 'num_instances': int(len(a))}
+
+
 def merge_config(defaults: dict, overrides: dict | None) -> dict:
     """``defaults`` updated with ``overrides``; unknown keys raise ValueError."""
     cfg = dict(defaults)
@@ -91,9 +219,14 @@ def _write_png(path: str, rgb: np.ndarray) -> None:
 def render_training_set(out_dir: str, config: dict | None = None, progress: bool = True) -> dict:
     """Render the training folder ``out_dir`` (PNGs ``000000.png`` ...).
 
+    ``config['benchmark'] == 'v2'`` renders benchmark v2 (``TRAIN_V2_DEFAULTS``).
+
     Returns:
-        ``{'num_images', 'seconds', 'images_per_second', 'objects'}``.
+        ``{'num_images', 'seconds', 'images_per_second', 'objects', 'object_size'}``
+        (``object_size``: :func:`object_short_sides` summary, v2 only).
     """
+    if _benchmark(config) == 'v2':
+        return _render_training_set_v2(out_dir, merge_config(TRAIN_V2_DEFAULTS, config), progress)
     cfg = merge_config(TRAIN_DEFAULTS, config)
     catalogue = object_catalogue(cfg['catalogue_seed'], cfg['n_procedural'])
     seen, _ = split_catalogue(catalogue, cfg['n_objects'])
@@ -169,24 +302,67 @@ def _eval_camera(rng: np.random.Generator, view: int, cfg: dict) -> Camera:
     azim = rng.uniform(0, 2 * np.pi)
     dist = rng.uniform(*cfg['camera_distance'])
     target = np.array([*(rng.uniform(-0.04, 0.04, 2)), TABLE_TOP_Z])
-    eye = target + dist * np.array([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)])
+    eye = target + dist * np.array([np.cos(elev) * np.cos(azim),
+                                   np.cos(elev) * np.sin(azim), np.sin(elev)])
     up = (np.cos(azim + np.pi), np.sin(azim + np.pi), 0.0) if view == 0 else (0.0, 0.0, 1.0)
     return Camera.looking_at(eye, target, cfg['width'], cfg['height'], cfg['fov_y_deg'], up=up)
+
+
+def _annotate(frame: Frame, names, keypoints: dict) -> dict:
+    """Pairs-file annotation of the objects ``names`` in ``frame``: exact keypoint pixels and
+    visibility (depth test) of each object's fixed object-frame keypoints."""
+    objects = {}
+    for name in names:
+        pts, kinds = keypoints[name]
+        uv, vis = visible_points(frame, name, pts)
+        objects[name] = {
+            'keypoints': [[round(float(x), 3), round(float(y), 3)] if vis[k] else None
+                          for k, (x, y) in enumerate(uv)],
+            'visible': [bool(b) for b in vis], 'kinds': kinds}
+    return objects
+
+
+def _cross_scene_pairs(images: list, scene_of: list, min_common: int, max_pairs: int,
+                       rng: np.random.Generator) -> list:
+    """Every pair of images from different scenes sharing an object with >= ``min_common``
+    commonly visible keypoints; at most ``max_pairs`` of them, sampled with ``rng``."""
+    pairs = []
+    for i, j in itertools.combinations(range(len(images)), 2):
+        if scene_of[i] == scene_of[j]:
+            continue
+        shared = []
+        for name in sorted(set(images[i]['objects']) & set(images[j]['objects'])):
+            a, b = images[i]['objects'][name]['visible'], images[j]['objects'][name]['visible']
+            if sum(x and y for x, y in zip(a, b)) >= min_common:
+                shared.append(name)
+        if shared:
+            pairs.append({'image_1': i, 'image_2': j, 'objects': shared})
+    if len(pairs) > max_pairs:
+        keep = np.sort(rng.choice(len(pairs), max_pairs, replace=False))
+        pairs = [pairs[k] for k in keep]
+    return pairs
 
 
 def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bool = True) -> dict:
     """Render the evaluation benchmark into ``out_dir`` (``images/``, ``pairs.json``, ``frames.json``).
 
+    ``config['benchmark'] == 'v2'`` renders benchmark v2 (``EVAL_V2_DEFAULTS``; with
+    ``SAME_TABLE_V2`` merged in, the same-table split).
+
     Returns:
-        ``{'num_images', 'num_pairs', 'seconds', 'images_per_second', 'seen', 'unseen'}``.
+        ``{'num_images', 'num_pairs', 'seconds', 'images_per_second', 'seen', 'unseen'}``
+        (+ ``'object_size'`` for v2).
     """
+    if _benchmark(config) == 'v2':
+        return _render_evaluation_set_v2(out_dir, merge_config(EVAL_V2_DEFAULTS, config), progress)
     cfg = merge_config(EVAL_DEFAULTS, config)
     catalogue = object_catalogue(cfg['catalogue_seed'], cfg['n_procedural'])
     seen, rest = split_catalogue(catalogue, cfg['n_seen_objects'])
     unseen = rest[:cfg['n_unseen_objects']]
     pool = seen + unseen
     if cfg['objects_per_scene'] > len(pool):
-        raise ValueError(f"objects_per_scene={cfg['objects_per_scene']} > {len(pool)} available objects")
+        raise ValueError(
+            f"objects_per_scene={cfg['objects_per_scene']} > {len(pool)} available objects")
     split = {s.name: {'split': 'seen'} for s in seen}
     split.update({s.name: {'split': 'unseen'} for s in unseen})
     rng = np.random.default_rng(cfg['seed'])
@@ -200,8 +376,16 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
         bar = tqdm(total=n_images, desc='render eval', disable=not progress)
         for s in range(cfg['n_scenes']):
             scene.set_background(int(rng.integers(0, 2**31 - 1)))
-            names = [pool[i].name for i in rng.choice(len(pool), cfg['objects_per_scene'], replace=False)]
-            scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'], spacing=cfg['spacing'])
+            names = [
+                pool[i].name for i in rng.choice(
+                    len(pool),
+                    cfg['objects_per_scene'],
+                    replace=False)]
+            scene.arrange(
+                rng,
+                names=names,
+                settle_steps=cfg['settle_steps'],
+                spacing=cfg['spacing'])
             light = random_lighting(rng, 1.0)
             poses = scene.object_poses()
             for v in range(cfg['views_per_scene']):
@@ -211,14 +395,7 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
                 _write_png(os.path.join(out_dir, 'images', stem + '.png'), result.rgb)
                 frame = Frame(result.depth, result.segmentation, camera, poses,
                               {n: scene.bodies[n] for n in scene.active})
-                objects = {}
-                for name in scene.active:
-                    pts, kinds = keypoints[name]
-                    uv, vis = visible_points(frame, name, pts)
-                    objects[name] = {
-                        'keypoints': [[round(float(x), 3), round(float(y), 3)] if vis[k] else None
-                                      for k, (x, y) in enumerate(uv)],
-                        'visible': [bool(b) for b in vis], 'kinds': kinds}
+                objects = _annotate(frame, scene.active, keypoints)
                 images.append({'file': f'images/{stem}.png', 'width': cfg['width'],
                                'height': cfg['height'], 'objects': objects, 'scene': s})
                 meta = {'image': f'images/{stem}.png', 'camera': camera.to_dict(),
@@ -230,20 +407,12 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
                 bar.update(1)
         bar.close()
     seconds = time.perf_counter() - start
-    pairs = []
-    for i, j in itertools.combinations(range(len(images)), 2):
-        if scene_of[i] == scene_of[j]:
-            continue
-        shared = []
-        for name in sorted(set(images[i]['objects']) & set(images[j]['objects'])):
-            a, b = images[i]['objects'][name]['visible'], images[j]['objects'][name]['visible']
-            if sum(x and y for x, y in zip(a, b)) >= cfg['min_common_keypoints']:
-                shared.append(name)
-        if shared:
-            pairs.append({'image_1': i, 'image_2': j, 'objects': shared})
-    if len(pairs) > cfg['max_pairs']:
-        keep = np.sort(rng.choice(len(pairs), cfg['max_pairs'], replace=False))
-        pairs = [pairs[k] for k in keep]
+    pairs = _cross_scene_pairs(
+        images,
+        scene_of,
+        cfg['min_common_keypoints'],
+        cfg['max_pairs'],
+        rng)
     save_pairs(os.path.join(out_dir, 'pairs.json'), images, pairs, split)
     with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:
         json.dump({'config': cfg, 'frames': frames,
@@ -251,3 +420,186 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
     return {'num_images': len(images), 'num_pairs': len(pairs), 'seconds': seconds,
             'images_per_second': len(images) / max(seconds, 1e-9),
             'seen': [s.name for s in seen], 'unseen': [s.name for s in unseen]}
+
+
+# ------------------------------------------------------------------------ benchmark v2
+def _v2_catalogue():
+    from ccl_perception.sim.catalogue_v2 import build_catalogue, load_selection
+    cat = build_catalogue()
+    keys = {e.key: e for e in load_selection().surfaces}
+    return cat, keys
+
+
+def _surface_path(cat, keys: dict, key: str) -> str:
+    if key not in keys:
+        raise ValueError(f'unknown surface {key!r}; known: {sorted(keys)}')
+    want = f'{key}.png'
+    for path in cat.train_surfaces + cat.heldout_surfaces:
+        if os.path.basename(path) == want:
+            return path
+    raise ValueError(f'surface {key!r} could not be converted (see the log: {cat.skipped})')
+
+
+def _training_camera(cfg: dict) -> Camera:
+    from ccl_perception.sim.camera import d435_intrinsics, look_at
+    return Camera(d435_intrinsics(cfg['width'], cfg['height']),
+                  look_at((0.0, 0.0, TABLE_TOP_Z + cfg['camera_height']), (0.0, 0.0, TABLE_TOP_Z)),
+                  cfg['width'], cfg['height'])
+
+
+def _render_training_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
+    cat, keys = _v2_catalogue()
+    seen = cat.seen
+    lo, hi = (int(v) for v in cfg['objects_per_frame'])
+    if not 1 <= lo <= hi <= len(seen):
+        raise ValueError(f"objects_per_frame must satisfy 1 <= min <= max <= {len(seen)} seen objects, "
+                         f"got {cfg['objects_per_frame']}")
+    train_paths = list(cat.train_surfaces)
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(cfg['seed'])
+    camera = _training_camera(cfg)
+    frames, sides = [], []
+    start = time.perf_counter()
+    with TabletopScene(seen, renderer=cfg['renderer'],
+                       surface=_surface_path(cat, keys, cfg['surface'])) as scene:
+        names_all = [s_.name for s_ in seen]
+        for i in tqdm(range(cfg['num_images']), desc='render train v2', disable=not progress):
+            if cfg['vary_surface']:
+                scene.set_surface(train_paths[int(rng.integers(len(train_paths)))])
+            k = int(rng.integers(lo, hi + 1))
+            names = [names_all[j] for j in np.sort(rng.choice(len(names_all), k, replace=False))]
+            scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'], spacing=cfg['spacing'],
+                          workspace_half=tuple(cfg['workspace_half']))
+            light = photo_lighting(rng, cfg['lighting_jitter']) if cfg['lighting_jitter'] > 0 \
+                else photo_lighting()
+            hand = rng.random() < cfg['hand_probability']
+            if hand:
+                scene.show_hand(rng, camera)
+            result = scene.render(camera, light if cfg['renderer'] == 'egl' else None)
+            scene.hide_hand()
+            ids = {n: scene.bodies[n] for n in scene.active}
+            sides.extend(object_short_sides(result.segmentation, ids.values(), cfg['width']))
+            stem = f'{i:06d}'
+            _write_png(os.path.join(out_dir, stem + '.png'), result.rgb)
+            if cfg['depth']:
+                frame = Frame(result.depth, result.segmentation, camera, scene.object_poses(), ids)
+                meta = save_frame(out_dir, stem, frame, cfg['depth_format'])
+                meta['image'] = stem + '.png'
+                meta['hand'] = bool(hand)
+                frames.append(meta)
+    seconds = time.perf_counter() - start
+    size = _size_summary(sides)
+    if cfg['depth']:
+        with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:
+            json.dump({'config': cfg, 'frames': frames, 'object_size': size,
+                       'skipped_assets': cat.skipped}, f)
+    return {'num_images': cfg['num_images'], 'seconds': seconds,
+            'images_per_second': cfg['num_images'] / max(seconds, 1e-9),
+            'objects': [s_.name for s_ in seen], 'object_size': size, 'skipped': cat.skipped}
+
+
+def _orbit_camera(rng: np.random.Generator, view: int, cfg: dict) -> Camera:
+    from ccl_perception.sim.camera import d435_intrinsics, look_at
+    lo, hi = cfg['view_elevations_deg'][view]
+    elev = np.radians(rng.uniform(lo, hi))
+    azim = rng.uniform(0, 2 * np.pi)
+    dist = rng.uniform(*cfg['camera_distance'])
+    target = np.array([*(rng.uniform(-1, 1, 2) * cfg['look_at_jitter']), TABLE_TOP_Z])
+    eye = target + dist * np.array([np.cos(elev) * np.cos(azim),
+                                   np.cos(elev) * np.sin(azim), np.sin(elev)])
+    # near top-down the image's up is a random direction in the table plane, else world up
+    up = (np.cos(azim + np.pi), np.sin(azim + np.pi), 0.0) if lo >= 85 else (0.0, 0.0, 1.0)
+    return Camera(d435_intrinsics(cfg['width'], cfg['height']), look_at(eye, target, up),
+                  cfg['width'], cfg['height'])
+
+
+def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
+    if len(cfg['view_elevations_deg']) != cfg['views_per_scene']:
+        raise ValueError(f"views_per_scene={cfg['views_per_scene']} but view_elevations_deg has "
+                         f"{len(cfg['view_elevations_deg'])} ranges")
+    if cfg['camera'] not in ('orbit', 'training'):
+        raise ValueError(f"camera must be 'orbit' or 'training', got {cfg['camera']!r}")
+    if cfg['surfaces'] not in ('heldout', 'train'):
+        raise ValueError(f"surfaces must be 'heldout' or 'train', got {cfg['surfaces']!r}")
+    cat, keys = _v2_catalogue()
+    seen, unseen = cat.seen, cat.unseen
+    for what, want, have in (('seen', cfg['seen_per_scene'], len(seen)),
+                             ('unseen', cfg['unseen_per_scene'], len(unseen))):
+        if not 0 <= want <= have:
+            raise ValueError(f'{what}_per_scene={want} but {have} {what} objects are available')
+    if cfg['seen_per_scene'] + cfg['unseen_per_scene'] < 1:
+        raise ValueError('a scene needs at least one object')
+    pool = seen + unseen
+    split = {s_.name: {'split': 'seen'} for s_ in seen}
+    split.update({s_.name: {'split': 'unseen'} for s_ in unseen})
+    if cfg['surfaces'] == 'heldout' and not cat.heldout_surfaces:
+        raise ValueError('no held-out surface could be converted')
+    rng = np.random.default_rng(cfg['seed'])
+    os.makedirs(os.path.join(out_dir, 'images'), exist_ok=True)
+    images, frames, scene_of, sides = [], [], [], []
+    start = time.perf_counter()
+    n_images = cfg['n_scenes'] * cfg['views_per_scene']
+    first = _surface_path(
+        cat,
+        keys,
+        cfg['surface']) if cfg['surfaces'] == 'train' else cat.heldout_surfaces[0]
+    with TabletopScene(pool, renderer=cfg['renderer'], surface=first) as scene:
+        keypoints = {s_.name: _reference_keypoints(scene, s_.name, cfg['keypoints_per_object'], rng)
+                     for s_ in pool}
+        # held-out photos: a new one per scene, cycling through a seeded permutation
+        order = rng.permutation(len(cat.heldout_surfaces)) if cat.heldout_surfaces else []
+        bar = tqdm(total=n_images, desc='render eval v2', disable=not progress)
+        for s in range(cfg['n_scenes']):
+            if cfg['surfaces'] == 'heldout':
+                surface = cat.heldout_surfaces[int(order[s % len(order)])]
+                scene.set_surface(surface)
+            names = [
+                seen[i].name for i in np.sort(
+                    rng.choice(
+                        len(seen),
+                        cfg['seen_per_scene'],
+                        replace=False))]
+            names += [unseen[i].name for i in np.sort(rng.choice(len(unseen), cfg['unseen_per_scene'],
+                                                                 replace=False))]
+            scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'], spacing=cfg['spacing'],
+                          workspace_half=tuple(cfg['workspace_half']))
+            light = photo_lighting(rng, cfg['lighting_strength'])
+            poses = scene.object_poses()
+            ids = {n: scene.bodies[n] for n in scene.active}
+            for v in range(cfg['views_per_scene']):
+                camera = _training_camera(
+                    cfg) if cfg['camera'] == 'training' else _orbit_camera(rng, v, cfg)
+                result = scene.render(camera, light if cfg['renderer'] == 'egl' else None)
+                sides.extend(object_short_sides(result.segmentation, ids.values(), cfg['width']))
+                stem = f's{s:03d}_v{v}'
+                _write_png(os.path.join(out_dir, 'images', stem + '.png'), result.rgb)
+                frame = Frame(result.depth, result.segmentation, camera, poses, ids)
+                images.append({'file': f'images/{stem}.png', 'width': cfg['width'],
+                               'height': cfg['height'], 'objects': _annotate(frame, scene.active, keypoints),
+                               'scene': s})
+                meta = {'image': f'images/{stem}.png', 'camera': camera.to_dict(),
+                        'object_poses': {k: val.tolist() for k, val in poses.items()},
+                        'object_ids': dict(ids), 'surface': os.path.basename(scene.surface or ''),
+                        'light': light}
+                if cfg['depth']:
+                    meta.update(save_frame(out_dir, stem, frame))
+                frames.append(meta)
+                scene_of.append(s)
+                bar.update(1)
+        bar.close()
+    seconds = time.perf_counter() - start
+    pairs = _cross_scene_pairs(
+        images,
+        scene_of,
+        cfg['min_common_keypoints'],
+        cfg['max_pairs'],
+        rng)
+    save_pairs(os.path.join(out_dir, 'pairs.json'), images, pairs, split)
+    size = _size_summary(sides)
+    with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:
+        json.dump({'config': cfg, 'frames': frames, 'object_size': size, 'skipped_assets': cat.skipped,
+                   'keypoints_object_frame': {k: v[0].tolist() for k, v in keypoints.items()}}, f)
+    return {'num_images': len(images), 'num_pairs': len(pairs), 'seconds': seconds,
+            'images_per_second': len(images) / max(seconds, 1e-9),
+            'seen': [s_.name for s_ in seen], 'unseen': [s_.name for s_ in unseen],
+            'object_size': size, 'skipped': cat.skipped}

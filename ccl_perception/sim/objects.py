@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Catalogue of distinct textured objects and their seen/unseen split.
 
 An :class:`ObjectSpec` is a mesh (a procedural box / cylinder / ellipsoid, or a textured
@@ -34,13 +48,18 @@ class ObjectSpec:
 
     Attributes:
         name: unique name (used in pairs files and frame metadata).
-        shape: 'box' | 'cylinder' | 'ellipsoid' | 'library'.
+        shape: 'box' | 'cylinder' | 'ellipsoid' | 'library' | 'parts'.
         size: shape parameters in metres: box (sx, sy, sz); cylinder (radius, height);
-            ellipsoid (rx, ry, rz); library (longest side,).
-        texture_seed: seed of the procedural texture, or -1 to use ``texture_file``.
+            ellipsoid (rx, ry, rz); library (longest side,); parts (x, y, z extents of the
+            bounding box, already at real size).
+        texture_seed: seed of the procedural texture, or -1 to use ``texture_file``
+            (or, for 'parts', the textures named in the parts' MTL files).
         mesh_file: OBJ path for library models ('' for procedural shapes).
         texture_file: image path for library models with their own texture.
         mass: kg.
+        parts: for 'parts': :class:`ccl_perception.sim.furniture.MeshPart` tuple (one OBJ per
+            material, metres, centred at the object frame).
+        collision_file: for 'parts': OBJ whose convex hull is the collision shape.
     """
 
     name: str
@@ -51,6 +70,8 @@ class ObjectSpec:
     texture_file: str = ''
     mass: float = 0.1
     scale_axes: tuple = field(default=(1.0, 1.0, 1.0))
+    parts: tuple = ()
+    collision_file: str = ''
 
 
 def _procedural(rng: np.random.Generator, index: int) -> ObjectSpec:
