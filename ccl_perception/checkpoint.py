@@ -23,6 +23,10 @@ A checkpoint is a dict of plain tensors and containers (loads with
      'optimizer_state': {...}|None,  # optimizer.state_dict()
      'step': int,
      'extra': {...}}                 # e.g. RNG states, training config (numpy arrays -> tensors)
+
+A *head-only* checkpoint (the shipped default model, :mod:`ccl_perception.model_zoo`) stores
+only the non-trunk tensors and ``extra['trunk_reference']``; :func:`load_checkpoint` fills in
+the ImageNet trunk after checking its digest, so every loader sees a full checkpoint.
 """
 import hashlib
 import json
@@ -157,6 +161,12 @@ def load_checkpoint(path, map_location='cpu') -> dict:
     if data['version'] > VERSION:
         raise CheckpointError(f'checkpoint {path} has version {data["version"]}, newer than '
                               f'this code ({VERSION})')
+    from .model_zoo import TrunkMismatchError, complete_head_only, is_head_only
+    if is_head_only(data):  # the shipped model: head only, ImageNet trunk from its pip package
+        try:
+            data = complete_head_only(data, path)
+        except (TrunkMismatchError, ValueError, FileNotFoundError, RuntimeError) as exc:
+            raise CheckpointError(f'head-only checkpoint {path}: {exc}') from exc
     return data
 
 
