@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Synthetic view changes with exact homographies (identical-view pairs, Adrian et al. Eq. 10).
 
 ``CorrespondenceAugmentation`` applies a kornia 0.9 ``AugmentationSequential`` of
@@ -99,7 +113,8 @@ def warp_points(kp: torch.Tensor, homography: torch.Tensor, size, eps: float = 1
     if kp.dim() != 3 or kp.shape[-1] != 2:
         raise ValueError(f'kp must be (B, N, 2), got {tuple(kp.shape)}')
     if homography.shape != (kp.shape[0], 3, 3):
-        raise ValueError(f'homography must be ({kp.shape[0]}, 3, 3), got {tuple(homography.shape)}')
+        raise ValueError(
+            f'homography must be ({kp.shape[0]}, 3, 3), got {tuple(homography.shape)}')
     height, width = int(size[0]), int(size[1])
     mat = homography.to(kp.dtype)
     ones = torch.ones_like(kp[..., :1])

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Start the grasping pipeline's nodes in one process, from the same table as the launch file.
 
 ``launch/grasp.launch.py`` (``ros2 launch ccl_perception grasp.launch.py``) and this
@@ -22,7 +36,6 @@ Nodes are imported by ``module:Class``; a node whose module is missing or fails 
 import stops the bringup with an error naming it (use ``--nodes`` to start a subset).
 """
 
-import argparse
 import importlib
 import os
 import sys
@@ -45,8 +58,6 @@ LAUNCH_ARGUMENTS = {
     'sim': ('true', 'start the simulated world (pybullet camera + arm)'),
     'rviz': ('false', 'start rviz2 with config/ccl.rviz (launch file only)'),
 }
-
-CAMERA_TOPICS = ('color/image_raw', 'aligned_depth_to_color/image_raw', 'color/camera_info')
 
 
 @dataclass
@@ -87,13 +98,28 @@ def _truthy(value) -> bool:
     return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
 
 
+#: Words ``sim`` / ``rviz`` accept (anything else is an error, not silently false).
+BOOLEAN_WORDS = ('true', 'false', '1', '0', 'yes', 'no', 'on', 'off')
+
+
 def resolve_arguments(overrides: Optional[dict] = None) -> Dict[str, str]:
-    """Defaults of :data:`LAUNCH_ARGUMENTS` updated with ``overrides`` (unknown names raise)."""
+    """Defaults of :data:`LAUNCH_ARGUMENTS` updated with ``overrides``.
+
+    Raises:
+        ValueError: an unknown name, or a value outside its choices (``sim`` / ``rviz``
+            booleans, ``backend``, ``executor_backend``, ``device``), naming it.
+    """
+    from ccl_perception.validation import DEVICE, choice
     args = {k: v[0] for k, v in LAUNCH_ARGUMENTS.items()}
     for k, v in (overrides or {}).items():
         if k not in args:
             raise ValueError(f'unknown launch argument {k!r}; known: {", ".join(args)}')
         args[k] = '' if v is None else str(v)
+    for k in ('sim', 'rviz'):
+        choice(*BOOLEAN_WORDS).check(k, args[k].strip().lower())
+    choice('torch', 'onnx').check('backend', args['backend'])
+    choice('sim', 'moveit').check('executor_backend', args['executor_backend'])
+    DEVICE.check('device', args['device'])
     return args
 
 
@@ -101,22 +127,28 @@ def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
     """The pipeline's nodes for the given launch arguments (strings)."""
     a = resolve_arguments(arguments)
     if a['executor_backend'] not in ('sim', 'moveit'):
-        raise ValueError(f"executor_backend must be 'sim' or 'moveit', got {a['executor_backend']!r}")
+        raise ValueError(
+            f"executor_backend must be 'sim' or 'moveit', got {a['executor_backend']!r}")
+    from ccl_perception.nodes import CAMERA_PREFIX, CAMERA_TOPICS
     sim = _truthy(a['sim'])
     ns = a['camera_ns'].strip('/')
-    remap = [] if ns == 'camera' else [(f'camera/{t}', f'{ns}/{t}') for t in CAMERA_TOPICS]
+    remap = [] if ns == CAMERA_PREFIX else [
+        (t, ns + t[len(CAMERA_PREFIX):]) for t in CAMERA_TOPICS]
     model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend']}
     specs = [
         NodeSpec('descriptor_node', 'descriptor_node', 'ccl_perception.nodes.descriptor_node:DescriptorNode',
                  'descriptor_node.yaml', dict(model), list(remap)),
         NodeSpec('grasp_planner', 'grasp_planner_node', 'ccl_perception.nodes.grasp_planner_node:GraspPlanner',
                  'grasp_planner.yaml', {**model, 'target': a['target'], 'target_dir': a['target_dir']}, list(remap)),
+        NodeSpec('target_maker', 'target_maker_node', 'ccl_perception.nodes.target_maker_node:TargetMaker',
+                 'target_maker.yaml', {**model, 'target_dir': a['target_dir']}, list(remap)),
     ]
     if sim:
         specs.append(NodeSpec('sim_world', 'sim_world_node', 'ccl_perception.nodes.sim_world_node:SimWorldNode',
                               'sim_world.yaml', {'run_executor': a['executor_backend'] == 'sim'}, list(remap)))
     if a['executor_backend'] == 'sim' and not sim:
-        raise ValueError('executor_backend:=sim needs the simulated world (sim:=true); use executor_backend:=moveit')
+        raise ValueError(
+            'executor_backend:=sim needs the simulated world (sim:=true); use executor_backend:=moveit')
     specs.append(NodeSpec('grasp_executor', 'grasp_executor_node',
                           'ccl_perception.nodes.grasp_executor_node:GraspExecutorNode', 'grasp_executor.yaml',
                           {'backend': a['executor_backend']}, [],
@@ -148,12 +180,17 @@ def merged_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
 
 def _ros_parameters(params: dict):
     from rclpy.parameter import Parameter
-    return [Parameter(k, value=v) for k, v in params.items() if not (isinstance(v, list) and not v)]
+    return [Parameter(k, value=v) for k, v in params.items()
+            if not (isinstance(v, list) and not v)]
 
 
 def create_nodes(specs: List[NodeSpec], context=None):
-    """Instantiate the specs' node classes in this process (hosted nodes get their host's
-    ``world``). Raises ``RuntimeError`` naming a node whose module cannot be imported."""
+    """Instantiate the specs' node classes in this process.
+
+    A hosted node (the sim executor) is composed with its host: it gets
+    ``executor=world_executor(host.world)``. Raises ``RuntimeError`` naming a node whose
+    module cannot be imported or that fails to start.
+    """
     nodes = {}
     try:
         for spec in specs:
@@ -161,37 +198,64 @@ def create_nodes(specs: List[NodeSpec], context=None):
             try:
                 cls = getattr(importlib.import_module(module_name), cls_name)
             except (ImportError, AttributeError) as e:
-                raise RuntimeError(f'cannot start node {spec.name!r}: {spec.entry} is not importable ({e})') from e
+                raise RuntimeError(
+                    f'cannot start node {spec.name!r}: {spec.entry} is not importable ({e})') from e
             kwargs = {'parameter_overrides': _ros_parameters(merged_parameters(spec)),
                       'cli_args': ['--ros-args'] + [a for f, t in spec.remappings for a in ('-r', f'{f}:={t}')]}
             if context is not None:
                 kwargs['context'] = context
             if spec.host is not None:
                 if spec.host not in nodes:
-                    raise RuntimeError(f'node {spec.name!r} needs {spec.host!r} in the same process')
-                kwargs['executor'] = nodes[spec.host].world
+                    raise RuntimeError(
+                        f'node {spec.name!r} needs {spec.host!r} in the same process')
+                from ccl_perception.executors.sim_executor import world_executor
+                kwargs['executor'] = world_executor(nodes[spec.host].world)
             try:
                 nodes[spec.name] = cls(**kwargs)
             except Exception as e:  # noqa: BLE001 - e.g. moveit_py missing for the moveit executor
-                raise RuntimeError(f'cannot start node {spec.name!r} ({spec.entry}): {type(e).__name__}: {e}') from e
+                raise RuntimeError(
+                    f'cannot start node {spec.name!r} ({spec.entry}): {type(e).__name__}: {e}') from e
     except RuntimeError:
-        for n in nodes.values():
+        for n in reversed(list(nodes.values())):
             n.destroy_node()
         raise
     return nodes
 
 
+def read_bringup_config(path: str) -> dict:
+    """``--config`` YAML: ``{arguments: {name: value}, nodes: [names]}``; ``ValueError`` naming
+    the file and the problem (missing, not YAML, wrong shape)."""
+    if not os.path.isfile(path):
+        raise ValueError(f'--config {path!r} does not exist')
+    try:
+        with open(path, encoding='utf-8') as f:
+            cfg = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f'--config {path} is not valid YAML: {e}') from None
+    if not isinstance(cfg, dict) or set(cfg) - {'arguments', 'nodes'}:
+        raise ValueError(f'--config {path} must be a mapping with keys arguments and nodes only')
+    if not isinstance(cfg.get('arguments') or {}, dict):
+        raise ValueError(f'--config {path}: arguments must be a mapping name: value')
+    nodes = cfg.get('nodes')
+    if nodes is not None and not (isinstance(
+            nodes, list) and all(isinstance(n, str) for n in nodes)):
+        raise ValueError(f'--config {path}: nodes must be a list of node names')
+    return cfg
+
+
 def parse_argv(argv: List[str]):
     """``name:=value`` launch arguments plus ``--config`` / ``--nodes`` options."""
-    p = argparse.ArgumentParser(prog='bringup', description=__doc__.split('\n\n')[0])
-    p.add_argument('--config', help='YAML with optional keys arguments (dict) and nodes (list of names)')
+    from ccl_perception.cli import ArgumentParser
+    p = ArgumentParser(prog='bringup', description=__doc__.split('\n\n')[0])
+    p.add_argument(
+        '--config',
+        help='YAML with optional keys arguments (dict) and nodes (list of names)')
     p.add_argument('--nodes', nargs='+', help='start only these node names')
     p.add_argument('assignments', nargs='*', help='launch arguments name:=value')
     ns = p.parse_args(argv)
     args, names = {}, None
     if ns.config:
-        with open(ns.config) as f:
-            cfg = yaml.safe_load(f) or {}
+        cfg = read_bringup_config(ns.config)
         args.update({k: str(v) for k, v in (cfg.get('arguments') or {}).items()})
         names = cfg.get('nodes')
     for a in ns.assignments:
@@ -203,44 +267,40 @@ def parse_argv(argv: List[str]):
 
 
 def main(argv=None) -> int:
-    """Console script ``bringup``."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    """Console script ``bringup``: the chosen nodes in one process, one single-threaded executor.
+
+    Exit codes: 0 after Ctrl-C, 2 for bad arguments or a node that cannot start.
+    """
+    from ccl_perception.nodes import run_nodes
 
     argv = sys.argv[1:] if argv is None else list(argv)
     ros_args = argv[argv.index('--ros-args'):] if '--ros-args' in argv else []
-    args, names = parse_argv(argv[:len(argv) - len(ros_args)])
-    specs = node_specs(args)
+    try:
+        args, names = parse_argv(argv[:len(argv) - len(ros_args)])
+        specs = node_specs(args)
+    except ValueError as e:
+        from ccl_perception.cli import fail
+        return fail('bringup', e)
     if names:
         unknown = set(names) - {s.name for s in specs}
         if unknown:
-            raise SystemExit(f'bringup: unknown node(s) {sorted(unknown)}; available: {[s.name for s in specs]}')
+            print(f'bringup: error: unknown node(s) {sorted(unknown)}; available: '
+                  f'{[s.name for s in specs]}', file=sys.stderr)
+            return 2
         specs = [s for s in specs if s.name in names]
-    rclpy.init(args=['bringup'] + ros_args)  # launch arguments are ours, not ROS remaps
-    nodes = {}
-    try:
-        nodes = create_nodes(specs)
+
+    def factory(context):
+        import rclpy
+        nodes = create_nodes(specs, context=context)
         log = rclpy.logging.get_logger('bringup')
         log.info(f'started {", ".join(nodes)}')
         if _truthy(resolve_arguments(args)['rviz']):
-            log.warning(f'rviz is not started by bringup; run: rviz2 -d {os.path.join(config_dir(), "ccl.rviz")}')
-        ex = MultiThreadedExecutor(num_threads=4)
-        for n in nodes.values():
-            ex.add_node(n)
-        ex.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError as e:
-        print(f'bringup: error: {e}', file=sys.stderr)
-        return 1
-    finally:
-        for n in nodes.values():
-            n.destroy_node()
-            if hasattr(n, 'world') and hasattr(n.world, 'close'):
-                n.world.close()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+            log.warning(
+                f'rviz is not started by bringup; run: rviz2 -d {os.path.join(config_dir(), "ccl.rviz")}')
+        return nodes
+
+    # launch arguments are ours, not ROS remaps: rclpy only sees what follows --ros-args
+    return run_nodes(factory, ['bringup'] + ros_args, 'bringup')
 
 
 if __name__ == '__main__':

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Descriptor-model checkpoints: atomic save, safe load, identity fingerprint.
 
 A checkpoint is a dict of plain tensors and containers (loads with
@@ -9,6 +23,10 @@ A checkpoint is a dict of plain tensors and containers (loads with
      'optimizer_state': {...}|None,  # optimizer.state_dict()
      'step': int,
      'extra': {...}}                 # e.g. RNG states, training config (numpy arrays -> tensors)
+
+A *head-only* checkpoint (the shipped default model, :mod:`ccl_perception.model_zoo`) stores
+only the non-trunk tensors and ``extra['trunk_reference']``; :func:`load_checkpoint` fills in
+the ImageNet trunk after checking its digest, so every loader sees a full checkpoint.
 """
 import hashlib
 import json
@@ -52,11 +70,26 @@ def _plain(value, where: str):
                      'strings, lists or dicts')
 
 
+def current_umask() -> int:
+    """The process umask (read from /proc on Linux, else by setting and restoring it)."""
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
                     extra: dict = None) -> str:
     """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
 
-    A crash mid-write leaves the previous file (if any) untouched and no partial file.
+    A crash mid-write leaves the previous file (if any) untouched and no partial file. The
+    file gets the mode a plain ``open()`` would give it (``0666 & ~umask``, 0644 usually).
 
     Args:
         path: destination file.
@@ -89,6 +122,8 @@ def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.',
                                suffix='.tmp')
     try:
+        # mkstemp creates 0600; a checkpoint is read by nodes running as other users
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, 'wb') as handle:
             torch.save(payload, handle)
             handle.flush()
@@ -126,6 +161,12 @@ def load_checkpoint(path, map_location='cpu') -> dict:
     if data['version'] > VERSION:
         raise CheckpointError(f'checkpoint {path} has version {data["version"]}, newer than '
                               f'this code ({VERSION})')
+    from .model_zoo import TrunkMismatchError, complete_head_only, is_head_only
+    if is_head_only(data):  # the shipped model: head only, ImageNet trunk from its pip package
+        try:
+            data = complete_head_only(data, path)
+        except (TrunkMismatchError, ValueError, FileNotFoundError, RuntimeError) as exc:
+            raise CheckpointError(f'head-only checkpoint {path}: {exc}') from exc
     return data
 
 
@@ -135,7 +176,11 @@ def load_model(path, device='cpu') -> DescriptorNet:
     Raises:
         CheckpointError: as ``load_checkpoint``, or weights that do not fit the architecture.
     """
-    data = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), path, device)
+
+
+def model_from_checkpoint(data: dict, path='<checkpoint>', device='cpu') -> DescriptorNet:
+    """``load_model`` of an already loaded checkpoint dict (``load_checkpoint``)."""
     config = dict(data['model_config'])
     config['pretrained'] = False  # the weights come from the checkpoint
     try:
@@ -146,6 +191,20 @@ def load_model(path, device='cpu') -> DescriptorNet:
                               f'{data["model_config"]}: {exc}') from exc
     model.config['pretrained'] = bool(data['model_config'].get('pretrained', False))
     return model.to(device).eval()
+
+
+def training_tau(data: dict):
+    """Softmax temperature the checkpoint's model was trained with, or None if unknown.
+
+    The trainer stores its whole config in ``extra['config']`` (``loss.tau``); inference
+    (the grasp planner, evaluation) defaults to this value for the model.
+    """
+    tau = (((data.get('extra') or {}).get('config') or {}).get('loss') or {}).get('tau')
+    if isinstance(tau, torch.Tensor):
+        tau = tau.item()
+    if isinstance(tau, (int, float)) and not isinstance(tau, bool) and tau > 0:
+        return float(tau)
+    return None
 
 
 def _config_key(config: dict) -> str:

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Dense correspondence math of the Cycle-Correspondence Loss paper (Adrian et al.).
 
 Everything here is batched over ``B`` images and ``N`` query descriptors and never
@@ -74,7 +88,8 @@ def sample_descriptors(desc: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
     b, d, h, w = desc.shape
     if kp.shape[1] == 0:
         return desc.new_zeros(b, 0, d)
-    outside = (kp[..., 0] < -0.5) | (kp[..., 0] > w - 0.5) | (kp[..., 1] < -0.5) | (kp[..., 1] > h - 0.5)
+    outside = (kp[..., 0] < -0.5) | (kp[..., 0] > w -
+                                     0.5) | (kp[..., 1] < -0.5) | (kp[..., 1] > h - 0.5)
     if bool(outside.any()):
         bad = kp[outside][0].tolist()
         raise ValueError(f'keypoints outside the {w}x{h} map, e.g. (x, y) = {bad}')
@@ -129,7 +144,8 @@ def heatmap_softmax(sim: torch.Tensor, tau: float = DEFAULT_TAU) -> torch.Tensor
     return torch.softmax(sim.reshape(b, n, h * w).float() / tau, dim=-1).reshape(b, n, h, w)
 
 
-def heatmap_probabilities(query: torch.Tensor, desc: torch.Tensor, tau: float = DEFAULT_TAU) -> torch.Tensor:
+def heatmap_probabilities(query: torch.Tensor, desc: torch.Tensor,
+                          tau: float = DEFAULT_TAU) -> torch.Tensor:
     """``heatmap_softmax(cosine_heatmap(query, desc), tau)`` (Eq. 1-2) in one pass.
 
     The ``1/tau`` scale is folded into the ``(B, N, D)`` queries before the matrix product,
@@ -200,7 +216,8 @@ def expected_descriptor(prob: torch.Tensor, desc: torch.Tensor) -> torch.Tensor:
     b, d, h, w = desc.shape
     if prob.shape[0] != b or prob.shape[-2:] != desc.shape[-2:]:
         raise ValueError(f'prob {tuple(prob.shape)} does not match desc {tuple(desc.shape)}')
-    mixed = torch.bmm(prob.reshape(b, -1, h * w).to(desc.dtype), desc.reshape(b, d, h * w).transpose(1, 2))
+    mixed = torch.bmm(prob.reshape(b, -1, h * w).to(desc.dtype),
+                      desc.reshape(b, d, h * w).transpose(1, 2))
     return F.normalize(mixed, dim=-1)
 
 

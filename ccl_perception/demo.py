@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """``make demo``: render -> train -> targets -> ROS 2 grasping in simulation -> report.
 
     python -m ccl_perception.demo [--out demo_output] [--checkpoint ck.pt] [--steps 300]
@@ -37,7 +51,8 @@ import numpy as np
 DEFAULTS = {
     'out': 'demo_output',          # folder for all outputs
     'num_images': 200,             # rendered training frames (320x240)
-    'steps': 200,                  # training steps (batch 4, 160x120: 1.7-9 s/step on a shared 2-core CPU)
+    # training steps (batch 4, 160x120: 1.7-9 s/step on a shared 2-core CPU)
+    'steps': 200,
     'method': 'ccl_iv',            # training method (ccl_perception.learning)
     'lr': 3.0e-4,                  # AdamW learning rate of the short schedule
     'train_size': [160, 120],      # training resolution (width, height): a CPU budget
@@ -166,7 +181,13 @@ def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: 
             continue
         try:
             pixels = auto_grasp_pixels(mask)
-            target = tg.make_target(extractor, render.rgb, pixels, name, depth=render.depth, K=cam.K)
+            target = tg.make_target(
+                extractor,
+                render.rgb,
+                pixels,
+                name,
+                depth=render.depth,
+                K=cam.K)
         except ValueError as e:
             log(f'target {name}: skipped ({e})')
             continue
@@ -220,7 +241,7 @@ def summarise(trials: list) -> dict:
     """Success rate over present scenes, abstentions, false grasps over absent scenes."""
     pres = [t for t in trials if t['present']]
     absn = [t for t in trials if not t['present']]
-    n = lambda lst, o: sum(t['outcome'] == o for t in lst)  # noqa: E731
+    def n(lst, o): return sum(t['outcome'] == o for t in lst)  # noqa: E731
     return {
         'present_scenes': len(pres), 'grasped': n(pres, 'grasped'),
         'failed_grasps': n(pres, 'failed_grasp'), 'abstained': n(pres, 'abstained'),
@@ -246,7 +267,7 @@ def format_table(rows: dict) -> str:
 
 
 def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=None,
-                          progress=True) -> list:
+                          progress=True, executor=None) -> list:
     """The benchmark's ROS-free loop: reset -> render -> GraspPipeline -> sim executor.
 
     Args:
@@ -254,8 +275,12 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
         pipeline: :class:`ccl_perception.grasp_pipeline.GraspPipeline`.
         library: ``{name: Target}``.
         schedule: :func:`trial_schedule` output.
+        executor: ``executors.sim_executor.world_executor(world)`` (made here if None).
     """
+    from ccl_perception.executors.sim_executor import world_executor
     from ccl_perception.image_conversion import heatmap_overlay
+    from ccl_perception.sim.robot import CAMERA_FRAME
+    executor = executor or world_executor(world)
     trials = []
     for i, (seed, name, present) in enumerate(schedule):
         info = world.reset(seed, target=name, target_present=present)
@@ -270,7 +295,7 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
         if res.ok:
             T = np.eye(4)
             T[:3, :3], T[:3, 3] = res.pose.rotation, res.pose.position
-            g = world.grasp(T)
+            g = executor.execute(T, CAMERA_FRAME)
             executed, success = True, bool(g.success)
             trial['grasp'] = g.to_dict()
         trial['outcome'] = classify(trial['present'], executed, success)
@@ -291,48 +316,60 @@ class RosTrialRunner:
     """Drives the ROS 2 nodes of one process: the demo's grasp stage.
 
     Starts sim world (+ hosted sim executor) and grasp planner from ``bringup.node_specs``
-    and a client node; per scene: set the target parameters, call ``/sim_world/reset``, take
-    the planner's first frame after the reset (its ``~/heatmap`` carries the frame stamp),
-    and if a ``grasp_pose`` with that stamp arrives call ``/grasp_executor/execute``.
+    and a client node, spun by one ``nodes.NodeRunner`` (a single-threaded executor on a
+    background thread); per scene: set the target parameters, call ``/sim_world/reset``,
+    take the planner's first frame after the reset (its ``~/heatmap`` carries the frame
+    stamp), and if a ``grasp_pose`` with that stamp arrives start it with
+    ``/grasp_executor/execute`` and wait for its outcome on ``/grasp_executor/result``.
     """
 
     def __init__(self, checkpoint: str, target_dir: str, image_size=(320, 240)):
-        import threading
-
-        import rclpy
         from geometry_msgs.msg import PoseStamped
-        from rclpy.executors import MultiThreadedExecutor
         from rclpy.parameter import Parameter
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
         from std_srvs.srv import Trigger
 
         from ccl_perception import bringup
-        from ccl_perception.nodes import OUTPUT_QOS, STATUS_QOS
+        from ccl_perception import nodes as n
 
         self._Parameter, self._Trigger = Parameter, Trigger
-        rclpy.init()
         specs = [s for s in bringup.node_specs({'checkpoint': checkpoint, 'target_dir': target_dir,
-                                                 'sim': 'true', 'executor_backend': 'sim'})
-                 if s.name != 'descriptor_node']  # visualisation only: saves CPU here
+                                                'sim': 'true', 'executor_backend': 'sim'})
+                 if s.name not in ('descriptor_node', 'target_maker')]  # not needed: saves CPU
         for s in specs:
             if s.name == 'sim_world':  # the camera at the resolution the model was trained at
                 s.parameters.update(width=int(image_size[0]), height=int(image_size[1]))
-        self.nodes = bringup.create_nodes(specs)
-        self.nodes['grasp_executor'].set_parameters([Parameter('auto_execute', value=False)])
-        self.client = rclpy.create_node('ccl_demo')
-        self.heatmaps, self.poses, self.status = [], [], []
-        self.client.create_subscription(Image, '/grasp_planner/heatmap', self.heatmaps.append, OUTPUT_QOS)
-        self.client.create_subscription(PoseStamped, '/grasp_pose', self.poses.append, 10)
-        self.client.create_subscription(String, '/grasp_planner/status',
-                                        lambda m: self.status.append(m.data), STATUS_QOS)
-        self.reset_cli = self.client.create_client(Trigger, '/sim_world/reset')
-        self.exec_cli = self.client.create_client(Trigger, '/grasp_executor/execute')
-        self.ex = MultiThreadedExecutor(num_threads=6)
-        for n in list(self.nodes.values()) + [self.client]:
-            self.ex.add_node(n)
-        self.thread = threading.Thread(target=self.ex.spin, daemon=True)
-        self.thread.start()
+        self.heatmaps, self.poses, self.status, self.results = [], [], [], []
+
+        def factory(context):
+            nodes = bringup.create_nodes(specs, context=context)
+            nodes['grasp_executor'].set_parameters([Parameter('auto_execute', value=False)])
+            client = nodes['ccl_demo'] = rclpy_create_node('ccl_demo', context)
+            client.create_subscription(Image, n.private('grasp_planner', n.HEATMAP_TOPIC),
+                                       self.heatmaps.append, n.OUTPUT_QOS)
+            client.create_subscription(
+                PoseStamped,
+                '/' + n.GRASP_POSE_TOPIC,
+                self.poses.append,
+                10)
+            client.create_subscription(String, n.private('grasp_planner', n.STATUS_TOPIC),
+                                       lambda m: self.status.append(m.data), n.STATUS_QOS)
+            client.create_subscription(String, n.private('grasp_executor', n.RESULT_TOPIC),
+                                       lambda m: self.results.append(json.loads(m.data)),
+                                       n.LATCHED_QOS)
+            self.reset_cli = client.create_client(Trigger, n.private('sim_world', n.RESET_SERVICE))
+            self.exec_cli = client.create_client(Trigger, n.private('grasp_executor',
+                                                                    n.EXECUTE_SERVICE))
+            return nodes
+
+        def rclpy_create_node(name, context):
+            import rclpy
+            return rclpy.create_node(name, context=context)
+
+        self.runner = n.NodeRunner(factory)
+        self.nodes = self.runner.nodes
+        self.runner.spin_in_background()
         for cli in (self.reset_cli, self.exec_cli):
             if not cli.wait_for_service(timeout_sec=30.0):
                 raise RuntimeError(f'service {cli.srv_name} not available')
@@ -359,7 +396,7 @@ class RosTrialRunner:
             raise RuntimeError(f'reset failed: {resp.message}')
         scene = json.loads(resp.message)
         t_scene = int(scene['camera_stamp_ns'])
-        stamp = lambda m: m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec  # noqa: E731
+        def stamp(m): return m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec  # noqa: E731
         end = time.monotonic() + timeout
         hm = None
         while time.monotonic() < end and hm is None:
@@ -368,7 +405,8 @@ class RosTrialRunner:
         trial = {'seed': scene['seed'], 'target': name, 'present': bool(scene['target_present']),
                  'objects': scene['objects']}
         if hm is None:
-            trial.update(outcome='timeout', planner=(self.status[-1] if self.status else 'no status'))
+            trial.update(outcome='timeout', planner=(
+                self.status[-1] if self.status else 'no status'))
             return trial
         s_frame = stamp(hm)
         trial['heatmap_rgb'] = ic.image_to_numpy(hm, 'rgb8')
@@ -383,15 +421,9 @@ class RosTrialRunner:
                                     'abstained')
         else:
             trial['planner'] = 'pose'
-            for _ in range(10):  # the executor may not have received this scene's pose yet
-                r = self._call(self.exec_cli, 120.0)
-                if not r.message.startswith(('stale', 'no grasp pose')):
-                    break
-                time.sleep(0.2)
-            try:
-                g = json.loads(r.message)
-            except json.JSONDecodeError:  # the executor never got this scene's pose
-                trial.update(outcome='timeout', planner=f'pose not executed: {r.message}')
+            g = self._execute()
+            if g is None:  # the executor never got this scene's pose
+                trial.update(outcome='timeout', planner='pose not executed')
                 self.heatmaps.clear()
                 self.poses.clear()
                 return trial
@@ -402,17 +434,27 @@ class RosTrialRunner:
         trial['outcome'] = classify(trial['present'], executed, success)
         return trial
 
+    def _execute(self, timeout: float = 120.0):
+        """Start the executor's last pose with ``~/execute`` and wait for the outcome on
+        ``~/result`` (None: it was not run)."""
+        n_before = len(self.results)
+        r = None
+        for _ in range(10):  # the executor may not have received this scene's pose yet
+            r = self._call(self.exec_cli, 30.0)
+            if r.success or not r.message.startswith(('stale', 'no grasp pose')):
+                break
+            time.sleep(0.2)
+        if r is None or not r.success:
+            return None
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if len(self.results) > n_before:
+                return self.results[n_before]
+            time.sleep(0.05)
+        return None
+
     def close(self) -> None:
-        import rclpy
-        self.ex.shutdown()
-        self.thread.join(timeout=5.0)
-        for n in list(self.nodes.values()) + [self.client]:
-            n.destroy_node()
-        world = getattr(self.nodes.get('sim_world'), 'world', None)
-        if world is not None:
-            world.close()
-        if rclpy.ok():
-            rclpy.shutdown()
+        self.runner.close()
 
 
 def object_frame_points(world, name: str, seed: int = 0) -> np.ndarray:
@@ -458,13 +500,15 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
     from oblique viewpoints (elevation ``min..max`` degrees vs. the top-down reference) and
     ``absent`` scenes without it. Returns ``{'model': summary, 'oracle': summary, ...}``."""
     from ccl_perception import targets as tg
+    from ccl_perception.executors.sim_executor import world_executor
     from ccl_perception.grasp_pipeline import GraspPipeline
     from ccl_perception.inference import DescriptorExtractor
-    from ccl_perception.sim.robot import SimWorld, SimWorldConfig
+    from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig
 
     extractor = DescriptorExtractor(checkpoint)
     world = SimWorld(SimWorldConfig(camera_elevation_deg=(min_elevation, max_elevation),
                                     width=int(image_size[0]), height=int(image_size[1])))
+    executor = world_executor(world)
     try:
         paths = make_sim_targets(world, extractor, os.path.join(out_dir, 'targets'), n_targets,
                                  DEFAULTS['max_object_width'])
@@ -479,7 +523,8 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
         log(f'benchmark: {grasps} scenes with the target, {absent} without; targets {names}')
         t0 = time.perf_counter()
         trials = run_trials_in_process(world, pipeline, library, sched,
-                                       heatmap_dir=os.path.join(out_dir, 'heatmaps'))
+                                       heatmap_dir=os.path.join(out_dir, 'heatmaps'),
+                                       executor=executor)
         wall = time.perf_counter() - t0
         results = {'model': summarise(trials)}
         per_target = {n: summarise([t for t in trials if t['target'] == n]) for n in names}
@@ -491,7 +536,7 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
                     continue
                 info = world.reset(seed_i, target=name, target_present=True)
                 T = oracle_pose(world, name, gt[name], world.render().depth)
-                g = None if T is None else world.grasp(T)
+                g = None if T is None else executor.execute(T, CAMERA_FRAME)
                 o_trials.append({'present': info.target_present, 'target': name,
                                  'outcome': classify(info.target_present, g is not None,
                                                      g is not None and g.success),
@@ -635,7 +680,10 @@ def stage_report(cfg: dict, trials: list, checkpoint: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--out', default=DEFAULTS['out'])
-    ap.add_argument('--checkpoint', default=DEFAULTS['checkpoint'], help='reuse this model (skip training)')
+    ap.add_argument(
+        '--checkpoint',
+        default=DEFAULTS['checkpoint'],
+        help='reuse this model (skip training)')
     ap.add_argument('--images', type=int, default=DEFAULTS['num_images'])
     ap.add_argument('--steps', type=int, default=DEFAULTS['steps'])
     ap.add_argument('--targets', type=int, default=DEFAULTS['n_targets'])

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Collect sharp, distinct frames from a video file or a rosbag2 image topic.
 
 Two passes over the source: pass 1 measures every frame's sharpness (variance of the
@@ -56,7 +70,8 @@ def image_from_ros(msg) -> np.ndarray:
     enc = msg.encoding.lower()
     channels = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
     if enc not in channels:
-        raise ValueError(f'unsupported image encoding {msg.encoding!r}; supported: {sorted(channels)}')
+        raise ValueError(
+            f'unsupported image encoding {msg.encoding!r}; supported: {sorted(channels)}')
     c = channels[enc]
     data = np.frombuffer(bytes(msg.data), np.uint8)
     if msg.step < msg.width * c or data.size < msg.step * msg.height:
@@ -112,7 +127,8 @@ def iter_frames(source: str, topic: str | None = None):
                         if c.msgtype in ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')}
         if topic is None:
             if len(image_topics) != 1:
-                raise ValueError(f'choose an image topic with --topic; bag has {sorted(image_topics)}')
+                raise ValueError(
+                    f'choose an image topic with --topic; bag has {sorted(image_topics)}')
             topic = next(iter(image_topics))
         if topic not in image_topics:
             raise ValueError(f'topic {topic!r} not in bag (image topics: {sorted(image_topics)})')

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Depth + intrinsics -> 3D keypoints -> 6D parallel-gripper grasp pose (no ROS).
 
 Conventions (see docs/ARCHITECTURE.md and docs/ros_interface.md):
@@ -19,6 +33,10 @@ from typing import Optional, Tuple
 import numpy as np
 
 OPTICAL_AXIS = np.array([0.0, 0.0, 1.0])
+#: Rounding allowance of width comparisons, metres (a nanometre: float error, not a tolerance).
+WIDTH_EPS = 1e-9
+#: Frame id of the colour optical frame (RealSense driver name): images, grasp poses, rviz.
+CAMERA_FRAME = 'camera_color_optical_frame'
 
 
 def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
@@ -26,15 +44,37 @@ def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
 
 
-def check_intrinsics(K) -> np.ndarray:
-    """Return K as a ``(3, 3)`` float64 array or raise ``ValueError``."""
-    K = np.asarray(K, dtype=np.float64)
+def check_intrinsics(K, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Return K as a ``(3, 3)`` float64 array or raise ``ValueError``.
+
+    Args:
+        K: ``(3, 3)`` or ``(9,)`` pinhole matrix, pixels.
+        size: ``(H, W)`` of the image K belongs to; when given, the principal point must lie
+            inside it (``0 <= cx <= W - 1``, ``0 <= cy <= H - 1``).
+
+    Raises:
+        ValueError: wrong shape, a non-finite entry, a focal length ``<= 0``, a last row other
+            than ``(0, 0, 1)``, or a principal point outside the image; the message names it.
+    """
+    try:
+        K = np.asarray(K, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f'intrinsics must be a 3x3 matrix of numbers ({e})') from None
     if K.shape == (9,):
         K = K.reshape(3, 3)
     if K.shape != (3, 3):
         raise ValueError(f'intrinsics must be a 3x3 matrix, got shape {K.shape}')
     if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f'intrinsics need finite positive focal lengths, got fx={K[0, 0]}, fy={K[1, 1]}')
+        raise ValueError(f'intrinsics need finite entries and positive focal lengths, got fx={K[0, 0]:g}, '
+                         f'fy={K[1, 1]:g}, cx={K[0, 2]:g}, cy={K[1, 2]:g}')
+    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0:
+        raise ValueError(f'intrinsics must be a pinhole matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]], '
+                         f'got rows 2-3 {K[1:].tolist()}')
+    if size is not None:
+        h, w = int(size[0]), int(size[1])
+        if not (0 <= K[0, 2] <= w - 1 and 0 <= K[1, 2] <= h - 1):
+            raise ValueError(f'principal point (cx, cy) = ({K[0, 2]:g}, {K[1, 2]:g}) is outside the {w}x{h} '
+                             f'image: allowed cx in [0, {w - 1}], cy in [0, {h - 1}]')
     return K
 
 
@@ -97,10 +137,12 @@ def project(points: np.ndarray, K) -> np.ndarray:
     """Project ``(N, 3)`` optical-frame points to ``(N, 2)`` pixels (inverse of :func:`backproject`)."""
     K = check_intrinsics(K)
     p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    return np.stack([K[0, 0] * p[:, 0] / p[:, 2] + K[0, 2], K[1, 1] * p[:, 1] / p[:, 2] + K[1, 2]], axis=1)
+    return np.stack([K[0, 0] * p[:, 0] / p[:, 2] + K[0, 2],
+                    K[1, 1] * p[:, 1] / p[:, 2] + K[1, 2]], axis=1)
 
 
-def keypoints_to_3d(depth: np.ndarray, xy: np.ndarray, K, window: int = 5) -> Tuple[np.ndarray, np.ndarray]:
+def keypoints_to_3d(depth: np.ndarray, xy: np.ndarray, K,
+                    window: int = 5) -> Tuple[np.ndarray, np.ndarray]:
     """Robust 3D keypoints: :func:`robust_depth` then :func:`backproject`.
 
     Returns:
@@ -121,7 +163,8 @@ def depth_to_points(depth: np.ndarray, K, mask: Optional[np.ndarray] = None) -> 
     return backproject(np.stack([xs, ys], axis=1), depth[ys, xs], K)
 
 
-def estimate_normal(depth: np.ndarray, K, xy, radius_px: int = 7, method: str = 'open3d') -> Optional[np.ndarray]:
+def estimate_normal(depth: np.ndarray, K, xy, radius_px: int = 7,
+                    method: str = 'open3d') -> Optional[np.ndarray]:
     """Local surface normal at a pixel, oriented towards the camera.
 
     Uses the valid depth pixels of a ``(2r+1)^2`` patch. ``method='open3d'`` runs
@@ -203,7 +246,7 @@ class GraspPose:
         position: ``(3,)`` metres, centre between the fingertips.
         rotation: ``(3, 3)`` columns = gripper x, y (closing), z (approach) axes.
         quaternion: ``(4,)`` ``(x, y, z, w)`` of ``rotation``.
-        width: opening width in metres (axis length + margin, clipped to the gripper).
+        width: opening width in metres (axis length + margin; never wider than the gripper).
         axis_length: measured distance between the two axis keypoints, metres.
     """
 
@@ -215,17 +258,19 @@ class GraspPose:
 
 
 def grasp_from_axis(p1: np.ndarray, p2: np.ndarray, approach_hint: Optional[np.ndarray] = None,
-                    margin: float = 0.02, max_width: float = 0.08) -> GraspPose:
+                    margin: float = 0.02, max_width: Optional[float] = None) -> GraspPose:
     """6D grasp from the two grasp-axis keypoints (the paper's two pixels per object).
 
     Position = midpoint; closing axis y = ``(p2 - p1) / |p2 - p1|``; approach z =
     ``approach_hint`` (e.g. minus the surface normal, default the optical axis) made
     orthogonal to y (Gram-Schmidt); if the hint is (nearly) parallel to y the optical
     axis, then the camera x axis, is used instead; x = y cross z.
-    Width = ``min(|p2 - p1| + margin, max_width)``.
+    Width = ``|p2 - p1| + margin``; it is never clamped: an opening wider than
+    ``max_width`` (the gripper stroke, metres; None = no limit) is an error.
 
     Raises:
-        ValueError: on non-finite points or coincident keypoints.
+        ValueError: on non-finite points, coincident keypoints, or an opening wider than
+            ``max_width``.
     """
     p1 = np.asarray(p1, dtype=np.float64)
     p2 = np.asarray(p2, dtype=np.float64)
@@ -235,6 +280,9 @@ def grasp_from_axis(p1: np.ndarray, p2: np.ndarray, approach_hint: Optional[np.n
     length = float(np.linalg.norm(axis))
     if length < 1e-6:
         raise ValueError('grasp keypoints coincide: the grasp axis is undefined')
+    if max_width is not None and length + margin > max_width + WIDTH_EPS:
+        raise ValueError(f'the opening {length + margin:.4f} m (axis {length:.4f} m + margin {margin:.4f} m) '
+                         f'exceeds the gripper stroke max_width = {max_width:.4f} m')
     y = axis / length
     candidates = [approach_hint] if approach_hint is not None else []
     candidates += [OPTICAL_AXIS, np.array([1.0, 0.0, 0.0])]
@@ -249,7 +297,7 @@ def grasp_from_axis(p1: np.ndarray, p2: np.ndarray, approach_hint: Optional[np.n
     x = np.cross(y, z)
     R = np.stack([x, y, z], axis=1)
     return GraspPose(position=(p1 + p2) / 2.0, rotation=R, quaternion=rotation_to_quaternion(R),
-                     width=float(min(length + margin, max_width)), axis_length=length)
+                     width=float(length + margin), axis_length=length)
 
 
 def kabsch(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

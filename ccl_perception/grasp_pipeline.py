@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Frame -> grasp pose, without ROS: the core that the grasp planner node wraps.
 
 ``GraspPipeline.frame_to_pose(rgb, depth, K, target)`` runs
@@ -11,9 +25,15 @@ when: a grasp-axis keypoint's confidence is below ``min_confidence`` or its best
 similarity anywhere in the frame is below ``min_similarity``; a keypoint falls
 outside the image; depth is missing/NaN at an axis keypoint; the measured axis length
 differs from the target's reference by more than ``axis_length_tolerance`` (relative);
-or, with three or more keypoints and reference 3D points, fewer than 3 keypoints agree
-with a rigid fit of the reference shape. Malformed input (sizes, dtypes) raises
-``ValueError``.
+with three or more keypoints and reference 3D points, fewer than 3 keypoints agree
+with a rigid fit of the reference shape; or a physical limit is exceeded: an axis
+keypoint's depth outside ``[min_depth, max_depth]`` (sensor range and reach), or an
+opening (axis length + ``gripper_margin``) wider than the gripper's ``max_width``. Limits
+are never clamped. Malformed input (sizes, dtypes) raises ``ValueError``.
+
+Every knob has a default (:data:`DEFAULTS`) and an allowed range (:data:`LIMITS`);
+:func:`validate_config` checks both at construction and in
+:meth:`GraspPipeline.update_config`, so a bad value never reaches a frame.
 
 The lead's benchmark uses it directly (``training/benchmark.py``).
 """
@@ -25,11 +45,14 @@ from typing import Dict, Optional
 import numpy as np
 
 from ccl_perception import geometry
+from ccl_perception.correspondence import DEFAULT_TAU
 from ccl_perception.keypoint_matcher import KeypointMatch, KeypointMatcher
+from ccl_perception.validation import check, choice, integer, real
 
 #: Defaults of every knob (also the ``grasp_planner`` node parameters of the same name).
 DEFAULTS = {
-    'tau': 0.03,                   # softmax temperature of Eq. 2
+    # softmax temperature of Eq. 2 (the planner uses the checkpoint's)
+    'tau': DEFAULT_TAU,
     'confidence_scale_px': 16.0,   # confidence = exp(-heatmap std [px] / this)
     'min_confidence': 0.3,         # abstain below this (min over the two axis keypoints)
     'min_similarity': 0.5,         # abstain when no pixel's cosine similarity reaches this
@@ -37,11 +60,36 @@ DEFAULTS = {
     'axis_length_tolerance': 0.3,  # abstain if | |axis| - reference | / reference exceeds this
     'gripper_margin': 0.02,        # opening width = axis length + margin, metres
     'max_width': 0.08,             # gripper stroke, metres (Franka hand: 0.08)
-    'approach': 'normal',          # 'normal' (minus the local surface normal) or 'camera' (optical axis)
+    # 'normal' (minus the local surface normal) or 'camera' (optical axis)
+    'approach': 'normal',
     'normal_radius_px': 7,         # half-size of the normal-estimation patch, pixels
     'normal_method': 'pca',        # 'pca' (numpy) or 'open3d' (same result, slower import)
     'ransac_threshold': 0.01,      # inlier distance of the reference-shape fit, metres
-    'min_inlier_fraction': 0.8,    # 3+ keypoints: at least this fraction (and 3) must fit the reference shape (0.8: 4 of 5)
+    # 3+ keypoints: at least this fraction (and 3) must fit the reference shape (0.8: 4 of 5)
+    'min_inlier_fraction': 0.8,
+    # abstain when an axis keypoint is nearer than this, metres (sensor minimum)
+    'min_depth': 0.05,
+    # abstain when an axis keypoint is farther than this, metres (sensor range / reach)
+    'max_depth': 3.0,
+}
+
+#: Allowed values of every knob of :data:`DEFAULTS` (also the planner's parameter ranges).
+LIMITS = {
+    'tau': real(0.0, 1.0, low_open=True),
+    'confidence_scale_px': real(0.0, 1000.0, low_open=True),
+    'min_confidence': real(0.0, 1.0),
+    'min_similarity': real(-1.0, 1.0),          # cosine similarity; -1 switches the check off
+    'depth_window': integer(1, 51, odd=True),
+    'axis_length_tolerance': real(0.0, None, low_open=True),
+    'gripper_margin': real(0.0, 0.1),
+    'max_width': real(0.0, 1.0, low_open=True),    # 1 m: any parallel gripper; tests open the gate with it
+    'approach': choice('normal', 'camera'),
+    'normal_radius_px': integer(1, 50),
+    'normal_method': choice('pca', 'open3d'),
+    'ransac_threshold': real(0.0, 10.0, low_open=True),
+    'min_inlier_fraction': real(0.0, 1.0, low_open=True),
+    'min_depth': real(0.0, 10.0),
+    'max_depth': real(0.0, 20.0, low_open=True),
 }
 
 
@@ -70,18 +118,54 @@ class PipelineResult:
         return self.pose is not None
 
 
+def validate_config(cfg: dict) -> dict:
+    """Check a complete pipeline config against :data:`LIMITS`; return it normalised.
+
+    Raises:
+        ValueError: an unknown key, a missing key, a value outside its range (the message
+            names the knob, the value and the range), or ``min_depth >= max_depth``.
+    """
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f'unknown grasp pipeline option {unknown[0]!r}; known: {", ".join(DEFAULTS)}')
+    missing = sorted(set(DEFAULTS) - set(cfg))
+    if missing:
+        raise ValueError(f'grasp pipeline config lacks {", ".join(missing)}')
+    out = check(LIMITS, cfg)
+    if out['min_depth'] >= out['max_depth']:
+        raise ValueError(
+            f"min_depth = {out['min_depth']!r} must be below max_depth = {out['max_depth']!r}")
+    return out
+
+
 def merge_config(config: Optional[dict]) -> dict:
-    """``DEFAULTS`` updated with ``config``; unknown keys raise ``ValueError``."""
-    cfg = dict(DEFAULTS)
-    for k, v in (config or {}).items():
-        if k not in DEFAULTS:
-            raise ValueError(f'unknown grasp pipeline option {k!r}; known: {", ".join(DEFAULTS)}')
-        cfg[k] = v
-    if not 0.0 < float(cfg['min_inlier_fraction']) <= 1.0:
-        raise ValueError(f"min_inlier_fraction must be in (0, 1], got {cfg['min_inlier_fraction']}")
-    if cfg['approach'] not in ('normal', 'camera'):
-        raise ValueError(f"approach must be 'normal' or 'camera', got {cfg['approach']!r}")
-    return cfg
+    """``DEFAULTS`` updated with ``config``, validated (:func:`validate_config`)."""
+    return validate_config({**DEFAULTS, **(config or {})})
+
+
+def physical_limit_reason(p1: np.ndarray, p2: np.ndarray, cfg: dict) -> str:
+    """Why a grasp between ``p1`` and ``p2`` cannot be done, or ``''``.
+
+    Args:
+        p1, p2: ``(3,)`` axis keypoints, metres, camera optical frame.
+        cfg: pipeline config (``min_depth``, ``max_depth``, ``gripper_margin``, ``max_width``).
+
+    Returns:
+        the abstention reason when a keypoint's depth is outside ``[min_depth, max_depth]``
+        or the opening ``|p2 - p1| + gripper_margin`` exceeds ``max_width``; else ``''``.
+    """
+    z = (float(p1[2]), float(p2[2]))
+    if not all(cfg['min_depth'] <= v <= cfg['max_depth'] for v in z):
+        return (f'grasp keypoint depth {z[0]:.3f} / {z[1]:.3f} m outside the working range '
+                f'[{cfg["min_depth"]:g}, {cfg["max_depth"]:g}] m (min_depth, max_depth)')
+    length = float(np.linalg.norm(np.asarray(p2, float) - np.asarray(p1, float)))
+    opening = length + cfg['gripper_margin']
+    if opening > cfg['max_width'] + geometry.WIDTH_EPS:
+        return (f'object too wide for the gripper: needs a {opening * 100:.1f} cm opening (axis '
+                f'{length * 100:.1f} cm + gripper_margin {cfg["gripper_margin"] * 100:.1f} cm), '
+                f'max_width is {cfg["max_width"] * 100:.1f} cm')
+    return ''
 
 
 class GraspPipeline:
@@ -96,8 +180,25 @@ class GraspPipeline:
     def __init__(self, extractor, config: Optional[dict] = None):
         self.extractor = extractor
         self.config = merge_config(config)
-        self.matcher = KeypointMatcher(self.config['tau'], getattr(extractor, 'stride', 8),
-                                       self.config['confidence_scale_px'])
+        self.matcher = self._matcher(self.config)
+
+    def _matcher(self, cfg: dict) -> KeypointMatcher:
+        return KeypointMatcher(cfg['tau'], getattr(
+            self.extractor, 'stride', 8), cfg['confidence_scale_px'])
+
+    def update_config(self, **changes) -> dict:
+        """Validate ``changes`` over the current config and apply them all, or none.
+
+        Returns:
+            the new config.
+
+        Raises:
+            ValueError: as :func:`validate_config`; the current config is kept.
+        """
+        cfg = validate_config({**self.config, **changes})
+        matcher = self._matcher(cfg)
+        self.config, self.matcher = cfg, matcher
+        return cfg
 
     def frame_to_pose(self, rgb: np.ndarray, depth: np.ndarray, K, target) -> PipelineResult:
         """One RGB-D frame -> :class:`PipelineResult`.
@@ -114,7 +215,7 @@ class GraspPipeline:
         if depth is None or np.asarray(depth).shape != rgb.shape[:2]:
             raise ValueError(f'depth {None if depth is None else np.asarray(depth).shape} does not match '
                              f'the colour image {rgb.shape[:2]}')
-        K = geometry.check_intrinsics(K)
+        K = geometry.check_intrinsics(K, rgb.shape[:2])
         t0 = time.perf_counter()
         desc = self.extractor(rgb)
         t1 = time.perf_counter()
@@ -142,7 +243,8 @@ class GraspPipeline:
             res.reason = (f'low match confidence {conf:.2f} < {cfg["min_confidence"]:.2f} '
                           f'(heatmap spread {m.std_px[:2].max():.1f} px): target not found')
             return res
-        inside = (kp[:, 0] >= -0.5) & (kp[:, 0] <= W - 0.5) & (kp[:, 1] >= -0.5) & (kp[:, 1] <= H - 0.5)
+        inside = (kp[:, 0] >= -0.5) & (kp[:, 0] <= W -
+                                       0.5) & (kp[:, 1] >= -0.5) & (kp[:, 1] <= H - 0.5)
         if not inside[:2].all():
             res.reason = f'grasp-axis keypoint outside the {W}x{H} image: {kp[:2].round(1).tolist()}'
             return res
@@ -169,13 +271,19 @@ class GraspPipeline:
             res.reason = (f'3D keypoints contradict the target: axis length {length * 100:.1f} cm vs '
                           f'reference {ref * 100:.1f} cm (tolerance {cfg["axis_length_tolerance"]:.0%})')
             return res
+        limit = physical_limit_reason(p1, p2, cfg)
+        if limit:
+            res.reason = limit
+            return res
         hint = None
         if cfg['approach'] == 'normal':
             mid_px = geometry.project(((p1 + p2) / 2)[None], K)[0]
-            n = geometry.estimate_normal(depth, K, mid_px, int(cfg['normal_radius_px']), cfg['normal_method'])
+            n = geometry.estimate_normal(depth, K, mid_px, int(
+                cfg['normal_radius_px']), cfg['normal_method'])
             hint = None if n is None else -n
         try:
-            res.pose = geometry.grasp_from_axis(p1, p2, hint, cfg['gripper_margin'], cfg['max_width'])
+            res.pose = geometry.grasp_from_axis(
+                p1, p2, hint, cfg['gripper_margin'], cfg['max_width'])
         except ValueError as e:
             res.reason = f'degenerate grasp axis: {e}'
             return res
@@ -184,6 +292,7 @@ class GraspPipeline:
         return res
 
 
-def frame_to_pose(extractor, rgb, depth, K, target, config: Optional[dict] = None) -> PipelineResult:
+def frame_to_pose(extractor, rgb, depth, K, target,
+                  config: Optional[dict] = None) -> PipelineResult:
     """Functional form of :meth:`GraspPipeline.frame_to_pose` (builds a pipeline each call)."""
     return GraspPipeline(extractor, config).frame_to_pose(rgb, depth, K, target)

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """sensor_msgs/Image <-> numpy without cv_bridge, plus display helpers (no rclpy).
 
 Supported encodings (same names and memory layout as cv_bridge / sensor_msgs
@@ -83,7 +97,8 @@ def image_to_numpy(msg, expected=None) -> np.ndarray:
     if expected is not None:
         allowed = (expected,) if isinstance(expected, str) else tuple(expected)
         if enc not in allowed:
-            raise ValueError(f'image encoding {enc!r} not accepted here (expected {", ".join(allowed)})')
+            raise ValueError(
+                f'image encoding {enc!r} not accepted here (expected {", ".join(allowed)})')
     dtype, ch = encoding_info(enc)
     dtype = np.dtype(dtype)
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
@@ -91,12 +106,14 @@ def image_to_numpy(msg, expected=None) -> np.ndarray:
     if h <= 0 or w <= 0:
         raise ValueError(f'empty image {w}x{h}')
     if step < row:
-        raise ValueError(f'{enc} image step {step} is smaller than a row of {w} pixels ({row} bytes)')
+        raise ValueError(
+            f'{enc} image step {step} is smaller than a row of {w} pixels ({row} bytes)')
     data = msg.data
     buf = np.frombuffer(bytes(data) if not isinstance(data, (bytes, bytearray, memoryview, np.ndarray)) else data,
                         dtype=np.uint8)
     if buf.size != h * step:
-        raise ValueError(f'{enc} image data has {buf.size} bytes, expected height*step = {h}*{step} = {h * step}')
+        raise ValueError(
+            f'{enc} image data has {buf.size} bytes, expected height*step = {h}*{step} = {h * step}')
     bridge = _cv_bridge() if enc in _STANDARD else None
     if bridge is not None:
         return np.array(bridge.imgmsg_to_cv2(msg, desired_encoding='passthrough'), dtype=dtype)
@@ -193,7 +210,8 @@ class PCAColoriser:
         return (np.clip(scaled, 0, 1) * 255).astype(np.uint8).reshape(h, w, 3)
 
 
-def heatmap_overlay(rgb: np.ndarray, heatmaps: np.ndarray, keypoints=None, alpha: float = 0.6) -> np.ndarray:
+def heatmap_overlay(rgb: np.ndarray, heatmaps: np.ndarray, keypoints=None,
+                    alpha: float = 0.6) -> np.ndarray:
     """Blend heatmaps over an RGB image for display.
 
     Args:
@@ -222,6 +240,6 @@ def heatmap_overlay(rgb: np.ndarray, heatmaps: np.ndarray, keypoints=None, alpha
     if keypoints is not None:
         for x, y in np.asarray(keypoints).reshape(-1, 2):
             if np.isfinite(x) and np.isfinite(y):
-                cv2.drawMarker(out, (int(round(x)), int(round(y))), (0, 255, 0), cv2.MARKER_CROSS, 12, 2)
+                cv2.drawMarker(out, (int(round(x)), int(round(y))),
+                               (0, 255, 0), cv2.MARKER_CROSS, 12, 2)
     return out
-

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Descriptor extraction for a single RGB image, with an eager-PyTorch or ONNX Runtime backend.
 
 ``DescriptorExtractor(model_or_checkpoint)(rgb)`` takes an (H, W, 3) uint8 RGB numpy image and
@@ -13,7 +27,7 @@ import warnings
 import numpy as np
 import torch
 
-from .checkpoint import load_model, model_identity
+from .checkpoint import load_checkpoint, model_from_checkpoint, model_identity, training_tau
 from .model import STRIDE, DescriptorNet
 
 IDENTITY_KEY = 'ccl_model_identity'
@@ -105,6 +119,21 @@ def compare_onnx(model: DescriptorNet, path, height: int, width: int, seed: int 
     return float(np.abs(result - reference).max())
 
 
+def shrink(rgb: np.ndarray, factor: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 -> ``(H / factor, W / factor, 3)`` by area averaging.
+
+    Raises:
+        ValueError: H or W not divisible by ``factor`` (the cell geometry would not be exact).
+    """
+    import cv2
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[0] % factor or rgb.shape[1] % factor:
+        raise ValueError(f'image of shape {rgb.shape} cannot be shrunk {factor}x exactly '
+                         f'(height and width must be divisible by {factor})')
+    return cv2.resize(rgb, (rgb.shape[1] // factor, rgb.shape[0] // factor),
+                      interpolation=cv2.INTER_AREA)
+
+
 class DescriptorExtractor:
     """Dense descriptors of one RGB image.
 
@@ -114,24 +143,39 @@ class DescriptorExtractor:
         backend: ``torch`` or ``onnx``.
         onnx_path: exported model (``export_onnx``); for ``backend='onnx'`` it defaults to
             the checkpoint path with the suffix ``.onnx``.
+        downscale: integer factor ``s``: images are shrunk ``s`` times (area interpolation)
+            before the model, so a 640x480 camera runs a model trained at 320x240 at its
+            training scale. The map then has ``ceil(H / (8 s))`` rows and behaves exactly
+            like a stride-``8 s`` model on the camera image (cell centres at
+            ``8 s i + (8 s - 1) / 2``; the camera size must be divisible by ``s``).
 
     Attributes:
-        stride: 8; identity: ``model_identity`` of the weights; descriptor_dim: D.
+        stride: ``8 * downscale`` camera pixels per descriptor cell; identity:
+        ``model_identity`` of the weights (with ``/s`` appended when ``downscale = s > 1``,
+        so a target made at another scale is refused); descriptor_dim: D;
+        training_tau: the softmax temperature the checkpoint was trained with (None if
+        the checkpoint does not say, or for an in-memory model).
 
-    ``extractor(rgb)`` with rgb (H, W, 3) uint8 -> torch.Tensor (D, ceil(H/8), ceil(W/8))
-    float32 unit vectors (on ``device`` for the torch backend, on the CPU for onnx).
+    ``extractor(rgb)`` with rgb (H, W, 3) uint8 -> torch.Tensor (D, ceil(H/stride),
+    ceil(W/stride)) float32 unit vectors (on ``device`` for the torch backend, on the CPU for onnx).
     """
 
-    stride = STRIDE
-
-    def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None):
+    def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None,
+                 downscale: int = 1):
         if backend not in ('torch', 'onnx'):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if isinstance(downscale, bool) or not isinstance(downscale, int) or not 1 <= downscale <= 8:
+            raise ValueError(f'downscale must be an integer in [1, 8], got {downscale!r}')
+        self.downscale = downscale
+        self.stride = STRIDE * downscale
+        self.training_tau = None
         if isinstance(model, DescriptorNet):
             self.model = model.to(device).eval()
             default_onnx = None
         elif isinstance(model, (str, os.PathLike)):
-            self.model = load_model(model, device=device)
+            data = load_checkpoint(model)
+            self.model = model_from_checkpoint(data, model, device=device)
+            self.training_tau = training_tau(data)
             default_onnx = os.path.splitext(os.fspath(model))[0] + '.onnx'
         else:
             raise ValueError('model must be a DescriptorNet or a checkpoint path, got '
@@ -140,7 +184,7 @@ class DescriptorExtractor:
         # NHWC is ~1.5x faster for the depthwise convolutions of efficientnet_lite0 on the CPU.
         self.model = self.model.to(memory_format=torch.channels_last)
         self.backend = backend
-        self.identity = model_identity(self.model)
+        self.identity = model_identity(self.model) + (f'/{downscale}' if downscale > 1 else '')
         self.descriptor_dim = int(self.model.config['descriptor_dim'])
         self.session = None
         if backend == 'onnx':
@@ -150,6 +194,8 @@ class DescriptorExtractor:
             self.session = onnx_session(onnx_path, identity=self.identity)
 
     def __call__(self, rgb: np.ndarray) -> torch.Tensor:
+        if self.downscale > 1:
+            rgb = shrink(rgb, self.downscale)
         image = _rgb_to_tensor(rgb)
         if self.session is not None:
             out = self.session.run([OUTPUT_NAME], {INPUT_NAME: image.numpy()})[0]

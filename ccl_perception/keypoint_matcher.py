@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Find a target's keypoints in a frame's descriptor map (no ROS).
 
 For each target descriptor: cosine heatmap over the 1/8 descriptor map (Eq. 1),
@@ -53,7 +67,8 @@ class KeypointMatcher:
         confidence_scale_px: ``scale_px`` of the confidence formula above.
     """
 
-    def __init__(self, tau: float = DEFAULT_TAU, stride: int = STRIDE, confidence_scale_px: float = 16.0):
+    def __init__(self, tau: float = DEFAULT_TAU, stride: int = STRIDE,
+                 confidence_scale_px: float = 16.0):
         if tau <= 0:
             raise ValueError(f'tau must be > 0, got {tau}')
         if confidence_scale_px <= 0:
@@ -64,7 +79,8 @@ class KeypointMatcher:
 
     def confidence_from_variance(self, variance: np.ndarray) -> np.ndarray:
         """``(N, 2)`` grid-cell variances -> ``(std_px (N,), confidence (N,))``."""
-        std_px = self.stride * np.sqrt(np.clip(np.asarray(variance, dtype=np.float64), 0, None).sum(-1))
+        std_px = self.stride * \
+            np.sqrt(np.clip(np.asarray(variance, dtype=np.float64), 0, None).sum(-1))
         return std_px, np.exp(-std_px / self.confidence_scale_px)
 
     @torch.no_grad()
@@ -78,7 +94,8 @@ class KeypointMatcher:
         Raises:
             ValueError: when descriptor dimensions differ or shapes are wrong.
         """
-        q = torch.as_tensor(np.asarray(target_desc) if not torch.is_tensor(target_desc) else target_desc)
+        q = torch.as_tensor(np.asarray(target_desc)
+                            if not torch.is_tensor(target_desc) else target_desc)
         if desc_map.dim() != 3:
             raise ValueError(f'desc_map must be (D, h, w), got {tuple(desc_map.shape)}')
         if q.dim() != 2 or q.shape[1] != desc_map.shape[0]:

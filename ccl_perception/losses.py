@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Losses of the Cycle-Correspondence Loss paper (Adrian et al.).
 
 All keypoints are ``(x, y)`` in the pixel coordinates of the 1/8-resolution descriptor
@@ -47,7 +61,8 @@ def distributional_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.T
         differentiable) when no point is valid.
     """
     if pred.shape != target.shape or pred.dim() != 3 or pred.shape[-1] != 2:
-        raise ValueError(f'pred and target must both be (B, N, 2), got {tuple(pred.shape)} and {tuple(target.shape)}')
+        raise ValueError(
+            f'pred and target must both be (B, N, 2), got {tuple(pred.shape)} and {tuple(target.shape)}')
     valid = _check_valid(valid, pred)
     # eps keeps the gradient finite where pred == target exactly.
     err = torch.sqrt(((pred.float() - target.float()) ** 2).sum(dim=-1) + 1e-12)
@@ -107,7 +122,8 @@ def quantile_drop(x: torch.Tensor, valid: torch.Tensor, quantile: float) -> torc
 def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a_hat: torch.Tensor,
                               kp_a: torch.Tensor, kp_a_hat: torch.Tensor, valid: torch.Tensor = None,
                               tau: float = DEFAULT_TAU, quantile: float = 0.35,
-                              use_quantile_drop: bool = True, use_variance_scaling: bool = True):
+                              use_quantile_drop: bool = True, use_variance_scaling: bool = True,
+                              details: dict = None):
     """Cycle-correspondence loss (Eq. 6-9).
 
     For each keypoint ``k_A``: ``d = D_A(k_A)`` is matched over ``D_B`` (Eq. 1-2), the
@@ -125,6 +141,10 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
         tau: softmax temperature (0.03).
         quantile: fraction kept by the quantile drop (0.35).
         use_quantile_drop, use_variance_scaling: ablation switches.
+        details: optional dict, filled with detached tensors for instruments: ``keep``
+            ``(B, N)`` bool (the cycles the quantile drop kept), ``kp_b_star`` ``(B, N, 2)``
+            (the spatial expectation of the heatmap over ``D_B``, grid coordinates),
+            ``kp_a_hat_star`` ``(B, N, 2)`` and ``uncertainty`` ``(B, N)``.
 
     Returns:
         ``(loss, stats)``: scalar loss and a dict of detached floats
@@ -140,7 +160,8 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
     prob_hat = heatmap_probabilities(desc_b_star, desc_a_hat, tau)        # over D_Â
     kp_star = spatial_expectation(prob_hat)                               # k*_Â          Eq. 3
     with torch.no_grad():                                                 # X_i is detached: Eq. 4 off the graph
-        uncertainty = spatial_variance(prob_hat, kp_star).sum(-1) + spatial_variance(prob_b).sum(-1)
+        uncertainty = spatial_variance(prob_hat, kp_star).sum(-1) + \
+            spatial_variance(prob_b).sum(-1)
 
     keep = valid
     if use_quantile_drop:
@@ -156,6 +177,9 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
             'mean_uncertainty': float((uncertainty * valid).sum() / n_valid),
             'mean_error': float((err * valid).sum() / n_valid),
         }
+        if details is not None:
+            details.update(keep=keep, kp_b_star=spatial_expectation(prob_b).detach(),
+                           kp_a_hat_star=kp_star.detach(), uncertainty=uncertainty)
     return loss, stats
 
 
@@ -195,8 +219,8 @@ class CorrespondenceLoss(nn.Module):
         """True for the methods that need an unrelated image I_B."""
         return self.method in ('ccl', 'ccl_iv')
 
-    def forward(self, desc_a, desc_a_hat, kp_a, kp_a_hat, valid=None, desc_b=None):
-        """Compute the loss. Shapes as in :func:`cycle_correspondence_loss`.
+    def forward(self, desc_a, desc_a_hat, kp_a, kp_a_hat, valid=None, desc_b=None, details=None):
+        """Compute the loss. Shapes as in :func:`cycle_correspondence_loss` (``details`` too).
 
         Returns:
             ``(loss, stats)`` with a dict of floats for logging.
@@ -207,10 +231,12 @@ class CorrespondenceLoss(nn.Module):
             stats['loss_iv'] = float(loss.detach())
             return loss, stats
         if desc_b is None:
-            raise ValueError(f'method {self.method!r} needs desc_b, the descriptors of a second image I_B')
+            raise ValueError(
+                f'method {self.method!r} needs desc_b, the descriptors of a second image I_B')
         loss, stats = cycle_correspondence_loss(
             desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid, tau=self.tau, quantile=self.quantile,
-            use_quantile_drop=self.use_quantile_drop, use_variance_scaling=self.use_variance_scaling)
+            use_quantile_drop=self.use_quantile_drop, use_variance_scaling=self.use_variance_scaling,
+            details=details)
         stats['loss_ccl'] = float(loss.detach())
         if self.method == 'ccl_iv':
             iv = identical_view_loss(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, self.tau)

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Grasp targets: descriptors of an object's grasp keypoints, stored without pickle.
 
 A target is made once from a reference RGB(-D) image, a trained checkpoint and two or
@@ -27,7 +41,6 @@ CLI (console script ``make_target``)::
         --out targets/mug.npz
 """
 
-import argparse
 import os
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
@@ -37,6 +50,13 @@ import numpy as np
 from ccl_perception import geometry
 
 FORMAT_VERSION = 1
+#: Shortest grasp axis between points 1 and 2 in the reference image, pixels (half a
+#: descriptor cell: closer points have nearly the same descriptor).
+MIN_AXIS_PX = 4.0
+#: Shortest grasp axis in 3D when reference depth is given, metres.
+MIN_AXIS_M = 0.005
+#: Any two target points must be at least this far apart, pixels.
+MIN_POINT_SEPARATION_PX = 1.0
 
 
 class TargetError(ValueError):
@@ -63,19 +83,28 @@ class Target:
 
 
 def save_target(path: str, target: Target) -> None:
-    """Write a target ``.npz`` atomically (temp file + rename)."""
+    """Write a target ``.npz`` atomically (temp file + rename), mode ``0666 & ~umask`` (0644).
+
+    Raises:
+        OSError: the folder cannot be created or written (no partial file is left).
+    """
     n = len(target.descriptors)
     pts = target.points_3d if target.points_3d is not None else np.full((n, 3), np.nan)
     K = target.intrinsics if target.intrinsics is not None else np.full((3, 3), np.nan)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + '.tmp.npz'
-    np.savez(tmp, format_version=np.int64(FORMAT_VERSION), name=np.str_(target.name),
-             model_identity=np.str_(target.model_identity),
-             descriptors=np.asarray(target.descriptors, np.float32),
-             pixels=np.asarray(target.pixels, np.float64), image_size=np.asarray(target.image_size, np.int64),
-             points_3d=np.asarray(pts, np.float64), axis_length=np.float64(target.axis_length),
-             intrinsics=np.asarray(K, np.float64))
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, format_version=np.int64(FORMAT_VERSION), name=np.str_(target.name),
+                 model_identity=np.str_(target.model_identity),
+                 descriptors=np.asarray(target.descriptors, np.float32),
+                 pixels=np.asarray(target.pixels, np.float64), image_size=np.asarray(target.image_size, np.int64),
+                 points_3d=np.asarray(pts, np.float64), axis_length=np.float64(target.axis_length),
+                 intrinsics=np.asarray(K, np.float64))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
@@ -100,10 +129,12 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
     if missing:
         raise TargetError(f'target file {path!r} lacks {", ".join(missing)}')
     if int(data['format_version']) != FORMAT_VERSION:
-        raise TargetError(f'target file {path!r} has format {int(data["format_version"])}, expected {FORMAT_VERSION}')
+        raise TargetError(
+            f'target file {path!r} has format {int(data["format_version"])}, expected {FORMAT_VERSION}')
     desc = data['descriptors']
     if desc.ndim != 2 or len(desc) < 2 or not np.all(np.isfinite(desc)):
-        raise TargetError(f'target file {path!r}: descriptors must be finite (N>=2, D), got {desc.shape}')
+        raise TargetError(
+            f'target file {path!r}: descriptors must be finite (N>=2, D), got {desc.shape}')
     identity = str(data['model_identity'])
     if expected_identity is not None and identity != expected_identity:
         raise TargetError(f'target {str(data["name"])!r} ({path}) was made with model {identity}, '
@@ -145,6 +176,81 @@ def load_library(target_dir: str, expected_identity: Optional[str] = None):
     return targets, errors
 
 
+class TargetLibrary:
+    """The targets of one directory, and how a ``target`` parameter value names one.
+
+    A spec is resolved as: ``''`` -> no target; a name in the library; a ``.npz`` path
+    (absolute, or relative to the directory); or ``<directory>/<spec>.npz`` for a target
+    saved after the library was last read (``target_maker``). Every target is checked
+    against ``identity`` (the running model), so a target of another model is refused.
+
+    Args:
+        directory: folder of ``.npz`` target files (``''``: no library, paths only).
+        identity: ``checkpoint.model_identity`` of the running model (None: not checked).
+    """
+
+    def __init__(self, directory: str = '', identity: Optional[str] = None):
+        self.directory = directory or ''
+        self.identity = identity
+        self.targets: Dict[str, Target] = {}
+        self.errors: Dict[str, str] = {}
+
+    def reload(self) -> Dict[str, str]:
+        """Re-read the directory; returns ``{file: reason}`` of the files that failed."""
+        if self.directory:
+            self.targets, self.errors = load_library(self.directory, self.identity)
+        else:
+            self.targets, self.errors = {}, {}
+        return self.errors
+
+    @classmethod
+    def open(cls, directory: str, identity: Optional[str] = None) -> 'TargetLibrary':
+        """A loaded library; ``TargetError`` if ``directory`` is given but does not exist."""
+        if directory and not os.path.isdir(directory):
+            raise TargetError(f'target directory {directory!r} does not exist')
+        lib = cls(directory, identity)
+        lib.reload()
+        return lib
+
+    @property
+    def names(self):
+        return sorted(self.targets)
+
+    def resolve(self, spec: str) -> Optional[Target]:
+        """Target named by ``spec`` (None for ``''``); ``TargetError`` with the reason."""
+        if not spec:
+            return None
+        if spec in self.targets:
+            return self.targets[spec]
+        if os.path.isabs(spec) or not self.directory:
+            path = spec
+        else:
+            path = os.path.join(self.directory, spec)
+        if not path.endswith('.npz'):
+            if self.directory and os.path.isfile(path + '.npz'):
+                path += '.npz'
+            else:
+                known = ', '.join(self.names) or 'none'
+                raise TargetError(f'unknown target {spec!r} (library {self.directory!r} '
+                                  f'has: {known})')
+        return load_target(path, self.identity)
+
+    def path_for(self, name: str) -> str:
+        """Where :meth:`save` writes target ``name``."""
+        if not self.directory:
+            raise TargetError('no target directory set (parameter target_dir)')
+        if not name or os.sep in name or name.startswith('.'):
+            raise TargetError(f'target name {name!r} must be a plain file name')
+        return os.path.join(self.directory, name + '.npz')
+
+    def save(self, target: Target) -> str:
+        """Write ``target`` as ``<directory>/<name>.npz`` and add it; returns the path."""
+        path = self.path_for(target.name)
+        save_target(path, target)
+        self.targets[target.name] = target
+        return path
+
+
 def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[np.ndarray] = None,
                 K=None, depth_window: int = 5) -> Target:
     """Create a target from a reference image.
@@ -158,8 +264,10 @@ def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[n
         K: ``(3, 3)`` intrinsics, required with ``depth``.
 
     Raises:
-        ValueError: fewer than two points, points outside the image, depth without
-        intrinsics or of another size, or no valid depth at the axis points.
+        ValueError: see :func:`check_points`; an empty name; depth without intrinsics or of
+        another size; intrinsics that are not a pinhole matrix with the principal point in
+        the image; no valid depth at the axis points; a 3D axis shorter than
+        :data:`MIN_AXIS_M`.
     """
     import torch
 
@@ -167,13 +275,20 @@ def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[n
 
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f'reference image must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}')
+        raise ValueError(
+            f'reference image must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}')
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f'target name must be a non-empty string, got {name!r}')
     H, W = rgb.shape[:2]
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if len(pts) < 2:
-        raise ValueError(f'a target needs at least two points (the grasp axis), got {len(pts)}')
-    if np.any(pts < 0) or np.any(pts[:, 0] > W - 1) or np.any(pts[:, 1] > H - 1):
-        raise ValueError(f'points must lie inside the {W}x{H} image, got {pts.tolist()}')
+    pts = check_points(points, (H, W))
+    if K is not None:
+        K = geometry.check_intrinsics(K, (H, W))
+    if depth is not None:
+        if K is None:
+            raise ValueError('reference depth needs intrinsics (--intrinsics)')
+        depth = np.asarray(depth, dtype=np.float32)
+        if depth.shape != (H, W):
+            raise ValueError(f'depth {depth.shape} and image {(H, W)} differ in size')
     with torch.no_grad():
         desc = extractor(rgb)[None].float().cpu()
         # Bilinear sampling of the 1/8 map at full_to_grid(p) is the full-resolution
@@ -183,49 +298,120 @@ def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[n
         sampled = sample_descriptors(desc, grid)[0].numpy()
     points_3d, axis_length = None, float('nan')
     if depth is not None:
-        if K is None:
-            raise ValueError('reference depth needs intrinsics (--intrinsics)')
-        depth = np.asarray(depth, dtype=np.float32)
-        if depth.shape != (H, W):
-            raise ValueError(f'depth {depth.shape} and image {(H, W)} differ in size')
         points_3d, valid = geometry.keypoints_to_3d(depth, pts, K, depth_window)
         if not valid[:2].all():
             raise ValueError(f'no valid depth at the grasp-axis points {pts[:2].tolist()}')
         axis_length = float(np.linalg.norm(points_3d[1] - points_3d[0]))
+        if axis_length < MIN_AXIS_M:
+            raise ValueError(f'the grasp axis between points 1 and 2 is {axis_length * 1000:.2f} mm long in 3D; '
+                             f'a target needs at least {MIN_AXIS_M * 1000:g} mm')
     return Target(name=name, descriptors=sampled.astype(np.float32), pixels=pts,
                   model_identity=str(extractor.identity), image_size=(H, W), points_3d=points_3d,
-                  axis_length=axis_length, intrinsics=None if K is None else geometry.check_intrinsics(K))
+                  axis_length=axis_length, intrinsics=K)
+
+
+def check_points(points, size: Tuple[int, int]) -> np.ndarray:
+    """Target pixels -> ``(N, 2)`` float64, or ``ValueError`` naming the bad point.
+
+    Args:
+        points: ``N >= 2`` pixels ``(x, y)``; the first two are the grasp axis.
+        size: ``(H, W)`` of the reference image.
+
+    Requires every point finite and inside the image (``0 <= x <= W - 1``,
+    ``0 <= y <= H - 1``), any two points at least :data:`MIN_POINT_SEPARATION_PX` apart and
+    the axis (points 1 -> 2) at least :data:`MIN_AXIS_PX` long.
+    """
+    H, W = int(size[0]), int(size[1])
+    try:
+        pts = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f'target points must be numbers x,y ({e})') from None
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f'target points must be (N, 2) pixels x,y, got shape {pts.shape}')
+    if len(pts) < 2:
+        raise ValueError(f'a target needs at least two points (the grasp axis), got {len(pts)}')
+    for i, (x, y) in enumerate(pts, 1):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise ValueError(f'point {i} ({x:g}, {y:g}) is not finite')
+        if not (0 <= x <= W - 1 and 0 <= y <= H - 1):
+            raise ValueError(f'point {i} ({x:g}, {y:g}) is outside the {W}x{H} image: allowed x in [0, {W - 1}], '
+                             f'y in [0, {H - 1}]')
+    axis = float(np.hypot(*(pts[1] - pts[0])))
+    if axis < MIN_AXIS_PX:
+        raise ValueError(f'points 1 and 2 (the grasp axis) are {axis:.2f} px apart; they must be at least '
+                         f'{MIN_AXIS_PX:g} px apart')
+    dist = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    np.fill_diagonal(dist, np.inf)
+    i, j = np.unravel_index(np.argmin(dist), dist.shape)
+    if dist[i, j] < MIN_POINT_SEPARATION_PX:
+        raise ValueError(f'points {min(i, j) + 1} and {max(i, j) + 1} are {dist[i, j]:.2f} px apart; every two '
+                         f'points must be at least {MIN_POINT_SEPARATION_PX:g} px apart')
+    return pts
+
+
+def _numbers(text: str, what: str, n: int) -> list:
+    """``'a,b,...'`` -> ``n`` floats, or ``ValueError`` naming ``what`` and the bad part."""
+    parts = text.split(',')
+    if len(parts) != n:
+        raise ValueError(
+            f'{what} {text!r}: expected {n} comma-separated numbers, got {len(parts)}')
+    out = []
+    for part in parts:
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise ValueError(f'{what} {text!r}: {part.strip()!r} is not a number') from None
+    return out
 
 
 def parse_point(text: str) -> Tuple[float, float]:
-    """``'x,y'`` -> ``(x, y)``; ``ValueError`` otherwise."""
-    parts = text.split(',')
-    if len(parts) != 2:
-        raise ValueError(f'a point is written x,y; got {text!r}')
-    return float(parts[0]), float(parts[1])
+    """``'x,y'`` -> ``(x, y)``; ``ValueError`` naming the text otherwise."""
+    x, y = _numbers(text, 'point (x,y)', 2)
+    return x, y
 
 
 def parse_intrinsics(text: str) -> np.ndarray:
-    """``'fx,fy,cx,cy'``, or a ``.npy`` (3x3), or a camera_info YAML (``camera_matrix.data`` or ``k``)."""
+    """``'fx,fy,cx,cy'``, or a ``.npy`` (3x3), or a camera_info YAML (``camera_matrix.data`` or ``k``).
+
+    Only the form is checked here (finite, positive focal lengths); the principal point is
+    checked against the image in :func:`make_target`.
+    """
     if os.path.isfile(text):
         if text.endswith('.npy'):
-            return geometry.check_intrinsics(np.load(text, allow_pickle=False))
+            try:
+                return geometry.check_intrinsics(np.load(text, allow_pickle=False))
+            except ValueError as e:
+                raise ValueError(f'intrinsics file {text}: {e}') from None
         import yaml
-        with open(text) as f:
-            d = yaml.safe_load(f)
-        data = d.get('camera_matrix', {}).get('data') if isinstance(d.get('camera_matrix'), dict) else d.get('k')
+        try:
+            with open(text) as f:
+                d = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ValueError(
+                f'intrinsics file {text} is not a .npy and not valid YAML: {e}') from None
+        d = d if isinstance(d, dict) else {}
+        data = d.get(
+            'camera_matrix',
+            {}).get('data') if isinstance(
+            d.get('camera_matrix'),
+            dict) else d.get('k')
         if data is None:
-            raise ValueError(f'{text}: no camera_matrix.data or k in the YAML')
-        return geometry.check_intrinsics(np.asarray(data, dtype=np.float64).reshape(3, 3))
-    vals = [float(v) for v in text.split(',')]
-    if len(vals) != 4:
-        raise ValueError(f'intrinsics are fx,fy,cx,cy or a file; got {text!r}')
-    return geometry.intrinsics_matrix(*vals)
+            raise ValueError(f'intrinsics file {text}: no camera_matrix.data or k in the YAML')
+        try:
+            return geometry.check_intrinsics(np.asarray(data, dtype=np.float64).reshape(3, 3))
+        except ValueError as e:
+            raise ValueError(f'intrinsics file {text}: {e}') from None
+    if ',' not in text:
+        raise ValueError(f'intrinsics {text!r} is neither an existing file nor fx,fy,cx,cy')
+    return geometry.check_intrinsics(geometry.intrinsics_matrix(
+        *_numbers(text, 'intrinsics (fx,fy,cx,cy)', 4)))
 
 
 def read_depth(path: str, depth_scale: float = 0.001) -> np.ndarray:
     """Depth file -> float32 metres (NaN missing): 16-bit PNG or uint16 ``.npy`` in units of
     ``depth_scale`` metres (default mm), or float ``.npy`` in metres."""
+    if not os.path.isfile(path):
+        raise ValueError(f'depth file {path!r} does not exist')
     if path.endswith('.npy'):
         d = np.load(path, allow_pickle=False)
     else:
@@ -243,6 +429,8 @@ def read_depth(path: str, depth_scale: float = 0.001) -> np.ndarray:
 def read_rgb(path: str) -> np.ndarray:
     """Image file -> ``(H, W, 3)`` uint8 RGB."""
     import cv2
+    if not os.path.isfile(path):
+        raise ValueError(f'image {path!r} does not exist')
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f'cannot read image {path!r}')
@@ -250,28 +438,54 @@ def read_rgb(path: str) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    """``make_target`` console script."""
-    p = argparse.ArgumentParser(description='Create a grasp target file from a reference image.')
+    """``make_target`` console script: a known failure is one line on stderr and exit code 2."""
+    from ccl_perception import cli
+    from ccl_perception.validation import real
+
+    p = cli.ArgumentParser(
+        prog='make_target',
+        description='Create a grasp target file from a reference image.')
     p.add_argument('--checkpoint', required=True, help='trained model checkpoint (.pt)')
     p.add_argument('--image', required=True, help='reference RGB image')
-    p.add_argument('--depth', help='aligned depth: 16-bit PNG / uint16 .npy (mm) or float .npy (m)')
-    p.add_argument('--depth-scale', type=float, default=0.001, help='metres per integer depth unit')
+    p.add_argument(
+        '--depth',
+        help='aligned depth: 16-bit PNG / uint16 .npy (mm) or float .npy (m)')
+    p.add_argument('--depth-scale', type=cli.arg_type(real(0, None, low_open=True)), default=0.001,
+                   help='metres per integer depth unit')
     p.add_argument('--intrinsics', help='fx,fy,cx,cy or a .npy 3x3 or a camera_info YAML')
-    p.add_argument('--points', nargs='+', required=True, help='pixels x,y; the first two are the grasp axis')
+    p.add_argument('--points', nargs='+', required=True,
+                   help='pixels x,y; the first two are the grasp axis')
     p.add_argument('--name', required=True, help='target name')
     p.add_argument('--out', required=True, help='output .npz')
     p.add_argument('--device', default='cpu')
     args = p.parse_args(argv)
+    from ccl_perception.checkpoint import CheckpointError
+    return cli.run('make_target', lambda: _run(args), CheckpointError)
+
+
+def _run(args) -> int:
+    """The CLI's work, after parsing; cheap checks first, the model last, the file at the end."""
+    from ccl_perception import cli
+    from ccl_perception.inference import DescriptorExtractor
+    if not args.out.endswith('.npz'):
+        raise ValueError(
+            f'--out {args.out!r} must end in .npz (the planner reads *.npz from target_dir)')
+    pts = [parse_point(s) for s in args.points]
+    K = parse_intrinsics(args.intrinsics) if args.intrinsics else None
+    depth = read_depth(args.depth, args.depth_scale) if args.depth else None
+    rgb = read_rgb(args.image)
+    check_points(pts, rgb.shape[:2])  # the cheap checks before the model loads
+    if K is not None:
+        geometry.check_intrinsics(K, rgb.shape[:2])
+    if depth is not None and (K is None or depth.shape != rgb.shape[:2]):
+        raise ValueError('--depth needs --intrinsics' if K is None else
+                         f'--depth is {depth.shape[1]}x{depth.shape[0]} but --image is {rgb.shape[1]}x{rgb.shape[0]}')
+    extractor = DescriptorExtractor(args.checkpoint, device=cli.check_device(args.device))
+    target = make_target(extractor, rgb, pts, args.name, depth=depth, K=K)
     try:
-        from ccl_perception.inference import DescriptorExtractor
-        pts = [parse_point(s) for s in args.points]
-        K = parse_intrinsics(args.intrinsics) if args.intrinsics else None
-        depth = read_depth(args.depth, args.depth_scale) if args.depth else None
-        extractor = DescriptorExtractor(args.checkpoint, device=args.device)
-        target = make_target(extractor, read_rgb(args.image), pts, args.name, depth=depth, K=K)
-    except (ValueError, OSError) as e:
-        p.exit(2, f'make_target: error: {e}\n')
-    save_target(args.out, target)
+        save_target(args.out, target)
+    except OSError as e:
+        raise OSError(f'cannot write the target to {args.out!r}: {e.strerror or e}') from e
     print(f'wrote target {target.name!r} ({len(target.pixels)} points, D={target.descriptors.shape[1]}, '
           f'axis length {target.axis_length:.4f} m, model {target.model_identity}) to {args.out}')
     return 0

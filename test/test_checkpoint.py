@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """save_checkpoint / load_checkpoint / load_model / model_identity."""
 import os
 
@@ -33,9 +47,16 @@ class TestRoundTrip:
         data = load_checkpoint(path)
         assert data['step'] == 17
         assert data['model_config'] == model.config
-        assert torch.equal(data['extra']['np_state'], torch.arange(4, dtype=torch.int64).to(torch.uint32))
+        assert torch.equal(
+            data['extra']['np_state'], torch.arange(
+                4, dtype=torch.int64).to(
+                torch.uint32))
         assert data['extra']['epoch'] == 3 and data['extra']['train_config']['method'] == 'ccl'
-        fresh = torch.optim.Adam(DescriptorNet('efficientnet_lite0', 8, pretrained=False).parameters())
+        fresh = torch.optim.Adam(
+            DescriptorNet(
+                'efficientnet_lite0',
+                8,
+                pretrained=False).parameters())
         fresh.load_state_dict(data['optimizer_state'])
         assert fresh.state_dict()['state'][0]['step'] == 1
 
@@ -65,6 +86,19 @@ class TestRoundTrip:
         save_checkpoint(path, model, step=3)
         assert load_checkpoint(path)['step'] == 3
         assert os.listdir(tmp_path) == ['ck.pt']
+
+    def test_mode_follows_the_umask(self, trained, tmp_path):
+        """Not mkstemp's 0600: a node running as another user must be able to read it."""
+        model, _ = trained
+        old = os.umask(0o022)
+        try:
+            save_checkpoint(tmp_path / 'a.pt', model)
+            os.umask(0o027)
+            save_checkpoint(tmp_path / 'b.pt', model)
+        finally:
+            os.umask(old)
+        assert os.stat(tmp_path / 'a.pt').st_mode & 0o777 == 0o644
+        assert os.stat(tmp_path / 'b.pt').st_mode & 0o777 == 0o640
 
     def test_unloadable_extra_raises(self, trained, tmp_path):
         with pytest.raises(ValueError, match='weights_only'):
@@ -126,7 +160,7 @@ class TestIdentity:
         other.config['pretrained'] = True  # the flag is not part of the identity
         assert model_identity(other) == ident
         with torch.no_grad():
-            other.head.bias[0] += 1e-3
+            other.head.proj.bias[0] += 1e-3
         assert model_identity(other) != ident
 
     def test_config_only(self):

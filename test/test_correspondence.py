@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Correspondence math against values computed by hand on tiny maps."""
 import math
 
@@ -19,17 +33,20 @@ class TestGridMapping:
     def test_hand_values(self):
         g = torch.tensor([[0.0, 0.0], [1.0, 2.0], [-0.5, -0.5]])
         full = grid_to_full(g, stride=8)
-        # cell 0 covers pixels 0..7 -> centre 3.5; cell 1 -> 11.5; cell 2 -> 19.5; edge -0.5 -> -0.5
+        # cell 0 covers pixels 0..7 -> centre 3.5; cell 1 -> 11.5; cell 2 -> 19.5;
+        # edge -0.5 -> -0.5
         assert full.tolist() == [[3.5, 3.5], [11.5, 19.5], [-0.5, -0.5]]
         assert torch.allclose(full_to_grid(full, stride=8), g)
 
     def test_matches_bilinear_upsampling(self):
         # align_corners=False upsampling samples the coarse map at full_to_grid(x).
         coarse = torch.arange(4.0).view(1, 1, 1, 4)
-        up = torch.nn.functional.interpolate(coarse, size=(1, 32), mode='bilinear', align_corners=False)
+        up = torch.nn.functional.interpolate(coarse, size=(
+            1, 32), mode='bilinear', align_corners=False)
         # interior full-res pixel x (away from the clamped borders) holds the value at grid x'
         for x in range(4, 28):
-            assert up[0, 0, 0, x].item() == pytest.approx(full_to_grid(torch.tensor(float(x))).item(), abs=1e-6)
+            assert up[0, 0, 0, x].item() == pytest.approx(
+                full_to_grid(torch.tensor(float(x))).item(), abs=1e-6)
 
 
 class TestSampleDescriptors:
@@ -38,7 +55,8 @@ class TestSampleDescriptors:
         kp = torch.tensor([[[0.0, 0.0], [3.0, 1.0], [4.0, 4.0]]])
         out = sample_descriptors(desc, kp)
         assert out.shape == (1, 3, 25)
-        assert out[0, 0].argmax() == 0 and out[0, 1].argmax() == 1 * 5 + 3 and out[0, 2].argmax() == 24
+        assert out[0, 0].argmax() == 0 and out[0, 1].argmax() == 1 * \
+            5 + 3 and out[0, 2].argmax() == 24
         assert torch.allclose(out.norm(dim=-1), torch.ones(1, 3))
 
     def test_half_pixel_blends_equally(self):
@@ -94,8 +112,10 @@ class TestHeatmapExpectationVariance:
         ey = (math.e * self.y0 + (50 - self.y0)) / self.z
         assert mean.tolist() == pytest.approx([ex, ey], abs=1e-5)
         var = spatial_variance(prob)[0, 0]
-        vx = sum(((x - ex) ** 2) * (math.e if (x, y) == (self.x0, self.y0) else 1) for x in range(5) for y in range(5)) / self.z
-        vy = sum(((y - ey) ** 2) * (math.e if (x, y) == (self.x0, self.y0) else 1) for x in range(5) for y in range(5)) / self.z
+        vx = sum(((x - ex) ** 2) * (math.e if (x, y) == (self.x0, self.y0) else 1)
+                 for x in range(5) for y in range(5)) / self.z
+        vy = sum(((y - ey) ** 2) * (math.e if (x, y) == (self.x0, self.y0) else 1)
+                 for x in range(5) for y in range(5)) / self.z
         assert var.tolist() == pytest.approx([vx, vy], abs=1e-5)
 
     def test_expected_descriptor(self):
@@ -136,7 +156,17 @@ class TestShapesAndGradients:
         desc = torch.nn.functional.normalize(torch.randn(b, d, h, w), dim=1)
         query = torch.nn.functional.normalize(torch.randn(b, n, d), dim=-1)
         m = match_descriptors(query, desc)
-        assert m.keypoints.shape == (b, n, 2) and m.variance.shape == (b, n, 2) and m.prob.shape == (b, n, h, w)
+        assert m.keypoints.shape == (
+            b,
+            n,
+            2) and m.variance.shape == (
+            b,
+            n,
+            2) and m.prob.shape == (
+            b,
+            n,
+            h,
+            w)
         assert expected_descriptor(m.prob, desc).shape == (b, n, d)
 
     def test_gradcheck(self):
@@ -146,7 +176,8 @@ class TestShapesAndGradients:
 
         def f(q, m):
             sim = cosine_heatmap(q, m)
-            prob = torch.softmax(sim.reshape(1, 2, -1) / 0.5, -1).reshape(1, 2, 3, 4)  # float64 softmax
+            prob = torch.softmax(sim.reshape(1, 2, -1) / 0.5, -
+                                 1).reshape(1, 2, 3, 4)  # float64 softmax
             mean = spatial_expectation(prob)
             return mean, spatial_variance(prob, mean), expected_descriptor(prob, m)
 

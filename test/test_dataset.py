@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Image-folder pairs, keypoint sampling and config merging of the trainer."""
 import logging
 from pathlib import Path
@@ -92,7 +106,8 @@ class TestKeypoints:
     def test_all_cells_when_fewer_than_n(self):
         kp = sample_grid_keypoints(np.random.default_rng(0), 1, 2, 3, 500)
         assert kp.shape == (1, 6, 2)
-        assert sorted(map(tuple, kp[0].tolist())) == [(x, y) for x in (0.0, 1.0, 2.0) for y in (0.0, 1.0)]
+        assert sorted(map(tuple, kp[0].tolist())) == [(x, y)
+                                                      for x in (0.0, 1.0, 2.0) for y in (0.0, 1.0)]
 
 
 class TestPairs:
@@ -157,7 +172,14 @@ class TestConfig:
 def render(tmp_path_factory):
     from ccl_perception.learning.synthetic import write_plane_scene
     folder = tmp_path_factory.mktemp('render')
-    write_plane_scene(folder, 3, height=64, width=96, shift=0.05, camera_height=1.0, fov_y_deg=40.0)
+    write_plane_scene(
+        folder,
+        3,
+        height=64,
+        width=96,
+        shift=0.05,
+        camera_height=1.0,
+        fov_y_deg=40.0)
     return folder
 
 

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """DDP: the training script under torchrun with 2 gloo processes on the CPU, and the helpers."""
 import json
 import os
@@ -58,7 +72,13 @@ def test_two_process_gloo_run_and_resume(tmp_path):
     images = tmp_path / 'images'
     write_shape_images(images, 6, height=64, width=96, seed=4)
     out = tmp_path / 'ddp'
-    common = ['--set', f'data.root={images}', '--set', 'train.checkpoint_every=2', '--out', str(out)]
+    common = [
+        '--set',
+        f'data.root={images}',
+        '--set',
+        'train.checkpoint_every=2',
+        '--out',
+        str(out)]
     run = torchrun(['--config', str(TINY), '--set', 'train.steps=3', *common])
     assert run.returncode == 0, run.stderr.decode()[-3000:]
     metrics = json.loads((out / 'metrics.json').read_text())
@@ -69,7 +89,8 @@ def test_two_process_gloo_run_and_resume(tmp_path):
     rng = ckpt['extra']['rng']
     assert len(rng) == 2 and not torch.equal(rng[0]['torch'], rng[1]['torch'])  # per-rank seeds
     sums = ckpt['extra']['rank_weight_checksums']
-    assert len(sums) == 2 and sums[0] == sums[1]  # replicas in sync although the ranks saw different data
+    # replicas in sync although the ranks saw different data
+    assert len(sums) == 2 and sums[0] == sums[1]
     assert (out / 'model.pt').exists()
     assert not list(out.glob('*.tmp')) and not list(out.glob('.*.tmp'))
 

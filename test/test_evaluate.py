@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """evaluate_model on a hand-built case with known matches, and the CLI on a tiny rendered set."""
 import json
 import math
@@ -71,12 +85,15 @@ def test_evaluate_model_hand_computed(tmp_path):
     assert res['num_pairs'] == 1 and res['num_keypoints'] == 5
     assert res['pck'] == pytest.approx({'3': 0.6, '5': 0.6, '10': 0.6, '25': 1.0, '50': 1.0})
     assert res['mean_px_error'] == pytest.approx((3 * e_near + 2 * e_far) / 5, abs=1e-3)
-    assert res['norm_mean_px_error'] == pytest.approx((3 * e_near + 2 * e_far) / 5 / math.hypot(W, H), abs=1e-4)
+    assert res['norm_mean_px_error'] == pytest.approx(
+        (3 * e_near + 2 * e_far) / 5 / math.hypot(W, H), abs=1e-4)
     assert res['per_object']['near']['auc'] == pytest.approx(1.0)
     assert res['per_object']['far']['auc'] == pytest.approx(38 / 50)  # PCK@t = 1 for t >= 13
     assert res['per_split']['seen']['pck']['3'] == 1.0 and res['per_split']['unseen']['pck']['3'] == 0.0
-    assert res['pck_curve']['12'] == pytest.approx(0.6) and res['pck_curve']['13'] == pytest.approx(1.0)
-    argmax = evaluate_model(extractor, str(path), progress=False)  # paper's best match: 0.5 px ties
+    assert res['pck_curve']['12'] == pytest.approx(
+        0.6) and res['pck_curve']['13'] == pytest.approx(1.0)
+    # paper's best match: 0.5 px ties
+    argmax = evaluate_model(extractor, str(path), progress=False)
     assert argmax['per_object']['near']['mean_px_error'] == pytest.approx(math.sqrt(0.5))
 
 
@@ -110,7 +127,8 @@ def _reference_match(desc_1, desc_2, kp_1, size_1, size_2, method, tau):
     sim = cosine_heatmap(query, up_2)
     if method == 'argmax':
         idx = sim.flatten(2).argmax(dim=-1)[0]
-        return torch.stack([idx % size_2[1], idx // size_2[1]], dim=-1).float().numpy().astype(float)
+        return torch.stack([idx % size_2[1], idx // size_2[1]],
+                           dim=-1).float().numpy().astype(float)
     return spatial_expectation(heatmap_softmax(sim, tau))[0].numpy().astype(float)
 
 
@@ -146,8 +164,10 @@ def test_fast_path_equals_straightforward_per_pair(tmp_path, method):
     for pair, (kps, pred, size_2) in zip(pf.pairs, fast):
         assert size_2 == size
         kp_1 = np.concatenate([v[0] for v in kps.values()])
-        d1 = maps[cv2.cvtColor(cv2.imread(pf.image_path(pair['image_1'])), cv2.COLOR_BGR2RGB).tobytes()]
-        d2 = maps[cv2.cvtColor(cv2.imread(pf.image_path(pair['image_2'])), cv2.COLOR_BGR2RGB).tobytes()]
+        d1 = maps[cv2.cvtColor(cv2.imread(pf.image_path(pair['image_1'])),
+                               cv2.COLOR_BGR2RGB).tobytes()]
+        d2 = maps[cv2.cvtColor(cv2.imread(pf.image_path(pair['image_2'])),
+                               cv2.COLOR_BGR2RGB).tobytes()]
         ref = _reference_match(d1, d2, kp_1, size, size, method, 0.05)
         assert pred.shape == (len(kp_1), 2)
         assert np.array_equal(pred, ref)
@@ -160,3 +180,26 @@ def test_fast_path_equals_straightforward_per_pair(tmp_path, method):
     assert res['num_keypoints'] == errors.size
     assert res['pck_curve']['50'] == pytest.approx(float(np.mean(errors <= 50)))
     assert res['pck_curve']['5'] == pytest.approx(float(np.mean(errors <= 5)))
+
+
+def test_evaluate_refuses_wrong_declared_size_and_outside_keypoints(tmp_path):
+    """Ground truth is checked against the decoded image, not trusted."""
+    (tmp_path / 'images').mkdir()
+    img = np.zeros((H, W, 3), np.uint8)
+    for n in 'ab':
+        cv2.imwrite(str(tmp_path / 'images' / f'{n}.png'), img)
+    kp = {'keypoints': [[10.0, 10.0]], 'visible': [True]}
+    images = [{'file': 'images/a.png', 'width': W, 'height': H + 1, 'objects': {'o': kp}},
+              {'file': 'images/b.png', 'objects': {'o': {'keypoints': [[W + 3.0, 10.0]], 'visible': [True]}}}]
+    path = tmp_path / 'pairs.json'
+    save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}])
+
+    def extractor(rgb):
+        return torch.ones(4, h, w)
+    with pytest.raises(ValueError, match=r"images\[0\] 'images/a.png' is 64x48 px but the pairs file declares 64x49"):
+        evaluate_model(extractor, str(path), progress=False)
+    images[0]['height'] = H
+    save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}])
+    with pytest.raises(ValueError, match=r"images\[1\] 'images/b.png': visible keypoint 0 of 'o' at \(67, 10\) is "
+                                         r"outside the 64x48 image"):
+        evaluate_model(extractor, str(path), progress=False)

@@ -1,6 +1,19 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Grasp executor node over real DDS with the simulated Panda (no mocks)."""
 import json
-import threading
 import time
 
 import numpy as np
@@ -8,12 +21,13 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from ccl_perception.executors.base import matrix_to_pose  # noqa: E402
+from ccl_perception.executors.sim_executor import world_executor  # noqa: E402
+from ccl_perception.nodes import NodeRunner  # noqa: E402
 from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode  # noqa: E402
 from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig  # noqa: E402
 from polling import wait_for  # noqa: E402  (test/polling.py)
@@ -52,28 +66,35 @@ def to_msg(T, frame, stamp):
 
 @pytest.fixture(scope='module')
 def ros():
-    rclpy.init()
+    """Executor node composed on a SimWorld + a client node, one single-threaded executor
+    (nodes.NodeRunner, as every process runs them)."""
     world = SimWorld(SimWorldConfig(width=64, height=48, objects=OBJECTS))
     world.reset(3, target='box_000', names=list(OBJECTS))
-    node = GraspExecutorNode(executor=world)
-    client_node = rclpy.create_node('executor_test_client')
     results = []
-    qos = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    client_node.create_subscription(String, '/grasp_executor/result',
-                                    lambda m: results.append(json.loads(m.data)), qos)
-    pub = client_node.create_publisher(PoseStamped, 'grasp_pose', 5)
-    ex = MultiThreadedExecutor(num_threads=4)
-    ex.add_node(node)
-    ex.add_node(client_node)
-    thread = threading.Thread(target=ex.spin, daemon=True)
-    thread.start()
-    yield world, node, client_node, pub, results
-    ex.shutdown()
-    thread.join(timeout=5.0)
-    node.destroy_node()
-    client_node.destroy_node()
+    parts = {}
+
+    def factory(context):
+        node = GraspExecutorNode(executor=world_executor(world), context=context)
+        client_node = rclpy.create_node('executor_test_client', context=context)
+        qos = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        client_node.create_subscription(String, '/grasp_executor/result',
+                                        lambda m: results.append(json.loads(m.data)), qos)
+        parts['pub'] = client_node.create_publisher(PoseStamped, 'grasp_pose', 5)
+        parts['node'], parts['client'] = node, client_node
+        return [node, client_node]
+
+    runner = NodeRunner(factory).spin_in_background()
+    yield world, parts['node'], parts['client'], parts['pub'], results
+    runner.close()
     world.close()
-    rclpy.shutdown()
+
+
+def call(client, name, timeout=20.0):
+    cli = client.create_client(Trigger, name)
+    assert cli.wait_for_service(timeout_sec=10.0)
+    fut = cli.call_async(Trigger.Request())
+    assert wait_for(fut.done, timeout)
+    return fut.result()
 
 
 def publish_until_received(pub, msg, results, n_before):
@@ -128,19 +149,36 @@ def test_invalid_pose_reports_error_and_trigger_reexecutes(ros):
     n0 = len(results)
     assert publish_until_received(pub, msg, results, n0)
     assert results[n0]['reason'] == 'error' and 'zero' in results[n0]['details']['error']
-    # ~/execute re-runs the last pose and answers with the result JSON
-    cli = client.create_client(Trigger, '/grasp_executor/execute')
-    assert cli.wait_for_service(timeout_sec=10.0)
-    fut = cli.call_async(Trigger.Request())
-    assert wait_for(fut.done, 20.0)
-    resp = fut.result()
-    assert resp.success is False and json.loads(resp.message)['reason'] == 'error'
+    # ~/execute re-runs the last pose, action-style: accepted at once, outcome on ~/result
+    n1 = len(results)
+    resp = call(client, '/grasp_executor/execute')
+    assert resp.success is True and resp.message.startswith('accepted'), resp.message
+    assert wait_for(lambda: len(results) > n1, 20.0)
+    assert results[n1]['reason'] == 'error'
     assert node.counts['invalid'] >= 2
+
+
+def test_executor_keeps_serving_while_a_grasp_runs(ros):
+    """The grasp runs on the worker thread: a service call made during it is answered
+    ('busy') while the grasp is still running, on the same single-threaded executor."""
+    world, node, client, pub, results = ros
+    world.reset(3, target='box_000', names=list(OBJECTS))
+    T_cam = np.linalg.inv(world.camera.world_from_camera) @ box_grasp_world(world, 'box_000')
+    n0 = len(results)
+    pub.publish(to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()))
+    assert wait_for(lambda: node.worker.busy, 15.0), 'the grasp did not start'
+    busy_before = node.busy_skipped
+    resp = call(client, '/grasp_executor/execute')
+    still_running = node.worker.busy
+    assert resp.success is False and resp.message.startswith('busy'), resp.message
+    assert still_running and node.busy_skipped == busy_before + 1
+    assert wait_for(lambda: len(results) > n0, 60.0)
+    assert results[n0]['success'] is True, results[n0]
 
 
 def test_sim_backend_without_world_is_refused():
     with pytest.raises(ValueError, match='sim_world_node'):
-        GraspExecutorNode(executor=None)
+        NodeRunner(lambda context: GraspExecutorNode(executor=None, context=context))
 
 
 def test_pose_older_than_the_camera_pose_is_skipped(ros):
@@ -164,8 +202,5 @@ def test_pose_older_than_the_camera_pose_is_skipped(ros):
     assert node.counts['stale_poses'] > n_stale
     time.sleep(0.3)
     assert len(results) == n_results  # nothing was executed
-    cli = client.create_client(Trigger, '/grasp_executor/execute')
-    assert cli.wait_for_service(timeout_sec=10.0)
-    fut = cli.call_async(Trigger.Request())
-    assert wait_for(fut.done, 20.0)
-    assert fut.result().success is False and fut.result().message.startswith('stale')
+    resp = call(client, '/grasp_executor/execute')
+    assert resp.success is False and resp.message.startswith('stale'), resp.message

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Frame collector: keeps exactly the sharp, distinct frames of a video and of a rosbag2."""
 import csv
 import os
@@ -16,10 +30,18 @@ from rosbags.typesys import Stores, get_typestore  # noqa: E402
 def _scene(seed, size=(96, 128)):
     """A distinct, detailed BGR image."""
     rng = np.random.default_rng(seed)
-    img = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST)
+    img = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8),
+                     size[::-1], interpolation=cv2.INTER_NEAREST)
     for _ in range(15):
         c = tuple(int(v) for v in rng.integers(0, 256, 3))
-        cv2.circle(img, (int(rng.integers(0, size[1])), int(rng.integers(0, size[0]))), int(rng.integers(3, 12)), c, 2)
+        cv2.circle(
+            img, (int(
+                rng.integers(
+                    0, size[1])), int(
+                rng.integers(
+                    0, size[0]))), int(
+                        rng.integers(
+                            3, 12)), c, 2)
     return img
 
 
@@ -56,7 +78,8 @@ def test_video_keeps_expected_frames(tmp_path):
                          'kept', 'kept']
 
 
-def _write_bag(path, frames, encoding='rgb8', topic='/camera/image_raw', storage=StoragePlugin.SQLITE3):
+def _write_bag(path, frames, encoding='rgb8', topic='/camera/image_raw',
+               storage=StoragePlugin.SQLITE3):
     ts = get_typestore(Stores.ROS2_HUMBLE)
     image_t, header_t, time_t = (ts.types[n] for n in (
         'sensor_msgs/msg/Image', 'std_msgs/msg/Header', 'builtin_interfaces/msg/Time'))
@@ -81,7 +104,8 @@ def _write_bag(path, frames, encoding='rgb8', topic='/camera/image_raw', storage
 def test_rosbag_keeps_expected_frames(tmp_path, encoding, storage):
     bag = tmp_path / 'bag'
     _write_bag(bag, _frames(), encoding, storage=storage)
-    summary = collect_frames(str(bag), str(tmp_path / 'out'), topic='/camera/image_raw', progress=False)
+    summary = collect_frames(str(bag), str(tmp_path / 'out'),
+                             topic='/camera/image_raw', progress=False)
     assert summary['kept_indices'] == EXPECTED_KEPT
     kept = cv2.imread(str(tmp_path / 'out' / 'frame_000002.png'))
     expected = _frames()[2]

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Geometry: back-projection, robust depth, normals, grasp frame, Kabsch/RANSAC (hand-computed values)."""
 import numpy as np
 import pytest
@@ -65,7 +79,9 @@ class TestQuaternion:
     def test_known_rotation(self):
         # 90 deg about z: q = (0, 0, sin45, cos45)
         Rz = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
-        np.testing.assert_allclose(g.rotation_to_quaternion(Rz), [0, 0, np.sqrt(0.5), np.sqrt(0.5)])
+        np.testing.assert_allclose(
+            g.rotation_to_quaternion(Rz), [
+                0, 0, np.sqrt(0.5), np.sqrt(0.5)])
 
     def test_round_trip_random(self):
         rng = np.random.default_rng(1)
@@ -90,10 +106,18 @@ class TestGraspFromAxis:
         assert np.linalg.det(p.rotation) == pytest.approx(1.0)
         np.testing.assert_allclose(g.quaternion_to_rotation(p.quaternion), p.rotation, atol=1e-12)
 
-    def test_hint_orthogonalised_and_width_clipped(self):
-        p = g.grasp_from_axis([0, 0, 1], [0, 0.2, 1], approach_hint=[0, 1, 1], max_width=0.08)
+    def test_hint_orthogonalised(self):
+        p = g.grasp_from_axis([0, 0, 1], [0, 0.2, 1], approach_hint=[0, 1, 1])
         np.testing.assert_allclose(p.rotation[:, 2], [0, 0, 1], atol=1e-12)
-        assert p.width == 0.08
+        assert p.width == pytest.approx(0.22)  # 0.2 axis + 0.02 default margin, no limit given
+
+    def test_wider_than_gripper_is_refused_not_clamped(self):
+        # 0.2 m axis + 0.02 m margin = 0.22 m opening > 0.08 m stroke
+        with pytest.raises(ValueError, match=r'opening 0\.2200 m .* max_width = 0\.0800 m'):
+            g.grasp_from_axis([0, 0, 1], [0, 0.2, 1], max_width=0.08)
+        # exactly at the stroke (0.06 + 0.02 = 0.08) is allowed
+        assert g.grasp_from_axis([-0.03, 0, 0.5], [0.03, 0, 0.5], margin=0.02, max_width=0.08).width == \
+            pytest.approx(0.08)
 
     def test_hint_parallel_to_axis_falls_back(self):
         p = g.grasp_from_axis([0, 0, 1], [0, 0, 1.1], approach_hint=[0, 0, 1])
@@ -121,7 +145,8 @@ class TestKabsch:
 
     def test_ransac_rejects_outlier_and_missing(self):
         R, t = self._pose()
-        src = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.05, 0], [0.05, 0.05, 0.02], [0.02, 0.0, 0.03]])
+        src = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.05, 0],
+                       [0.05, 0.05, 0.02], [0.02, 0.0, 0.03]])
         dst = src @ R.T + t
         dst[4] += [0.0, 0.2, 0.0]        # wrong match
         dst[3] = np.nan                  # missing depth

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Image conversion: every encoding round-trips, bad step/size/encoding raise clear errors."""
 from types import SimpleNamespace
 
@@ -43,13 +57,34 @@ def test_padded_rows():
 def test_errors():
     ok = ic.numpy_to_image(np.zeros((2, 2, 3), np.uint8), 'rgb8')
     with pytest.raises(ValueError, match='unsupported image encoding'):
-        ic.image_to_numpy(SimpleNamespace(height=1, width=1, encoding='yuv422', is_bigendian=0, step=2, data=b'00'))
+        ic.image_to_numpy(
+            SimpleNamespace(
+                height=1,
+                width=1,
+                encoding='yuv422',
+                is_bigendian=0,
+                step=2,
+                data=b'00'))
     with pytest.raises(ValueError, match='not accepted'):
         ic.image_to_numpy(ok, expected=('16UC1', '32FC1'))
     with pytest.raises(ValueError, match='step'):
-        ic.image_to_numpy(SimpleNamespace(height=2, width=2, encoding='rgb8', is_bigendian=0, step=5, data=b'0' * 10))
+        ic.image_to_numpy(
+            SimpleNamespace(
+                height=2,
+                width=2,
+                encoding='rgb8',
+                is_bigendian=0,
+                step=5,
+                data=b'0' * 10))
     with pytest.raises(ValueError, match='height\\*step'):
-        ic.image_to_numpy(SimpleNamespace(height=2, width=2, encoding='rgb8', is_bigendian=0, step=6, data=b'0' * 11))
+        ic.image_to_numpy(
+            SimpleNamespace(
+                height=2,
+                width=2,
+                encoding='rgb8',
+                is_bigendian=0,
+                step=6,
+                data=b'0' * 11))
     with pytest.raises(ValueError, match='channel'):
         ic.numpy_to_image(np.zeros((2, 2), np.uint8), 'rgb8')
     with pytest.raises(ValueError, match='dtype'):

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """launch/grasp.launch.py and bringup describe the same nodes and parameters.
 
 * ``test_launch_file_matches_bringup``: where ``launch``/``launch_ros`` are absent (the
@@ -86,13 +100,20 @@ def test_launch_file_uses_shared_table():
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == 'ccl_perception.bringup'
                 for a in n.names}
     assert {'node_specs', 'merged_parameters', 'LAUNCH_ARGUMENTS'} <= imported
-    calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    calls = {
+        n.func.id for n in ast.walk(tree) if isinstance(
+            n, ast.Call) and isinstance(
+            n.func, ast.Name)}
     assert {'node_specs', 'merged_parameters', 'Node', 'DeclareLaunchArgument'} <= calls
 
 
 @pytest.mark.parametrize('overrides', [
     {'checkpoint': '/m.pt', 'target': 'mug', 'target_dir': '/t'},
-    {'checkpoint': '/m.pt', 'camera_ns': 'wrist_cam', 'executor_backend': 'moveit', 'sim': 'false', 'rviz': 'true'},
+    {'checkpoint': '/m.pt',
+     'camera_ns': 'wrist_cam',
+     'executor_backend': 'moveit',
+     'sim': 'false',
+     'rviz': 'true'},
 ])
 def test_launch_file_matches_bringup(monkeypatch, overrides):
     if _have('launch') and _have('launch_ros'):
@@ -123,12 +144,16 @@ def test_launch_file_matches_bringup(monkeypatch, overrides):
         assert kw['package'] == 'ccl_perception'
         guests = [g for g in hosted if g.host == s.name]
         assert kw['name'] == (None if guests else s.name)
-        assert kw['parameters'] == [bringup.merged_parameters(s)] + [bringup.merged_parameters(g) for g in guests]
+        assert kw['parameters'] == [bringup.merged_parameters(
+            s)] + [bringup.merged_parameters(g) for g in guests]
         assert kw['remappings'] == s.remappings
     planner = by_exe['grasp_planner_node']['parameters'][0]
-    assert planner['checkpoint'] == '/m.pt' and planner['min_confidence'] == 0.3  # launch arg + YAML value
+    # launch arg + YAML value
+    assert planner['checkpoint'] == '/m.pt' and planner['min_confidence'] == 0.3
     if 'camera_ns' in overrides:
-        assert ('camera/color/image_raw', 'wrist_cam/color/image_raw') in by_exe['descriptor_node']['remappings']
+        assert (
+            'camera/color/image_raw',
+            'wrist_cam/color/image_raw') in by_exe['descriptor_node']['remappings']
 
 
 def test_node_specs_validation():
@@ -137,8 +162,9 @@ def test_node_specs_validation():
     with pytest.raises(ValueError, match='needs the simulated world'):
         bringup.node_specs({'sim': 'false', 'executor_backend': 'sim'})
     specs = bringup.node_specs({'sim': 'true', 'executor_backend': 'sim'})
-    assert [s.name for s in specs] == ['descriptor_node', 'grasp_planner', 'sim_world', 'grasp_executor']
-    assert specs[-1].host == 'sim_world' and specs[2].parameters['run_executor'] is True
+    assert [s.name for s in specs] == ['descriptor_node', 'grasp_planner', 'target_maker', 'sim_world',
+                                       'grasp_executor']
+    assert specs[-1].host == 'sim_world' and specs[3].parameters['run_executor'] is True
     args, names = bringup.parse_argv(['checkpoint:=a.pt', '--nodes', 'grasp_planner'])
     assert args == {'checkpoint': 'a.pt'} and names == ['grasp_planner']
 
@@ -175,7 +201,11 @@ def test_bringup_nodes_get_file_parameters(tmp_path):
 
 
 def test_bringup_reports_missing_node_module():
-    spec = bringup.NodeSpec('ghost', 'ghost', 'ccl_perception.nodes.no_such_node:Ghost', 'ghost.yaml')
+    spec = bringup.NodeSpec(
+        'ghost',
+        'ghost',
+        'ccl_perception.nodes.no_such_node:Ghost',
+        'ghost.yaml')
     with pytest.raises(RuntimeError, match="cannot start node 'ghost'"):
         bringup.create_nodes([spec])
 
@@ -302,3 +332,9 @@ def test_rviz_config_shows_pipeline_topics():
         '/grasp_pose': 'rviz_default_plugins/Pose',
     }
     assert cfg['Global Options']['Fixed Frame'] == 'camera_color_optical_frame'
+    from ccl_perception.nodes import CLICKED_POINT_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
+    cloud = [d for d in cfg['Displays'] if d['Class'] == 'rviz_default_plugins/DepthCloud']
+    assert len(cloud) == 1 and cloud[0]['Depth Map Topic'] == '/' + DEPTH_TOPIC
+    assert cloud[0]['Color Image Topic'] == '/' + COLOR_TOPIC
+    tools = {t['Class']: t for t in cfg['Tools']}
+    assert tools['rviz_default_plugins/PublishPoint']['Topic']['Value'] == '/' + CLICKED_POINT_TOPIC

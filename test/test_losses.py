@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Losses (Eq. 5, 6-10) against hand-computed cases on one-hot descriptor maps."""
 import math
 
@@ -31,11 +45,19 @@ class TestDistributionalLoss:
         pred = torch.tensor([[[0.0, 0.0], [3.0, 4.0], [1.0, 1.0]]])
         target = torch.zeros(1, 3, 2)
         # errors 0, 5, sqrt(2)
-        assert distributional_loss(pred, target).item() == pytest.approx((5 + math.sqrt(2)) / 3, abs=1e-5)
+        assert distributional_loss(
+            pred, target).item() == pytest.approx(
+            (5 + math.sqrt(2)) / 3, abs=1e-5)
         valid = torch.tensor([[True, True, False]])
         assert distributional_loss(pred, target, valid).item() == pytest.approx(2.5, abs=1e-5)
         weight = torch.tensor([[1.0, 0.5, 1.0]])
-        assert distributional_loss(pred, target, valid, weight).item() == pytest.approx(1.25, abs=1e-5)
+        assert distributional_loss(
+            pred,
+            target,
+            valid,
+            weight).item() == pytest.approx(
+            1.25,
+            abs=1e-5)
 
     def test_no_valid_point_is_zero_and_differentiable(self):
         pred = torch.ones(1, 2, 2, requires_grad=True)
@@ -47,7 +69,11 @@ class TestDistributionalLoss:
         with pytest.raises(ValueError, match=r'\(B, N, 2\)'):
             distributional_loss(torch.zeros(1, 2, 2), torch.zeros(1, 3, 2))
         with pytest.raises(ValueError, match='valid'):
-            distributional_loss(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2), torch.ones(2, 2, dtype=torch.bool))
+            distributional_loss(
+                torch.zeros(
+                    1, 2, 2), torch.zeros(
+                    1, 2, 2), torch.ones(
+                    2, 2, dtype=torch.bool))
 
 
 class TestIdenticalViewLoss:
@@ -89,7 +115,8 @@ class TestCycleCorrespondenceLoss:
     def test_exact_cycle_is_zero(self):
         a = one_hot_map()
         b = shifted(a, 2)  # the same content elsewhere in I_B
-        loss, stats = cycle_correspondence_loss(a, b, shifted(a, 1), KP, KP + torch.tensor([1.0, 0.0]))
+        loss, stats = cycle_correspondence_loss(
+            a, b, shifted(a, 1), KP, KP + torch.tensor([1.0, 0.0]))
         assert loss.item() == pytest.approx(0.0, abs=1e-4)
         assert stats['kept_fraction'] == pytest.approx(0.5)  # ceil(0.35 * 4) = 2 of 4
 
@@ -99,7 +126,8 @@ class TestCycleCorrespondenceLoss:
             a, shifted(a, 2), shifted(a, 1), KP, KP,  # true answer is KP + (1, 0): error 1 px
             use_quantile_drop=False, use_variance_scaling=False)
         assert loss.item() == pytest.approx(1.0, abs=1e-4)
-        assert stats['kept_fraction'] == 1.0 and stats['mean_error'] == pytest.approx(1.0, abs=1e-4)
+        assert stats['kept_fraction'] == 1.0 and stats['mean_error'] == pytest.approx(
+            1.0, abs=1e-4)
 
     def test_variance_scaling_value(self):
         # soft temperature: X_i > 0 and known from the two heatmaps, loss = mean(err_i / (1 + X_i))
@@ -135,7 +163,8 @@ class TestCycleCorrespondenceLoss:
         for got, want, attached in zip((a.grad, b.grad, ah.grad), grads(True), grads(False)):
             assert got.abs().sum() > 0  # gradients reach all three maps
             assert torch.allclose(got.double(), want, atol=1e-6)
-            assert not torch.allclose(got.double(), attached, atol=1e-6)  # would differ if X_i were attached
+            # would differ if X_i were attached
+            assert not torch.allclose(got.double(), attached, atol=1e-6)
 
     def test_invalid_and_empty(self):
         a = one_hot_map()
@@ -156,7 +185,9 @@ class TestCorrespondenceLoss:
         ah = shifted(a, 1)
         target = KP + torch.tensor([1.0, 2.0])  # off by 2 px from the truth
         iv, _ = CorrespondenceLoss('identical_view')(a, ah, KP, target)
-        ccl, _ = CorrespondenceLoss('ccl', use_quantile_drop=False, use_variance_scaling=False)(a, ah, KP, target, desc_b=a)
+        ccl, _ = CorrespondenceLoss(
+            'ccl', use_quantile_drop=False, use_variance_scaling=False)(
+            a, ah, KP, target, desc_b=a)
         both, stats = CorrespondenceLoss('ccl_iv', lambda_iv=0.1, use_quantile_drop=False,
                                          use_variance_scaling=False)(a, ah, KP, target, desc_b=a)
         assert iv.item() == pytest.approx(2.0, abs=1e-4) and ccl.item() == pytest.approx(2.0, abs=1e-4)

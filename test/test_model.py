@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """DescriptorNet, backbones and upsample_descriptors: shapes, stride, norms, weights, grid mapping."""
 import logging
 
@@ -55,8 +69,10 @@ class TestDescriptorNet:
         assert torch.equal(a, b)
 
     @pytest.mark.parametrize('bad', [torch.rand(3, 32, 32), torch.rand(1, 4, 32, 32),
-                                     torch.rand(1, 1, 32, 32), torch.zeros(1, 3, 8, 8, dtype=torch.int64),
-                                     torch.rand(0, 3, 8, 8)])
+                                     torch.rand(
+        1, 1, 32, 32), torch.zeros(
+        1, 3, 8, 8, dtype=torch.int64),
+        torch.rand(0, 3, 8, 8)])
     def test_bad_input_raises(self, bad):
         with pytest.raises(ValueError):
             _net('efficientnet_lite0')(bad)
@@ -65,13 +81,14 @@ class TestDescriptorNet:
         net = DescriptorNet('efficientnet_lite0', 8, pretrained=False).train()
         net(torch.rand(2, 3, 32, 32)).sum().backward()
         assert net.backbone._conv_stem.weight.grad.abs().sum() > 0
-        assert net.head.weight.grad.abs().sum() > 0
+        assert net.head.proj.weight.grad.abs().sum() > 0
 
     def test_build_model_config(self):
         net = build_model({'backbone': 'resnet18', 'descriptor_dim': 8, 'pretrained': False})
         assert net.config == {'backbone': 'resnet18', 'descriptor_dim': 8, 'pretrained': False,
-                              'trunk': 'dilated', 'stride': 8}  # ResNets default to dilated
-        assert build_model(dict(net.config)).head.out_channels == 8
+                              'trunk': 'dilated', 'head': 'conv', 'head_hidden': 192,
+                              'stride': 8}  # ResNets default to dilated
+        assert build_model(dict(net.config)).head.proj.out_channels == 8
         assert build_model(dict(net.config, trunk='fpn')).config['trunk'] == 'fpn'
         with pytest.raises(ValueError, match='unknown trunk'):
             build_model({'backbone': 'resnet18', 'trunk': 'aspp'})

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Descriptor node and grasp planner over real DDS (localhost, own domain; see conftest.py).
 
 Scene (as in test_targets.py): tiny random resnet18 DescriptorNet (D=32) saved with
@@ -19,7 +33,7 @@ torch = pytest.importorskip('torch')
 
 from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
@@ -29,7 +43,7 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from ccl_perception import image_conversion as ic  # noqa: E402
 from ccl_perception import targets as tg  # noqa: E402
-from ccl_perception.nodes import SENSOR_QOS  # noqa: E402
+from ccl_perception.nodes import SENSOR_QOS, NodeRunner  # noqa: E402
 
 H, W = 96, 128
 FRAME = 'camera_color_optical_frame'
@@ -52,13 +66,16 @@ def assets(tmp_path_factory):
     K = np.array([[100.0, 0, 63.5], [0, 100.0, 47.5], [0, 0, 1]])
     ex = DescriptorExtractor(ck)
     tdir = d / 'targets'
-    for name, pts in (('blocks', [(51.5, 43.5), (75.5, 51.5)]), ('blocks_b', [(35.5, 67.5), (59.5, 67.5)])):
+    for name, pts in (('blocks', [(51.5, 43.5), (75.5, 51.5)]),
+                      ('blocks_b', [(35.5, 67.5), (59.5, 67.5)])):
         t = tg.make_target(ex, rgb, pts, name, depth=depth_mm / 1000.0, K=K)
         tg.save_target(str(tdir / f'{name}.npz'), t)
-    alien = tg.make_target(ex, rgb, [(51.5, 43.5), (75.5, 51.5)], 'alien', depth=depth_mm / 1000.0, K=K)
+    alien = tg.make_target(ex, rgb, [(51.5, 43.5), (75.5, 51.5)],
+                           'alien', depth=depth_mm / 1000.0, K=K)
     alien.model_identity = 'some-other-model'
     tg.save_target(str(d / 'alien.npz'), alien)
-    return {'ck': ck, 'rgb': rgb, 'depth_mm': depth_mm, 'K': K, 'tdir': str(tdir), 'dir': d, 'extractor': ex}
+    return {'ck': ck, 'rgb': rgb, 'depth_mm': depth_mm,
+            'K': K, 'tdir': str(tdir), 'dir': d, 'extractor': ex}
 
 
 class Harness(Node):
@@ -67,12 +84,14 @@ class Harness(Node):
     def __init__(self, context):
         super().__init__(f'harness_{TAG}', context=context)
         self.pub_rgb = self.create_publisher(Image, 'camera/color/image_raw', SENSOR_QOS)
-        self.pub_depth = self.create_publisher(Image, 'camera/aligned_depth_to_color/image_raw', SENSOR_QOS)
+        self.pub_depth = self.create_publisher(
+            Image, 'camera/aligned_depth_to_color/image_raw', SENSOR_QOS)
         self.pub_info = self.create_publisher(CameraInfo, 'camera/color/camera_info', SENSOR_QOS)
         self.lock = threading.Lock()
         self.got = {k: [] for k in ('pose', 'status', 'heatmap', 'markers', 'conf', 'desc', 'vis')}
         sub = [('pose', PoseStamped, 'grasp_pose'), ('status', String, f'{PLANNER}/status'),
-               ('heatmap', Image, f'{PLANNER}/heatmap'), ('markers', MarkerArray, f'{PLANNER}/markers'),
+               ('heatmap', Image, f'{PLANNER}/heatmap'), ('markers',
+                                                          MarkerArray, f'{PLANNER}/markers'),
                ('conf', Float32, f'{PLANNER}/confidence'), ('desc', Image, 'descriptors'),
                ('vis', Image, 'descriptors/visualization')]
         for key, typ, topic in sub:
@@ -92,12 +111,19 @@ class Harness(Node):
         from std_msgs.msg import Header
         header = Header(frame_id=FRAME)
         header.stamp.sec = self.sec
-        c = ic.numpy_to_image(rgb, rgb_enc, header) if rgb_enc in ('rgb8', 'bgr8', 'mono8') else rgb
+        c = ic.numpy_to_image(
+            rgb, rgb_enc, header) if rgb_enc in (
+            'rgb8', 'bgr8', 'mono8') else rgb
         d = ic.numpy_to_image(depth, depth_enc, header) if not isinstance(depth, Image) else depth
         if isinstance(c, Image):
             c.header = header
         if info:
-            ci = CameraInfo(header=header, width=(info_size or (W, H))[0], height=(info_size or (W, H))[1])
+            ci = CameraInfo(
+                header=header, width=(
+                    info_size or (
+                        W, H))[0], height=(
+                    info_size or (
+                        W, H))[1])
             ci.k = [float(v) for v in np.asarray(K).reshape(9)]
             self.pub_info.publish(ci)
         self.pub_rgb.publish(c)
@@ -147,26 +173,27 @@ def ros(assets):
     from ccl_perception.nodes.descriptor_node import DescriptorNode
     from ccl_perception.nodes.grasp_planner_node import GraspPlanner
     from rclpy.parameter import Parameter
-    ctx = rclpy.context.Context()
-    rclpy.init(context=ctx)
-    planner = GraspPlanner(context=ctx, cli_args=['--ros-args', '-r', f'__node:={PLANNER}'], parameter_overrides=[
-        Parameter('checkpoint', value=assets['ck']), Parameter('target_dir', value=assets['tdir']),
-        Parameter('target', value='blocks'), Parameter('tau', value=0.003), Parameter('min_similarity', value=0.97),
-        Parameter('max_width', value=0.2), Parameter('max_rate_hz', value=30.0)])
-    desc = DescriptorNode(context=ctx, cli_args=['--ros-args', '-r', f'__node:=descriptors_{TAG}'],
-                          parameter_overrides=[Parameter('checkpoint', value=assets['ck'])])
-    harness = Harness(ctx)
-    ex = MultiThreadedExecutor(num_threads=4, context=ctx)
-    for n in (planner, desc, harness):
-        ex.add_node(n)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    yield {'planner': planner, 'desc': desc, 'h': harness}
-    ex.shutdown(timeout_sec=5)
-    for n in (planner, desc, harness):
-        n.destroy_node()
-    rclpy.shutdown(context=ctx)
-    th.join(timeout=5)
+    made = {}
+
+    def factory(ctx):
+        made['planner'] = planner = GraspPlanner(context=ctx, cli_args=['--ros-args', '-r', f'__node:={PLANNER}'], parameter_overrides=[
+            Parameter(
+                'checkpoint', value=assets['ck']), Parameter(
+                'target_dir', value=assets['tdir']),
+            Parameter(
+                'target', value='blocks'), Parameter(
+                'tau', value=0.003), Parameter(
+                'min_similarity', value=0.97),
+            Parameter('max_width', value=0.2), Parameter('max_rate_hz', value=30.0)])
+        made['desc'] = DescriptorNode(context=ctx, cli_args=['--ros-args', '-r', f'__node:=descriptors_{TAG}'],
+                                      parameter_overrides=[Parameter('checkpoint', value=assets['ck'])])
+        made['h'] = Harness(ctx)
+        return [planner, made['desc'], made['h']]
+
+    # the nodes of one process on one single-threaded executor, as bringup runs them
+    runner = NodeRunner(factory).spin_in_background()
+    yield made
+    runner.close()
 
 
 def _good(h, a):
@@ -184,7 +211,8 @@ def test_pose_heatmap_markers_match_geometry(ros, assets):
     q = pose.pose.orientation
     from ccl_perception.geometry import quaternion_to_rotation
     R = quaternion_to_rotation([q.x, q.y, q.z, q.w])
-    np.testing.assert_allclose(R[:, 1], np.array([0.12, 0.04, 0]) / np.hypot(0.12, 0.04), atol=1e-3)
+    np.testing.assert_allclose(R[:, 1], np.array([0.12, 0.04, 0]) /
+                               np.hypot(0.12, 0.04), atol=1e-3)
     np.testing.assert_allclose(R[:, 2], [0, 0, 1], atol=1e-6)
     assert h.wait_for('status', lambda m: m.data.startswith('ok: blocks')) is not None
     hm = h.wait_for('heatmap')
@@ -240,13 +268,27 @@ def test_set_reject_and_switch_targets(ros, assets):
     assert r.successful, r.reason
     assert h.get_param('target') == 'blocks_b'
     h.clear()
-    pose = h.wait_for('pose', lambda m: abs(m.pose.position.x + 0.08) < 1e-3, publish=_good(h, assets), timeout=20)
+    pose = h.wait_for(
+        'pose',
+        lambda m: abs(
+            m.pose.position.x +
+            0.08) < 1e-3,
+        publish=_good(
+            h,
+            assets),
+        timeout=20)
     assert pose is not None
-    np.testing.assert_allclose([pose.pose.position.y, pose.pose.position.z], [0.10, 0.5], atol=1e-3)
+    np.testing.assert_allclose([pose.pose.position.y, pose.pose.position.z], [
+                               0.10, 0.5], atol=1e-3)
     # no target: abstain, publish no pose
     assert h.set_param('target', '').successful
     h.clear()
-    assert h.wait_for('status', lambda m: 'no target set' in m.data, publish=_good(h, assets)) is not None
+    assert h.wait_for(
+        'status',
+        lambda m: 'no target set' in m.data,
+        publish=_good(
+            h,
+            assets)) is not None
     assert not h.got['pose']
     resp = h.call(h.reload_cli, Trigger.Request())
     assert resp.success and 'blocks, blocks_b' in resp.message
@@ -289,7 +331,8 @@ def test_bad_input_abstains_and_survives(ros, assets, case, expect):
     assert st is not None, f'{case}: statuses {[m.data for m in h.got["status"]][-3:]}'
     assert st.data.startswith('abstain')
     with h.lock:
-        assert not [p for p in h.got['pose'] if p.header.stamp.sec in stamps], 'a pose was sent for a bad frame'
+        assert not [p for p in h.got['pose']
+                    if p.header.stamp.sec in stamps], 'a pose was sent for a bad frame'
     # the node is alive and still plans on good frames
     assert h.wait_for('pose', publish=_good(h, a), timeout=15) is not None
     assert ros['planner'].counts['bad_input'] + ros['planner'].counts['abstained'] > 0
@@ -308,7 +351,7 @@ def test_missing_camera_info(ros, assets):
                                              Parameter('target', value='blocks')])
     got = []
     sub = h.create_subscription(String, f'{name}/status', got.append, 10)
-    ex = MultiThreadedExecutor(num_threads=2, context=h.context)
+    ex = SingleThreadedExecutor(context=h.context)
     ex.add_node(node)
     th = threading.Thread(target=ex.spin, daemon=True)
     th.start()

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Simulated Panda grasp executor: real pybullet physics, outcomes measured not assumed."""
 import math
 
@@ -27,7 +41,11 @@ def world():
     col = p.createCollisionShape(p.GEOM_BOX, halfExtents=BOX_HALF, physicsClientId=client)
     box = p.createMultiBody(0.1, col, basePosition=[0.05, 0.10, BOX_HALF[2]],
                             physicsClientId=client)
-    col2 = p.createCollisionShape(p.GEOM_CYLINDER, radius=0.02, height=0.06, physicsClientId=client)
+    col2 = p.createCollisionShape(
+        p.GEOM_CYLINDER,
+        radius=0.02,
+        height=0.06,
+        physicsClientId=client)
     can = p.createMultiBody(0.1, col2, basePosition=[0.0, -0.15, 0.03], physicsClientId=client)
     robot = PandaRobot(client)
     for _ in range(50):
@@ -154,20 +172,21 @@ def test_outcome_labels_and_summary():
     assert classify(True, True, False) == 'failed_grasp'
     assert classify(False, True, False) == 'false_grasp'   # any attempt without the target
     assert classify(False, False, False) == 'correct_abstention'
-    trials = [{'present': True, 'outcome': o} for o in ('grasped', 'grasped', 'abstained', 'failed_grasp')]
+    trials = [{'present': True, 'outcome': o}
+              for o in ('grasped', 'grasped', 'abstained', 'failed_grasp')]
     trials += [{'present': False, 'outcome': 'false_grasp'},
                {'present': False, 'outcome': 'correct_abstention'}]
     s = summarise(trials)
     assert s['success_rate'] == 0.5 and s['success_rate_when_attempted'] == 2 / 3
     assert s['false_grasps'] == 1 and s['false_grasp_rate'] == 0.5 and s['abstained'] == 1
     assert trial_schedule(['a', 'b'], 2, 1, 10) == [(10, 'a', True), (11, 'a', True), (12, 'a', False),
-                                                   (13, 'b', True), (14, 'b', True), (15, 'b', False)]
+                                                    (13, 'b', True), (14, 'b', True), (15, 'b', False)]
 
 
 @pytest.fixture(scope='module')
 def sim_world():
     w = SimWorld(SimWorldConfig(width=64, height=48, objects=('box_000', 'cylinder_001', 'ellipsoid_002',
-                                                               'cylinder_004'), clutter=(2, 3)))
+                                                              'cylinder_004'), clutter=(2, 3)))
     yield w
     w.close()
 
@@ -200,7 +219,10 @@ def test_world_grasp_from_true_pose_in_camera_frame(sim_world):
     T[:3, 0] = np.cross(T[:3, 1], T[:3, 2])
     T[:3, 3] = T_obj[:3, 3] + [0, 0, size[vertical] / 2]
     T_cam = info.camera.camera_from_world @ T
-    res = sim_world.grasp(T_cam)
+    from ccl_perception.executors.sim_executor import world_executor
+    from ccl_perception.sim.robot import CAMERA_FRAME
+    # composed executor: judged against the world's target, follows the world's camera
+    res = world_executor(sim_world).execute(T_cam, CAMERA_FRAME)
     assert res.success and res.reason == 'lifted', res.to_json()
     # the reference view shows the object alone, straight from above
     render, cam = sim_world.reference_view('cylinder_004')

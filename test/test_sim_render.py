@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Rendered ground truth is exact: camera convention, depth, reprojection, determinism."""
 import json
 import os
@@ -34,17 +48,20 @@ def test_pixel_centre_convention_and_depth(size, offset, renderer):
         cam = Camera.looking_at((0, 0, 0.5), (0, 0, 0), size[0], size[1], 50.0)
         r = s.render(cam)
     ys, xs = np.nonzero(r.segmentation == body)
-    corners = [[offset[0] + sx * 0.04, offset[1] + sy * 0.03, 0.02] for sx in (-1, 1) for sy in (-1, 1)]
+    corners = [[offset[0] + sx * 0.04, offset[1] + sy * 0.03, 0.02]
+               for sx in (-1, 1) for sy in (-1, 1)]
     uv, z = cam.project(corners)
     assert z == pytest.approx([0.48] * 4)
     assert (xs.min(), xs.max()) == (np.ceil(uv[:, 0].min()), np.floor(uv[:, 0].max()))
     assert (ys.min(), ys.max()) == (np.ceil(uv[:, 1].min()), np.floor(uv[:, 1].max()))
     # look_at's top-down image: up = world +x, so the 8 cm side is vertical
     assert uv[:, 1].max() - uv[:, 1].min() == pytest.approx(cam.K[1, 1] * 0.08 / 0.48)
-    assert offset != (0.0, 0.0) or (cam.project([[0, 0, 0.02]])[0][0] == pytest.approx([79.5, 59.5]))
+    assert offset != (0.0, 0.0) or (cam.project([[0, 0, 0.02]])[
+        0][0] == pytest.approx([79.5, 59.5]))
     cy, cx = int(round(ys.mean())), int(round(xs.mean()))
     assert r.depth[cy, cx] == pytest.approx(0.48, abs=1e-3)  # true z-depth in metres
-    assert np.isnan(r.depth).sum() == 0 and r.rgb.dtype == np.uint8 and r.segmentation.dtype == np.int32
+    assert np.isnan(r.depth).sum(
+    ) == 0 and r.rgb.dtype == np.uint8 and r.segmentation.dtype == np.int32
 
 
 def test_reprojection_lands_on_same_object_with_same_colour(scene):
@@ -60,7 +77,8 @@ def test_reprojection_lands_on_same_object_with_same_colour(scene):
     inside = cam_b.in_image(uv)
     ij = np.round(uv[inside]).astype(int)
     depth_ok = np.abs(rb.depth[ij[:, 1], ij[:, 0]] - z[inside]) < 0.004
-    same = rb.segmentation[ij[:, 1], ij[:, 0]][depth_ok] == ra.segmentation[ys, xs][inside][depth_ok]
+    same = rb.segmentation[ij[:, 1], ij[:, 0]
+                           ][depth_ok] == ra.segmentation[ys, xs][inside][depth_ok]
     assert depth_ok.sum() > 500 and same.mean() > 0.98
     # 2) exact_correspondences: colours agree far better than for shuffled pixels
     fa = Frame(ra.depth, ra.segmentation, cam_a, poses, ids)
@@ -112,7 +130,13 @@ def test_two_worlds_in_one_process():
 
 
 def test_training_set_is_deterministic_and_has_ground_truth(tmp_path):
-    cfg = {'num_images': 2, 'width': 160, 'height': 120, 'n_objects': 4, 'depth': True, 'settle_steps': 60}
+    cfg = {
+        'num_images': 2,
+        'width': 160,
+        'height': 120,
+        'n_objects': 4,
+        'depth': True,
+        'settle_steps': 60}
     render_training_set(str(tmp_path / 'a'), cfg, progress=False)
     render_training_set(str(tmp_path / 'b'), dict(cfg, depth=False), progress=False)
     for name in ('000000.png', '000001.png'):

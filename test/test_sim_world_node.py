@@ -1,13 +1,25 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Sim world node over real DDS: RealSense-like RGB-D + camera info, camera pose, resets."""
 import json
-import threading
 
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
 from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
@@ -15,7 +27,9 @@ from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from ccl_perception.image_conversion import depth_to_metres, image_to_numpy  # noqa: E402
-from ccl_perception.nodes.sim_world_node import SimWorldNode, depth_to_16uc1  # noqa: E402
+from ccl_perception.nodes import NodeRunner  # noqa: E402
+from ccl_perception.nodes.messages import depth_to_16uc1  # noqa: E402
+from ccl_perception.nodes.sim_world_node import SimWorldNode  # noqa: E402
 from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig  # noqa: E402
 from polling import wait_for  # noqa: E402  (test/polling.py)
 
@@ -32,43 +46,51 @@ def test_depth_encoding_hand_values():
 
 @pytest.fixture(scope='module')
 def ros():
-    rclpy.init()
     world = SimWorld(SimWorldConfig(width=W, height=H, objects=OBJECTS, clutter=(3, 4)))
-    node = SimWorldNode(world=world, parameter_overrides=[
-        Parameter('publish_rate', value=5.0), Parameter('target', value='duck'),
-        Parameter('seed', value=7)])
-    listener = rclpy.create_node('sim_world_listener')
     got = {'rgb': [], 'depth': [], 'info': [], 'pose': [], 'scene': []}
-    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    listener.create_subscription(Image, 'camera/color/image_raw', got['rgb'].append, 10)
-    listener.create_subscription(Image, 'camera/aligned_depth_to_color/image_raw',
-                                 got['depth'].append, 10)
-    listener.create_subscription(CameraInfo, 'camera/color/camera_info', got['info'].append, 10)
-    listener.create_subscription(PoseStamped, 'camera/pose', got['pose'].append, latched)
-    listener.create_subscription(String, '/sim_world/scene', got['scene'].append, latched)
-    ex = MultiThreadedExecutor(num_threads=3)
-    ex.add_node(node)
-    ex.add_node(listener)
-    thread = threading.Thread(target=ex.spin, daemon=True)
-    thread.start()
-    yield world, node, listener, got
-    ex.shutdown()
-    thread.join(timeout=5.0)
-    node.destroy_node()
-    listener.destroy_node()
+    parts = {}
+
+    def factory(context):
+        node = SimWorldNode(world=world, context=context, parameter_overrides=[
+            Parameter('publish_rate', value=5.0), Parameter('target', value='duck'),
+            Parameter('seed', value=7)])
+        listener = rclpy.create_node('sim_world_listener', context=context)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        listener.create_subscription(Image, 'camera/color/image_raw', got['rgb'].append, 10)
+        listener.create_subscription(Image, 'camera/aligned_depth_to_color/image_raw',
+                                     got['depth'].append, 10)
+        listener.create_subscription(
+            CameraInfo,
+            'camera/color/camera_info',
+            got['info'].append,
+            10)
+        listener.create_subscription(PoseStamped, 'camera/pose', got['pose'].append, latched)
+        listener.create_subscription(String, '/sim_world/scene', got['scene'].append, latched)
+        parts.update(node=node, listener=listener)
+        return [node, listener]
+
+    runner = NodeRunner(factory).spin_in_background()
+    yield world, parts['node'], parts['listener'], got
+    runner.close()
     world.close()
-    rclpy.shutdown()
 
 
 def test_publishes_consistent_rgbd_and_camera_info(ros):
     world, node, listener, got = ros
-    assert wait_for(lambda: len(got['rgb']) >= 2 and len(got['depth']) >= 2 and len(got['info']) >= 2)
+    assert wait_for(
+        lambda: len(
+            got['rgb']) >= 2 and len(
+            got['depth']) >= 2 and len(
+                got['info']) >= 2)
     rgb_msg, depth_msg, info = got['rgb'][-1], None, None
     # the three messages of one frame share the stamp
     stamp = (rgb_msg.header.stamp.sec, rgb_msg.header.stamp.nanosec)
     assert wait_for(lambda: any((m.header.stamp.sec, m.header.stamp.nanosec) == stamp
                                 for m in got['depth']))
-    depth_msg = next(m for m in got['depth'] if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp)
+    depth_msg = next(
+        m for m in got['depth'] if (
+            m.header.stamp.sec,
+            m.header.stamp.nanosec) == stamp)
     info = next(m for m in got['info'] if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp)
     assert rgb_msg.encoding == 'rgb8' and depth_msg.encoding == '16UC1'
     assert rgb_msg.header.frame_id == depth_msg.header.frame_id == info.header.frame_id == CAMERA_FRAME

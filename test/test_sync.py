@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Approximate time synchroniser: matching, slop, newest-first, no stale output, queue bound."""
 import threading
 from types import SimpleNamespace
@@ -19,7 +33,8 @@ def test_stamp_to_sec():
 
 def test_exact_and_within_slop():
     out = []
-    s = ApproximateSynchronizer(3, slop=0.01, callback=lambda *m: out.append(tuple(x.tag for x in m)))
+    s = ApproximateSynchronizer(
+        3, slop=0.01, callback=lambda *m: out.append(tuple(x.tag for x in m)))
     s.add(0, msg(1.0, 'c1'))
     s.add(1, msg(1.005, 'd1'))
     assert out == []
@@ -68,7 +83,13 @@ def test_explicit_stamp_and_bad_args():
 
 def test_threads():
     got = []
-    s = ApproximateSynchronizer(2, slop=0.0001, queue_size=200, callback=lambda a, b: got.append(a.tag))
+    s = ApproximateSynchronizer(
+        2,
+        slop=0.0001,
+        queue_size=200,
+        callback=lambda a,
+        b: got.append(
+            a.tag))
 
     def feed(idx):
         for i in range(100):

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Targets (file format, identity check, CLI), keypoint matcher and the frame->pose pipeline.
 
 The synthetic scene: a tiny randomly initialised DescriptorNet (resnet18 trunk, D=32,
@@ -71,8 +85,41 @@ class TestMakeTarget:
         rgb, depth = scene
         with pytest.raises(ValueError, match='at least two'):
             tg.make_target(extractor, rgb, [(1, 1)], 'x')
-        with pytest.raises(ValueError, match='inside'):
+        with pytest.raises(ValueError, match=r'^point 2 \(128, 1\) is outside the 128x96 image: allowed x in '
+                                             r'\[0, 127\], y in \[0, 95\]$'):
             tg.make_target(extractor, rgb, [(1, 1), (W, 1)], 'x')
+        with pytest.raises(ValueError, match=r'^point 1 \(nan, 10\) is not finite$'):
+            tg.make_target(extractor, rgb, [(np.nan, 10), (40, 11)], 'x')
+        with pytest.raises(ValueError, match=r'^points 1 and 2 \(the grasp axis\) are 3.00 px apart; they must be '
+                                             r'at least 4 px apart$'):
+            tg.make_target(extractor, rgb, [(40, 10), (43, 10)], 'x')
+        with pytest.raises(ValueError, match=r'^points 1 and 3 are 0.50 px apart'):
+            tg.make_target(extractor, rgb, [(40, 10), (50, 10), (40.5, 10)], 'x')
+        with pytest.raises(ValueError, match=r'principal point \(cx, cy\) = \(1e\+09, 47.5\) is outside the '
+                                             r'128x96 image'):
+            tg.make_target(
+                extractor,
+                rgb,
+                PTS,
+                'x',
+                depth=depth,
+                K=g.intrinsics_matrix(
+                    100,
+                    100,
+                    1e9,
+                    47.5))
+        with pytest.raises(ValueError, match=r'positive focal lengths, got fx=-100'):
+            tg.make_target(extractor, rgb, PTS, 'x', depth=depth,
+                           K=g.intrinsics_matrix(-100, 100, 63.5, 47.5))
+        with pytest.raises(ValueError, match='non-empty string'):
+            tg.make_target(extractor, rgb, PTS, ' ')
+        # 8 px apart at 0.5 m with f = 1e5 px: 8 * 0.5 / 1e5 = 0.04 mm < 5 mm
+        with pytest.raises(ValueError, match=r'^the grasp axis between points 1 and 2 is 0.04 mm long in 3D; '
+                                             r'a target needs at least 5 mm$'):
+            tg.make_target(
+                extractor, rgb, [
+                    (40, 10), (48, 10)], 'x', depth=depth, K=g.intrinsics_matrix(
+                    1e5, 1e5, 63.5, 47.5))
         with pytest.raises(ValueError, match='intrinsics'):
             tg.make_target(extractor, rgb, PTS, 'x', depth=depth)
         hole = depth.copy()
@@ -127,16 +174,32 @@ class TestTargetFiles:
         t = tg.load_target(out, expected_identity=model_identity(net))
         assert t.name == 'mug' and t.descriptors.shape == (2, 16)
         np.testing.assert_allclose(t.points_3d, PTS_3D[:2], atol=1e-9)
-        with pytest.raises(SystemExit):
-            tg.main(['--checkpoint', ck, '--image', str(tmp_path / 'ref.png'), '--points', '1,1',
-                     '--name', 'x', '--out', out])
+        assert tg.main(['--checkpoint', ck, '--image', str(tmp_path / 'ref.png'), '--points', '1,1',
+                        '--name', 'x', '--out', out]) == 2
+        assert oct(os.stat(out).st_mode & 0o777) == oct(0o666 & ~_umask())  # 0644 under umask 022
 
     def test_parse_intrinsics(self, tmp_path):
-        np.testing.assert_array_equal(tg.parse_intrinsics('1,2,3,4'), [[1, 0, 3], [0, 2, 4], [0, 0, 1]])
+        np.testing.assert_array_equal(tg.parse_intrinsics(
+            '1,2,3,4'), [[1, 0, 3], [0, 2, 4], [0, 0, 1]])
         (tmp_path / 'ci.yaml').write_text('camera_matrix:\n  data: [5, 0, 1, 0, 6, 2, 0, 0, 1]\n')
         assert tg.parse_intrinsics(str(tmp_path / 'ci.yaml'))[1, 1] == 6
         with pytest.raises(ValueError, match='fx,fy,cx,cy'):
             tg.parse_intrinsics('1,2')
+        with pytest.raises(ValueError, match=r"^intrinsics \(fx,fy,cx,cy\) '615,615,a,240': 'a' is not a number$"):
+            tg.parse_intrinsics('615,615,a,240')
+        with pytest.raises(ValueError, match=r"^intrinsics 'cam.yaml' is neither an existing file nor fx,fy,cx,cy$"):
+            tg.parse_intrinsics('cam.yaml')
+        with pytest.raises(ValueError, match=r'finite entries and positive focal lengths, got fx=nan'):
+            tg.parse_intrinsics('nan,615,320,240')
+        (tmp_path / 'bad.yaml').write_text('k: [1, 2, 3]\n')
+        with pytest.raises(ValueError, match='bad.yaml'):
+            tg.parse_intrinsics(str(tmp_path / 'bad.yaml'))
+
+
+def _umask() -> int:
+    old = os.umask(0)
+    os.umask(old)
+    return old
 
 
 class TestKeypointMatcher:
@@ -178,7 +241,8 @@ class TestGraspPipeline:
         np.testing.assert_allclose(r.pose.position, [0.0, 0.0, 0.5], atol=1e-3)
         y = np.array([0.12, 0.04, 0]) / np.hypot(0.12, 0.04)
         np.testing.assert_allclose(r.pose.rotation[:, 1], y, atol=1e-3)        # closing axis
-        np.testing.assert_allclose(r.pose.rotation[:, 2], [0, 0, 1], atol=1e-6)  # approach: into the plane
+        np.testing.assert_allclose(r.pose.rotation[:, 2], [
+                                   0, 0, 1], atol=1e-6)  # approach: into the plane
         assert r.pose.width == pytest.approx(np.hypot(0.12, 0.04) + 0.02, abs=1e-3)
         assert r.confidence > 0.9 and set(r.timings) >= {'descriptors', 'match', 'geometry'}
 
@@ -187,10 +251,13 @@ class TestGraspPipeline:
         moved = np.roll(rgb, (8, 16), axis=(0, 1))  # object moved 16 px right, 8 px down
         r = frame_to_pose(extractor, moved, depth, K, target, CFG)
         assert r.ok, r.reason
-        np.testing.assert_allclose(r.pose.position, [0.08, 0.04, 0.5], atol=1e-3)  # 16*0.005, 8*0.005
+        np.testing.assert_allclose(
+            r.pose.position, [
+                0.08, 0.04, 0.5], atol=1e-3)  # 16*0.005, 8*0.005
 
     def test_absent_target_abstains(self, extractor, scene, target):
-        r = GraspPipeline(extractor, CFG).frame_to_pose(np.full((H, W, 3), 128, np.uint8), scene[1], K, target)
+        r = GraspPipeline(extractor, CFG).frame_to_pose(
+            np.full((H, W, 3), 128, np.uint8), scene[1], K, target)
         assert not r.ok and 'not in view' in r.reason
 
     def test_low_confidence_abstains(self, extractor, scene, target):
@@ -218,20 +285,64 @@ class TestGraspPipeline:
 
     def test_ransac_rejects_scaled_scene(self, extractor, scene, target):
         rgb, depth = scene
-        r = GraspPipeline(extractor, CFG).frame_to_pose(rgb, depth * 2, K, target)  # twice as far: 2x larger
+        r = GraspPipeline(
+            extractor,
+            CFG).frame_to_pose(
+            rgb,
+            depth * 2,
+            K,
+            target)  # twice as far: 2x larger
         assert not r.ok and 'contradict' in r.reason
 
     def test_min_inlier_fraction(self, extractor, scene):
         rgb, depth = scene
         four = tg.make_target(extractor, rgb, PTS + [(99.5, 27.5)], 'four', depth=depth, K=K)
         bumped = depth.copy()
-        bumped[22:34, 94:106] = 0.45  # keypoint 4 now 5 cm closer: 3 of 4 keypoints fit the reference
-        r = GraspPipeline(extractor, {**CFG, 'min_inlier_fraction': 0.75}).frame_to_pose(rgb, bumped, K, four)
+        # keypoint 4 now 5 cm closer: 3 of 4 keypoints fit the reference
+        bumped[22:34, 94:106] = 0.45
+        r = GraspPipeline(extractor, {**CFG, 'min_inlier_fraction': 0.75}
+                          ).frame_to_pose(rgb, bumped, K, four)
         assert r.ok, r.reason  # needs ceil(0.75 * 4) = 3
-        r = GraspPipeline(extractor, {**CFG, 'min_inlier_fraction': 1.0}).frame_to_pose(rgb, bumped, K, four)
+        r = GraspPipeline(extractor, {**CFG, 'min_inlier_fraction': 1.0}
+                          ).frame_to_pose(rgb, bumped, K, four)
         assert not r.ok and 'fewer than 4 of 4' in r.reason
         with pytest.raises(ValueError, match='min_inlier_fraction'):
             merge_config({'min_inlier_fraction': 0.0})
+
+    def test_too_wide_for_the_gripper_abstains(self, extractor, scene, target):
+        # axis |(0.12, 0.04, 0)| = 12.65 cm, + 2 cm margin = 14.65 cm > 10 cm stroke
+        r = GraspPipeline(extractor, {**CFG, 'max_width': 0.10}).frame_to_pose(*scene, K, target)
+        assert not r.ok and r.pose is None
+        assert r.reason == ('object too wide for the gripper: needs a 14.6 cm opening (axis 12.6 cm + '
+                            'gripper_margin 2.0 cm), max_width is 10.0 cm')
+        # no margin: 12.65 cm still > 12 cm; a 13 cm stroke takes it, unclamped
+        assert not GraspPipeline(extractor, {**CFG, 'max_width': 0.12, 'gripper_margin': 0.0}).frame_to_pose(
+            *scene, K, target).ok
+        r = GraspPipeline(extractor, {**CFG, 'max_width': 0.13,
+                          'gripper_margin': 0.0}).frame_to_pose(*scene, K, target)
+        assert r.ok and r.pose.width == pytest.approx(np.hypot(0.12, 0.04), abs=1e-3)
+
+    def test_depth_outside_working_range_abstains(self, extractor, scene, target):
+        r = GraspPipeline(extractor, {**CFG, 'max_depth': 0.4}).frame_to_pose(*scene, K, target)
+        assert not r.ok and r.reason == ('grasp keypoint depth 0.500 / 0.500 m outside the working range '
+                                         '[0.05, 0.4] m (min_depth, max_depth)')
+        r = GraspPipeline(extractor, {**CFG, 'min_depth': 0.6}).frame_to_pose(*scene, K, target)
+        assert not r.ok and 'outside the working range [0.6, 3] m' in r.reason
+
+    def test_update_config_validates_and_applies_all_or_nothing(self, extractor, scene, target):
+        p = GraspPipeline(extractor, CFG)
+        with pytest.raises(ValueError, match=r'^tau = nan is not allowed: must be a finite number in \(0, 1\]$'):
+            p.update_config(tau=float('nan'))
+        with pytest.raises(ValueError, match=r'^depth_window = 4 is not allowed: must be an odd integer in \[1, 51\]$'):
+            p.update_config(min_confidence=0.5, depth_window=4)
+        # nothing applied
+        assert p.config['min_confidence'] == 0.3 and p.config['depth_window'] == 5
+        with pytest.raises(ValueError, match='unknown grasp pipeline option'):
+            p.update_config(tauu=0.1)
+        p.update_config(tau=0.2, confidence_scale_px=8.0)
+        assert p.matcher.tau == 0.2 and p.matcher.confidence_scale_px == 8.0 and p.config['tau'] == 0.2
+        assert 'low match confidence' in p.frame_to_pose(
+            *scene, K, target).reason  # the new tau is used
 
     def test_bad_input_raises(self, extractor, scene, target):
         rgb, depth = scene
@@ -244,6 +355,18 @@ class TestGraspPipeline:
 def test_no_tmp_files_left(target, tmp_path):
     tg.save_target(str(tmp_path / 'x.npz'), target)
     assert os.listdir(tmp_path) == ['x.npz']
+
+
+def test_target_mode_follows_the_umask(target, tmp_path):
+    old = os.umask(0o022)
+    try:
+        tg.save_target(str(tmp_path / 'a.npz'), target)
+        os.umask(0o077)
+        tg.save_target(str(tmp_path / 'b.npz'), target)
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / 'a.npz').st_mode & 0o777 == 0o644
+    assert os.stat(tmp_path / 'b.npz').st_mode & 0o777 == 0o600
 
 
 def test_onnx_backend_gives_the_same_pose(extractor, scene, target, tmp_path):

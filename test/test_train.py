@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Training loop: every method learns, resume is exact, bad input gives clear errors, kill -9 resumes."""
 import json
 import logging
@@ -12,7 +26,7 @@ import pytest
 import torch
 
 from ccl_perception.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ccl_perception.learning.config import load_config
+from ccl_perception.learning.config import ConfigError, load_config
 from ccl_perception.learning.dataset import DatasetError
 from ccl_perception.learning.synthetic import write_plane_scene, write_shape_images
 from ccl_perception.learning.trainer import Trainer, TrainingError, main, peak_memory_mib
@@ -73,7 +87,10 @@ def state_equal(a: dict, b: dict) -> bool:
 def test_each_method_overfits_one_batch(method, images, render, tmp_path):
     """Repeated steps on one fixed batch must lower that batch's loss clearly."""
     root = render if method == 'supervised' else images
-    cfg = tiny(root, f'method={method}', 'loss.quantile=1.0' if method != 'identical_view' else 'seed=0')
+    cfg = tiny(
+        root,
+        f'method={method}',
+        'loss.quantile=1.0' if method != 'identical_view' else 'seed=0')
     trainer = Trainer(cfg, tmp_path / method)
     batch = trainer.dataset[0]
     if method == 'supervised':
@@ -96,6 +113,8 @@ def test_full_run_writes_checkpoint_model_metrics_and_tensorboard(images, tmp_pa
     assert ckpt['extra']['config']['method'] == 'ccl'
     final = load_checkpoint(out / 'model.pt')
     assert final['optimizer_state'] is None
+    from ccl_perception.checkpoint import training_tau  # the planner's default tau for this model
+    assert training_tau(final) == ckpt['extra']['config']['loss']['tau']
     assert final['model_config']['backbone'] == 'resnet18' and final['model_config']['descriptor_dim'] == 16
     # loads with weights_only=True (what load_checkpoint uses) and rebuilds the net
     torch.load(out / 'model.pt', weights_only=True)
@@ -123,8 +142,9 @@ def test_valid_keypoints_follow_the_homography(images, tmp_path):
     from ccl_perception.augment import warp_points
     trainer = Trainer(tiny(images), tmp_path / 'kp')
     batch = trainer.dataset[0]
-    _, kp_a, kp_a_hat, valid, n_maps = trainer.prepare(batch)
-    assert n_maps == 3
+    views = trainer.prepare(batch)
+    kp_a, kp_a_hat, valid = views.kp_a, views.kp_a_hat, views.valid
+    assert len(views.images) == 3
     _, hom = trainer.augment(batch['image_a'].float() / 255.0, seed=int(batch['aug_seed']))
     x, y = kp_a[0, 0].tolist()
     full = torch.tensor([[[8 * x + 3.5, 8 * y + 3.5]]])
@@ -199,7 +219,13 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error(images, tmp_path, caplog)
     out.mkdir()
     (out / 'checkpoint.pt').write_bytes(b'PK\x03\x04 truncated zip' + os.urandom(64))
     with caplog.at_level(logging.ERROR):
-        rc = main(['--config', str(TINY), '--set', f'data.root={images}', '--out', str(out), '--resume'])
+        rc = main(['--config',
+                   str(TINY),
+                   '--set',
+                   f'data.root={images}',
+                   '--out',
+                   str(out),
+                   '--resume'])
     assert rc == 2
     assert 'corrupt' in caplog.text and 'checkpoint.pt' in caplog.text
     with pytest.raises(CheckpointError):
@@ -220,8 +246,9 @@ def test_corrupt_or_mismatched_init_from_is_a_clear_error(images, tmp_path, capl
 
 
 def test_init_from_copies_the_weights(images, tmp_path):
-    source = build_model({'backbone': 'resnet18', 'descriptor_dim': 16, 'pretrained': False})
-    torch.nn.init.constant_(source.head.bias, 0.25)
+    source = build_model({'backbone': 'resnet18', 'descriptor_dim': 16, 'pretrained': False,
+                          'head_hidden': 16})
+    torch.nn.init.constant_(source.head.proj.bias, 0.25)
     save_checkpoint(tmp_path / 'iv.pt', source, step=40)
     trainer = Trainer(tiny(images, f'init_from={tmp_path / "iv.pt"}'), tmp_path / 'init')
     assert trainer.step == 0
@@ -250,6 +277,54 @@ def test_corrupt_image_is_skipped_and_counted_in_metrics(images, tmp_path):
     assert metrics['skipped_images'] == 1 and metrics['final_step'] == 2
 
 
+@pytest.mark.parametrize('override,message', [
+    ('model.backbone=vgg', "model.backbone = 'vgg' is not allowed: must be one of 'efficientnet_lite0', 'resnet18', "
+                           "'resnet34', 'resnet50'"),
+    ('train.device=tpu', "train.device = 'tpu' is not allowed: must be a string (auto | cpu | cuda | cuda:<index>)"),
+    ('optim.lr=nan', 'optim.lr = nan is not allowed: must be a finite number in (0, 1]'),
+    ('optim.lr=.inf', 'optim.lr = inf is not allowed: must be a finite number in (0, 1]'),
+    ('data.root=[1,2]', 'data.root = [1, 2] is not allowed: must be a string (a non-empty path or null)'),
+    ('loss.quantile=abc', "loss.quantile = 'abc' is not allowed: must be a finite number in (0, 1]"),
+    ('model.trunk=wide', "model.trunk = 'wide' is not allowed: must be one of 'dilated', 'fpn'"),
+    ('train.threads=-1', 'train.threads = -1 is not allowed: must be an integer in [0, 1024]'),
+])
+def test_bad_config_values_are_named(images, override, message):
+    with pytest.raises(ConfigError) as e:
+        tiny(images, override)
+    assert str(e.value) == message
+
+
+def test_resume_of_a_finished_run_is_a_no_op(images, tmp_path, caplog):
+    """--resume on a complete run keeps metrics.json, model.pt and checkpoint.pt byte for byte."""
+    out = tmp_path / 'done'
+    args = [
+        '--config',
+        str(TINY),
+        '--set',
+        f'data.root={images}',
+        '--set',
+        'train.steps=2',
+        '--out',
+        str(out)]
+    assert main(args) == 0
+    before = {name: (out / name).read_bytes()
+              for name in ('metrics.json', 'model.pt', 'checkpoint.pt')}
+    json.loads(before['metrics.json'])  # valid JSON
+    with caplog.at_level(logging.INFO):
+        assert main(args + ['--resume']) == 0
+    assert 'already complete (step 2 of 2): nothing to do' in caplog.text
+    assert {name: (out / name).read_bytes() for name in before} == before
+    trainer = Trainer(tiny(images, 'train.steps=2'), out, resume='auto')
+    assert trainer.run() == json.loads(before['metrics.json'])  # programmatic run(): same no-op
+    assert (out / 'metrics.json').read_bytes() == before['metrics.json']
+
+
+def test_metrics_json_has_no_nan():
+    from ccl_perception.learning.trainer import _json_safe
+    assert json.dumps(_json_safe({'a': float('nan'), 'b': [1.0, float('inf')], 'c': {'d': 2}})) == \
+        '{"a": null, "b": [1.0, null], "c": {"d": 2}}'
+
+
 def test_peak_memory_reads_vmhwm():
     value = peak_memory_mib()
     with open('/proc/self/status') as f:
@@ -263,13 +338,19 @@ def test_kill_9_then_resume(images, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     cmd = [sys.executable, str(TRAIN), '--config', str(TINY), '--set', f'data.root={images}',
            '--set', 'train.steps=100000', '--set', 'train.checkpoint_every=2', '--out', str(out)]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
     ckpt = out / 'checkpoint.pt'
     deadline = time.monotonic() + 45
     try:
         while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        assert ckpt.exists(), f'no checkpoint before the kill: {proc.stderr.read().decode()[-2000:]}'
+        assert ckpt.exists(
+        ), f'no checkpoint before the kill: {proc.stderr.read().decode()[-2000:]}'
         time.sleep(0.3)  # let it get into the next interval
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -319,4 +400,6 @@ def test_periodic_evaluation_on_val_pairs(images, render, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     acc = EventAccumulator(str(out / 'tb'))
     acc.Reload()
-    assert [e.step for e in acc.Scalars('val/auc')] == [3]
+    assert [e.step for e in acc.Scalars('val/auc')] == [0, 3]  # step 0: the start to beat
+    assert [h['step'] for h in metrics['validation_history']] == [0, 3]
+    assert metrics['best_step'] in (0, 3)

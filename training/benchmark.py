@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Speed and memory of the descriptor model and the Cycle-Correspondence Loss on this machine.
 
     python training/benchmark.py            # full run (several minutes on 2 CPU cores)
@@ -200,7 +214,16 @@ def _textured_frame(height: int, width: int, seed: int = 0):
     import cv2
     rng = np.random.default_rng(seed)
     noise = rng.random((height // 8, width // 8, 3)).astype(np.float32)
-    rgb = (cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 255).astype(np.uint8)
+    rgb = (
+        cv2.resize(
+            noise,
+            (width,
+             height),
+            interpolation=cv2.INTER_CUBIC).clip(
+            0,
+            1) *
+        255).astype(
+        np.uint8)
     depth = np.full((height, width), 0.5, np.float32)
     f = 0.9 * width
     K = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
@@ -220,7 +243,8 @@ def bench_frame_to_pose(backbone='efficientnet_lite0', height=480, width=640, di
 
     rgb, depth, K = _textured_frame(height, width)
     model = _make_model(backbone, dim, 'cpu').eval()
-    points = [(width * 0.45, height * 0.5), (width * 0.55, height * 0.5), (width * 0.5, height * 0.4)]
+    points = [(width * 0.45, height * 0.5), (width * 0.55,
+                                             height * 0.5), (width * 0.5, height * 0.4)]
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         onnx_path = export_onnx(model, os.path.join(folder, 'model.onnx'), height, width)
@@ -240,7 +264,8 @@ def bench_frame_to_pose(backbone='efficientnet_lite0', height=480, width=640, di
                 stages.append(result.timings)
 
             total = median_time(run, 'cpu', warmup, reps)
-            per_stage = {k: float(np.median([t[k] for t in stages[warmup:]])) * 1000 for k in stages[-1]}
+            per_stage = {
+                k: float(np.median([t[k] for t in stages[warmup:]])) * 1000 for k in stages[-1]}
             results[backend] = {'total_ms': total, **{f'{k}_ms': v for k, v in per_stage.items()}}
     return results
 
@@ -321,7 +346,8 @@ def main(argv=None) -> int:
     print(f'{"backbone":<20}{"backbone ms":>13}{"CCL loss ms":>13}{"loss/backbone":>15}')
     for name in backbones:
         r = bench_loss_vs_backbone(name, device=args.device, warmup=warmup, reps=reps)
-        print(f'{name:<20}{r["backbone_ms"]:>13.1f}{r["loss_ms"]:>13.1f}{100 * r["ratio"]:>14.1f}%')
+        print(
+            f'{name:<20}{r["backbone_ms"]:>13.1f}{r["loss_ms"]:>13.1f}{100 * r["ratio"]:>14.1f}%')
 
     print('\n[ONNX Runtime vs eager PyTorch] 1 image 640x480, CPU, descriptors at 1/8')
     print(f'{"backbone":<20}{"eager ms":>13}{"onnx ms":>13}{"eager/onnx":>15}')
@@ -340,7 +366,8 @@ def main(argv=None) -> int:
     print(f'{"backbone":<20}{"base MiB":>13}{"step MiB":>13}{"step extra":>15}')
     for name in backbones:
         r = bench_train_memory(name)
-        print(f'{name:<20}{r["base_mib"]:>13.0f}{r["step_mib"]:>13.0f}{r["step_extra_mib"]:>14.0f}M')
+        print(
+            f'{name:<20}{r["base_mib"]:>13.0f}{r["step_mib"]:>13.0f}{r["step_extra_mib"]:>14.0f}M')
     return 0
 
 

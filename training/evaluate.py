@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Evaluate a checkpoint (or the pretrained-features baseline) on a pairs file.
 
     python training/evaluate.py --checkpoint runs/ccl/last.pt --pairs data/eval/pairs.json --json out/eval.json
@@ -10,36 +24,65 @@ import sys
 
 import torch
 
+from ccl_perception import cli
 from ccl_perception.evaluation.evaluate import evaluate_model
 from ccl_perception.evaluation.report import markdown_table, write_report
+from ccl_perception.validation import integer, real
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog='evaluate', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument('--checkpoint', help='trained DescriptorNet checkpoint (.pt)')
     src.add_argument('--baseline', choices=['pretrained'],
                      help="'pretrained': the ImageNet backbone's own stride-8 features, no training")
-    parser.add_argument('--backbone', default='efficientnet_lite0', help='backbone of --baseline pretrained')
+    parser.add_argument('--backbone', default='efficientnet_lite0',
+                        help='backbone of --baseline pretrained')
     parser.add_argument('--pairs', default='data/eval/pairs.json')
-    parser.add_argument('--json', default='out/eval.json', help='output JSON (also .md and _pck.png)')
+    parser.add_argument(
+        '--json',
+        default='out/eval.json',
+        help='output JSON (also .md and _pck.png)')
     parser.add_argument('--method', choices=['argmax', 'expectation'], default='argmax',
                         help='best cosine match (paper) or spatial expectation of the softmax heatmap')
-    parser.add_argument('--tau', type=float, default=0.03, help='softmax temperature for --method expectation')
+    parser.add_argument('--tau', type=cli.arg_type(real(0, 1, low_open=True)), default=None,
+                        help='softmax temperature for --method expectation (default: the one the '
+                             'checkpoint was trained with, else correspondence.DEFAULT_TAU)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--max-pairs', type=int, default=None)
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--max-pairs', type=cli.arg_type(integer(1)), default=None)
+    parser.add_argument(
+        '--threads',
+        type=cli.arg_type(
+            integer(1)),
+        default=None,
+        help='torch CPU threads')
     args = parser.parse_args(argv)
+    from ccl_perception.checkpoint import CheckpointError
+    return cli.run('evaluate', lambda: _run(args), CheckpointError)
+
+
+def _run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = cli.check_device(args.device)
+    if not args.json.endswith('.json'):
+        raise ValueError(
+            f'--json {args.json!r} must end in .json (the .md and _pck.png go next to it)')
+    from ccl_perception.correspondence import DEFAULT_TAU
+    tau = args.tau
     if args.checkpoint:
-        from ccl_perception.checkpoint import load_model
-        model, features, title = load_model(args.checkpoint, device=args.device), 'head', args.checkpoint
+        from ccl_perception.checkpoint import load_checkpoint, model_from_checkpoint, training_tau
+        data = load_checkpoint(args.checkpoint)
+        model = model_from_checkpoint(data, args.checkpoint, device=device)
+        features, title = 'head', args.checkpoint
+        tau = tau if tau is not None else training_tau(data)
     else:
         from ccl_perception.model import DescriptorNet
         model = DescriptorNet(backbone=args.backbone, pretrained=True)
         features, title = 'backbone', f'pretrained {args.backbone} features'
-    results = evaluate_model(model, args.pairs, device=args.device, method=args.method, tau=args.tau,
+    tau = DEFAULT_TAU if tau is None else tau
+    results = evaluate_model(model, args.pairs, device=device, method=args.method, tau=tau,
                              features=features, max_pairs=args.max_pairs)
     results['source'] = title
     paths = write_report(results, args.json, title)

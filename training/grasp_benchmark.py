@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Grasp benchmark in simulation, without ROS (in-process pipeline, for speed).
 
     python training/grasp_benchmark.py --checkpoint runs/ccl/model.pt --grasps 30 --absent 10
@@ -13,21 +27,38 @@ import sys
 
 import yaml
 
-from ccl_perception.demo import format_table, run_grasp_benchmark
+from ccl_perception import cli
+from ccl_perception.validation import integer, real
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    count = cli.arg_type(integer(1))
+    elevation = cli.arg_type(real(0, 90))
+    ap = cli.ArgumentParser(prog='grasp_benchmark', description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--checkpoint', required=True, help='trained model (.pt)')
-    ap.add_argument('--grasps', type=int, default=30, help='scenes with the target (>= 30 recommended)')
-    ap.add_argument('--absent', type=int, default=10, help='scenes without the target')
-    ap.add_argument('--targets', type=int, default=4, help='number of target objects')
-    ap.add_argument('--out', default='grasp_benchmark', help='output folder (targets, heatmaps, results.json)')
-    ap.add_argument('--min-elevation', type=float, default=35.0, help='degrees; 90 = top-down like the reference')
-    ap.add_argument('--max-elevation', type=float, default=65.0)
+    ap.add_argument(
+        '--grasps',
+        type=count,
+        default=30,
+        help='scenes with the target (>= 30 recommended)')
+    ap.add_argument(
+        '--absent',
+        type=cli.arg_type(
+            integer(0)),
+        default=10,
+        help='scenes without the target')
+    ap.add_argument('--targets', type=count, default=4, help='number of target objects')
+    ap.add_argument(
+        '--out',
+        default='grasp_benchmark',
+        help='output folder (targets, heatmaps, results.json)')
+    ap.add_argument('--min-elevation', type=elevation, default=35.0,
+                    help='degrees; 90 = top-down like the reference')
+    ap.add_argument('--max-elevation', type=elevation, default=65.0)
     ap.add_argument('--no-oracle', action='store_true', help='skip the true-keypoint ceiling row')
-    ap.add_argument('--seed', type=int, default=5000)
-    ap.add_argument('--size', type=int, nargs=2, default=(320, 240), metavar=('W', 'H'),
+    ap.add_argument('--seed', type=cli.arg_type(integer(0)), default=5000)
+    ap.add_argument('--size', type=cli.arg_type(integer(32, 4096)), nargs=2, default=(320, 240), metavar=('W', 'H'),
                     help='camera image size in pixels (use the training resolution)')
     ap.add_argument('--set', dest='planner', action='append', default=[], metavar='KEY=VALUE',
                     help='grasp planner option (ccl_perception.grasp_pipeline.DEFAULTS), repeatable, '
@@ -38,12 +69,26 @@ def main(argv=None) -> int:
         key, sep, value = item.partition('=')
         if not sep:
             ap.error(f'--set needs KEY=VALUE, got {item!r}')
-        planner[key] = yaml.safe_load(value)
-    if args.grasps < 1 or args.absent < 0:
-        ap.error('--grasps must be >= 1 and --absent >= 0')
+        try:
+            planner[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            ap.error(f'--set {item!r}: the value is not a number or string')
+    if args.min_elevation > args.max_elevation:
+        ap.error(
+            f'--min-elevation {args.min_elevation:g} is above --max-elevation {args.max_elevation:g}')
+    from ccl_perception.checkpoint import CheckpointError
+    return cli.run('grasp_benchmark', lambda: _run(args, planner), CheckpointError)
+
+
+def _run(args, planner: dict) -> int:
+    from ccl_perception.demo import format_table, run_grasp_benchmark
+    from ccl_perception.grasp_pipeline import merge_config
+    from ccl_perception.checkpoint import load_checkpoint
+    merge_config(planner)  # unknown option / bad value: one line, before any rendering
+    load_checkpoint(args.checkpoint)  # missing / corrupt: one line, before the scenes are built
     rep = run_grasp_benchmark(args.checkpoint, args.grasps, args.absent, args.targets, args.out,
                               args.min_elevation, args.max_elevation, not args.no_oracle, args.seed,
-                              planner_config=planner, image_size=args.size)
+                              planner_config=planner, image_size=tuple(args.size))
     print()
     print(f'checkpoint {args.checkpoint}; {args.size[0]}x{args.size[1]} px; elevation '
           f'{args.min_elevation:.0f}-{args.max_elevation:.0f} deg vs top-down references; '

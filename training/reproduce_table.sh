@@ -1,78 +1,119 @@
 #!/usr/bin/env bash
-# Reproduces the README's accuracy table (Table-I style) and grasp table on this CPU.
+# Copyright 2026 ccl_perception maintainers
 #
-# Controlled comparison at a CPU budget (~1 h on 2 cores): one identical-view model is
-# trained from ImageNet (IV_STEPS), then every arm fine-tunes that same model for ARM_STEPS
-# with a fresh AdamW: identical view continued (the compute-matched control), CCL, CCL + 0.1 IV,
-# supervised; the ablations (no quantile drop, no variance scaling) and a CCL snapshot run
-# ABL_STEPS. Validation uses data/val (its own seed); data/eval is only evaluated at the end.
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
 #
-#   bash training/reproduce_table.sh            # everything (skips finished stages)
-#   IV_STEPS=20000 ARM_STEPS=20000 bash training/reproduce_table.sh   # paper-length, for a GPU
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+# Reproduces the README's accuracy tables (Table-I style, benchmark v2 and v1), the q sweep
+# (Fig. 4) and the instrument picture on this CPU (2 cores; ~2.5 h).
+#
+# Protocol (the package's CPU recipe, training/configs/default.yaml): ImageNet EfficientNet-Lite0
+# trunk frozen, conv head started from a label-free PCA of the trunk features (the step-0 model
+# every arm shares), keypoints on the label-free foreground, bf16 autocast, lr 1e-4, batch 4,
+# N = 500, tau = 0.03, q = 0.35, lambda = 0.1. Every arm trains STEPS steps from that same start
+# (compute-matched): identical view, CCL, CCL + 0.1 IV (seeds SEEDS), supervised with the same
+# trunk/head/schedule, and CCL with uniform keypoints (the shortcut, for the instruments).
+# model.pt of each run is its best validated model on data/v2/val (step 0 included); data/v2/eval
+# is evaluated once at the end. The q sweep runs QSTEPS steps per point, one seed.
+#
+#   bash training/reproduce_table.sh                 # everything (skips finished stages)
+#   STEPS=20000 QSTEPS=5000 bash training/reproduce_table.sh   # paper-length, for a GPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-IV_STEPS=${IV_STEPS:-600}
-ARM_STEPS=${ARM_STEPS:-500}
-ABL_STEPS=${ABL_STEPS:-250}
-GRASPS=${GRASPS:-30}
-# Deviations from the paper's optimiser, for a ~100x shorter schedule: lr 1e-4 (paper 3e-5).
-COMMON=(--set data.root=data/train_gt --set train.amp=true --set optim.lr=1e-4
-        --set val_pairs=data/val/pairs.json --set train.checkpoint_every=100 --set train.progress=false)
+STEPS=${STEPS:-1500}
+QSTEPS=${QSTEPS:-500}
+V1_STEPS=${V1_STEPS:-1000}
+SEEDS=${SEEDS:-"0 1"}
+QS=${QS:-"0.15 0.25 0.35 0.5 0.75 1.0"}
+OUT=${OUT:-out}
+export OMP_NUM_THREADS=1
+COMMON=(--set train.amp=true --set train.threads=1 --set train.progress=false
+        --set train.checkpoint_every=250 --set train.eval_every=250 --set train.eval_max_pairs=0)
 
+# ---------------------------------------------------------------------------------- data
+v2() { [ -f "data/v2/$2/$3" ] || $PY training/render_dataset.py "$1" --out "data/v2/$2" "${@:4}"; }
+v2 train train frames.json --depth
+v2 eval eval pairs.json
+v2 eval val pairs.json --scenes 6 --seed 12345
+v2 same_table same_table pairs.json
 [ -f data/train_gt/frames.json ] || $PY training/render_dataset.py train --benchmark v1 --out data/train_gt --depth
 [ -f data/eval/pairs.json ] || $PY training/render_dataset.py eval --benchmark v1 --out data/eval
 [ -f data/val/pairs.json ] || $PY training/render_dataset.py eval --benchmark v1 --out data/val --scenes 6 --seed 12345
 
-train() {  # train <out> <config> <steps> <threads> [extra --set ...]
-  local out=$1 config=$2 steps=$3 threads=$4; shift 4
-  if [ -f "runs/$out/model.pt" ]; then echo "[skip] runs/$out/model.pt exists"; return; fi
-  local resume=(); [ -f "runs/$out/checkpoint.pt" ] && resume=(--resume)
-  echo "[train] $out: $config, $steps steps"
+# ------------------------------------------------------------------------------ training
+train() {  # train <run> <config> <data> <steps> [extra --set ...]
+  local run=$1 config=$2 data=$3 steps=$4; shift 4
+  if [ -f "runs/$run/model.pt" ]; then echo "[skip] runs/$run/model.pt"; return; fi
+  local resume=(); [ -f "runs/$run/checkpoint.pt" ] && resume=(--resume)
+  echo "[train] $run: $config on $data, $steps steps"
   $PY training/train.py --config "training/configs/$config.yaml" "${COMMON[@]}" \
-      --set train.steps="$steps" --set train.threads="$threads" --set train.eval_every="$steps" \
-      "$@" "${resume[@]}" --out "runs/$out" > "runs/$out.log" 2>&1
+      --set data.root="$data/train" --set val_pairs="$data/val/pairs.json" --set init_from=null \
+      --set train.steps="$steps" "$@" "${resume[@]}" --out "runs/$run" > "runs/$run.log" 2>&1
 }
+pair() { "$@" & }  # two single-thread runs side by side on the 2 cores
 
-mkdir -p runs out
-train identical_view identical_view "$IV_STEPS" 2 --set train.eval_every=300
-[ -f runs/identical_view_init.pt ] || cp runs/identical_view/model.pt runs/identical_view_init.pt
-INIT=(--set init_from=runs/identical_view_init.pt)
+mkdir -p runs "$OUT"
+for seed in $SEEDS; do
+  pair train "v2_iv_s$seed" identical_view data/v2 "$STEPS" --set seed="$seed"
+  train "v2_ccl_s$seed" ccl data/v2 "$STEPS" --set seed="$seed"
+  wait
+  pair train "v2_ccl_iv_s$seed" ccl_iv data/v2 "$STEPS" --set seed="$seed"
+  [ "$seed" = "$(echo $SEEDS | cut -d' ' -f1)" ] && train v2_supervised supervised data/v2 "$STEPS" \
+      --set data.root=data/v2/train
+  wait
+done
+pair train v2_ccl_uniform ccl data/v2 "$STEPS" --set data.keypoints=uniform
+train v2_ccl_sanity ccl data/v2 "$QSTEPS" --set loss.sanity_b_from_a=true
+wait
+pair train v2_iv_short identical_view data/v2 "$QSTEPS"
+train v1_iv identical_view data "$V1_STEPS" --set data.root=data/train_gt
+wait
+pair train v1_ccl ccl data "$V1_STEPS" --set data.root=data/train_gt
+train v1_ccl_iv ccl_iv data "$V1_STEPS" --set data.root=data/train_gt
+wait
+for q in $QS; do  # paper Fig. 4: with and without variance scaling, side by side
+  pair train "v2_q${q}_vs" ccl data/v2 "$QSTEPS" --set loss.quantile="$q" --set train.keep_best=false
+  train "v2_q${q}_novs" ccl data/v2 "$QSTEPS" --set loss.quantile="$q" --set loss.use_variance_scaling=false \
+      --set train.keep_best=false
+  wait
+done
 
-# Two runs at a time, one thread each (2 cores). CCL runs in two phases so that its
-# ABL_STEPS snapshot (ccl_short) compares with the ablations at the same step count.
-train ccl ccl "$ABL_STEPS" 1 "${INIT[@]}" &
-train ccl_no_quantile_drop ablation_no_quantile_drop "$ABL_STEPS" 1 "${INIT[@]}" &
-wait
-if [ ! -f runs/ccl_short/model.pt ] && [ -f runs/ccl/model.pt ] && [ ! -f runs/ccl/.phase2 ]; then
-  mkdir -p runs/ccl_short && cp runs/ccl/model.pt runs/ccl/metrics.json runs/ccl_short/
-  rm runs/ccl/model.pt && touch runs/ccl/.phase2
-fi
-train ccl ccl "$ARM_STEPS" 1 "${INIT[@]}" &
-train ccl_no_variance_scaling ablation_no_variance_scaling "$ABL_STEPS" 1 "${INIT[@]}" &
-wait
-train ccl_iv ccl_iv "$ARM_STEPS" 1 "${INIT[@]}" &
-train iv_continued identical_view "$ARM_STEPS" 1 "${INIT[@]}" &
-wait
-train supervised supervised "$ARM_STEPS" 2 "${INIT[@]}"
-
-evaluate() {  # evaluate <name> <args...>
-  local name=$1; shift
-  [ -f "out/eval_$name.json" ] && { echo "[skip] out/eval_$name.json"; return; }
+# ---------------------------------------------------------------------------- evaluation
+evaluate() {  # evaluate <name> <pairs> <args...>
+  local name=$1 pairs=$2; shift 2
+  [ -f "$OUT/eval_$name.json" ] && { echo "[skip] $OUT/eval_$name.json"; return; }
   echo "[eval] $name"
-  $PY training/evaluate.py "$@" --pairs data/eval/pairs.json --json "out/eval_$name.json" > "out/eval_$name.log" 2>&1
+  $PY training/evaluate.py "$@" --threads 2 --pairs "$pairs" --json "$OUT/eval_$name.json" > "$OUT/eval_$name.log" 2>&1
 }
-evaluate pretrained_features --baseline pretrained
-for run in identical_view iv_continued ccl ccl_iv supervised ccl_short ccl_no_quantile_drop ccl_no_variance_scaling; do
-  evaluate "$run" --checkpoint "runs/$run/model.pt"
+evaluate v2_pretrained_features data/v2/eval/pairs.json --baseline pretrained
+evaluate v2_step0 data/v2/eval/pairs.json --checkpoint runs/v2_ccl_s0/step0.pt
+evaluate v2_same_table_pretrained_features data/v2/same_table/pairs.json --baseline pretrained
+evaluate v2_same_table_step0 data/v2/same_table/pairs.json --checkpoint runs/v2_ccl_s0/step0.pt
+for run in $(ls -d runs/v2_* | xargs -n1 basename); do
+  [ -f "runs/$run/model.pt" ] || continue
+  evaluate "$run" data/v2/eval/pairs.json --checkpoint "runs/$run/model.pt"
+  case $run in v2_q*|v2_*short|v2_ccl_sanity) ;; *)
+    evaluate "${run/v2_/v2_same_table_}" data/v2/same_table/pairs.json --checkpoint "runs/$run/model.pt" ;;
+  esac
+done
+evaluate v1_pretrained_features data/eval/pairs.json --baseline pretrained
+evaluate v1_step0 data/eval/pairs.json --checkpoint runs/v1_ccl/step0.pt
+for run in v1_iv v1_ccl v1_ccl_iv; do
+  evaluate "$run" data/eval/pairs.json --checkpoint "runs/$run/model.pt"
 done
 
-for run in iv_continued ccl ccl_iv supervised; do
-  [ -f "out/grasp_$run/results.json" ] && continue
-  echo "[grasp] $run"
-  $PY training/grasp_benchmark.py --checkpoint "runs/$run/model.pt" --grasps "$GRASPS" --absent 10 \
-      --size 320 240 --out "out/grasp_$run" > "out/grasp_$run.log" 2>&1
-  tail -n 8 "out/grasp_$run.log"
-done
-$PY training/summarize_results.py out/eval_*.json runs/*/metrics.json out/grasp_*/results.json > out/results.md
-cat out/results.md
+$PY training/plot_results.py qsweep --evals "$OUT/eval_v2_q*.json" --out "$OUT/qsweep.png"
+$PY training/plot_results.py instruments --runs runs/v2_ccl_s0 runs/v2_ccl_uniform runs/v2_ccl_sanity \
+    --out "$OUT/instruments.png"
+$PY training/summarize_results.py "$OUT"/eval_*.json runs/*/metrics.json > "$OUT/results.md"
+cat "$OUT/results.md"

@@ -1,19 +1,40 @@
-"""Soak test of the grasp planner node: 30 Hz RGB-D input for a given time.
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-Starts the planner in its own process (so its VmRSS is its own), publishes synthetic
-RGB-D + camera_info at ``--rate`` Hz with a frame counter in the stamp, and prints every
-``--every`` seconds: the planner's VmRSS, output rate, frame age (receive time - input
-stamp) and lag (frames published after the one an output was computed on, at the time
-the output arrived: about processing time x rate when working on the newest frame,
-growing = backlog). Age and lag are read from the ``~/heatmap`` image, which the planner
-publishes for every processed frame (pose or not) with the input header.
+"""Soak test of the grasp planner: 30 Hz RGB-D input, one process layout after another.
+
+Publishes synthetic RGB-D + camera_info at ``--rate`` Hz with a frame counter in the stamp
+and, for each of ``--modes`` (run one after the other, each for ``--duration`` s):
+
+* ``planner``   -- the planner alone in its own process (``grasp_planner_node``);
+* ``processes`` -- planner and descriptor node, one process each (``ros2 launch``-style);
+* ``bringup``   -- the same two nodes in ONE ``bringup`` process, one single-threaded executor;
+
+prints every ``--every`` seconds the measured process's VmRSS (bringup: the one process;
+otherwise the planner's), output rate, frame age (receive time - input stamp) and lag
+(frames published after the one an output was computed on, when the output arrived:
+about processing time x rate when working on the newest frame; growing = backlog), then
+a side-by-side table of all modes. Age and lag are read from the planner's ``~/heatmap``,
+published for every processed frame with the input header.
 
     python training/soak_planner.py --duration 60
-    python training/soak_planner.py --checkpoint runs/ccl/model.pt --target targets/mug.npz --duration 600
+    python training/soak_planner.py --modes planner bringup --checkpoint runs/ccl/model.pt
 
-Without ``--checkpoint`` a random resnet18 DescriptorNet (D=64) is saved to a temporary
-folder and a target is made from the synthetic frame itself, so every frame yields a pose.
-Not a test: it prints numbers for the README / the lead's benchmark notes.
+Without ``--checkpoint`` an untrained ``build_model()`` DescriptorNet (efficientnet_lite0,
+D=64: the deployed architecture; fine for throughput, meaningless for accuracy) is saved to
+a temporary folder, and a target is made from the synthetic frame itself, so every frame
+yields a pose. Not a test: it prints numbers for the README.
 """
 
 import argparse
@@ -35,7 +56,8 @@ def vm_rss_mb(pid: int) -> float:
     return float('nan')
 
 
-def make_assets(width: int, height: int, out_dir: str, backbone: str = 'resnet18', checkpoint: str = None):
+def make_assets(width: int, height: int, out_dir: str, backbone: str = 'efficientnet_lite0',
+                checkpoint: str = None):
     """Synthetic blocks image, planar depth 0.5 m, and a target made from that image with
     ``checkpoint`` (default: a random model of ``backbone`` saved in ``out_dir``)."""
     import torch
@@ -43,57 +65,78 @@ def make_assets(width: int, height: int, out_dir: str, backbone: str = 'resnet18
     from ccl_perception import geometry, targets
     from ccl_perception.checkpoint import save_checkpoint
     from ccl_perception.inference import DescriptorExtractor
-    from ccl_perception.model import DescriptorNet
+    from ccl_perception.model import build_model
     torch.manual_seed(0)
-    ck = checkpoint or save_checkpoint(os.path.join(out_dir, 'soak.pt'), DescriptorNet(backbone, 64, pretrained=False))
+    ck = checkpoint or save_checkpoint(os.path.join(out_dir, 'soak.pt'), build_model(
+        {'backbone': backbone, 'descriptor_dim': 64, 'pretrained': False}))
     rng = np.random.default_rng(0)
-    rgb = np.kron(rng.integers(0, 255, (height // 8, width // 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    rgb = np.kron(rng.integers(0, 255, (height // 8, width // 8, 3)),
+                  np.ones((8, 8, 1))).astype(np.uint8)
     depth_mm = np.full((height, width), 500, np.uint16)
     K = geometry.intrinsics_matrix(500.0, 500.0, (width - 1) / 2, (height - 1) / 2)
     cx, cy = width // 2, height // 2
-    pts = [(8 * (cx // 8 - 3) + 3.5, 8 * (cy // 8) + 3.5), (8 * (cx // 8 + 3) + 3.5, 8 * (cy // 8) + 3.5)]
-    t = targets.make_target(DescriptorExtractor(ck), rgb, pts, 'soak', depth=depth_mm / 1000.0, K=K)
+    pts = [(8 * (cx // 8 - 3) + 3.5, 8 * (cy // 8) + 3.5),
+           (8 * (cx // 8 + 3) + 3.5, 8 * (cy // 8) + 3.5)]
+    t = targets.make_target(
+        DescriptorExtractor(ck),
+        rgb,
+        pts,
+        'soak',
+        depth=depth_mm /
+        1000.0,
+        K=K)
     path = os.path.join(out_dir, 'soak.npz')
     targets.save_target(path, t)
     return ck, path, rgb, depth_mm, K
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--duration', type=float, default=60.0, help='seconds of input')
-    p.add_argument('--rate', type=float, default=30.0, help='input frames per second')
-    p.add_argument('--every', type=float, default=5.0, help='report period, seconds')
-    p.add_argument('--width', type=int, default=640)
-    p.add_argument('--height', type=int, default=480)
-    p.add_argument('--checkpoint', help='trained checkpoint (default: a random one, see --backbone)')
-    p.add_argument('--backbone', default='resnet18', help='backbone of the random default model')
-    p.add_argument('--target', help='target .npz (default: made from the synthetic frame)')
-    p.add_argument('--max-rate-hz', type=float, default=30.0, help="planner's max_rate_hz parameter")
-    args = p.parse_args(argv)
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+PLANNER_PARAMS = ['tau:=0.003', 'max_width:=0.2']  # a sharp softmax for the random model
 
+
+def start(mode: str, ck: str, target: str, max_rate_hz: float):
+    """Start the processes of ``mode``; returns ``(measured process, [all processes])``."""
+    ros = ['--log-level', 'error']
+    planner_p = [a for kv in PLANNER_PARAMS + [f'max_rate_hz:={max_rate_hz}', f'checkpoint:={ck}',
+                                               f'target:={target}'] for a in ('-p', kv)]
+    node = [sys.executable, '-m']
+    if mode == 'planner':
+        procs = [subprocess.Popen(node + ['ccl_perception.nodes.grasp_planner_node', '--ros-args']
+                                  + planner_p + ros)]
+    elif mode == 'processes':
+        procs = [subprocess.Popen(node + ['ccl_perception.nodes.grasp_planner_node', '--ros-args']
+                                  + planner_p + ros),
+                 subprocess.Popen(node + ['ccl_perception.nodes.descriptor_node', '--ros-args',
+                                          '-p', f'checkpoint:={ck}'] + ros)]
+    elif mode == 'bringup':
+        procs = [subprocess.Popen(node + ['ccl_perception.bringup', f'checkpoint:={ck}', f'target:={target}',
+                                          'sim:=false', 'executor_backend:=moveit', '--nodes',
+                                          'descriptor_node', 'grasp_planner', '--ros-args']
+                                  + [a for kv in PLANNER_PARAMS + [f'max_rate_hz:={max_rate_hz}']
+                                     for a in ('-p', f'grasp_planner:{kv}')] + ros)]
+    else:
+        raise ValueError(f'unknown mode {mode!r}')
+    return procs[0], procs
+
+
+def soak(mode, args, ck, target, rgb, depth_mm, K) -> dict:
+    """One mode for ``args.duration`` s; prints its windows and returns its summary."""
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header, String
 
-    from ccl_perception import image_conversion as ic
-    from ccl_perception.nodes import SENSOR_QOS
+    from ccl_perception.nodes import (COLOR_TOPIC, DEPTH_TOPIC, GRASP_POSE_TOPIC, HEATMAP_TOPIC,
+                                      INFO_TOPIC, SENSOR_QOS, STATUS_TOPIC, private)
+    from ccl_perception.nodes.messages import camera_info_msg, image_msg
 
-    tmp = tempfile.mkdtemp(prefix='ccl_soak_')
-    ck, target, rgb, depth_mm, K = make_assets(args.width, args.height, tmp, args.backbone, args.checkpoint)
-    target = args.target or target
-    name = f'soak_planner_{os.getpid()}'
-    cmd = [sys.executable, '-m', 'ccl_perception.nodes.grasp_planner_node', '--ros-args', '-r', f'__node:={name}',
-           '-p', f'checkpoint:={ck}', '-p', f'target:={target}', '-p', f'max_rate_hz:={args.max_rate_hz}',
-           '-p', 'tau:=0.003', '-p', 'max_width:=0.2', '--log-level', 'error']
-    planner = subprocess.Popen(cmd)
-    rclpy.init()
-    node = rclpy.create_node(f'soak_feeder_{os.getpid()}')
-    pubs = (node.create_publisher(Image, 'camera/color/image_raw', SENSOR_QOS),
-            node.create_publisher(Image, 'camera/aligned_depth_to_color/image_raw', SENSOR_QOS),
-            node.create_publisher(CameraInfo, 'camera/color/camera_info', SENSOR_QOS))
+    measured, procs = start(mode, ck, target, args.max_rate_hz)
+    ctx = rclpy.context.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node(f'soak_feeder_{os.getpid()}', context=ctx)
+    pubs = (node.create_publisher(Image, COLOR_TOPIC, SENSOR_QOS),
+            node.create_publisher(Image, DEPTH_TOPIC, SENSOR_QOS),
+            node.create_publisher(CameraInfo, INFO_TOPIC, SENSOR_QOS))
     lock = threading.Lock()
     state = {'seq': 0, 'ages': [], 'lags': [], 'poses': 0, 'abstain': 0}
     t0 = time.time()
@@ -116,12 +159,12 @@ def main(argv=None) -> int:
             with lock:
                 state['abstain'] += 1
 
-    node.create_subscription(PoseStamped, 'grasp_pose', on_pose, 10)
-    node.create_subscription(Image, f'{name}/heatmap', on_output, 10)
-    node.create_subscription(String, f'{name}/status', on_status, 10)
-    color_msg = ic.numpy_to_image(rgb, 'rgb8')
-    depth_msg = ic.numpy_to_image(depth_mm, '16UC1')
-    info = CameraInfo(width=args.width, height=args.height, k=[float(v) for v in K.reshape(9)])
+    node.create_subscription(PoseStamped, GRASP_POSE_TOPIC, on_pose, 10)
+    node.create_subscription(Image, private('grasp_planner', HEATMAP_TOPIC), on_output, 10)
+    node.create_subscription(String, private('grasp_planner', STATUS_TOPIC), on_status, 10)
+    color_msg = image_msg(rgb, 'rgb8')
+    depth_msg = image_msg(depth_mm, '16UC1')
+    info = camera_info_msg(K, args.width, args.height)
 
     def publish():
         with lock:
@@ -139,28 +182,29 @@ def main(argv=None) -> int:
         pubs[1].publish(depth_msg)
 
     node.create_timer(1.0 / args.rate, publish)
-    ex = SingleThreadedExecutor()
+    ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
-    print(f'# planner pid {planner.pid}, {args.width}x{args.height} input at {args.rate:.0f} Hz for '
-          f'{args.duration:.0f} s, checkpoint {ck}')
-    print(f'{"t[s]":>6} {"VmRSS[MB]":>10} {"in[Hz]":>7} {"proc[Hz]":>8} {"pose[Hz]":>8} {"age_ms_mean":>12} '
-          f'{"age_ms_max":>11} '
-          f'{"lag_mean":>9} {"lag_max":>8} {"abstain":>8}')
-    rss = []
+    print(f'# mode {mode}: measured pid {measured.pid} ({len(procs)} process(es)), '
+          f'{args.width}x{args.height} input at {args.rate:.0f} Hz for {args.duration:.0f} s')
+    print(f'{"t[s]":>6} {"VmRSS[MB]":>10} {"in[Hz]":>7} {"proc[Hz]":>8} {"pose[Hz]":>8} '
+          f'{"age_ms_mean":>12} {"age_ms_max":>11} {"lag_mean":>9} {"lag_max":>8} {"abstain":>8}')
+    rss, windows = [], []
     next_report = time.time() + args.every
     last_seq = 0
     try:
-        while time.time() - t0 < args.duration and planner.poll() is None:
+        while time.time() - t0 < args.duration and all(p.poll() is None for p in procs):
             ex.spin_once(timeout_sec=0.005)
             if time.time() >= next_report:
                 with lock:
                     ages, lags, n = state['ages'], state['lags'], state['poses']
                     ab, seq = state['abstain'], state['seq']
                     state['ages'], state['lags'], state['poses'], state['abstain'] = [], [], 0, 0
-                r = vm_rss_mb(planner.pid)
+                r = vm_rss_mb(measured.pid)
                 rss.append((time.time() - t0, r))
-                a = np.array(ages) * 1000 if ages else np.array([-1.0])
-                lg = np.array(lags) if lags else np.array([-1.0])
+                a = np.array(ages) * 1000 if ages else np.array([np.nan])
+                lg = np.array(lags) if lags else np.array([np.nan])
+                windows.append({'proc': len(ages) / args.every, 'age_mean': float(np.mean(a)),
+                                'age_max': float(np.max(a)), 'lag_mean': float(np.mean(lg))})
                 print(f'{time.time() - t0:6.1f} {r:10.1f} {(seq - last_seq) / args.every:7.1f} '
                       f'{len(ages) / args.every:8.2f} {n / args.every:8.2f} '
                       f'{a.mean():12.1f} {a.max():11.1f} {lg.mean():9.2f} {lg.max():8.0f} '
@@ -168,20 +212,65 @@ def main(argv=None) -> int:
                 last_seq = seq
                 next_report += args.every
     finally:
-        planner.send_signal(2)
-        try:
-            planner.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            planner.kill()
+        for p in procs:
+            p.send_signal(2)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
         ex.shutdown()
         node.destroy_node()
-        rclpy.shutdown()
-    if len(rss) >= 4:
-        t, r = np.array(rss[2:]).T  # skip two windows of warm-up; least-squares slope
-        slope = np.polyfit(t, r, 1)[0] * 60
-        print(f'# VmRSS {rss[0][1]:.1f} -> {rss[-1][1]:.1f} MB (after warm-up min {r.min():.1f}, max {r.max():.1f}, '
-              f'trend {slope:+.2f} MB/min)')
-    return 0 if planner.returncode in (0, -2, None) or planner.returncode == 130 else 1
+        rclpy.shutdown(context=ctx)
+    steady = windows[2:] or windows  # two windows of warm-up
+    out = {'mode': mode, 'exit': [p.returncode for p in procs]}
+    if steady:
+        proc = [w['proc'] for w in steady]
+        out.update(proc_min=min(proc), proc_max=max(proc),
+                   age_mean=float(np.nanmean([w['age_mean'] for w in steady])),
+                   age_max=float(np.nanmax([w['age_max'] for w in steady])),
+                   lag_mean=float(np.nanmean([w['lag_mean'] for w in steady])),
+                   rss_first=rss[0][1], rss_last=rss[-1][1])
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--duration', type=float, default=60.0, help='seconds of input per mode')
+    p.add_argument('--modes', nargs='+', default=['planner', 'processes', 'bringup'],
+                   choices=['planner', 'processes', 'bringup'])
+    p.add_argument('--rate', type=float, default=30.0, help='input frames per second')
+    p.add_argument('--every', type=float, default=5.0, help='report period, seconds')
+    p.add_argument('--width', type=int, default=640)
+    p.add_argument('--height', type=int, default=480)
+    p.add_argument('--checkpoint', help='trained checkpoint (default: an untrained build_model())')
+    p.add_argument(
+        '--backbone',
+        default='efficientnet_lite0',
+        help='backbone of the default model')
+    p.add_argument('--target', help='target .npz (default: made from the synthetic frame)')
+    p.add_argument('--max-rate-hz', type=float, default=30.0,
+                   help="planner's max_rate_hz parameter")
+    args = p.parse_args(argv)
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    tmp = tempfile.mkdtemp(prefix='ccl_soak_')
+    ck, target, rgb, depth_mm, K = make_assets(args.width, args.height, tmp, args.backbone,
+                                               args.checkpoint)
+    target = args.target or target
+    print(f'# checkpoint {ck}; load average at start {os.getloadavg()[0]:.2f} '
+          f'({os.cpu_count()} CPUs)')
+    results = [soak(m, args, ck, target, rgb, depth_mm, K) for m in args.modes]
+    print(f'# load average at the end {os.getloadavg()[0]:.2f}')
+    print('\n| mode | processed frames/s (min-max of 5 s windows) | mean frame age ms | max frame age ms '
+          '| mean lag (frames) | VmRSS MB first -> last |')
+    print('|---|---|---|---|---|---|')
+    for r in results:
+        if 'proc_min' not in r:
+            print(f"| {r['mode']} | no output (exit codes {r['exit']}) | | | | |")
+            continue
+        print(f"| {r['mode']} | {r['proc_min']:.1f}-{r['proc_max']:.1f} | {r['age_mean']:.0f} | "
+              f"{r['age_max']:.0f} | {r['lag_mean']:.1f} | {r['rss_first']:.0f} -> {r['rss_last']:.0f} |")
+    return 0 if all('proc_min' in r for r in results) else 1
 
 
 if __name__ == '__main__':

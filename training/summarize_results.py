@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Collect evaluation JSONs (training/evaluate.py) and run metrics into markdown tables.
 
     python training/summarize_results.py out/eval_*.json runs/*/metrics.json out/grasp_*/results.json
@@ -25,7 +39,8 @@ def accuracy_table(evals: dict) -> str:
     for name, r in evals.items():
         pck = ' | '.join(_pm(r['pck'][t], r.get('pck_std', {}).get(t)) for t in THRESHOLDS)
         split = r.get('per_split', {})
-        seen = f"{split['seen']['auc']:.3f} / {split['unseen']['auc']:.3f}" if {'seen', 'unseen'} <= set(split) else '-'
+        seen = f"{split['seen']['auc']:.3f} / {split['unseen']['auc']:.3f}" if {'seen',
+                                                                                'unseen'} <= set(split) else '-'
         lines.append(f"| {name} | {pck} | {_pm(r['auc'], r.get('auc_std'))} | "
                      f"{_pm(r['norm_mean_px_error'], r.get('norm_mean_px_error_std'))} | {seen} | {r['num_pairs']} |")
     return '\n'.join(lines)
@@ -62,7 +77,10 @@ def grasp_table(grasps: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('files', nargs='+', help='eval_<name>.json and runs/<name>/metrics.json files')
+    parser.add_argument(
+        'files',
+        nargs='+',
+        help='eval_<name>.json and runs/<name>/metrics.json files')
     args = parser.parse_args(argv)
     evals, runs, grasps = {}, {}, {}
     for path in args.files:

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Stride-8 backbone trunks for the descriptor network.
 
 ``build_backbone(name, pretrained)`` returns ``(trunk, out_channels, (mean, std))``: the trunk
@@ -47,4 +61,3 @@ def build_backbone(name: str, pretrained: bool = True, trunk: str = 'dilated'):
         net = ResNetTrunk(name, pretrained=pretrained, trunk=trunk)
         return net, net.out_channels, (IMAGENET_MEAN, IMAGENET_STD)
     raise ValueError(f'unknown backbone {name!r}; choose one of {list(BACKBONES)}')
-

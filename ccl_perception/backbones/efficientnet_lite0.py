@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """EfficientNet-Lite0 trunk at output stride 8, with the offline ImageNet weights.
 
 Architecture (Tan & Le 2019, "lite" variant: no squeeze-excitation, ReLU6, fixed stem/head)
@@ -166,6 +180,13 @@ class EfficientNetLite0(nn.Module):
             self._bn1 = _bn(1280)
             self._fc = nn.Linear(1280, 1000)
             self.out_channels = 1000
+
+    def last_stage(self) -> nn.Module:
+        """The blocks of the last stage kept (stage 5 at stride 8, stage 7 with the top):
+        what trains with ``DescriptorNet.set_trunk_mode('last_stage')``."""
+        stages = STAGES[:5] if self.output_stride == 8 else STAGES
+        first = sum(stage[0] for stage in stages[:-1])
+        return nn.ModuleList(self._blocks[first:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self._bn0(self._conv_stem(x)))

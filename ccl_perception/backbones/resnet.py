@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """torchvision ResNet-18/34/50 trunks at output stride 8.
 
 The trunk is ``conv1 -> bn1 -> relu -> maxpool -> layer1 -> layer2 -> layer3``; ``layer4``,
@@ -97,6 +111,10 @@ class ResNetTrunk(nn.Module):
             self.out_channels += _layer_channels(net.layer2)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3 = net.layer1, net.layer2, net.layer3
+
+    def last_stage(self) -> nn.Module:
+        """The last block group (``layer3``): what trains with ``trunk_mode='last_stage'``."""
+        return self.layer3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

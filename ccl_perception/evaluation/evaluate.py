@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Evaluate dense descriptors on a pairs file: keypoint transfer from image 1 to image 2.
 
 For each keypoint visible in both images of a pair, its descriptor is sampled (bilinearly)
@@ -20,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ccl_perception.correspondence import heatmap_softmax, sample_descriptors, spatial_expectation
+from ccl_perception.correspondence import (DEFAULT_TAU, heatmap_softmax, sample_descriptors,
+                                           spatial_expectation)
 from ccl_perception.evaluation import metrics
 from ccl_perception.evaluation.pairs import load_pairs
 
@@ -49,7 +64,8 @@ def descriptor_function(model_or_extractor, device: str = 'cpu', features: str =
     if features == 'backbone':
         raise ValueError("features='backbone' needs a DescriptorNet, not an extractor")
     if not callable(model_or_extractor):
-        raise ValueError(f'expected a DescriptorNet or an extractor, got {type(model_or_extractor).__name__}')
+        raise ValueError(
+            f'expected a DescriptorNet or an extractor, got {type(model_or_extractor).__name__}')
     return model_or_extractor
 
 
@@ -86,7 +102,7 @@ def target_map(desc_2: torch.Tensor, size_2) -> torch.Tensor:
 
 
 def match_queries(query: torch.Tensor, target: torch.Tensor, size_2, method: str = 'argmax',
-                  tau: float = 0.03, chunk: int = 64) -> np.ndarray:
+                  tau: float = DEFAULT_TAU, chunk: int = 64) -> np.ndarray:
     """Best match (or softmax expectation) of each query in a ``target_map``.
 
     Args:
@@ -117,7 +133,7 @@ def match_queries(query: torch.Tensor, target: torch.Tensor, size_2, method: str
 
 
 def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray, size_1, size_2,
-                    method: str = 'argmax', tau: float = 0.03, chunk: int = 64) -> np.ndarray:
+                    method: str = 'argmax', tau: float = DEFAULT_TAU, chunk: int = 64) -> np.ndarray:
     """Transfer full-resolution keypoints from image 1 to image 2.
 
     Args:
@@ -138,7 +154,7 @@ def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray
                          size_2, method, tau, chunk)
 
 
-def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float = 0.03,
+def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float = DEFAULT_TAU,
                   progress: bool = True) -> list:
     """Matched keypoints of every pair, each full-resolution map computed once per image.
 
@@ -162,6 +178,7 @@ def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float 
     def get(index):
         if index not in cache:
             rgb = _read_rgb(pf.image_path(index))
+            pf.check_image(index, rgb.shape)  # declared size, keypoints inside the image
             with torch.inference_mode():
                 cache[index] = (describe(rgb).detach().float().cpu(), rgb.shape[:2])
         return cache[index]
@@ -192,6 +209,9 @@ def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float 
 
 
 def _read_rgb(path: str) -> np.ndarray:
+    import os
+    if not os.path.isfile(path):
+        raise ValueError(f'image {path} (named in the pairs file) does not exist')
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f'cannot read image {path}')
@@ -199,7 +219,7 @@ def _read_rgb(path: str) -> np.ndarray:
 
 
 def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu', method: str = 'argmax',
-                   tau: float = 0.03, features: str = 'head', max_pairs: int | None = None,
+                   tau: float = DEFAULT_TAU, features: str = 'head', max_pairs: int | None = None,
                    progress: bool = True) -> dict:
     """PCK / AUC / normalised error of keypoint transfer over the pairs of ``pairs_path``.
 

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Keypoint-transfer metrics: PCK, AUC of the PCK curve, normalised mean pixel error.
 
 All errors are Euclidean distances in full-resolution pixels between a predicted match and
@@ -23,7 +37,8 @@ def pixel_errors(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Euclidean distances ``(N,)`` between ``(N, 2)`` predicted and target pixels."""
     pred, target = np.asarray(pred, dtype=float), np.asarray(target, dtype=float)
     if pred.shape != target.shape or pred.ndim != 2 or pred.shape[1] != 2:
-        raise ValueError(f'pred and target must both be (N, 2), got {pred.shape} and {target.shape}')
+        raise ValueError(
+            f'pred and target must both be (N, 2), got {pred.shape} and {target.shape}')
     return np.linalg.norm(pred - target, axis=1)
 
 

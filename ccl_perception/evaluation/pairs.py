@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The pairs file: annotated keypoints on images and the image pairs to evaluate.
 
 Schema (JSON; full description in docs/pairs_schema.md)::
@@ -53,6 +67,24 @@ class PairsFile:
         """Absolute path of image ``index``."""
         return os.path.join(self.root, self.images[index]['file'])
 
+    def check_image(self, index: int, shape) -> None:
+        """Check image ``index`` as read from disk against the file's annotations.
+
+        Args:
+            shape: ``(H, W, ...)`` of the decoded image.
+
+        Raises:
+            ValueError: the declared ``width`` / ``height`` differ from the image, or a
+                visible keypoint lies outside it; the message names the image and keypoint.
+        """
+        im = self.images[index]
+        h, w = int(shape[0]), int(shape[1])
+        declared = (im.get('width'), im.get('height'))
+        if declared != (None, None) and declared != (w, h):
+            raise ValueError(f'images[{index}] {im["file"]!r} is {w}x{h} px but the pairs file declares '
+                             f'{declared[0]}x{declared[1]}')
+        check_keypoints_inside(im, index, w, h)
+
     def pair_keypoints(self, pair: dict) -> dict:
         """``{object: (kp_1 (N, 2), kp_2 (N, 2), kinds list)}`` of keypoints visible in both images."""
         im1, im2 = self.images[pair['image_1']], self.images[pair['image_2']]
@@ -77,6 +109,17 @@ def _fail(path: str, msg: str):
     raise ValueError(f'invalid pairs file {path}: {msg}')
 
 
+def check_keypoints_inside(im: dict, index: int, width: int, height: int) -> None:
+    """Raise ``ValueError`` when a visible keypoint of image dict ``im`` lies outside a
+    ``width x height`` image (pixel centres at integers: allowed ``[-0.5, width - 0.5]``)."""
+    for name, ann in im.get('objects', {}).items():
+        for k, (pt, v) in enumerate(zip(ann['keypoints'], ann['visible'])):
+            if v and not (-0.5 <= pt[0] <= width - 0.5 and -0.5 <= pt[1] <= height - 0.5):
+                raise ValueError(f'images[{index}] {im["file"]!r}: visible keypoint {k} of {name!r} at '
+                                 f'({pt[0]:g}, {pt[1]:g}) is outside the {width}x{height} image (allowed x in '
+                                 f'[-0.5, {width - 0.5:g}], y in [-0.5, {height - 0.5:g}])')
+
+
 def validate(data: dict, path: str = '<dict>') -> None:
     """Raise ValueError with a clear message when ``data`` does not follow the schema."""
     if not isinstance(data, dict):
@@ -95,6 +138,17 @@ def validate(data: dict, path: str = '<dict>') -> None:
             _fail(path, f'images[{i}] needs a "file" string')
         if os.path.isabs(im['file']):
             _fail(path, f'images[{i}].file must be relative to the JSON file, got {im["file"]!r}')
+        parts = os.path.normpath(im['file']).split(os.sep)
+        if not im['file'] or parts[0] in ('..', '.'):
+            _fail(
+                path,
+                f'images[{i}].file {im["file"]!r} must name a file inside the JSON file\'s folder')
+        size = (im.get('width'), im.get('height'))
+        if size != (None, None) and not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                            for v in size):
+            _fail(
+                path,
+                f'images[{i}] width/height must both be positive integers, got {size[0]!r}x{size[1]!r}')
         objs = im.get('objects', {})
         if not isinstance(objs, dict):
             _fail(path, f'images[{i}].objects must be an object {{name: annotation}}')
@@ -113,17 +167,25 @@ def validate(data: dict, path: str = '<dict>') -> None:
             kinds = ann.get('kinds')
             if kinds is not None and (not isinstance(kinds, list) or len(kinds) != len(kp)):
                 _fail(path, f'{where}.kinds must be a list as long as keypoints')
+        if size != (None, None):
+            try:
+                check_keypoints_inside(im, i, *size)
+            except ValueError as exc:
+                _fail(path, str(exc))
     for j, pair in enumerate(pairs):
         if not isinstance(pair, dict):
             _fail(path, f'pairs[{j}] must be an object')
         for key in ('image_1', 'image_2'):
             idx = pair.get(key)
             if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < len(images):
-                _fail(path, f'pairs[{j}].{key} must be an image index in [0, {len(images) - 1}], got {idx!r}')
+                _fail(
+                    path,
+                    f'pairs[{j}].{key} must be an image index in [0, {len(images) - 1}], got {idx!r}')
         if pair['image_1'] == pair['image_2']:
             _fail(path, f'pairs[{j}] pairs image {pair["image_1"]} with itself')
         objs = pair.get('objects')
-        if objs is not None and not (isinstance(objs, list) and all(isinstance(o, str) for o in objs)):
+        if objs is not None and not (isinstance(
+                objs, list) and all(isinstance(o, str) for o in objs)):
             _fail(path, f'pairs[{j}].objects must be a list of object names')
 
 

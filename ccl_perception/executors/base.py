@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """What every grasp executor shares: the result record, the stage names, frame bookkeeping.
 
 A grasp is a 4x4 homogeneous transform ``T_frame_grasp`` (metres) of the gripper's grasp
@@ -14,12 +28,23 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 STAGES = ('pre_grasp', 'approach', 'close', 'lift', 'report')
+
+
+@dataclass
+class MotionConfig:
+    """Grasp motion shared by every backend (metres); the executor node's parameters."""
+
+    pre_grasp_distance: float = 0.10  # back along the approach axis before the straight approach
+    grasp_depth: float = 0.02         # the pad centre goes this far past the pose (which lies on
+    # the object surface between the grasp keypoints)
+    lift_height: float = 0.15         # straight up (base-frame z) after closing
 
 
 @dataclass
@@ -143,3 +168,47 @@ class GraspExecutor(ABC):
     @abstractmethod
     def _execute_world(self, T_base_grasp: np.ndarray, **kwargs) -> GraspResult:
         """Execute a grasp given in the base frame."""
+
+
+class GraspWorker:
+    """Runs one grasp at a time on its own thread, so the caller's executor keeps spinning.
+
+    ``submit(job)`` starts ``job()`` (a callable returning a :class:`GraspResult`) unless
+    one is running (then it returns False and counts ``busy_skipped``); ``on_done(result,
+    tag)`` is called on the worker thread when it ends. A grasp takes seconds: on a
+    single-threaded ROS executor it must not run inside a callback, or the camera,
+    parameter and service callbacks of the whole process stop meanwhile.
+    """
+
+    def __init__(self, on_done, name: str = 'grasp_worker'):
+        self._on_done = on_done
+        self._name = name
+        self._lock = threading.Lock()
+        self._thread = None
+        self.busy_skipped = 0
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, job, tag=None) -> bool:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self.busy_skipped += 1
+                return False
+            self._thread = threading.Thread(target=self._run, args=(job, tag), name=self._name,
+                                            daemon=True)
+            self._thread.start()
+            return True
+
+    def _run(self, job, tag) -> None:
+        self._on_done(job(), tag)
+
+    def join(self, timeout: float = None) -> bool:
+        """Wait for the running grasp; True when none is running any more."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.busy

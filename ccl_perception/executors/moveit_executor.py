@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Grasp executor on a MoveIt 2 arm through ``moveit_py`` (``MoveItPy``).
 
 Written against the documented moveit_py API (moveit2_tutorials,
@@ -32,15 +46,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ccl_perception.executors.base import GraspExecutor, GraspResult, matrix_to_pose
+from ccl_perception.executors.base import GraspExecutor, GraspResult, MotionConfig, matrix_to_pose
 
 
 @dataclass
-class MoveItExecutorConfig:
-    """Names of the MoveIt groups / links / pipelines (ROS parameters of the executor node)."""
+class MoveItExecutorConfig(MotionConfig):
+    """Grasp motion (:class:`MotionConfig`) plus the MoveIt groups / links / pipelines.
+
+    Every field is a ROS parameter of the executor node of the same name.
+    """
 
     arm_group: str = 'panda_arm'
-    ee_link: str = 'panda_hand_tcp'       # link whose pose is the grasp frame (z approach, y closing)
+    # link whose pose is the grasp frame (z approach, y closing)
+    ee_link: str = 'panda_hand_tcp'
     base_frame: str = 'panda_link0'       # planning frame grasps are converted to
     hand_group: str = 'hand'
     open_state: str = 'open'
@@ -49,9 +67,6 @@ class MoveItExecutorConfig:
     gripper_open_position: float = 0.04   # m per finger (GripperCommand position)
     gripper_max_effort: float = 40.0      # N
     empty_width: float = 0.002            # m: fingers closed further than this -> nothing held
-    pre_grasp_distance: float = 0.10      # m back along the approach axis
-    grasp_depth: float = 0.02             # m past the (surface) grasp pose along the approach axis
-    lift_height: float = 0.15             # m along base_frame z
     linear_pipeline: str = ''             # e.g. 'pilz_lin' for straight approach/lift; '' = default planner
     action_timeout_s: float = 10.0
 
@@ -180,7 +195,11 @@ class MoveItExecutor(GraspExecutor):
         return float('nan') if res is None else float(res.result.position)
 
     def _wait(self, future):
-        """Wait for an rclpy future that the node's (multi-threaded) executor completes."""
+        """Wait for an rclpy future that the node's executor completes.
+
+        Grasps run on the executor node's worker thread (``GraspWorker``), so the node's
+        (single-threaded) executor is free to complete the future meanwhile.
+        """
         deadline = time.monotonic() + self.cfg.action_timeout_s
         while not future.done():
             if time.monotonic() > deadline:

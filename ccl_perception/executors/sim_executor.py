@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Grasp executor for the simulated Panda (``ccl_perception.sim.robot``) in pybullet.
 
 Success is measured, not assumed: after lifting, the target body must have risen by more
@@ -17,18 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as p
 
-from ccl_perception.executors.base import GraspExecutor, GraspResult, matrix_to_pose
-from ccl_perception.sim.robot import PandaRobot, quat_angle
+from ccl_perception.executors.base import GraspExecutor, GraspResult, MotionConfig, matrix_to_pose
+from ccl_perception.sim.robot import CAMERA_FRAME, PandaRobot, quat_angle
 
 
 @dataclass
-class SimExecutorConfig:
-    """Grasp motion parameters (metres)."""
+class SimExecutorConfig(MotionConfig):
+    """Grasp motion (:class:`MotionConfig`) and success criteria of the simulated Panda (m)."""
 
-    pre_grasp_distance: float = 0.10  # back along the approach axis before the straight approach
-    grasp_depth: float = 0.02         # pad centre goes this far past the pose (which lies on the
-                                      # object surface between the grasp keypoints) along approach
-    lift_height: float = 0.15         # straight up (world z) after closing
     min_lift: float = 0.05            # the target must rise more than this to count as lifted
     empty_width: float = 0.002        # finger width below which the gripper closed on nothing
     move_steps: int = 900             # physics steps allowed to reach the pre-grasp
@@ -62,17 +72,25 @@ class SimGraspExecutor(GraspExecutor):
 
     backend = 'sim'
 
-    def __init__(self, robot: PandaRobot, config: SimExecutorConfig | None = None, lock=None):
+    def __init__(self, robot: PandaRobot, config: SimExecutorConfig | None = None, lock=None,
+                 target_body=None):
         super().__init__(base_frame='world')
         self.robot = robot
         self.client = robot.client
         self.cfg = config or SimExecutorConfig()
         self.lock = lock if lock is not None else threading.RLock()
+        self._target_body = target_body
 
     def _execute_world(self, T_world_grasp: np.ndarray, target_body: int | None = None
                        ) -> GraspResult:
-        """Grasp at (4, 4) ``T_world_grasp``; ``target_body`` = pybullet id of the object that
-        should be lifted (None: any object counts, e.g. to measure false grasps)."""
+        """Grasp at (4, 4) ``T_world_grasp``.
+
+        ``target_body`` = pybullet id of the object that should be lifted; when not given,
+        the ``target_body()`` callable of the constructor says (None: any object counts,
+        e.g. to measure false grasps).
+        """
+        if target_body is None and self._target_body is not None:
+            target_body = self._target_body()
         with self.lock:
             t0 = time.monotonic()
             result = self._run(T_world_grasp, target_body)
@@ -146,3 +164,16 @@ class SimGraspExecutor(GraspExecutor):
             success, reason = False, 'dropped'
         return GraspResult(success, reason, 'report', lift_m=float(lift),
                            gripper_width_m=float(width), details=details)
+
+
+def world_executor(world, config: SimExecutorConfig | None = None) -> SimGraspExecutor:
+    """A :class:`SimGraspExecutor` for the arm of a :class:`ccl_perception.sim.robot.SimWorld`.
+
+    Composition, not inheritance: the world stays a world (scene, camera, arm) and the
+    executor an executor. It shares the world's lock, judges each grasp against the
+    world's current target (``world.target_body()``) and follows the world's camera, so
+    grasps in the camera optical frame (:data:`CAMERA_FRAME`) land where the camera saw them.
+    """
+    ex = SimGraspExecutor(world.robot, config, lock=world.lock, target_body=world.target_body)
+    world.add_camera_listener(lambda T_world_camera: ex.set_frame(CAMERA_FRAME, T_world_camera))
+    return ex

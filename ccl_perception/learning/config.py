@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Training configuration: YAML files merged over the commented default config.
 
 Every key and its default lives in ``training/configs/default.yaml`` (one comment per key).
@@ -6,12 +20,14 @@ win over both. Unknown keys are an error, so a typo never silently trains with a
 """
 
 import copy
+import math
 import os
 from pathlib import Path
 
 import yaml
 
 METHODS = ('identical_view', 'ccl', 'ccl_iv', 'supervised')
+
 
 def _default_config_path() -> Path:
     """``CCL_TRAIN_DEFAULTS`` if set; else ``training/configs/default.yaml`` of the source tree
@@ -23,7 +39,8 @@ def _default_config_path() -> Path:
         return source
     try:
         from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory('ccl_perception')) / 'training' / 'configs' / 'default.yaml'
+        return Path(get_package_share_directory('ccl_perception')) / \
+            'training' / 'configs' / 'default.yaml'
     except (ImportError, LookupError):
         return source
 
@@ -134,6 +151,7 @@ def load_config(path=None, overrides=(), defaults_path=None) -> dict:
 
 def validate(cfg: dict) -> None:
     """Check the values the trainer relies on; raise ConfigError with the offending key."""
+    _check_ranges(cfg)
     if cfg['method'] not in METHODS:
         raise ConfigError(f'method must be one of {METHODS}, got {cfg["method"]!r}')
     data = cfg['data']
@@ -154,9 +172,84 @@ def validate(cfg: dict) -> None:
     if not isinstance(loss['tau'], (int, float)) or loss['tau'] <= 0:
         raise ConfigError(f'loss.tau must be > 0, got {loss["tau"]!r}')
     if not 0.0 < float(loss['quantile']) <= 1.0:
-        raise ConfigError(f'loss.quantile (fraction kept) must be in (0, 1], got {loss["quantile"]!r}')
+        raise ConfigError(
+            f'loss.quantile (fraction kept) must be in (0, 1], got {loss["quantile"]!r}')
+    model = cfg['model']
+    from ..heads import HEADS
+    from ..model import TRUNK_MODES
+    if model['head'] not in HEADS:
+        raise ConfigError(f'model.head must be one of {HEADS}, got {model["head"]!r}')
+    if not isinstance(model['head_hidden'], int) or model['head_hidden'] <= 0:
+        raise ConfigError(
+            f'model.head_hidden must be a positive integer, got {model["head_hidden"]!r}')
+    if model['head_init'] not in ('pca', 'random'):
+        raise ConfigError(f'model.head_init must be pca or random, got {model["head_init"]!r}')
+    if not isinstance(model['head_init_images'], int) or model['head_init_images'] <= 0:
+        raise ConfigError(
+            f'model.head_init_images must be a positive integer, got {model["head_init_images"]!r}')
+    if optim['trunk'] not in TRUNK_MODES:
+        raise ConfigError(f'optim.trunk must be one of {TRUNK_MODES}, got {optim["trunk"]!r}')
+    if not _finite_number(optim['trunk_lr_scale']) or optim['trunk_lr_scale'] < 0:
+        raise ConfigError(
+            f'optim.trunk_lr_scale must be a number >= 0, got {optim["trunk_lr_scale"]!r}')
+    from .dataset import KEYPOINT_MODES
+    if data['keypoints'] not in KEYPOINT_MODES:
+        raise ConfigError(
+            f'data.keypoints must be one of {KEYPOINT_MODES}, got {data["keypoints"]!r}')
+    fgc = data['foreground']
+    if not _finite_number(fgc['share']) or not 0.0 <= fgc['share'] <= 1.0:
+        raise ConfigError(f'data.foreground.share must be in [0, 1], got {fgc["share"]!r}')
+    if not _finite_number(fgc['threshold']) or fgc['threshold'] <= 0:
+        raise ConfigError(
+            f'data.foreground.threshold must be > 0 (grey levels), got {fgc["threshold"]!r}')
+    if not isinstance(fgc['max_frames'], int) or fgc['max_frames'] <= 0:
+        raise ConfigError(
+            f'data.foreground.max_frames must be a positive integer, got {fgc["max_frames"]!r}')
+    if not _finite_number(fgc['cell_fraction']) or not 0.0 < fgc['cell_fraction'] <= 1.0:
+        raise ConfigError(
+            f'data.foreground.cell_fraction must be in (0, 1], got {fgc["cell_fraction"]!r}')
+    for key in ('augment_a', 'cache_trunk_features', 'keep_best', 'instruments'):
+        if train[key] not in (True, False):
+            raise ConfigError(f'train.{key} must be true or false, got {train[key]!r}')
+    if loss['sanity_b_from_a'] not in (True, False):
+        raise ConfigError(
+            f'loss.sanity_b_from_a must be true or false, got {loss["sanity_b_from_a"]!r}')
     if cfg['method'] == 'supervised' and not data.get('root'):
-        raise ConfigError('method "supervised" needs data.root: a rendered dataset with depth and cameras')
+        raise ConfigError(
+            'method "supervised" needs data.root: a rendered dataset with depth and cameras')
+
+
+def _check_ranges(cfg: dict) -> None:
+    """The values not checked below, against ``ccl_perception.validation`` limits (NaN, inf,
+    wrong types, unknown backbone / trunk / device); raise ConfigError naming the key."""
+    from ..backbones import BACKBONES, TRUNKS
+    from ..validation import DEVICE, choice, flag, integer, real, text
+    optional_path = text(r'.*\S.*', 'a non-empty path or null')
+    limits = {
+        'seed': integer(0), 'init_from': optional_path, 'val_pairs': optional_path,
+        'model.backbone': choice(*BACKBONES), 'model.trunk': choice(*TRUNKS),
+        'model.descriptor_dim': integer(1, 4096), 'model.pretrained': flag(),
+        'data.root': optional_path, 'data.verify_images': flag(), 'data.num_workers': integer(0, 256),
+        'loss.tau': real(0, 1, low_open=True), 'loss.quantile': real(0, 1, low_open=True), 'loss.lambda_iv': real(0), 'loss.use_quantile_drop': flag(),
+        'loss.use_variance_scaling': flag(),
+        'optim.lr': real(0, 1, low_open=True), 'optim.weight_decay': real(0), 'optim.grad_clip': real(0),
+        'train.device': text(r'auto|' + DEVICE.pattern, 'auto | ' + DEVICE.hint), 'train.threads': integer(0, 1024),
+        'train.image_every': integer(0), 'train.eval_every': integer(1), 'train.eval_max_pairs': integer(0),
+    }
+    nullable = {'init_from', 'val_pairs', 'model.trunk', 'data.root'}
+    for key, limit in limits.items():
+        section, _, name = key.rpartition('.')
+        node = cfg[section] if section else cfg
+        if name not in node or (key in nullable and node[name] is None):
+            continue
+        try:
+            limit.check(key, node[name])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def dump_config(cfg: dict) -> str:

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Unordered RGB image folders as a stream of random training pairs.
 
 Any folder of png/jpg images works (rendered views or a user's own photos). Item ``s`` of
@@ -8,6 +22,10 @@ and each rank sees its own shard of random pairs.
 
 Corrupt or unreadable files are skipped and counted: at scan time when ``verify=True``,
 otherwise when first decoded (the batch then reports ``skipped`` and uses another image).
+
+Keypoints ``k_A`` are drawn uniformly over the 1/8 grid (``keypoints='uniform'``) or mostly on
+the label-free foreground of a fixed-camera capture (``keypoints='foreground'``,
+:mod:`~ccl_perception.learning.foreground`).
 """
 
 import logging
@@ -19,10 +37,12 @@ import numpy as np
 import torch
 
 from ..correspondence import STRIDE
+from . import foreground as fg
 
 LOG = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
+KEYPOINT_MODES = ('uniform', 'foreground')
 
 
 class DatasetError(ValueError):
@@ -34,7 +54,8 @@ def list_images(root) -> list:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f'image folder not found: {root}')
-    return sorted(p for p in root.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(p for p in root.rglob('*') if p.is_file()
+                  and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def read_rgb(path, size=None) -> np.ndarray:
@@ -57,7 +78,10 @@ def read_rgb(path, size=None) -> np.ndarray:
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if size is not None and (img.shape[1], img.shape[0]) != tuple(size):
         shrink = img.shape[1] > size[0] or img.shape[0] > size[1]
-        img = cv2.resize(img, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        img = cv2.resize(
+            img,
+            tuple(size),
+            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return img
 
 
@@ -88,7 +112,11 @@ def scan_images(root, verify: bool = True):
                 continue
         paths.append(path)
     if skipped:
-        LOG.warning('skipped %d of %d images under %s as unreadable', len(skipped), len(files), root)
+        LOG.warning(
+            'skipped %d of %d images under %s as unreadable',
+            len(skipped),
+            len(files),
+            root)
     if not paths:
         raise DatasetError(f'none of the {len(files)} image files under {root} could be decoded')
     return paths, skipped
@@ -99,7 +127,8 @@ def grid_size(height: int, width: int, stride: int = STRIDE):
     return math.ceil(height / stride), math.ceil(width / stride)
 
 
-def sample_grid_keypoints(rng: np.random.Generator, batch: int, h: int, w: int, n: int) -> np.ndarray:
+def sample_grid_keypoints(rng: np.random.Generator, batch: int,
+                          h: int, w: int, n: int) -> np.ndarray:
     """Keypoints uniformly on the cells of an ``h x w`` grid, without repetition per image.
 
     Args:
@@ -131,16 +160,24 @@ class ImagePairs(torch.utils.data.Dataset):
         seed, rank: data stream ``default_rng([seed, rank, step])``.
         verify: decode every image at construction (see :func:`scan_images`).
         load_b: False skips decoding ``I_B`` (identical-view training); ``image_b`` is then absent.
+        keypoints: ``uniform`` or ``foreground`` (:class:`~ccl_perception.learning.foreground.ForegroundCells`
+            estimated once from this folder at construction).
+        foreground: dict with ``share`` (fraction of ``k_A`` on foreground cells), ``threshold``,
+            ``max_frames``, ``cell_fraction`` (see the foreground module's defaults).
 
     Each item is a dict:
         ``image_a``, ``image_b``: ``(B, 3, H, W)`` uint8 RGB;
         ``kp_a``: ``(B, N, 2)`` float32 grid coordinates of the 1/8 map of ``image_a``;
+        ``kp_valid``: ``(B, N)`` bool, False for empty foreground slots;
         ``index_a``, ``index_b``: ``(B,)`` int64 image indices; ``skipped``: images that failed to decode;
         ``aug_seed``: int seed of this step's augmentation (so ``Î_A`` is reproducible too).
     """
 
     def __init__(self, root, height: int, width: int, batch_size: int, num_keypoints: int,
-                 seed: int = 0, rank: int = 0, verify: bool = True, load_b: bool = True):
+                 seed: int = 0, rank: int = 0, verify: bool = True, load_b: bool = True,
+                 keypoints: str = 'uniform', foreground: dict = None):
+        if keypoints not in KEYPOINT_MODES:
+            raise DatasetError(f'keypoints must be one of {KEYPOINT_MODES}, got {keypoints!r}')
         self.paths, self.skipped = scan_images(root, verify)
         self.root = str(root)
         self.height, self.width = int(height), int(width)
@@ -149,6 +186,18 @@ class ImagePairs(torch.utils.data.Dataset):
         self.seed, self.rank = int(seed), int(rank)
         self.load_b = bool(load_b)
         self.bad = set()  # indices found corrupt after the scan (this process only)
+        self.keypoints = keypoints
+        self.foreground = None
+        self.foreground_share = 0.0
+        if keypoints == 'foreground':
+            opts = dict(foreground or {})
+            self.foreground_share = float(opts.pop('share', 1.0))
+            try:
+                self.foreground = fg.ForegroundCells(_Frames(self), **opts)
+            except fg.NoForegroundError as exc:
+                raise DatasetError(f'{root}: {exc}') from exc
+            except TypeError as exc:
+                raise DatasetError(f'data.foreground: {exc}') from exc
 
     def __len__(self) -> int:
         return 2 ** 31 - 1  # indexed by step
@@ -186,7 +235,12 @@ class ImagePairs(torch.utils.data.Dataset):
         rng = self.rng(step)
         idx_a, idx_b = self.pair_indices(rng)
         h, w = grid_size(self.height, self.width)
-        kp_a = sample_grid_keypoints(rng, self.batch_size, h, w, self.num_keypoints)
+        if self.foreground is None:
+            kp_a = sample_grid_keypoints(rng, self.batch_size, h, w, self.num_keypoints)
+            kp_valid = np.ones(kp_a.shape[:2], bool)
+        else:
+            kp_a, kp_valid = fg.sample_keypoints(rng, self.foreground.cells[idx_a], self.num_keypoints,
+                                                 self.foreground_share)
         aug_seed = int(rng.integers(0, 2 ** 62))
         images_a, images_b, skipped = [], [], 0
         for ia, ib in zip(idx_a, idx_b):
@@ -204,6 +258,7 @@ class ImagePairs(torch.utils.data.Dataset):
         item = {
             'image_a': stack(images_a),
             'kp_a': torch.from_numpy(kp_a),
+            'kp_valid': torch.from_numpy(kp_valid),
             'index_a': torch.from_numpy(idx_a.astype(np.int64)),
             'index_b': torch.from_numpy(idx_b.astype(np.int64)),
             'skipped': skipped,
@@ -212,3 +267,16 @@ class ImagePairs(torch.utils.data.Dataset):
         if self.load_b:
             item['image_b'] = stack(images_b)
         return item
+
+
+class _Frames:
+    """Lazy ``len()``/index view of an :class:`ImagePairs` folder's images at the training size."""
+
+    def __init__(self, pairs: ImagePairs):
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.pairs.load(int(index))[0]

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Exact correspondences between rendered views for the supervised baseline.
 
 The stand-in for the paper's geometric-correspondence DON baselines: pairs of rendered views
@@ -74,7 +88,8 @@ class RenderedPairs(torch.utils.data.Dataset):
         try:
             frames = load_frames_index(self.root)
         except (ValueError, KeyError, OSError) as exc:
-            raise DatasetError(f'supervised training needs a rendered dataset with frames.json: {exc}') from exc
+            raise DatasetError(
+                f'supervised training needs a rendered dataset with frames.json: {exc}') from exc
         self.frames = []
         self.skipped = []
         for meta in frames:
@@ -132,7 +147,13 @@ class RenderedPairs(torch.utils.data.Dataset):
         pixels_a = px[chosen]
         corr = exact_correspondences(fa, fb, pixels_a)
         lookup = {tuple(p): i for i, p in enumerate(pixels_a.tolist())}
-        grid_a = full_to_grid(torch.from_numpy(render_to_training(pixels_a, train, render_a)), STRIDE).numpy()
+        grid_a = full_to_grid(
+            torch.from_numpy(
+                render_to_training(
+                    pixels_a,
+                    train,
+                    render_a)),
+            STRIDE).numpy()
         kp_a[:len(chosen)] = grid_a
         if len(corr['pixels_a']):
             rows = np.array([lookup[tuple(p)] for p in corr['pixels_a'].tolist()])
@@ -146,7 +167,15 @@ class RenderedPairs(torch.utils.data.Dataset):
 
     def __getitem__(self, step: int) -> dict:
         rng = np.random.default_rng([self.seed, self.rank, int(step)])
-        out = {k: [] for k in ('image_a', 'image_b', 'kp_a', 'kp_b', 'valid', 'index_a', 'index_b')}
+        out = {
+            k: [] for k in (
+                'image_a',
+                'image_b',
+                'kp_a',
+                'kp_b',
+                'valid',
+                'index_a',
+                'index_b')}
         for _ in range(self.batch_size):
             ia = self.anchors[int(rng.integers(len(self.anchors)))]
             others = [j for j in self.scenes[self.scene_of[ia]] if j != ia]
@@ -154,7 +183,8 @@ class RenderedPairs(torch.utils.data.Dataset):
             kp_a, kp_b, valid = self.correspondences(rng, ia, ib)
             out['image_a'].append(read_rgb(self.paths[ia], (self.width, self.height)))
             out['image_b'].append(read_rgb(self.paths[ib], (self.width, self.height)))
-            for key, value in (('kp_a', kp_a), ('kp_b', kp_b), ('valid', valid), ('index_a', ia), ('index_b', ib)):
+            for key, value in (('kp_a', kp_a), ('kp_b', kp_b), ('valid', valid),
+                               ('index_a', ia), ('index_b', ib)):
                 out[key].append(value)
         item = {
             'image_a': torch.from_numpy(np.stack(out['image_a'])).permute(0, 3, 1, 2).contiguous(),

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Procedural training images (random textured shapes) for tests and smoke runs; no downloads."""
 
 from pathlib import Path
@@ -6,7 +20,8 @@ import cv2
 import numpy as np
 
 
-def shape_image(rng: np.random.Generator, height: int, width: int, n_shapes: int = 6) -> np.ndarray:
+def shape_image(rng: np.random.Generator, height: int,
+                width: int, n_shapes: int = 6) -> np.ndarray:
     """One ``(H, W, 3)`` uint8 RGB image: a noise background with filled, striped circles and boxes."""
     small = rng.integers(0, 255, size=(max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8)
     img = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -17,7 +32,8 @@ def shape_image(rng: np.random.Generator, height: int, width: int, n_shapes: int
         if rng.random() < 0.5:
             cv2.circle(img, (cx, cy), size, color, thickness=-1)
         else:
-            cv2.rectangle(img, (cx - size, cy - size // 2), (cx + size, cy + size // 2), color, thickness=-1)
+            cv2.rectangle(img, (cx - size, cy - size // 2),
+                          (cx + size, cy + size // 2), color, thickness=-1)
         stripe = tuple(int(c) for c in rng.integers(0, 255, size=3))
         cv2.line(img, (cx - size, cy), (cx + size, cy + size // 3), stripe, thickness=2)
     return img

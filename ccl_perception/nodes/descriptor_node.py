@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Descriptor node: colour image -> dense descriptor image + PCA visualisation.
 
 Subscribes (sensor-data QoS): ``camera/color/image_raw`` (rgb8, bgr8 or mono8).
@@ -18,21 +32,25 @@ faster than the model runs.
 
 import cv2
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from ccl_perception import image_conversion as ic
-from ccl_perception.nodes import (COLOR_TOPIC, OUTPUT_QOS, SENSOR_QOS, STATUS_QOS, LatestFrame, declare_parameters,
-                                  run_node, shutdown_tolerant)
+from ccl_perception.nodes import (COLOR_TOPIC, DESCRIPTORS_TOPIC, DESCRIPTORS_VIS_TOPIC,
+                                  MODEL_PARAMS, OUTPUT_QOS, SENSOR_QOS, STATUS_QOS, STATUS_TOPIC,
+                                  LatestFrame, declare_parameters, load_extractor, node_main,
+                                  param_values, shutdown_tolerant, watch_input)
+from ccl_perception.nodes.messages import image_msg, rgb_from_msg
+from ccl_perception.node_limits import DESCRIPTOR_LIMITS
+from ccl_perception.validation import check
 
+#: Every parameter with its default (config/descriptor_node.yaml is checked against it).
 PARAMS = {
-    'checkpoint': '',            # trained model (.pt); required
-    'device': 'cpu',             # 'cpu' or 'cuda[:i]'
-    'backend': 'torch',          # 'torch' or 'onnx'
+    **MODEL_PARAMS,
     'max_rate_hz': 30.0,         # upper bound of processed frames per second
     'publish_visualization': True,
+    'input_timeout_s': 5.0,      # warn (log + ~/status) when no colour frame arrived for this long
 }
 
 
@@ -42,26 +60,22 @@ class DescriptorNode(Node):
     def __init__(self, **kwargs):
         super().__init__('descriptor_node', **kwargs)
         declare_parameters(self, PARAMS)
-        p = {k: self.get_parameter(k).value for k in PARAMS}
-        self.extractor = None
-        self.load_error = ''
-        try:
-            from ccl_perception.inference import DescriptorExtractor
-            if not p['checkpoint']:
-                raise ValueError("parameter 'checkpoint' is empty")
-            self.extractor = DescriptorExtractor(p['checkpoint'], device=p['device'], backend=p['backend'])
-        except Exception as e:  # noqa: BLE001 - stay alive and report why
-            self.load_error = f'model not loaded: {e}'
-            self.get_logger().error(self.load_error)
+        p = check(DESCRIPTOR_LIMITS, param_values(self, PARAMS))  # a bad value stops the start
+        self.extractor, self.load_error = load_extractor(self)
         self.coloriser = ic.PCAColoriser()
         self.mailbox = LatestFrame()
         self.counts = {'processed': 0, 'bad_input': 0}
-        self.pub_desc = self.create_publisher(Image, 'descriptors', OUTPUT_QOS)
-        self.pub_vis = self.create_publisher(Image, 'descriptors/visualization', OUTPUT_QOS)
-        self.pub_status = self.create_publisher(String, '~/status', STATUS_QOS)
+        self.pub_desc = self.create_publisher(Image, DESCRIPTORS_TOPIC, OUTPUT_QOS)
+        self.pub_vis = self.create_publisher(Image, DESCRIPTORS_VIS_TOPIC, OUTPUT_QOS)
+        self.pub_status = self.create_publisher(String, STATUS_TOPIC, STATUS_QOS)
         self.create_subscription(Image, COLOR_TOPIC, self.mailbox.put, SENSOR_QOS)
-        self.timer = self.create_timer(1.0 / max(float(p['max_rate_hz']), 0.1), shutdown_tolerant(self, self._process),
-                                       callback_group=MutuallyExclusiveCallbackGroup())
+        self.timer = self.create_timer(
+            1.0 / p['max_rate_hz'],
+            shutdown_tolerant(
+                self,
+                self._process))
+        self.watchdog = watch_input(self, p['input_timeout_s'], lambda: {'colour frame': self.mailbox.received},
+                                    self.pub_status, 'skipped: ')
 
     def _status(self, text: str) -> None:
         self.pub_status.publish(String(data=text))
@@ -74,7 +88,7 @@ class DescriptorNode(Node):
             self._status(self.load_error)
             return
         try:
-            rgb = ic.to_rgb(ic.image_to_numpy(msg, expected=('rgb8', 'bgr8', 'mono8')), msg.encoding)
+            rgb = rgb_from_msg(msg)
         except ValueError as e:
             self.counts['bad_input'] += 1
             self.get_logger().warning(f'skipping colour frame: {e}', throttle_duration_sec=1.0)
@@ -83,22 +97,24 @@ class DescriptorNode(Node):
         try:
             desc = self.extractor(rgb).float().cpu().numpy()  # (D, h, w)
         except Exception as e:  # noqa: BLE001 - a failing frame must not take the node down
-            self.get_logger().error(f'descriptor extraction failed: {e}', throttle_duration_sec=1.0)
+            self.get_logger().error(
+                f'descriptor extraction failed: {e}',
+                throttle_duration_sec=1.0)
             self._status(f'skipped frame: {type(e).__name__}: {e}')
             return
         d = desc.shape[0]
-        self.pub_desc.publish(ic.numpy_to_image(np.ascontiguousarray(desc.transpose(1, 2, 0)), f'32FC{d}',
-                                                msg.header))
+        self.pub_desc.publish(image_msg(np.ascontiguousarray(desc.transpose(1, 2, 0)), f'32FC{d}',
+                                        msg.header))
         if self.get_parameter('publish_visualization').value:
             vis = self.coloriser(desc)
             vis = cv2.resize(vis, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-            self.pub_vis.publish(ic.numpy_to_image(vis, 'rgb8', msg.header))
+            self.pub_vis.publish(image_msg(vis, 'rgb8', msg.header))
         self.counts['processed'] += 1
 
 
 def main(args=None):
-    run_node(DescriptorNode, args)
+    return node_main(DescriptorNode, args, 'descriptor_node')
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

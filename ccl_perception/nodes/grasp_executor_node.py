@@ -1,206 +1,212 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Grasp executor node: planner grasp pose in, pre-grasp -> approach -> close -> lift -> report.
 
 Subscribes ``grasp_pose`` (geometry_msgs/PoseStamped, normally in the camera optical
 frame; gripper frame of ``ccl_perception.geometry``: z approach, y closing axis).
-Publishes ``~/result`` (std_msgs/String, JSON of ``executors.base.GraspResult`` plus the
-pose stamp). Serves ``~/execute`` (std_srvs/Trigger): execute the last received pose.
-With ``auto_execute`` (default true) every new pose is executed on arrival.
+Publishes ``~/result`` (std_msgs/String, latched: JSON of ``executors.base.GraspResult``
+plus the pose stamp). Serves ``~/execute`` (std_srvs/Trigger), action-style: it starts
+the last received pose and answers at once (``accepted ...`` or why not); the outcome
+follows on ``~/result``. With ``auto_execute`` (default true) every new pose is started
+on arrival. Grasps take seconds and run on their own thread (``GraspWorker``), one at a
+time, so the process's single-threaded executor keeps serving the camera, parameters and
+services; a pose arriving while a grasp runs is skipped (``busy_skipped``).
 
 Backends (parameter ``backend``):
-  ``sim``    -- the simulated Panda of ``sim_world_node``. It shares that node's pybullet
-              client, so this node must run in the same process: ``sim_world_node`` starts
-              it (``run_executor:=true``); the bringup does the same.
+  ``sim``    -- the simulated Panda of the sim world: it shares that world's pybullet
+              client, so it runs in the sim world's process, composed there
+              (``sim_world_node`` with ``run_executor:=true``, or ``bringup``) with
+              ``executors.sim_executor.world_executor(world)``.
   ``moveit`` -- ``MoveItExecutor`` (moveit_py), parameters ``arm_group``, ``ee_link``,
               ``base_frame``, ``hand_group``, ``gripper_action``, ``linear_pipeline``.
 
-Camera -> robot transform (no tf2_ros needed):
-  * parameter ``world_from_camera`` = [x, y, z, qx, qy, qz, qw] (camera optical frame in
-    the executor's base frame, e.g. from hand-eye calibration of a fixed camera), or
-  * topic ``camera/pose`` (PoseStamped of the optical frame in the base frame), as the sim
-    world publishes; a real robot can publish it from its calibration, or
-  * neither, with ``backend=moveit``: the PoseStamped goes to MoveIt unchanged and MoveIt
-    resolves the camera frame through TF (wrist camera in the URDF).
-A pose stamped before the latest camera pose belongs to an older viewpoint/scene and is
-skipped (counted in ``stale_poses``).
+Camera -> robot transform (no tf2_ros needed): parameter ``world_from_camera`` =
+[x, y, z, qx, qy, qz, qw] (camera optical frame in the executor's base frame), or topic
+``camera/pose`` (as the sim world publishes), or neither with ``backend=moveit``: MoveIt
+resolves the camera frame through TF. A pose stamped before the latest camera pose
+belongs to an older viewpoint/scene and is skipped (``stale_poses``).
 """
+import dataclasses
 import json
-import threading
 
-import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ccl_perception.executors.base import GraspResult, pose_to_matrix
+from ccl_perception.executors.base import GraspResult, GraspWorker, MotionConfig, pose_to_matrix
+from ccl_perception.executors.moveit_executor import MoveItExecutorConfig
+from ccl_perception.geometry import CAMERA_FRAME
+from ccl_perception.nodes import (CAMERA_POSE_TOPIC, EXECUTE_SERVICE, GRASP_POSE_TOPIC,
+                                  LATCHED_QOS, RESULT_TOPIC, declare_parameters, node_main,
+                                  param_values)
+from ccl_perception.nodes.messages import pose_to_T, stamp_ns
+from ccl_perception.node_limits import EXECUTOR_RUN_TIME, MOTION_KEYS, check_executor, refusal
 
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-#: Grasp motion parameters shared by both backends (metres).
-MOTION_DEFAULTS = {'pre_grasp_distance': 0.10, 'grasp_depth': 0.02, 'lift_height': 0.15}
-
-
-def pose_msg_to_matrix(pose) -> np.ndarray:
-    """geometry_msgs/Pose -> (4, 4); ValueError on NaN or a zero quaternion."""
-    q = pose.orientation
-    return pose_to_matrix([pose.position.x, pose.position.y, pose.position.z],
-                          [q.x, q.y, q.z, q.w])
-
-
-def stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+MOVEIT_KEYS = tuple(f.name for f in dataclasses.fields(MoveItExecutorConfig)
+                    if f.name not in MOTION_KEYS)
+#: Every parameter with its default (config/grasp_executor.yaml is checked against it).
+PARAMS = {
+    'backend': 'sim',             # sim | moveit
+    'auto_execute': True,         # read on every pose: can be switched at run time
+    'camera_frame': CAMERA_FRAME,  # frame of the planner's grasp poses
+    'world_from_camera': [0.0],   # [x, y, z, qx, qy, qz, qw]; [0.0] = unset
+    **dataclasses.asdict(MotionConfig()),
+    **{k: getattr(MoveItExecutorConfig(), k) for k in MOVEIT_KEYS},
+}
 
 
 class GraspExecutorNode(Node):
     """See the module docstring.
 
     Args:
-        executor: an object with ``execute(T (4, 4), frame_id) -> GraspResult`` and
-            ``set_frame(frame_id, T)``; required for ``backend=sim`` (the SimWorld of
-            the sim world node), built from parameters for ``backend=moveit``.
+        executor: a ``GraspExecutor`` (``execute(T (4, 4), frame_id) -> GraspResult``,
+            ``set_frame``); required for ``backend=sim``
+            (``executors.sim_executor.world_executor``), built for ``backend=moveit``.
     """
 
     def __init__(self, executor=None, **kwargs):
         super().__init__('grasp_executor', **kwargs)
-        p = self.declare_parameter
-        self.backend = str(p('backend', 'sim').value)
-        p('auto_execute', True)  # read on every pose: can be switched at run time
-        self.camera_frame = str(p('camera_frame', 'camera_color_optical_frame').value)
-        world_from_camera = [float(v) for v in p('world_from_camera', [0.0]).value]
-        if self.backend not in ('sim', 'moveit'):
-            raise ValueError(f"backend must be 'sim' or 'moveit', got {self.backend!r}")
-        motion = {k: float(p(k, v).value) for k, v in MOTION_DEFAULTS.items()}
-        if executor is None:
-            executor = self._build_executor()
-        self.grasp_executor = executor
-        # sim: SimWorld.executor.cfg; moveit: MoveItExecutor.cfg
-        cfg = getattr(getattr(executor, 'executor', executor), 'cfg', None)
-        for k, v in motion.items():
-            if cfg is not None and hasattr(cfg, k):
-                setattr(cfg, k, v)
-        if len(world_from_camera) == 7:
-            self.grasp_executor.set_frame(self.camera_frame, pose_to_matrix(world_from_camera[:3],
-                                                                      world_from_camera[3:]))
-        elif len(world_from_camera) != 1:
-            raise ValueError('world_from_camera must be [x, y, z, qx, qy, qz, qw] (or unset), '
-                             f'got {len(world_from_camera)} values')
+        declare_parameters(self, PARAMS)
+        p = check_executor(param_values(self, PARAMS))  # a bad value stops the start
+        self.backend, self.camera_frame = str(p['backend']), str(p['camera_frame'])
+        self.grasp_executor = executor if executor is not None else self._build_executor(p)
+        self._apply_motion(p)
+        if len(p['world_from_camera']) == 7:
+            self.grasp_executor.set_frame(self.camera_frame, pose_to_matrix(
+                p['world_from_camera'][:3], p['world_from_camera'][3:]))
         self._camera_stamp_ns = -1
-        self._lock = threading.Lock()
-        self._busy = False
         self._last_pose = None
-        self.counts = {'received': 0, 'executed': 0, 'succeeded': 0, 'busy_skipped': 0,
-                       'stale_poses': 0, 'invalid': 0}
-        self.pub_result = self.create_publisher(String, '~/result', LATCHED)
-        work = MutuallyExclusiveCallbackGroup()
-        fast = ReentrantCallbackGroup()
-        self.create_subscription(PoseStamped, 'grasp_pose', self._on_pose, 5, callback_group=fast)
-        if len(world_from_camera) != 7:
-            self.create_subscription(PoseStamped, 'camera/pose', self._on_camera_pose, LATCHED,
-                                     callback_group=fast)
-        self.create_service(Trigger, '~/execute', self._on_execute, callback_group=work)
+        self.worker = GraspWorker(self._publish_result)
+        self.counts = {'received': 0, 'executed': 0, 'succeeded': 0, 'stale_poses': 0,
+                       'invalid': 0}
+        self.pub_result = self.create_publisher(String, RESULT_TOPIC, LATCHED_QOS)
+        self.create_subscription(PoseStamped, GRASP_POSE_TOPIC, self._on_pose, 5)
+        if len(p['world_from_camera']) != 7:
+            self.create_subscription(PoseStamped, CAMERA_POSE_TOPIC, self._on_camera_pose,
+                                     LATCHED_QOS)
+        self.create_service(Trigger, EXECUTE_SERVICE, self._on_execute)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(f'grasp executor ready: backend={self.backend} '
-                               f'auto_execute={self.get_parameter("auto_execute").value}')
+                               f'auto_execute={p["auto_execute"]}')
 
-    def _build_executor(self):
+    def _build_executor(self, p):
         if self.backend == 'sim':
             raise ValueError('backend "sim" drives the arm inside the sim world\'s pybullet '
                              'client: start it through sim_world_node (run_executor:=true) or '
-                             'the bringup, which pass the world to this node')
-        from ccl_perception.executors.moveit_executor import MoveItExecutor, MoveItExecutorConfig
-        cfg = MoveItExecutorConfig()
-        for name in cfg.__dataclass_fields__:
-            if name in MOTION_DEFAULTS:
-                continue
-            default = getattr(cfg, name)
-            setattr(cfg, name, type(default)(self.declare_parameter(name, default).value))
+                             'the bringup, which compose it with the world')
+        from ccl_perception.executors.moveit_executor import MoveItExecutor
+        defaults = MoveItExecutorConfig()
+        cfg = MoveItExecutorConfig(**{k: type(getattr(defaults, k))(p[k]) for k in MOVEIT_KEYS})
         return MoveItExecutor(self, cfg)
+
+    def _on_set_parameters(self, params):
+        """Validate, then apply motion parameters to the executor (the next grasp uses them)."""
+        new = {q.name: q.value for q in params}
+        why = refusal(new, param_values(self, PARAMS), EXECUTOR_RUN_TIME, check_executor)
+        if why is None:
+            self._apply_motion(new)
+        return SetParametersResult(successful=why is None, reason=why or '')
+
+    def _apply_motion(self, values: dict) -> None:
+        cfg = getattr(self.grasp_executor, 'cfg', None)
+        for k in set(values) & set(MOTION_KEYS) if cfg is not None else ():
+            setattr(cfg, k, float(values[k]))
+
+    @property
+    def busy_skipped(self) -> int:
+        return self.worker.busy_skipped
 
     # ---------------------------------------------------------------- callbacks
     def _on_camera_pose(self, msg: PoseStamped) -> None:
         try:
-            T = pose_msg_to_matrix(msg.pose)
+            T = pose_to_T(msg.pose)
         except ValueError as e:
             self.get_logger().warning(f'ignoring camera pose: {e}')
             return
         self.grasp_executor.set_frame(self.camera_frame, T)
         self._camera_stamp_ns = max(self._camera_stamp_ns, stamp_ns(msg.header.stamp))
 
+    def _stale(self, msg) -> bool:
+        return stamp_ns(msg.header.stamp) < self._camera_stamp_ns
+
     def _on_pose(self, msg: PoseStamped) -> None:
         self.counts['received'] += 1
-        if stamp_ns(msg.header.stamp) < self._camera_stamp_ns:
+        if self._stale(msg):
             self.counts['stale_poses'] += 1
             self.get_logger().warning('skipping a grasp pose older than the current camera pose '
-                                   '(computed for a previous scene/viewpoint)')
+                                      '(computed for a previous scene/viewpoint)')
             return
         self._last_pose = msg
         if self.get_parameter('auto_execute').value:
-            self.execute_pose(msg)
+            self.start(msg)
 
     def _on_execute(self, request, response):
-        if self._last_pose is None:
+        msg = self._last_pose
+        if msg is None:
             response.success, response.message = False, 'no grasp pose received yet'
-            return response
-        if stamp_ns(self._last_pose.header.stamp) < self._camera_stamp_ns:
+        elif self._stale(msg):
             response.success = False
             response.message = 'stale: the last grasp pose is older than the current camera pose'
-            return response
-        result = self.execute_pose(self._last_pose)
-        response.success = bool(result is not None and result.success)
-        response.message = 'busy' if result is None else result.to_json()
+        elif not self.start(msg):
+            response.success, response.message = False, 'busy: a grasp is running'
+        else:
+            s = msg.header.stamp
+            response.success = True
+            response.message = (f'accepted: executing the pose stamped {s.sec}.{s.nanosec:09d}; '
+                                f'the outcome is published on {RESULT_TOPIC}')
         return response
 
     # ---------------------------------------------------------------- execution
-    def execute_pose(self, msg: PoseStamped):
-        """Run one grasp; returns the GraspResult (None when another grasp is running)."""
-        with self._lock:
-            if self._busy:
-                self.counts['busy_skipped'] += 1
-                return None
-            self._busy = True
+    def start(self, msg: PoseStamped) -> bool:
+        """Start one grasp on the worker thread; False when another one is running."""
+        return self.worker.submit(lambda: self._execute(msg), msg)
+
+    def _execute(self, msg: PoseStamped) -> GraspResult:
+        frame = msg.header.frame_id or self.camera_frame
         try:
-            frame = msg.header.frame_id or self.camera_frame
-            try:
-                result = self.grasp_executor.execute(pose_msg_to_matrix(msg.pose), frame)
-            except ValueError as e:
-                self.counts['invalid'] += 1
-                result = GraspResult(False, 'error', 'pre_grasp', backend=self.backend,
-                                     details={'error': str(e)})
-            self.counts['executed'] += 1
-            self.counts['succeeded'] += int(result.success)
-            out = result.to_dict()
-            out['pose_stamp'] = {'sec': msg.header.stamp.sec, 'nanosec': msg.header.stamp.nanosec}
-            out['frame_id'] = frame
-            self.pub_result.publish(String(data=json.dumps(out, sort_keys=True)))
-            self.get_logger().info(f'grasp {"succeeded" if result.success else "failed"}: '
-                                   f'{result.reason} (lift {out["lift_m"]})')
-            return result
-        finally:
-            self._busy = False
+            return self.grasp_executor.execute(pose_to_T(msg.pose), frame)
+        except ValueError as e:
+            self.counts['invalid'] += 1
+            return GraspResult(False, 'error', 'pre_grasp', backend=self.backend,
+                               details={'error': str(e)})
+
+    def _publish_result(self, result: GraspResult, msg: PoseStamped) -> None:
+        """Worker thread: count, log and publish one outcome."""
+        self.counts['executed'] += 1
+        self.counts['succeeded'] += int(result.success)
+        out = result.to_dict()
+        out['pose_stamp'] = {'sec': msg.header.stamp.sec, 'nanosec': msg.header.stamp.nanosec}
+        out['frame_id'] = msg.header.frame_id or self.camera_frame
+        if not self.context.ok():
+            return
+        self.pub_result.publish(String(data=json.dumps(out, sort_keys=True)))
+        self.get_logger().info(f'grasp {"succeeded" if result.success else "failed"}: '
+                               f'{result.reason} (lift {out["lift_m"]})')
+
+    def destroy_node(self):
+        """Wait for a running grasp (it drives an arm / a shared simulator) before going."""
+        worker = getattr(self, 'worker', None)  # None: __init__ failed before it
+        if worker is not None and not worker.join(timeout=60.0):
+            self.get_logger().error('a grasp was still running at shutdown')
+        return super().destroy_node()
 
 
 def main(args=None):
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-
-    rclpy.init(args=args)
-    try:
-        node = GraspExecutorNode()
-    except (ValueError, ImportError) as e:
-        print(f'grasp_executor_node: {e}')
-        rclpy.shutdown()
-        return 1
-    ex = MultiThreadedExecutor(num_threads=3)
-    ex.add_node(node)
-    try:
-        ex.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return node_main(GraspExecutorNode, args, 'grasp_executor_node')
 
 
 if __name__ == '__main__':

@@ -1,9 +1,24 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Simulated RealSense + tabletop + Panda: publishes RGB-D like a real camera, resets scenes.
 
 Topics (same names and encodings as ``realsense2_camera`` with ``align_depth``):
   ``camera/color/image_raw`` (rgb8), ``camera/aligned_depth_to_color/image_raw`` (16UC1, mm,
-  0 = no depth), ``camera/color/camera_info``; all three share one header stamp and
-  frame ``camera_color_optical_frame``.
+  0 = no depth), ``camera/color/camera_info`` and ``camera/aligned_depth_to_color/camera_info``
+  (the same K: the depth is aligned); all share one header stamp and frame
+  ``camera_color_optical_frame``.
   ``camera/pose`` (geometry_msgs/PoseStamped, frame ``world``): world_from_camera optical
   frame, latched; the grasp executor uses it to bring camera-frame grasps into the world.
   ``~/scene`` (std_msgs/String JSON, latched): seed, objects, target, target_present.
@@ -12,87 +27,96 @@ Services: ``~/reset`` (std_srvs/Trigger): next seed (previous + 1, or the ``seed
   message is the scene JSON (with ``camera_stamp_ns``: every frame of the new scene is
   stamped at or after it).
 
-Design (one pybullet client): the arm lives in the same client as the camera and objects,
-so the grasp executor must run in THIS process. ``main()`` therefore also starts the
-grasp executor node with ``backend=sim`` on the same :class:`SimWorld` (parameter
-``run_executor``, default true) and spins both in one MultiThreadedExecutor; the world's
-lock serialises rendering and physics.
+The node owns its :class:`SimWorld` (scene, camera, arm in one pybullet client). The
+simulated grasp executor drives that client, so ``main()`` composes it in this process:
+``GraspExecutorNode(executor=world_executor(world))`` (parameter ``run_executor``). While
+a grasp runs (on the executor's worker thread, holding the world's lock) the camera skips
+its frames (``frames_skipped_busy``) and ``~/reset`` answers ``busy``, so this process's
+single-threaded executor never waits for the arm.
 """
 import json
 
-import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ccl_perception.executors.base import matrix_to_pose
-from ccl_perception.image_conversion import numpy_to_image
+from ccl_perception.nodes import (CAMERA_POSE_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
+                                  INFO_TOPIC, LATCHED_QOS, RESET_SERVICE, SCENE_TOPIC,
+                                  declare_parameters, param_values, run_nodes, shutdown_tolerant)
+from ccl_perception.nodes.messages import (camera_info_msg, depth_to_16uc1, image_msg,
+                                           pose_stamped, stamp_ns)
 from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig
+from ccl_perception.node_limits import SIM_WORLD_RUN_TIME, check_sim_world, refusal
 
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def depth_to_16uc1(depth_m: np.ndarray) -> np.ndarray:
-    """(H, W) float metres (NaN = none) -> uint16 millimetres with 0 = none (RealSense)."""
-    d = np.nan_to_num(np.asarray(depth_m, dtype=np.float64), nan=0.0) * 1000.0
-    return np.clip(np.round(d), 0, 65535).astype(np.uint16)
-
-
-def camera_info_msg(K: np.ndarray, width: int, height: int, header) -> CameraInfo:
-    """Pinhole, no distortion (``plumb_bob`` with zeros), P = [K | 0]."""
-    msg = CameraInfo()
-    msg.header = header
-    msg.width, msg.height = int(width), int(height)
-    msg.distortion_model = 'plumb_bob'
-    msg.d = [0.0] * 5
-    msg.k = [float(v) for v in np.asarray(K).reshape(9)]
-    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    P = np.zeros((3, 4))
-    P[:, :3] = K
-    msg.p = [float(v) for v in P.reshape(12)]
-    return msg
+_WORLD = SimWorldConfig()
+#: Every parameter with its default (config/sim_world.yaml is checked against it).
+PARAMS = {
+    'seed': 0,                    # first scene seed; every ~/reset uses the next one
+    'target': '',                 # object the scenes are about ('' = none)
+    'target_present': True,       # False: leave the target out (false-grasp test)
+    'publish_rate': 2.0,          # Hz
+    'width': _WORLD.width,
+    'height': _WORLD.height,
+    'n_objects': _WORLD.n_objects,
+    'objects': [''],              # catalogue names; [''] = the first n_objects
+    'background_seed': _WORLD.background_seed,
+    'world_frame': 'world',       # frame_id of camera/pose
+    'run_executor': True,         # main(): also host the sim grasp executor
+}
 
 
 class SimWorldNode(Node):
-    """Publishes the simulated camera and serves scene resets; see the module docstring."""
+    """Publishes the simulated camera and serves scene resets; see the module docstring.
 
-    def __init__(self, world: SimWorld | None = None, **kwargs):
+    Args:
+        world: an existing :class:`SimWorld` (the caller closes it); by default the node
+            builds one from its parameters and closes it in ``destroy_node``.
+    """
+
+    def __init__(self, world: SimWorld = None, **kwargs):
         super().__init__('sim_world', **kwargs)
-        p = self.declare_parameter
-        self.seed = int(p('seed', 0).value)
-        self._seed_param = self.seed
-        p('target', '')                       # object the scenes are about ('' = none)
-        p('target_present', True)             # False: leave the target out (false-grasp test)
-        rate = float(p('publish_rate', 2.0).value)  # Hz
-        self.world_frame = str(p('world_frame', 'world').value)
-        width = int(p('width', 320).value)
-        height = int(p('height', 240).value)
-        n_objects = int(p('n_objects', 8).value)
-        objects = list(p('objects', ['']).value)
-        background_seed = int(p('background_seed', 1).value)
-        p('run_executor', True)               # main(): also host the sim grasp executor
-        if rate <= 0:
-            raise ValueError(f'publish_rate must be > 0 Hz, got {rate}')
+        declare_parameters(self, PARAMS)
+        p = check_sim_world(param_values(self, PARAMS))  # a bad value stops the start
+        self.seed = self._seed_param = int(p['seed'])
+        self.world_frame = str(p['world_frame'])
+        self._owns_world = world is None
         if world is None:
-            world = SimWorld(SimWorldConfig(width=width, height=height, n_objects=n_objects,
-                                            objects=tuple(o for o in objects if o),
-                                            background_seed=background_seed))
+            world = SimWorld(SimWorldConfig(
+                width=int(p['width']), height=int(p['height']), n_objects=int(p['n_objects']),
+                objects=tuple(o for o in p['objects'] if o),
+                background_seed=int(p['background_seed'])))
         self.world = world
-        self.pub_rgb = self.create_publisher(Image, 'camera/color/image_raw', 5)
-        self.pub_depth = self.create_publisher(Image, 'camera/aligned_depth_to_color/image_raw', 5)
-        self.pub_info = self.create_publisher(CameraInfo, 'camera/color/camera_info', 5)
-        self.pub_pose = self.create_publisher(PoseStamped, 'camera/pose', LATCHED)
-        self.pub_scene = self.create_publisher(String, '~/scene', LATCHED)
-        group = MutuallyExclusiveCallbackGroup()
-        self.create_service(Trigger, '~/reset', self._on_reset, callback_group=group)
-        self.timer = self.create_timer(1.0 / rate, self.publish_frame, callback_group=group)
+        try:
+            check_sim_world(p, self.world.object_names)
+        except ValueError:
+            if self._owns_world:
+                world.close()
+            raise
+        self.pub_rgb = self.create_publisher(Image, COLOR_TOPIC, 5)
+        self.pub_depth = self.create_publisher(Image, DEPTH_TOPIC, 5)
+        self.pub_info = self.create_publisher(CameraInfo, INFO_TOPIC, 5)
+        self.pub_depth_info = self.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, 5)
+        self.pub_pose = self.create_publisher(PoseStamped, CAMERA_POSE_TOPIC, LATCHED_QOS)
+        self.pub_scene = self.create_publisher(String, SCENE_TOPIC, LATCHED_QOS)
+        self.create_service(Trigger, RESET_SERVICE, shutdown_tolerant(self, self._on_reset))
+        self.timer = self.create_timer(
+            1.0 / p['publish_rate'],
+            shutdown_tolerant(
+                self,
+                self.publish_frame))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.frames_published = 0
+        self.frames_skipped_busy = 0
         self.reset_scene(self.seed)
+
+    def _on_set_parameters(self, params):
+        """Validate; seed, target and target_present take effect at the next ~/reset."""
+        why = refusal({q.name: q.value for q in params}, param_values(self, PARAMS), SIM_WORLD_RUN_TIME,
+                      lambda v: check_sim_world(v, self.world.object_names))
+        return SetParametersResult(successful=why is None, reason=why or '')
 
     # --------------------------------------------------------------------- scene
     def reset_scene(self, seed: int) -> dict:
@@ -103,77 +127,81 @@ class SimWorldNode(Node):
         # camera_stamp_ns: every frame of this scene is stamped at or after it
         scene = {'seed': info.seed, 'objects': info.objects, 'target': info.target,
                  'target_present': info.target_present,
-                 'camera_stamp_ns': self.camera_stamp.sec * 1_000_000_000 + self.camera_stamp.nanosec}
+                 'camera_stamp_ns': stamp_ns(self.camera_stamp)}
         self.pub_scene.publish(String(data=json.dumps(scene)))
-        self.publish_camera_pose()
+        self.pub_pose.publish(pose_stamped(self.world.camera.world_from_camera,
+                                           frame_id=self.world_frame, stamp=self.camera_stamp))
         self.publish_frame()
         self.get_logger().info(f'scene {scene}')
         return scene
 
     def _on_reset(self, request, response):
-        # next seed; a changed 'seed' parameter is used as it is (reproducible schedules)
-        param = int(self.get_parameter('seed').value)
-        self.seed = param if param != self._seed_param else self.seed + 1
-        self._seed_param = param
+        if not self.world.lock.acquire(blocking=False):
+            response.success, response.message = False, 'busy: a grasp is running; retry'
+            return response
         try:
-            scene = self.reset_scene(self.seed)
+            # next seed; a changed 'seed' parameter is used as it is (reproducible schedules)
+            param = int(self.get_parameter('seed').value)
+            seed = param if param != self._seed_param else self.seed + 1
+            scene = self.reset_scene(seed)
+            self.seed, self._seed_param = seed, param
+            response.success, response.message = True, json.dumps(scene)
         except ValueError as e:
             response.success, response.message = False, str(e)
-            return response
-        response.success, response.message = True, json.dumps(scene)
+        finally:
+            self.world.lock.release()
         return response
 
     # ------------------------------------------------------------------ publish
-    def publish_camera_pose(self) -> None:
-        pos, quat = matrix_to_pose(self.world.camera.world_from_camera)
-        msg = PoseStamped()
-        msg.header.stamp = self.camera_stamp
-        msg.header.frame_id = self.world_frame
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
-        (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
-         msg.pose.orientation.w) = (float(v) for v in quat)
-        self.pub_pose.publish(msg)
-
     def publish_frame(self) -> None:
         """Render once and publish colour, aligned depth and camera info with one stamp."""
-        out = self.world.render()
-        cam = self.world.camera
-        rgb = numpy_to_image(out.rgb, 'rgb8')
-        depth = numpy_to_image(depth_to_16uc1(out.depth), '16UC1')
+        if not self.world.lock.acquire(blocking=False):  # a grasp holds the world
+            self.frames_skipped_busy += 1
+            return
+        try:
+            out = self.world.render()
+            cam = self.world.camera
+        finally:
+            self.world.lock.release()
+        rgb = image_msg(out.rgb, 'rgb8')
+        depth = image_msg(depth_to_16uc1(out.depth), '16UC1')
         stamp = self.get_clock().now().to_msg()
         for m in (rgb, depth):
             m.header.stamp, m.header.frame_id = stamp, CAMERA_FRAME
-        info = camera_info_msg(cam.K, cam.width, cam.height, rgb.header)
         self.pub_rgb.publish(rgb)
         self.pub_depth.publish(depth)
+        info = camera_info_msg(cam.K, cam.width, cam.height, rgb.header)
         self.pub_info.publish(info)
+        self.pub_depth_info.publish(info)  # aligned: the same intrinsics
         self.frames_published += 1
+
+    def destroy_node(self):
+        out = super().destroy_node()
+        if getattr(self, '_owns_world', False) and hasattr(self, 'world'):
+            self.world.close()
+        return out
+
+
+def make_nodes(context) -> list:
+    """The sim world and, with ``run_executor``, the simulated grasp executor composed on it."""
+    from ccl_perception.executors.sim_executor import world_executor
+    from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode
+
+    world_node = SimWorldNode(context=context)
+    nodes = [world_node]
+    if world_node.get_parameter('run_executor').value:
+        try:
+            nodes.append(GraspExecutorNode(executor=world_executor(world_node.world),
+                                           context=context))
+        except BaseException:
+            world_node.destroy_node()
+            raise
+    return nodes
 
 
 def main(args=None):
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-
-    from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode
-
-    rclpy.init(args=args)
-    world_node = SimWorldNode()
-    nodes = [world_node]
-    if world_node.get_parameter('run_executor').value:
-        nodes.append(GraspExecutorNode(executor=world_node.world))
-    ex = MultiThreadedExecutor(num_threads=4)
-    for n in nodes:
-        ex.add_node(n)
-    try:
-        ex.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        for n in nodes:
-            n.destroy_node()
-        world_node.world.close()
-        if rclpy.ok():
-            rclpy.shutdown()
+    return run_nodes(make_nodes, args, 'sim_world_node')
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

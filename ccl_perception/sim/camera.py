@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Pinhole camera for the pybullet scenes: intrinsics, pose, projection and pybullet matrices.
 
 Conventions (docs/ARCHITECTURE.md):
@@ -111,7 +125,8 @@ class Camera:
     def d435_looking_at(cls, eye, target, width: int = 640, height: int = 480,
                         up=(0.0, 0.0, 1.0), near: float = 0.02, far: float = 5.0) -> 'Camera':
         """RealSense D435 colour camera (:func:`d435_intrinsics`) at ``eye`` looking at ``target``."""
-        return cls(d435_intrinsics(width, height), look_at(eye, target, up), width, height, near, far)
+        return cls(d435_intrinsics(width, height), look_at(
+            eye, target, up), width, height, near, far)
 
     @property
     def fov_y_deg(self) -> float:

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Benchmark v2 objects and table surfaces: the committed selection, converted on demand.
 
 ``benchmark_v2.yaml`` (next to this file) names 24 everyday objects (12 *seen*: the training
@@ -209,12 +223,14 @@ def notice_text(selection: Selection | None = None) -> str:
                      f'{w:g} x {d:g} x {h:g} cm')
     lines += ['', 'Table-top photos (key: file, from the model by author, archive, licence):']
     for s in sel.surfaces:
-        lines.append(f'  {s.key}: {s.member} (from {s.model}) by {s.author}, {s.archive}, {s.licence}')
+        lines.append(
+            f'  {s.key}: {s.member} (from {s.model}) by {s.author}, {s.archive}, {s.licence}')
     return '\n'.join(lines) + '\n'
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--notice', action='store_true', help='print the NOTICE attribution text')
     ap.add_argument('--sheet', default=None, help='also write a contact sheet of every object (.jpg/.png)')
     args = ap.parse_args(argv)

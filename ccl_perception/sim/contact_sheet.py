@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Contact sheets: a grid of rendered images with small labels, for docs/benchmark.md.
 
     python -m ccl_perception.sim.contact_sheet data/v2/train --out docs/img/v2_train.jpg --count 12
@@ -31,7 +45,8 @@ def make_sheet(paths, cols: int = 4, tile_width: int = 320, labels=None) -> np.n
         img = cv2.resize(img, (tile_width, h), interpolation=cv2.INTER_AREA)
         text = labels[k] if labels is not None else os.path.splitext(os.path.basename(path))[0]
         cv2.putText(img, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(img, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(img, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4, (255, 255, 255), 1, cv2.LINE_AA)
         tiles.append(img)
     h = max(t.shape[0] for t in tiles)
     rows = (len(tiles) + cols - 1) // cols
@@ -60,7 +75,8 @@ def write_sheet(sheet: np.ndarray, out: str, max_kb: int = 300) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('folder')
     ap.add_argument('--out', required=True)
     ap.add_argument('--pattern', default='*.png')
@@ -72,7 +88,11 @@ def main(argv=None) -> int:
     if not os.path.isdir(args.folder):
         print(f'error: {args.folder} is not a folder', file=sys.stderr)
         return 2
-    names = sorted(n for n in os.listdir(args.folder) if fnmatch.fnmatch(n, args.pattern))[:args.count]
+    names = sorted(
+        n for n in os.listdir(
+            args.folder) if fnmatch.fnmatch(
+            n, args.pattern))[
+                :args.count]
     if not names:
         print(f'error: no {args.pattern} in {args.folder}', file=sys.stderr)
         return 2

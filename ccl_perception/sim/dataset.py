@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Render the training image folder and the evaluation benchmark (images + pairs.json).
 
 Training mode mirrors the paper's protocol: one fixed top-down camera, the same ``n_objects``
@@ -73,7 +87,8 @@ TRAIN_DEFAULTS = {
 EVAL_DEFAULTS = {
     'benchmark': 'v1',          # 'v1' (these defaults) or 'v2' (EVAL_V2_DEFAULTS)
     'n_scenes': 20,             # scenes (arrangement + background + lighting)
-    'views_per_scene': 4,       # cameras per scene (view 0 top-down); 20 x 4 = 80 images as the paper
+    # cameras per scene (view 0 top-down); 20 x 4 = 80 images as the paper
+    'views_per_scene': 4,
     'width': 320,               # px
     'height': 240,              # px
     'seed': 1000,               # RNG seed (disjoint from training's)
@@ -100,7 +115,8 @@ TRAIN_V2_DEFAULTS = {
     'width': 320,               # px (D435 colour intrinsics scaled from 640x480)
     'height': 240,              # px
     'seed': 0,                  # arrangement / lighting / distractor RNG seed
-    'camera_height': 0.36,      # m above the table, fixed, looking straight down (paper: fixed camera)
+    # m above the table, fixed, looking straight down (paper: fixed camera)
+    'camera_height': 0.36,
     'objects_per_frame': [6, 8],  # min, max of the 12 seen objects on the table per frame
     'workspace_half': [0.12, 0.16],  # m (world x = image up, world y): objects are dropped here
     'spacing': 0.8,             # minimal centre distance / sum of radii (< 1: may touch)
@@ -118,7 +134,8 @@ EVAL_V2_DEFAULTS = {
     'benchmark': 'v2',
     'n_scenes': 20,             # scenes (arrangement + held-out table photo + lighting)
     'views_per_scene': 4,       # = len(view_elevations_deg); 20 x 4 = 80 images as the paper
-    'view_elevations_deg': [[90, 90], [65, 80], [50, 65], [35, 45]],  # range per view; 90 = top-down
+    # range per view; 90 = top-down
+    'view_elevations_deg': [[90, 90], [65, 80], [50, 65], [35, 45]],
     'camera_distance': [0.30, 0.50],  # m from the look-at point on the table
     'camera': 'orbit',          # 'orbit' (views above) or 'training' (the fixed training camera)
     'camera_height': 0.36,      # m, for camera='training'
@@ -156,7 +173,8 @@ def _benchmark(config: dict | None) -> str:
     return bench
 
 
-def object_short_sides(segmentation: np.ndarray, object_ids, width: int | None = None) -> np.ndarray:
+def object_short_sides(segmentation: np.ndarray, object_ids,
+                       width: int | None = None) -> np.ndarray:
     """Short side, in stride-8 descriptor cells at the training resolution, of every object
     visible in a segmentation: the shorter side of the minimum-area rectangle around the
     object's visible pixels (occluded or cut parts do not count), scaled from the image's
@@ -287,7 +305,8 @@ def _eval_camera(rng: np.random.Generator, view: int, cfg: dict) -> Camera:
     azim = rng.uniform(0, 2 * np.pi)
     dist = rng.uniform(*cfg['camera_distance'])
     target = np.array([*(rng.uniform(-0.04, 0.04, 2)), TABLE_TOP_Z])
-    eye = target + dist * np.array([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)])
+    eye = target + dist * np.array([np.cos(elev) * np.cos(azim),
+                                   np.cos(elev) * np.sin(azim), np.sin(elev)])
     up = (np.cos(azim + np.pi), np.sin(azim + np.pi), 0.0) if view == 0 else (0.0, 0.0, 1.0)
     return Camera.looking_at(eye, target, cfg['width'], cfg['height'], cfg['fov_y_deg'], up=up)
 
@@ -345,7 +364,8 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
     unseen = rest[:cfg['n_unseen_objects']]
     pool = seen + unseen
     if cfg['objects_per_scene'] > len(pool):
-        raise ValueError(f"objects_per_scene={cfg['objects_per_scene']} > {len(pool)} available objects")
+        raise ValueError(
+            f"objects_per_scene={cfg['objects_per_scene']} > {len(pool)} available objects")
     split = {s.name: {'split': 'seen'} for s in seen}
     split.update({s.name: {'split': 'unseen'} for s in unseen})
     rng = np.random.default_rng(cfg['seed'])
@@ -359,8 +379,16 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
         bar = tqdm(total=n_images, desc='render eval', disable=not progress)
         for s in range(cfg['n_scenes']):
             scene.set_background(int(rng.integers(0, 2**31 - 1)))
-            names = [pool[i].name for i in rng.choice(len(pool), cfg['objects_per_scene'], replace=False)]
-            scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'], spacing=cfg['spacing'])
+            names = [
+                pool[i].name for i in rng.choice(
+                    len(pool),
+                    cfg['objects_per_scene'],
+                    replace=False)]
+            scene.arrange(
+                rng,
+                names=names,
+                settle_steps=cfg['settle_steps'],
+                spacing=cfg['spacing'])
             light = random_lighting(rng, 1.0)
             poses = scene.object_poses()
             for v in range(cfg['views_per_scene']):
@@ -384,7 +412,12 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
                 bar.update(1)
         bar.close()
     seconds = time.perf_counter() - start
-    pairs = _cross_scene_pairs(images, scene_of, cfg['min_common_keypoints'], cfg['max_pairs'], rng)
+    pairs = _cross_scene_pairs(
+        images,
+        scene_of,
+        cfg['min_common_keypoints'],
+        cfg['max_pairs'],
+        rng)
     save_pairs(os.path.join(out_dir, 'pairs.json'), images, pairs, split)
     with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:
         json.dump({'config': cfg, 'frames': frames,
@@ -466,7 +499,8 @@ def _orbit_camera(rng: np.random.Generator, view: int, cfg: dict) -> Camera:
     azim = rng.uniform(0, 2 * np.pi)
     dist = rng.uniform(*cfg['camera_distance'])
     target = np.array([*(rng.uniform(-1, 1, 2) * cfg['look_at_jitter']), TABLE_TOP_Z])
-    eye = target + dist * np.array([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)])
+    eye = target + dist * np.array([np.cos(elev) * np.cos(azim),
+                                   np.cos(elev) * np.sin(azim), np.sin(elev)])
     # near top-down the image's up is a random direction in the table plane, else world up
     up = (np.cos(azim + np.pi), np.sin(azim + np.pi), 0.0) if lo >= 85 else (0.0, 0.0, 1.0)
     return Camera(d435_intrinsics(cfg['width'], cfg['height']), look_at(eye, target, up),
@@ -510,16 +544,22 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
             if cfg['surfaces'] == 'heldout':
                 surface = cat.heldout_surfaces[int(order[s % len(order)])]
                 scene.set_surface(surface)
-            names = [seen[i].name for i in np.sort(rng.choice(len(seen), cfg['seen_per_scene'], replace=False))]
+            names = [
+                seen[i].name for i in np.sort(
+                    rng.choice(
+                        len(seen),
+                        cfg['seen_per_scene'],
+                        replace=False))]
             names += [unseen[i].name for i in np.sort(rng.choice(len(unseen), cfg['unseen_per_scene'],
-                                                                  replace=False))]
+                                                                 replace=False))]
             scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'], spacing=cfg['spacing'],
                           workspace_half=tuple(cfg['workspace_half']))
             light = photo_lighting(rng, cfg['lighting_strength'])
             poses = scene.object_poses()
             ids = {n: scene.bodies[n] for n in scene.active}
             for v in range(cfg['views_per_scene']):
-                camera = _training_camera(cfg) if cfg['camera'] == 'training' else _orbit_camera(rng, v, cfg)
+                camera = _training_camera(
+                    cfg) if cfg['camera'] == 'training' else _orbit_camera(rng, v, cfg)
                 result = scene.render(camera, light if cfg['renderer'] == 'egl' else None)
                 sides.extend(object_short_sides(result.segmentation, ids.values(), cfg['width']))
                 stem = f's{s:03d}_v{v}'
@@ -539,7 +579,12 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
                 bar.update(1)
         bar.close()
     seconds = time.perf_counter() - start
-    pairs = _cross_scene_pairs(images, scene_of, cfg['min_common_keypoints'], cfg['max_pairs'], rng)
+    pairs = _cross_scene_pairs(
+        images,
+        scene_of,
+        cfg['min_common_keypoints'],
+        cfg['max_pairs'],
+        rng)
     save_pairs(os.path.join(out_dir, 'pairs.json'), images, pairs, split)
     size = _size_summary(sides)
     with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:

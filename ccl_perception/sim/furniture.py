@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Textured everyday objects and surface photos from Debian's ``sweethome3d-furniture`` package.
 
 The package installs zip archives (``*.sh3f``) under ``/usr/share/sweethome3d/furniture/``
@@ -104,7 +118,8 @@ def _properties(text: str) -> dict:
         if not line or line.startswith(('#', '!')) or '=' not in line:
             continue
         key, value = line.split('=', 1)
-        out[key.strip()] = value.strip().encode('latin-1', 'replace').decode('unicode_escape', 'replace')
+        out[key.strip()] = value.strip().encode(
+            'latin-1', 'replace').decode('unicode_escape', 'replace')
     return out
 
 
@@ -192,7 +207,8 @@ def parse_obj(text: str) -> ObjMesh:
                         ref.append(i - 1 if i > 0 else n + i)
                     corners.append(ref)
                 for k in range(1, len(corners) - 1):
-                    groups.setdefault(material, []).append([corners[0], corners[k], corners[k + 1]])
+                    groups.setdefault(material, []).append(
+                        [corners[0], corners[k], corners[k + 1]])
         except (ValueError, IndexError) as exc:
             raise AssetError(f'malformed OBJ line {line[:60]!r} ({exc})') from exc
     if not pos or not groups:
@@ -216,7 +232,8 @@ def parse_mtl(text: str) -> dict:
         if not parts:
             continue
         if parts[0] == 'newmtl':
-            cur = out.setdefault(' '.join(parts[1:]), {'Kd': (0.8, 0.8, 0.8), 'd': 1.0, 'map_Kd': ''})
+            cur = out.setdefault(' '.join(parts[1:]), {
+                                 'Kd': (0.8, 0.8, 0.8), 'd': 1.0, 'map_Kd': ''})
         elif cur is None:
             continue
         elif parts[0] == 'Kd' and len(parts) >= 4:
@@ -352,7 +369,8 @@ def _write_part(path: str, verts: np.ndarray, uvs: np.ndarray | None, normals: n
         lines += [f'vt {u:.6f} {v:.6f}' for u, v in uvs.reshape(-1, 2)]
     lines += [f'vn {x:.4f} {y:.4f} {z:.4f}' for x, y, z in normals.reshape(-1, 3)]
     if uvs is not None:
-        lines += [f'f {i}/{i}/{i} {i + 1}/{i + 1}/{i + 1} {i + 2}/{i + 2}/{i + 2}' for i in range(1, n + 1, 3)]
+        lines += [
+            f'f {i}/{i}/{i} {i + 1}/{i + 1}/{i + 1} {i + 2}/{i + 2}/{i + 2}' for i in range(1, n + 1, 3)]
     else:
         lines += [f'f {i}//{i} {i + 1}//{i + 1} {i + 2}//{i + 2}' for i in range(1, n + 1, 3)]
     with open(path, 'w', encoding='ascii') as f:
@@ -443,7 +461,8 @@ def convert_model(archive: str, entry_id: str, key: str | None = None,
                     f.write(f'newmtl m\nKd 1 1 1\nmap_Kd {tex_file}\n')
             _write_part(os.path.join(tmp, obj_name), verts, uvs, nrm, mtl_name)
             rgba = tuple(float(np.clip(c, 0, 1)) for c in mat['Kd']) + (1.0,)
-            parts.append({'obj': obj_name, 'rgba': rgba, 'texture': tex_file, 'material': mat_name})
+            parts.append({'obj': obj_name, 'rgba': rgba,
+                         'texture': tex_file, 'material': mat_name})
             n_tri += len(faces)
     all_faces = np.concatenate([f[:, :, 0] for f in mesh.groups.values()])
     used, remap = np.unique(all_faces.reshape(-1), return_inverse=True)
@@ -463,7 +482,8 @@ def convert_model(archive: str, entry_id: str, key: str | None = None,
     return convert_model(archive, entry_id, key, folder, cache)
 
 
-def _transform_normals(normals: np.ndarray, entry: CatalogEntry, positions: np.ndarray) -> np.ndarray:
+def _transform_normals(normals: np.ndarray, entry: CatalogEntry,
+                       positions: np.ndarray) -> np.ndarray:
     p = np.asarray(positions, float) @ _rotation_matrix(entry).T
     ext = p.max(axis=0) - p.min(axis=0)
     target = np.array([entry.width, entry.height, entry.depth]) / 100.0

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Exact ground truth between rendered frames: reprojection with depth and a depth test.
 
 A :class:`Frame` is what the renderer stores per image: depth (z, metres), segmentation
@@ -71,7 +85,8 @@ def visible_points(frame: Frame, name: str, points_obj: np.ndarray,
             x = np.clip(base[:, 0] + dx, 0, w - 1)
             y = np.clip(base[:, 1] + dy, 0, h - 1)
             d = frame.depth[y, x]
-            hit |= (np.abs(d - z[ok]) < depth_tol) & (frame.segmentation[y, x] == frame.object_ids[name])
+            hit |= (np.abs(d - z[ok]) < depth_tol) & (frame.segmentation[y, x]
+                                                      == frame.object_ids[name])
         vis[ok] = hit
     return uv, vis
 
@@ -98,7 +113,8 @@ def exact_correspondences(frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray |
         ys, xs = np.nonzero(frame_a.segmentation >= 0)
         pixels_a = np.stack([xs, ys], axis=1)
     pixels_a = np.asarray(pixels_a).reshape(-1, 2).astype(int)
-    if len(pixels_a) and ((pixels_a < 0).any() or (pixels_a[:, 0] >= w).any() or (pixels_a[:, 1] >= h).any()):
+    if len(pixels_a) and ((pixels_a < 0).any() or (
+            pixels_a[:, 0] >= w).any() or (pixels_a[:, 1] >= h).any()):
         raise ValueError(f'pixels_a must lie inside the {w}x{h} image')
     seg = frame_a.segmentation[pixels_a[:, 1], pixels_a[:, 0]]
     depth = frame_a.depth[pixels_a[:, 1], pixels_a[:, 0]]
@@ -117,8 +133,10 @@ def exact_correspondences(frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray |
         out_b.append(uv[vis])
         out_n += [name] * int(vis.sum())
     if not out_a:
-        return {'pixels_a': np.zeros((0, 2), int), 'pixels_b': np.zeros((0, 2)), 'names': np.array([], str)}
-    return {'pixels_a': np.concatenate(out_a), 'pixels_b': np.concatenate(out_b), 'names': np.array(out_n)}
+        return {'pixels_a': np.zeros((0, 2), int), 'pixels_b': np.zeros(
+            (0, 2)), 'names': np.array([], str)}
+    return {'pixels_a': np.concatenate(out_a), 'pixels_b': np.concatenate(
+        out_b), 'names': np.array(out_n)}
 
 
 # ------------------------------------------------------------------ storage
@@ -137,7 +155,15 @@ def save_frame(folder: str, stem: str, frame: Frame, depth_format: str = 'npy') 
     elif depth_format == 'png':
         depth_rel = f'depth/{stem}.png'
         mm = np.nan_to_num(frame.depth * 1000.0, nan=0.0)
-        cv2.imwrite(os.path.join(folder, depth_rel), np.clip(np.round(mm), 0, 65535).astype(np.uint16))
+        cv2.imwrite(
+            os.path.join(
+                folder,
+                depth_rel),
+            np.clip(
+                np.round(mm),
+                0,
+                65535).astype(
+                np.uint16))
     else:
         raise ValueError(f"depth_format must be 'npy' or 'png', got {depth_format!r}")
     seg_rel = f'segmentation/{stem}.npy'

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Simulated Franka Emika Panda with its parallel gripper, in an existing pybullet world.
 
 The arm is loaded from ``pybullet_data/franka_panda/panda.urdf`` into the pybullet client of
@@ -26,6 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pybullet as p
 import pybullet_data
+
+from ccl_perception.geometry import CAMERA_FRAME  # noqa: F401 - frame id of the RGB-D images
 
 ARM_JOINTS = (0, 1, 2, 3, 4, 5, 6)
 FINGER_JOINTS = (9, 10)
@@ -224,7 +240,6 @@ class PandaRobot:
 # ---------------------------------------------------------------------------------------
 # The grasping world: scene + camera + arm in ONE pybullet client.
 # ---------------------------------------------------------------------------------------
-CAMERA_FRAME = 'camera_color_optical_frame'  # frame id of the RGB-D images and grasp poses
 
 
 @dataclass
@@ -280,13 +295,16 @@ def camera_from_angles(distance, elevation_deg, azimuth_deg, look_at, width, hei
 class SimWorld:
     """Table, objects, camera and Panda sharing one pybullet client (thread-safe via ``lock``).
 
-    Used in-process by ``training/grasp_benchmark.py`` and wrapped by the sim world node.
+    A world, not an executor: grasps are executed by
+    ``ccl_perception.executors.sim_executor.world_executor(world)``, which drives
+    :attr:`robot` under :attr:`lock`, judges against :meth:`target_body` and follows the
+    camera through :meth:`add_camera_listener`. Used in-process by
+    ``training/grasp_benchmark.py`` and wrapped by the sim world node.
     """
 
     def __init__(self, config: SimWorldConfig | None = None):
         import threading
 
-        from ccl_perception.executors.sim_executor import SimGraspExecutor
         from ccl_perception.sim.objects import object_catalogue
         from ccl_perception.sim.scene import TabletopScene
 
@@ -313,7 +331,7 @@ class SimWorld:
                                        background_seed=self.cfg.background_seed, deterministic=True)
         self.client = self.scene.client
         self.robot = PandaRobot(self.client, self.cfg.robot)
-        self.executor = SimGraspExecutor(self.robot, lock=self.lock)
+        self._camera_listeners = []
         self.object_names = names
         self.info = None
         self._rest = {}
@@ -328,9 +346,22 @@ class SimWorld:
         return self._camera
 
     def set_camera(self, camera) -> None:
-        """Use ``camera`` for rendering; the executor learns where the optical frame is."""
+        """Use ``camera`` for rendering; the listeners learn where the optical frame is."""
         self._camera = camera
-        self.executor.set_frame(CAMERA_FRAME, camera.world_from_camera)
+        for listener in self._camera_listeners:
+            listener(camera.world_from_camera)
+
+    def add_camera_listener(self, listener) -> None:
+        """Call ``listener(world_from_camera (4, 4))`` now and on every camera change."""
+        self._camera_listeners.append(listener)
+        listener(self._camera.world_from_camera)
+
+    def target_body(self):
+        """pybullet id of the current scene's target, None when it is absent or unset."""
+        info = self.info
+        if info is None or info.target is None or not info.target_present:
+            return None
+        return self.body(info.target)
 
     def body(self, name: str) -> int:
         if name not in self.scene.bodies:
@@ -432,25 +463,6 @@ class SimWorld:
         """RGB (H, W, 3) uint8, depth (H, W) float32 m (NaN = none), segmentation ids."""
         with self.lock:
             return self.scene.render(self._camera)
-
-    def grasp(self, T_camera_grasp: np.ndarray, frame_id: str = CAMERA_FRAME):
-        """Execute a grasp given in the camera optical frame; judged against the scene target
-        (when the target is absent any lifted object is a false grasp)."""
-        info = self.info
-        target_body = None
-        if info is not None and info.target is not None and info.target_present:
-            target_body = self.body(info.target)
-        return self.executor.execute(T_camera_grasp, frame_id, target_body=target_body)
-
-    # The executor interface (``execute`` / ``set_frame``) so the grasp executor node can
-    # drive the world directly when both run in one process.
-    backend = 'sim'
-
-    def execute(self, T_frame_grasp, frame_id: str = CAMERA_FRAME):
-        return self.grasp(T_frame_grasp, frame_id)
-
-    def set_frame(self, frame_id: str, T_world_frame) -> None:
-        self.executor.set_frame(frame_id, T_world_frame)
 
     def close(self) -> None:
         self.scene.close()

@@ -1,3 +1,17 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """A pybullet tabletop world: floor, table, textured objects, lights, and camera rendering.
 
 World frame (shared with ``sim/robot.py``): z up, metres. The table top is the plane
@@ -181,7 +195,8 @@ class TabletopScene:
         self._cloths = {}          # surface photo path -> visual-only body on the table top
         self.surface = None
         if surface is not None:
-            p.changeVisualShape(self.table, -1, rgbaColor=[0.45, 0.36, 0.28, 1.0], physicsClientId=c)
+            p.changeVisualShape(self.table, -
+                                1, rgbaColor=[0.45, 0.36, 0.28, 1.0], physicsClientId=c)
             self.set_surface(surface)
         else:
             self.set_background(background_seed)
@@ -236,12 +251,19 @@ class TabletopScene:
                 raise ValueError(f'cannot read surface image {path}')
             top = np.concatenate([img, img[:, ::-1]], axis=1)
             stem = f'{os.path.basename(self._tmp)}-cloth{len(self._cloths)}'
-            if not cv2.imwrite(os.path.join(self._tmp, stem + '.png'), np.concatenate([top, top[::-1]], axis=0)):
+            if not cv2.imwrite(os.path.join(self._tmp, stem + '.png'),
+                               np.concatenate([top, top[::-1]], axis=0)):
                 raise OSError(f'could not write the surface texture into {self._tmp}')
             with open(os.path.join(self._tmp, stem + '.mtl'), 'w', encoding='ascii') as f:
                 f.write(f'newmtl m\nKd 1 1 1\nmap_Kd {stem}.png\n')
             obj = os.path.join(self._tmp, stem + '.obj')
-            meshes.write_obj(obj, _sheet_mesh(self._table_half, self._table_centre, 2.0 * self.surface_tile))
+            meshes.write_obj(
+                obj,
+                _sheet_mesh(
+                    self._table_half,
+                    self._table_centre,
+                    2.0 *
+                    self.surface_tile))
             with open(obj, encoding='ascii') as f:
                 text = f.read()
             with open(obj, 'w', encoding='ascii') as f:
@@ -250,8 +272,12 @@ class TabletopScene:
             self._cloths[key] = p.createMultiBody(0, -1, vis, [0, 0, FLOOR_Z - 1.0],
                                                   physicsClientId=self.client)
         for k, body in self._cloths.items():
-            z = TABLE_TOP_Z + 3e-4 if k == key else FLOOR_Z - 1.0 - 0.01 * list(self._cloths).index(k)
-            p.resetBasePositionAndOrientation(body, [0, 0, z], [0, 0, 0, 1], physicsClientId=self.client)
+            z = TABLE_TOP_Z + 3e-4 if k == key else FLOOR_Z - \
+                1.0 - 0.01 * list(self._cloths).index(k)
+            p.resetBasePositionAndOrientation(
+                body, [
+                    0, 0, z], [
+                    0, 0, 0, 1], physicsClientId=self.client)
         self.surface = key
 
     def add_object(self, spec: ObjectSpec) -> int:
@@ -262,13 +288,17 @@ class TabletopScene:
         inertial = [0.0, 0.0, 0.0]
         if spec.shape == 'parts':
             if not spec.parts or not spec.collision_file:
-                raise ValueError(f'object {spec.name!r}: shape "parts" needs parts and a collision_file')
+                raise ValueError(
+                    f'object {spec.name!r}: shape "parts" needs parts and a collision_file')
             vis = p.createVisualShapeArray([p.GEOM_MESH] * len(spec.parts),
                                            fileNames=[q.obj_file for q in spec.parts],
                                            rgbaColors=[list(q.rgba) for q in spec.parts],
                                            physicsClientId=c)
             # a dynamic GEOM_MESH collision shape is the convex hull of the file's vertices
-            col = p.createCollisionShape(p.GEOM_MESH, fileName=spec.collision_file, physicsClientId=c)
+            col = p.createCollisionShape(
+                p.GEOM_MESH,
+                fileName=spec.collision_file,
+                physicsClientId=c)
             if vis < 0 or col < 0:
                 raise ValueError(f'pybullet could not load the meshes of {spec.name!r}')
         elif spec.shape == 'library':
@@ -302,11 +332,15 @@ class TabletopScene:
         if spec.shape == 'parts':
             pass  # each part's texture comes with its OBJ's MTL file
         elif spec.texture_seed >= 0:
-            tex = self._texture(('obj', spec.texture_seed), textures.object_texture(spec.texture_seed))
-            p.changeVisualShape(body, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=c)
+            tex = self._texture(
+                ('obj', spec.texture_seed), textures.object_texture(
+                    spec.texture_seed))
+            p.changeVisualShape(body, -1, textureUniqueId=tex,
+                                rgbaColor=[1, 1, 1, 1], physicsClientId=c)
         else:
             tex = self._texture(('file', spec.texture_file), path=spec.texture_file)
-            p.changeVisualShape(body, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=c)
+            p.changeVisualShape(body, -1, textureUniqueId=tex,
+                                rgbaColor=[1, 1, 1, 1], physicsClientId=c)
         p.changeDynamics(body, -1, lateralFriction=0.9, rollingFriction=0.002,
                          spinningFriction=0.002, linearDamping=0.3, angularDamping=0.3,
                          physicsClientId=c)
@@ -396,7 +430,8 @@ class TabletopScene:
         """``{name: world_from_object (4, 4)}`` of the given (default: active) objects."""
         out = {}
         for n in (self.active if names is None else names):
-            pos, quat = p.getBasePositionAndOrientation(self.bodies[n], physicsClientId=self.client)
+            pos, quat = p.getBasePositionAndOrientation(
+                self.bodies[n], physicsClientId=self.client)
             pose = np.eye(4)
             pose[:3, :3] = np.array(p.getMatrixFromQuaternion(quat)).reshape(3, 3)
             pose[:3, 3] = pos
@@ -498,14 +533,16 @@ class TabletopScene:
                                           linkPositions=[[0, 0, 0]] * (len(ids) - 1),
                                           linkOrientations=[[0, 0, 0, 1]] * (len(ids) - 1),
                                           linkInertialFramePositions=[[0, 0, 0]] * (len(ids) - 1),
-                                          linkInertialFrameOrientations=[[0, 0, 0, 1]] * (len(ids) - 1),
+                                          linkInertialFrameOrientations=[
+                                              [0, 0, 0, 1]] * (len(ids) - 1),
                                           linkParentIndices=[0] * (len(ids) - 1),
                                           linkJointTypes=[p.JOINT_FIXED] * (len(ids) - 1),
                                           linkJointAxis=[[0, 0, 1]] * (len(ids) - 1),
                                           physicsClientId=c)
         # fingertips point from a border of the view towards its centre, palm down
         centre = camera.world_from_camera[:3, 3] + camera.world_from_camera[:3, 2] * \
-            (camera.world_from_camera[2, 3] - TABLE_TOP_Z) / max(-camera.world_from_camera[2, 2], 1e-3)
+            (camera.world_from_camera[2, 3] - TABLE_TOP_Z) / \
+            max(-camera.world_from_camera[2, 2], 1e-3)
         az = rng.uniform(0, 2 * np.pi)
         tip = centre[:2] + rng.uniform(0.0, 0.6) * reach * 0.5 * np.array([np.cos(az), np.sin(az)])
         direction = -np.array([np.cos(az), np.sin(az)])

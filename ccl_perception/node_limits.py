@@ -1,0 +1,190 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Allowed values of every node parameter, and one check per node (no ROS).
+
+The defaults stay with their nodes (``PARAMS`` in ``ccl_perception/nodes/*_node.py``, checked
+against config/*.yaml); the ranges are here, so the nodes stay thin and the checks can be
+tested without rclpy. Each node runs its ``check_*`` at start-up (a bad value from the YAML
+or the command line stops it with the reason) and in its set-parameters callback
+(:func:`refusal`: a bad value is refused and the old one kept). The pipeline knobs of the
+planner are ``grasp_pipeline.LIMITS``. docs/ros_interface.md's parameter tables are checked
+against these (test/test_validation.py).
+"""
+
+import dataclasses
+import math
+from typing import Callable, Optional
+
+from ccl_perception import grasp_pipeline
+from ccl_perception.executors.base import MotionConfig
+from ccl_perception.validation import check, choice, DEVICE, flag, integer, NAME, real, text
+
+#: Parameters of every node that runs the descriptor network.
+MODEL_LIMITS = {'checkpoint': text(), 'device': DEVICE, 'backend': choice('torch', 'onnx')}
+INPUT_TIMEOUT = real(0, 3600, low_open=True)
+
+# ------------------------------------------------------------------------------ planner
+PLANNER_LIMITS = {
+    **MODEL_LIMITS, 'target': text(), 'target_dir': text(),
+    'max_rate_hz': real(0, 1000, low_open=True),
+    'sync_slop': real(0, 1, low_open=True),
+    'sync_queue_size': integer(1, 100),
+    'publish_heatmap': flag(),
+    'input_timeout_s': INPUT_TIMEOUT,
+}
+#: Planner parameters a running node refuses (its subscriptions and timers use them).
+PLANNER_START_UP_ONLY = {'checkpoint', 'device', 'backend', 'max_rate_hz', 'sync_slop',
+                         'sync_queue_size', 'input_timeout_s'}
+#: Planner parameters a running node takes (pipeline knobs, target, target_dir, heatmap).
+PLANNER_RUN_TIME = (set(PLANNER_LIMITS) | set(grasp_pipeline.DEFAULTS)) - PLANNER_START_UP_ONLY
+
+
+def check_planner(values: dict) -> dict:
+    """
+    Validate the planner's parameters.
+
+    :data:`PLANNER_LIMITS` for its own, ``grasp_pipeline.validate_config`` for the pipeline
+    knobs (when all of them are given).
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad parameter, its value and the allowed range.
+
+    """
+    knobs = {k: v for k, v in values.items() if k in grasp_pipeline.DEFAULTS}
+    out = check(PLANNER_LIMITS, {k: v for k, v in values.items() if k not in knobs})
+    if knobs:
+        out.update(grasp_pipeline.validate_config(knobs))
+    return out
+
+
+# ---------------------------------------------------------------------- descriptor node
+DESCRIPTOR_LIMITS = {**MODEL_LIMITS, 'max_rate_hz': real(0, 1000, low_open=True),
+                     'publish_visualization': flag(), 'input_timeout_s': INPUT_TIMEOUT}
+
+# ----------------------------------------------------------------------------- executor
+MOTION_KEYS = tuple(f.name for f in dataclasses.fields(MotionConfig))
+EXECUTOR_LIMITS = {
+    'backend': choice('sim', 'moveit'), 'auto_execute': flag(), 'camera_frame': NAME,
+    'pre_grasp_distance': real(0, 0.5, low_open=True),
+    'grasp_depth': real(0, 0.1),
+    'lift_height': real(0, 0.5, low_open=True),
+    'arm_group': NAME, 'ee_link': NAME, 'base_frame': NAME, 'hand_group': NAME,
+    'open_state': NAME, 'close_state': NAME, 'gripper_action': text(), 'linear_pipeline': text(),
+    'gripper_open_position': real(0, 0.1, low_open=True),
+    'gripper_max_effort': real(0, 1000, low_open=True),
+    'empty_width': real(0, 0.05),
+    'action_timeout_s': real(0, 600, low_open=True),
+}
+#: Executor parameters a running node takes (the next grasp uses them).
+EXECUTOR_RUN_TIME = {'auto_execute', *MOTION_KEYS}
+
+
+def check_world_from_camera(value) -> list:
+    """``[0.0]`` (unset) or ``[x, y, z, qx, qy, qz, qw]``: finite, quaternion of non-zero norm."""
+    values = [float(v) for v in value]
+    if values == [0.0]:
+        return values
+    if len(values) != 7 or not all(math.isfinite(v) for v in values) \
+            or math.hypot(*values[3:]) < 1e-9:
+        raise ValueError(f'world_from_camera = {list(value)!r} is not allowed: must be [0.0] '
+                         '(unset) or [x, y, z, qx, qy, qz, qw] with finite values and a non-zero '
+                         'quaternion')
+    return values
+
+
+def check_executor(values: dict) -> dict:
+    """Validate the executor's parameters; ``ValueError`` names the first bad one."""
+    out = check(EXECUTOR_LIMITS, values)
+    if 'world_from_camera' in out:
+        out['world_from_camera'] = check_world_from_camera(out['world_from_camera'])
+    return out
+
+
+# ---------------------------------------------------------------------------- sim world
+SIM_WORLD_LIMITS = {
+    'seed': integer(0, 2**31 - 1), 'target': text(), 'target_present': flag(),
+    'publish_rate': real(0, 60, low_open=True),
+    'width': integer(32, 4096), 'height': integer(32, 4096),
+    'n_objects': integer(2, 64), 'background_seed': integer(0, 2**31 - 1),
+    'world_frame': NAME, 'run_executor': flag(),
+}
+#: Sim world parameters the next ``~/reset`` uses.
+SIM_WORLD_RUN_TIME = {'seed', 'target', 'target_present'}
+
+
+def check_sim_world(values: dict, object_names=None) -> dict:
+    """
+    Validate the sim world's parameters.
+
+    Parameters
+    ----------
+    values
+        ``{name: value}``.
+    object_names
+        The loaded objects; when given, ``target`` must be one of them or ''.
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad parameter, its value and the allowed range.
+
+    """
+    out = check(SIM_WORLD_LIMITS, values)
+    objects = out.get('objects', [''])
+    if not all(isinstance(o, str) for o in objects):
+        raise ValueError(f'objects = {objects!r} is not allowed: must be a list of catalogue '
+                         'names ([""] = unset)')
+    target = out.get('target', '')
+    if object_names is not None and target and target not in object_names:
+        raise ValueError(f"target = {target!r} is not allowed: must be '' or one of "
+                         f'{", ".join(object_names)}')
+    return out
+
+
+# ------------------------------------------------------------------------------ helpers
+def check_change(new: dict, current: dict, run_time: set,
+                 check_fn: Callable[[dict], dict]) -> None:
+    """
+    Raise ``ValueError`` with the reason when a set-parameters call must be refused.
+
+    Parameters
+    ----------
+    new
+        The parameters being set.
+    current
+        Every current value of the node.
+    run_time
+        The names a running node takes (others: "can only be set at start-up").
+    check_fn
+        The node's ``check_*``.
+
+    """
+    fixed = set(new) - set(run_time)
+    if fixed:
+        raise ValueError(f'{", ".join(sorted(fixed))} can only be set at start-up')
+    check_fn({**current, **new})
+
+
+def refusal(new: dict, current: dict, run_time: set, check_fn: Callable[[dict], dict]
+            ) -> Optional[str]:
+    """Why a set-parameters call must be refused (:func:`check_change`), or None."""
+    try:
+        check_change(new, current, run_time, check_fn)
+    except ValueError as e:
+        return str(e)
+    return None

@@ -1,0 +1,42 @@
+"""Export a frozen-trunk model as the package's shipped default (head only, trunk referenced).
+
+    python training/export_default_model.py --checkpoint runs/default_model/model.pt \
+        --out ccl_perception/models/ccl_default.pt
+
+The trunk must be the untouched ImageNet one (trained with ``optim.trunk: frozen``); the file
+then holds only the head (~2.5 MB) and the sha256 of the trunk it was trained on
+(:mod:`ccl_perception.model_zoo`). The training config, the validation score, the training
+temperature and the source checkpoint's model identity are stored with it.
+"""
+import argparse
+import os
+import sys
+
+from ccl_perception.checkpoint import CheckpointError, load_checkpoint, model_identity
+from ccl_perception.model_zoo import DEFAULT_MODEL_FILE, save_head_only
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--checkpoint', required=True, help='trained model (model.pt of a frozen-trunk run)')
+    ap.add_argument('--out', default=DEFAULT_MODEL_FILE, help='destination (default: the shipped model)')
+    args = ap.parse_args(argv)
+    try:
+        data = load_checkpoint(args.checkpoint)
+        from ccl_perception.checkpoint import load_model
+        model = load_model(args.checkpoint)
+        extra = data.get('extra') or {}
+        keep = {k: extra[k] for k in ('config', 'method', 'validation', 'tau') if k in extra}
+        keep['source'] = {'checkpoint': os.path.abspath(args.checkpoint), 'step': int(data['step']),
+                          'identity': model_identity(data)}
+        save_head_only(args.out, model, step=int(data['step']), extra=keep)
+    except (CheckpointError, ValueError, OSError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    size = os.path.getsize(args.out) / 2 ** 20
+    print(f'wrote {args.out} ({size:.2f} MiB), model identity {keep["source"]["identity"]}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
