@@ -1,10 +1,24 @@
-"""Benchmark v2: furniture conversion, catalogue, exact ground truth, size statistic, determinism.
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Benchmark v2: furniture conversion, catalogue, exact ground truth, size statistic, determinism.
 
 Tests that need the real models skip with the reason when the Debian package
 sweethome3d-furniture is missing (scripts/setup_env.sh installs it); everything else uses
 small archives built here.
 """
-import io
 import json
 import logging
 import os
@@ -12,19 +26,21 @@ import subprocess
 import sys
 import zipfile
 
+from ccl_perception.evaluation.pairs import load_pairs
+from ccl_perception.sim import furniture
+from ccl_perception.sim.camera import Camera, d435_intrinsics
+from ccl_perception.sim.catalogue_v2 import (build_catalogue, load_selection, notice_text,
+                                             ObjectEntry, Selection, SurfaceEntry)
+from ccl_perception.sim.dataset import (object_short_sides, render_evaluation_set,
+                                        render_training_set)
+from ccl_perception.sim.ground_truth import (exact_correspondences, Frame, load_frame,
+                                             load_frames_index)
+from ccl_perception.sim.objects import ObjectSpec
+from ccl_perception.sim.scene import photo_lighting, TABLE_TOP_Z, TabletopScene
 import cv2
 import numpy as np
 import pybullet as p
 import pytest
-
-from ccl_perception.sim import furniture
-from ccl_perception.sim.camera import Camera, d435_intrinsics
-from ccl_perception.sim.catalogue_v2 import (Selection, ObjectEntry, SurfaceEntry, build_catalogue,
-                                             load_selection, notice_text)
-from ccl_perception.sim.dataset import object_short_sides, render_evaluation_set, render_training_set
-from ccl_perception.sim.ground_truth import Frame, exact_correspondences, load_frame, load_frames_index
-from ccl_perception.sim.objects import ObjectSpec
-from ccl_perception.sim.scene import TABLE_TOP_Z, TabletopScene, photo_lighting
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -61,7 +77,7 @@ f 2 6 7 3
 f 3 7 8 4
 f -4 -8 -5 -1
 """
-CUBE_MTL = "newmtl printed\nKd 1 1 1\nmap_Kd label.jpg\nnewmtl plain\nKd 0.5 0.25 0.125\n"
+CUBE_MTL = 'newmtl printed\nKd 1 1 1\nmap_Kd label.jpg\nnewmtl plain\nKd 0.5 0.25 0.125\n'
 
 
 def _props(entries):
@@ -99,17 +115,18 @@ def _make_archive(folder, name='Test'):
 
 # ---------------------------------------------------------------------------- package missing
 def test_missing_package_is_a_clear_error(tmp_path):
-    with pytest.raises(furniture.FurnitureMissing, match='sweethome3d-furniture is not installed.*apt-get install'):
+    with pytest.raises(furniture.FurnitureMissing,
+                       match='sweethome3d-furniture is not installed.*apt-get install'):
         furniture.archive_path('Scopia', folder=str(tmp_path))
     with pytest.raises(furniture.FurnitureMissing, match='setup_env.sh'):
         build_catalogue(folder=str(tmp_path), cache=str(tmp_path / 'cache'))
 
 
 def test_render_cli_reports_missing_package_in_one_line(tmp_path):
-    env = dict(os.environ, CCL_FURNITURE_DIR=str(tmp_path / 'none'), CCL_ASSET_CACHE=str(tmp_path / 'c'),
-               PYTHONPATH=ROOT)
-    r = subprocess.run([sys.executable, os.path.join(ROOT, 'training', 'render_dataset.py'), 'train',
-                        '--out', str(tmp_path / 'out'), '--num-images', '1'],
+    env = dict(os.environ, CCL_FURNITURE_DIR=str(tmp_path / 'none'),
+               CCL_ASSET_CACHE=str(tmp_path / 'c'), PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, 'training', 'render_dataset.py'),
+                        'train', '--out', str(tmp_path / 'out'), '--num-images', '1'],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2
     err = [line for line in r.stderr.splitlines() if 'error' in line]
@@ -124,7 +141,8 @@ def test_to_world_scales_to_catalogue_size_and_turns_y_up_into_z_up():
     # model box [0,2] x [0,4] x [0,1] (x, y up, z): 20 x 40 x 10 cm -> world x 0.2, y 0.1, z 0.4
     pts = np.array([[0, 0, 0], [2, 4, 1], [2, 0, 0]], float)
     w = furniture.to_world(pts, entry)
-    np.testing.assert_allclose(w, [[-0.1, 0.05, -0.2], [0.1, -0.05, 0.2], [0.1, 0.05, -0.2]], atol=1e-12)
+    np.testing.assert_allclose(w, [[-0.1, 0.05, -0.2], [0.1, -0.05, 0.2], [0.1, 0.05, -0.2]],
+                               atol=1e-12)
     # modelRotation (row-major) is applied first: a quarter turn about x swaps model y and z
     rot = furniture.CatalogEntry('A', 'A#x', 'x', 'x.obj', 20, 10, 40, '', '', '',
                                  model_rotation=(1, 0, 0, 0, 0, -1, 0, 1, 0))
@@ -138,7 +156,8 @@ def test_parse_obj_triangulates_polygons_and_resolves_negative_indices():
     assert mesh.positions.shape == (8, 3) and mesh.uvs.shape == (4, 2)
     assert sorted(mesh.groups) == ['plain', 'printed']
     assert mesh.groups['printed'].shape == (4, 3, 3) and mesh.groups['plain'].shape == (8, 3, 3)
-    # 'f -4 -8 -5 -1' = vertices 5 1 4 8 (1-based): first fan triangle (5, 1, 4) -> 0-based (4, 0, 3)
+    # 'f -4 -8 -5 -1' = vertices 5 1 4 8 (1-based): first fan triangle (5, 1, 4),
+    # 0-based (4, 0, 3)
     assert mesh.groups['plain'][6, :, 0].tolist() == [4, 0, 3]
     assert (mesh.groups['plain'][:, :, 1] == -1).all()  # no uv on the plain faces
     with pytest.raises(furniture.AssetError, match='does not exist'):
@@ -166,7 +185,8 @@ def test_smooth_normals_keep_cube_edges_sharp_and_round_a_sphere():
 
 def test_convert_model_writes_textured_parts_at_catalogue_size(tmp_path):
     _make_archive(str(tmp_path))
-    a = furniture.convert_model('Test', 'Test#good', folder=str(tmp_path), cache=str(tmp_path / 'cache'))
+    cache = str(tmp_path / 'cache')
+    a = furniture.convert_model('Test', 'Test#good', folder=str(tmp_path), cache=cache)
     assert a.key == 'good' and a.num_triangles == 12
     np.testing.assert_allclose(a.extents, [0.2, 0.1, 0.4], atol=1e-6)
     textured = [q for q in a.parts if q.texture_file]
@@ -179,19 +199,20 @@ def test_convert_model_writes_textured_parts_at_catalogue_size(tmp_path):
     text = open(textured[0].obj_file).read()
     assert text.startswith('mtllib ') and text.count('\nf ') == 4 and '\nvt ' in text
     # the cache answers the second call with the same files
-    b = furniture.convert_model('Test', 'Test#good', folder=str(tmp_path), cache=str(tmp_path / 'cache'))
+    b = furniture.convert_model('Test', 'Test#good', folder=str(tmp_path), cache=cache)
     assert b.parts == a.parts and b.collision_file == a.collision_file
 
 
 def test_corrupt_models_are_skipped_with_a_logged_reason(tmp_path, caplog):
     _make_archive(str(tmp_path))
     sel = Selection(
-        objects=[ObjectEntry(k, 'seen', 'Test', f'Test#{k}', k, (20.0, 10.0, 40.0) if k == 'good' else (5.0,) * 3,
+        objects=[ObjectEntry(k, 'seen', 'Test', f'Test#{k}', k,
+                             (20.0, 10.0, 40.0) if k == 'good' else (5.0,) * 3,
                              'Public domain', 'Tester') for k in ('good', 'missing', 'badtex')]
         + [ObjectEntry('ghost', 'unseen', 'Test', 'Test#ghost', 'ghost', (5.0,) * 3, 'x', 'y')],
-        surfaces=[SurfaceEntry('cloth', 'train', 'cloth', 'Test', 'photos/cloth.jpg', 'Test#good', 'x', 'y'),
-                  SurfaceEntry('broken', 'heldout', 'cloth', 'Test', 'photos/broken.jpg', 'Test#good', 'x', 'y'),
-                  SurfaceEntry('gone', 'heldout', 'cloth', 'Test', 'photos/gone.jpg', 'Test#good', 'x', 'y')],
+        surfaces=[SurfaceEntry(k, split, 'cloth', 'Test', f'photos/{k}.jpg', 'Test#good', 'x', 'y')
+                  for k, split in (('cloth', 'train'), ('broken', 'heldout'),
+                                   ('gone', 'heldout'))],
         archives={})
     with caplog.at_level(logging.WARNING, logger='ccl_perception.sim.catalogue_v2'):
         cat = build_catalogue(sel, folder=str(tmp_path), cache=str(tmp_path / 'cache'))
@@ -218,9 +239,11 @@ def test_selection_is_consistent_and_notice_is_current():
     assert all(4.0 <= max(e.size_cm) <= 21.5 for e in sel.objects)
     assert sum(e.graspable for e in sel.objects) >= 2 * len(sel.objects) // 3
     assert {e.archive for e in sel.objects} <= set(sel.archives)
-    assert any(s.split == 'train' for s in sel.surfaces) and sum(s.split == 'heldout' for s in sel.surfaces) >= 20
+    assert any(s.split == 'train' for s in sel.surfaces)
+    assert sum(s.split == 'heldout' for s in sel.surfaces) >= 20
     with open(os.path.join(ROOT, 'NOTICE'), encoding='utf-8') as f:
-        assert f.read() == notice_text(sel), 'NOTICE is stale: python -m ccl_perception.sim.catalogue_v2 --notice > NOTICE'
+        assert f.read() == notice_text(sel), \
+            'NOTICE is stale: python -m ccl_perception.sim.catalogue_v2 --notice > NOTICE'
     for e in sel.objects:
         assert e.key in notice_text(sel) and e.author in notice_text(sel)
 
@@ -228,7 +251,7 @@ def test_selection_is_consistent_and_notice_is_current():
 # ------------------------------------------------------------------ real packaged models
 def test_real_model_loads_at_real_size_with_its_texture(real_catalogue):
     specs = real_catalogue.specs()
-    box = specs['medicine_box']  # Scopia#medicoscopia_box: 10.9 x 4.3 x 6.6 cm, one printed texture
+    box = specs['medicine_box']  # Scopia#medicoscopia_box: 10.9 x 4.3 x 6.6 cm, one texture
     np.testing.assert_allclose(box.size, [0.109, 0.043, 0.066], atol=1e-6)
     tex = [q.texture_file for q in box.parts if q.texture_file]
     assert len(tex) == 1 and cv2.imread(tex[0]).std() > 20  # a real picture, not a flat colour
@@ -240,7 +263,8 @@ def test_real_model_loads_at_real_size_with_its_texture(real_catalogue):
         pos = s.object_poses()['medicine_box'][:3, 3]
     # collision hull = the mesh: AABB (plus pybullet's margin) spans the real size
     np.testing.assert_allclose(aabb[1] - aabb[0], [0.109, 0.043, 0.066], atol=0.004)
-    assert pos[2] == pytest.approx(0.0215, abs=0.003)  # settles on its largest face: half of 4.3 cm
+    # settles on its largest face: centre at half of 4.3 cm
+    assert pos[2] == pytest.approx(0.0215, abs=0.003)
 
 
 def test_exact_correspondences_between_two_v2_views(real_catalogue):
@@ -262,7 +286,8 @@ def test_exact_correspondences_between_two_v2_views(real_catalogue):
     inside = cam_b.in_image(uv)
     ij = np.round(uv[inside]).astype(int)
     depth_ok = np.abs(rb.depth[ij[:, 1], ij[:, 0]] - z[inside]) < 0.004
-    same = rb.segmentation[ij[:, 1], ij[:, 0]][depth_ok] == ra.segmentation[ys, xs][inside][depth_ok]
+    seg_b = rb.segmentation[ij[:, 1], ij[:, 0]][depth_ok]
+    same = seg_b == ra.segmentation[ys, xs][inside][depth_ok]
     assert depth_ok.sum() > 1000 and same.mean() > 0.98
     corr = exact_correspondences(Frame(ra.depth, ra.segmentation, cam_a, poses, ids),
                                  Frame(rb.depth, rb.segmentation, cam_b, poses, ids))
@@ -291,13 +316,14 @@ def test_object_short_sides_hand_computed():
 def test_object_short_side_of_a_rendered_box_matches_the_pinhole_model():
     box = ObjectSpec('flat_box', 'box', (0.06, 0.04, 0.02), texture_seed=5)
     with TabletopScene([box], renderer='egl') as s:
-        p.resetBasePositionAndOrientation(s.bodies['flat_box'], [0, 0, TABLE_TOP_Z + 0.01], [0, 0, 0, 1],
-                                          physicsClientId=s.client)
+        p.resetBasePositionAndOrientation(s.bodies['flat_box'], [0, 0, TABLE_TOP_Z + 0.01],
+                                          [0, 0, 0, 1], physicsClientId=s.client)
         cam = Camera.d435_looking_at((0, 0, 0.32), (0, 0, 0), 320, 240, up=(1, 0, 0))
         r = s.render(cam)
     # top face at 0.30 m: the 4 cm side spans f * 0.04 / 0.30 px, f = 615 / 2
     expected = d435_intrinsics(320, 240)[0, 0] * 0.04 / 0.30 / 8
-    assert object_short_sides(r.segmentation, [s.bodies['flat_box']], 320)[0] == pytest.approx(expected, abs=0.15)
+    side = object_short_sides(r.segmentation, [s.bodies['flat_box']], 320)[0]
+    assert side == pytest.approx(expected, abs=0.15)
 
 
 # --------------------------------------------------------------------- determinism, restore
@@ -339,17 +365,18 @@ def test_scene_restore_gives_bit_identical_renders(real_catalogue):
             runs.append(s.render(cam))
     for n in poses:
         np.testing.assert_allclose(restored[n], poses[n], atol=1e-12)
-    assert np.array_equal(first.rgb, again.rgb) and np.array_equal(first.depth, again.depth, equal_nan=True)
+    assert np.array_equal(first.rgb, again.rgb)
+    assert np.array_equal(first.depth, again.depth, equal_nan=True)
     assert np.array_equal(first.segmentation, again.segmentation)
     assert np.array_equal(runs[0].rgb, runs[1].rgb) and not np.array_equal(runs[0].rgb, first.rgb)
 
 
 def test_v2_evaluation_set_pairs_are_cross_scene(real_catalogue, tmp_path):
     stats = render_evaluation_set(str(tmp_path), {
-        'benchmark': 'v2', 'n_scenes': 2, 'views_per_scene': 2, 'view_elevations_deg': [[90, 90], [35, 45]],
-        'seen_per_scene': 7, 'unseen_per_scene': 1, 'keypoints_per_object': 6, 'settle_steps': 120},
+        'benchmark': 'v2', 'n_scenes': 2, 'views_per_scene': 2,
+        'view_elevations_deg': [[90, 90], [35, 45]], 'seen_per_scene': 7, 'unseen_per_scene': 1,
+        'keypoints_per_object': 6, 'settle_steps': 120},
         progress=False)
-    from ccl_perception.evaluation.pairs import load_pairs
     pf = load_pairs(str(tmp_path / 'pairs.json'))
     assert stats['num_images'] == 4 and stats['num_pairs'] == len(pf.pairs) > 0
     assert {v['split'] for v in pf.objects.values()} == {'seen', 'unseen'}
@@ -381,4 +408,5 @@ def test_v2_grasp_world_uses_the_d435_and_resets_exactly(real_catalogue):
         again = world.render()
     finally:
         world.close()
-    assert np.array_equal(first.rgb, again.rgb) and np.array_equal(first.segmentation, again.segmentation)
+    assert np.array_equal(first.rgb, again.rgb)
+    assert np.array_equal(first.segmentation, again.segmentation)

@@ -1,6 +1,21 @@
-"""Render speed of the benchmark v2 scene, candidates side by side in one run (640x480 RGB-D).
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-    python training/render_benchmark.py                      # pybullet TinyRenderer vs EGL (+ MuJoCo)
+"""
+Render speed of the benchmark v2 scene, candidates side by side in one run (640x480 RGB-D).
+
+    python training/render_benchmark.py          # pybullet TinyRenderer vs EGL (+ MuJoCo)
     python training/render_benchmark.py --out docs/img/renderers.jpg --frames 10
 
 The scene: 8 benchmark v2 objects arranged on the training table photo (seed 0), seen by
@@ -39,7 +54,7 @@ def _time(fn, frames: int) -> tuple:
 
 
 def _mujoco_renderer(scene, camera, surface: str):
-    """A MuJoCo model of the same meshes / textures / poses; returns ``render() -> rgb``."""
+    """Build a MuJoCo model of the same meshes, textures and poses; return ``render()``."""
     os.environ.setdefault('MUJOCO_GL', 'egl')
     import mujoco
     from ccl_perception.sim.scene import TABLE_TOP_Z
@@ -54,19 +69,24 @@ def _mujoco_renderer(scene, camera, surface: str):
             assets.append(f'<mesh name="{mesh}" file="{part.obj_file}"/>')
             if part.texture_file:
                 assets.append(f'<texture name="t_{mesh}" type="2d" file="{part.texture_file}"/>')
-                assets.append(f'<material name="m_{mesh}" texture="t_{mesh}" rgba="{_rgba(part.rgba)}"/>')
+                assets.append(f'<material name="m_{mesh}" texture="t_{mesh}" '
+                              f'rgba="{_rgba(part.rgba)}"/>')
             else:
                 assets.append(f'<material name="m_{mesh}" rgba="{_rgba(part.rgba)}"/>')
             geoms.append(f'<geom type="mesh" mesh="{mesh}" material="m_{mesh}"/>')
         bodies.append(f'<body name="{name}" pos="{T[0, 3]} {T[1, 3]} {T[2, 3]}" quat="{quat}">'
                       + ''.join(geoms) + '</body>')
     xml = f"""<mujoco><compiler angle="radian"/>
-      <visual><global offwidth="{camera.width}" offheight="{camera.height}" fovy="{camera.fov_y_deg}"/>
-        <quality shadowsize="2048"/><headlight ambient="0.4 0.4 0.4" diffuse="0.3 0.3 0.3"/></visual>
+      <visual>
+        <global offwidth="{camera.width}" offheight="{camera.height}" fovy="{camera.fov_y_deg}"/>
+        <quality shadowsize="2048"/>
+        <headlight ambient="0.4 0.4 0.4" diffuse="0.3 0.3 0.3"/></visual>
       <asset><texture name="table" type="2d" file="{surface}"/>
-        <material name="table" texture="table" texrepeat="1 1" texuniform="false"/>{''.join(assets)}</asset>
+        <material name="table" texture="table" texrepeat="1 1" texuniform="false"/>
+        {''.join(assets)}</asset>
       <worldbody><light directional="true" pos="0.3 0.2 1" dir="-0.3 -0.2 -1" castshadow="true"/>
-        <geom type="box" size="0.675 0.6 0.02" pos="-0.075 0 {TABLE_TOP_Z - 0.02}" material="table"/>
+        <geom type="box" size="0.675 0.6 0.02" pos="-0.075 0 {TABLE_TOP_Z - 0.02}"
+              material="table"/>
         {''.join(bodies)}</worldbody></mujoco>"""
     model = mujoco.MjModel.from_xml_string(xml)
     data = mujoco.MjData(model)
@@ -107,7 +127,8 @@ def _wxyz(R) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--frames', type=int, default=10)
     ap.add_argument('--objects', type=int, default=8)
     ap.add_argument('--out', default=None, help='side-by-side image of the renderers (.jpg/.png)')
@@ -132,8 +153,9 @@ def main(argv=None) -> int:
         scene = _scene(renderer, specs, surface, 0)
         light = photo_lighting() if renderer == 'egl' else None
         sec, out = _time(lambda: scene.render(cam, light), args.frames)
-        rows.append((f'pybullet {"TinyRenderer (CPU)" if renderer == "tiny" else "EGL plugin (OpenGL, llvmpipe), shadows"}',
-                     sec, 'RGB + depth + segmentation'))
+        name = ('pybullet TinyRenderer (CPU)' if renderer == 'tiny'
+                else 'pybullet EGL plugin (OpenGL, llvmpipe), shadows')
+        rows.append((name, sec, 'RGB + depth + segmentation'))
         images.append(out.rgb)
         if renderer == 'egl':
             mj_scene = scene
@@ -142,7 +164,8 @@ def main(argv=None) -> int:
     try:
         render = _mujoco_renderer(mj_scene, cam, surface)
         sec, out = _time(render, args.frames)
-        rows.append(('MuJoCo 4.0 (MUJOCO_GL=egl), shadows, poses mirrored', sec, 'RGB + depth + segmentation'))
+        rows.append(('MuJoCo 4.0 (MUJOCO_GL=egl), shadows, poses mirrored', sec,
+                     'RGB + depth + segmentation'))
         images.append(out[0])
     except ImportError:
         rows.append(('MuJoCo: not installed (pip install mujoco to measure it)', float('nan'), ''))
@@ -150,17 +173,22 @@ def main(argv=None) -> int:
         rows.append((f'MuJoCo: failed ({type(exc).__name__}: {str(exc)[:80]})', float('nan'), ''))
     mj_scene.close()
     load = os.getloadavg()
-    print(f'\n640x480, {len(specs)} objects + table photo, median of {args.frames} frames after 2 warm-up; '
-          f'{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n')
+    print(f'\n640x480, {len(specs)} objects + table photo, median of {args.frames} frames after '
+          f'2 warm-up; {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} '
+          f'{load[2]:.2f}\n')
     print('| renderer | ms / frame | frames / s | outputs |')
     print('|---|---|---|---|')
     for name, sec, what in rows:
-        print(f'| {name} | {sec * 1000:.0f} | {1.0 / sec:.1f} | {what} |' if sec == sec else f'| {name} | - | - | |')
+        if sec == sec:
+            print(f'| {name} | {sec * 1000:.0f} | {1.0 / sec:.1f} | {what} |')
+        else:
+            print(f'| {name} | - | - | |')
     if args.out:
         import cv2
         from ccl_perception.sim.contact_sheet import write_sheet
         sheet = np.concatenate([cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in images], axis=1)
-        sheet = cv2.resize(sheet, (sheet.shape[1] // 2, sheet.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        sheet = cv2.resize(sheet, (sheet.shape[1] // 2, sheet.shape[0] // 2),
+                           interpolation=cv2.INTER_AREA)
         print(f'wrote {args.out} ({write_sheet(sheet, args.out) / 1024:.0f} KB)')
     return 0
 

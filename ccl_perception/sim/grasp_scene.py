@@ -1,4 +1,19 @@
-"""The benchmark v2 grasp scene: the world the simulated Panda grasps in, seen by a D435.
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The benchmark v2 grasp scene: the world the simulated Panda grasps in, seen by a D435.
 
 :func:`v2_world_config` returns the :class:`~ccl_perception.sim.robot.SimWorldConfig` of the
 simulated world node, the grasp benchmark and the demo on benchmark v2: the v2 objects (real
@@ -38,7 +53,10 @@ V2_WORLD = {
 
 
 def v2_world_config(**overrides):
-    """:class:`SimWorldConfig` of the benchmark v2 grasp scene (``V2_WORLD``, then ``overrides``).
+    """
+    Return the :class:`SimWorldConfig` of the benchmark v2 grasp scene.
+
+    ``V2_WORLD``, then ``overrides``.
 
     Any :class:`SimWorldConfig` field may be overridden, e.g. ``width=320, height=240`` to grasp
     at the training resolution (the field of view stays the D435's).
@@ -57,17 +75,24 @@ def v2_scene_objects():
 
 
 def v2_scene(specs, surface: str = 'oak_light'):
-    """TabletopScene with ``specs``, the OpenGL renderer and table photo ``surface`` (a key of
-    benchmark_v2.yaml's surfaces)."""
+    """
+    Build the v2 TabletopScene: ``specs``, the OpenGL renderer and a table photo.
+
+    ``surface`` is a key of benchmark_v2.yaml's surfaces.
+    """
     from ccl_perception.sim.catalogue_v2 import build_catalogue
     from ccl_perception.sim.scene import TabletopScene
-    return TabletopScene(list(specs), renderer='egl', surface=build_catalogue().surface_path(surface))
+    path = build_catalogue().surface_path(surface)
+    return TabletopScene(list(specs), renderer='egl', surface=path)
 
 
 def render_grasp_scenes(out_dir: str, n_scenes: int = 8, seed: int = 5000, world_config=None,
                         progress: bool = True) -> dict:
-    """Render ``n_scenes`` grasp scenes of the simulated world (``SimWorld.reset(seed + i)``,
-    each with a graspable seen object as its target) into ``out_dir``: ``images/``, ``depth/``
+    """
+    Render ``n_scenes`` grasp scenes of the simulated world into ``out_dir``.
+
+    Scene ``i`` is ``SimWorld.reset(seed + i)`` with a graspable seen object as its target;
+    written: ``images/``, ``depth/``
     (float32 m), ``segmentation/`` and ``frames.json`` (camera_info-like ``K``, size, camera
     pose, object poses, target). Deterministic by seed. ``world_config``: default
     :func:`v2_world_config`.
@@ -107,9 +132,10 @@ def render_grasp_scenes(out_dir: str, n_scenes: int = 8, seed: int = 5000, world
                                                    world.scene.object_poses(info.objects), ids))
             meta.update({'image': f'images/{stem}.png', 'seed': seed + i, 'target': info.target,
                          'target_present': info.target_present, 'objects': list(info.objects),
-                         'camera_info': {'width': info.camera.width, 'height': info.camera.height,
-                                         'K': info.camera.K.tolist(), 'distortion_model': 'plumb_bob',
-                                         'D': [0.0] * 5}})
+                         'camera_info': {'width': info.camera.width,
+                                         'height': info.camera.height,
+                                         'K': info.camera.K.tolist(),
+                                         'distortion_model': 'plumb_bob', 'D': [0.0] * 5}})
             frames.append(meta)
     finally:
         world.close()
@@ -117,5 +143,6 @@ def render_grasp_scenes(out_dir: str, n_scenes: int = 8, seed: int = 5000, world
     with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:
         json.dump({'frames': frames, 'object_size': size}, f)
     seconds = time.perf_counter() - start
-    return {'num_images': n_scenes, 'seconds': seconds, 'images_per_second': n_scenes / max(seconds, 1e-9),
+    return {'num_images': n_scenes, 'seconds': seconds,
+            'images_per_second': n_scenes / max(seconds, 1e-9),
             'targets': sorted({m['target'] for m in frames}), 'object_size': size}
