@@ -410,3 +410,17 @@ def test_v2_grasp_world_uses_the_d435_and_resets_exactly(real_catalogue):
         world.close()
     assert np.array_equal(first.rgb, again.rgb)
     assert np.array_equal(first.segmentation, again.segmentation)
+
+
+def test_grasp_scenes_render_deterministically_with_camera_info(real_catalogue, tmp_path):
+    from ccl_perception.sim.grasp_scene import render_grasp_scenes, v2_world_config
+    cfg = v2_world_config(width=160, height=120)
+    for d in ('a', 'b'):
+        st = render_grasp_scenes(str(tmp_path / d), 2, seed=11, world_config=cfg, progress=False)
+    assert st['num_images'] == 2
+    for name in ('g000.png', 'g001.png'):
+        a, b = (cv2.imread(str(tmp_path / d / 'images' / name)) for d in 'ab')
+        assert a.shape == (120, 160, 3) and np.array_equal(a, b)
+    meta = json.loads((tmp_path / 'a' / 'frames.json').read_text())['frames'][0]
+    np.testing.assert_allclose(meta['camera_info']['K'], d435_intrinsics(160, 120), atol=1e-9)
+    assert meta['target'] in meta['objects'] and meta['target_present']

@@ -455,20 +455,20 @@ class TabletopScene:
         if self.renderer == 'egl':
             light = photo_lighting() if lighting is None else lighting
             # Measured with pybullet 3.2.7 on Mesa: the first image of a size differs from
-            # every later image of the same state in shadow pixels, and an image's shadows
-            # use the light direction of the image before it. A throw-away first image per
-            # size and an 8x6 image with this light first make every returned image a
-            # function of the current state and light only (test_benchmark_v2 checks it).
+            # every later image of the same state in shadow pixels, and the shadows of an
+            # image depend on the image requested before it (after a restore_state they showed
+            # the previous light / poses). A throw-away first image per size and an 8x6 image
+            # of the same state and light before every image (~30 ms at 640x480) make every
+            # returned image a function of the current state and light only; tested in
+            # test_benchmark_v2 (restores, resets after other trials).
+            args = dict(viewMatrix=camera.view_matrix(),
+                        projectionMatrix=camera.projection_matrix('opengl'),
+                        renderer=p.ER_BULLET_HARDWARE_OPENGL, lightDirection=list(light['direction']),
+                        shadow=int(light.get('shadow', True)), physicsClientId=self.client)
             if (w, h) not in self._sizes_seen:
                 self._sizes_seen.add((w, h))
-                p.getCameraImage(w, h, viewMatrix=camera.view_matrix(),
-                                 projectionMatrix=camera.projection_matrix('opengl'),
-                                 renderer=p.ER_BULLET_HARDWARE_OPENGL, physicsClientId=self.client)
-            p.getCameraImage(8, 6, viewMatrix=camera.view_matrix(),
-                             projectionMatrix=camera.projection_matrix('opengl'),
-                             renderer=p.ER_BULLET_HARDWARE_OPENGL, lightDirection=list(light['direction']),
-                             shadow=int(light.get('shadow', True)), flags=p.ER_NO_SEGMENTATION_MASK,
-                             physicsClientId=self.client)
+                p.getCameraImage(w, h, **args)
+            p.getCameraImage(8, 6, flags=p.ER_NO_SEGMENTATION_MASK, **args)
             _, _, rgba, buf, seg = p.getCameraImage(
                 w, h, viewMatrix=camera.view_matrix(),
                 projectionMatrix=camera.projection_matrix('opengl'),
