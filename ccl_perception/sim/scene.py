@@ -78,11 +78,25 @@ RENDERERS = ('tiny', 'egl')
 SKIN_RGBA = (0.87, 0.67, 0.55, 1.0)  # the hand-like distractor
 
 
+def _import_triton_first() -> None:
+    """Import triton (if installed) before Mesa's OpenGL is loaded.
+
+    Mesa's llvmpipe (which the EGL plugin loads) and triton (which torch imports for its
+    optimizers, through torch._dynamo) each bring their own LLVM. Measured here: importing
+    triton after an EGL context exists kills the process (segmentation fault in
+    triton/knobs.py); in the other order both work. The import takes ~0.2 s.
+    """
+    import importlib.util
+    if importlib.util.find_spec('triton') is not None:
+        import triton  # noqa: F401
+
+
 def enable_egl(client: int) -> int:
     """Load pybullet's EGL renderer plugin into ``client``; returns the plugin id.
 
     Raises RuntimeError with the reason when the plugin (or EGL / Mesa) is not available.
     """
+    _import_triton_first()
     loader = pkgutil.get_loader('eglRenderer')
     if loader is None:
         raise RuntimeError('pybullet was built without eglRenderer: use renderer="tiny"')
