@@ -200,6 +200,22 @@ def build_catalogue(selection: Selection | None = None, folder: str | None = Non
     return Catalogue(seen, unseen, surfaces['train'], surfaces['heldout'], entries, skipped, paths)
 
 
+def scene_objects() -> tuple:
+    """``({name: ObjectSpec} of every converted v2 object, [seen object names])``."""
+    cat = build_catalogue()
+    return cat.specs(), [s.name for s in cat.seen]
+
+
+def make_scene(specs, surface: str = 'oak_light'):
+    """
+    Build a benchmark v2 TabletopScene: ``specs``, the OpenGL renderer and a table photo.
+
+    ``surface`` is a key of benchmark_v2.yaml's surfaces (default: the training table).
+    """
+    from ccl_perception.sim.scene import TabletopScene
+    return TabletopScene(list(specs), renderer='egl', surface=build_catalogue().surface_path(surface))
+
+
 def notice_text(selection: Selection | None = None) -> str:
     """The repository's ``NOTICE`` file: every model and photo with its author and licence."""
     sel = selection or load_selection()

@@ -67,25 +67,6 @@ def v2_world_config(**overrides):
     return SimWorldConfig(**cfg)
 
 
-def v2_scene_objects():
-    """``({name: ObjectSpec} of all converted v2 objects, [seen object names])``."""
-    from ccl_perception.sim.catalogue_v2 import build_catalogue
-    cat = build_catalogue()
-    return cat.specs(), [s.name for s in cat.seen]
-
-
-def v2_scene(specs, surface: str = 'oak_light'):
-    """
-    Build the v2 TabletopScene: ``specs``, the OpenGL renderer and a table photo.
-
-    ``surface`` is a key of benchmark_v2.yaml's surfaces.
-    """
-    from ccl_perception.sim.catalogue_v2 import build_catalogue
-    from ccl_perception.sim.scene import TabletopScene
-    path = build_catalogue().surface_path(surface)
-    return TabletopScene(list(specs), renderer='egl', surface=path)
-
-
 def render_grasp_scenes(out_dir: str, n_scenes: int = 8, seed: int = 5000, world_config=None,
                         progress: bool = True) -> dict:
     """

@@ -310,8 +310,8 @@ class SimWorld:
 
         self.cfg = config or SimWorldConfig()
         if self.cfg.benchmark == 'v2':
-            from ccl_perception.sim.grasp_scene import v2_scene_objects
-            by_name, default_names = v2_scene_objects()
+            from ccl_perception.sim.catalogue_v2 import scene_objects
+            by_name, default_names = scene_objects()
         else:
             catalogue = object_catalogue(self.cfg.catalogue_seed, self.cfg.n_procedural)
             by_name = {s.name: s for s in catalogue}
@@ -324,8 +324,8 @@ class SimWorld:
             raise ValueError('a SimWorld needs at least two objects')
         self.lock = threading.RLock()
         if self.cfg.benchmark == 'v2':
-            from ccl_perception.sim.grasp_scene import v2_scene
-            self.scene = v2_scene([by_name[n] for n in names], self.cfg.surface)
+            from ccl_perception.sim.catalogue_v2 import make_scene
+            self.scene = make_scene([by_name[n] for n in names], self.cfg.surface)
         else:
             self.scene = TabletopScene([by_name[n] for n in names],
                                        background_seed=self.cfg.background_seed, deterministic=True)
