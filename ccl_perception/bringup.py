@@ -48,7 +48,8 @@ PACKAGE = 'ccl_perception'
 
 #: name -> (default, description). Values are strings, as in ``ros2 launch``.
 LAUNCH_ARGUMENTS = {
-    'checkpoint': ('', 'trained descriptor model checkpoint (.pt)'),
+    'checkpoint': ('', 'descriptor model checkpoint (.pt); empty = the shipped default model'),
+    'downscale': ('1', 'shrink camera images this many times before the model (2: 640x480 -> 320x240)'),
     'target': ('', 'grasp target: a name in target_dir or a .npz path'),
     'target_dir': ('', 'directory of target .npz files (make_target output)'),
     'device': ('cpu', 'torch device of the descriptor model (cpu, cuda, cuda:1)'),
@@ -98,6 +99,17 @@ def _truthy(value) -> bool:
     return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
 
 
+def _downscale(value) -> int:
+    """The ``downscale`` launch argument as an int in [1, 8] (ValueError otherwise)."""
+    try:
+        factor = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f'downscale must be an integer in [1, 8], got {value!r}') from None
+    if not 1 <= factor <= 8:
+        raise ValueError(f'downscale must be an integer in [1, 8], got {value!r}')
+    return factor
+
+
 #: Words ``sim`` / ``rviz`` accept (anything else is an error, not silently false).
 BOOLEAN_WORDS = ('true', 'false', '1', '0', 'yes', 'no', 'on', 'off')
 
@@ -134,7 +146,8 @@ def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
     ns = a['camera_ns'].strip('/')
     remap = [] if ns == CAMERA_PREFIX else [
         (t, ns + t[len(CAMERA_PREFIX):]) for t in CAMERA_TOPICS]
-    model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend']}
+    model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend'],
+             'downscale': _downscale(a['downscale'])}
     specs = [
         NodeSpec('descriptor_node', 'descriptor_node', 'ccl_perception.nodes.descriptor_node:DescriptorNode',
                  'descriptor_node.yaml', dict(model), list(remap)),
