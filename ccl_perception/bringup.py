@@ -197,12 +197,13 @@ def _ros_parameters(params: dict):
             if not (isinstance(v, list) and not v)]
 
 
-def create_nodes(specs: List[NodeSpec], context=None):
+def create_nodes(specs: List[NodeSpec], context=None, extra_kwargs: Optional[dict] = None):
     """Instantiate the specs' node classes in this process.
 
     A hosted node (the sim executor) is composed with its host: it gets
-    ``executor=world_executor(host.world)``. Raises ``RuntimeError`` naming a node whose
-    module cannot be imported or that fails to start.
+    ``executor=world_executor(host.world)``. ``extra_kwargs``: ``{node name: {kwarg: value}}``
+    passed to that node's constructor (e.g. ``{'sim_world': {'world': SimWorld(...)}}``).
+    Raises ``RuntimeError`` naming a node whose module cannot be imported or that fails to start.
     """
     nodes = {}
     try:
@@ -217,6 +218,7 @@ def create_nodes(specs: List[NodeSpec], context=None):
                       'cli_args': ['--ros-args'] + [a for f, t in spec.remappings for a in ('-r', f'{f}:={t}')]}
             if context is not None:
                 kwargs['context'] = context
+            kwargs.update((extra_kwargs or {}).get(spec.name, {}))
             if spec.host is not None:
                 if spec.host not in nodes:
                     raise RuntimeError(

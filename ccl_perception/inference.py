@@ -143,6 +143,8 @@ class DescriptorExtractor:
         backend: ``torch`` or ``onnx``.
         onnx_path: exported model (``export_onnx``); for ``backend='onnx'`` it defaults to
             the checkpoint path with the suffix ``.onnx``.
+        features: ``head`` (the descriptors) or ``backbone`` (the trunk's own L2-normalised
+            features: the pretrained-features baseline of the grasp benchmark).
         downscale: integer factor ``s``: images are shrunk ``s`` times (area interpolation)
             before the model, so a 640x480 camera runs a model trained at 320x240 at its
             training scale. The map then has ``ceil(H / (8 s))`` rows and behaves exactly
@@ -161,11 +163,16 @@ class DescriptorExtractor:
     """
 
     def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None,
-                 downscale: int = 1):
+                 downscale: int = 1, features: str = 'head'):
         if backend not in ('torch', 'onnx'):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         if isinstance(downscale, bool) or not isinstance(downscale, int) or not 1 <= downscale <= 8:
             raise ValueError(f'downscale must be an integer in [1, 8], got {downscale!r}')
+        if features not in ('head', 'backbone'):
+            raise ValueError(f"features must be 'head' or 'backbone', got {features!r}")
+        if features == 'backbone' and backend != 'torch':
+            raise ValueError("features='backbone' (the pretrained-features baseline) needs backend='torch'")
+        self.features = features
         self.downscale = downscale
         self.stride = STRIDE * downscale
         self.training_tau = None
@@ -184,8 +191,10 @@ class DescriptorExtractor:
         # NHWC is ~1.5x faster for the depthwise convolutions of efficientnet_lite0 on the CPU.
         self.model = self.model.to(memory_format=torch.channels_last)
         self.backend = backend
-        self.identity = model_identity(self.model) + (f'/{downscale}' if downscale > 1 else '')
-        self.descriptor_dim = int(self.model.config['descriptor_dim'])
+        self.identity = (model_identity(self.model) + (':backbone' if features == 'backbone' else '')
+                         + (f'/{downscale}' if downscale > 1 else ''))
+        self.descriptor_dim = (int(self.model.feature_dim) if features == 'backbone'
+                               else int(self.model.config['descriptor_dim']))
         self.session = None
         if backend == 'onnx':
             onnx_path = onnx_path or default_onnx
@@ -202,4 +211,6 @@ class DescriptorExtractor:
             return torch.from_numpy(out[0])
         with torch.inference_mode():
             image = image.to(self.device).contiguous(memory_format=torch.channels_last)
+            if self.features == 'backbone':
+                return self.model.backbone_features(image)[0].contiguous()
             return self.model(image)[0].contiguous()
