@@ -205,6 +205,11 @@ def validate(cfg: dict) -> None:
     if not isinstance(fgc['max_frames'], int) or fgc['max_frames'] <= 0:
         raise ConfigError(
             f'data.foreground.max_frames must be a positive integer, got {fgc["max_frames"]!r}')
+    if not _finite_number(fgc['paste_background']) or not 0.0 <= fgc['paste_background'] <= 1.0:
+        raise ConfigError(f'data.foreground.paste_background must be in [0, 1], got {fgc["paste_background"]!r}')
+    if fgc['paste_background'] > 0 and data['keypoints'] != 'foreground':
+        raise ConfigError('data.foreground.paste_background needs data.keypoints=foreground (it pastes '
+                          'behind the estimated foreground)')
     if not _finite_number(fgc['cell_fraction']) or not 0.0 < fgc['cell_fraction'] <= 1.0:
         raise ConfigError(
             f'data.foreground.cell_fraction must be in (0, 1], got {fgc["cell_fraction"]!r}')
