@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Synthetic view changes with exact homographies (identical-view pairs, Adrian et al. Eq. 10).
+"""
+Synthetic view changes with exact homographies (identical-view pairs, Adrian et al. Eq. 10).
 
 ``CorrespondenceAugmentation`` applies a kornia 0.9 ``AugmentationSequential`` of
 ``ColorJitter`` (photometric, no geometry), ``RandomAffine`` (rotation, scale, translation)
@@ -42,7 +43,8 @@ DEFAULT_AUGMENT_CONFIG = {
 
 
 class CorrespondenceAugmentation:
-    """Random geometric + photometric augmentation that reports its exact homography.
+    """
+    Random geometric + photometric augmentation that reports its exact homography.
 
     Args:
         config: dict merged over ``DEFAULT_AUGMENT_CONFIG`` (unknown keys raise ValueError).
@@ -99,7 +101,8 @@ class CorrespondenceAugmentation:
 
 
 def warp_points(kp: torch.Tensor, homography: torch.Tensor, size, eps: float = 1e-8):
-    """Map pixel points through homographies and flag those that leave the image.
+    """
+    Map pixel points through homographies and flag those that leave the image.
 
     Args:
         kp: (B, N, 2) full-resolution (x, y) pixels (centres at integers).

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Start the grasping pipeline's nodes in one process, from the same table as the launch file.
+"""
+Start the grasping pipeline's nodes in one process, from the same table as the launch file.
 
 ``launch/grasp.launch.py`` (``ros2 launch ccl_perception grasp.launch.py``) and this
 module (console script ``bringup``, for machines without ``launch``) both build their
@@ -62,7 +63,8 @@ LAUNCH_ARGUMENTS = {
 
 @dataclass
 class NodeSpec:
-    """One node of the pipeline.
+    """
+    One node of the pipeline.
 
     Attributes:
         name: node name (also the key in its params file).
@@ -103,7 +105,8 @@ BOOLEAN_WORDS = ('true', 'false', '1', '0', 'yes', 'no', 'on', 'off')
 
 
 def resolve_arguments(overrides: Optional[dict] = None) -> Dict[str, str]:
-    """Defaults of :data:`LAUNCH_ARGUMENTS` updated with ``overrides``.
+    """
+    Defaults of :data:`LAUNCH_ARGUMENTS` updated with ``overrides``.
 
     Raises:
         ValueError: an unknown name, or a value outside its choices (``sim`` / ``rviz``
@@ -168,7 +171,8 @@ def file_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
 
 
 def merged_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
-    """File parameters overridden by the launch-argument parameters; empty strings from
+    """
+    File parameters overridden by the launch-argument parameters; empty strings from
     unset launch arguments do not override a value from the file."""
     params = file_parameters(spec, directory)
     for k, v in spec.parameters.items():
@@ -185,7 +189,8 @@ def _ros_parameters(params: dict):
 
 
 def create_nodes(specs: List[NodeSpec], context=None):
-    """Instantiate the specs' node classes in this process.
+    """
+    Instantiate the specs' node classes in this process.
 
     A hosted node (the sim executor) is composed with its host: it gets
     ``executor=world_executor(host.world)``. Raises ``RuntimeError`` naming a node whose
@@ -223,7 +228,8 @@ def create_nodes(specs: List[NodeSpec], context=None):
 
 
 def read_bringup_config(path: str) -> dict:
-    """``--config`` YAML: ``{arguments: {name: value}, nodes: [names]}``; ``ValueError`` naming
+    """
+    ``--config`` YAML: ``{arguments: {name: value}, nodes: [names]}``; ``ValueError`` naming
     the file and the problem (missing, not YAML, wrong shape)."""
     if not os.path.isfile(path):
         raise ValueError(f'--config {path!r} does not exist')
@@ -267,7 +273,8 @@ def parse_argv(argv: List[str]):
 
 
 def main(argv=None) -> int:
-    """Console script ``bringup``: the chosen nodes in one process, one single-threaded executor.
+    """
+    Console script ``bringup``: the chosen nodes in one process, one single-threaded executor.
 
     Exit codes: 0 after Ctrl-C, 2 for bad arguments or a node that cannot start.
     """

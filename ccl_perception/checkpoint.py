@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Descriptor-model checkpoints: atomic save, safe load, identity fingerprint.
+"""
+Descriptor-model checkpoints: atomic save, safe load, identity fingerprint.
 
 A checkpoint is a dict of plain tensors and containers (loads with
 ``torch.load(..., weights_only=True)``)::
@@ -86,7 +87,8 @@ def current_umask() -> int:
 
 def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
                     extra: dict = None) -> str:
-    """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
+    """
+    Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
 
     A crash mid-write leaves the previous file (if any) untouched and no partial file. The
     file gets the mode a plain ``open()`` would give it (``0666 & ~umask``, 0644 usually).
@@ -137,7 +139,8 @@ def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
 
 
 def load_checkpoint(path, map_location='cpu') -> dict:
-    """Load and validate a checkpoint written by ``save_checkpoint`` (weights_only=True).
+    """
+    Load and validate a checkpoint written by ``save_checkpoint`` (weights_only=True).
 
     Raises:
         CheckpointError: missing file, unreadable/corrupt/truncated data, or a file that is
@@ -171,7 +174,8 @@ def load_checkpoint(path, map_location='cpu') -> dict:
 
 
 def load_model(path, device='cpu') -> DescriptorNet:
-    """Rebuild the ``DescriptorNet`` of a checkpoint (no ImageNet download), in eval mode.
+    """
+    Rebuild the ``DescriptorNet`` of a checkpoint (no ImageNet download), in eval mode.
 
     Raises:
         CheckpointError: as ``load_checkpoint``, or weights that do not fit the architecture.
@@ -194,7 +198,8 @@ def model_from_checkpoint(data: dict, path='<checkpoint>', device='cpu') -> Desc
 
 
 def training_tau(data: dict):
-    """Softmax temperature the checkpoint's model was trained with, or None if unknown.
+    """
+    Softmax temperature the checkpoint's model was trained with, or None if unknown.
 
     The trainer stores its whole config in ``extra['config']`` (``loss.tau``); inference
     (the grasp planner, evaluation) defaults to this value for the model.
@@ -213,7 +218,8 @@ def _config_key(config: dict) -> str:
 
 
 def model_identity(model_or_config) -> str:
-    """Short stable hex fingerprint (16 chars) of architecture + weights.
+    """
+    Short stable hex fingerprint (16 chars) of architecture + weights.
 
     Args:
         model_or_config: a ``DescriptorNet``, a checkpoint dict (``load_checkpoint``), or a

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""What every command-line tool shares: one-line errors on stderr and exit code 2.
+"""
+What every command-line tool shares: one-line errors on stderr and exit code 2.
 
 Every CLI of the package (``train``, ``evaluate``, ``make_target``, ``export_onnx``,
 ``render_dataset``, ``collect_frames``, ``grasp_benchmark``, ``bringup``) ends a known failure
@@ -57,7 +58,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def arg_type(limit: Limit, convert: Callable = None):
-    """An argparse ``type=`` that parses a number and checks it against ``limit``.
+    """
+    An argparse ``type=`` that parses a number and checks it against ``limit``.
 
     The message names the value and the allowed range; argparse prefixes the option name.
     """
@@ -92,7 +94,8 @@ def check_device(device: str) -> str:
 
 
 def run(prog: str, fn: Callable[[], int], *errors) -> int:
-    """``fn()``, with ``ValueError``, ``OSError`` and ``errors`` turned into :func:`fail`.
+    """
+    ``fn()``, with ``ValueError``, ``OSError`` and ``errors`` turned into :func:`fail`.
 
     Returns:
         ``fn()``'s exit code, or :data:`EXIT_ERROR` after a known failure.

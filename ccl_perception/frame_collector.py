@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Collect sharp, distinct frames from a video file or a rosbag2 image topic.
+"""
+Collect sharp, distinct frames from a video file or a rosbag2 image topic.
 
 Two passes over the source: pass 1 measures every frame's sharpness (variance of the
 Laplacian of the grey image) and a 32x32 grey thumbnail; the blur threshold is
@@ -40,7 +41,8 @@ THUMB = 32
 
 @dataclass
 class CollectConfig:
-    """Frame selection knobs.
+    """
+    Frame selection knobs.
 
     Attributes:
         blur_ratio: drop frames whose sharpness < blur_ratio x median sharpness of the run.
@@ -57,7 +59,8 @@ class CollectConfig:
 
 
 def image_from_ros(msg) -> np.ndarray:
-    """BGR uint8 (H, W, 3) from a deserialised sensor_msgs Image / CompressedImage.
+    """
+    BGR uint8 (H, W, 3) from a deserialised sensor_msgs Image / CompressedImage.
 
     Raises:
         ValueError: unsupported encoding or inconsistent size.
@@ -84,7 +87,8 @@ def image_from_ros(msg) -> np.ndarray:
 
 
 def iter_frames(source: str, topic: str | None = None):
-    """Yield ``(index, timestamp_s, bgr uint8 image)`` from a video file or a rosbag2 folder/file.
+    """
+    Yield ``(index, timestamp_s, bgr uint8 image)`` from a video file or a rosbag2 folder/file.
 
     Raises:
         ValueError: unreadable input, missing topic.
@@ -152,7 +156,8 @@ def thumbnail(bgr: np.ndarray) -> np.ndarray:
 
 def collect_frames(source: str, out_dir: str, topic: str | None = None,
                    config: CollectConfig | None = None, progress: bool = True) -> dict:
-    """Write the sharp, distinct frames of ``source`` to ``out_dir`` as ``frame_XXXXXX.png``.
+    """
+    Write the sharp, distinct frames of ``source`` to ``out_dir`` as ``frame_XXXXXX.png``.
 
     Returns:
         summary dict: ``{'total', 'kept', 'blurry', 'duplicate', 'skipped_step',

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Depth + intrinsics -> 3D keypoints -> 6D parallel-gripper grasp pose (no ROS).
+"""
+Depth + intrinsics -> 3D keypoints -> 6D parallel-gripper grasp pose (no ROS).
 
 Conventions (see docs/ARCHITECTURE.md and docs/ros_interface.md):
 
@@ -45,7 +46,8 @@ def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
 
 
 def check_intrinsics(K, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    """Return K as a ``(3, 3)`` float64 array or raise ``ValueError``.
+    """
+    Return K as a ``(3, 3)`` float64 array or raise ``ValueError``.
 
     Args:
         K: ``(3, 3)`` or ``(9,)`` pinhole matrix, pixels.
@@ -79,7 +81,8 @@ def check_intrinsics(K, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
 
 
 def robust_depth(depth: np.ndarray, xy: np.ndarray, window: int = 5) -> np.ndarray:
-    """Median of the valid depths in a ``window x window`` patch around each point.
+    """
+    Median of the valid depths in a ``window x window`` patch around each point.
 
     Robust to holes and flying pixels at edges: ``NaN`` / ``<= 0`` values are ignored.
 
@@ -115,7 +118,8 @@ def robust_depth(depth: np.ndarray, xy: np.ndarray, window: int = 5) -> np.ndarr
 
 
 def backproject(xy: np.ndarray, z: np.ndarray, K) -> np.ndarray:
-    """Pinhole back-projection: ``X = (x - cx) z / fx``, ``Y = (y - cy) z / fy``, ``Z = z``.
+    """
+    Pinhole back-projection: ``X = (x - cx) z / fx``, ``Y = (y - cy) z / fy``, ``Z = z``.
 
     Args:
         xy: ``(N, 2)`` pixels; z: ``(N,)`` metres; K: ``(3, 3)``.
@@ -143,7 +147,8 @@ def project(points: np.ndarray, K) -> np.ndarray:
 
 def keypoints_to_3d(depth: np.ndarray, xy: np.ndarray, K,
                     window: int = 5) -> Tuple[np.ndarray, np.ndarray]:
-    """Robust 3D keypoints: :func:`robust_depth` then :func:`backproject`.
+    """
+    Robust 3D keypoints: :func:`robust_depth` then :func:`backproject`.
 
     Returns:
         ``points (N, 3)`` metres and ``valid (N,)`` bool (False where depth is missing).
@@ -165,7 +170,8 @@ def depth_to_points(depth: np.ndarray, K, mask: Optional[np.ndarray] = None) -> 
 
 def estimate_normal(depth: np.ndarray, K, xy, radius_px: int = 7,
                     method: str = 'open3d') -> Optional[np.ndarray]:
-    """Local surface normal at a pixel, oriented towards the camera.
+    """
+    Local surface normal at a pixel, oriented towards the camera.
 
     Uses the valid depth pixels of a ``(2r+1)^2`` patch. ``method='open3d'`` runs
     ``open3d.geometry.PointCloud.estimate_normals`` on that small neighbourhood (the
@@ -240,7 +246,8 @@ def quaternion_to_rotation(q) -> np.ndarray:
 
 @dataclass
 class GraspPose:
-    """A parallel-gripper grasp in the camera optical frame.
+    """
+    A parallel-gripper grasp in the camera optical frame.
 
     Attributes:
         position: ``(3,)`` metres, centre between the fingertips.
@@ -259,7 +266,8 @@ class GraspPose:
 
 def grasp_from_axis(p1: np.ndarray, p2: np.ndarray, approach_hint: Optional[np.ndarray] = None,
                     margin: float = 0.02, max_width: Optional[float] = None) -> GraspPose:
-    """6D grasp from the two grasp-axis keypoints (the paper's two pixels per object).
+    """
+    6D grasp from the two grasp-axis keypoints (the paper's two pixels per object).
 
     Position = midpoint; closing axis y = ``(p2 - p1) / |p2 - p1|``; approach z =
     ``approach_hint`` (e.g. minus the surface normal, default the optical axis) made
@@ -301,7 +309,8 @@ def grasp_from_axis(p1: np.ndarray, p2: np.ndarray, approach_hint: Optional[np.n
 
 
 def kabsch(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Least-squares rigid transform with ``dst ~= R @ src + t`` (Kabsch / Umeyama, no scale).
+    """
+    Least-squares rigid transform with ``dst ~= R @ src + t`` (Kabsch / Umeyama, no scale).
 
     Args:
         src, dst: ``(N, 3)`` corresponding points, ``N >= 3`` and not collinear.
@@ -323,7 +332,8 @@ def kabsch(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 def ransac_kabsch(src: np.ndarray, dst: np.ndarray, valid: Optional[np.ndarray] = None, threshold: float = 0.01,
                   iterations: int = 100, min_inliers: int = 3, rng=None):
-    """Robust rigid fit of a target's reference 3D keypoints ``src`` to observed ``dst``.
+    """
+    Robust rigid fit of a target's reference 3D keypoints ``src`` to observed ``dst``.
 
     RANSAC over minimal sets of 3 correspondences, then Kabsch on all inliers.
 

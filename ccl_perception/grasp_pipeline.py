@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Frame -> grasp pose, without ROS: the core that the grasp planner node wraps.
+"""
+Frame -> grasp pose, without ROS: the core that the grasp planner node wraps.
 
 ``GraspPipeline.frame_to_pose(rgb, depth, K, target)`` runs
 
@@ -95,7 +96,8 @@ LIMITS = {
 
 @dataclass
 class PipelineResult:
-    """Outcome of one frame.
+    """
+    Outcome of one frame.
 
     Attributes:
         pose: the grasp or ``None`` when abstaining.
@@ -119,7 +121,8 @@ class PipelineResult:
 
 
 def validate_config(cfg: dict) -> dict:
-    """Check a complete pipeline config against :data:`LIMITS`; return it normalised.
+    """
+    Check a complete pipeline config against :data:`LIMITS`; return it normalised.
 
     Raises:
         ValueError: an unknown key, a missing key, a value outside its range (the message
@@ -145,7 +148,8 @@ def merge_config(config: Optional[dict]) -> dict:
 
 
 def physical_limit_reason(p1: np.ndarray, p2: np.ndarray, cfg: dict) -> str:
-    """Why a grasp between ``p1`` and ``p2`` cannot be done, or ``''``.
+    """
+    Why a grasp between ``p1`` and ``p2`` cannot be done, or ``''``.
 
     Args:
         p1, p2: ``(3,)`` axis keypoints, metres, camera optical frame.
@@ -169,7 +173,8 @@ def physical_limit_reason(p1: np.ndarray, p2: np.ndarray, cfg: dict) -> str:
 
 
 class GraspPipeline:
-    """Pure frame -> pose pipeline.
+    """
+    Pure frame -> pose pipeline.
 
     Args:
         extractor: ``DescriptorExtractor``-like: ``__call__(rgb uint8 (H, W, 3)) ->
@@ -187,7 +192,8 @@ class GraspPipeline:
             self.extractor, 'stride', 8), cfg['confidence_scale_px'])
 
     def update_config(self, **changes) -> dict:
-        """Validate ``changes`` over the current config and apply them all, or none.
+        """
+        Validate ``changes`` over the current config and apply them all, or none.
 
         Returns:
             the new config.
@@ -201,7 +207,8 @@ class GraspPipeline:
         return cfg
 
     def frame_to_pose(self, rgb: np.ndarray, depth: np.ndarray, K, target) -> PipelineResult:
-        """One RGB-D frame -> :class:`PipelineResult`.
+        """
+        One RGB-D frame -> :class:`PipelineResult`.
 
         Args:
             rgb: ``(H, W, 3)`` uint8 RGB.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Descriptor extraction for a single RGB image, with an eager-PyTorch or ONNX Runtime backend.
+"""
+Descriptor extraction for a single RGB image, with an eager-PyTorch or ONNX Runtime backend.
 
 ``DescriptorExtractor(model_or_checkpoint)(rgb)`` takes an (H, W, 3) uint8 RGB numpy image and
 returns the (D, ceil(H/8), ceil(W/8)) unit descriptor map at 1/8 resolution (grid convention
@@ -49,7 +50,8 @@ def _rgb_to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 def export_onnx(model: DescriptorNet, path, height: int = 480, width: int = 640,
                 opset_version: int = 17) -> str:
-    """Export ``model`` (eval mode, CPU) to ONNX with TorchScript-based export (dynamo=False).
+    """
+    Export ``model`` (eval mode, CPU) to ONNX with TorchScript-based export (dynamo=False).
 
     Args:
         model: the descriptor network.
@@ -82,7 +84,8 @@ def export_onnx(model: DescriptorNet, path, height: int = 480, width: int = 640,
 
 
 def onnx_session(path, identity: str = None, threads: int = None):
-    """Open an ONNX Runtime CPU session; check the stored model identity when given.
+    """
+    Open an ONNX Runtime CPU session; check the stored model identity when given.
 
     ``threads`` sets ONNX Runtime's intra-op thread count (default: its own choice).
 
@@ -120,7 +123,8 @@ def compare_onnx(model: DescriptorNet, path, height: int, width: int, seed: int 
 
 
 class DescriptorExtractor:
-    """Dense descriptors of one RGB image.
+    """
+    Dense descriptors of one RGB image.
 
     Args:
         model: a ``DescriptorNet`` or a checkpoint path (``load_model``).

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Find a target's keypoints in a frame's descriptor map (no ROS).
+"""
+Find a target's keypoints in a frame's descriptor map (no ROS).
 
 For each target descriptor: cosine heatmap over the 1/8 descriptor map (Eq. 1),
 temperature softmax (Eq. 2), spatial expectation (Eq. 3) and its variance (Eq. 4),
@@ -36,7 +37,8 @@ from ccl_perception.correspondence import DEFAULT_TAU, STRIDE, grid_to_full, mat
 
 @dataclass
 class KeypointMatch:
-    """Matched keypoints of one frame.
+    """
+    Matched keypoints of one frame.
 
     Attributes:
         keypoints: ``(N, 2)`` full-resolution pixels ``(x, y)``, float64.
@@ -59,7 +61,8 @@ class KeypointMatch:
 
 
 class KeypointMatcher:
-    """Match ``(N, D)`` target descriptors in ``(D, h, w)`` descriptor maps.
+    """
+    Match ``(N, D)`` target descriptors in ``(D, h, w)`` descriptor maps.
 
     Args:
         tau: softmax temperature of Eq. 2 (paper: 0.03).
@@ -85,7 +88,8 @@ class KeypointMatcher:
 
     @torch.no_grad()
     def match(self, target_desc, desc_map: torch.Tensor) -> KeypointMatch:
-        """Match target descriptors in one frame.
+        """
+        Match target descriptors in one frame.
 
         Args:
             target_desc: ``(N, D)`` descriptors (numpy or torch, any norm).

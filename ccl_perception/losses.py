@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Losses of the Cycle-Correspondence Loss paper (Adrian et al.).
+"""
+Losses of the Cycle-Correspondence Loss paper (Adrian et al.).
 
 All keypoints are ``(x, y)`` in the pixel coordinates of the 1/8-resolution descriptor
 maps the losses are computed on (grid cells; see ``correspondence.full_to_grid``).
@@ -48,7 +49,8 @@ def _check_valid(valid: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
 
 def distributional_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor = None,
                         weight: torch.Tensor = None) -> torch.Tensor:
-    """Mean Euclidean distance between predicted and true keypoints (Eq. 5).
+    """
+    Mean Euclidean distance between predicted and true keypoints (Eq. 5).
 
     Args:
         pred: ``(B, N, 2)`` predicted keypoints (spatial expectations).
@@ -75,7 +77,8 @@ def distributional_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.T
 def identical_view_loss(desc_a: torch.Tensor, desc_a_hat: torch.Tensor, kp_a: torch.Tensor,
                         kp_a_hat: torch.Tensor, valid: torch.Tensor = None,
                         tau: float = DEFAULT_TAU) -> torch.Tensor:
-    """Identical-view loss (Eq. 10): match ``d_A(k_A)`` over ``D_Â`` and apply Eq. 5.
+    """
+    Identical-view loss (Eq. 10): match ``d_A(k_A)`` over ``D_Â`` and apply Eq. 5.
 
     Also the supervised loss, with ``desc_a_hat`` / ``kp_a_hat`` the second image's
     descriptors and its exactly known correspondences.
@@ -93,7 +96,8 @@ def identical_view_loss(desc_a: torch.Tensor, desc_a_hat: torch.Tensor, kp_a: to
 
 
 def quantile_drop(x: torch.Tensor, valid: torch.Tensor, quantile: float) -> torch.Tensor:
-    """Keep the ``quantile`` fraction of valid points with the smallest uncertainty ``X_i``.
+    """
+    Keep the ``quantile`` fraction of valid points with the smallest uncertainty ``X_i``.
 
     Per image, ``ceil(quantile * n_valid)`` points are kept (ties broken by index).
 
@@ -124,7 +128,8 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
                               tau: float = DEFAULT_TAU, quantile: float = 0.35,
                               use_quantile_drop: bool = True, use_variance_scaling: bool = True,
                               details: dict = None):
-    """Cycle-correspondence loss (Eq. 6-9).
+    """
+    Cycle-correspondence loss (Eq. 6-9).
 
     For each keypoint ``k_A``: ``d = D_A(k_A)`` is matched over ``D_B`` (Eq. 1-2), the
     *expected descriptor* ``d_B* = normalise(sum P_B(x,y) D_B(x,y))`` (Eq. 8) is matched
@@ -184,7 +189,8 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
 
 
 class CorrespondenceLoss(nn.Module):
-    """The training objective of one method.
+    """
+    The training objective of one method.
 
     - ``identical_view``: Eq. 10 on (I_A, Î_A).
     - ``ccl``: Eq. 9 on (I_A, I_B, Î_A).
@@ -220,7 +226,8 @@ class CorrespondenceLoss(nn.Module):
         return self.method in ('ccl', 'ccl_iv')
 
     def forward(self, desc_a, desc_a_hat, kp_a, kp_a_hat, valid=None, desc_b=None, details=None):
-        """Compute the loss. Shapes as in :func:`cycle_correspondence_loss` (``details`` too).
+        """
+        Compute the loss. Shapes as in :func:`cycle_correspondence_loss` (``details`` too).
 
         Returns:
             ``(loss, stats)`` with a dict of floats for logging.

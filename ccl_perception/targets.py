@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp targets: descriptors of an object's grasp keypoints, stored without pickle.
+"""
+Grasp targets: descriptors of an object's grasp keypoints, stored without pickle.
 
 A target is made once from a reference RGB(-D) image, a trained checkpoint and two or
 more pixels (the paper picks two grasp-axis pixels per object; points 1 and 2 are the
@@ -83,7 +84,8 @@ class Target:
 
 
 def save_target(path: str, target: Target) -> None:
-    """Write a target ``.npz`` atomically (temp file + rename), mode ``0666 & ~umask`` (0644).
+    """
+    Write a target ``.npz`` atomically (temp file + rename), mode ``0666 & ~umask`` (0644).
 
     Raises:
         OSError: the folder cannot be created or written (no partial file is left).
@@ -108,7 +110,8 @@ def save_target(path: str, target: Target) -> None:
 
 
 def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
-    """Load and validate a target file.
+    """
+    Load and validate a target file.
 
     Args:
         expected_identity: when given, a target made with a different model (other
@@ -149,7 +152,8 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
 
 
 def load_library(target_dir: str, expected_identity: Optional[str] = None):
-    """Load every ``*.npz`` of a directory.
+    """
+    Load every ``*.npz`` of a directory.
 
     Returns:
         ``(targets {name: Target}, errors {file name: reason})``; a bad file never
@@ -177,7 +181,8 @@ def load_library(target_dir: str, expected_identity: Optional[str] = None):
 
 
 class TargetLibrary:
-    """The targets of one directory, and how a ``target`` parameter value names one.
+    """
+    The targets of one directory, and how a ``target`` parameter value names one.
 
     A spec is resolved as: ``''`` -> no target; a name in the library; a ``.npz`` path
     (absolute, or relative to the directory); or ``<directory>/<spec>.npz`` for a target
@@ -253,7 +258,8 @@ class TargetLibrary:
 
 def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[np.ndarray] = None,
                 K=None, depth_window: int = 5) -> Target:
-    """Create a target from a reference image.
+    """
+    Create a target from a reference image.
 
     Args:
         extractor: a ``ccl_perception.inference.DescriptorExtractor`` (``__call__(rgb)
@@ -311,7 +317,8 @@ def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[n
 
 
 def check_points(points, size: Tuple[int, int]) -> np.ndarray:
-    """Target pixels -> ``(N, 2)`` float64, or ``ValueError`` naming the bad point.
+    """
+    Target pixels -> ``(N, 2)`` float64, or ``ValueError`` naming the bad point.
 
     Args:
         points: ``N >= 2`` pixels ``(x, y)``; the first two are the grasp axis.
@@ -371,7 +378,8 @@ def parse_point(text: str) -> Tuple[float, float]:
 
 
 def parse_intrinsics(text: str) -> np.ndarray:
-    """``'fx,fy,cx,cy'``, or a ``.npy`` (3x3), or a camera_info YAML (``camera_matrix.data`` or ``k``).
+    """
+    ``'fx,fy,cx,cy'``, or a ``.npy`` (3x3), or a camera_info YAML (``camera_matrix.data`` or ``k``).
 
     Only the form is checked here (finite, positive focal lengths); the principal point is
     checked against the image in :func:`make_target`.
@@ -408,7 +416,8 @@ def parse_intrinsics(text: str) -> np.ndarray:
 
 
 def read_depth(path: str, depth_scale: float = 0.001) -> np.ndarray:
-    """Depth file -> float32 metres (NaN missing): 16-bit PNG or uint16 ``.npy`` in units of
+    """
+    Depth file -> float32 metres (NaN missing): 16-bit PNG or uint16 ``.npy`` in units of
     ``depth_scale`` metres (default mm), or float ``.npy`` in metres."""
     if not os.path.isfile(path):
         raise ValueError(f'depth file {path!r} does not exist')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Allowed values of runtime settings: one small checker, one table per config surface.
+"""
+Allowed values of runtime settings: one small checker, one table per config surface.
 
 A :class:`Limit` says what one setting may hold (a finite number in a range, an integer,
 a choice, a flag, a string) and turns a bad value into a one-line ``ValueError`` that names
@@ -44,7 +45,8 @@ def _fmt(x: float) -> str:
 
 @dataclass(frozen=True)
 class Limit:
-    """What one setting may hold.
+    """
+    What one setting may hold.
 
     Attributes:
         kind: ``'real'`` (finite int or float), ``'int'``, ``'bool'``, ``'choice'`` or ``'str'``.
@@ -99,7 +101,8 @@ class Limit:
         return ('an ' if text.startswith(('odd', 'integer')) else 'an integer ') + text
 
     def check(self, name: str, value):
-        """Return ``value`` (ints as float for ``real``) or raise ``ValueError`` naming it.
+        """
+        Return ``value`` (ints as float for ``real``) or raise ``ValueError`` naming it.
 
         Args:
             name: the setting's name, used in the message.
@@ -170,7 +173,8 @@ NAME = text(r'\S+', 'non-empty string')
 
 
 def check(limits: dict, values: dict) -> dict:
-    """Check every key of ``values`` that ``limits`` knows; return the checked values.
+    """
+    Check every key of ``values`` that ``limits`` knows; return the checked values.
 
     Keys without a limit are passed through unchanged (the caller decides whether they are
     allowed). Raises the first ``ValueError`` of :meth:`Limit.check`.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasping pipeline: descriptor node, grasp planner, grasp executor, optional sim world and rviz.
+"""
+Grasping pipeline: descriptor node, grasp planner, grasp executor, optional sim world and rviz.
 
     ros2 launch ccl_perception grasp.launch.py checkpoint:=model.pt target:=mug target_dir:=targets \
         sim:=true executor_backend:=sim rviz:=true

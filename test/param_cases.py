@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Hand-written good / boundary / bad values of every runtime setting (shared by the tests).
+"""
+Hand-written good / boundary / bad values of every runtime setting (shared by the tests).
 
 Each row is ``(name, value, allowed)``. The values are written here by hand from the
 documented ranges (docs/ros_interface.md), not derived from the code's limit tables, so a

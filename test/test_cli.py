@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Every command-line tool, through its known bad inputs: one line on stderr, exit code 2.
+"""
+Every command-line tool, through its known bad inputs: one line on stderr, exit code 2.
 
 In-process (``main(argv)``) for speed, with the real console wiring checked once per tool
 family in a subprocess (the script file as a user runs it: exit code, stderr, no traceback).

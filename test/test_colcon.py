@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The package as a ROS 2 user builds it: colcon build, the install space, colcon test.
+"""
+The package as a ROS 2 user builds it: colcon build, the install space, colcon test.
 
 One throw-away workspace per run (``<tmp>/ws/src/ccl_perception`` = the tracked and
 untracked-but-not-ignored files of this checkout, as a fresh clone has them), then:

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Every source file starts with the copyright line and the Apache-2.0 licence header.
+"""
+Every source file starts with the copyright line and the Apache-2.0 licence header.
 
 ament_copyright is not on the Python package registry; this checks what it checks for the
 ``apache2`` licence: a ``Copyright <year> <holder>`` line followed by the standard header,

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The demo's ROS trial runner end to end, in one process over DDS (as ``make demo`` runs it).
+"""
+The demo's ROS trial runner end to end, in one process over DDS (as ``make demo`` runs it).
 
 sim world + composed sim executor + grasp planner from ``bringup.node_specs``, spun by one
 single-threaded ``NodeRunner``. The model is a tiny random resnet18, so the planner's

@@ -36,7 +36,8 @@ OBJECTS = ('box_000', 'ellipsoid_002', 'cylinder_004')
 
 
 def box_grasp_world(world, name):
-    """Top-down grasp of a resting box from its true pose: closing axis = its shorter
+    """
+    Top-down grasp of a resting box from its true pose: closing axis = its shorter
     horizontal side, at the centre of its top face like the planner's (world frame, 4x4)."""
     T_obj = world.scene.object_poses([name])[name]
     size = np.asarray(world.scene.specs[name].size)
@@ -66,7 +67,8 @@ def to_msg(T, frame, stamp):
 
 @pytest.fixture(scope='module')
 def ros():
-    """Executor node composed on a SimWorld + a client node, one single-threaded executor
+    """
+    Executor node composed on a SimWorld + a client node, one single-threaded executor
     (nodes.NodeRunner, as every process runs them)."""
     world = SimWorld(SimWorldConfig(width=64, height=48, objects=OBJECTS))
     world.reset(3, target='box_000', names=list(OBJECTS))
@@ -159,7 +161,8 @@ def test_invalid_pose_reports_error_and_trigger_reexecutes(ros):
 
 
 def test_executor_keeps_serving_while_a_grasp_runs(ros):
-    """The grasp runs on the worker thread: a service call made during it is answered
+    """
+    The grasp runs on the worker thread: a service call made during it is answered
     ('busy') while the grasp is still running, on the same single-threaded executor."""
     world, node, client, pub, results = ros
     world.reset(3, target='box_000', names=list(OBJECTS))

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""launch/grasp.launch.py and bringup describe the same nodes and parameters.
+"""
+launch/grasp.launch.py and bringup describe the same nodes and parameters.
 
 * ``test_launch_file_matches_bringup``: where ``launch``/``launch_ros`` are absent (the
   Python registry has neither), the launch file is executed against minimal recording
@@ -214,7 +215,8 @@ def test_bringup_reports_missing_node_module():
                     reason='launch, launch_ros and launch_testing are not installable here (not on the Python '
                            'package registry); this runs in a ROS 2 workspace')
 def test_launch_service_starts_pipeline(tmp_path):
-    """Run grasp.launch.py with the real LaunchService (own process, main thread) and wait for
+    """
+    Run grasp.launch.py with the real LaunchService (own process, main thread) and wait for
     the planner's status topic."""
     import signal
     import subprocess

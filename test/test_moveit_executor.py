@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""MoveIt executor: pure waypoint/frame logic always; the MoveItPy run only where MoveIt exists.
+"""
+MoveIt executor: pure waypoint/frame logic always; the MoveItPy run only where MoveIt exists.
 
 The integration test needs moveit_py, the ``moveit_resources_panda_moveit_config`` package and
 a sourced ROS 2 workspace (``ros2 launch moveit_resources_panda_moveit_config demo.launch.py``

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Every node parameter through good, boundary and bad values over real rclpy SetParameters.
+"""
+Every node parameter through good, boundary and bad values over real rclpy SetParameters.
 
 The value tables are test/param_cases.py (hand-written from the documented ranges). A run-time
 parameter is set through ``/<node>/set_parameters``: an allowed value is taken and reaches
@@ -273,7 +274,8 @@ def test_no_frame_diagnostic_names_the_counts(ros):
 
 
 def test_shutdown_mid_frame_leaves_no_unretrieved_exception(checkpoint, tmp_path, capfd):
-    """A frame still being processed when the runner closes finishes with valid publishers:
+    """
+    A frame still being processed when the runner closes finishes with valid publishers:
     no "cannot use Destroyable" error, no "exception was never retrieved" after collection."""
     from ccl_perception import targets as tg
     from ccl_perception.geometry import intrinsics_matrix

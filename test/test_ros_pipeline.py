@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Descriptor node and grasp planner over real DDS (localhost, own domain; see conftest.py).
+"""
+Descriptor node and grasp planner over real DDS (localhost, own domain; see conftest.py).
 
 Scene (as in test_targets.py): tiny random resnet18 DescriptorNet (D=32) saved with
 save_checkpoint; 128x96 image of random 8x8 colour blocks; planar depth 0.5 m (16UC1 mm);

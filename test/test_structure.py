@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Package structure, read with ``ast`` (nothing is imported):
+"""
+Package structure, read with ``ast`` (nothing is imported):
 
 * no import circle between the package's modules, counting imports inside functions too
   (a lazy import is still a dependency: ``sim/robot.py`` <-> ``executors/sim_executor.py``

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Target maker node over real DDS: rviz-style clicked points -> a saved target the planner takes.
+"""
+Target maker node over real DDS: rviz-style clicked points -> a saved target the planner takes.
 
 Scene (as test_ros_pipeline.py): tiny random resnet18 DescriptorNet (D=32), 128x96 image of
 random 8x8 colour blocks, planar depth 0.5 m, K = [[100, 0, 63.5], [0, 100, 47.5], [0, 0, 1]].

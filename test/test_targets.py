@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Targets (file format, identity check, CLI), keypoint matcher and the frame->pose pipeline.
+"""
+Targets (file format, identity check, CLI), keypoint matcher and the frame->pose pipeline.
 
 The synthetic scene: a tiny randomly initialised DescriptorNet (resnet18 trunk, D=32,
 pretrained=False), a 128x96 image of random 8x8 colour blocks, planar depth at 0.5 m and

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Stride-8 backbone trunks for the descriptor network.
+"""
+Stride-8 backbone trunks for the descriptor network.
 
 ``build_backbone(name, pretrained)`` returns ``(trunk, out_channels, (mean, std))``: the trunk
 maps (B, 3, H, W) normalised images to (B, C, ceil(H/8), ceil(W/8)) features, and (mean, std)
@@ -34,7 +35,8 @@ LITE_STD = (128.0 / 255.0,) * 3
 
 
 def build_backbone(name: str, pretrained: bool = True, trunk: str = 'dilated'):
-    """Build a stride-8 trunk.
+    """
+    Build a stride-8 trunk.
 
     Args:
         name: one of ``BACKBONES``.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Evaluate dense descriptors on a pairs file: keypoint transfer from image 1 to image 2.
+"""
+Evaluate dense descriptors on a pairs file: keypoint transfer from image 1 to image 2.
 
 For each keypoint visible in both images of a pair, its descriptor is sampled (bilinearly)
 from image 1's descriptor map upsampled to full resolution (``upsample_descriptors``), and
@@ -41,7 +42,8 @@ from ccl_perception.evaluation.pairs import load_pairs
 
 
 def descriptor_function(model_or_extractor, device: str = 'cpu', features: str = 'head'):
-    """Normalise what evaluation accepts into ``fn(rgb (H, W, 3) uint8) -> (C, h, w) tensor``.
+    """
+    Normalise what evaluation accepts into ``fn(rgb (H, W, 3) uint8) -> (C, h, w) tensor``.
 
     Args:
         model_or_extractor: a ``DescriptorNet`` (nn.Module), a ``DescriptorExtractor`` or any
@@ -70,7 +72,8 @@ def descriptor_function(model_or_extractor, device: str = 'cpu', features: str =
 
 
 def query_descriptors(desc_1: torch.Tensor, kp_1: np.ndarray, size_1) -> torch.Tensor:
-    """Descriptors of image 1 at full-resolution keypoints.
+    """
+    Descriptors of image 1 at full-resolution keypoints.
 
     Args:
         desc_1: ``(C, h, w)`` stride-8 descriptor map of image 1.
@@ -87,7 +90,8 @@ def query_descriptors(desc_1: torch.Tensor, kp_1: np.ndarray, size_1) -> torch.T
 
 
 def target_map(desc_2: torch.Tensor, size_2) -> torch.Tensor:
-    """Image 2's full-resolution unit descriptors, flattened for matching.
+    """
+    Image 2's full-resolution unit descriptors, flattened for matching.
 
     Args:
         desc_2: ``(C, h, w)`` stride-8 descriptor map; size_2: ``(H, W)`` of image 2.
@@ -103,7 +107,8 @@ def target_map(desc_2: torch.Tensor, size_2) -> torch.Tensor:
 
 def match_queries(query: torch.Tensor, target: torch.Tensor, size_2, method: str = 'argmax',
                   tau: float = DEFAULT_TAU, chunk: int = 64) -> np.ndarray:
-    """Best match (or softmax expectation) of each query in a ``target_map``.
+    """
+    Best match (or softmax expectation) of each query in a ``target_map``.
 
     Args:
         query: ``(1, N, C)`` descriptors (``query_descriptors``).
@@ -134,7 +139,8 @@ def match_queries(query: torch.Tensor, target: torch.Tensor, size_2, method: str
 
 def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray, size_1, size_2,
                     method: str = 'argmax', tau: float = DEFAULT_TAU, chunk: int = 64) -> np.ndarray:
-    """Transfer full-resolution keypoints from image 1 to image 2.
+    """
+    Transfer full-resolution keypoints from image 1 to image 2.
 
     Args:
         desc_1, desc_2: ``(C, h, w)`` stride-8 descriptor maps of images 1 and 2.
@@ -156,7 +162,8 @@ def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray
 
 def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float = DEFAULT_TAU,
                   progress: bool = True) -> list:
-    """Matched keypoints of every pair, each full-resolution map computed once per image.
+    """
+    Matched keypoints of every pair, each full-resolution map computed once per image.
 
     Same numbers as calling ``match_keypoints`` per pair, in two passes over the images:
     (1) pairs grouped by image 1: upsample each image once, sample the query descriptors of
@@ -221,7 +228,8 @@ def _read_rgb(path: str) -> np.ndarray:
 def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu', method: str = 'argmax',
                    tau: float = DEFAULT_TAU, features: str = 'head', max_pairs: int | None = None,
                    progress: bool = True) -> dict:
-    """PCK / AUC / normalised error of keypoint transfer over the pairs of ``pairs_path``.
+    """
+    PCK / AUC / normalised error of keypoint transfer over the pairs of ``pairs_path``.
 
     Args:
         model_or_extractor: ``DescriptorNet``, ``DescriptorExtractor`` or a callable

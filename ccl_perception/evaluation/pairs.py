@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The pairs file: annotated keypoints on images and the image pairs to evaluate.
+"""
+The pairs file: annotated keypoints on images and the image pairs to evaluate.
 
 Schema (JSON; full description in docs/pairs_schema.md)::
 
@@ -49,7 +50,8 @@ VERSION = 1
 
 @dataclass
 class PairsFile:
-    """A loaded pairs file.
+    """
+    A loaded pairs file.
 
     Attributes:
         root: folder the image paths are relative to.
@@ -68,7 +70,8 @@ class PairsFile:
         return os.path.join(self.root, self.images[index]['file'])
 
     def check_image(self, index: int, shape) -> None:
-        """Check image ``index`` as read from disk against the file's annotations.
+        """
+        Check image ``index`` as read from disk against the file's annotations.
 
         Args:
             shape: ``(H, W, ...)`` of the decoded image.
@@ -110,7 +113,8 @@ def _fail(path: str, msg: str):
 
 
 def check_keypoints_inside(im: dict, index: int, width: int, height: int) -> None:
-    """Raise ``ValueError`` when a visible keypoint of image dict ``im`` lies outside a
+    """
+    Raise ``ValueError`` when a visible keypoint of image dict ``im`` lies outside a
     ``width x height`` image (pixel centres at integers: allowed ``[-0.5, width - 0.5]``)."""
     for name, ann in im.get('objects', {}).items():
         for k, (pt, v) in enumerate(zip(ann['keypoints'], ann['visible'])):

@@ -27,7 +27,8 @@ def _row(label: str, r: dict) -> str:
 
 
 def markdown_table(results: dict, title: str = 'model') -> str:
-    """Markdown: overall row, per split (seen/unseen) and per object; numbers in percent.
+    """
+    Markdown: overall row, per split (seen/unseen) and per object; numbers in percent.
 
     Columns: PCK@t (%), AUC of PCK@1..50 (%), mean error / image diagonal (%); mean ± std
     over pairs.
@@ -65,7 +66,8 @@ def plot_pck_curves(curves: dict, path: str) -> None:
 
 
 def write_report(results: dict, json_path: str, title: str = 'model') -> dict:
-    """Write ``json_path``, the markdown table (``.md``) and the PCK plot (``_pck.png``) beside it.
+    """
+    Write ``json_path``, the markdown table (``.md``) and the PCK plot (``_pck.png``) beside it.
 
     Returns:
         ``{'json', 'markdown', 'plot'}`` paths.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp executor on a MoveIt 2 arm through ``moveit_py`` (``MoveItPy``).
+"""
+Grasp executor on a MoveIt 2 arm through ``moveit_py`` (``MoveItPy``).
 
 Written against the documented moveit_py API (moveit2_tutorials,
 ``motion_planning_python_api_tutorial.py``)::
@@ -51,7 +52,8 @@ from ccl_perception.executors.base import GraspExecutor, GraspResult, MotionConf
 
 @dataclass
 class MoveItExecutorConfig(MotionConfig):
-    """Grasp motion (:class:`MotionConfig`) plus the MoveIt groups / links / pipelines.
+    """
+    Grasp motion (:class:`MotionConfig`) plus the MoveIt groups / links / pipelines.
 
     Every field is a ROS parameter of the executor node of the same name.
     """
@@ -98,7 +100,8 @@ def lifted(T: np.ndarray, height: float) -> np.ndarray:
 
 def grasp_waypoints(T_base_grasp: np.ndarray, pre_grasp_distance: float, lift_height: float,
                     grasp_depth: float = 0.0) -> dict:
-    """The three arm targets of a grasp in the base frame (each 4x4): pre-grasp
+    """
+    The three arm targets of a grasp in the base frame (each 4x4): pre-grasp
     (``pre_grasp_distance`` back from the pose), grasp (``grasp_depth`` past it), lift
     (``lift_height`` straight up from the grasp)."""
     grasp = offset_along_axis(T_base_grasp, grasp_depth)
@@ -108,7 +111,8 @@ def grasp_waypoints(T_base_grasp: np.ndarray, pre_grasp_distance: float, lift_he
 
 
 class MoveItExecutor(GraspExecutor):
-    """pre-grasp -> approach -> close -> lift -> report with MoveItPy.
+    """
+    pre-grasp -> approach -> close -> lift -> report with MoveItPy.
 
     Args:
         node: an rclpy node (for the gripper action client and logging).
@@ -195,7 +199,8 @@ class MoveItExecutor(GraspExecutor):
         return float('nan') if res is None else float(res.result.position)
 
     def _wait(self, future):
-        """Wait for an rclpy future that the node's executor completes.
+        """
+        Wait for an rclpy future that the node's executor completes.
 
         Grasps run on the executor node's worker thread (``GraspWorker``), so the node's
         (single-threaded) executor is free to complete the future meanwhile.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""ROS 2 nodes: thin adapters between messages and the ROS-free core.
+"""
+ROS 2 nodes: thin adapters between messages and the ROS-free core.
 
 Shared here: the topic and service names (every node, ``bringup`` and the demo use these
 constants, never a literal), QoS profiles, parameter declaration from a defaults table,
@@ -101,7 +102,8 @@ MODEL_PARAMS = {
 
 
 def load_extractor(node):
-    """``(DescriptorExtractor, '')`` from the node's :data:`MODEL_PARAMS`, or ``(None, reason)``.
+    """
+    ``(DescriptorExtractor, '')`` from the node's :data:`MODEL_PARAMS`, or ``(None, reason)``.
 
     A node without a model stays up and reports the reason on ``~/status``.
     """
@@ -118,7 +120,8 @@ def load_extractor(node):
 
 
 class LatestFrame:
-    """A one-slot mailbox: subscription callbacks ``put``, the worker ``take``s the newest.
+    """
+    A one-slot mailbox: subscription callbacks ``put``, the worker ``take``s the newest.
 
     Frames that are overwritten before being taken are counted in ``skipped``; the
     worker never sees a backlog.
@@ -150,7 +153,8 @@ class LatestFrame:
 
 def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=None,
                    received: list = None):
-    """Subscribe to colour + aligned depth, time-synchronised, calling ``callback(color, depth)``.
+    """
+    Subscribe to colour + aligned depth, time-synchronised, calling ``callback(color, depth)``.
 
     Uses ``message_filters.ApproximateTimeSynchronizer`` when it is installed, else
     :class:`ccl_perception.sync.ApproximateSynchronizer`. Returns the objects to keep alive.
@@ -190,7 +194,8 @@ def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=
 
 
 def watch_input(node, period_s: float, counts, status_pub, prefix: str):
-    """Say so when no input arrived for ``period_s`` seconds (a timer; returns it).
+    """
+    Say so when no input arrived for ``period_s`` seconds (a timer; returns it).
 
     A frame larger than the DDS transport delivers (e.g. 1280x720 rgb8 over UDP without
     shared memory), a wrong topic name or namespace and a stopped camera all look the
@@ -220,7 +225,8 @@ def watch_input(node, period_s: float, counts, status_pub, prefix: str):
 
 
 def shutdown_tolerant(node, process):
-    """Wrap a callback so errors raised while the node or its context shut down are dropped.
+    """
+    Wrap a callback so errors raised while the node or its context shut down are dropped.
 
     Publishers become invalid mid-callback when the node is destroyed (rclpy raises
     ``InvalidHandle``: "cannot use Destroyable because destruction was requested") or the
@@ -241,7 +247,8 @@ def shutdown_tolerant(node, process):
 
 
 class NodeRunner:
-    """``rclpy.init`` -> nodes -> one SingleThreadedExecutor -> clean shutdown.
+    """
+    ``rclpy.init`` -> nodes -> one SingleThreadedExecutor -> clean shutdown.
 
     The one body behind every ``main()``, ``bringup`` and the demo (:func:`run_nodes` is
     the foreground form). Single-threaded on purpose: rclpy's MultiThreadedExecutor
@@ -300,7 +307,8 @@ class NodeRunner:
         return self
 
     def close(self) -> None:
-        """Stop spinning, destroy the nodes (reverse order) and shut the context down.
+        """
+        Stop spinning, destroy the nodes (reverse order) and shut the context down.
 
         The spinning thread is joined before any node is destroyed: a callback still running
         (a slow frame) finishes with valid publishers, so no callback fails with "cannot use
@@ -329,7 +337,8 @@ class NodeRunner:
 
 
 def run_nodes(factory, args=None, prog: str = None) -> int:
-    """``main()`` body of every process: :class:`NodeRunner` in the foreground.
+    """
+    ``main()`` body of every process: :class:`NodeRunner` in the foreground.
 
     A node that cannot start (bad parameter, missing dependency) ends the process with
     one line on stderr, ``<prog>: error: <reason>``, and exit code 2; Ctrl-C exits 0.

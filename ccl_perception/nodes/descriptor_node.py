@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Descriptor node: colour image -> dense descriptor image + PCA visualisation.
+"""
+Descriptor node: colour image -> dense descriptor image + PCA visualisation.
 
 Subscribes (sensor-data QoS): ``camera/color/image_raw`` (rgb8, bgr8 or mono8).
 Publishes (reliable, keep last 1), stamped with the input header:

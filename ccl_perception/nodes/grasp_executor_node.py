@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp executor node: planner grasp pose in, pre-grasp -> approach -> close -> lift -> report.
+"""
+Grasp executor node: planner grasp pose in, pre-grasp -> approach -> close -> lift -> report.
 
 Subscribes ``grasp_pose`` (geometry_msgs/PoseStamped, normally in the camera optical
 frame; gripper frame of ``ccl_perception.geometry``: z approach, y closing axis).
@@ -70,7 +71,8 @@ PARAMS = {
 
 
 class GraspExecutorNode(Node):
-    """See the module docstring.
+    """
+    See the module docstring.
 
     Args:
         executor: a ``GraspExecutor`` (``execute(T (4, 4), frame_id) -> GraspResult``,

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp planner node: RGB-D frame + target -> 6D grasp pose, or a reason to abstain.
+"""
+Grasp planner node: RGB-D frame + target -> 6D grasp pose, or a reason to abstain.
 
 A thin adapter: the work is :class:`ccl_perception.grasp_pipeline.GraspPipeline`, targets
 are resolved by :class:`ccl_perception.targets.TargetLibrary`. The planner owns its own

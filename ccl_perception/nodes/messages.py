@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Message <-> numpy helpers of every node: stamps, poses, points, CameraInfo, images.
+"""
+Message <-> numpy helpers of every node: stamps, poses, points, CameraInfo, images.
 
 Images decode and encode through :mod:`ccl_perception.image_conversion` (no cv_bridge);
 this module adds the message-level rules the nodes share (which encodings a colour or
@@ -133,7 +134,8 @@ def depth_to_16uc1(depth_m) -> np.ndarray:
 
 
 def rgbd_from_msgs(color, depth, info):
-    """Colour + aligned depth + CameraInfo -> ``(rgb (H, W, 3) uint8, depth (H, W) m, K)``.
+    """
+    Colour + aligned depth + CameraInfo -> ``(rgb (H, W, 3) uint8, depth (H, W) m, K)``.
 
     Raises:
         ValueError: wrong encoding / step / data size, or sizes that differ.
@@ -151,7 +153,8 @@ def rgbd_from_msgs(color, depth, info):
 
 # ---------------------------------------------------------------------- markers
 def grasp_markers(header, points_3d, grasp=None, pose=None):
-    """MarkerArray: DELETEALL, keypoint spheres and, with a grasp, its axis and gripper.
+    """
+    MarkerArray: DELETEALL, keypoint spheres and, with a grasp, its axis and gripper.
 
     Args:
         header: std_msgs/Header of the frame (camera optical frame).

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Simulated RealSense + tabletop + Panda: publishes RGB-D like a real camera, resets scenes.
+"""
+Simulated RealSense + tabletop + Panda: publishes RGB-D like a real camera, resets scenes.
 
 Topics (same names and encodings as ``realsense2_camera`` with ``align_depth``):
   ``camera/color/image_raw`` (rgb8), ``camera/aligned_depth_to_color/image_raw`` (16UC1, mm,
@@ -69,7 +70,8 @@ PARAMS = {
 
 
 class SimWorldNode(Node):
-    """Publishes the simulated camera and serves scene resets; see the module docstring.
+    """
+    Publishes the simulated camera and serves scene resets; see the module docstring.
 
     Args:
         world: an existing :class:`SimWorld` (the caller closes it); by default the node

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Target maker node: make a grasp target from the live camera with rviz's "Publish Point".
+"""
+Target maker node: make a grasp target from the live camera with rviz's "Publish Point".
 
 Click two or more points on the object in rviz (tool "Publish Point", e.g. on the
 DepthCloud display of ``config/ccl.rviz``): the first two are the grasp axis, more points
