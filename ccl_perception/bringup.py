@@ -127,7 +127,7 @@ def resolve_arguments(overrides: Optional[dict] = None) -> Dict[str, str]:
 
 
 def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
-    """The pipeline's nodes for the given launch arguments (strings)."""
+    """Return the pipeline's nodes for the given launch arguments (strings)."""
     a = resolve_arguments(arguments)
     if a['executor_backend'] not in ('sim', 'moveit'):
         raise ValueError(
@@ -172,8 +172,10 @@ def file_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
 
 def merged_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
     """
-    File parameters overridden by the launch-argument parameters; empty strings from
-    unset launch arguments do not override a value from the file."""
+    File parameters overridden by the launch-argument parameters.
+
+    Empty strings from unset launch arguments do not override a value from the file.
+    """
     params = file_parameters(spec, directory)
     for k, v in spec.parameters.items():
         if v == '' and k in params:
@@ -229,8 +231,10 @@ def create_nodes(specs: List[NodeSpec], context=None):
 
 def read_bringup_config(path: str) -> dict:
     """
-    ``--config`` YAML: ``{arguments: {name: value}, nodes: [names]}``; ``ValueError`` naming
-    the file and the problem (missing, not YAML, wrong shape)."""
+    Read the ``--config`` YAML: ``{arguments: {name: value}, nodes: [names]}``.
+
+    ``ValueError`` naming the file and the problem (missing, not YAML, wrong shape).
+    """
     if not os.path.isfile(path):
         raise ValueError(f'--config {path!r} does not exist')
     try:

@@ -72,7 +72,7 @@ def _plain(value, where: str):
 
 
 def current_umask() -> int:
-    """The process umask (read from /proc on Linux, else by setting and restoring it)."""
+    """Return the process umask (read from /proc on Linux, else by setting and restoring it)."""
     try:
         with open('/proc/self/status', encoding='ascii') as f:
             for line in f:

@@ -59,7 +59,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def arg_type(limit: Limit, convert: Callable = None):
     """
-    An argparse ``type=`` that parses a number and checks it against ``limit``.
+    Return an argparse ``type=`` that parses a number and checks it against ``limit``.
 
     The message names the value and the allowed range; argparse prefixes the option name.
     """
@@ -79,7 +79,7 @@ def arg_type(limit: Limit, convert: Callable = None):
 
 
 def check_device(device: str) -> str:
-    """A torch device string that exists on this machine, else ``ValueError`` naming it."""
+    """Return ``device`` if it exists on this machine, else raise ``ValueError`` naming it."""
     DEVICE.check('device', device)
     if device.startswith('cuda'):
         import torch

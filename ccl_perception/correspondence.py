@@ -175,7 +175,7 @@ def _pixel_axes(prob: torch.Tensor):
 
 def spatial_expectation(prob: torch.Tensor) -> torch.Tensor:
     """
-    Expected pixel position under a heatmap distribution (Eq. 3).
+    Compute the expected pixel position under a heatmap distribution (Eq. 3).
 
     Args:
         prob: ``(B, N, h, w)`` probabilities.

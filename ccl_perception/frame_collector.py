@@ -149,7 +149,7 @@ def sharpness(bgr: np.ndarray) -> float:
 
 
 def thumbnail(bgr: np.ndarray) -> np.ndarray:
-    """32x32 float32 grey thumbnail (area-averaged)."""
+    """Return the 32x32 float32 grey image of ``bgr``, area-averaged."""
     return cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), (THUMB, THUMB),
                       interpolation=cv2.INTER_AREA).astype(np.float32)
 

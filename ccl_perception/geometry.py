@@ -235,7 +235,7 @@ def rotation_to_quaternion(R: np.ndarray) -> np.ndarray:
 
 
 def quaternion_to_rotation(q) -> np.ndarray:
-    """Unit quaternion ``(x, y, z, w)`` -> ``(3, 3)`` rotation matrix."""
+    """Convert a unit quaternion ``(x, y, z, w)`` -> ``(3, 3)`` rotation matrix."""
     x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
     return np.array([
         [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],

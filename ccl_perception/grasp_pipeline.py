@@ -231,7 +231,7 @@ class GraspPipeline:
         return result
 
     def pose_from_descriptors(self, desc, depth: np.ndarray, K, target) -> PipelineResult:
-        """Same as :meth:`frame_to_pose` from a precomputed ``(D, h, w)`` descriptor map."""
+        """Do what :meth:`frame_to_pose` does, from a precomputed ``(D, h, w)`` descriptor map."""
         cfg = self.config
         t0 = time.perf_counter()
         m = self.matcher.match(target.descriptors, desc)

@@ -51,7 +51,7 @@ _BRIDGE = []
 
 def _cv_bridge():
     """
-    A working ``cv_bridge.CvBridge`` or ``None``.
+    Return a working ``cv_bridge.CvBridge`` or ``None``.
 
     Used only if it decodes a known 16UC1 image correctly (the registry's ROS 1 port
     returns uint8 for 16UC1 and fails on numpy 2; it is rejected here).

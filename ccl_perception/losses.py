@@ -84,7 +84,8 @@ def identical_view_loss(desc_a: torch.Tensor, desc_a_hat: torch.Tensor, kp_a: to
     descriptors and its exactly known correspondences.
 
     Args:
-        desc_a, desc_a_hat: ``(B, D, h, w)`` descriptor maps of I_A and its augmented copy.
+        desc_a: ``(B, D, h, w)`` descriptor map of I_A.
+        desc_a_hat: ``(B, D, h, w)`` descriptor map of its augmented copy Î_A.
         kp_a: ``(B, N, 2)`` keypoints in I_A (inside the map).
         kp_a_hat: ``(B, N, 2)`` where they land in Î_A.
         valid: ``(B, N)`` bool, False where a point left Î_A.
@@ -222,7 +223,7 @@ class CorrespondenceLoss(nn.Module):
 
     @property
     def needs_second_image(self) -> bool:
-        """True for the methods that need an unrelated image I_B."""
+        """Return True for the methods that need an unrelated image I_B."""
         return self.method in ('ccl', 'ccl_iv')
 
     def forward(self, desc_a, desc_a_hat, kp_a, kp_a_hat, valid=None, desc_b=None, details=None):

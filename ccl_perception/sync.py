@@ -99,7 +99,7 @@ class ApproximateSynchronizer:
         return msgs
 
     def _find(self) -> Optional[Sequence[int]]:
-        """Indices (one per stream) of the newest set whose stamp spread is <= slop."""
+        """Return the indices (one per stream) of the newest set whose stamp spread is <= slop."""
         if any(not q for q in self._queues):
             return None
         best, best_key = None, None

@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""
+r"""
 Grasp targets: descriptors of an object's grasp keypoints, stored without pickle.
 
 A target is made once from a reference RGB(-D) image, a trained checkpoint and two or
@@ -37,8 +37,8 @@ intrinsics          (3, 3) f64   reference K (NaN: not given)
 
 CLI (console script ``make_target``)::
 
-    make_target --checkpoint ck.pt --image ref.png --depth ref_depth.png \\
-        --intrinsics 615.0,615.0,320.0,240.0 --points 300,200 340,210 --name mug \\
+    make_target --checkpoint ck.pt --image ref.png --depth ref_depth.png \
+        --intrinsics 615.0,615.0,320.0,240.0 --points 300,200 340,210 --name mug \
         --out targets/mug.npz
 """
 
@@ -79,7 +79,7 @@ class Target:
 
     @property
     def has_3d(self) -> bool:
-        """True when reference depth was given for at least the two axis points."""
+        """Return True when reference depth was given for at least the two axis points."""
         return self.points_3d is not None and bool(np.all(np.isfinite(self.points_3d[:2])))
 
 
@@ -210,7 +210,7 @@ class TargetLibrary:
 
     @classmethod
     def open(cls, directory: str, identity: Optional[str] = None) -> 'TargetLibrary':
-        """A loaded library; ``TargetError`` if ``directory`` is given but does not exist."""
+        """Load a library; ``TargetError`` if ``directory`` is given but does not exist."""
         if directory and not os.path.isdir(directory):
             raise TargetError(f'target directory {directory!r} does not exist')
         lib = cls(directory, identity)
@@ -417,8 +417,11 @@ def parse_intrinsics(text: str) -> np.ndarray:
 
 def read_depth(path: str, depth_scale: float = 0.001) -> np.ndarray:
     """
-    Depth file -> float32 metres (NaN missing): 16-bit PNG or uint16 ``.npy`` in units of
-    ``depth_scale`` metres (default mm), or float ``.npy`` in metres."""
+    Read a depth file as float32 metres (NaN missing).
+
+    16-bit PNG or uint16 ``.npy`` in units of ``depth_scale`` metres (default mm), or float
+    ``.npy`` in metres.
+    """
     if not os.path.isfile(path):
         raise ValueError(f'depth file {path!r} does not exist')
     if path.endswith('.npy'):
@@ -473,7 +476,7 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> int:
-    """The CLI's work, after parsing; cheap checks first, the model last, the file at the end."""
+    """Do the CLI's work, after parsing; cheap checks first, the model last, the file at the end."""
     from ccl_perception import cli
     from ccl_perception.inference import DescriptorExtractor
     if not args.out.endswith('.npz'):

@@ -69,7 +69,11 @@ class Limit:
     hint: str = ''
 
     def describe(self) -> str:
-        """The allowed values in words, e.g. ``(0, 1]``, ``odd integer in [1, 51]``, ``normal | camera``."""
+        """
+        Return the allowed values in words.
+
+        E.g. ``(0, 1]``, ``odd integer in [1, 51]``, ``normal | camera``.
+        """
         if self.kind == 'bool':
             return 'true | false'
         if self.kind == 'choice':
@@ -142,27 +146,27 @@ class Limit:
 
 def real(low: Optional[float] = None, high: Optional[float] = None, low_open: bool = False,
          high_open: bool = False) -> Limit:
-    """A finite number in ``[low, high]`` (``low_open`` / ``high_open`` exclude the bound)."""
+    """Allow a finite number in ``[low, high]`` (``low_open`` / ``high_open`` exclude the bound)."""
     return Limit('real', low, high, low_open, high_open)
 
 
 def integer(low: Optional[int] = None, high: Optional[int] = None, odd: bool = False) -> Limit:
-    """An integer in ``[low, high]``, optionally odd."""
+    """Allow an integer in ``[low, high]``, optionally odd."""
     return Limit('int', low, high, odd=odd)
 
 
 def choice(*options) -> Limit:
-    """One of ``options``."""
+    """Allow one of ``options``."""
     return Limit('choice', choices=tuple(options))
 
 
 def flag() -> Limit:
-    """``True`` or ``False`` (not 0 / 1)."""
+    """Allow ``True`` or ``False`` (not 0 / 1)."""
     return Limit('bool')
 
 
 def text(pattern: Optional[str] = None, hint: str = '') -> Limit:
-    """A string, matching ``pattern`` in full when given (``hint`` describes it)."""
+    """Allow a string, matching ``pattern`` in full when given (``hint`` describes it)."""
     return Limit('str', pattern=pattern, hint=hint)
 
 

@@ -28,7 +28,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture
 def trained():
-    """A small model and an optimiser that has taken one step (so it has state)."""
+    """Make a small model and an optimiser that has taken one step (so it has state)."""
     torch.manual_seed(0)
     model = DescriptorNet('efficientnet_lite0', 8, pretrained=False)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

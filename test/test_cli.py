@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope='module')
 def files(tmp_path_factory):
-    """A tiny valid checkpoint, a corrupt one, a 64x48 image, its depth and a plain file."""
+    """Write a tiny valid checkpoint, a corrupt one, a 64x48 image, its depth and a plain file."""
     from ccl_perception.checkpoint import save_checkpoint
     from ccl_perception.model import DescriptorNet
     d = tmp_path_factory.mktemp('cli')

@@ -68,7 +68,11 @@ class TestHelpers:
 
 
 def test_two_process_gloo_run_and_resume(tmp_path):
-    """torchrun --nproc_per_node=2 on the CPU: rank 0 writes, both ranks' RNG states are saved, resume works."""
+    """
+    Run ``torchrun --nproc_per_node=2`` on the CPU.
+
+    Rank 0 writes, both ranks' RNG states are saved, resume works.
+    """
     images = tmp_path / 'images'
     write_shape_images(images, 6, height=64, width=96, seed=4)
     out = tmp_path / 'ddp'

@@ -117,7 +117,7 @@ def test_cli_pretrained_baseline_on_tiny_render(tmp_path):
 
 
 def _reference_match(desc_1, desc_2, kp_1, size_1, size_2, method, tau):
-    """The straightforward per-pair path: upsample both maps, sample, full cosine heatmap."""
+    """Match the straightforward per-pair way: upsample both maps, sample, full cosine heatmap."""
     from ccl_perception.correspondence import cosine_heatmap, heatmap_softmax, sample_descriptors, \
         spatial_expectation
     from ccl_perception.model import upsample_descriptors

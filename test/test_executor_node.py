@@ -37,8 +37,10 @@ OBJECTS = ('box_000', 'ellipsoid_002', 'cylinder_004')
 
 def box_grasp_world(world, name):
     """
-    Top-down grasp of a resting box from its true pose: closing axis = its shorter
-    horizontal side, at the centre of its top face like the planner's (world frame, 4x4)."""
+    Top-down grasp of a resting box from its true pose (world frame, 4x4).
+
+    Closing axis = its shorter horizontal side, at the centre of its top face like the planner's.
+    """
     T_obj = world.scene.object_poses([name])[name]
     size = np.asarray(world.scene.specs[name].size)
     R = T_obj[:3, :3]
@@ -68,8 +70,10 @@ def to_msg(T, frame, stamp):
 @pytest.fixture(scope='module')
 def ros():
     """
-    Executor node composed on a SimWorld + a client node, one single-threaded executor
-    (nodes.NodeRunner, as every process runs them)."""
+    Executor node composed on a SimWorld + a client node, one single-threaded executor.
+
+    The executor is nodes.NodeRunner, as every process runs them.
+    """
     world = SimWorld(SimWorldConfig(width=64, height=48, objects=OBJECTS))
     world.reset(3, target='box_000', names=list(OBJECTS))
     results = []
@@ -162,8 +166,11 @@ def test_invalid_pose_reports_error_and_trigger_reexecutes(ros):
 
 def test_executor_keeps_serving_while_a_grasp_runs(ros):
     """
-    The grasp runs on the worker thread: a service call made during it is answered
-    ('busy') while the grasp is still running, on the same single-threaded executor."""
+    The grasp runs on the worker thread: a service call made during it is answered.
+
+    The answer ('busy') comes while the grasp is still running, on the same single-threaded
+    executor.
+    """
     world, node, client, pub, results = ros
     world.reset(3, target='box_000', names=list(OBJECTS))
     T_cam = np.linalg.inv(world.camera.world_from_camera) @ box_grasp_world(world, 'box_000')

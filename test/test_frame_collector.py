@@ -28,7 +28,7 @@ from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
 
 def _scene(seed, size=(96, 128)):
-    """A distinct, detailed BGR image."""
+    """Make a distinct, detailed BGR image."""
     rng = np.random.default_rng(seed)
     img = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8),
                      size[::-1], interpolation=cv2.INTER_NEAREST)

@@ -216,8 +216,10 @@ def test_bringup_reports_missing_node_module():
                            'package registry); this runs in a ROS 2 workspace')
 def test_launch_service_starts_pipeline(tmp_path):
     """
-    Run grasp.launch.py with the real LaunchService (own process, main thread) and wait for
-    the planner's status topic."""
+    Run grasp.launch.py with the real LaunchService and wait for the planner's status topic.
+
+    The LaunchService runs in its own process, on its main thread.
+    """
     import signal
     import subprocess
     import time

@@ -275,8 +275,10 @@ def test_no_frame_diagnostic_names_the_counts(ros):
 
 def test_shutdown_mid_frame_leaves_no_unretrieved_exception(checkpoint, tmp_path, capfd):
     """
-    A frame still being processed when the runner closes finishes with valid publishers:
-    no "cannot use Destroyable" error, no "exception was never retrieved" after collection."""
+    A frame still being processed when the runner closes finishes with valid publishers.
+
+    No "cannot use Destroyable" error, no "exception was never retrieved" after collection.
+    """
     from ccl_perception import targets as tg
     from ccl_perception.geometry import intrinsics_matrix
     from ccl_perception.inference import DescriptorExtractor

@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-Package structure, read with ``ast`` (nothing is imported):
+Package structure, read with ``ast`` (nothing is imported).
 
 * no import circle between the package's modules, counting imports inside functions too
   (a lazy import is still a dependency: ``sim/robot.py`` <-> ``executors/sim_executor.py``
@@ -36,7 +36,7 @@ def module_name(path: str) -> str:
 
 
 def import_graph() -> dict:
-    """``{module: {imported package modules}}``; ``from pkg import mod`` counts as ``pkg.mod``."""
+    """Return ``{module: {imported package modules}}``; ``from pkg import mod`` counts as ``pkg.mod``."""
     files = glob.glob(os.path.join(PKG, '**', '*.py'), recursive=True)
     modules = {module_name(f): f for f in files}
     graph = {}
@@ -64,7 +64,7 @@ def import_graph() -> dict:
 
 
 def find_cycle(graph: dict):
-    """A list of modules forming a circle, or None (depth-first search)."""
+    """Return a list of modules forming a circle, or None (depth-first search)."""
     state, stack = {}, []
 
     def visit(n):

@@ -186,8 +186,10 @@ class EfficientNetLite0(nn.Module):
 
     def last_stage(self) -> nn.Module:
         """
-        The blocks of the last stage kept (stage 5 at stride 8, stage 7 with the top):
-        what trains with ``DescriptorNet.set_trunk_mode('last_stage')``."""
+        Return the blocks of the last stage kept (stage 5 at stride 8, stage 7 with the top).
+
+        What trains with ``DescriptorNet.set_trunk_mode('last_stage')``.
+        """
         stages = STAGES[:5] if self.output_stride == 8 else STAGES
         first = sum(stage[0] for stage in stages[:-1])
         return nn.ModuleList(self._blocks[first:])

@@ -163,7 +163,7 @@ def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray
 def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float = DEFAULT_TAU,
                   progress: bool = True) -> list:
     """
-    Matched keypoints of every pair, each full-resolution map computed once per image.
+    Match the keypoints of every pair, each full-resolution map computed once per image.
 
     Same numbers as calling ``match_keypoints`` per pair, in two passes over the images:
     (1) pairs grouped by image 1: upsample each image once, sample the query descriptors of

@@ -114,8 +114,10 @@ def _fail(path: str, msg: str):
 
 def check_keypoints_inside(im: dict, index: int, width: int, height: int) -> None:
     """
-    Raise ``ValueError`` when a visible keypoint of image dict ``im`` lies outside a
-    ``width x height`` image (pixel centres at integers: allowed ``[-0.5, width - 0.5]``)."""
+    Raise ``ValueError`` when a visible keypoint of image dict ``im`` lies outside the image.
+
+    The image is ``width x height``, pixel centres at integers: allowed ``[-0.5, width - 0.5]``.
+    """
     for name, ann in im.get('objects', {}).items():
         for k, (pt, v) in enumerate(zip(ann['keypoints'], ann['visible'])):
             if v and not (-0.5 <= pt[0] <= width - 0.5 and -0.5 <= pt[1] <= height - 0.5):

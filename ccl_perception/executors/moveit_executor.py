@@ -101,9 +101,11 @@ def lifted(T: np.ndarray, height: float) -> np.ndarray:
 def grasp_waypoints(T_base_grasp: np.ndarray, pre_grasp_distance: float, lift_height: float,
                     grasp_depth: float = 0.0) -> dict:
     """
-    The three arm targets of a grasp in the base frame (each 4x4): pre-grasp
-    (``pre_grasp_distance`` back from the pose), grasp (``grasp_depth`` past it), lift
-    (``lift_height`` straight up from the grasp)."""
+    Return the three arm targets of a grasp in the base frame (each 4x4).
+
+    Pre-grasp (``pre_grasp_distance`` back from the pose), grasp (``grasp_depth`` past it),
+    lift (``lift_height`` straight up from the grasp).
+    """
     grasp = offset_along_axis(T_base_grasp, grasp_depth)
     return {'pre_grasp': offset_along_axis(T_base_grasp, -pre_grasp_distance),
             'approach': grasp,

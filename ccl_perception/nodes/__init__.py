@@ -89,7 +89,7 @@ def declare_parameters(node, defaults: dict) -> None:
 
 
 def param_values(node, names) -> dict:
-    """Current values of the named parameters."""
+    """Return the current values of the named parameters."""
     return {n: node.get_parameter(n).value for n in names}
 
 
@@ -146,7 +146,7 @@ class LatestFrame:
             return item
 
     def peek(self):
-        """The newest item without taking it (``None`` if empty)."""
+        """Return the newest item without taking it (``None`` if empty)."""
         with self._lock:
             return self._item
 
@@ -160,6 +160,11 @@ def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=
     :class:`ccl_perception.sync.ApproximateSynchronizer`. Returns the objects to keep alive.
 
     Args:
+        node: the node that owns the subscriptions.
+        callback: called as ``callback(color, depth)`` with each synchronised pair of Images.
+        slop: maximum stamp difference within a pair, seconds.
+        queue_size: messages kept per topic while waiting for a partner.
+        callback_group: the subscriptions' callback group (``None``: the node's default).
         received: optional ``{'colour': 0, 'depth': 0, ...}``: counts of the colour and depth
             messages that arrived (before synchronisation), for the "no frame" diagnostic.
     """
@@ -338,7 +343,7 @@ class NodeRunner:
 
 def run_nodes(factory, args=None, prog: str = None) -> int:
     """
-    ``main()`` body of every process: :class:`NodeRunner` in the foreground.
+    Run the ``main()`` body of every process: :class:`NodeRunner` in the foreground.
 
     A node that cannot start (bad parameter, missing dependency) ends the process with
     one line on stderr, ``<prog>: error: <reason>``, and exit code 2; Ctrl-C exits 0.
@@ -357,5 +362,5 @@ def run_nodes(factory, args=None, prog: str = None) -> int:
 
 
 def node_main(node_cls, args=None, prog: str = None) -> int:
-    """``main()`` of a one-node process: ``run_nodes`` of ``node_cls(context=...)``."""
+    """Run the ``main()`` of a one-node process: ``run_nodes`` of ``node_cls(context=...)``."""
     return run_nodes(lambda context: node_cls(context=context), args, prog)

@@ -102,13 +102,13 @@ def camera_info_msg(K, width: int, height: int, header=None):
 
 
 def camera_info_K(msg) -> np.ndarray:
-    """CameraInfo -> (3, 3) intrinsics ``k``."""
+    """Return the (3, 3) intrinsics ``k`` of a CameraInfo message."""
     return np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
 
 
 # ----------------------------------------------------------------------- images
 def image_msg(arr, encoding: str, header=None):
-    """numpy -> sensor_msgs/Image (``image_conversion.numpy_to_image``)."""
+    """Convert numpy -> sensor_msgs/Image (``image_conversion.numpy_to_image``)."""
     return ic.numpy_to_image(arr, encoding, header)
 
 

@@ -185,7 +185,7 @@ class SimWorldNode(Node):
 
 
 def make_nodes(context) -> list:
-    """The sim world and, with ``run_executor``, the simulated grasp executor composed on it."""
+    """Make the sim world and, with ``run_executor``, the simulated grasp executor on it."""
     from ccl_perception.executors.sim_executor import world_executor
     from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode
 

@@ -127,7 +127,7 @@ class TargetMaker(Node):
         return response
 
     def pixels(self, camera_frame: str, K) -> np.ndarray:
-        """The clicked points projected into the current colour frame, ``(N, 2)`` pixels."""
+        """Return the clicked points projected into the current colour frame, ``(N, 2)`` pixels."""
         T_cam_world = None
         if self.camera_pose is not None:
             T_cam_world = np.linalg.inv(pose_to_T(self.camera_pose.pose))
