@@ -12,8 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-import os
 from glob import glob
+import os
 
 from setuptools import find_packages, setup
 

@@ -37,10 +37,10 @@ Nodes are imported by ``module:Class``; a node whose module is missing or fails 
 import stops the bringup with an error naming it (use ``--nodes`` to start a subset).
 """
 
+from dataclasses import dataclass, field
 import importlib
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import yaml

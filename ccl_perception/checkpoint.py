@@ -37,7 +37,7 @@ import tempfile
 import numpy as np
 import torch
 
-from .model import DescriptorNet, build_model
+from .model import build_model, DescriptorNet
 
 FORMAT = 'ccl_perception.checkpoint'
 VERSION = 1

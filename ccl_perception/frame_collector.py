@@ -29,9 +29,9 @@ Rosbags (sqlite3 or mcap, read with ``rosbags``, no ROS needed) may carry
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 import json
 import os
-from dataclasses import dataclass
 
 import cv2
 import numpy as np

@@ -39,16 +39,15 @@ Every knob has a default (:data:`DEFAULTS`) and an allowed range (:data:`LIMITS`
 The lead's benchmark uses it directly (``training/benchmark.py``).
 """
 
-import time
 from dataclasses import dataclass, field
+import time
 from typing import Dict, Optional
-
-import numpy as np
 
 from ccl_perception import geometry
 from ccl_perception.correspondence import DEFAULT_TAU
 from ccl_perception.keypoint_matcher import KeypointMatch, KeypointMatcher
 from ccl_perception.validation import check, choice, integer, real
+import numpy as np
 
 #: Defaults of every knob (also the ``grasp_planner`` node parameters of the same name).
 DEFAULTS = {

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, model_identity, training_tau
-from .model import STRIDE, DescriptorNet
+from .model import DescriptorNet, STRIDE
 
 IDENTITY_KEY = 'ccl_model_identity'
 INPUT_NAME = 'images'

@@ -29,10 +29,9 @@ distant peaks has a large variance, so a low confidence.
 
 from dataclasses import dataclass
 
+from ccl_perception.correspondence import DEFAULT_TAU, grid_to_full, match_descriptors, STRIDE
 import numpy as np
 import torch
-
-from ccl_perception.correspondence import DEFAULT_TAU, STRIDE, grid_to_full, match_descriptors
 
 
 @dataclass

@@ -42,13 +42,12 @@ CLI (console script ``make_target``)::
         --out targets/mug.npz
 """
 
-import os
 from dataclasses import dataclass
+import os
 from typing import Dict, Optional, Tuple
 
-import numpy as np
-
 from ccl_perception import geometry
+import numpy as np
 
 FORMAT_VERSION = 1
 #: Shortest grasp axis between points 1 and 2 in the reference image, pixels (half a

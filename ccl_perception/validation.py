@@ -30,9 +30,9 @@ column of docs/ros_interface.md (test/test_validation.py checks that they agree)
 No ROS and no torch here.
 """
 
+from dataclasses import dataclass
 import math
 import re
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 

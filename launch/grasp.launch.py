@@ -25,12 +25,12 @@ same function the one-process ``bringup`` uses; see docs/ros_interface.md.
 
 import os
 
+from ccl_perception.bringup import (config_dir, LAUNCH_ARGUMENTS, merged_parameters, node_specs,
+                                    PACKAGE)
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from ccl_perception.bringup import LAUNCH_ARGUMENTS, PACKAGE, config_dir, merged_parameters, node_specs
 
 
 def _nodes(context, *args, **kwargs):

@@ -15,10 +15,9 @@
 """CorrespondenceAugmentation and warp_points: exact homographies, validity, determinism."""
 import math
 
+from ccl_perception.augment import CorrespondenceAugmentation, warp_points
 import pytest
 import torch
-
-from ccl_perception.augment import CorrespondenceAugmentation, warp_points
 
 torch.set_num_threads(1)
 

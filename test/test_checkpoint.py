@@ -15,13 +15,12 @@
 """save_checkpoint / load_checkpoint / load_model / model_identity."""
 import os
 
-import numpy as np
-import pytest
-import torch
-
 from ccl_perception.checkpoint import (CheckpointError, load_checkpoint, load_model,
                                        model_identity, save_checkpoint)
 from ccl_perception.model import DescriptorNet
+import numpy as np
+import pytest
+import torch
 
 torch.set_num_threads(1)
 

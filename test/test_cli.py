@@ -21,9 +21,9 @@ family in a subprocess (the script file as a user runs it: exit code, stderr, no
 import json
 import logging
 import os
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -15,13 +15,12 @@
 """Correspondence math against values computed by hand on tiny maps."""
 import math
 
-import pytest
-import torch
-
 from ccl_perception.correspondence import (
     cosine_heatmap, expected_descriptor, full_to_grid, grid_to_full, heatmap_softmax,
     match_descriptors, sample_descriptors, spatial_expectation, spatial_variance,
 )
+import pytest
+import torch
 
 
 def one_hot_map(h=5, w=5):

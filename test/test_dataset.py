@@ -16,15 +16,13 @@
 import logging
 from pathlib import Path
 
+from ccl_perception.learning.config import ConfigError, load_config, merge, parse_override
+from ccl_perception.learning.dataset import (DatasetError, grid_size, ImagePairs, read_rgb,
+                                             sample_grid_keypoints, scan_images)
+from ccl_perception.learning.synthetic import write_shape_images
 import numpy as np
 import pytest
 import torch
-
-from ccl_perception.learning.config import ConfigError, load_config, merge, parse_override
-from ccl_perception.learning.dataset import (
-    DatasetError, ImagePairs, grid_size, read_rgb, sample_grid_keypoints, scan_images,
-)
-from ccl_perception.learning.synthetic import write_shape_images
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'training' / 'configs'
 

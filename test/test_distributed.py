@@ -15,17 +15,16 @@
 """DDP: the training script under torchrun with 2 gloo processes on the CPU, and the helpers."""
 import json
 import os
+from pathlib import Path
 import socket
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
-import torch
 
 from ccl_perception.checkpoint import load_checkpoint
 from ccl_perception.learning import distributed
 from ccl_perception.learning.synthetic import write_shape_images
+import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / 'training' / 'configs' / 'tiny.yaml'

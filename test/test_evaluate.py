@@ -16,13 +16,12 @@
 import json
 import math
 
+from ccl_perception.evaluation.evaluate import evaluate_model, match_keypoints
+from ccl_perception.evaluation.pairs import save_pairs
 import cv2
 import numpy as np
 import pytest
 import torch
-
-from ccl_perception.evaluation.evaluate import evaluate_model, match_keypoints
-from ccl_perception.evaluation.pairs import save_pairs
 
 H, W, h, w = 48, 64, 6, 8
 

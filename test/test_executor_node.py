@@ -20,17 +20,16 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
-from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
-
-from ccl_perception.executors.base import matrix_to_pose  # noqa: E402
+from ccl_perception.executors.base import matrix_to_pose  # noqa: E402, I100
 from ccl_perception.executors.sim_executor import world_executor  # noqa: E402
 from ccl_perception.nodes import NodeRunner  # noqa: E402
 from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode  # noqa: E402
 from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from polling import wait_for  # noqa: E402  (test/polling.py)
+from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
 
 OBJECTS = ('box_000', 'ellipsoid_002', 'cylinder_004')
 

@@ -16,15 +16,14 @@
 import csv
 import os
 
+from ccl_perception.frame_collector import collect_frames, CollectConfig
 import cv2
 import numpy as np
 import pytest
 
-from ccl_perception.frame_collector import CollectConfig, collect_frames
-
 rosbags = pytest.importorskip('rosbags')
 from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
-from rosbags.typesys import Stores, get_typestore  # noqa: E402
+from rosbags.typesys import get_typestore, Stores  # noqa: E402
 
 
 def _scene(seed, size=(96, 128)):

@@ -13,10 +13,9 @@
 # limitations under the License.
 
 """Geometry: back-projection, robust depth, normals, grasp frame, Kabsch/RANSAC (hand-computed values)."""
+from ccl_perception import geometry as g
 import numpy as np
 import pytest
-
-from ccl_perception import geometry as g
 
 K = g.intrinsics_matrix(100.0, 200.0, 10.0, 5.0)
 

@@ -15,10 +15,9 @@
 """Image conversion: every encoding round-trips, bad step/size/encoding raise clear errors."""
 from types import SimpleNamespace
 
+from ccl_perception import image_conversion as ic
 import numpy as np
 import pytest
-
-from ccl_perception import image_conversion as ic
 
 pytest.importorskip('sensor_msgs.msg')
 

@@ -31,9 +31,8 @@ import os
 import sys
 import types
 
-import pytest
-
 from ccl_perception import bringup
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_FILE = os.path.join(ROOT, 'launch', 'grasp.launch.py')

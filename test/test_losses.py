@@ -15,9 +15,6 @@
 """Losses (Eq. 5, 6-10) against hand-computed cases on one-hot descriptor maps."""
 import math
 
-import pytest
-import torch
-
 from ccl_perception.correspondence import (
     cosine_heatmap, expected_descriptor, heatmap_softmax, match_descriptors, sample_descriptors,
     spatial_variance,
@@ -26,6 +23,8 @@ from ccl_perception.losses import (
     CorrespondenceLoss, cycle_correspondence_loss, distributional_loss, identical_view_loss,
     quantile_drop,
 )
+import pytest
+import torch
 
 
 def one_hot_map(h=5, w=5):

@@ -15,10 +15,9 @@
 """PCK / AUC / normalised error against hand-computed values."""
 import math
 
+from ccl_perception.evaluation import metrics
 import numpy as np
 import pytest
-
-from ccl_perception.evaluation import metrics
 
 
 class TestPck:

@@ -15,16 +15,15 @@
 """DescriptorNet, backbones and upsample_descriptors: shapes, stride, norms, weights, grid mapping."""
 import logging
 
+from ccl_perception.backbones import BACKBONES
+from ccl_perception.backbones.efficientnet_lite0 import (EfficientNetLite0,
+                                                         load_imagenet_weights, weights_path)
+from ccl_perception.backbones.fuse import upsample_to_stride8
+from ccl_perception.correspondence import grid_to_full
+from ccl_perception.model import build_model, DescriptorNet, upsample_descriptors
 import pytest
 import torch
 import torch.nn.functional as F
-
-from ccl_perception.backbones import BACKBONES
-from ccl_perception.backbones.fuse import upsample_to_stride8
-from ccl_perception.backbones.efficientnet_lite0 import (EfficientNetLite0,
-                                                         load_imagenet_weights, weights_path)
-from ccl_perception.correspondence import grid_to_full
-from ccl_perception.model import DescriptorNet, build_model, upsample_descriptors
 
 torch.set_num_threads(1)
 

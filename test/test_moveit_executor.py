@@ -23,12 +23,11 @@ registry used here, so on this machine it is skipped with that reason.
 import importlib.util
 import math
 
+from ccl_perception.executors.base import pose_to_matrix
+from ccl_perception.executors.moveit_executor import (grasp_waypoints, lifted,
+                                                      MoveItExecutorConfig, offset_along_axis)
 import numpy as np
 import pytest
-
-from ccl_perception.executors.base import pose_to_matrix
-from ccl_perception.executors.moveit_executor import (MoveItExecutorConfig, grasp_waypoints,
-                                                      lifted, offset_along_axis)
 
 HAVE_MOVEIT = importlib.util.find_spec('moveit') is not None
 HAVE_PANDA_CONFIG = False

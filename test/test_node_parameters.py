@@ -33,15 +33,14 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 torch = pytest.importorskip('torch')
 
-from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
-from rclpy.parameter import Parameter, parameter_value_to_python  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
-
-from ccl_perception.executors.base import MotionConfig  # noqa: E402
+from ccl_perception.executors.base import MotionConfig  # noqa: E402, I100
 from ccl_perception.nodes import NodeRunner  # noqa: E402
 from param_cases import (EXECUTOR_RUN_TIME, EXECUTOR_STARTUP, PIPELINE, PLANNER_STARTUP,  # noqa: E402
                          SIM_WORLD_RUN_TIME, SIM_WORLD_STARTUP)
 from polling import wait_for  # noqa: E402
+from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
+from rclpy.parameter import Parameter, parameter_value_to_python  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 
 TAG = f'{int(time.time() * 1000) % 100000}'
 PLANNER, EXECUTOR, WORLD = f'planner_p{TAG}', f'executor_p{TAG}', f'world_p{TAG}'

@@ -15,10 +15,9 @@
 """Pairs schema: round trip, keypoints visible in both images, clear errors on invalid files."""
 import json
 
+from ccl_perception.evaluation.pairs import load_pairs, save_pairs
 import numpy as np
 import pytest
-
-from ccl_perception.evaluation.pairs import load_pairs, save_pairs
 
 
 def _images():

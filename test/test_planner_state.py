@@ -13,12 +13,11 @@
 # limitations under the License.
 
 """TargetLibrary resolution and PlannerState's all-or-nothing parameter changes (no ROS)."""
-import numpy as np
-import pytest
-
 from ccl_perception import grasp_pipeline
 from ccl_perception.planner_state import PlannerState
-from ccl_perception.targets import Target, TargetError, TargetLibrary, save_target
+from ccl_perception.targets import save_target, Target, TargetError, TargetLibrary
+import numpy as np
+import pytest
 
 
 def target(name, identity='m1'):

@@ -32,19 +32,18 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 torch = pytest.importorskip('torch')
 
+from ccl_perception import image_conversion as ic  # noqa: E402, I100
+from ccl_perception import targets as tg  # noqa: E402
+from ccl_perception.nodes import NodeRunner, SENSOR_QOS  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from geometry_msgs.msg import PoseStamped  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Float32, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
-
-from ccl_perception import image_conversion as ic  # noqa: E402
-from ccl_perception import targets as tg  # noqa: E402
-from ccl_perception.nodes import SENSOR_QOS, NodeRunner  # noqa: E402
 
 H, W = 96, 128
 FRAME = 'camera_color_optical_frame'

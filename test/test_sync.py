@@ -16,9 +16,8 @@
 import threading
 from types import SimpleNamespace
 
-import pytest
-
 from ccl_perception.sync import ApproximateSynchronizer, stamp_to_sec
+import pytest
 
 
 def msg(t, tag=''):

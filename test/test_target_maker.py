@@ -30,18 +30,17 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 torch = pytest.importorskip('torch')
 
+from ccl_perception import targets as tg  # noqa: E402, I100
+from ccl_perception.nodes import LATCHED_QOS, NodeRunner, SENSOR_QOS  # noqa: E402
+from ccl_perception.nodes.messages import camera_info_msg, image_msg, pose_stamped  # noqa: E402
 from geometry_msgs.msg import PointStamped, PoseStamped  # noqa: E402
+from polling import wait_for  # noqa: E402  (test/polling.py)
 from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
-
-from ccl_perception import targets as tg  # noqa: E402
-from ccl_perception.nodes import LATCHED_QOS, SENSOR_QOS, NodeRunner  # noqa: E402
-from ccl_perception.nodes.messages import camera_info_msg, image_msg, pose_stamped  # noqa: E402
-from polling import wait_for  # noqa: E402  (test/polling.py)
 
 H, W = 96, 128
 FRAME = 'camera_color_optical_frame'

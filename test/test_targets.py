@@ -23,14 +23,13 @@ follow by hand: X = (x - 63.5) * 0.5 / 100, Y = (y - 47.5) * 0.5 / 100, Z = 0.5.
 """
 import os
 
+from ccl_perception import geometry as g
+from ccl_perception import targets as tg
+from ccl_perception.grasp_pipeline import frame_to_pose, GraspPipeline, merge_config
+from ccl_perception.keypoint_matcher import KeypointMatcher
 import numpy as np
 import pytest
 import torch
-
-from ccl_perception import geometry as g
-from ccl_perception import targets as tg
-from ccl_perception.grasp_pipeline import GraspPipeline, frame_to_pose, merge_config
-from ccl_perception.keypoint_matcher import KeypointMatcher
 
 H, W = 96, 128
 K = g.intrinsics_matrix(100.0, 100.0, 63.5, 47.5)

@@ -14,15 +14,13 @@
 
 """Allowed ranges of runtime values: the checker, the pipeline table and the documented ranges."""
 import math
-import re
 from pathlib import Path
-
-import pytest
+import re
 
 from ccl_perception import grasp_pipeline as gp
-from ccl_perception.validation import DEVICE, check, choice, flag, integer, real, text
-
+from ccl_perception.validation import check, choice, DEVICE, flag, integer, real, text
 from param_cases import PIPELINE
+import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / 'docs' / 'ros_interface.md'
 

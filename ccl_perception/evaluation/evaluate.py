@@ -29,16 +29,15 @@ by image 2) instead of once per pair; the numbers are bit-identical to matching 
 """
 from __future__ import annotations
 
+from ccl_perception.correspondence import (DEFAULT_TAU, heatmap_softmax, sample_descriptors,
+                                           spatial_expectation)
+from ccl_perception.evaluation import metrics
+from ccl_perception.evaluation.pairs import load_pairs
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
-
-from ccl_perception.correspondence import (DEFAULT_TAU, heatmap_softmax, sample_descriptors,
-                                           spatial_expectation)
-from ccl_perception.evaluation import metrics
-from ccl_perception.evaluation.pairs import load_pairs
 
 
 def descriptor_function(model_or_extractor, device: str = 'cpu', features: str = 'head'):

@@ -37,10 +37,10 @@ evaluates, per object, the keypoints visible in both images.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import json
 import math
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 

@@ -27,11 +27,11 @@ No rclpy here.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
 import json
 import math
 import threading
-from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 

@@ -42,12 +42,11 @@ imports them lazily so the rest of the package works without them.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+import time
 
+from ccl_perception.executors.base import GraspExecutor, GraspResult, matrix_to_pose, MotionConfig
 import numpy as np
-
-from ccl_perception.executors.base import GraspExecutor, GraspResult, MotionConfig, matrix_to_pose
 
 
 @dataclass

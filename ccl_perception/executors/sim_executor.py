@@ -25,15 +25,14 @@ rendering; :meth:`execute` takes it for the whole grasp.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import threading
 import time
-from dataclasses import dataclass
 
+from ccl_perception.executors.base import GraspExecutor, GraspResult, matrix_to_pose, MotionConfig
+from ccl_perception.sim.robot import CAMERA_FRAME, PandaRobot, quat_angle
 import numpy as np
 import pybullet as p
-
-from ccl_perception.executors.base import GraspExecutor, GraspResult, MotionConfig, matrix_to_pose
-from ccl_perception.sim.robot import CAMERA_FRAME, PandaRobot, quat_angle
 
 
 @dataclass

@@ -42,20 +42,19 @@ belongs to an older viewpoint/scene and is skipped (``stale_poses``).
 import dataclasses
 import json
 
+from ccl_perception.executors.base import GraspResult, GraspWorker, MotionConfig, pose_to_matrix
+from ccl_perception.executors.moveit_executor import MoveItExecutorConfig
+from ccl_perception.geometry import CAMERA_FRAME
+from ccl_perception.node_limits import check_executor, EXECUTOR_RUN_TIME, MOTION_KEYS, refusal
+from ccl_perception.nodes import (CAMERA_POSE_TOPIC, declare_parameters, EXECUTE_SERVICE,
+                                  GRASP_POSE_TOPIC, LATCHED_QOS, node_main, param_values,
+                                  RESULT_TOPIC)
+from ccl_perception.nodes.messages import pose_to_T, stamp_ns
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
-
-from ccl_perception.executors.base import GraspResult, GraspWorker, MotionConfig, pose_to_matrix
-from ccl_perception.executors.moveit_executor import MoveItExecutorConfig
-from ccl_perception.geometry import CAMERA_FRAME
-from ccl_perception.nodes import (CAMERA_POSE_TOPIC, EXECUTE_SERVICE, GRASP_POSE_TOPIC,
-                                  LATCHED_QOS, RESULT_TOPIC, declare_parameters, node_main,
-                                  param_values)
-from ccl_perception.nodes.messages import pose_to_T, stamp_ns
-from ccl_perception.node_limits import EXECUTOR_RUN_TIME, MOTION_KEYS, check_executor, refusal
 
 MOVEIT_KEYS = tuple(f.name for f in dataclasses.fields(MoveItExecutorConfig)
                     if f.name not in MOTION_KEYS)

@@ -29,6 +29,18 @@ Topics, parameters and abstention reasons: docs/ros_interface.md.
 
 import threading
 
+from ccl_perception import grasp_pipeline, image_conversion as ic
+from ccl_perception.correspondence import DEFAULT_TAU
+from ccl_perception.node_limits import check_change, check_planner, PLANNER_RUN_TIME
+from ccl_perception.nodes import (CONFIDENCE_TOPIC, declare_parameters, GRASP_POSE_TOPIC,
+                                  HEATMAP_TOPIC, INFO_TOPIC, LatestFrame, load_extractor,
+                                  MARKERS_TOPIC, MODEL_PARAMS, node_main, OUTPUT_QOS, param_values,
+                                  RELOAD_TARGETS_SERVICE, SENSOR_QOS, shutdown_tolerant,
+                                  STATUS_QOS, STATUS_TOPIC, subscribe_rgbd, watch_input)
+from ccl_perception.nodes.messages import (grasp_markers, image_msg, pose_msg, pose_stamped,
+                                           rgbd_from_msgs)
+from ccl_perception.planner_state import PlannerState
+from ccl_perception.targets import TargetLibrary
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -36,19 +48,6 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Float32, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
-
-from ccl_perception import grasp_pipeline, image_conversion as ic
-from ccl_perception.correspondence import DEFAULT_TAU
-from ccl_perception.nodes import (CONFIDENCE_TOPIC, GRASP_POSE_TOPIC, HEATMAP_TOPIC, INFO_TOPIC,
-                                  MARKERS_TOPIC, MODEL_PARAMS, OUTPUT_QOS, RELOAD_TARGETS_SERVICE,
-                                  SENSOR_QOS, STATUS_QOS, STATUS_TOPIC, LatestFrame,
-                                  declare_parameters, load_extractor, node_main, param_values,
-                                  shutdown_tolerant, subscribe_rgbd, watch_input)
-from ccl_perception.nodes.messages import (grasp_markers, image_msg, pose_msg, pose_stamped,
-                                           rgbd_from_msgs)
-from ccl_perception.planner_state import PlannerState
-from ccl_perception.targets import TargetLibrary
-from ccl_perception.node_limits import PLANNER_RUN_TIME, check_change, check_planner
 
 NO_TARGET = 'no target set (ros2 param set <planner> target <name>)'
 

@@ -21,10 +21,9 @@ depth image may have, sizes that must agree with the camera_info). Poses are 4x4
 homogeneous transforms in metres with quaternions ``(x, y, z, w)``.
 """
 
-import numpy as np
-
 from ccl_perception import image_conversion as ic
 from ccl_perception.executors.base import matrix_to_pose, pose_to_matrix
+import numpy as np
 
 COLOR_ENCODINGS = ('rgb8', 'bgr8', 'mono8')
 DEPTH_ENCODINGS = ('16UC1', '32FC1')

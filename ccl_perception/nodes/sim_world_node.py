@@ -37,20 +37,20 @@ single-threaded executor never waits for the arm.
 """
 import json
 
+from ccl_perception.node_limits import check_sim_world, refusal, SIM_WORLD_RUN_TIME
+from ccl_perception.nodes import (CAMERA_POSE_TOPIC, COLOR_TOPIC, declare_parameters,
+                                  DEPTH_INFO_TOPIC, DEPTH_TOPIC, INFO_TOPIC, LATCHED_QOS,
+                                  param_values, RESET_SERVICE, run_nodes, SCENE_TOPIC,
+                                  shutdown_tolerant)
+from ccl_perception.nodes.messages import (camera_info_msg, depth_to_16uc1, image_msg,
+                                           pose_stamped, stamp_ns)
+from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
-
-from ccl_perception.nodes import (CAMERA_POSE_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
-                                  INFO_TOPIC, LATCHED_QOS, RESET_SERVICE, SCENE_TOPIC,
-                                  declare_parameters, param_values, run_nodes, shutdown_tolerant)
-from ccl_perception.nodes.messages import (camera_info_msg, depth_to_16uc1, image_msg,
-                                           pose_stamped, stamp_ns)
-from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig
-from ccl_perception.node_limits import SIM_WORLD_RUN_TIME, check_sim_world, refusal
 
 _WORLD = SimWorldConfig()
 #: Every parameter with its default (config/sim_world.yaml is checked against it).

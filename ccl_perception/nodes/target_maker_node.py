@@ -32,22 +32,21 @@ model identity), ``target_dir``, ``name`` (of the next target), ``sync_slop``,
 """
 import threading
 
-import numpy as np
+from ccl_perception import geometry
+from ccl_perception.grasp_pipeline import DEFAULTS as PIPELINE_DEFAULTS
+from ccl_perception.nodes import (CAMERA_POSE_TOPIC, CLEAR_POINTS_SERVICE, CLICKED_POINT_TOPIC,
+                                  declare_parameters, INFO_TOPIC, LATCHED_QOS, LatestFrame,
+                                  load_extractor, MODEL_PARAMS, node_main, param_values,
+                                  SAVE_TARGET_SERVICE, SENSOR_QOS, STATUS_QOS, STATUS_TOPIC,
+                                  subscribe_rgbd)
+from ccl_perception.nodes.messages import point_to_array, pose_to_T, rgbd_from_msgs
+from ccl_perception.targets import make_target, TargetError, TargetLibrary
 from geometry_msgs.msg import PointStamped, PoseStamped
+import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
-
-from ccl_perception import geometry
-from ccl_perception.grasp_pipeline import DEFAULTS as PIPELINE_DEFAULTS
-from ccl_perception.nodes import (CAMERA_POSE_TOPIC, CLEAR_POINTS_SERVICE, CLICKED_POINT_TOPIC,
-                                  INFO_TOPIC, LATCHED_QOS, MODEL_PARAMS, SAVE_TARGET_SERVICE,
-                                  SENSOR_QOS, STATUS_QOS, STATUS_TOPIC, LatestFrame,
-                                  declare_parameters, load_extractor, node_main, param_values,
-                                  subscribe_rgbd)
-from ccl_perception.nodes.messages import point_to_array, pose_to_T, rgbd_from_msgs
-from ccl_perception.targets import TargetError, TargetLibrary, make_target
 
 #: Every parameter with its default (config/target_maker.yaml is checked against it).
 PARAMS = {
