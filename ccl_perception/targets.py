@@ -208,7 +208,7 @@ class TargetLibrary:
         return self.errors
 
     @classmethod
-    def open(cls, directory: str, identity: Optional[str] = None) -> 'TargetLibrary':
+    def open(cls, directory: str, identity: Optional[str] = None) -> 'TargetLibrary':  # noqa: A003
         """Load a library; ``TargetError`` if ``directory`` is given but does not exist."""
         if directory and not os.path.isdir(directory):
             raise TargetError(f'target directory {directory!r} does not exist')

@@ -30,6 +30,7 @@ def _centroid(channel):
 
 
 class TestWarpPoints:
+
     def test_hand_computed(self):
         # Rotation by 90 degrees about the origin then a shift of (9, 0): (x, y) -> (9 - y, x).
         mat = torch.tensor([[[0.0, -1.0, 9.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]])
@@ -56,6 +57,7 @@ class TestWarpPoints:
 
 
 class TestAugmentation:
+
     @pytest.mark.parametrize('seed', range(6))
     def test_bright_dot_lands_where_warp_points_says(self, seed):
         aug = CorrespondenceAugmentation({'perspective_p': 1.0, 'jitter_p': 0.0})

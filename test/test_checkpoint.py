@@ -37,6 +37,7 @@ def trained():
 
 
 class TestRoundTrip:
+
     def test_round_trip(self, trained, tmp_path):
         model, optimizer = trained
         path = tmp_path / 'ck.pt'
@@ -106,6 +107,7 @@ class TestRoundTrip:
 
 
 class TestBadFiles:
+
     def test_missing(self, tmp_path):
         with pytest.raises(CheckpointError, match='not found'):
             load_checkpoint(tmp_path / 'nope.pt')
@@ -149,6 +151,7 @@ class TestBadFiles:
 
 
 class TestIdentity:
+
     def test_stable_and_sensitive(self, trained):
         model, _ = trained
         ident = model_identity(model)

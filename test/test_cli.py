@@ -80,8 +80,8 @@ def _target_args(f, **change):
 @pytest.mark.parametrize('change,message', [
     ({'--checkpoint': 'missing.pt'}, 'checkpoint not found: missing.pt'),
     ({'--checkpoint': 'CORRUPT'}, 'is corrupt, truncated or not a torch file'),
-    ({'--out': 'FILE/cup.npz'}, "cannot write the target to"),
-    ({'--out': 'cup.txt'}, "must end in .npz"),
+    ({'--out': 'FILE/cup.npz'}, 'cannot write the target to'),
+    ({'--out': 'cup.txt'}, 'must end in .npz'),
     ({'--points': ['nan,10', '40,11']}, 'point 1 (nan, 10) is not finite'),
     ({'--points': ['20,20', '20,20']},
      'points 1 and 2 (the grasp axis) are 0.00 px apart; they must be at least 4 px'),
@@ -93,9 +93,10 @@ def _target_args(f, **change):
     ({'--intrinsics': '0,50,31.5,23.5'}, 'positive focal lengths, got fx=0'),
     ({'--intrinsics': None}, '--depth needs --intrinsics'),
     ({'--image': 'missing.png'}, "image 'missing.png' does not exist"),
-    ({'--image': 'FILE'}, "cannot read image"),
+    ({'--image': 'FILE'}, 'cannot read image'),
     ({'--depth': 'missing.png'}, "depth file 'missing.png' does not exist"),
-    ({'--depth-scale': '0'}, "argument --depth-scale: 0.0 is not allowed: must be a finite number > 0"),
+    ({'--depth-scale': '0'},
+     'argument --depth-scale: 0.0 is not allowed: must be a finite number > 0'),
     ({'--device': 'tpu'}, "device = 'tpu' is not allowed"),
 ])
 def test_make_target(files, capsys, change, message):

@@ -47,6 +47,7 @@ def torchrun(args, timeout=50):
 
 
 class TestHelpers:
+
     def test_single_process_without_torchrun_env(self, monkeypatch):
         for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
             monkeypatch.delenv(key, raising=False)

@@ -200,5 +200,5 @@ def test_evaluate_refuses_wrong_declared_size_and_outside_keypoints(tmp_path):
     images[0]['height'] = H
     save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}])
     with pytest.raises(ValueError, match=r"images\[1\] 'images/b.png': visible keypoint 0 of 'o' at \(67, 10\) is "
-                                         r"outside the 64x48 image"):
+                                         r'outside the 64x48 image'):
         evaluate_model(extractor, str(path), progress=False)

@@ -21,6 +21,7 @@ K = g.intrinsics_matrix(100.0, 200.0, 10.0, 5.0)
 
 
 class TestBackproject:
+
     def test_hand_values(self):
         # x=30: X = (30-10)*2/100 = 0.4 ; y=25: Y = (25-5)*2/200 = 0.2
         p = g.backproject(np.array([[30.0, 25.0], [10.0, 5.0]]), np.array([2.0, 1.0]), K)
@@ -38,6 +39,7 @@ class TestBackproject:
 
 
 class TestRobustDepth:
+
     def test_median_ignores_holes_and_nan(self):
         d = np.full((10, 10), 1.0, np.float32)
         d[4:7, 4:7] = [[0, np.nan, 2.0], [2.0, 0, 2.0], [2.0, 5.0, np.nan]]
@@ -56,6 +58,7 @@ class TestRobustDepth:
 
 
 class TestNormal:
+
     @pytest.mark.parametrize('method', ['pca', 'open3d'])
     def test_tilted_plane(self, method):
         if method == 'open3d':
@@ -75,6 +78,7 @@ class TestNormal:
 
 
 class TestQuaternion:
+
     def test_known_rotation(self):
         # 90 deg about z: q = (0, 0, sin45, cos45)
         Rz = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
@@ -94,6 +98,7 @@ class TestQuaternion:
 
 
 class TestGraspFromAxis:
+
     def test_frame_convention(self):
         # axis along camera x at 0.5 m, approach along the optical axis
         p = g.grasp_from_axis([-0.03, 0, 0.5], [0.03, 0, 0.5], None, margin=0.02, max_width=0.08)
@@ -131,6 +136,7 @@ class TestGraspFromAxis:
 
 
 class TestKabsch:
+
     def _pose(self):
         R = g.quaternion_to_rotation([0.2, -0.3, 0.1, 0.9])
         return R, np.array([0.1, -0.2, 0.7])

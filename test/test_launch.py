@@ -70,6 +70,7 @@ def _stand_in_modules():
         pass
 
     class LaunchConfiguration:
+
         def __init__(self, name):
             self.name = name
 

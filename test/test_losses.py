@@ -40,6 +40,7 @@ KP = torch.tensor([[[0.0, 0.0], [2.0, 1.0], [3.0, 4.0], [1.0, 3.0]]])
 
 
 class TestDistributionalLoss:
+
     def test_hand_values(self):
         pred = torch.tensor([[[0.0, 0.0], [3.0, 4.0], [1.0, 1.0]]])
         target = torch.zeros(1, 3, 2)
@@ -76,6 +77,7 @@ class TestDistributionalLoss:
 
 
 class TestIdenticalViewLoss:
+
     def test_exact_when_views_agree(self):
         desc = one_hot_map()
         loss = identical_view_loss(desc, shifted(desc, 1), KP, KP + torch.tensor([1.0, 0.0]))
@@ -89,6 +91,7 @@ class TestIdenticalViewLoss:
 
 
 class TestQuantileDrop:
+
     def test_keeps_expected_count(self):
         x = torch.tensor([[5.0, 1.0, 3.0, 2.0, 4.0, 9.0, 0.5, 7.0, 6.0, 8.0, 0.1, 0.2]])
         valid = torch.ones(1, 12, dtype=torch.bool)
@@ -111,6 +114,7 @@ class TestQuantileDrop:
 
 
 class TestCycleCorrespondenceLoss:
+
     def test_exact_cycle_is_zero(self):
         a = one_hot_map()
         b = shifted(a, 2)  # the same content elsewhere in I_B
@@ -179,6 +183,7 @@ class TestCycleCorrespondenceLoss:
 
 
 class TestCorrespondenceLoss:
+
     def test_methods(self):
         a = one_hot_map()
         ah = shifted(a, 1)

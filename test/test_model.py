@@ -34,6 +34,7 @@ def _net(backbone, dim=16):
 
 
 class TestDescriptorNet:
+
     @pytest.mark.parametrize('backbone', BACKBONES)
     def test_shape_stride_and_unit_norm(self, backbone):
         net = _net(backbone)
@@ -112,6 +113,7 @@ class TestDescriptorNet:
 
 
 class TestEfficientNetWeights:
+
     @pytest.mark.parametrize('mode', ['dilated', 'fpn'])
     def test_every_used_key_loads(self, mode):
         trunk = EfficientNetLite0(output_stride=8, trunk=mode)
@@ -153,6 +155,7 @@ class TestEfficientNetWeights:
 
 
 class TestUpsampleDescriptors:
+
     def test_one_hot_peak_lands_on_grid_to_full(self):
         desc = torch.zeros(1, 2, 4, 5)
         desc[:, 1] = 1.0

@@ -192,8 +192,10 @@ def test_planner_start_up_only_parameters_are_refused_at_run_time(ros, name):
 def test_planner_start_up(ros, checkpoint, name, value, allowed):
     """As from config/grasp_planner.yaml: a bad value stops the node, naming it."""
     from ccl_perception.nodes.grasp_planner_node import GraspPlanner
-    kwargs = dict(context=ros['ctx'], cli_args=['--ros-args', '-r', f'__node:=planner_s{TAG}'],
-                  parameter_overrides=[Parameter('checkpoint', value=checkpoint), Parameter(name, value=value)])
+    kwargs = {'context': ros['ctx'],
+              'cli_args': ['--ros-args', '-r', f'__node:=planner_s{TAG}'],
+              'parameter_overrides': [Parameter('checkpoint', value=checkpoint),
+                                      Parameter(name, value=value)]}
     if allowed:
         node = GraspPlanner(**kwargs)
         assert _same(node.get_parameter(name).value, value)
@@ -214,8 +216,9 @@ def test_executor_run_time(ros, name, value, allowed):
 def test_executor_start_up(ros, name, value, allowed):
     from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode
     fake = FakeExecutor()
-    kwargs = dict(executor=fake, context=ros['ctx'], cli_args=['--ros-args', '-r', f'__node:=executor_s{TAG}'],
-                  parameter_overrides=[Parameter(name, value=value)])
+    kwargs = {'executor': fake, 'context': ros['ctx'],
+              'cli_args': ['--ros-args', '-r', f'__node:=executor_s{TAG}'],
+              'parameter_overrides': [Parameter(name, value=value)]}
     if allowed:
         GraspExecutorNode(**kwargs).destroy_node()
         if name == 'world_from_camera' and len(value) == 7:
@@ -245,9 +248,9 @@ def test_sim_world_takes_the_new_target_at_reset(ros):
 @pytest.mark.parametrize('name,value,allowed', SIM_WORLD_STARTUP)
 def test_sim_world_start_up(ros, world, name, value, allowed):
     from ccl_perception.nodes.sim_world_node import SimWorldNode
-    kwargs = dict(world=world, context=ros['ctx'],
-                  cli_args=['--ros-args', '-r', f'__node:=world_s{TAG}', *remap_camera(f'w{TAG}')],
-                  parameter_overrides=[Parameter(name, value=value)])
+    kwargs = {'world': world, 'context': ros['ctx'],
+              'cli_args': ['--ros-args', '-r', f'__node:=world_s{TAG}', *remap_camera(f'w{TAG}')],
+              'parameter_overrides': [Parameter(name, value=value)]}
     if allowed:
         SimWorldNode(**kwargs).destroy_node()
     else:

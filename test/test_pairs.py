@@ -62,7 +62,7 @@ def test_round_trip_and_common_keypoints(tmp_path):
     # visible keypoint (5000, -300) in an 8x6 image: allowed x in [-0.5, 7.5], y in [-0.5, 5.5]
     (lambda d: d['images'][1]['objects']['duck']['keypoints'].__setitem__(1, [5000, -300]),
      r"images\[1\] 'images/b.png': visible keypoint 1 of 'duck' at \(5000, -300\) is outside the 8x6 image "
-     r"\(allowed x in \[-0.5, 7.5\], y in \[-0.5, 5.5\]\)"),
+     r'\(allowed x in \[-0.5, 7.5\], y in \[-0.5, 5.5\]\)'),
     (lambda d: d['images'][0]['objects']['duck']
      ['keypoints'].__setitem__(2, [7.6, 1.0]), 'outside the 8x6'),
 ])
@@ -106,6 +106,6 @@ def test_check_image_against_the_decoded_image(tmp_path):
     with pytest.raises(ValueError, match=r"^images\[0\] 'images/a.png' is 16x12 px but the pairs file declares 8x6$"):
         pf.check_image(0, (12, 16, 3))
     with pytest.raises(ValueError, match=r"images\[1\] 'images/b.png': visible keypoint 1 of 'duck' at \(9, 2\) "
-                                         r"is outside the 8x6 image"):
+                                         r'is outside the 8x6 image'):
         pf.check_image(1, (6, 8, 3))
     pf.check_image(1, (6, 10, 3))

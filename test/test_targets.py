@@ -62,6 +62,7 @@ def target(extractor, scene):
 
 
 class TestMakeTarget:
+
     def test_fields(self, target, extractor):
         assert target.descriptors.shape == (3, 32)
         np.testing.assert_allclose(np.linalg.norm(target.descriptors, axis=1), 1, atol=1e-5)
@@ -129,6 +130,7 @@ class TestMakeTarget:
 
 
 class TestTargetFiles:
+
     def test_round_trip_and_identity(self, target, tmp_path):
         path = str(tmp_path / 't.npz')
         tg.save_target(path, target)
@@ -203,6 +205,7 @@ def _umask() -> int:
 
 
 class TestKeypointMatcher:
+
     def _map(self):
         d = torch.zeros(3, 5, 5)
         d[2] = 1.0             # background: (0, 0, 1)
@@ -233,6 +236,7 @@ class TestKeypointMatcher:
 
 
 class TestGraspPipeline:
+
     def test_identical_view_gives_hand_computed_pose(self, extractor, scene, target):
         rgb, depth = scene
         r = GraspPipeline(extractor, CFG).frame_to_pose(rgb, depth, K, target)

@@ -26,6 +26,7 @@ DOCS = Path(__file__).resolve().parents[1] / 'docs' / 'ros_interface.md'
 
 
 class TestLimit:
+
     def test_real_open_closed_bounds(self):
         lim = real(0, 1, low_open=True)
         assert lim.describe() == '(0, 1]'
@@ -72,6 +73,7 @@ class TestLimit:
 
 
 class TestPipelineLimits:
+
     def test_every_knob_has_a_limit_and_the_defaults_are_allowed(self):
         assert set(gp.LIMITS) == set(gp.DEFAULTS)
         assert gp.merge_config({}) == gp.DEFAULTS

@@ -21,7 +21,7 @@ from ccl_perception.evaluation.metrics import PCK_THRESHOLDS
 def _row(label: str, r: dict) -> str:
     cells = [f"{100 * r['pck'][str(t)]:.1f} ± {100 * r.get('pck_std', {}).get(str(t), 0.0):.1f}"
              for t in PCK_THRESHOLDS]
-    return (f"| {label} | " + ' | '.join(cells)
+    return (f'| {label} | ' + ' | '.join(cells)
             + f" | {100 * r['auc']:.1f} ± {100 * r.get('auc_std', 0.0):.1f}"
             + f" | {100 * r['norm_mean_px_error']:.2f} ± {100 * r.get('norm_mean_px_error_std', 0.0):.2f} |")
 

@@ -79,7 +79,7 @@ def import_moveit():
     except ImportError as e:  # pragma: no cover - depends on the machine
         raise ImportError(
             'backend "moveit" needs MoveIt 2 with moveit_py (apt: ros-<distro>-moveit-py) and a '
-            f'sourced ROS 2 workspace with your robot\'s MoveIt config; import failed: {e}') from e
+            f"sourced ROS 2 workspace with your robot's MoveIt config; import failed: {e}") from e
     return MoveItPy, PlanRequestParameters
 
 

@@ -108,7 +108,7 @@ class TargetMaker(Node):
             if frame not in known:
                 raise ValueError(f'frame {frame!r} is neither the camera frame nor the camera '
                                  f'pose frame (known: {sorted(known) or "none yet"}); set '
-                                 'rviz\'s fixed frame to one of them')
+                                 "rviz's fixed frame to one of them")
         except ValueError as e:
             self.counts['rejected_points'] += 1
             return self._status(f'point rejected: {e}', warn=True)
