@@ -49,7 +49,8 @@ PACKAGE = 'ccl_perception'
 
 #: name -> (default, description). Values are strings, as in ``ros2 launch``.
 LAUNCH_ARGUMENTS = {
-    'checkpoint': ('', 'trained descriptor model checkpoint (.pt)'),
+    'checkpoint': ('', 'descriptor model checkpoint (.pt); empty = the shipped default model'),
+    'downscale': ('1', 'shrink camera images this many times before the model (2: 640x480 -> 320x240)'),
     'target': ('', 'grasp target: a name in target_dir or a .npz path'),
     'target_dir': ('', 'directory of target .npz files (make_target output)'),
     'device': ('cpu', 'torch device of the descriptor model (cpu, cuda, cuda:1)'),
@@ -100,6 +101,17 @@ def _truthy(value) -> bool:
     return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
 
 
+def _downscale(value) -> int:
+    """The ``downscale`` launch argument as an int in [1, 8] (ValueError otherwise)."""
+    try:
+        factor = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f'downscale must be an integer in [1, 8], got {value!r}') from None
+    if not 1 <= factor <= 8:
+        raise ValueError(f'downscale must be an integer in [1, 8], got {value!r}')
+    return factor
+
+
 #: Words ``sim`` / ``rviz`` accept (anything else is an error, not silently false).
 BOOLEAN_WORDS = ('true', 'false', '1', '0', 'yes', 'no', 'on', 'off')
 
@@ -137,7 +149,8 @@ def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
     ns = a['camera_ns'].strip('/')
     remap = [] if ns == CAMERA_PREFIX else [
         (t, ns + t[len(CAMERA_PREFIX):]) for t in CAMERA_TOPICS]
-    model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend']}
+    model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend'],
+             'downscale': _downscale(a['downscale'])}
     specs = [
         NodeSpec('descriptor_node', 'descriptor_node', 'ccl_perception.nodes.descriptor_node:DescriptorNode',
                  'descriptor_node.yaml', dict(model), list(remap)),
@@ -190,13 +203,14 @@ def _ros_parameters(params: dict):
             if not (isinstance(v, list) and not v)]
 
 
-def create_nodes(specs: List[NodeSpec], context=None):
+def create_nodes(specs: List[NodeSpec], context=None, extra_kwargs: Optional[dict] = None):
     """
     Instantiate the specs' node classes in this process.
 
     A hosted node (the sim executor) is composed with its host: it gets
-    ``executor=world_executor(host.world)``. Raises ``RuntimeError`` naming a node whose
-    module cannot be imported or that fails to start.
+    ``executor=world_executor(host.world)``. ``extra_kwargs``: ``{node name: {kwarg: value}}``
+    passed to that node's constructor (e.g. ``{'sim_world': {'world': SimWorld(...)}}``).
+    Raises ``RuntimeError`` naming a node whose module cannot be imported or that fails to start.
     """
     nodes = {}
     try:
@@ -211,6 +225,7 @@ def create_nodes(specs: List[NodeSpec], context=None):
                       'cli_args': ['--ros-args'] + [a for f, t in spec.remappings for a in ('-r', f'{f}:={t}')]}
             if context is not None:
                 kwargs['context'] = context
+            kwargs.update((extra_kwargs or {}).get(spec.name, {}))
             if spec.host is not None:
                 if spec.host not in nodes:
                     raise RuntimeError(

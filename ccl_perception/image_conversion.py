@@ -250,3 +250,40 @@ def heatmap_overlay(rgb: np.ndarray, heatmaps: np.ndarray, keypoints=None,
                 cv2.drawMarker(out, (int(round(x)), int(round(y))),
                                (0, 255, 0), cv2.MARKER_CROSS, 12, 2)
     return out
+
+
+def draw_grasp(rgb: np.ndarray, K: np.ndarray, position, rotation, width: float,
+               finger_length: float = 0.04) -> np.ndarray:
+    """Draw a parallel-gripper pose (camera optical frame) over an image, for display.
+
+    The two fingertips sit at ``position +- width/2 * y`` (``y`` = closing axis, the second
+    column of ``rotation``) and the fingers reach back ``finger_length`` against the approach
+    axis ``z``; they are drawn in cyan, the palm between them in yellow (see
+    ``ccl_perception.geometry`` for the gripper frame).
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8.
+        K: ``(3, 3)`` intrinsics of ``rgb``.
+        position: ``(3,)`` metres; rotation: ``(3, 3)``; width: opening in metres.
+
+    Returns:
+        ``(H, W, 3)`` uint8 copy with the gripper drawn (points behind the camera skipped).
+    """
+    import cv2
+
+    out = np.ascontiguousarray(np.asarray(rgb, np.uint8).copy())
+    p = np.asarray(position, float)
+    R = np.asarray(rotation, float)
+    y, z = R[:, 1], R[:, 2]
+    tips = [p + s * 0.5 * width * y for s in (-1.0, 1.0)]
+    bases = [t - finger_length * z for t in tips]
+    pts = np.array(tips + bases)
+    if np.any(pts[:, 2] <= 1e-6):
+        return out
+    uv = (np.asarray(K, float) @ pts.T).T
+    uv = np.round(uv[:, :2] / uv[:, 2:]).astype(int)
+    t1, t2, b1, b2 = (tuple(int(v) for v in q) for q in uv)
+    cv2.line(out, t1, b1, (0, 255, 255), 2)
+    cv2.line(out, t2, b2, (0, 255, 255), 2)
+    cv2.line(out, b1, b2, (255, 255, 0), 2)
+    return out

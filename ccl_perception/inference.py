@@ -122,6 +122,21 @@ def compare_onnx(model: DescriptorNet, path, height: int, width: int, seed: int 
     return float(np.abs(result - reference).max())
 
 
+def shrink(rgb: np.ndarray, factor: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 -> ``(H / factor, W / factor, 3)`` by area averaging.
+
+    Raises:
+        ValueError: H or W not divisible by ``factor`` (the cell geometry would not be exact).
+    """
+    import cv2
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[0] % factor or rgb.shape[1] % factor:
+        raise ValueError(f'image of shape {rgb.shape} cannot be shrunk {factor}x exactly '
+                         f'(height and width must be divisible by {factor})')
+    return cv2.resize(rgb, (rgb.shape[1] // factor, rgb.shape[0] // factor),
+                      interpolation=cv2.INTER_AREA)
+
+
 class DescriptorExtractor:
     """
     Dense descriptors of one RGB image.
@@ -132,21 +147,38 @@ class DescriptorExtractor:
         backend: ``torch`` or ``onnx``.
         onnx_path: exported model (``export_onnx``); for ``backend='onnx'`` it defaults to
             the checkpoint path with the suffix ``.onnx``.
+        features: ``head`` (the descriptors) or ``backbone`` (the trunk's own L2-normalised
+            features: the pretrained-features baseline of the grasp benchmark).
+        downscale: integer factor ``s``: images are shrunk ``s`` times (area interpolation)
+            before the model, so a 640x480 camera runs a model trained at 320x240 at its
+            training scale. The map then has ``ceil(H / (8 s))`` rows and behaves exactly
+            like a stride-``8 s`` model on the camera image (cell centres at
+            ``8 s i + (8 s - 1) / 2``; the camera size must be divisible by ``s``).
 
     Attributes:
-        stride: 8; identity: ``model_identity`` of the weights; descriptor_dim: D;
+        stride: ``8 * downscale`` camera pixels per descriptor cell; identity:
+        ``model_identity`` of the weights (with ``/s`` appended when ``downscale = s > 1``,
+        so a target made at another scale is refused); descriptor_dim: D;
         training_tau: the softmax temperature the checkpoint was trained with (None if
         the checkpoint does not say, or for an in-memory model).
 
-    ``extractor(rgb)`` with rgb (H, W, 3) uint8 -> torch.Tensor (D, ceil(H/8), ceil(W/8))
-    float32 unit vectors (on ``device`` for the torch backend, on the CPU for onnx).
+    ``extractor(rgb)`` with rgb (H, W, 3) uint8 -> torch.Tensor (D, ceil(H/stride),
+    ceil(W/stride)) float32 unit vectors (on ``device`` for the torch backend, on the CPU for onnx).
     """
 
-    stride = STRIDE
-
-    def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None):
+    def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None,
+                 downscale: int = 1, features: str = 'head'):
         if backend not in ('torch', 'onnx'):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if isinstance(downscale, bool) or not isinstance(downscale, int) or not 1 <= downscale <= 8:
+            raise ValueError(f'downscale must be an integer in [1, 8], got {downscale!r}')
+        if features not in ('head', 'backbone'):
+            raise ValueError(f"features must be 'head' or 'backbone', got {features!r}")
+        if features == 'backbone' and backend != 'torch':
+            raise ValueError("features='backbone' (the pretrained-features baseline) needs backend='torch'")
+        self.features = features
+        self.downscale = downscale
+        self.stride = STRIDE * downscale
         self.training_tau = None
         if isinstance(model, DescriptorNet):
             self.model = model.to(device).eval()
@@ -163,8 +195,10 @@ class DescriptorExtractor:
         # NHWC is ~1.5x faster for the depthwise convolutions of efficientnet_lite0 on the CPU.
         self.model = self.model.to(memory_format=torch.channels_last)
         self.backend = backend
-        self.identity = model_identity(self.model)
-        self.descriptor_dim = int(self.model.config['descriptor_dim'])
+        self.identity = (model_identity(self.model) + (':backbone' if features == 'backbone' else '')
+                         + (f'/{downscale}' if downscale > 1 else ''))
+        self.descriptor_dim = (int(self.model.feature_dim) if features == 'backbone'
+                               else int(self.model.config['descriptor_dim']))
         self.session = None
         if backend == 'onnx':
             onnx_path = onnx_path or default_onnx
@@ -173,10 +207,14 @@ class DescriptorExtractor:
             self.session = onnx_session(onnx_path, identity=self.identity)
 
     def __call__(self, rgb: np.ndarray) -> torch.Tensor:
+        if self.downscale > 1:
+            rgb = shrink(rgb, self.downscale)
         image = _rgb_to_tensor(rgb)
         if self.session is not None:
             out = self.session.run([OUTPUT_NAME], {INPUT_NAME: image.numpy()})[0]
             return torch.from_numpy(out[0])
         with torch.inference_mode():
             image = image.to(self.device).contiguous(memory_format=torch.channels_last)
+            if self.features == 'backbone':
+                return self.model.backbone_features(image)[0].contiguous()
             return self.model(image)[0].contiguous()

@@ -33,7 +33,8 @@ from ccl_perception.executors.base import MotionConfig
 from ccl_perception.validation import check, choice, DEVICE, flag, integer, NAME, real, text
 
 #: Parameters of every node that runs the descriptor network.
-MODEL_LIMITS = {'checkpoint': text(), 'device': DEVICE, 'backend': choice('torch', 'onnx')}
+MODEL_LIMITS = {'checkpoint': text(), 'device': DEVICE, 'backend': choice('torch', 'onnx'),
+                'downscale': integer(1, 8)}
 INPUT_TIMEOUT = real(0, 3600, low_open=True)
 
 # ------------------------------------------------------------------------------ planner
@@ -46,7 +47,7 @@ PLANNER_LIMITS = {
     'input_timeout_s': INPUT_TIMEOUT,
 }
 #: Planner parameters a running node refuses (its subscriptions and timers use them).
-PLANNER_START_UP_ONLY = {'checkpoint', 'device', 'backend', 'max_rate_hz', 'sync_slop',
+PLANNER_START_UP_ONLY = {'checkpoint', 'device', 'backend', 'downscale', 'max_rate_hz', 'sync_slop',
                          'sync_queue_size', 'input_timeout_s'}
 #: Planner parameters a running node takes (pipeline knobs, target, target_dir, heatmap).
 PLANNER_RUN_TIME = (set(PLANNER_LIMITS) | set(grasp_pipeline.DEFAULTS)) - PLANNER_START_UP_ONLY

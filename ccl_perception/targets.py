@@ -451,12 +451,15 @@ def read_rgb(path: str) -> np.ndarray:
 def main(argv=None) -> int:
     """``make_target`` console script: a known failure is one line on stderr and exit code 2."""
     from ccl_perception import cli
-    from ccl_perception.validation import real
+    from ccl_perception.validation import integer, real
 
     p = cli.ArgumentParser(
         prog='make_target',
         description='Create a grasp target file from a reference image.')
-    p.add_argument('--checkpoint', required=True, help='trained model checkpoint (.pt)')
+    p.add_argument('--checkpoint', default='',
+                   help='model checkpoint (.pt); default: the shipped model (ccl_perception/models)')
+    p.add_argument('--downscale', type=cli.arg_type(integer(1, 8)), default=1,
+                   help="shrink the image this many times before the model; use the planner's value")
     p.add_argument('--image', required=True, help='reference RGB image')
     p.add_argument(
         '--depth',
@@ -491,7 +494,9 @@ def _run(args) -> int:
     if depth is not None and (K is None or depth.shape != rgb.shape[:2]):
         raise ValueError('--depth needs --intrinsics' if K is None else
                          f'--depth is {depth.shape[1]}x{depth.shape[0]} but --image is {rgb.shape[1]}x{rgb.shape[0]}')
-    extractor = DescriptorExtractor(args.checkpoint, device=cli.check_device(args.device))
+    from ccl_perception.model_zoo import default_model_path
+    extractor = DescriptorExtractor(args.checkpoint or default_model_path(),
+                                    device=cli.check_device(args.device), downscale=args.downscale)
     target = make_target(extractor, rgb, pts, args.name, depth=depth, K=K)
     try:
         save_target(args.out, target)

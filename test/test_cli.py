@@ -264,7 +264,8 @@ def test_collect_frames(files, tmp_path, capsys, argv, message):
     (['--checkpoint', 'CK', '--set', 'tau'], "--set needs KEY=VALUE, got 'tau'"),
     (['--checkpoint', 'CK', '--min-elevation', '80', '--max-elevation', '40'],
      '--min-elevation 80 is above --max-elevation 40'),
-    (['--checkpoint', 'CK', '--size', '10', '240'], 'argument --size: 10 is not allowed'),
+    (['--checkpoint', 'CK', '--downscale', '9'], 'argument --downscale: 9 is not allowed'),
+    (['--checkpoint', 'CK', '--benchmark', 'v3'], "argument --benchmark: invalid choice: 'v3'"),
 ])
 def test_grasp_benchmark(files, tmp_path, capsys, argv, message):
     from training.grasp_benchmark import main

@@ -31,8 +31,10 @@ torch = pytest.importorskip('torch')
 def test_ros_trial_runner_plans_executes_and_reports(tmp_path):
     from rclpy.parameter import Parameter
 
-    from ccl_perception import demo
     from ccl_perception.checkpoint import save_checkpoint
+    from ccl_perception.evaluation.grasp_trials import MAX_OBJECT_WIDTH
+    from ccl_perception.ros_trial_runner import RosTrialRunner
+    from ccl_perception.sim.auto_targets import make_sim_targets
     from ccl_perception.inference import DescriptorExtractor
     from ccl_perception.model import DescriptorNet
     from ccl_perception.sim.robot import SimWorld, SimWorldConfig
@@ -40,16 +42,16 @@ def test_ros_trial_runner_plans_executes_and_reports(tmp_path):
     torch.set_num_threads(1)
     ck = save_checkpoint(str(tmp_path / 'tiny.pt'),
                          DescriptorNet('resnet18', 16, pretrained=False))
-    size = (80, 60)
-    world = SimWorld(SimWorldConfig(width=size[0], height=size[1]))
+    cfg = SimWorldConfig(width=80, height=60)
+    world = SimWorld(cfg)
     try:
-        paths = demo.make_sim_targets(world, DescriptorExtractor(ck), str(tmp_path / 'targets'), 1,
-                                      demo.DEFAULTS['max_object_width'])
+        paths = make_sim_targets(world, DescriptorExtractor(ck), str(tmp_path / 'targets'), 1,
+                                 MAX_OBJECT_WIDTH)
     finally:
         world.close()
     assert len(paths) == 1
     name = next(iter(paths))
-    runner = demo.RosTrialRunner(ck, str(tmp_path / 'targets'), size)
+    runner = RosTrialRunner(ck, str(tmp_path / 'targets'), cfg)
     try:
         assert set(runner.nodes) == {'grasp_planner', 'sim_world', 'grasp_executor', 'ccl_demo'}
         wide_open = [Parameter('min_similarity', value=-1.0), Parameter('min_confidence', value=0.0),

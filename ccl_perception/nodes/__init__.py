@@ -95,9 +95,10 @@ def param_values(node, names) -> dict:
 
 #: The model parameters of every node that runs the descriptor network.
 MODEL_PARAMS = {
-    'checkpoint': '',           # trained model (.pt); required
+    'checkpoint': '',           # trained model (.pt); '' = the shipped default model
     'device': 'cpu',            # 'cpu' or 'cuda[:i]'
     'backend': 'torch',         # 'torch' or 'onnx'
+    'downscale': 1,             # shrink camera images this many times before the model (2: 640x480 -> 320x240)
 }
 
 
@@ -109,10 +110,11 @@ def load_extractor(node):
     """
     try:
         from ccl_perception.inference import DescriptorExtractor
+        from ccl_perception.model_zoo import default_model_path
         p = param_values(node, MODEL_PARAMS)
-        if not p['checkpoint']:
-            raise ValueError("parameter 'checkpoint' is empty")
-        return DescriptorExtractor(p['checkpoint'], device=p['device'], backend=p['backend']), ''
+        checkpoint = p['checkpoint'] or default_model_path()
+        return DescriptorExtractor(checkpoint, device=p['device'], backend=p['backend'],
+                                   downscale=int(p['downscale'])), ''
     except Exception as e:  # noqa: BLE001 - any load failure is reported, not raised
         reason = f'model not loaded: {e}'
         node.get_logger().error(reason)

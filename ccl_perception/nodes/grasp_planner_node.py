@@ -191,6 +191,9 @@ class GraspPlanner(Node):
         self.pub_conf.publish(Float32(data=float(result.confidence)))
         if self.get_parameter('publish_heatmap').value and result.match is not None:
             overlay = ic.heatmap_overlay(rgb, result.match.heatmaps, result.match.keypoints)
+            if result.ok:  # the gripper pose the executor gets, drawn where it will close
+                g = result.pose
+                overlay = ic.draw_grasp(overlay, K, g.position, g.rotation, g.width)
             self.pub_heatmap.publish(image_msg(overlay, 'rgb8', header))
         if not result.ok:
             return self._abstain(f'{target.name}: {result.reason}', header,
