@@ -98,7 +98,8 @@ MODEL_PARAMS = {
     'checkpoint': '',           # trained model (.pt); '' = the shipped default model
     'device': 'cpu',            # 'cpu' or 'cuda[:i]'
     'backend': 'torch',         # 'torch' or 'onnx'
-    'downscale': 1,             # shrink camera images this many times before the model (2: 640x480 -> 320x240)
+    # shrink camera images this many times before the model (2: 640x480 -> 320x240)
+    'downscale': 1,
 }
 
 
@@ -328,8 +329,8 @@ class NodeRunner:
         if self._thread is not None:
             self._thread.join(timeout=60.0)
             if self._thread.is_alive():
-                print('NodeRunner: a callback is still running after 60 s; destroying the nodes anyway',
-                      file=sys.stderr)
+                print('NodeRunner: a callback is still running after 60 s; '
+                      'destroying the nodes anyway', file=sys.stderr)
         for node in reversed(list(self.nodes.values())):
             node.destroy_node()
         self.nodes = {}

@@ -74,7 +74,8 @@ class DescriptorNode(Node):
             shutdown_tolerant(
                 self,
                 self._process))
-        self.watchdog = watch_input(self, p['input_timeout_s'], lambda: {'colour frame': self.mailbox.received},
+        self.watchdog = watch_input(self, p['input_timeout_s'],
+                                    lambda: {'colour frame': self.mailbox.received},
                                     self.pub_status, 'skipped: ')
 
     def _status(self, text: str) -> None:

@@ -104,11 +104,8 @@ class SimWorldNode(Node):
         self.pub_pose = self.create_publisher(PoseStamped, CAMERA_POSE_TOPIC, LATCHED_QOS)
         self.pub_scene = self.create_publisher(String, SCENE_TOPIC, LATCHED_QOS)
         self.create_service(Trigger, RESET_SERVICE, shutdown_tolerant(self, self._on_reset))
-        self.timer = self.create_timer(
-            1.0 / p['publish_rate'],
-            shutdown_tolerant(
-                self,
-                self.publish_frame))
+        self.timer = self.create_timer(1.0 / p['publish_rate'],
+                                       shutdown_tolerant(self, self.publish_frame))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.frames_published = 0
         self.frames_skipped_busy = 0
@@ -116,8 +113,8 @@ class SimWorldNode(Node):
 
     def _on_set_parameters(self, params):
         """Validate; seed, target and target_present take effect at the next ~/reset."""
-        why = refusal({q.name: q.value for q in params}, param_values(self, PARAMS), SIM_WORLD_RUN_TIME,
-                      lambda v: check_sim_world(v, self.world.object_names))
+        why = refusal({q.name: q.value for q in params}, param_values(self, PARAMS),
+                      SIM_WORLD_RUN_TIME, lambda v: check_sim_world(v, self.world.object_names))
         return SetParametersResult(successful=why is None, reason=why or '')
 
     # --------------------------------------------------------------------- scene
