@@ -102,7 +102,7 @@ def _truthy(value) -> bool:
 
 
 def _downscale(value) -> int:
-    """The ``downscale`` launch argument as an int in [1, 8] (ValueError otherwise)."""
+    """Parse the ``downscale`` launch argument as an int in [1, 8] (ValueError otherwise)."""
     try:
         factor = int(str(value).strip())
     except ValueError:

@@ -254,7 +254,8 @@ def heatmap_overlay(rgb: np.ndarray, heatmaps: np.ndarray, keypoints=None,
 
 def draw_grasp(rgb: np.ndarray, K: np.ndarray, position, rotation, width: float,
                finger_length: float = 0.04) -> np.ndarray:
-    """Draw a parallel-gripper pose (camera optical frame) over an image, for display.
+    """
+    Draw a parallel-gripper pose (camera optical frame) over an image, for display.
 
     The two fingertips sit at ``position +- width/2 * y`` (``y`` = closing axis, the second
     column of ``rotation``) and the fingers reach back ``finger_length`` against the approach

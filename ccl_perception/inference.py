@@ -123,7 +123,8 @@ def compare_onnx(model: DescriptorNet, path, height: int, width: int, seed: int 
 
 
 def shrink(rgb: np.ndarray, factor: int) -> np.ndarray:
-    """``(H, W, 3)`` uint8 -> ``(H / factor, W / factor, 3)`` by area averaging.
+    """
+    ``(H, W, 3)`` uint8 -> ``(H / factor, W / factor, 3)`` by area averaging.
 
     Raises:
         ValueError: H or W not divisible by ``factor`` (the cell geometry would not be exact).

@@ -13,12 +13,11 @@
 # limitations under the License.
 
 """DescriptorExtractor(downscale=s): a model trained at 320x240 run on a 640x480 camera."""
+from ccl_perception.inference import DescriptorExtractor, shrink
+from ccl_perception.model import build_model
 import numpy as np
 import pytest
 import torch
-
-from ccl_perception.inference import DescriptorExtractor, shrink
-from ccl_perception.model import build_model
 
 
 @pytest.fixture(scope='module')
