@@ -77,8 +77,8 @@ class CorrespondenceAugmentation:
     def __call__(self, images: torch.Tensor, generator: torch.Generator = None,
                  seed: int = None):
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError('images must be a (B, 3, H, W) tensor, got '
-                             f'{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images)}')
+            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images)
+            raise ValueError(f'images must be a (B, 3, H, W) tensor, got {got}')
         if not images.is_floating_point():
             raise ValueError(f'images must be float in [0, 1], got {images.dtype}')
         if generator is not None and seed is not None:

@@ -50,7 +50,8 @@ PACKAGE = 'ccl_perception'
 #: name -> (default, description). Values are strings, as in ``ros2 launch``.
 LAUNCH_ARGUMENTS = {
     'checkpoint': ('', 'descriptor model checkpoint (.pt); empty = the shipped default model'),
-    'downscale': ('1', 'shrink camera images this many times before the model (2: 640x480 -> 320x240)'),
+    'downscale': ('1', 'shrink camera images this many times before the model '
+                  '(2: 640x480 -> 320x240)'),
     'target': ('', 'grasp target: a name in target_dir or a .npz path'),
     'target_dir': ('', 'directory of target .npz files (make_target output)'),
     'device': ('cpu', 'torch device of the descriptor model (cpu, cuda, cuda:1)'),
@@ -152,22 +153,28 @@ def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
     model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend'],
              'downscale': _downscale(a['downscale'])}
     specs = [
-        NodeSpec('descriptor_node', 'descriptor_node', 'ccl_perception.nodes.descriptor_node:DescriptorNode',
+        NodeSpec('descriptor_node', 'descriptor_node',
+                 'ccl_perception.nodes.descriptor_node:DescriptorNode',
                  'descriptor_node.yaml', dict(model), list(remap)),
-        NodeSpec('grasp_planner', 'grasp_planner_node', 'ccl_perception.nodes.grasp_planner_node:GraspPlanner',
-                 'grasp_planner.yaml', {**model, 'target': a['target'], 'target_dir': a['target_dir']}, list(remap)),
-        NodeSpec('target_maker', 'target_maker_node', 'ccl_perception.nodes.target_maker_node:TargetMaker',
+        NodeSpec('grasp_planner', 'grasp_planner_node',
+                 'ccl_perception.nodes.grasp_planner_node:GraspPlanner',
+                 'grasp_planner.yaml',
+                 {**model, 'target': a['target'], 'target_dir': a['target_dir']}, list(remap)),
+        NodeSpec('target_maker', 'target_maker_node',
+                 'ccl_perception.nodes.target_maker_node:TargetMaker',
                  'target_maker.yaml', {**model, 'target_dir': a['target_dir']}, list(remap)),
     ]
     if sim:
-        specs.append(NodeSpec('sim_world', 'sim_world_node', 'ccl_perception.nodes.sim_world_node:SimWorldNode',
-                              'sim_world.yaml', {'run_executor': a['executor_backend'] == 'sim'}, list(remap)))
+        specs.append(NodeSpec('sim_world', 'sim_world_node',
+                              'ccl_perception.nodes.sim_world_node:SimWorldNode',
+                              'sim_world.yaml', {'run_executor': a['executor_backend'] == 'sim'},
+                              list(remap)))
     if a['executor_backend'] == 'sim' and not sim:
-        raise ValueError(
-            'executor_backend:=sim needs the simulated world (sim:=true); use executor_backend:=moveit')
+        raise ValueError('executor_backend:=sim needs the simulated world (sim:=true); '
+                         'use executor_backend:=moveit')
     specs.append(NodeSpec('grasp_executor', 'grasp_executor_node',
-                          'ccl_perception.nodes.grasp_executor_node:GraspExecutorNode', 'grasp_executor.yaml',
-                          {'backend': a['executor_backend']}, [],
+                          'ccl_perception.nodes.grasp_executor_node:GraspExecutorNode',
+                          'grasp_executor.yaml', {'backend': a['executor_backend']}, [],
                           host='sim_world' if a['executor_backend'] == 'sim' else None))
     return specs
 
@@ -219,10 +226,11 @@ def create_nodes(specs: List[NodeSpec], context=None, extra_kwargs: Optional[dic
             try:
                 cls = getattr(importlib.import_module(module_name), cls_name)
             except (ImportError, AttributeError) as e:
-                raise RuntimeError(
-                    f'cannot start node {spec.name!r}: {spec.entry} is not importable ({e})') from e
+                raise RuntimeError(f'cannot start node {spec.name!r}: {spec.entry} '
+                                   f'is not importable ({e})') from e
+            remap_args = [a for f, t in spec.remappings for a in ('-r', f'{f}:={t}')]
             kwargs = {'parameter_overrides': _ros_parameters(merged_parameters(spec)),
-                      'cli_args': ['--ros-args'] + [a for f, t in spec.remappings for a in ('-r', f'{f}:={t}')]}
+                      'cli_args': ['--ros-args'] + remap_args}
             if context is not None:
                 kwargs['context'] = context
             kwargs.update((extra_kwargs or {}).get(spec.name, {}))
@@ -235,8 +243,8 @@ def create_nodes(specs: List[NodeSpec], context=None, extra_kwargs: Optional[dic
             try:
                 nodes[spec.name] = cls(**kwargs)
             except Exception as e:  # noqa: BLE001 - e.g. moveit_py missing for the moveit executor
-                raise RuntimeError(
-                    f'cannot start node {spec.name!r} ({spec.entry}): {type(e).__name__}: {e}') from e
+                raise RuntimeError(f'cannot start node {spec.name!r} ({spec.entry}): '
+                                   f'{type(e).__name__}: {e}') from e
     except RuntimeError:
         for n in reversed(list(nodes.values())):
             n.destroy_node()
@@ -321,8 +329,8 @@ def main(argv=None) -> int:
         log = rclpy.logging.get_logger('bringup')
         log.info(f'started {", ".join(nodes)}')
         if _truthy(resolve_arguments(args)['rviz']):
-            log.warning(
-                f'rviz is not started by bringup; run: rviz2 -d {os.path.join(config_dir(), "ccl.rviz")}')
+            rviz_config = os.path.join(config_dir(), 'ccl.rviz')
+            log.warning(f'rviz is not started by bringup; run: rviz2 -d {rviz_config}')
         return nodes
 
     # launch arguments are ours, not ROS remaps: rclpy only sees what follows --ros-args

@@ -236,8 +236,8 @@ def model_identity(model_or_config) -> str:
     elif isinstance(model_or_config, dict):
         config, state = model_or_config, None
     else:
-        raise ValueError('model_identity needs a DescriptorNet, a checkpoint dict or a config dict, '
-                         f'got {type(model_or_config).__name__}')
+        raise ValueError('model_identity needs a DescriptorNet, a checkpoint dict or a config '
+                         f'dict, got {type(model_or_config).__name__}')
     digest = hashlib.sha256(_config_key(config).encode())
     if state is None:
         digest.update(b'no-weights')

@@ -51,7 +51,7 @@ def fail(prog: str, message) -> int:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` whose usage errors are one line (``... (see --help)``), code 2."""
+    """``argparse.ArgumentParser`` with one-line usage errors (``... (see --help)``), exit 2."""
 
     def error(self, message):
         self.exit(EXIT_ERROR, error_line(self.prog, f'{message} (see --help)') + '\n')
@@ -88,8 +88,8 @@ def check_device(device: str) -> str:
                 f'device = {device!r}: CUDA is not available on this machine (use cpu)')
         index = int(device.split(':')[1]) if ':' in device else 0
         if index >= torch.cuda.device_count():
-            raise ValueError(
-                f'device = {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)')
+            raise ValueError(f'device = {device!r}: this machine has '
+                             f'{torch.cuda.device_count()} CUDA device(s)')
     return device
 
 

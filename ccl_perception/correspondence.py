@@ -105,7 +105,11 @@ def sample_descriptors(desc: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
 
 
 def _similarity(query: torch.Tensor, desc: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """``scale`` x cosine similarity of ``(B, N, D)`` queries with a ``(B, D, h, w)`` map, as ``(B, N, h*w)``."""
+    """
+    Compute ``scale`` x cosine similarity of ``(B, N, D)`` queries with a ``(B, D, h, w)`` map.
+
+    Returns ``(B, N, h*w)``.
+    """
     _check_map(desc)
     if query.dim() != 3 or query.shape[0] != desc.shape[0] or query.shape[2] != desc.shape[1]:
         raise ValueError(

@@ -127,8 +127,8 @@ def iter_frames(source: str, topic: str | None = None):
     except Exception as exc:  # rosbags raises several unrelated types for broken bags
         raise ValueError(f'cannot read rosbag2 {source}: {exc}') from exc
     try:
-        image_topics = {c.topic: c.msgtype for c in reader.connections
-                        if c.msgtype in ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')}
+        image_topics = {c.topic: c.msgtype for c in reader.connections if c.msgtype in (
+            'sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')}
         if topic is None:
             if len(image_topics) != 1:
                 raise ValueError(
@@ -200,7 +200,8 @@ def collect_frames(source: str, out_dir: str, topic: str | None = None,
         elif decision in counts:
             counts[decision] += 1
         log.append({'index': i, 'timestamp_s': round(stamp, 6), 'sharpness': round(scores[i], 2),
-                    'difference': round(diff, 2) if np.isfinite(diff) else '', 'decision': decision})
+                    'difference': round(diff, 2) if np.isfinite(diff) else '',
+                    'decision': decision})
     with open(os.path.join(out_dir, 'collect_log.csv'), 'w', newline='', encoding='utf-8') as f:
         writer = csv.DictWriter(f, fieldnames=list(log[0]))
         writer.writeheader()

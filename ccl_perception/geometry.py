@@ -67,16 +67,16 @@ def check_intrinsics(K, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
     if K.shape != (3, 3):
         raise ValueError(f'intrinsics must be a 3x3 matrix, got shape {K.shape}')
     if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f'intrinsics need finite entries and positive focal lengths, got fx={K[0, 0]:g}, '
-                         f'fy={K[1, 1]:g}, cx={K[0, 2]:g}, cy={K[1, 2]:g}')
+        raise ValueError('intrinsics need finite entries and positive focal lengths, got '
+                         f'fx={K[0, 0]:g}, fy={K[1, 1]:g}, cx={K[0, 2]:g}, cy={K[1, 2]:g}')
     if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0:
-        raise ValueError(f'intrinsics must be a pinhole matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]], '
-                         f'got rows 2-3 {K[1:].tolist()}')
+        raise ValueError('intrinsics must be a pinhole matrix '
+                         f'[[fx, s, cx], [0, fy, cy], [0, 0, 1]], got rows 2-3 {K[1:].tolist()}')
     if size is not None:
         h, w = int(size[0]), int(size[1])
         if not (0 <= K[0, 2] <= w - 1 and 0 <= K[1, 2] <= h - 1):
-            raise ValueError(f'principal point (cx, cy) = ({K[0, 2]:g}, {K[1, 2]:g}) is outside the {w}x{h} '
-                             f'image: allowed cx in [0, {w - 1}], cy in [0, {h - 1}]')
+            raise ValueError(f'principal point (cx, cy) = ({K[0, 2]:g}, {K[1, 2]:g}) is outside '
+                             f'the {w}x{h} image: allowed cx in [0, {w - 1}], cy in [0, {h - 1}]')
     return K
 
 
@@ -138,7 +138,11 @@ def backproject(xy: np.ndarray, z: np.ndarray, K) -> np.ndarray:
 
 
 def project(points: np.ndarray, K) -> np.ndarray:
-    """Project ``(N, 3)`` optical-frame points to ``(N, 2)`` pixels (inverse of :func:`backproject`)."""
+    """
+    Project ``(N, 3)`` optical-frame points to ``(N, 2)`` pixels.
+
+    The inverse of :func:`backproject`.
+    """
     K = check_intrinsics(K)
     p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     return np.stack([K[0, 0] * p[:, 0] / p[:, 2] + K[0, 2],
@@ -289,8 +293,9 @@ def grasp_from_axis(p1: np.ndarray, p2: np.ndarray, approach_hint: Optional[np.n
     if length < 1e-6:
         raise ValueError('grasp keypoints coincide: the grasp axis is undefined')
     if max_width is not None and length + margin > max_width + WIDTH_EPS:
-        raise ValueError(f'the opening {length + margin:.4f} m (axis {length:.4f} m + margin {margin:.4f} m) '
-                         f'exceeds the gripper stroke max_width = {max_width:.4f} m')
+        raise ValueError(f'the opening {length + margin:.4f} m (axis {length:.4f} m + margin '
+                         f'{margin:.4f} m) exceeds the gripper stroke '
+                         f'max_width = {max_width:.4f} m')
     y = axis / length
     candidates = [approach_hint] if approach_hint is not None else []
     candidates += [OPTICAL_AXIS, np.array([1.0, 0.0, 0.0])]
@@ -330,8 +335,8 @@ def kabsch(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return R, cd - R @ cs
 
 
-def ransac_kabsch(src: np.ndarray, dst: np.ndarray, valid: Optional[np.ndarray] = None, threshold: float = 0.01,
-                  iterations: int = 100, min_inliers: int = 3, rng=None):
+def ransac_kabsch(src: np.ndarray, dst: np.ndarray, valid: Optional[np.ndarray] = None,
+                  threshold: float = 0.01, iterations: int = 100, min_inliers: int = 3, rng=None):
     """
     Robust rigid fit of a target's reference 3D keypoints ``src`` to observed ``dst``.
 

@@ -112,11 +112,12 @@ def image_to_numpy(msg, expected=None) -> np.ndarray:
         raise ValueError(
             f'{enc} image step {step} is smaller than a row of {w} pixels ({row} bytes)')
     data = msg.data
-    buf = np.frombuffer(bytes(data) if not isinstance(data, (bytes, bytearray, memoryview, np.ndarray)) else data,
-                        dtype=np.uint8)
+    buf = np.frombuffer(
+        bytes(data) if not isinstance(data, (bytes, bytearray, memoryview, np.ndarray)) else data,
+        dtype=np.uint8)
     if buf.size != h * step:
-        raise ValueError(
-            f'{enc} image data has {buf.size} bytes, expected height*step = {h}*{step} = {h * step}')
+        raise ValueError(f'{enc} image data has {buf.size} bytes, '
+                         f'expected height*step = {h}*{step} = {h * step}')
     bridge = _cv_bridge() if enc in _STANDARD else None
     if bridge is not None:
         return np.array(bridge.imgmsg_to_cv2(msg, desired_encoding='passthrough'), dtype=dtype)

@@ -164,19 +164,22 @@ class DescriptorExtractor:
         the checkpoint does not say, or for an in-memory model).
 
     ``extractor(rgb)`` with rgb (H, W, 3) uint8 -> torch.Tensor (D, ceil(H/stride),
-    ceil(W/stride)) float32 unit vectors (on ``device`` for the torch backend, on the CPU for onnx).
+    ceil(W/stride)) float32 unit vectors (on ``device`` for the torch backend, on the CPU for
+    onnx).
     """
 
     def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None,
                  downscale: int = 1, features: str = 'head'):
         if backend not in ('torch', 'onnx'):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
-        if isinstance(downscale, bool) or not isinstance(downscale, int) or not 1 <= downscale <= 8:
+        if isinstance(downscale, bool) or not isinstance(downscale, int) \
+                or not 1 <= downscale <= 8:
             raise ValueError(f'downscale must be an integer in [1, 8], got {downscale!r}')
         if features not in ('head', 'backbone'):
             raise ValueError(f"features must be 'head' or 'backbone', got {features!r}")
         if features == 'backbone' and backend != 'torch':
-            raise ValueError("features='backbone' (the pretrained-features baseline) needs backend='torch'")
+            raise ValueError("features='backbone' (the pretrained-features baseline) "
+                             "needs backend='torch'")
         self.features = features
         self.downscale = downscale
         self.stride = STRIDE * downscale
@@ -196,7 +199,8 @@ class DescriptorExtractor:
         # NHWC is ~1.5x faster for the depthwise convolutions of efficientnet_lite0 on the CPU.
         self.model = self.model.to(memory_format=torch.channels_last)
         self.backend = backend
-        self.identity = (model_identity(self.model) + (':backbone' if features == 'backbone' else '')
+        self.identity = (model_identity(self.model)
+                         + (':backbone' if features == 'backbone' else '')
                          + (f'/{downscale}' if downscale > 1 else ''))
         self.descriptor_dim = (int(self.model.feature_dim) if features == 'backbone'
                                else int(self.model.config['descriptor_dim']))

@@ -102,7 +102,8 @@ class KeypointMatcher:
         if desc_map.dim() != 3:
             raise ValueError(f'desc_map must be (D, h, w), got {tuple(desc_map.shape)}')
         if q.dim() != 2 or q.shape[1] != desc_map.shape[0]:
-            raise ValueError(f'target descriptors {tuple(q.shape)} do not fit a {desc_map.shape[0]}-D descriptor map '
+            raise ValueError(f'target descriptors {tuple(q.shape)} do not fit a '
+                             f'{desc_map.shape[0]}-D descriptor map '
                              '(was the target made with another model?)')
         q = q.to(device=desc_map.device, dtype=desc_map.dtype)
         m = match_descriptors(q[None], desc_map[None], tau=self.tau)

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from .correspondence import (
-    DEFAULT_TAU, expected_descriptor, heatmap_probabilities, sample_descriptors, spatial_expectation,
-    spatial_variance,
+    DEFAULT_TAU, expected_descriptor, heatmap_probabilities, sample_descriptors,
+    spatial_expectation, spatial_variance,
 )
 
 METHODS = ('identical_view', 'ccl', 'ccl_iv', 'supervised')
@@ -63,8 +63,8 @@ def distributional_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.T
         differentiable) when no point is valid.
     """
     if pred.shape != target.shape or pred.dim() != 3 or pred.shape[-1] != 2:
-        raise ValueError(
-            f'pred and target must both be (B, N, 2), got {tuple(pred.shape)} and {tuple(target.shape)}')
+        raise ValueError(f'pred and target must both be (B, N, 2), got {tuple(pred.shape)} '
+                         f'and {tuple(target.shape)}')
     valid = _check_valid(valid, pred)
     # eps keeps the gradient finite where pred == target exactly.
     err = torch.sqrt(((pred.float() - target.float()) ** 2).sum(dim=-1) + 1e-12)
@@ -125,8 +125,9 @@ def quantile_drop(x: torch.Tensor, valid: torch.Tensor, quantile: float) -> torc
 
 
 def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a_hat: torch.Tensor,
-                              kp_a: torch.Tensor, kp_a_hat: torch.Tensor, valid: torch.Tensor = None,
-                              tau: float = DEFAULT_TAU, quantile: float = 0.35,
+                              kp_a: torch.Tensor, kp_a_hat: torch.Tensor,
+                              valid: torch.Tensor = None, tau: float = DEFAULT_TAU,
+                              quantile: float = 0.35,
                               use_quantile_drop: bool = True, use_variance_scaling: bool = True,
                               details: dict = None):
     """
@@ -158,14 +159,14 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
     """
     valid = _check_valid(valid, kp_a)
     if desc_b.shape != desc_a.shape or desc_a_hat.shape != desc_a.shape:
-        raise ValueError(f'descriptor maps differ: A {tuple(desc_a.shape)}, B {tuple(desc_b.shape)}, '
-                         f'A_hat {tuple(desc_a_hat.shape)}')
+        raise ValueError(f'descriptor maps differ: A {tuple(desc_a.shape)}, '
+                         f'B {tuple(desc_b.shape)}, A_hat {tuple(desc_a_hat.shape)}')
     query = sample_descriptors(desc_a, kp_a)                             # (B, N, D)
     prob_b = heatmap_probabilities(query, desc_b, tau)                    # (B, N, h, w)  Eq. 1-2
     desc_b_star = expected_descriptor(prob_b, desc_b)                     # (B, N, D)     Eq. 8
     prob_hat = heatmap_probabilities(desc_b_star, desc_a_hat, tau)        # over D_Â
     kp_star = spatial_expectation(prob_hat)                               # k*_Â          Eq. 3
-    with torch.no_grad():                                                 # X_i is detached: Eq. 4 off the graph
+    with torch.no_grad():                                 # X_i is detached: Eq. 4 off the graph
         uncertainty = spatial_variance(prob_hat, kp_star).sum(-1) + \
             spatial_variance(prob_b).sum(-1)
 
@@ -208,7 +209,8 @@ class CorrespondenceLoss(nn.Module):
     """
 
     def __init__(self, method: str = 'ccl', tau: float = DEFAULT_TAU, quantile: float = 0.35,
-                 lambda_iv: float = 0.1, use_quantile_drop: bool = True, use_variance_scaling: bool = True):
+                 lambda_iv: float = 0.1, use_quantile_drop: bool = True,
+                 use_variance_scaling: bool = True):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f'unknown method {method!r}; choose one of {METHODS}')
@@ -242,9 +244,9 @@ class CorrespondenceLoss(nn.Module):
             raise ValueError(
                 f'method {self.method!r} needs desc_b, the descriptors of a second image I_B')
         loss, stats = cycle_correspondence_loss(
-            desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid, tau=self.tau, quantile=self.quantile,
-            use_quantile_drop=self.use_quantile_drop, use_variance_scaling=self.use_variance_scaling,
-            details=details)
+            desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid, tau=self.tau,
+            quantile=self.quantile, use_quantile_drop=self.use_quantile_drop,
+            use_variance_scaling=self.use_variance_scaling, details=details)
         stats['loss_ccl'] = float(loss.detach())
         if self.method == 'ccl_iv':
             iv = identical_view_loss(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, self.tau)

@@ -146,7 +146,7 @@ class Limit:
 
 def real(low: Optional[float] = None, high: Optional[float] = None, low_open: bool = False,
          high_open: bool = False) -> Limit:
-    """Allow a finite number in ``[low, high]`` (``low_open`` / ``high_open`` exclude the bound)."""
+    """Allow a finite number in ``[low, high]`` (``low_open`` / ``high_open``: bound excluded)."""
     return Limit('real', low, high, low_open, high_open)
 
 

@@ -15,8 +15,8 @@
 """
 Grasping pipeline: descriptor node, grasp planner, grasp executor, optional sim world and rviz.
 
-    ros2 launch ccl_perception grasp.launch.py checkpoint:=model.pt target:=mug target_dir:=targets \
-        sim:=true executor_backend:=sim rviz:=true
+    ros2 launch ccl_perception grasp.launch.py checkpoint:=model.pt target:=mug \
+        target_dir:=targets sim:=true executor_backend:=sim rviz:=true
 
 The node table (names, executables, parameters = config/<node>.yaml merged with the
 launch arguments, remappings) comes from ``ccl_perception.bringup.node_specs``, the

@@ -20,7 +20,8 @@ maps (B, 3, H, W) normalised images to (B, C, ceil(H/8), ceil(W/8)) features, an
 are the per-channel input statistics (on [0, 1] RGB) the trunk's weights were trained with.
 """
 BACKBONES = ('efficientnet_lite0', 'resnet18', 'resnet34', 'resnet50')
-#: Stride-8 trunk modes: ``dilated`` (1/16 stage dilated) or ``fpn`` (1/16 stage upsampled + concat).
+#: Stride-8 trunk modes: ``dilated`` (1/16 stage dilated) or ``fpn`` (1/16 stage upsampled +
+#: concat).
 TRUNKS = ('dilated', 'fpn')
 
 #: torchvision's ImageNet statistics (RGB, images in [0, 1]).

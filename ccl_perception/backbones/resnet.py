@@ -115,7 +115,7 @@ class ResNetTrunk(nn.Module):
         self.layer1, self.layer2, self.layer3 = net.layer1, net.layer2, net.layer3
 
     def last_stage(self) -> nn.Module:
-        """Return the last block group (``layer3``): what trains with ``trunk_mode='last_stage'``."""
+        """Return the last block group ``layer3``: what trains with ``trunk_mode='last_stage'``."""
         return self.layer3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -137,7 +137,8 @@ def match_queries(query: torch.Tensor, target: torch.Tensor, size_2, method: str
 
 
 def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray, size_1, size_2,
-                    method: str = 'argmax', tau: float = DEFAULT_TAU, chunk: int = 64) -> np.ndarray:
+                    method: str = 'argmax', tau: float = DEFAULT_TAU,
+                    chunk: int = 64) -> np.ndarray:
     """
     Transfer full-resolution keypoints from image 1 to image 2.
 
@@ -224,9 +225,9 @@ def _read_rgb(path: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu', method: str = 'argmax',
-                   tau: float = DEFAULT_TAU, features: str = 'head', max_pairs: int | None = None,
-                   progress: bool = True) -> dict:
+def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu',
+                   method: str = 'argmax', tau: float = DEFAULT_TAU, features: str = 'head',
+                   max_pairs: int | None = None, progress: bool = True) -> dict:
     """
     PCK / AUC / normalised error of keypoint transfer over the pairs of ``pairs_path``.
 
@@ -244,8 +245,9 @@ def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu', met
         ``{'pck': {'3': mean, ...}, 'pck_std', 'auc', 'auc_std', 'norm_mean_px_error',
         'norm_mean_px_error_std', 'mean_px_error', 'num_pairs', 'num_keypoints',
         'pck_curve' (PCK@1..50 pooled over all keypoints), 'per_object': {name: aggregate},
-        'per_split': {'seen'|'unseen'|...: aggregate}, 'per_kind': {'boundary'|'interior': pooled summary},
-        'method'}``; mean/std are over pairs (per object: over pairs containing it).
+        'per_split': {'seen'|'unseen'|...: aggregate},
+        'per_kind': {'boundary'|'interior': pooled summary}, 'method'}``; mean/std are over
+        pairs (per object: over pairs containing it).
     """
     pf = load_pairs(pairs_path)
     describe = descriptor_function(model_or_extractor, device, features)
@@ -279,10 +281,12 @@ def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu', met
     pooled = np.concatenate(all_errors)
     result.update({
         'num_pairs': len(pair_summaries), 'num_keypoints': int(pooled.size), 'method': method,
-        'pck_curve': {str(t): v for t, v in zip(metrics.AUC_THRESHOLDS, metrics.pck_curve(pooled).tolist())},
+        'pck_curve': {str(t): v for t, v in zip(metrics.AUC_THRESHOLDS,
+                                                metrics.pck_curve(pooled).tolist())},
         'per_object': {k: metrics.aggregate(v) for k, v in sorted(per_object.items())},
         'per_split': {k: metrics.aggregate(v) for k, v in sorted(per_split.items())},
         'per_kind': {k: {'pck': {str(t): metrics.pck(v, t) for t in metrics.PCK_THRESHOLDS},
-                         'auc': metrics.auc(v), 'n': len(v)} for k, v in sorted(kind_errors.items())},
+                         'auc': metrics.auc(v), 'n': len(v)}
+                     for k, v in sorted(kind_errors.items())},
     })
     return result

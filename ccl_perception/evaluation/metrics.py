@@ -70,7 +70,11 @@ def normalised_mean_error(errors, width: int, height: int) -> float:
 
 
 def summarise(errors, width: int, height: int) -> dict:
-    """All metrics of one set of errors: ``{'pck': {'3': ..}, 'auc', 'norm_mean_px_error', 'mean_px_error', 'n'}``."""
+    """
+    Compute all metrics of one set of errors.
+
+    Returns ``{'pck': {'3': ..}, 'auc', 'norm_mean_px_error', 'mean_px_error', 'n'}``.
+    """
     e = np.asarray(errors, dtype=float).reshape(-1)
     return {'pck': {str(t): pck(e, t) for t in PCK_THRESHOLDS}, 'auc': auc(e),
             'norm_mean_px_error': normalised_mean_error(e, width, height),

@@ -23,7 +23,8 @@ def _row(label: str, r: dict) -> str:
              for t in PCK_THRESHOLDS]
     return (f'| {label} | ' + ' | '.join(cells)
             + f" | {100 * r['auc']:.1f} ± {100 * r.get('auc_std', 0.0):.1f}"
-            + f" | {100 * r['norm_mean_px_error']:.2f} ± {100 * r.get('norm_mean_px_error_std', 0.0):.2f} |")
+            + f" | {100 * r['norm_mean_px_error']:.2f}"
+            + f" ± {100 * r.get('norm_mean_px_error_std', 0.0):.2f} |")
 
 
 def markdown_table(results: dict, title: str = 'model') -> str:
@@ -35,8 +36,10 @@ def markdown_table(results: dict, title: str = 'model') -> str:
     """
     head = ('| | ' + ' | '.join(f'PCK@{t}' for t in PCK_THRESHOLDS) + ' | AUC | norm. error |\n'
             + '|---' * (len(PCK_THRESHOLDS) + 3) + '|')
-    lines = [f'## {title}', '', f"{results['num_pairs']} pairs, {results['num_keypoints']} keypoints, "
-             f"matching: {results.get('method', 'argmax')}. Values in %, mean ± std over pairs.", '',
+    lines = [f'## {title}', '',
+             f"{results['num_pairs']} pairs, {results['num_keypoints']} keypoints, "
+             f"matching: {results.get('method', 'argmax')}. Values in %, mean ± std over pairs.",
+             '',
              head, _row('**all**', results)]
     for split, r in results.get('per_split', {}).items():
         lines.append(_row(f'{split} objects', r))

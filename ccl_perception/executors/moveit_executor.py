@@ -22,7 +22,8 @@ Written against the documented moveit_py API (moveit2_tutorials,
     arm = robot.get_planning_component('panda_arm')
     arm.set_start_state_to_current_state()
     arm.set_goal_state(pose_stamped_msg=pose, pose_link='panda_hand_tcp')
-    plan = arm.plan()  # or arm.plan(single_plan_parameters=PlanRequestParameters(robot, 'pilz_lin'))
+    plan = arm.plan()
+    # or: arm.plan(single_plan_parameters=PlanRequestParameters(robot, 'pilz_lin'))
     if plan: robot.execute(plan.trajectory, controllers=[])
 
 The gripper is driven either through ``control_msgs/action/GripperCommand`` (parameter
@@ -68,7 +69,8 @@ class MoveItExecutorConfig(MotionConfig):
     gripper_open_position: float = 0.04   # m per finger (GripperCommand position)
     gripper_max_effort: float = 40.0      # N
     empty_width: float = 0.002            # m: fingers closed further than this -> nothing held
-    linear_pipeline: str = ''             # e.g. 'pilz_lin' for straight approach/lift; '' = default planner
+    # e.g. 'pilz_lin' for straight approach/lift; '' = default planner
+    linear_pipeline: str = ''
     action_timeout_s: float = 10.0
 
 
@@ -181,7 +183,7 @@ class MoveItExecutor(GraspExecutor):
                                   pose_link=self.cfg.ee_link)
 
     def _gripper(self, close: bool) -> float:
-        """Open/close; returns the finger opening reported by the controller (m, NaN if unknown)."""
+        """Open/close; return the finger opening reported by the controller (m, NaN if unknown)."""
         if self._gripper_client is None:
             ok = self._plan_execute(self.hand, configuration_name=(
                 self.cfg.close_state if close else self.cfg.open_state))

@@ -170,7 +170,7 @@ class SimGraspExecutor(GraspExecutor):
 
 def world_executor(world, config: SimExecutorConfig | None = None) -> SimGraspExecutor:
     """
-    Compose a :class:`SimGraspExecutor` on the arm of a :class:`~ccl_perception.sim.robot.SimWorld`.
+    Compose a :class:`SimGraspExecutor` on the arm of a :class:`ccl_perception.sim.robot.SimWorld`.
 
     Composition, not inheritance: the world stays a world (scene, camera, arm) and the
     executor an executor. It shares the world's lock, judges each grasp against the
