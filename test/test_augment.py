@@ -86,8 +86,9 @@ class TestAugmentation:
         assert torch.allclose(kp_hat[0, 2], torch.tensor([40.5, 20.5]), atol=1e-3)
 
     def test_rotation_matrix_matches_config_range(self):
-        aug = CorrespondenceAugmentation({'degrees': 10.0, 'scale': (1.0, 1.0), 'translate': (0, 0),
-                                          'perspective_p': 0.0, 'jitter_p': 0.0})
+        aug = CorrespondenceAugmentation({'degrees': 10.0, 'scale': (1.0, 1.0),
+                                          'translate': (0, 0), 'perspective_p': 0.0,
+                                          'jitter_p': 0.0})
         _, mat = aug(torch.rand(8, 3, 16, 16), seed=1)
         angles = torch.atan2(mat[:, 1, 0], mat[:, 0, 0]).abs()
         assert (angles <= math.radians(10.0) + 1e-5).all()

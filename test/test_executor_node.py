@@ -120,8 +120,8 @@ def test_pose_in_camera_frame_is_executed_and_reported(ros):
     T_world = box_grasp_world(world, 'box_000')
     T_cam = np.linalg.inv(world.camera.world_from_camera) @ T_world
     n0 = len(results)
-    assert publish_until_received(pub, to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()),
-                                  results, n0), 'no result on ~/result'
+    msg = to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg())
+    assert publish_until_received(pub, msg, results, n0), 'no result on ~/result'
     res = results[n0]
     assert res['success'] is True, res
     assert res['reason'] == 'lifted' and res['backend'] == 'sim'

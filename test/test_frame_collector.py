@@ -73,8 +73,8 @@ def test_video_keeps_expected_frames(tmp_path):
                                              + ['collect_log.csv', 'collect_summary.json'])
     with open(out / 'collect_log.csv', encoding='utf-8') as f:
         decisions = [row['decision'] for row in csv.DictReader(f)]
-    assert decisions == ['kept', 'duplicate', 'kept', 'blurry', 'kept', 'kept', 'duplicate', 'blurry',
-                         'kept', 'kept']
+    assert decisions == ['kept', 'duplicate', 'kept', 'blurry', 'kept', 'kept', 'duplicate',
+                         'blurry', 'kept', 'kept']
 
 
 def _write_bag(path, frames, encoding='rgb8', topic='/camera/image_raw',
@@ -92,13 +92,15 @@ def _write_bag(path, frames, encoding='rgb8', topic='/camera/image_raw',
             else:
                 data = bgr
             h, w = data.shape[:2]
-            msg = image_t(header=header_t(stamp=time_t(sec=i, nanosec=0), frame_id='cam'), height=h, width=w,
-                          encoding=encoding, is_bigendian=0, step=data.strides[0],
+            msg = image_t(header=header_t(stamp=time_t(sec=i, nanosec=0), frame_id='cam'),
+                          height=h, width=w, encoding=encoding, is_bigendian=0,
+                          step=data.strides[0],
                           data=np.ascontiguousarray(data).reshape(-1))
             writer.write(conn, (i + 1) * 10**9, ts.serialize_cdr(msg, image_t.__msgtype__))
 
 
-@pytest.mark.parametrize('encoding, storage', [('rgb8', StoragePlugin.SQLITE3), ('mono8', StoragePlugin.MCAP),
+@pytest.mark.parametrize('encoding, storage', [('rgb8', StoragePlugin.SQLITE3),
+                                               ('mono8', StoragePlugin.MCAP),
                                                ('bgr8', StoragePlugin.SQLITE3)])
 def test_rosbag_keeps_expected_frames(tmp_path, encoding, storage):
     bag = tmp_path / 'bag'

@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Geometry: back-projection, robust depth, normals, grasp frame, Kabsch/RANSAC (hand-computed values)."""
+"""Geometry: back-projection, robust depth, normals, grasp frame, Kabsch/RANSAC (hand-computed)."""
 from ccl_perception import geometry as g
 import numpy as np
 import pytest
@@ -120,8 +120,8 @@ class TestGraspFromAxis:
         with pytest.raises(ValueError, match=r'opening 0\.2200 m .* max_width = 0\.0800 m'):
             g.grasp_from_axis([0, 0, 1], [0, 0.2, 1], max_width=0.08)
         # exactly at the stroke (0.06 + 0.02 = 0.08) is allowed
-        assert g.grasp_from_axis([-0.03, 0, 0.5], [0.03, 0, 0.5], margin=0.02, max_width=0.08).width == \
-            pytest.approx(0.08)
+        grasp = g.grasp_from_axis([-0.03, 0, 0.5], [0.03, 0, 0.5], margin=0.02, max_width=0.08)
+        assert grasp.width == pytest.approx(0.08)
 
     def test_hint_parallel_to_axis_falls_back(self):
         p = g.grasp_from_axis([0, 0, 1], [0, 0, 1.1], approach_hint=[0, 0, 1])

@@ -40,7 +40,8 @@ def test_downscale_is_a_stride_16_model_on_the_camera_image(model):
 
 
 def test_targets_of_another_scale_are_told_apart(model):
-    assert DescriptorExtractor(model, downscale=2).identity == DescriptorExtractor(model).identity + '/2'
+    assert DescriptorExtractor(model, downscale=2).identity \
+        == DescriptorExtractor(model).identity + '/2'
 
 
 def test_bad_downscale_and_sizes_are_refused(model):

@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""DescriptorNet, backbones and upsample_descriptors: shapes, stride, norms, weights, grid mapping."""
+"""DescriptorNet, backbones and upsample_descriptors: shapes, stride, norms, weights, grid."""
 import logging
 
 from ccl_perception.backbones import BACKBONES

@@ -35,8 +35,8 @@ torch = pytest.importorskip('torch')
 
 from ccl_perception.executors.base import MotionConfig  # noqa: E402, I100
 from ccl_perception.nodes import NodeRunner  # noqa: E402
-from param_cases import (EXECUTOR_RUN_TIME, EXECUTOR_STARTUP, PIPELINE, PLANNER_STARTUP,  # noqa: E402
-                         SIM_WORLD_RUN_TIME, SIM_WORLD_STARTUP)
+from param_cases import (EXECUTOR_RUN_TIME, EXECUTOR_STARTUP, PIPELINE,  # noqa: E402
+                         PLANNER_STARTUP, SIM_WORLD_RUN_TIME, SIM_WORLD_STARTUP)
 from polling import wait_for  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from rclpy.parameter import Parameter, parameter_value_to_python  # noqa: E402
@@ -96,14 +96,16 @@ def ros(checkpoint, world):
 
     def factory(ctx):
         made['ctx'] = ctx
-        made['planner'] = GraspPlanner(context=ctx, cli_args=['--ros-args', '-r', f'__node:={PLANNER}'],
-                                       parameter_overrides=[Parameter('checkpoint', value=checkpoint),
-                                                            Parameter('input_timeout_s', value=0.5)])
+        made['planner'] = GraspPlanner(
+            context=ctx, cli_args=['--ros-args', '-r', f'__node:={PLANNER}'],
+            parameter_overrides=[Parameter('checkpoint', value=checkpoint),
+                                 Parameter('input_timeout_s', value=0.5)])
         made['executor'] = GraspExecutorNode(executor=FakeExecutor(), context=ctx,
                                              cli_args=['--ros-args', '-r', f'__node:={EXECUTOR}'])
-        made['world'] = SimWorldNode(world=world, context=ctx,  # its camera must not feed the planner
-                                     cli_args=[
-                                         '--ros-args', '-r', f'__node:={WORLD}', *remap_camera(f'w{TAG}')],
+        # its camera must not feed the planner
+        made['world'] = SimWorldNode(world=world, context=ctx,
+                                     cli_args=['--ros-args', '-r', f'__node:={WORLD}',
+                                               *remap_camera(f'w{TAG}')],
                                      parameter_overrides=[Parameter('publish_rate', value=0.5)])
         made['client'] = client = rclpy.create_node(f'param_client_{TAG}', context=ctx)
         client.create_subscription(String, f'/{PLANNER}/status', made['status'].append, 50)
@@ -268,10 +270,11 @@ def test_no_frame_diagnostic_names_the_counts(ros):
             'no synchronised colour+depth pair' in m.data for m in ros['status']),
         10.0)
     text = next(m.data for m in ros['status'] if 'no synchronised' in m.data)
-    assert text == ('abstain: no synchronised colour+depth pair in the last 0.5 s (received so far: '
-                    'synchronised colour+depth pair 0, colour 0, depth 0, camera_info 0); check the topic '
-                    'names / camera_ns and that the camera publishes; frames larger than the DDS transport '
-                    'delivers (e.g. 1280x720 over UDP) are dropped before any callback')
+    assert text == ('abstain: no synchronised colour+depth pair in the last 0.5 s '
+                    '(received so far: synchronised colour+depth pair 0, colour 0, depth 0, '
+                    'camera_info 0); check the topic names / camera_ns and that the camera '
+                    'publishes; frames larger than the DDS transport delivers '
+                    '(e.g. 1280x720 over UDP) are dropped before any callback')
     assert ros['planner'].counts['input_timeouts'] >= 1
 
 
@@ -296,28 +299,32 @@ def test_shutdown_mid_frame_leaves_no_unretrieved_exception(checkpoint, tmp_path
                 np.uint8)
     K = intrinsics_matrix(50.0, 50.0, 31.5, 23.5)
     depth = np.full((48, 64), 500, np.uint16)
-    tg.save_target(str(tmp_path / 't.npz'), tg.make_target(DescriptorExtractor(checkpoint), rgb,
-                                                           [(19.5, 19.5), (43.5, 19.5)], 't', depth / 1000.0, K))
+    tg.save_target(str(tmp_path / 't.npz'),
+                   tg.make_target(DescriptorExtractor(checkpoint), rgb,
+                                  [(19.5, 19.5), (43.5, 19.5)], 't', depth / 1000.0, K))
     started, finished, made = threading.Event(), threading.Event(), {}
 
     def factory(ctx):
         made['planner'] = planner = GraspPlanner(
             context=ctx, cli_args=['--ros-args', '-r',
                                    f'__node:=planner_slow{TAG}', *remap_camera(f'slow{TAG}')],
-            parameter_overrides=[Parameter('checkpoint', value=checkpoint), Parameter('target', value=str(tmp_path / 't.npz')),
+            parameter_overrides=[Parameter('checkpoint', value=checkpoint),
+                                 Parameter('target', value=str(tmp_path / 't.npz')),
                                  Parameter('max_width', value=0.5)])
         real = planner.pipeline.frame_to_pose
 
         def slow(*args):
             started.set()
-            time.sleep(6.0)  # longer than NodeRunner's old 5 s join and rclpy's 2 s shutdown timeout
+            # longer than NodeRunner's old 5 s join and rclpy's 2 s shutdown timeout
+            time.sleep(6.0)
             out = real(*args)
             finished.set()
             return out
         planner.pipeline.frame_to_pose = slow
         made['feeder'] = feeder = rclpy.create_node(f'slow_feeder_{TAG}', context=ctx)
-        made['pubs'] = [feeder.create_publisher(t, n.replace('camera/', f'slow{TAG}/', 1), SENSOR_QOS)
-                        for t, n in ((Image, COLOR_TOPIC), (Image, DEPTH_TOPIC), (CameraInfo, INFO_TOPIC))]
+        made['pubs'] = [
+            feeder.create_publisher(t, n.replace('camera/', f'slow{TAG}/', 1), SENSOR_QOS)
+            for t, n in ((Image, COLOR_TOPIC), (Image, DEPTH_TOPIC), (CameraInfo, INFO_TOPIC))]
         return [planner, feeder]
 
     runner = NodeRunner(factory).spin_in_background()
@@ -337,4 +344,5 @@ def test_shutdown_mid_frame_leaves_no_unretrieved_exception(checkpoint, tmp_path
     assert made['planner'].counts['poses'] + made['planner'].counts['abstained'] >= 1
     gc.collect()
     err = capfd.readouterr().err
-    assert 'never retrieved' not in err and 'Destroyable' not in err and 'Traceback' not in err, err
+    assert 'never retrieved' not in err and 'Destroyable' not in err, err
+    assert 'Traceback' not in err, err

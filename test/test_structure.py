@@ -36,7 +36,7 @@ def module_name(path: str) -> str:
 
 
 def import_graph() -> dict:
-    """Return ``{module: {imported package modules}}``; ``from pkg import mod`` counts as ``pkg.mod``."""
+    """Return ``{module: {imported package modules}}`` (``from pkg import mod``: ``pkg.mod``)."""
     files = glob.glob(os.path.join(PKG, '**', '*.py'), recursive=True)
     modules = {module_name(f): f for f in files}
     graph = {}

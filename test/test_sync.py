@@ -22,8 +22,8 @@ import pytest
 
 def msg(t, tag=''):
     sec = int(t)
-    return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=int(round((t - sec) * 1e9)))),
-                           tag=tag)
+    stamp = SimpleNamespace(sec=sec, nanosec=int(round((t - sec) * 1e9)))
+    return SimpleNamespace(header=SimpleNamespace(stamp=stamp), tag=tag)
 
 
 def test_stamp_to_sec():
