@@ -345,3 +345,8 @@ def test_sanity_bound_b_is_a_warped_copy_of_a(images, tmp_path):
     sel = views.valid
     assert bool(sel.any()) and not bool((views.valid & ~ok).any())
     assert torch.allclose(views.kp_b_true[sel], ((warped - 3.5) / 8)[sel], atol=1e-4)
+
+
+def test_augment_overrides_add_up(images):
+    cfg = tiny(images, 'augment.degrees=180', 'augment.scale=[0.7, 1.4]')
+    assert cfg['augment'] == {'degrees': 180, 'scale': [0.7, 1.4]}
