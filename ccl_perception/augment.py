@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Synthetic view changes with exact homographies (identical-view pairs, Adrian et al. Eq. 10).
+"""
+Synthetic view changes with exact homographies (identical-view pairs, Adrian et al. Eq. 10).
 
 ``CorrespondenceAugmentation`` applies a kornia 0.9 ``AugmentationSequential`` of
 ``ColorJitter`` (photometric, no geometry), ``RandomAffine`` (rotation, scale, translation)
@@ -46,7 +47,8 @@ DEFAULT_AUGMENT_CONFIG = {
 
 
 class CorrespondenceAugmentation:
-    """Random geometric + photometric augmentation that reports its exact homography.
+    """
+    Random geometric + photometric augmentation that reports its exact homography.
 
     Args:
         config: dict merged over ``DEFAULT_AUGMENT_CONFIG`` (unknown keys raise ValueError).
@@ -79,8 +81,8 @@ class CorrespondenceAugmentation:
     def __call__(self, images: torch.Tensor, generator: torch.Generator = None,
                  seed: int = None):
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError('images must be a (B, 3, H, W) tensor, got '
-                             f'{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images)}')
+            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images)
+            raise ValueError(f'images must be a (B, 3, H, W) tensor, got {got}')
         if not images.is_floating_point():
             raise ValueError(f'images must be float in [0, 1], got {images.dtype}')
         if generator is not None and seed is not None:
@@ -103,7 +105,8 @@ class CorrespondenceAugmentation:
 
 
 def warp_points(kp: torch.Tensor, homography: torch.Tensor, size, eps: float = 1e-8):
-    """Map pixel points through homographies and flag those that leave the image.
+    """
+    Map pixel points through homographies and flag those that leave the image.
 
     Args:
         kp: (B, N, 2) full-resolution (x, y) pixels (centres at integers).

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Descriptor-model checkpoints: atomic save, safe load, identity fingerprint.
+"""
+Descriptor-model checkpoints: atomic save, safe load, identity fingerprint.
 
 A checkpoint is a dict of plain tensors and containers (loads with
 ``torch.load(..., weights_only=True)``)::
@@ -36,7 +37,7 @@ import tempfile
 import numpy as np
 import torch
 
-from .model import DescriptorNet, build_model
+from .model import build_model, DescriptorNet
 
 FORMAT = 'ccl_perception.checkpoint'
 VERSION = 1
@@ -71,7 +72,7 @@ def _plain(value, where: str):
 
 
 def current_umask() -> int:
-    """The process umask (read from /proc on Linux, else by setting and restoring it)."""
+    """Return the process umask (read from /proc on Linux, else by setting and restoring it)."""
     try:
         with open('/proc/self/status', encoding='ascii') as f:
             for line in f:
@@ -86,7 +87,8 @@ def current_umask() -> int:
 
 def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
                     extra: dict = None) -> str:
-    """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
+    """
+    Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
 
     A crash mid-write leaves the previous file (if any) untouched and no partial file. The
     file gets the mode a plain ``open()`` would give it (``0666 & ~umask``, 0644 usually).
@@ -137,7 +139,8 @@ def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
 
 
 def load_checkpoint(path, map_location='cpu') -> dict:
-    """Load and validate a checkpoint written by ``save_checkpoint`` (weights_only=True).
+    """
+    Load and validate a checkpoint written by ``save_checkpoint`` (weights_only=True).
 
     Raises:
         CheckpointError: missing file, unreadable/corrupt/truncated data, or a file that is
@@ -171,7 +174,8 @@ def load_checkpoint(path, map_location='cpu') -> dict:
 
 
 def load_model(path, device='cpu') -> DescriptorNet:
-    """Rebuild the ``DescriptorNet`` of a checkpoint (no ImageNet download), in eval mode.
+    """
+    Rebuild the ``DescriptorNet`` of a checkpoint (no ImageNet download), in eval mode.
 
     Raises:
         CheckpointError: as ``load_checkpoint``, or weights that do not fit the architecture.
@@ -194,7 +198,8 @@ def model_from_checkpoint(data: dict, path='<checkpoint>', device='cpu') -> Desc
 
 
 def training_tau(data: dict):
-    """Softmax temperature the checkpoint's model was trained with, or None if unknown.
+    """
+    Softmax temperature the checkpoint's model was trained with, or None if unknown.
 
     The trainer stores its whole config in ``extra['config']`` (``loss.tau``); inference
     (the grasp planner, evaluation) defaults to this value for the model.
@@ -213,7 +218,8 @@ def _config_key(config: dict) -> str:
 
 
 def model_identity(model_or_config) -> str:
-    """Short stable hex fingerprint (16 chars) of architecture + weights.
+    """
+    Short stable hex fingerprint (16 chars) of architecture + weights.
 
     Args:
         model_or_config: a ``DescriptorNet``, a checkpoint dict (``load_checkpoint``), or a
@@ -230,8 +236,8 @@ def model_identity(model_or_config) -> str:
     elif isinstance(model_or_config, dict):
         config, state = model_or_config, None
     else:
-        raise ValueError('model_identity needs a DescriptorNet, a checkpoint dict or a config dict, '
-                         f'got {type(model_or_config).__name__}')
+        raise ValueError('model_identity needs a DescriptorNet, a checkpoint dict or a config '
+                         f'dict, got {type(model_or_config).__name__}')
     digest = hashlib.sha256(_config_key(config).encode())
     if state is None:
         digest.update(b'no-weights')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""One source of truth for defaults.
+"""
+One source of truth for defaults.
 
 * every config/<node>.yaml holds exactly the parameters its node declares, with the same
   values and types as the node's ``PARAMS`` table (which itself reads the dataclass

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The demo's ROS trial runner end to end, in one process over DDS (as ``make demo`` runs it).
+"""
+The demo's ROS trial runner end to end, in one process over DDS (as ``make demo`` runs it).
 
 sim world + composed sim executor + grasp planner from ``bringup.node_specs``, spun by one
 single-threaded ``NodeRunner``. The model is a tiny random resnet18, so the planner's
@@ -53,9 +54,11 @@ def test_ros_trial_runner_plans_executes_and_reports(tmp_path):
     runner = RosTrialRunner(ck, str(tmp_path / 'targets'), cfg)
     try:
         assert set(runner.nodes) == {'grasp_planner', 'sim_world', 'grasp_executor', 'ccl_demo'}
-        wide_open = [Parameter('min_similarity', value=-1.0), Parameter('min_confidence', value=0.0),
+        wide_open = [Parameter('min_similarity', value=-1.0),
+                     Parameter('min_confidence', value=0.0),
                      Parameter('ransac_threshold', value=1.0),
-                     Parameter('axis_length_tolerance', value=1e6), Parameter('max_width', value=0.5)]
+                     Parameter('axis_length_tolerance', value=1e6),
+                     Parameter('max_width', value=0.5)]
         assert all(r.successful for r in runner.nodes['grasp_planner'].set_parameters(wide_open))
         trial = runner.trial(name, True, 60.0, 1000)
         assert trial['planner'] == 'pose', trial
