@@ -57,7 +57,8 @@ def node_tables():
 def test_every_yaml_equals_its_node_table():
     pytest.importorskip('rclpy')
     tables = node_tables()
-    files = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, 'config', '*.yaml'))}
+    # demo.yaml configures `make demo` (its defaults live there alone), not a node
+    files = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, 'config', '*.yaml'))} - {'demo.yaml'}
     assert files == {f for f, _ in tables}, 'a config file without a node table, or vice versa'
     for (fname, node), table in tables.items():
         params = yaml_params(fname, node)
