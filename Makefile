@@ -10,7 +10,7 @@ PY := .venv/bin/python
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell echo $$(( ($$$$ % 200) + 1 )))
 
-.PHONY: setup test demo model benchmark data reproduce
+.PHONY: setup test demo model benchmark data data-v1 reproduce
 
 setup:
 	@bash scripts/setup_env.sh
@@ -29,11 +29,19 @@ model: setup
 benchmark: setup
 	$(PY) training/benchmark.py --backbones efficientnet_lite0 resnet18
 
-# Rendered training set (with depth for the supervised baseline), evaluation and validation pairs.
+# Benchmark v2 (docs/benchmark.md): training capture with depth (supervised baseline), the
+# evaluation set, a validation set on another seed (model selection), the same-table split.
 data: setup
-	$(PY) training/render_dataset.py train --out data/train_gt --depth
-	$(PY) training/render_dataset.py eval --out data/eval
-	$(PY) training/render_dataset.py eval --out data/val --scenes 6 --seed 12345
+	$(PY) training/render_dataset.py train --out data/v2/train --depth
+	$(PY) training/render_dataset.py eval --out data/v2/eval
+	$(PY) training/render_dataset.py eval --out data/v2/val --scenes 6 --seed 12345
+	$(PY) training/render_dataset.py same_table --out data/v2/same_table
+
+# Benchmark v1 (the earlier numbers): training set with depth, evaluation and validation pairs.
+data-v1: setup
+	$(PY) training/render_dataset.py train --benchmark v1 --out data/train_gt --depth
+	$(PY) training/render_dataset.py eval --benchmark v1 --out data/eval
+	$(PY) training/render_dataset.py eval --benchmark v1 --out data/val --scenes 6 --seed 12345
 
 # The README's accuracy and grasp tables (about 1.5 h on a 2-core CPU).
 reproduce: setup

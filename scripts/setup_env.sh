@@ -14,27 +14,33 @@
 # limitations under the License.
 
 # Creates .venv with every dependency pinned in requirements.txt, plus the apt packages
-# the Python wheels need. Idempotent: a second run checks a stamp and returns at once.
+# the Python wheels and the v2 benchmark need. Idempotent: a second run checks a stamp and returns at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 STAMP="$VENV/.ccl_installed"
 HASH=$(cat requirements.txt setup.py | sha256sum | cut -d' ' -f1)
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
-  exit 0
-fi
-
-# open3d needs libusb at import time; the package.xml lint test needs xmllint (libxml2-utils);
-# everything else ships in wheels.
+# apt packages, checked on every run (cheap) so an existing venv also gets new ones:
+#   libusb-1.0-0           open3d needs it at import time
+#   libxml2-utils          xmllint, for the package.xml lint test
+#   sweethome3d-furniture  benchmark v2's objects and table photos (.sh3f archives, ~120 MB)
+#   libegl1 libegl-mesa0 libgl1-mesa-dri   pybullet's headless OpenGL (EGL) renderer on Mesa
 APT=()
 ldconfig -p 2>/dev/null | grep -q libusb-1.0.so.0 || APT+=(libusb-1.0-0)
 command -v xmllint >/dev/null 2>&1 || APT+=(libxml2-utils)
+[ -f /usr/share/sweethome3d/furniture/Scopia.sh3f ] || APT+=(sweethome3d-furniture)
+ldconfig -p 2>/dev/null | grep -q libEGL.so.1 || APT+=(libegl1)
+ldconfig -p 2>/dev/null | grep -q libEGL_mesa.so.0 || APT+=(libegl-mesa0 libgl1-mesa-dri)
 if [ ${#APT[@]} -gt 0 ]; then
-  echo "[setup] installing apt packages ${APT[*]} (open3d: libusb; package.xml lint: xmllint)"
+  echo "[setup] installing apt packages: ${APT[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${APT[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${APT[@]}" >/dev/null
+fi
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
+  exit 0
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

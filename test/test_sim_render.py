@@ -36,11 +36,12 @@ def scene():
         yield s
 
 
+@pytest.mark.parametrize('renderer', ['tiny', 'egl'])
 @pytest.mark.parametrize('size, offset', [((160, 120), (0.0, 0.0)), ((161, 121), (0.013, 0.007))])
-def test_pixel_centre_convention_and_depth(size, offset):
+def test_pixel_centre_convention_and_depth(size, offset, renderer):
     """Rendered pixels are exactly those whose centres fall inside the projected box top."""
     box = ObjectSpec('flat_box', 'box', (0.08, 0.06, 0.02), texture_seed=5)
-    with TabletopScene([box]) as s:
+    with TabletopScene([box], renderer=renderer) as s:
         body = s.bodies['flat_box']
         p.resetBasePositionAndOrientation(body, [offset[0], offset[1], TABLE_TOP_Z + 0.01], [0, 0, 0, 1],
                                           physicsClientId=s.client)

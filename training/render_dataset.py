@@ -18,6 +18,7 @@
     python training/render_dataset.py eval  --out data/v2/eval                 # 80 images + pairs.json
     python training/render_dataset.py eval  --out data/v2/val --scenes 6 --seed 12345
     python training/render_dataset.py same_table --out data/v2/same_table      # training table + camera
+    python training/render_dataset.py grasp --out data/v2/grasp --scenes 8     # sim grasp scenes, 640x480
     python training/render_dataset.py train --benchmark v1 --out data/train_gt --depth   # benchmark v1
 
 --benchmark v2 (the default here; docs/benchmark.md) renders real-textured objects from the
@@ -25,7 +26,7 @@ sweethome3d-furniture package with pybullet's OpenGL renderer; v1 the earlier pr
 benchmark. Options override the commented defaults of ccl_perception/sim/dataset.py
 (TRAIN_DEFAULTS / EVAL_DEFAULTS for v1, TRAIN_V2_DEFAULTS / EVAL_V2_DEFAULTS / SAME_TABLE_V2
 for v2); --config takes a YAML file with any of those keys. Every run prints the object-size
-statistic (median object short side in stride-8 cells at 320x240; v2 only).
+statistic (median object short side in stride-8 cells at 320x240).
 """
 import argparse
 import sys
@@ -44,13 +45,11 @@ def main(argv=None):
     count, size = cli.arg_type(integer(1)), cli.arg_type(integer(16, 4096))
     parser = cli.ArgumentParser(prog='render_dataset', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('mode', choices=['train', 'eval', 'same_table'])
+    parser.add_argument('mode', choices=['train', 'eval', 'same_table', 'grasp'])
     parser.add_argument('--benchmark', choices=['v1', 'v2'], default='v2',
                         help='v2: real-textured objects, OpenGL renderer (default); v1: the earlier one')
-    parser.add_argument(
-        '--out',
-        default=None,
-        help='output folder (default data/train_images or data/eval)')
+    parser.add_argument('--out', default=None,
+                        help='output folder (default data/train_images, data/eval, data/same_table or data/grasp)')
     parser.add_argument('--config', default=None, help='YAML file with config keys')
     parser.add_argument('--num-images', type=count, help='train: number of frames')
     parser.add_argument('--scenes', type=count, help='eval: number of scenes')
@@ -63,7 +62,8 @@ def main(argv=None):
         action='store_true',
         help='also write depth, segmentation, poses')
     args = parser.parse_args(argv)
-    return cli.run('render_dataset', lambda: _run(args))
+    from ccl_perception.sim.furniture import FurnitureMissing
+    return cli.run('render_dataset', lambda: _run(args), FurnitureMissing)
 
 
 def read_config(path: str) -> dict:
@@ -93,21 +93,22 @@ def _run(args) -> int:
     if args.depth:
         cfg['depth'] = True
     cfg['benchmark'] = args.benchmark
+    if args.mode in ('same_table', 'grasp') and args.benchmark != 'v2':
+        raise ValueError(f'{args.mode} exists for --benchmark v2 only')
     if args.mode == 'same_table':
-        if args.benchmark != 'v2':
-            raise ValueError('same_table exists for --benchmark v2 only')
         cfg = {**SAME_TABLE_V2, **cfg}
-    from ccl_perception.sim.furniture import FurnitureMissing
-    try:
-        if args.mode == 'train':
-            out = args.out or 'data/train_images'
-            stats = render_training_set(out, cfg)
-        else:
-            out = args.out or ('data/eval' if args.mode == 'eval' else 'data/same_table')
-            stats = render_evaluation_set(out, cfg)
-    except FurnitureMissing as exc:
-        print(f'render_dataset: error: {exc}', file=sys.stderr)
-        return 2
+    if args.mode == 'grasp':
+        from ccl_perception.sim.grasp_scene import render_grasp_scenes, v2_world_config
+        size = {k: cfg[k] for k in ('width', 'height') if k in cfg}
+        out = args.out or 'data/grasp'
+        stats = render_grasp_scenes(out, cfg.get('n_scenes', 8), cfg.get('seed', 5000),
+                                    v2_world_config(**size))
+    elif args.mode == 'train':
+        out = args.out or 'data/train_images'
+        stats = render_training_set(out, cfg)
+    else:
+        out = args.out or ('data/eval' if args.mode == 'eval' else 'data/same_table')
+        stats = render_evaluation_set(out, cfg)
     extra = f", {stats['num_pairs']} pairs" if 'num_pairs' in stats else ''
     print(f"rendered {stats['num_images']} images{extra} into {out} in {stats['seconds']:.1f} s "
           f"({stats['images_per_second']:.2f} images/s)")

@@ -114,6 +114,14 @@ class Catalogue:
     heldout_surfaces: list
     entries: dict
     skipped: list = field(default_factory=list)
+    surface_paths: dict = field(default_factory=dict)
+
+    def surface_path(self, key: str) -> str:
+        """PNG path of surface ``key`` (ValueError when unknown or skipped)."""
+        if key not in self.surface_paths:
+            raise ValueError(f'surface {key!r} is not available; converted: {sorted(self.surface_paths)}'
+                             + (f'; skipped: {self.skipped}' if self.skipped else ''))
+        return self.surface_paths[key]
 
     def specs(self) -> dict:
         """``{name: ObjectSpec}`` of every converted object."""
@@ -179,15 +187,17 @@ def build_catalogue(selection: Selection | None = None, folder: str | None = Non
                           collision_file=asset.collision_file)
         (seen if e.split == 'seen' else unseen).append(spec)
         entries[e.key] = e
-    surfaces = {'train': [], 'heldout': []}
+    surfaces, paths = {'train': [], 'heldout': []}, {}
     for s in sel.surfaces:
         out = os.path.join(cache, 'surfaces', f'{s.key}.png')
         try:
-            surfaces[s.split].append(furniture.extract_image(s.archive, s.member, out, folder))
+            paths[s.key] = furniture.extract_image(s.archive, s.member, out, folder)
         except furniture.AssetError as exc:
             log.warning('benchmark v2: skipping surface %s: %s', s.key, exc)
             skipped.append((s.key, str(exc)))
-    return Catalogue(seen, unseen, surfaces['train'], surfaces['heldout'], entries, skipped)
+            continue
+        surfaces[s.split].append(paths[s.key])
+    return Catalogue(seen, unseen, surfaces['train'], surfaces['heldout'], entries, skipped, paths)
 
 
 def notice_text(selection: Selection | None = None) -> str:
@@ -222,6 +232,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--notice', action='store_true', help='print the NOTICE attribution text')
+    ap.add_argument('--sheet', default=None, help='also write a contact sheet of every object (.jpg/.png)')
     args = ap.parse_args(argv)
     if args.notice:
         sys.stdout.write(notice_text())
@@ -242,7 +253,42 @@ def main(argv=None) -> int:
               f'{"yes" if e.graspable else "no"} | {e.licence} | {e.author} |')
     print(f'\n{len(cat.seen)} seen + {len(cat.unseen)} unseen objects, {len(cat.train_surfaces)} train + '
           f'{len(cat.heldout_surfaces)} held-out surfaces; skipped: {cat.skipped or "none"}')
+    if args.sheet:
+        print(f'wrote {args.sheet} ({object_sheet(cat, args.sheet) / 1024:.0f} KB)')
     return 0
+
+
+def object_sheet(cat: Catalogue, out: str, tile: int = 240) -> int:
+    """Contact sheet: every object alone on the training table, D435 view from 50 deg elevation
+    at a distance that fits its size, labelled with key, split and size. Returns bytes written."""
+    import cv2
+    import numpy as np
+
+    from ccl_perception.sim.camera import Camera
+    from ccl_perception.sim.contact_sheet import write_sheet
+    from ccl_perception.sim.scene import TabletopScene
+    specs = cat.seen + cat.unseen
+    tiles = []
+    with TabletopScene(specs, renderer='egl', surface=cat.surface_path('oak_light')) as scene:
+        for spec in specs:
+            scene.arrange(np.random.default_rng(0), names=[spec.name], workspace_half=(0.0, 0.0))
+            pos = scene.object_poses([spec.name])[spec.name][:3, 3]
+            dist = 0.12 + 1.6 * max(spec.size)
+            el = np.radians(50.0)
+            eye = pos + dist * np.array([np.cos(el), 0.3 * np.cos(el), np.sin(el)])
+            r = scene.render(Camera.d435_looking_at(eye, pos, tile, tile * 3 // 4))
+            img = cv2.cvtColor(r.rgb, cv2.COLOR_RGB2BGR)
+            e = cat.entries[spec.name]
+            w, d, h = e.size_cm
+            for k, text in enumerate((f'{spec.name} ({e.split})', f'{w:g} x {d:g} x {h:g} cm')):
+                y = 14 + 14 * k
+                cv2.putText(img, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(img, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+            tiles.append(img)
+    cols = 6
+    rows = [np.concatenate(tiles[i:i + cols], axis=1) for i in range(0, len(tiles), cols)]
+    rows[-1] = np.pad(rows[-1], ((0, 0), (0, rows[0].shape[1] - rows[-1].shape[1]), (0, 0)), constant_values=255)
+    return write_sheet(np.concatenate(rows, axis=0), out)
 
 
 if __name__ == '__main__':

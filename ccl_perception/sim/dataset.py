@@ -39,8 +39,9 @@ Two benchmarks, chosen by the config key ``benchmark``:
   from the table; ``TRAIN_V2_DEFAULTS`` / ``EVAL_V2_DEFAULTS`` / ``SAME_TABLE_V2``.
 
 Configs are plain dicts merged over the benchmark's defaults (every key commented). Every
-split reports the object-size statistic (:func:`object_short_sides`): the median short side
-of the visible objects in stride-8 descriptor cells at the training resolution (320x240).
+split (v1 too) reports the object-size statistic (:func:`object_short_sides`): the median
+short side of the visible objects in stride-8 descriptor cells at the training resolution
+(320x240).
 """
 from __future__ import annotations
 
@@ -223,7 +224,7 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
 
     Returns:
         ``{'num_images', 'seconds', 'images_per_second', 'objects', 'object_size'}``
-        (``object_size``: :func:`object_short_sides` summary, v2 only).
+        (``object_size``: summary of :func:`object_short_sides`).
     """
     if _benchmark(config) == 'v2':
         return _render_training_set_v2(out_dir, merge_config(TRAIN_V2_DEFAULTS, config), progress)
@@ -234,7 +235,7 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
     rng = np.random.default_rng(cfg['seed'])
     camera = Camera.looking_at((0.0, 0.0, TABLE_TOP_Z + cfg['camera_height']), (0.0, 0.0, TABLE_TOP_Z),
                                cfg['width'], cfg['height'], cfg['fov_y_deg'])
-    frames = []
+    frames, sides = [], []
     start = time.perf_counter()
     with TabletopScene(seen, background_seed=cfg['background_seed']) as scene:
         for i in tqdm(range(cfg['num_images']), desc='render train', disable=not progress):
@@ -244,6 +245,8 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
             light = random_lighting(rng, cfg['lighting_jitter']) if cfg['lighting_jitter'] > 0 \
                 else default_lighting()
             result = scene.render(camera, light)
+            sides.extend(object_short_sides(result.segmentation, [scene.bodies[n] for n in scene.active],
+                                            cfg['width']))
             stem = f'{i:06d}'
             _write_png(os.path.join(out_dir, stem + '.png'), result.rgb)
             if cfg['depth']:
@@ -258,7 +261,7 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
             json.dump({'config': cfg, 'frames': frames}, f)
     stats = {'num_images': cfg['num_images'], 'seconds': seconds,
              'images_per_second': cfg['num_images'] / max(seconds, 1e-9),
-             'objects': [s.name for s in seen]}
+             'objects': [s.name for s in seen], 'object_size': _size_summary(sides)}
     return stats
 
 
@@ -350,8 +353,8 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
     ``SAME_TABLE_V2`` merged in, the same-table split).
 
     Returns:
-        ``{'num_images', 'num_pairs', 'seconds', 'images_per_second', 'seen', 'unseen'}``
-        (+ ``'object_size'`` for v2).
+        ``{'num_images', 'num_pairs', 'seconds', 'images_per_second', 'seen', 'unseen',
+        'object_size'}``.
     """
     if _benchmark(config) == 'v2':
         return _render_evaluation_set_v2(out_dir, merge_config(EVAL_V2_DEFAULTS, config), progress)
@@ -367,7 +370,7 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
     split.update({s.name: {'split': 'unseen'} for s in unseen})
     rng = np.random.default_rng(cfg['seed'])
     os.makedirs(os.path.join(out_dir, 'images'), exist_ok=True)
-    images, frames, scene_of = [], [], []
+    images, frames, scene_of, sides = [], [], [], []
     start = time.perf_counter()
     n_images = cfg['n_scenes'] * cfg['views_per_scene']
     with TabletopScene(pool) as scene:
@@ -391,6 +394,8 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
             for v in range(cfg['views_per_scene']):
                 camera = _eval_camera(rng, v, cfg)
                 result = scene.render(camera, light)
+                sides.extend(object_short_sides(result.segmentation, [scene.bodies[n] for n in scene.active],
+                                                cfg['width']))
                 stem = f's{s:03d}_v{v}'
                 _write_png(os.path.join(out_dir, 'images', stem + '.png'), result.rgb)
                 frame = Frame(result.depth, result.segmentation, camera, poses,
@@ -419,25 +424,14 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
                    'keypoints_object_frame': {k: v[0].tolist() for k, v in keypoints.items()}}, f)
     return {'num_images': len(images), 'num_pairs': len(pairs), 'seconds': seconds,
             'images_per_second': len(images) / max(seconds, 1e-9),
-            'seen': [s.name for s in seen], 'unseen': [s.name for s in unseen]}
+            'seen': [s.name for s in seen], 'unseen': [s.name for s in unseen],
+            'object_size': _size_summary(sides)}
 
 
 # ------------------------------------------------------------------------ benchmark v2
 def _v2_catalogue():
-    from ccl_perception.sim.catalogue_v2 import build_catalogue, load_selection
-    cat = build_catalogue()
-    keys = {e.key: e for e in load_selection().surfaces}
-    return cat, keys
-
-
-def _surface_path(cat, keys: dict, key: str) -> str:
-    if key not in keys:
-        raise ValueError(f'unknown surface {key!r}; known: {sorted(keys)}')
-    want = f'{key}.png'
-    for path in cat.train_surfaces + cat.heldout_surfaces:
-        if os.path.basename(path) == want:
-            return path
-    raise ValueError(f'surface {key!r} could not be converted (see the log: {cat.skipped})')
+    from ccl_perception.sim.catalogue_v2 import build_catalogue
+    return build_catalogue()
 
 
 def _training_camera(cfg: dict) -> Camera:
@@ -448,7 +442,7 @@ def _training_camera(cfg: dict) -> Camera:
 
 
 def _render_training_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
-    cat, keys = _v2_catalogue()
+    cat = _v2_catalogue()
     seen = cat.seen
     lo, hi = (int(v) for v in cfg['objects_per_frame'])
     if not 1 <= lo <= hi <= len(seen):
@@ -461,7 +455,7 @@ def _render_training_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
     frames, sides = [], []
     start = time.perf_counter()
     with TabletopScene(seen, renderer=cfg['renderer'],
-                       surface=_surface_path(cat, keys, cfg['surface'])) as scene:
+                       surface=cat.surface_path(cfg['surface'])) as scene:
         names_all = [s_.name for s_ in seen]
         for i in tqdm(range(cfg['num_images']), desc='render train v2', disable=not progress):
             if cfg['vary_surface']:
@@ -521,7 +515,7 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
         raise ValueError(f"camera must be 'orbit' or 'training', got {cfg['camera']!r}")
     if cfg['surfaces'] not in ('heldout', 'train'):
         raise ValueError(f"surfaces must be 'heldout' or 'train', got {cfg['surfaces']!r}")
-    cat, keys = _v2_catalogue()
+    cat = _v2_catalogue()
     seen, unseen = cat.seen, cat.unseen
     for what, want, have in (('seen', cfg['seen_per_scene'], len(seen)),
                              ('unseen', cfg['unseen_per_scene'], len(unseen))):
@@ -539,10 +533,7 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
     images, frames, scene_of, sides = [], [], [], []
     start = time.perf_counter()
     n_images = cfg['n_scenes'] * cfg['views_per_scene']
-    first = _surface_path(
-        cat,
-        keys,
-        cfg['surface']) if cfg['surfaces'] == 'train' else cat.heldout_surfaces[0]
+    first = cat.surface_path(cfg['surface']) if cfg['surfaces'] == 'train' else cat.heldout_surfaces[0]
     with TabletopScene(pool, renderer=cfg['renderer'], surface=first) as scene:
         keypoints = {s_.name: _reference_keypoints(scene, s_.name, cfg['keypoints_per_object'], rng)
                      for s_ in pool}

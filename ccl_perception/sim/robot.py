@@ -265,6 +265,11 @@ class SimWorldConfig:
     # 'random': tumbled from a random orientation (the grasp face may end up hidden).
     object_pose_mode: str = 'reference_face_up'
     robot: PandaConfig = field(default_factory=PandaConfig)
+    # 'v1': catalogue objects above, procedural table, TinyRenderer; 'v2': the benchmark v2
+    # objects (objects=() -> the 12 seen ones), a table-top photo, the OpenGL renderer; build
+    # the whole v2 camera / scene setting with ccl_perception.sim.grasp_scene.v2_world_config().
+    benchmark: str = 'v1'
+    surface: str = 'oak_light'            # v2: table-top photo (benchmark_v2.yaml key)
 
 
 @dataclass
@@ -304,17 +309,26 @@ class SimWorld:
         from ccl_perception.sim.scene import TabletopScene
 
         self.cfg = config or SimWorldConfig()
-        catalogue = object_catalogue(self.cfg.catalogue_seed, self.cfg.n_procedural)
-        by_name = {s.name: s for s in catalogue}
-        names = list(self.cfg.objects) or [s.name for s in catalogue[:self.cfg.n_objects]]
+        if self.cfg.benchmark == 'v2':
+            from ccl_perception.sim.grasp_scene import v2_scene_objects
+            by_name, default_names = v2_scene_objects()
+        else:
+            catalogue = object_catalogue(self.cfg.catalogue_seed, self.cfg.n_procedural)
+            by_name = {s.name: s for s in catalogue}
+            default_names = [s.name for s in catalogue[:self.cfg.n_objects]]
+        names = list(self.cfg.objects) or default_names
         unknown = [n for n in names if n not in by_name]
         if unknown:
             raise ValueError(f'unknown object(s) {unknown}; catalogue has {sorted(by_name)}')
         if len(names) < 2:
             raise ValueError('a SimWorld needs at least two objects')
         self.lock = threading.RLock()
-        self.scene = TabletopScene([by_name[n] for n in names],
-                                   background_seed=self.cfg.background_seed)
+        if self.cfg.benchmark == 'v2':
+            from ccl_perception.sim.grasp_scene import v2_scene
+            self.scene = v2_scene([by_name[n] for n in names], self.cfg.surface)
+        else:
+            self.scene = TabletopScene([by_name[n] for n in names],
+                                       background_seed=self.cfg.background_seed, deterministic=True)
         self.client = self.scene.client
         self.robot = PandaRobot(self.client, self.cfg.robot)
         self._camera_listeners = []
@@ -323,6 +337,9 @@ class SimWorld:
         self._rest = {}
         self.set_camera(camera_from_angles(self.cfg.reference_height, 90.0, 0.0, (0, 0, 0),
                                            self.cfg.width, self.cfg.height, self.cfg.fov_y_deg))
+        # every reset() starts from this snapshot (objects parked, arm home), so a scene is a
+        # pure function of its seed, whatever trials ran before (repeatable single trials)
+        self._pristine = self.scene.save_state()
 
     @property
     def camera(self):
@@ -381,6 +398,8 @@ class SimWorld:
             if mode == 'reference_face_up':
                 for n in names:
                     self.rest_pose(n)  # computed once per object (re-arranges the table)
+            self.scene.restore_state(self._pristine)
+            self.robot.reset_home()
             active = self.scene.arrange(rng, names=names)
             if mode == 'reference_face_up':
                 active = self._face_up(active, rng)
@@ -399,6 +418,7 @@ class SimWorld:
         """Resting orientation (xyzw) and base height (m) of ``name`` in its seed-0 reference."""
         if name not in self._rest:
             with self.lock:
+                self.scene.restore_state(self._pristine)
                 self.scene.arrange(np.random.default_rng(0), names=[name],
                                    workspace_half=(0.02, 0.02))
                 pos, quat = p.getBasePositionAndOrientation(self.body(name),
@@ -428,6 +448,7 @@ class SimWorld:
             ``(RenderResult, Camera)``; the object is at a random pose (``seed``).
         """
         with self.lock:
+            self.scene.restore_state(self._pristine)
             self.robot.reset_home()
             self.scene.arrange(np.random.default_rng(seed), names=[name],
                                workspace_half=(0.02, 0.02))
