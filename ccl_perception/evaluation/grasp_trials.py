@@ -110,6 +110,8 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
         t_plan = time.perf_counter() - t0
         trial = {'seed': seed, 'target': name, 'present': bool(info.target_present),
                  'objects': info.objects, 'confidence': float(res.confidence),
+                 'similarity': (float(res.match.peak_similarity[:2].min())
+                                if res.match is not None else float('nan')),
                  'planner': res.reason, 'plan_s': t_plan}
         executed, success = False, False
         if res.ok:
