@@ -154,8 +154,9 @@ def check_executor(values: dict) -> dict:
 # ---------------------------------------------------------------------------- sim world
 SIM_WORLD_LIMITS = {
     'seed': integer(0, 2**31 - 1), 'target': text(), 'target_present': flag(),
-    'publish_rate': real(0, 60, low_open=True),
-    'width': integer(32, 4096), 'height': integer(32, 4096),
+    'publish_rate': real(0, 60, low_open=True), 'benchmark': choice('v1', 'v2'),
+    'width': integer(0, 4096), 'height': integer(0, 4096),
+    'min_elevation_deg': real(0, 90), 'max_elevation_deg': real(0, 90),
     'n_objects': integer(2, 64), 'background_seed': integer(0, 2**31 - 1),
     'world_frame': NAME, 'run_executor': flag(),
 }
@@ -181,6 +182,14 @@ def check_sim_world(values: dict, object_names=None) -> dict:
 
     """
     out = check(SIM_WORLD_LIMITS, values)
+    for key in ('width', 'height'):
+        if 0 < out.get(key, 0) < 32:
+            raise ValueError(f'{key} = {out[key]!r} is not allowed: must be 0 (the benchmark\'s '
+                             'camera) or an integer in [32, 4096]')
+    low, high = out.get('min_elevation_deg', 0.0), out.get('max_elevation_deg', 0.0)
+    if (low or high) and not 0 < low <= high:
+        raise ValueError(f'min_elevation_deg = {low!r}, max_elevation_deg = {high!r} are not allowed: '
+                         'need 0 < min <= max <= 90 (or both 0: the benchmark\'s range)')
     objects = out.get('objects', [''])
     if not all(isinstance(o, str) for o in objects):
         raise ValueError(f'objects = {objects!r} is not allowed: must be a list of catalogue '

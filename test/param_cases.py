@@ -110,7 +110,8 @@ SIM_WORLD_RUN_TIME = [
 SIM_WORLD_STARTUP = [
     ('publish_rate', 2.0, True), ('publish_rate', 60.0, True), ('publish_rate', 0.0, False),
     ('publish_rate', -1.0, False), ('publish_rate', 61.0, False),
-    ('width', 32, True), ('width', 31, False),
+    ('width', 32, True), ('width', 31, False), ('width', 0, True),
+    ('benchmark', 'v3', False), ('min_elevation_deg', 95.0, False),
     ('height', 5000, False),
     ('n_objects', 1, False),
     ('background_seed', -3, False),

@@ -76,8 +76,14 @@ def test_node_tables_read_the_dataclass_defaults():
     from ccl_perception.nodes import grasp_executor_node, grasp_planner_node, sim_world_node
     from ccl_perception.sim.robot import SimWorldConfig
     world = SimWorldConfig()
-    for k in ('width', 'height', 'n_objects', 'background_seed'):
+    for k in ('n_objects', 'background_seed'):
         assert sim_world_node.PARAMS[k] == getattr(world, k)
+    # width / height 0 = the benchmark's camera, which is sim.grasp_scene's (v2) or SimWorldConfig's (v1)
+    from ccl_perception.sim.grasp_scene import V2_WORLD, world_config
+    assert (sim_world_node.PARAMS['width'], sim_world_node.PARAMS['height']) == (0, 0)
+    v1 = world_config('v1')
+    assert (v1.width, v1.height) == (world.width, world.height)
+    assert (world_config('v2').width, world_config('v2').height) == (V2_WORLD['width'], V2_WORLD['height'])
     motion = dataclasses.asdict(MotionConfig())
     for cfg in (SimExecutorConfig(), MoveItExecutorConfig()):  # both inherit, none repeats
         assert {k: getattr(cfg, k) for k in motion} == motion

@@ -44,6 +44,7 @@ from ccl_perception.nodes import (CAMERA_POSE_TOPIC, COLOR_TOPIC, declare_parame
                                   shutdown_tolerant)
 from ccl_perception.nodes.messages import (camera_info_msg, depth_to_16uc1, image_msg,
                                            pose_stamped, stamp_ns)
+from ccl_perception.sim.grasp_scene import world_config
 from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
@@ -59,8 +60,11 @@ PARAMS = {
     'target': '',                 # object the scenes are about ('' = none)
     'target_present': True,       # False: leave the target out (false-grasp test)
     'publish_rate': 2.0,          # Hz
-    'width': _WORLD.width,
-    'height': _WORLD.height,
+    'benchmark': 'v2',            # v2 (D435 over real-textured objects) | v1 (the earlier world)
+    'width': 0,                   # camera px; 0 = the benchmark's (v2 640x480, v1 320x240)
+    'height': 0,
+    'min_elevation_deg': 0.0,     # scene camera elevation range; 0, 0 = the benchmark's
+    'max_elevation_deg': 0.0,
     'n_objects': _WORLD.n_objects,
     'objects': [''],              # catalogue names; [''] = the first n_objects
     'background_seed': _WORLD.background_seed,
@@ -86,10 +90,10 @@ class SimWorldNode(Node):
         self.world_frame = str(p['world_frame'])
         self._owns_world = world is None
         if world is None:
-            world = SimWorld(SimWorldConfig(
-                width=int(p['width']), height=int(p['height']), n_objects=int(p['n_objects']),
-                objects=tuple(o for o in p['objects'] if o),
-                background_seed=int(p['background_seed'])))
+            world = SimWorld(world_config(
+                p['benchmark'], p['width'], p['height'], [o for o in p['objects'] if o],
+                p['n_objects'], p['background_seed'],
+                (p['min_elevation_deg'], p['max_elevation_deg'])))
         self.world = world
         try:
             check_sim_world(p, self.world.object_names)
