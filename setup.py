@@ -12,8 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-import os
 from glob import glob
+import os
 
 from setuptools import find_packages, setup
 
@@ -29,7 +29,8 @@ setup(
         ('share/' + package_name, ['package.xml', 'LICENSE']),
         (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
         (os.path.join('share', package_name, 'config'), glob('config/*')),
-        (os.path.join('share', package_name, 'training', 'configs'), glob('training/configs/*.yaml')),
+        (os.path.join('share', package_name, 'training', 'configs'),
+         glob('training/configs/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Start the grasping pipeline's nodes in one process, from the same table as the launch file.
+"""
+Start the grasping pipeline's nodes in one process, from the same table as the launch file.
 
 ``launch/grasp.launch.py`` (``ros2 launch ccl_perception grasp.launch.py``) and this
 module (console script ``bringup``, for machines without ``launch``) both build their
@@ -36,10 +37,10 @@ Nodes are imported by ``module:Class``; a node whose module is missing or fails 
 import stops the bringup with an error naming it (use ``--nodes`` to start a subset).
 """
 
+from dataclasses import dataclass, field
 import importlib
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import yaml
@@ -48,7 +49,9 @@ PACKAGE = 'ccl_perception'
 
 #: name -> (default, description). Values are strings, as in ``ros2 launch``.
 LAUNCH_ARGUMENTS = {
-    'checkpoint': ('', 'trained descriptor model checkpoint (.pt)'),
+    'checkpoint': ('', 'descriptor model checkpoint (.pt); empty = the shipped default model'),
+    'downscale': ('1', 'shrink camera images this many times before the model '
+                  '(2: 640x480 -> 320x240)'),
     'target': ('', 'grasp target: a name in target_dir or a .npz path'),
     'target_dir': ('', 'directory of target .npz files (make_target output)'),
     'device': ('cpu', 'torch device of the descriptor model (cpu, cuda, cuda:1)'),
@@ -62,7 +65,8 @@ LAUNCH_ARGUMENTS = {
 
 @dataclass
 class NodeSpec:
-    """One node of the pipeline.
+    """
+    One node of the pipeline.
 
     Attributes:
         name: node name (also the key in its params file).
@@ -98,12 +102,24 @@ def _truthy(value) -> bool:
     return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
 
 
+def _downscale(value) -> int:
+    """Parse the ``downscale`` launch argument as an int in [1, 8] (ValueError otherwise)."""
+    try:
+        factor = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f'downscale must be an integer in [1, 8], got {value!r}') from None
+    if not 1 <= factor <= 8:
+        raise ValueError(f'downscale must be an integer in [1, 8], got {value!r}')
+    return factor
+
+
 #: Words ``sim`` / ``rviz`` accept (anything else is an error, not silently false).
 BOOLEAN_WORDS = ('true', 'false', '1', '0', 'yes', 'no', 'on', 'off')
 
 
 def resolve_arguments(overrides: Optional[dict] = None) -> Dict[str, str]:
-    """Defaults of :data:`LAUNCH_ARGUMENTS` updated with ``overrides``.
+    """
+    Defaults of :data:`LAUNCH_ARGUMENTS` updated with ``overrides``.
 
     Raises:
         ValueError: an unknown name, or a value outside its choices (``sim`` / ``rviz``
@@ -124,7 +140,7 @@ def resolve_arguments(overrides: Optional[dict] = None) -> Dict[str, str]:
 
 
 def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
-    """The pipeline's nodes for the given launch arguments (strings)."""
+    """Return the pipeline's nodes for the given launch arguments (strings)."""
     a = resolve_arguments(arguments)
     if a['executor_backend'] not in ('sim', 'moveit'):
         raise ValueError(
@@ -134,24 +150,31 @@ def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
     ns = a['camera_ns'].strip('/')
     remap = [] if ns == CAMERA_PREFIX else [
         (t, ns + t[len(CAMERA_PREFIX):]) for t in CAMERA_TOPICS]
-    model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend']}
+    model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend'],
+             'downscale': _downscale(a['downscale'])}
     specs = [
-        NodeSpec('descriptor_node', 'descriptor_node', 'ccl_perception.nodes.descriptor_node:DescriptorNode',
+        NodeSpec('descriptor_node', 'descriptor_node',
+                 'ccl_perception.nodes.descriptor_node:DescriptorNode',
                  'descriptor_node.yaml', dict(model), list(remap)),
-        NodeSpec('grasp_planner', 'grasp_planner_node', 'ccl_perception.nodes.grasp_planner_node:GraspPlanner',
-                 'grasp_planner.yaml', {**model, 'target': a['target'], 'target_dir': a['target_dir']}, list(remap)),
-        NodeSpec('target_maker', 'target_maker_node', 'ccl_perception.nodes.target_maker_node:TargetMaker',
+        NodeSpec('grasp_planner', 'grasp_planner_node',
+                 'ccl_perception.nodes.grasp_planner_node:GraspPlanner',
+                 'grasp_planner.yaml',
+                 {**model, 'target': a['target'], 'target_dir': a['target_dir']}, list(remap)),
+        NodeSpec('target_maker', 'target_maker_node',
+                 'ccl_perception.nodes.target_maker_node:TargetMaker',
                  'target_maker.yaml', {**model, 'target_dir': a['target_dir']}, list(remap)),
     ]
     if sim:
-        specs.append(NodeSpec('sim_world', 'sim_world_node', 'ccl_perception.nodes.sim_world_node:SimWorldNode',
-                              'sim_world.yaml', {'run_executor': a['executor_backend'] == 'sim'}, list(remap)))
+        specs.append(NodeSpec('sim_world', 'sim_world_node',
+                              'ccl_perception.nodes.sim_world_node:SimWorldNode',
+                              'sim_world.yaml', {'run_executor': a['executor_backend'] == 'sim'},
+                              list(remap)))
     if a['executor_backend'] == 'sim' and not sim:
-        raise ValueError(
-            'executor_backend:=sim needs the simulated world (sim:=true); use executor_backend:=moveit')
+        raise ValueError('executor_backend:=sim needs the simulated world (sim:=true); '
+                         'use executor_backend:=moveit')
     specs.append(NodeSpec('grasp_executor', 'grasp_executor_node',
-                          'ccl_perception.nodes.grasp_executor_node:GraspExecutorNode', 'grasp_executor.yaml',
-                          {'backend': a['executor_backend']}, [],
+                          'ccl_perception.nodes.grasp_executor_node:GraspExecutorNode',
+                          'grasp_executor.yaml', {'backend': a['executor_backend']}, [],
                           host='sim_world' if a['executor_backend'] == 'sim' else None))
     return specs
 
@@ -168,8 +191,11 @@ def file_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
 
 
 def merged_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
-    """File parameters overridden by the launch-argument parameters; empty strings from
-    unset launch arguments do not override a value from the file."""
+    """
+    File parameters overridden by the launch-argument parameters.
+
+    Empty strings from unset launch arguments do not override a value from the file.
+    """
     params = file_parameters(spec, directory)
     for k, v in spec.parameters.items():
         if v == '' and k in params:
@@ -184,12 +210,14 @@ def _ros_parameters(params: dict):
             if not (isinstance(v, list) and not v)]
 
 
-def create_nodes(specs: List[NodeSpec], context=None):
-    """Instantiate the specs' node classes in this process.
+def create_nodes(specs: List[NodeSpec], context=None, extra_kwargs: Optional[dict] = None):
+    """
+    Instantiate the specs' node classes in this process.
 
     A hosted node (the sim executor) is composed with its host: it gets
-    ``executor=world_executor(host.world)``. Raises ``RuntimeError`` naming a node whose
-    module cannot be imported or that fails to start.
+    ``executor=world_executor(host.world)``. ``extra_kwargs``: ``{node name: {kwarg: value}}``
+    passed to that node's constructor (e.g. ``{'sim_world': {'world': SimWorld(...)}}``).
+    Raises ``RuntimeError`` naming a node whose module cannot be imported or that fails to start.
     """
     nodes = {}
     try:
@@ -198,12 +226,14 @@ def create_nodes(specs: List[NodeSpec], context=None):
             try:
                 cls = getattr(importlib.import_module(module_name), cls_name)
             except (ImportError, AttributeError) as e:
-                raise RuntimeError(
-                    f'cannot start node {spec.name!r}: {spec.entry} is not importable ({e})') from e
+                raise RuntimeError(f'cannot start node {spec.name!r}: {spec.entry} '
+                                   f'is not importable ({e})') from e
+            remap_args = [a for f, t in spec.remappings for a in ('-r', f'{f}:={t}')]
             kwargs = {'parameter_overrides': _ros_parameters(merged_parameters(spec)),
-                      'cli_args': ['--ros-args'] + [a for f, t in spec.remappings for a in ('-r', f'{f}:={t}')]}
+                      'cli_args': ['--ros-args'] + remap_args}
             if context is not None:
                 kwargs['context'] = context
+            kwargs.update((extra_kwargs or {}).get(spec.name, {}))
             if spec.host is not None:
                 if spec.host not in nodes:
                     raise RuntimeError(
@@ -213,8 +243,8 @@ def create_nodes(specs: List[NodeSpec], context=None):
             try:
                 nodes[spec.name] = cls(**kwargs)
             except Exception as e:  # noqa: BLE001 - e.g. moveit_py missing for the moveit executor
-                raise RuntimeError(
-                    f'cannot start node {spec.name!r} ({spec.entry}): {type(e).__name__}: {e}') from e
+                raise RuntimeError(f'cannot start node {spec.name!r} ({spec.entry}): '
+                                   f'{type(e).__name__}: {e}') from e
     except RuntimeError:
         for n in reversed(list(nodes.values())):
             n.destroy_node()
@@ -223,8 +253,11 @@ def create_nodes(specs: List[NodeSpec], context=None):
 
 
 def read_bringup_config(path: str) -> dict:
-    """``--config`` YAML: ``{arguments: {name: value}, nodes: [names]}``; ``ValueError`` naming
-    the file and the problem (missing, not YAML, wrong shape)."""
+    """
+    Read the ``--config`` YAML: ``{arguments: {name: value}, nodes: [names]}``.
+
+    ``ValueError`` naming the file and the problem (missing, not YAML, wrong shape).
+    """
     if not os.path.isfile(path):
         raise ValueError(f'--config {path!r} does not exist')
     try:
@@ -267,7 +300,8 @@ def parse_argv(argv: List[str]):
 
 
 def main(argv=None) -> int:
-    """Console script ``bringup``: the chosen nodes in one process, one single-threaded executor.
+    """
+    Console script ``bringup``: the chosen nodes in one process, one single-threaded executor.
 
     Exit codes: 0 after Ctrl-C, 2 for bad arguments or a node that cannot start.
     """
@@ -295,8 +329,8 @@ def main(argv=None) -> int:
         log = rclpy.logging.get_logger('bringup')
         log.info(f'started {", ".join(nodes)}')
         if _truthy(resolve_arguments(args)['rviz']):
-            log.warning(
-                f'rviz is not started by bringup; run: rviz2 -d {os.path.join(config_dir(), "ccl.rviz")}')
+            rviz_config = os.path.join(config_dir(), 'ccl.rviz')
+            log.warning(f'rviz is not started by bringup; run: rviz2 -d {rviz_config}')
         return nodes
 
     # launch arguments are ours, not ROS remaps: rclpy only sees what follows --ros-args

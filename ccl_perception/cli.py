@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""What every command-line tool shares: one-line errors on stderr and exit code 2.
+"""
+What every command-line tool shares: one-line errors on stderr and exit code 2.
 
 Every CLI of the package (``train``, ``evaluate``, ``make_target``, ``export_onnx``,
 ``render_dataset``, ``collect_frames``, ``grasp_benchmark``, ``bringup``) ends a known failure
@@ -50,14 +51,15 @@ def fail(prog: str, message) -> int:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` whose usage errors are one line (``... (see --help)``), code 2."""
+    """``argparse.ArgumentParser`` with one-line usage errors (``... (see --help)``), exit 2."""
 
     def error(self, message):
         self.exit(EXIT_ERROR, error_line(self.prog, f'{message} (see --help)') + '\n')
 
 
 def arg_type(limit: Limit, convert: Callable = None):
-    """An argparse ``type=`` that parses a number and checks it against ``limit``.
+    """
+    Return an argparse ``type=`` that parses a number and checks it against ``limit``.
 
     The message names the value and the allowed range; argparse prefixes the option name.
     """
@@ -77,7 +79,7 @@ def arg_type(limit: Limit, convert: Callable = None):
 
 
 def check_device(device: str) -> str:
-    """A torch device string that exists on this machine, else ``ValueError`` naming it."""
+    """Return ``device`` if it exists on this machine, else raise ``ValueError`` naming it."""
     DEVICE.check('device', device)
     if device.startswith('cuda'):
         import torch
@@ -86,13 +88,14 @@ def check_device(device: str) -> str:
                 f'device = {device!r}: CUDA is not available on this machine (use cpu)')
         index = int(device.split(':')[1]) if ':' in device else 0
         if index >= torch.cuda.device_count():
-            raise ValueError(
-                f'device = {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)')
+            raise ValueError(f'device = {device!r}: this machine has '
+                             f'{torch.cuda.device_count()} CUDA device(s)')
     return device
 
 
 def run(prog: str, fn: Callable[[], int], *errors) -> int:
-    """``fn()``, with ``ValueError``, ``OSError`` and ``errors`` turned into :func:`fail`.
+    """
+    ``fn()``, with ``ValueError``, ``OSError`` and ``errors`` turned into :func:`fail`.
 
     Returns:
         ``fn()``'s exit code, or :data:`EXIT_ERROR` after a known failure.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Dense correspondence math of the Cycle-Correspondence Loss paper (Adrian et al.).
+"""
+Dense correspondence math of the Cycle-Correspondence Loss paper (Adrian et al.).
 
 Everything here is batched over ``B`` images and ``N`` query descriptors and never
 materialises a ``B x N x H x W x D`` tensor: heatmaps are ``(B, N, h, w)`` and are
@@ -36,7 +37,8 @@ DEFAULT_TAU = 0.03
 
 
 def grid_to_full(xy: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
-    """Map 1/stride grid coordinates to full-resolution pixel coordinates.
+    """
+    Map 1/stride grid coordinates to full-resolution pixel coordinates.
 
     Grid cell ``j`` covers full-resolution pixels ``[stride*j, stride*j + stride)``, so its
     centre is at ``stride*j + (stride-1)/2``. This is the sampling grid of bilinear
@@ -70,7 +72,8 @@ def _check_points(kp: torch.Tensor, batch: int, name: str = 'kp') -> None:
 
 
 def sample_descriptors(desc: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
-    """Bilinearly sample unit descriptors at sub-pixel points.
+    """
+    Bilinearly sample unit descriptors at sub-pixel points.
 
     Args:
         desc: ``(B, D, h, w)`` descriptor map.
@@ -102,7 +105,11 @@ def sample_descriptors(desc: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
 
 
 def _similarity(query: torch.Tensor, desc: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """``scale`` x cosine similarity of ``(B, N, D)`` queries with a ``(B, D, h, w)`` map, as ``(B, N, h*w)``."""
+    """
+    Compute ``scale`` x cosine similarity of ``(B, N, D)`` queries with a ``(B, D, h, w)`` map.
+
+    Returns ``(B, N, h*w)``.
+    """
     _check_map(desc)
     if query.dim() != 3 or query.shape[0] != desc.shape[0] or query.shape[2] != desc.shape[1]:
         raise ValueError(
@@ -116,7 +123,8 @@ def _similarity(query: torch.Tensor, desc: torch.Tensor, scale: float = 1.0) -> 
 
 
 def cosine_heatmap(query: torch.Tensor, desc: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of each query descriptor with every pixel of a map (Eq. 1).
+    """
+    Cosine similarity of each query descriptor with every pixel of a map (Eq. 1).
 
     Args:
         query: ``(B, N, D)`` descriptors.
@@ -129,7 +137,8 @@ def cosine_heatmap(query: torch.Tensor, desc: torch.Tensor) -> torch.Tensor:
 
 
 def heatmap_softmax(sim: torch.Tensor, tau: float = DEFAULT_TAU) -> torch.Tensor:
-    """Temperature softmax over all pixels of each heatmap (Eq. 2).
+    """
+    Temperature softmax over all pixels of each heatmap (Eq. 2).
 
     Args:
         sim: ``(B, N, h, w)`` similarities.
@@ -146,7 +155,8 @@ def heatmap_softmax(sim: torch.Tensor, tau: float = DEFAULT_TAU) -> torch.Tensor
 
 def heatmap_probabilities(query: torch.Tensor, desc: torch.Tensor,
                           tau: float = DEFAULT_TAU) -> torch.Tensor:
-    """``heatmap_softmax(cosine_heatmap(query, desc), tau)`` (Eq. 1-2) in one pass.
+    """
+    ``heatmap_softmax(cosine_heatmap(query, desc), tau)`` (Eq. 1-2) in one pass.
 
     The ``1/tau`` scale is folded into the ``(B, N, D)`` queries before the matrix product,
     so no ``(B, N, h, w)`` division runs forward or backward: the training losses use this.
@@ -168,7 +178,8 @@ def _pixel_axes(prob: torch.Tensor):
 
 
 def spatial_expectation(prob: torch.Tensor) -> torch.Tensor:
-    """Expected pixel position under a heatmap distribution (Eq. 3).
+    """
+    Compute the expected pixel position under a heatmap distribution (Eq. 3).
 
     Args:
         prob: ``(B, N, h, w)`` probabilities.
@@ -183,7 +194,8 @@ def spatial_expectation(prob: torch.Tensor) -> torch.Tensor:
 
 
 def spatial_variance(prob: torch.Tensor, mean: torch.Tensor = None) -> torch.Tensor:
-    """Variances ``(sigma_x^2, sigma_y^2)`` of a heatmap distribution (Eq. 4).
+    """
+    Variances ``(sigma_x^2, sigma_y^2)`` of a heatmap distribution (Eq. 4).
 
     Args:
         prob: ``(B, N, h, w)`` probabilities.
@@ -203,7 +215,8 @@ def spatial_variance(prob: torch.Tensor, mean: torch.Tensor = None) -> torch.Ten
 
 
 def expected_descriptor(prob: torch.Tensor, desc: torch.Tensor) -> torch.Tensor:
-    """Probability-weighted sum of a descriptor map, renormalised (Eq. 8).
+    """
+    Probability-weighted sum of a descriptor map, renormalised (Eq. 8).
 
     Args:
         prob: ``(B, N, h, w)`` probabilities over the map.
@@ -223,7 +236,8 @@ def expected_descriptor(prob: torch.Tensor, desc: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Match:
-    """Result of matching ``N`` descriptors against a ``(B, D, h, w)`` map.
+    """
+    Result of matching ``N`` descriptors against a ``(B, D, h, w)`` map.
 
     Attributes:
         keypoints: ``(B, N, 2)`` spatial expectation ``(x, y)`` (Eq. 3).
@@ -239,7 +253,8 @@ class Match:
 
 
 def match_descriptors(query: torch.Tensor, desc: torch.Tensor, tau: float = DEFAULT_TAU) -> Match:
-    """Match query descriptors over a map: Eq. 1 -> Eq. 2 -> Eq. 3 and Eq. 4.
+    """
+    Match query descriptors over a map: Eq. 1 -> Eq. 2 -> Eq. 3 and Eq. 4.
 
     Args:
         query: ``(B, N, D)`` descriptors.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Collect sharp, distinct frames from a video file or a rosbag2 image topic.
+"""
+Collect sharp, distinct frames from a video file or a rosbag2 image topic.
 
 Two passes over the source: pass 1 measures every frame's sharpness (variance of the
 Laplacian of the grey image) and a 32x32 grey thumbnail; the blur threshold is
@@ -28,9 +29,9 @@ Rosbags (sqlite3 or mcap, read with ``rosbags``, no ROS needed) may carry
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 import json
 import os
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -40,7 +41,8 @@ THUMB = 32
 
 @dataclass
 class CollectConfig:
-    """Frame selection knobs.
+    """
+    Frame selection knobs.
 
     Attributes:
         blur_ratio: drop frames whose sharpness < blur_ratio x median sharpness of the run.
@@ -57,7 +59,8 @@ class CollectConfig:
 
 
 def image_from_ros(msg) -> np.ndarray:
-    """BGR uint8 (H, W, 3) from a deserialised sensor_msgs Image / CompressedImage.
+    """
+    BGR uint8 (H, W, 3) from a deserialised sensor_msgs Image / CompressedImage.
 
     Raises:
         ValueError: unsupported encoding or inconsistent size.
@@ -84,7 +87,8 @@ def image_from_ros(msg) -> np.ndarray:
 
 
 def iter_frames(source: str, topic: str | None = None):
-    """Yield ``(index, timestamp_s, bgr uint8 image)`` from a video file or a rosbag2 folder/file.
+    """
+    Yield ``(index, timestamp_s, bgr uint8 image)`` from a video file or a rosbag2 folder/file.
 
     Raises:
         ValueError: unreadable input, missing topic.
@@ -123,8 +127,8 @@ def iter_frames(source: str, topic: str | None = None):
     except Exception as exc:  # rosbags raises several unrelated types for broken bags
         raise ValueError(f'cannot read rosbag2 {source}: {exc}') from exc
     try:
-        image_topics = {c.topic: c.msgtype for c in reader.connections
-                        if c.msgtype in ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')}
+        image_topics = {c.topic: c.msgtype for c in reader.connections if c.msgtype in (
+            'sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')}
         if topic is None:
             if len(image_topics) != 1:
                 raise ValueError(
@@ -145,14 +149,15 @@ def sharpness(bgr: np.ndarray) -> float:
 
 
 def thumbnail(bgr: np.ndarray) -> np.ndarray:
-    """32x32 float32 grey thumbnail (area-averaged)."""
+    """Return the 32x32 float32 grey image of ``bgr``, area-averaged."""
     return cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), (THUMB, THUMB),
                       interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def collect_frames(source: str, out_dir: str, topic: str | None = None,
                    config: CollectConfig | None = None, progress: bool = True) -> dict:
-    """Write the sharp, distinct frames of ``source`` to ``out_dir`` as ``frame_XXXXXX.png``.
+    """
+    Write the sharp, distinct frames of ``source`` to ``out_dir`` as ``frame_XXXXXX.png``.
 
     Returns:
         summary dict: ``{'total', 'kept', 'blurry', 'duplicate', 'skipped_step',
@@ -195,7 +200,8 @@ def collect_frames(source: str, out_dir: str, topic: str | None = None,
         elif decision in counts:
             counts[decision] += 1
         log.append({'index': i, 'timestamp_s': round(stamp, 6), 'sharpness': round(scores[i], 2),
-                    'difference': round(diff, 2) if np.isfinite(diff) else '', 'decision': decision})
+                    'difference': round(diff, 2) if np.isfinite(diff) else '',
+                    'decision': decision})
     with open(os.path.join(out_dir, 'collect_log.csv'), 'w', newline='', encoding='utf-8') as f:
         writer = csv.DictWriter(f, fieldnames=list(log[0]))
         writer.writeheader()

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Depth + intrinsics -> 3D keypoints -> 6D parallel-gripper grasp pose (no ROS).
+"""
+Depth + intrinsics -> 3D keypoints -> 6D parallel-gripper grasp pose (no ROS).
 
 Conventions (see docs/ARCHITECTURE.md and docs/ros_interface.md):
 
@@ -45,7 +46,8 @@ def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
 
 
 def check_intrinsics(K, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    """Return K as a ``(3, 3)`` float64 array or raise ``ValueError``.
+    """
+    Return K as a ``(3, 3)`` float64 array or raise ``ValueError``.
 
     Args:
         K: ``(3, 3)`` or ``(9,)`` pinhole matrix, pixels.
@@ -65,21 +67,22 @@ def check_intrinsics(K, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
     if K.shape != (3, 3):
         raise ValueError(f'intrinsics must be a 3x3 matrix, got shape {K.shape}')
     if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f'intrinsics need finite entries and positive focal lengths, got fx={K[0, 0]:g}, '
-                         f'fy={K[1, 1]:g}, cx={K[0, 2]:g}, cy={K[1, 2]:g}')
+        raise ValueError('intrinsics need finite entries and positive focal lengths, got '
+                         f'fx={K[0, 0]:g}, fy={K[1, 1]:g}, cx={K[0, 2]:g}, cy={K[1, 2]:g}')
     if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0:
-        raise ValueError(f'intrinsics must be a pinhole matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]], '
-                         f'got rows 2-3 {K[1:].tolist()}')
+        raise ValueError('intrinsics must be a pinhole matrix '
+                         f'[[fx, s, cx], [0, fy, cy], [0, 0, 1]], got rows 2-3 {K[1:].tolist()}')
     if size is not None:
         h, w = int(size[0]), int(size[1])
         if not (0 <= K[0, 2] <= w - 1 and 0 <= K[1, 2] <= h - 1):
-            raise ValueError(f'principal point (cx, cy) = ({K[0, 2]:g}, {K[1, 2]:g}) is outside the {w}x{h} '
-                             f'image: allowed cx in [0, {w - 1}], cy in [0, {h - 1}]')
+            raise ValueError(f'principal point (cx, cy) = ({K[0, 2]:g}, {K[1, 2]:g}) is outside '
+                             f'the {w}x{h} image: allowed cx in [0, {w - 1}], cy in [0, {h - 1}]')
     return K
 
 
 def robust_depth(depth: np.ndarray, xy: np.ndarray, window: int = 5) -> np.ndarray:
-    """Median of the valid depths in a ``window x window`` patch around each point.
+    """
+    Median of the valid depths in a ``window x window`` patch around each point.
 
     Robust to holes and flying pixels at edges: ``NaN`` / ``<= 0`` values are ignored.
 
@@ -115,7 +118,8 @@ def robust_depth(depth: np.ndarray, xy: np.ndarray, window: int = 5) -> np.ndarr
 
 
 def backproject(xy: np.ndarray, z: np.ndarray, K) -> np.ndarray:
-    """Pinhole back-projection: ``X = (x - cx) z / fx``, ``Y = (y - cy) z / fy``, ``Z = z``.
+    """
+    Pinhole back-projection: ``X = (x - cx) z / fx``, ``Y = (y - cy) z / fy``, ``Z = z``.
 
     Args:
         xy: ``(N, 2)`` pixels; z: ``(N,)`` metres; K: ``(3, 3)``.
@@ -134,7 +138,11 @@ def backproject(xy: np.ndarray, z: np.ndarray, K) -> np.ndarray:
 
 
 def project(points: np.ndarray, K) -> np.ndarray:
-    """Project ``(N, 3)`` optical-frame points to ``(N, 2)`` pixels (inverse of :func:`backproject`)."""
+    """
+    Project ``(N, 3)`` optical-frame points to ``(N, 2)`` pixels.
+
+    The inverse of :func:`backproject`.
+    """
     K = check_intrinsics(K)
     p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     return np.stack([K[0, 0] * p[:, 0] / p[:, 2] + K[0, 2],
@@ -143,7 +151,8 @@ def project(points: np.ndarray, K) -> np.ndarray:
 
 def keypoints_to_3d(depth: np.ndarray, xy: np.ndarray, K,
                     window: int = 5) -> Tuple[np.ndarray, np.ndarray]:
-    """Robust 3D keypoints: :func:`robust_depth` then :func:`backproject`.
+    """
+    Robust 3D keypoints: :func:`robust_depth` then :func:`backproject`.
 
     Returns:
         ``points (N, 3)`` metres and ``valid (N,)`` bool (False where depth is missing).
@@ -165,7 +174,8 @@ def depth_to_points(depth: np.ndarray, K, mask: Optional[np.ndarray] = None) -> 
 
 def estimate_normal(depth: np.ndarray, K, xy, radius_px: int = 7,
                     method: str = 'open3d') -> Optional[np.ndarray]:
-    """Local surface normal at a pixel, oriented towards the camera.
+    """
+    Local surface normal at a pixel, oriented towards the camera.
 
     Uses the valid depth pixels of a ``(2r+1)^2`` patch. ``method='open3d'`` runs
     ``open3d.geometry.PointCloud.estimate_normals`` on that small neighbourhood (the
@@ -229,7 +239,7 @@ def rotation_to_quaternion(R: np.ndarray) -> np.ndarray:
 
 
 def quaternion_to_rotation(q) -> np.ndarray:
-    """Unit quaternion ``(x, y, z, w)`` -> ``(3, 3)`` rotation matrix."""
+    """Convert a unit quaternion ``(x, y, z, w)`` -> ``(3, 3)`` rotation matrix."""
     x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
     return np.array([
         [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
@@ -240,7 +250,8 @@ def quaternion_to_rotation(q) -> np.ndarray:
 
 @dataclass
 class GraspPose:
-    """A parallel-gripper grasp in the camera optical frame.
+    """
+    A parallel-gripper grasp in the camera optical frame.
 
     Attributes:
         position: ``(3,)`` metres, centre between the fingertips.
@@ -259,7 +270,8 @@ class GraspPose:
 
 def grasp_from_axis(p1: np.ndarray, p2: np.ndarray, approach_hint: Optional[np.ndarray] = None,
                     margin: float = 0.02, max_width: Optional[float] = None) -> GraspPose:
-    """6D grasp from the two grasp-axis keypoints (the paper's two pixels per object).
+    """
+    6D grasp from the two grasp-axis keypoints (the paper's two pixels per object).
 
     Position = midpoint; closing axis y = ``(p2 - p1) / |p2 - p1|``; approach z =
     ``approach_hint`` (e.g. minus the surface normal, default the optical axis) made
@@ -281,8 +293,9 @@ def grasp_from_axis(p1: np.ndarray, p2: np.ndarray, approach_hint: Optional[np.n
     if length < 1e-6:
         raise ValueError('grasp keypoints coincide: the grasp axis is undefined')
     if max_width is not None and length + margin > max_width + WIDTH_EPS:
-        raise ValueError(f'the opening {length + margin:.4f} m (axis {length:.4f} m + margin {margin:.4f} m) '
-                         f'exceeds the gripper stroke max_width = {max_width:.4f} m')
+        raise ValueError(f'the opening {length + margin:.4f} m (axis {length:.4f} m + margin '
+                         f'{margin:.4f} m) exceeds the gripper stroke '
+                         f'max_width = {max_width:.4f} m')
     y = axis / length
     candidates = [approach_hint] if approach_hint is not None else []
     candidates += [OPTICAL_AXIS, np.array([1.0, 0.0, 0.0])]
@@ -301,7 +314,8 @@ def grasp_from_axis(p1: np.ndarray, p2: np.ndarray, approach_hint: Optional[np.n
 
 
 def kabsch(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Least-squares rigid transform with ``dst ~= R @ src + t`` (Kabsch / Umeyama, no scale).
+    """
+    Least-squares rigid transform with ``dst ~= R @ src + t`` (Kabsch / Umeyama, no scale).
 
     Args:
         src, dst: ``(N, 3)`` corresponding points, ``N >= 3`` and not collinear.
@@ -321,9 +335,10 @@ def kabsch(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return R, cd - R @ cs
 
 
-def ransac_kabsch(src: np.ndarray, dst: np.ndarray, valid: Optional[np.ndarray] = None, threshold: float = 0.01,
-                  iterations: int = 100, min_inliers: int = 3, rng=None):
-    """Robust rigid fit of a target's reference 3D keypoints ``src`` to observed ``dst``.
+def ransac_kabsch(src: np.ndarray, dst: np.ndarray, valid: Optional[np.ndarray] = None,
+                  threshold: float = 0.01, iterations: int = 100, min_inliers: int = 3, rng=None):
+    """
+    Robust rigid fit of a target's reference 3D keypoints ``src`` to observed ``dst``.
 
     RANSAC over minimal sets of 3 correspondences, then Kabsch on all inliers.
 

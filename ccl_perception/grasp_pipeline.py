@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Frame -> grasp pose, without ROS: the core that the grasp planner node wraps.
+"""
+Frame -> grasp pose, without ROS: the core that the grasp planner node wraps.
 
 ``GraspPipeline.frame_to_pose(rgb, depth, K, target)`` runs
 
@@ -38,16 +39,15 @@ Every knob has a default (:data:`DEFAULTS`) and an allowed range (:data:`LIMITS`
 The lead's benchmark uses it directly (``training/benchmark.py``).
 """
 
-import time
 from dataclasses import dataclass, field
+import time
 from typing import Dict, Optional
-
-import numpy as np
 
 from ccl_perception import geometry
 from ccl_perception.correspondence import DEFAULT_TAU
 from ccl_perception.keypoint_matcher import KeypointMatch, KeypointMatcher
 from ccl_perception.validation import check, choice, integer, real
+import numpy as np
 
 #: Defaults of every knob (also the ``grasp_planner`` node parameters of the same name).
 DEFAULTS = {
@@ -82,7 +82,8 @@ LIMITS = {
     'depth_window': integer(1, 51, odd=True),
     'axis_length_tolerance': real(0.0, None, low_open=True),
     'gripper_margin': real(0.0, 0.1),
-    'max_width': real(0.0, 1.0, low_open=True),    # 1 m: any parallel gripper; tests open the gate with it
+    # 1 m: any parallel gripper; tests open the gate with it
+    'max_width': real(0.0, 1.0, low_open=True),
     'approach': choice('normal', 'camera'),
     'normal_radius_px': integer(1, 50),
     'normal_method': choice('pca', 'open3d'),
@@ -95,7 +96,8 @@ LIMITS = {
 
 @dataclass
 class PipelineResult:
-    """Outcome of one frame.
+    """
+    Outcome of one frame.
 
     Attributes:
         pose: the grasp or ``None`` when abstaining.
@@ -119,7 +121,8 @@ class PipelineResult:
 
 
 def validate_config(cfg: dict) -> dict:
-    """Check a complete pipeline config against :data:`LIMITS`; return it normalised.
+    """
+    Check a complete pipeline config against :data:`LIMITS`; return it normalised.
 
     Raises:
         ValueError: an unknown key, a missing key, a value outside its range (the message
@@ -145,7 +148,8 @@ def merge_config(config: Optional[dict]) -> dict:
 
 
 def physical_limit_reason(p1: np.ndarray, p2: np.ndarray, cfg: dict) -> str:
-    """Why a grasp between ``p1`` and ``p2`` cannot be done, or ``''``.
+    """
+    Why a grasp between ``p1`` and ``p2`` cannot be done, or ``''``.
 
     Args:
         p1, p2: ``(3,)`` axis keypoints, metres, camera optical frame.
@@ -169,7 +173,8 @@ def physical_limit_reason(p1: np.ndarray, p2: np.ndarray, cfg: dict) -> str:
 
 
 class GraspPipeline:
-    """Pure frame -> pose pipeline.
+    """
+    Pure frame -> pose pipeline.
 
     Args:
         extractor: ``DescriptorExtractor``-like: ``__call__(rgb uint8 (H, W, 3)) ->
@@ -187,7 +192,8 @@ class GraspPipeline:
             self.extractor, 'stride', 8), cfg['confidence_scale_px'])
 
     def update_config(self, **changes) -> dict:
-        """Validate ``changes`` over the current config and apply them all, or none.
+        """
+        Validate ``changes`` over the current config and apply them all, or none.
 
         Returns:
             the new config.
@@ -201,7 +207,8 @@ class GraspPipeline:
         return cfg
 
     def frame_to_pose(self, rgb: np.ndarray, depth: np.ndarray, K, target) -> PipelineResult:
-        """One RGB-D frame -> :class:`PipelineResult`.
+        """
+        One RGB-D frame -> :class:`PipelineResult`.
 
         Args:
             rgb: ``(H, W, 3)`` uint8 RGB.
@@ -213,8 +220,8 @@ class GraspPipeline:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f'rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}')
         if depth is None or np.asarray(depth).shape != rgb.shape[:2]:
-            raise ValueError(f'depth {None if depth is None else np.asarray(depth).shape} does not match '
-                             f'the colour image {rgb.shape[:2]}')
+            shape = None if depth is None else np.asarray(depth).shape
+            raise ValueError(f'depth {shape} does not match the colour image {rgb.shape[:2]}')
         K = geometry.check_intrinsics(K, rgb.shape[:2])
         t0 = time.perf_counter()
         desc = self.extractor(rgb)
@@ -224,7 +231,7 @@ class GraspPipeline:
         return result
 
     def pose_from_descriptors(self, desc, depth: np.ndarray, K, target) -> PipelineResult:
-        """Same as :meth:`frame_to_pose` from a precomputed ``(D, h, w)`` descriptor map."""
+        """Do what :meth:`frame_to_pose` does, from a precomputed ``(D, h, w)`` descriptor map."""
         cfg = self.config
         t0 = time.perf_counter()
         m = self.matcher.match(target.descriptors, desc)
@@ -246,18 +253,20 @@ class GraspPipeline:
         inside = (kp[:, 0] >= -0.5) & (kp[:, 0] <= W -
                                        0.5) & (kp[:, 1] >= -0.5) & (kp[:, 1] <= H - 0.5)
         if not inside[:2].all():
-            res.reason = f'grasp-axis keypoint outside the {W}x{H} image: {kp[:2].round(1).tolist()}'
+            res.reason = (f'grasp-axis keypoint outside the {W}x{H} image: '
+                          f'{kp[:2].round(1).tolist()}')
             return res
         pts, valid = geometry.keypoints_to_3d(depth, kp, K, int(cfg['depth_window']))
         res.points_3d = pts
         p1, p2 = pts[0], pts[1]
         if len(kp) >= 3 and target.points_3d is not None:
             need = max(3, int(np.ceil(cfg['min_inlier_fraction'] * len(kp) - 1e-9)))
-            fit = geometry.ransac_kabsch(target.points_3d, pts, valid & inside, threshold=cfg['ransac_threshold'],
-                                         min_inliers=need)
+            fit = geometry.ransac_kabsch(target.points_3d, pts, valid & inside,
+                                         threshold=cfg['ransac_threshold'], min_inliers=need)
             if fit is None:
-                res.reason = (f'3D keypoints contradict the target: fewer than {need} of {len(kp)} fit its '
-                              f'reference shape within {cfg["ransac_threshold"] * 100:.1f} cm')
+                res.reason = (f'3D keypoints contradict the target: fewer than {need} of '
+                              f'{len(kp)} fit its reference shape within '
+                              f'{cfg["ransac_threshold"] * 100:.1f} cm')
                 return res
             R, t, _ = fit
             p1, p2 = target.points_3d[:2] @ R.T + t  # robust axis, also where one end has no depth
@@ -268,8 +277,9 @@ class GraspPipeline:
         length = float(np.linalg.norm(p2 - p1))
         ref = target.axis_length
         if np.isfinite(ref) and ref > 0 and abs(length - ref) / ref > cfg['axis_length_tolerance']:
-            res.reason = (f'3D keypoints contradict the target: axis length {length * 100:.1f} cm vs '
-                          f'reference {ref * 100:.1f} cm (tolerance {cfg["axis_length_tolerance"]:.0%})')
+            res.reason = (f'3D keypoints contradict the target: axis length {length * 100:.1f} cm '
+                          f'vs reference {ref * 100:.1f} cm '
+                          f'(tolerance {cfg["axis_length_tolerance"]:.0%})')
             return res
         limit = physical_limit_reason(p1, p2, cfg)
         if limit:

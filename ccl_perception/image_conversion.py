@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""sensor_msgs/Image <-> numpy without cv_bridge, plus display helpers (no rclpy).
+"""
+sensor_msgs/Image <-> numpy without cv_bridge, plus display helpers (no rclpy).
 
 Supported encodings (same names and memory layout as cv_bridge / sensor_msgs
 image_encodings): ``rgb8``, ``bgr8``, ``mono8``, ``16UC1`` (depth in millimetres),
@@ -49,7 +50,8 @@ _BRIDGE = []
 
 
 def _cv_bridge():
-    """A working ``cv_bridge.CvBridge`` or ``None``.
+    """
+    Return a working ``cv_bridge.CvBridge`` or ``None``.
 
     Used only if it decodes a known 16UC1 image correctly (the registry's ROS 1 port
     returns uint8 for 16UC1 and fails on numpy 2; it is rejected here).
@@ -83,7 +85,8 @@ def encoding_info(encoding: str):
 
 
 def image_to_numpy(msg, expected=None) -> np.ndarray:
-    """Decode an Image message into an ``(H, W)`` or ``(H, W, C)`` array (a copy).
+    """
+    Decode an Image message into an ``(H, W)`` or ``(H, W, C)`` array (a copy).
 
     Args:
         msg: sensor_msgs/Image (or duck-typed equivalent).
@@ -109,11 +112,12 @@ def image_to_numpy(msg, expected=None) -> np.ndarray:
         raise ValueError(
             f'{enc} image step {step} is smaller than a row of {w} pixels ({row} bytes)')
     data = msg.data
-    buf = np.frombuffer(bytes(data) if not isinstance(data, (bytes, bytearray, memoryview, np.ndarray)) else data,
-                        dtype=np.uint8)
+    buf = np.frombuffer(
+        bytes(data) if not isinstance(data, (bytes, bytearray, memoryview, np.ndarray)) else data,
+        dtype=np.uint8)
     if buf.size != h * step:
-        raise ValueError(
-            f'{enc} image data has {buf.size} bytes, expected height*step = {h}*{step} = {h * step}')
+        raise ValueError(f'{enc} image data has {buf.size} bytes, '
+                         f'expected height*step = {h}*{step} = {h * step}')
     bridge = _cv_bridge() if enc in _STANDARD else None
     if bridge is not None:
         return np.array(bridge.imgmsg_to_cv2(msg, desired_encoding='passthrough'), dtype=dtype)
@@ -125,7 +129,8 @@ def image_to_numpy(msg, expected=None) -> np.ndarray:
 
 
 def numpy_to_image(arr: np.ndarray, encoding: str, header=None):
-    """Encode an array as a sensor_msgs/Image (little-endian, dense rows).
+    """
+    Encode an array as a sensor_msgs/Image (little-endian, dense rows).
 
     Raises:
         ValueError: when the array dtype or channel count does not fit the encoding.
@@ -164,7 +169,8 @@ def to_rgb(arr: np.ndarray, encoding: str) -> np.ndarray:
 
 
 def depth_to_metres(arr: np.ndarray, encoding: str) -> np.ndarray:
-    """Depth array -> float32 metres with ``NaN`` for missing (0 or non-finite).
+    """
+    Depth array -> float32 metres with ``NaN`` for missing (0 or non-finite).
 
     ``16UC1`` / ``mono16`` are millimetres (RealSense aligned depth); ``32FC1`` is metres.
     """
@@ -179,7 +185,8 @@ def depth_to_metres(arr: np.ndarray, encoding: str) -> np.ndarray:
 
 
 class PCAColoriser:
-    """Project a ``(D, h, w)`` descriptor map to RGB with a PCA basis fitted once.
+    """
+    Project a ``(D, h, w)`` descriptor map to RGB with a PCA basis fitted once.
 
     The basis (mean, top-3 principal directions, per-channel 1st/99th percentiles) is
     fitted on the first map and then frozen, so colours are stable over frames.
@@ -212,7 +219,8 @@ class PCAColoriser:
 
 def heatmap_overlay(rgb: np.ndarray, heatmaps: np.ndarray, keypoints=None,
                     alpha: float = 0.6) -> np.ndarray:
-    """Blend heatmaps over an RGB image for display.
+    """
+    Blend heatmaps over an RGB image for display.
 
     Args:
         rgb: ``(H, W, 3)`` uint8.
@@ -242,4 +250,42 @@ def heatmap_overlay(rgb: np.ndarray, heatmaps: np.ndarray, keypoints=None,
             if np.isfinite(x) and np.isfinite(y):
                 cv2.drawMarker(out, (int(round(x)), int(round(y))),
                                (0, 255, 0), cv2.MARKER_CROSS, 12, 2)
+    return out
+
+
+def draw_grasp(rgb: np.ndarray, K: np.ndarray, position, rotation, width: float,
+               finger_length: float = 0.04) -> np.ndarray:
+    """
+    Draw a parallel-gripper pose (camera optical frame) over an image, for display.
+
+    The two fingertips sit at ``position +- width/2 * y`` (``y`` = closing axis, the second
+    column of ``rotation``) and the fingers reach back ``finger_length`` against the approach
+    axis ``z``; they are drawn in cyan, the palm between them in yellow (see
+    ``ccl_perception.geometry`` for the gripper frame).
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8.
+        K: ``(3, 3)`` intrinsics of ``rgb``.
+        position: ``(3,)`` metres; rotation: ``(3, 3)``; width: opening in metres.
+
+    Returns:
+        ``(H, W, 3)`` uint8 copy with the gripper drawn (points behind the camera skipped).
+    """
+    import cv2
+
+    out = np.ascontiguousarray(np.asarray(rgb, np.uint8).copy())
+    p = np.asarray(position, float)
+    R = np.asarray(rotation, float)
+    y, z = R[:, 1], R[:, 2]
+    tips = [p + s * 0.5 * width * y for s in (-1.0, 1.0)]
+    bases = [t - finger_length * z for t in tips]
+    pts = np.array(tips + bases)
+    if np.any(pts[:, 2] <= 1e-6):
+        return out
+    uv = (np.asarray(K, float) @ pts.T).T
+    uv = np.round(uv[:, :2] / uv[:, 2:]).astype(int)
+    t1, t2, b1, b2 = (tuple(int(v) for v in q) for q in uv)
+    cv2.line(out, t1, b1, (0, 255, 255), 2)
+    cv2.line(out, t2, b2, (0, 255, 255), 2)
+    cv2.line(out, b1, b2, (255, 255, 0), 2)
     return out

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Descriptor extraction for a single RGB image, with an eager-PyTorch or ONNX Runtime backend.
+"""
+Descriptor extraction for a single RGB image, with an eager-PyTorch or ONNX Runtime backend.
 
 ``DescriptorExtractor(model_or_checkpoint)(rgb)`` takes an (H, W, 3) uint8 RGB numpy image and
 returns the (D, ceil(H/8), ceil(W/8)) unit descriptor map at 1/8 resolution (grid convention
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, model_identity, training_tau
-from .model import STRIDE, DescriptorNet
+from .model import DescriptorNet, STRIDE
 
 IDENTITY_KEY = 'ccl_model_identity'
 INPUT_NAME = 'images'
@@ -49,7 +50,8 @@ def _rgb_to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 def export_onnx(model: DescriptorNet, path, height: int = 480, width: int = 640,
                 opset_version: int = 17) -> str:
-    """Export ``model`` (eval mode, CPU) to ONNX with TorchScript-based export (dynamo=False).
+    """
+    Export ``model`` (eval mode, CPU) to ONNX with TorchScript-based export (dynamo=False).
 
     Args:
         model: the descriptor network.
@@ -82,7 +84,8 @@ def export_onnx(model: DescriptorNet, path, height: int = 480, width: int = 640,
 
 
 def onnx_session(path, identity: str = None, threads: int = None):
-    """Open an ONNX Runtime CPU session; check the stored model identity when given.
+    """
+    Open an ONNX Runtime CPU session; check the stored model identity when given.
 
     ``threads`` sets ONNX Runtime's intra-op thread count (default: its own choice).
 
@@ -120,7 +123,8 @@ def compare_onnx(model: DescriptorNet, path, height: int, width: int, seed: int 
 
 
 def shrink(rgb: np.ndarray, factor: int) -> np.ndarray:
-    """``(H, W, 3)`` uint8 -> ``(H / factor, W / factor, 3)`` by area averaging.
+    """
+    ``(H, W, 3)`` uint8 -> ``(H / factor, W / factor, 3)`` by area averaging.
 
     Raises:
         ValueError: H or W not divisible by ``factor`` (the cell geometry would not be exact).
@@ -135,7 +139,8 @@ def shrink(rgb: np.ndarray, factor: int) -> np.ndarray:
 
 
 class DescriptorExtractor:
-    """Dense descriptors of one RGB image.
+    """
+    Dense descriptors of one RGB image.
 
     Args:
         model: a ``DescriptorNet`` or a checkpoint path (``load_model``).
@@ -143,6 +148,8 @@ class DescriptorExtractor:
         backend: ``torch`` or ``onnx``.
         onnx_path: exported model (``export_onnx``); for ``backend='onnx'`` it defaults to
             the checkpoint path with the suffix ``.onnx``.
+        features: ``head`` (the descriptors) or ``backbone`` (the trunk's own L2-normalised
+            features: the pretrained-features baseline of the grasp benchmark).
         downscale: integer factor ``s``: images are shrunk ``s`` times (area interpolation)
             before the model, so a 640x480 camera runs a model trained at 320x240 at its
             training scale. The map then has ``ceil(H / (8 s))`` rows and behaves exactly
@@ -157,15 +164,23 @@ class DescriptorExtractor:
         the checkpoint does not say, or for an in-memory model).
 
     ``extractor(rgb)`` with rgb (H, W, 3) uint8 -> torch.Tensor (D, ceil(H/stride),
-    ceil(W/stride)) float32 unit vectors (on ``device`` for the torch backend, on the CPU for onnx).
+    ceil(W/stride)) float32 unit vectors (on ``device`` for the torch backend, on the CPU for
+    onnx).
     """
 
     def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None,
-                 downscale: int = 1):
+                 downscale: int = 1, features: str = 'head'):
         if backend not in ('torch', 'onnx'):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
-        if isinstance(downscale, bool) or not isinstance(downscale, int) or not 1 <= downscale <= 8:
+        if isinstance(downscale, bool) or not isinstance(downscale, int) \
+                or not 1 <= downscale <= 8:
             raise ValueError(f'downscale must be an integer in [1, 8], got {downscale!r}')
+        if features not in ('head', 'backbone'):
+            raise ValueError(f"features must be 'head' or 'backbone', got {features!r}")
+        if features == 'backbone' and backend != 'torch':
+            raise ValueError("features='backbone' (the pretrained-features baseline) "
+                             "needs backend='torch'")
+        self.features = features
         self.downscale = downscale
         self.stride = STRIDE * downscale
         self.training_tau = None
@@ -184,8 +199,11 @@ class DescriptorExtractor:
         # NHWC is ~1.5x faster for the depthwise convolutions of efficientnet_lite0 on the CPU.
         self.model = self.model.to(memory_format=torch.channels_last)
         self.backend = backend
-        self.identity = model_identity(self.model) + (f'/{downscale}' if downscale > 1 else '')
-        self.descriptor_dim = int(self.model.config['descriptor_dim'])
+        self.identity = (model_identity(self.model)
+                         + (':backbone' if features == 'backbone' else '')
+                         + (f'/{downscale}' if downscale > 1 else ''))
+        self.descriptor_dim = (int(self.model.feature_dim) if features == 'backbone'
+                               else int(self.model.config['descriptor_dim']))
         self.session = None
         if backend == 'onnx':
             onnx_path = onnx_path or default_onnx
@@ -202,4 +220,6 @@ class DescriptorExtractor:
             return torch.from_numpy(out[0])
         with torch.inference_mode():
             image = image.to(self.device).contiguous(memory_format=torch.channels_last)
+            if self.features == 'backbone':
+                return self.model.backbone_features(image)[0].contiguous()
             return self.model(image)[0].contiguous()

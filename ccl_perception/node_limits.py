@@ -15,9 +15,11 @@
 """
 Allowed values of every node parameter, and one check per node (no ROS).
 
-The defaults stay with their nodes (``PARAMS`` in ``ccl_perception/nodes/*_node.py``, checked
-against config/*.yaml); the ranges are here, so the nodes stay thin and the checks can be
-tested without rclpy. Each node runs its ``check_*`` at start-up (a bad value from the YAML
+Every node has its ``PARAMS`` table of defaults (``ccl_perception/nodes/*_node.py``, checked
+against config/*.yaml); the planner's and the executor's are built from the tables here
+(:data:`PLANNER_PARAMS`, :data:`PIPELINE_PARAMS`, :data:`EXECUTOR_PARAMS`), beside their
+ranges, so those nodes stay thin. The ranges are here, so the checks can be tested without
+rclpy. Each node runs its ``check_*`` at start-up (a bad value from the YAML
 or the command line stops it with the reason) and in its set-parameters callback
 (:func:`refusal`: a bad value is refused and the old one kept). The pipeline knobs of the
 planner are ``grasp_pipeline.LIMITS``. docs/ros_interface.md's parameter tables are checked
@@ -30,13 +32,30 @@ from typing import Callable, Optional
 
 from ccl_perception import grasp_pipeline
 from ccl_perception.executors.base import MotionConfig
+from ccl_perception.executors.moveit_executor import MoveItExecutorConfig
+from ccl_perception.geometry import CAMERA_FRAME
 from ccl_perception.validation import check, choice, DEVICE, flag, integer, NAME, real, text
 
 #: Parameters of every node that runs the descriptor network.
-MODEL_LIMITS = {'checkpoint': text(), 'device': DEVICE, 'backend': choice('torch', 'onnx')}
+MODEL_LIMITS = {'checkpoint': text(), 'device': DEVICE, 'backend': choice('torch', 'onnx'),
+                'downscale': integer(1, 8)}
 INPUT_TIMEOUT = real(0, 3600, low_open=True)
 
 # ------------------------------------------------------------------------------ planner
+#: Planner parameters besides the model's (``nodes.MODEL_PARAMS``) and the pipeline's
+#: (config/grasp_planner.yaml is checked against all three).
+PLANNER_PARAMS = {
+    'target': '',               # target name in target_dir, or path to a .npz; '' = none
+    'target_dir': '',           # directory of target .npz files (make_target output)
+    'max_rate_hz': 15.0,        # upper bound of processed frames per second
+    'sync_slop': 0.02,          # colour/depth stamp tolerance, seconds
+    'sync_queue_size': 5,       # messages kept per stream for synchronisation
+    'publish_heatmap': True,
+    # warn (log + ~/status) when no colour+depth pair arrived for this long
+    'input_timeout_s': 5.0,
+}
+#: Pipeline knobs; ``tau`` is left out of the YAML: its default is the checkpoint's.
+PIPELINE_PARAMS = dict(grasp_pipeline.DEFAULTS)
 PLANNER_LIMITS = {
     **MODEL_LIMITS, 'target': text(), 'target_dir': text(),
     'max_rate_hz': real(0, 1000, low_open=True),
@@ -46,8 +65,8 @@ PLANNER_LIMITS = {
     'input_timeout_s': INPUT_TIMEOUT,
 }
 #: Planner parameters a running node refuses (its subscriptions and timers use them).
-PLANNER_START_UP_ONLY = {'checkpoint', 'device', 'backend', 'max_rate_hz', 'sync_slop',
-                         'sync_queue_size', 'input_timeout_s'}
+PLANNER_START_UP_ONLY = {'checkpoint', 'device', 'backend', 'downscale', 'max_rate_hz',
+                         'sync_slop', 'sync_queue_size', 'input_timeout_s'}
 #: Planner parameters a running node takes (pipeline knobs, target, target_dir, heatmap).
 PLANNER_RUN_TIME = (set(PLANNER_LIMITS) | set(grasp_pipeline.DEFAULTS)) - PLANNER_START_UP_ONLY
 
@@ -78,6 +97,17 @@ DESCRIPTOR_LIMITS = {**MODEL_LIMITS, 'max_rate_hz': real(0, 1000, low_open=True)
 
 # ----------------------------------------------------------------------------- executor
 MOTION_KEYS = tuple(f.name for f in dataclasses.fields(MotionConfig))
+MOVEIT_KEYS = tuple(f.name for f in dataclasses.fields(MoveItExecutorConfig)
+                    if f.name not in MOTION_KEYS)
+#: Every executor parameter with its default (config/grasp_executor.yaml is checked against it).
+EXECUTOR_PARAMS = {
+    'backend': 'sim',             # sim | moveit
+    'auto_execute': True,         # read on every pose: can be switched at run time
+    'camera_frame': CAMERA_FRAME,  # frame of the planner's grasp poses
+    'world_from_camera': [0.0],   # [x, y, z, qx, qy, qz, qw]; [0.0] = unset
+    **dataclasses.asdict(MotionConfig()),
+    **{k: getattr(MoveItExecutorConfig(), k) for k in MOVEIT_KEYS},
+}
 EXECUTOR_LIMITS = {
     'backend': choice('sim', 'moveit'), 'auto_execute': flag(), 'camera_frame': NAME,
     'pre_grasp_distance': real(0, 0.5, low_open=True),
@@ -107,6 +137,12 @@ def check_world_from_camera(value) -> list:
     return values
 
 
+def moveit_config(values: dict) -> MoveItExecutorConfig:
+    """Return the :class:`MoveItExecutorConfig` of the executor's parameter ``values``."""
+    defaults = MoveItExecutorConfig()
+    return MoveItExecutorConfig(**{k: type(getattr(defaults, k))(values[k]) for k in MOVEIT_KEYS})
+
+
 def check_executor(values: dict) -> dict:
     """Validate the executor's parameters; ``ValueError`` names the first bad one."""
     out = check(EXECUTOR_LIMITS, values)
@@ -118,8 +154,9 @@ def check_executor(values: dict) -> dict:
 # ---------------------------------------------------------------------------- sim world
 SIM_WORLD_LIMITS = {
     'seed': integer(0, 2**31 - 1), 'target': text(), 'target_present': flag(),
-    'publish_rate': real(0, 60, low_open=True),
-    'width': integer(32, 4096), 'height': integer(32, 4096),
+    'publish_rate': real(0, 60, low_open=True), 'benchmark': choice('v1', 'v2'),
+    'width': integer(0, 4096), 'height': integer(0, 4096),
+    'min_elevation_deg': real(0, 90), 'max_elevation_deg': real(0, 90),
     'n_objects': integer(2, 64), 'background_seed': integer(0, 2**31 - 1),
     'world_frame': NAME, 'run_executor': flag(),
 }
@@ -145,6 +182,14 @@ def check_sim_world(values: dict, object_names=None) -> dict:
 
     """
     out = check(SIM_WORLD_LIMITS, values)
+    for key in ('width', 'height'):
+        if 0 < out.get(key, 0) < 32:
+            raise ValueError(f'{key} = {out[key]!r} is not allowed: must be 0 (the benchmark\'s '
+                             'camera) or an integer in [32, 4096]')
+    low, high = out.get('min_elevation_deg', 0.0), out.get('max_elevation_deg', 0.0)
+    if (low or high) and not 0 < low <= high:
+        raise ValueError(f'min_elevation_deg = {low!r}, max_elevation_deg = {high!r} are not allowed: '
+                         'need 0 < min <= max <= 90 (or both 0: the benchmark\'s range)')
     objects = out.get('objects', [''])
     if not all(isinstance(o, str) for o in objects):
         raise ValueError(f'objects = {objects!r} is not allowed: must be a list of catalogue '

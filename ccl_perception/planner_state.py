@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""What the grasp planner's parameters select, and their validated changes (no ROS).
+"""
+What the grasp planner's parameters select, and their validated changes (no ROS).
 
 :class:`PlannerState` holds the pipeline config, the target library and the active
 target. :meth:`PlannerState.apply` takes a dict of parameter changes, validates all of
@@ -28,7 +29,8 @@ from ccl_perception.targets import Target, TargetError, TargetLibrary
 
 
 class PlannerState:
-    """Pipeline config + target library + active target of one planner.
+    """
+    Pipeline config + target library + active target of one planner.
 
     Args:
         pipeline: the :class:`~ccl_perception.grasp_pipeline.GraspPipeline`, or None when
@@ -52,7 +54,8 @@ class PlannerState:
         return (library or self.library).resolve(spec)
 
     def apply(self, changes: dict) -> str:
-        """Validate and commit parameter ``changes``; returns what changed (for the log).
+        """
+        Validate and commit parameter ``changes``; returns what changed (for the log).
 
         Keys: pipeline knobs, ``target_dir`` (re-reads the library; the directory must
         exist), ``target`` (resolved in the new library). Other keys are ignored.

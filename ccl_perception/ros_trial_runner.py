@@ -38,7 +38,19 @@ class RosTrialRunner:
     ``/grasp_executor/execute`` and wait for its outcome on ``/grasp_executor/result``.
     """
 
-    def __init__(self, checkpoint: str, target_dir: str, image_size=(320, 240)):
+    def __init__(self, checkpoint: str, target_dir: str, world_config, downscale: int = 1,
+                 planner: dict = None):
+        """Start the nodes.
+
+        Args:
+            checkpoint: the planner's model.
+            target_dir: the planner's target library.
+            world_config: ``SimWorldConfig`` of the simulated world (the sim world node gets a
+                ``SimWorld`` built from it and closes it).
+            downscale: the planner's ``downscale`` (camera -> model resolution).
+            planner: grasp planner parameter overrides (``grasp_pipeline.DEFAULTS`` keys).
+        """
+        from ccl_perception.sim.robot import SimWorld
         from geometry_msgs.msg import PoseStamped
         from rclpy.parameter import Parameter
         from sensor_msgs.msg import Image
@@ -50,15 +62,23 @@ class RosTrialRunner:
 
         self._Parameter, self._Trigger = Parameter, Trigger
         specs = [s for s in bringup.node_specs({'checkpoint': checkpoint, 'target_dir': target_dir,
-                                                'sim': 'true', 'executor_backend': 'sim'})
+                                                'sim': 'true', 'executor_backend': 'sim',
+                                                'downscale': str(int(downscale))})
                  if s.name not in ('descriptor_node', 'target_maker')]  # not needed: saves CPU
         for s in specs:
-            if s.name == 'sim_world':  # the camera at the resolution the model was trained at
-                s.parameters.update(width=int(image_size[0]), height=int(image_size[1]))
+            if s.name == 'grasp_planner':
+                s.parameters.update(planner or {})
         self.heatmaps, self.poses, self.status, self.results = [], [], [], []
 
         def factory(context):
-            nodes = bringup.create_nodes(specs, context=context)
+            world = SimWorld(world_config)
+            try:
+                nodes = bringup.create_nodes(specs, context=context,
+                                             extra_kwargs={'sim_world': {'world': world}})
+            except Exception:
+                world.close()
+                raise
+            self._world = world
             nodes['grasp_executor'].set_parameters([Parameter('auto_execute', value=False)])
             client = nodes['ccl_demo'] = rclpy_create_node('ccl_demo', context)
             client.create_subscription(Image, n.private('grasp_planner', n.HEATMAP_TOPIC),
@@ -169,6 +189,10 @@ class RosTrialRunner:
         return None
 
     def close(self) -> None:
+        """Stop the nodes, then close the simulated world."""
         self.runner.close()
+        world = getattr(self, '_world', None)
+        if world is not None:
+            world.close()
 
 

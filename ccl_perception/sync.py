@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Approximate time synchroniser for N message streams (pure Python, no ROS).
+"""
+Approximate time synchroniser for N message streams (pure Python, no ROS).
 
 Used by the nodes when ``message_filters`` is not installed (it is not on the Python
 package registry). Semantics follow ``message_filters.ApproximateTimeSynchronizer``:
@@ -38,7 +39,8 @@ def stamp_to_sec(stamp) -> float:
 
 
 class ApproximateSynchronizer:
-    """Match messages of ``n_inputs`` streams by timestamp.
+    """
+    Match messages of ``n_inputs`` streams by timestamp.
 
     Args:
         n_inputs: number of streams (>= 1).
@@ -69,7 +71,8 @@ class ApproximateSynchronizer:
         self._callbacks.append(callback)
 
     def add(self, index: int, msg, stamp: Optional[float] = None):
-        """Add ``msg`` to stream ``index``; returns the emitted tuple or ``None``.
+        """
+        Add ``msg`` to stream ``index``; returns the emitted tuple or ``None``.
 
         ``stamp`` in seconds defaults to ``msg.header.stamp``.
         """
@@ -96,7 +99,7 @@ class ApproximateSynchronizer:
         return msgs
 
     def _find(self) -> Optional[Sequence[int]]:
-        """Indices (one per stream) of the newest set whose stamp spread is <= slop."""
+        """Return the indices (one per stream) of the newest set whose stamp spread is <= slop."""
         if any(not q for q in self._queues):
             return None
         best, best_key = None, None

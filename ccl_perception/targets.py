@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp targets: descriptors of an object's grasp keypoints, stored without pickle.
+r"""
+Grasp targets: descriptors of an object's grasp keypoints, stored without pickle.
 
 A target is made once from a reference RGB(-D) image, a trained checkpoint and two or
 more pixels (the paper picks two grasp-axis pixels per object; points 1 and 2 are the
@@ -36,18 +37,17 @@ intrinsics          (3, 3) f64   reference K (NaN: not given)
 
 CLI (console script ``make_target``)::
 
-    make_target --checkpoint ck.pt --image ref.png --depth ref_depth.png \\
-        --intrinsics 615.0,615.0,320.0,240.0 --points 300,200 340,210 --name mug \\
+    make_target --checkpoint ck.pt --image ref.png --depth ref_depth.png \
+        --intrinsics 615.0,615.0,320.0,240.0 --points 300,200 340,210 --name mug \
         --out targets/mug.npz
 """
 
-import os
 from dataclasses import dataclass
+import os
 from typing import Dict, Optional, Tuple
 
-import numpy as np
-
 from ccl_perception import geometry
+import numpy as np
 
 FORMAT_VERSION = 1
 #: Shortest grasp axis between points 1 and 2 in the reference image, pixels (half a
@@ -78,12 +78,13 @@ class Target:
 
     @property
     def has_3d(self) -> bool:
-        """True when reference depth was given for at least the two axis points."""
+        """Return True when reference depth was given for at least the two axis points."""
         return self.points_3d is not None and bool(np.all(np.isfinite(self.points_3d[:2])))
 
 
 def save_target(path: str, target: Target) -> None:
-    """Write a target ``.npz`` atomically (temp file + rename), mode ``0666 & ~umask`` (0644).
+    """
+    Write a target ``.npz`` atomically (temp file + rename), mode ``0666 & ~umask`` (0644).
 
     Raises:
         OSError: the folder cannot be created or written (no partial file is left).
@@ -97,7 +98,8 @@ def save_target(path: str, target: Target) -> None:
         np.savez(tmp, format_version=np.int64(FORMAT_VERSION), name=np.str_(target.name),
                  model_identity=np.str_(target.model_identity),
                  descriptors=np.asarray(target.descriptors, np.float32),
-                 pixels=np.asarray(target.pixels, np.float64), image_size=np.asarray(target.image_size, np.int64),
+                 pixels=np.asarray(target.pixels, np.float64),
+                 image_size=np.asarray(target.image_size, np.int64),
                  points_3d=np.asarray(pts, np.float64), axis_length=np.float64(target.axis_length),
                  intrinsics=np.asarray(K, np.float64))
         os.replace(tmp, path)
@@ -108,7 +110,8 @@ def save_target(path: str, target: Target) -> None:
 
 
 def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
-    """Load and validate a target file.
+    """
+    Load and validate a target file.
 
     Args:
         expected_identity: when given, a target made with a different model (other
@@ -129,8 +132,8 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
     if missing:
         raise TargetError(f'target file {path!r} lacks {", ".join(missing)}')
     if int(data['format_version']) != FORMAT_VERSION:
-        raise TargetError(
-            f'target file {path!r} has format {int(data["format_version"])}, expected {FORMAT_VERSION}')
+        raise TargetError(f'target file {path!r} has format {int(data["format_version"])}, '
+                          f'expected {FORMAT_VERSION}')
     desc = data['descriptors']
     if desc.ndim != 2 or len(desc) < 2 or not np.all(np.isfinite(desc)):
         raise TargetError(
@@ -138,18 +141,21 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
     identity = str(data['model_identity'])
     if expected_identity is not None and identity != expected_identity:
         raise TargetError(f'target {str(data["name"])!r} ({path}) was made with model {identity}, '
-                          f'but the running model is {expected_identity}; re-create it with make_target')
+                          f'but the running model is {expected_identity}; '
+                          're-create it with make_target')
     pts = data.get('points_3d')
     K = data.get('intrinsics')
-    return Target(name=str(data['name']), descriptors=desc.astype(np.float32), pixels=data['pixels'],
-                  model_identity=identity, image_size=tuple(int(v) for v in data['image_size']),
+    return Target(name=str(data['name']), descriptors=desc.astype(np.float32),
+                  pixels=data['pixels'], model_identity=identity,
+                  image_size=tuple(int(v) for v in data['image_size']),
                   points_3d=None if pts is None or not np.any(np.isfinite(pts)) else pts,
                   axis_length=float(data.get('axis_length', np.nan)),
                   intrinsics=None if K is None or not np.all(np.isfinite(K)) else K)
 
 
 def load_library(target_dir: str, expected_identity: Optional[str] = None):
-    """Load every ``*.npz`` of a directory.
+    """
+    Load every ``*.npz`` of a directory.
 
     Returns:
         ``(targets {name: Target}, errors {file name: reason})``; a bad file never
@@ -177,7 +183,8 @@ def load_library(target_dir: str, expected_identity: Optional[str] = None):
 
 
 class TargetLibrary:
-    """The targets of one directory, and how a ``target`` parameter value names one.
+    """
+    The targets of one directory, and how a ``target`` parameter value names one.
 
     A spec is resolved as: ``''`` -> no target; a name in the library; a ``.npz`` path
     (absolute, or relative to the directory); or ``<directory>/<spec>.npz`` for a target
@@ -204,8 +211,8 @@ class TargetLibrary:
         return self.errors
 
     @classmethod
-    def open(cls, directory: str, identity: Optional[str] = None) -> 'TargetLibrary':
-        """A loaded library; ``TargetError`` if ``directory`` is given but does not exist."""
+    def open(cls, directory: str, identity: Optional[str] = None) -> 'TargetLibrary':  # noqa: A003
+        """Load a library; ``TargetError`` if ``directory`` is given but does not exist."""
         if directory and not os.path.isdir(directory):
             raise TargetError(f'target directory {directory!r} does not exist')
         lib = cls(directory, identity)
@@ -253,7 +260,8 @@ class TargetLibrary:
 
 def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[np.ndarray] = None,
                 K=None, depth_window: int = 5) -> Target:
-    """Create a target from a reference image.
+    """
+    Create a target from a reference image.
 
     Args:
         extractor: a ``ccl_perception.inference.DescriptorExtractor`` (``__call__(rgb)
@@ -303,15 +311,16 @@ def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[n
             raise ValueError(f'no valid depth at the grasp-axis points {pts[:2].tolist()}')
         axis_length = float(np.linalg.norm(points_3d[1] - points_3d[0]))
         if axis_length < MIN_AXIS_M:
-            raise ValueError(f'the grasp axis between points 1 and 2 is {axis_length * 1000:.2f} mm long in 3D; '
-                             f'a target needs at least {MIN_AXIS_M * 1000:g} mm')
+            raise ValueError(f'the grasp axis between points 1 and 2 is {axis_length * 1000:.2f} '
+                             f'mm long in 3D; a target needs at least {MIN_AXIS_M * 1000:g} mm')
     return Target(name=name, descriptors=sampled.astype(np.float32), pixels=pts,
                   model_identity=str(extractor.identity), image_size=(H, W), points_3d=points_3d,
                   axis_length=axis_length, intrinsics=K)
 
 
 def check_points(points, size: Tuple[int, int]) -> np.ndarray:
-    """Target pixels -> ``(N, 2)`` float64, or ``ValueError`` naming the bad point.
+    """
+    Target pixels -> ``(N, 2)`` float64, or ``ValueError`` naming the bad point.
 
     Args:
         points: ``N >= 2`` pixels ``(x, y)``; the first two are the grasp axis.
@@ -334,18 +343,19 @@ def check_points(points, size: Tuple[int, int]) -> np.ndarray:
         if not (np.isfinite(x) and np.isfinite(y)):
             raise ValueError(f'point {i} ({x:g}, {y:g}) is not finite')
         if not (0 <= x <= W - 1 and 0 <= y <= H - 1):
-            raise ValueError(f'point {i} ({x:g}, {y:g}) is outside the {W}x{H} image: allowed x in [0, {W - 1}], '
-                             f'y in [0, {H - 1}]')
+            raise ValueError(f'point {i} ({x:g}, {y:g}) is outside the {W}x{H} image: '
+                             f'allowed x in [0, {W - 1}], y in [0, {H - 1}]')
     axis = float(np.hypot(*(pts[1] - pts[0])))
     if axis < MIN_AXIS_PX:
-        raise ValueError(f'points 1 and 2 (the grasp axis) are {axis:.2f} px apart; they must be at least '
-                         f'{MIN_AXIS_PX:g} px apart')
+        raise ValueError(f'points 1 and 2 (the grasp axis) are {axis:.2f} px apart; '
+                         f'they must be at least {MIN_AXIS_PX:g} px apart')
     dist = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
     np.fill_diagonal(dist, np.inf)
     i, j = np.unravel_index(np.argmin(dist), dist.shape)
     if dist[i, j] < MIN_POINT_SEPARATION_PX:
-        raise ValueError(f'points {min(i, j) + 1} and {max(i, j) + 1} are {dist[i, j]:.2f} px apart; every two '
-                         f'points must be at least {MIN_POINT_SEPARATION_PX:g} px apart')
+        raise ValueError(f'points {min(i, j) + 1} and {max(i, j) + 1} are {dist[i, j]:.2f} px '
+                         f'apart; every two points must be at least '
+                         f'{MIN_POINT_SEPARATION_PX:g} px apart')
     return pts
 
 
@@ -371,7 +381,10 @@ def parse_point(text: str) -> Tuple[float, float]:
 
 
 def parse_intrinsics(text: str) -> np.ndarray:
-    """``'fx,fy,cx,cy'``, or a ``.npy`` (3x3), or a camera_info YAML (``camera_matrix.data`` or ``k``).
+    """
+    Parse ``'fx,fy,cx,cy'``, a ``.npy`` (3x3) or a camera_info YAML into a ``(3, 3)`` K.
+
+    The YAML gives ``camera_matrix.data`` or ``k``.
 
     Only the form is checked here (finite, positive focal lengths); the principal point is
     checked against the image in :func:`make_target`.
@@ -408,8 +421,12 @@ def parse_intrinsics(text: str) -> np.ndarray:
 
 
 def read_depth(path: str, depth_scale: float = 0.001) -> np.ndarray:
-    """Depth file -> float32 metres (NaN missing): 16-bit PNG or uint16 ``.npy`` in units of
-    ``depth_scale`` metres (default mm), or float ``.npy`` in metres."""
+    """
+    Read a depth file as float32 metres (NaN missing).
+
+    16-bit PNG or uint16 ``.npy`` in units of ``depth_scale`` metres (default mm), or float
+    ``.npy`` in metres.
+    """
     if not os.path.isfile(path):
         raise ValueError(f'depth file {path!r} does not exist')
     if path.endswith('.npy'):
@@ -440,12 +457,17 @@ def read_rgb(path: str) -> np.ndarray:
 def main(argv=None) -> int:
     """``make_target`` console script: a known failure is one line on stderr and exit code 2."""
     from ccl_perception import cli
-    from ccl_perception.validation import real
+    from ccl_perception.validation import integer, real
 
     p = cli.ArgumentParser(
         prog='make_target',
         description='Create a grasp target file from a reference image.')
-    p.add_argument('--checkpoint', required=True, help='trained model checkpoint (.pt)')
+    p.add_argument('--checkpoint', default='',
+                   help='model checkpoint (.pt); default: the shipped model '
+                        '(ccl_perception/models)')
+    p.add_argument('--downscale', type=cli.arg_type(integer(1, 8)), default=1,
+                   help='shrink the image this many times before the model; '
+                        "use the planner's value")
     p.add_argument('--image', required=True, help='reference RGB image')
     p.add_argument(
         '--depth',
@@ -464,7 +486,7 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> int:
-    """The CLI's work, after parsing; cheap checks first, the model last, the file at the end."""
+    """Do the CLI's work after parsing: cheap checks first, the model last, the file at the end."""
     from ccl_perception import cli
     from ccl_perception.inference import DescriptorExtractor
     if not args.out.endswith('.npz'):
@@ -479,15 +501,19 @@ def _run(args) -> int:
         geometry.check_intrinsics(K, rgb.shape[:2])
     if depth is not None and (K is None or depth.shape != rgb.shape[:2]):
         raise ValueError('--depth needs --intrinsics' if K is None else
-                         f'--depth is {depth.shape[1]}x{depth.shape[0]} but --image is {rgb.shape[1]}x{rgb.shape[0]}')
-    extractor = DescriptorExtractor(args.checkpoint, device=cli.check_device(args.device))
+                         f'--depth is {depth.shape[1]}x{depth.shape[0]} '
+                         f'but --image is {rgb.shape[1]}x{rgb.shape[0]}')
+    from ccl_perception.model_zoo import default_model_path
+    extractor = DescriptorExtractor(args.checkpoint or default_model_path(),
+                                    device=cli.check_device(args.device), downscale=args.downscale)
     target = make_target(extractor, rgb, pts, args.name, depth=depth, K=K)
     try:
         save_target(args.out, target)
     except OSError as e:
         raise OSError(f'cannot write the target to {args.out!r}: {e.strerror or e}') from e
-    print(f'wrote target {target.name!r} ({len(target.pixels)} points, D={target.descriptors.shape[1]}, '
-          f'axis length {target.axis_length:.4f} m, model {target.model_identity}) to {args.out}')
+    print(f'wrote target {target.name!r} ({len(target.pixels)} points, '
+          f'D={target.descriptors.shape[1]}, axis length {target.axis_length:.4f} m, '
+          f'model {target.model_identity}) to {args.out}')
     return 0
 
 

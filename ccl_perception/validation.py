@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Allowed values of runtime settings: one small checker, one table per config surface.
+"""
+Allowed values of runtime settings: one small checker, one table per config surface.
 
 A :class:`Limit` says what one setting may hold (a finite number in a range, an integer,
 a choice, a flag, a string) and turns a bad value into a one-line ``ValueError`` that names
@@ -29,9 +30,9 @@ column of docs/ros_interface.md (test/test_validation.py checks that they agree)
 No ROS and no torch here.
 """
 
+from dataclasses import dataclass
 import math
 import re
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 
@@ -44,7 +45,8 @@ def _fmt(x: float) -> str:
 
 @dataclass(frozen=True)
 class Limit:
-    """What one setting may hold.
+    """
+    What one setting may hold.
 
     Attributes:
         kind: ``'real'`` (finite int or float), ``'int'``, ``'bool'``, ``'choice'`` or ``'str'``.
@@ -67,7 +69,11 @@ class Limit:
     hint: str = ''
 
     def describe(self) -> str:
-        """The allowed values in words, e.g. ``(0, 1]``, ``odd integer in [1, 51]``, ``normal | camera``."""
+        """
+        Return the allowed values in words.
+
+        E.g. ``(0, 1]``, ``odd integer in [1, 51]``, ``normal | camera``.
+        """
         if self.kind == 'bool':
             return 'true | false'
         if self.kind == 'choice':
@@ -99,7 +105,8 @@ class Limit:
         return ('an ' if text.startswith(('odd', 'integer')) else 'an integer ') + text
 
     def check(self, name: str, value):
-        """Return ``value`` (ints as float for ``real``) or raise ``ValueError`` naming it.
+        """
+        Return ``value`` (ints as float for ``real``) or raise ``ValueError`` naming it.
 
         Args:
             name: the setting's name, used in the message.
@@ -139,27 +146,27 @@ class Limit:
 
 def real(low: Optional[float] = None, high: Optional[float] = None, low_open: bool = False,
          high_open: bool = False) -> Limit:
-    """A finite number in ``[low, high]`` (``low_open`` / ``high_open`` exclude the bound)."""
+    """Allow a finite number in ``[low, high]`` (``low_open`` / ``high_open``: bound excluded)."""
     return Limit('real', low, high, low_open, high_open)
 
 
 def integer(low: Optional[int] = None, high: Optional[int] = None, odd: bool = False) -> Limit:
-    """An integer in ``[low, high]``, optionally odd."""
+    """Allow an integer in ``[low, high]``, optionally odd."""
     return Limit('int', low, high, odd=odd)
 
 
 def choice(*options) -> Limit:
-    """One of ``options``."""
+    """Allow one of ``options``."""
     return Limit('choice', choices=tuple(options))
 
 
 def flag() -> Limit:
-    """``True`` or ``False`` (not 0 / 1)."""
+    """Allow ``True`` or ``False`` (not 0 / 1)."""
     return Limit('bool')
 
 
 def text(pattern: Optional[str] = None, hint: str = '') -> Limit:
-    """A string, matching ``pattern`` in full when given (``hint`` describes it)."""
+    """Allow a string, matching ``pattern`` in full when given (``hint`` describes it)."""
     return Limit('str', pattern=pattern, hint=hint)
 
 
@@ -170,7 +177,8 @@ NAME = text(r'\S+', 'non-empty string')
 
 
 def check(limits: dict, values: dict) -> dict:
-    """Check every key of ``values`` that ``limits`` knows; return the checked values.
+    """
+    Check every key of ``values`` that ``limits`` knows; return the checked values.
 
     Keys without a limit are passed through unchanged (the caller decides whether they are
     allowed). Raises the first ``ValueError`` of :meth:`Limit.check`.

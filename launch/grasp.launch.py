@@ -12,10 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasping pipeline: descriptor node, grasp planner, grasp executor, optional sim world and rviz.
+"""
+Grasping pipeline: descriptor node, grasp planner, grasp executor, optional sim world and rviz.
 
-    ros2 launch ccl_perception grasp.launch.py checkpoint:=model.pt target:=mug target_dir:=targets \
-        sim:=true executor_backend:=sim rviz:=true
+    ros2 launch ccl_perception grasp.launch.py checkpoint:=model.pt target:=mug \
+        target_dir:=targets sim:=true executor_backend:=sim rviz:=true
 
 The node table (names, executables, parameters = config/<node>.yaml merged with the
 launch arguments, remappings) comes from ``ccl_perception.bringup.node_specs``, the
@@ -24,12 +25,12 @@ same function the one-process ``bringup`` uses; see docs/ros_interface.md.
 
 import os
 
+from ccl_perception.bringup import (config_dir, LAUNCH_ARGUMENTS, merged_parameters, node_specs,
+                                    PACKAGE)
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from ccl_perception.bringup import LAUNCH_ARGUMENTS, PACKAGE, config_dir, merged_parameters, node_specs
 
 
 def _nodes(context, *args, **kwargs):

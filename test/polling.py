@@ -17,7 +17,7 @@ import time
 
 
 def wait_for(cond, timeout=15.0):
-    """True as soon as ``cond()`` holds, False after ``timeout`` seconds."""
+    """Return True as soon as ``cond()`` holds, False after ``timeout`` seconds."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():

@@ -15,10 +15,9 @@
 """CorrespondenceAugmentation and warp_points: exact homographies, validity, determinism."""
 import math
 
+from ccl_perception.augment import CorrespondenceAugmentation, warp_points
 import pytest
 import torch
-
-from ccl_perception.augment import CorrespondenceAugmentation, warp_points
 
 torch.set_num_threads(1)
 
@@ -31,6 +30,7 @@ def _centroid(channel):
 
 
 class TestWarpPoints:
+
     def test_hand_computed(self):
         # Rotation by 90 degrees about the origin then a shift of (9, 0): (x, y) -> (9 - y, x).
         mat = torch.tensor([[[0.0, -1.0, 9.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]])
@@ -57,6 +57,7 @@ class TestWarpPoints:
 
 
 class TestAugmentation:
+
     @pytest.mark.parametrize('seed', range(6))
     def test_bright_dot_lands_where_warp_points_says(self, seed):
         aug = CorrespondenceAugmentation({'perspective_p': 1.0, 'jitter_p': 0.0})
@@ -85,8 +86,9 @@ class TestAugmentation:
         assert torch.allclose(kp_hat[0, 2], torch.tensor([40.5, 20.5]), atol=1e-3)
 
     def test_rotation_matrix_matches_config_range(self):
-        aug = CorrespondenceAugmentation({'degrees': 10.0, 'scale': (1.0, 1.0), 'translate': (0, 0),
-                                          'perspective_p': 0.0, 'jitter_p': 0.0})
+        aug = CorrespondenceAugmentation({'degrees': 10.0, 'scale': (1.0, 1.0),
+                                          'translate': (0, 0), 'perspective_p': 0.0,
+                                          'jitter_p': 0.0})
         _, mat = aug(torch.rand(8, 3, 16, 16), seed=1)
         angles = torch.atan2(mat[:, 1, 0], mat[:, 0, 0]).abs()
         assert (angles <= math.radians(10.0) + 1e-5).all()

@@ -15,20 +15,19 @@
 """save_checkpoint / load_checkpoint / load_model / model_identity."""
 import os
 
-import numpy as np
-import pytest
-import torch
-
 from ccl_perception.checkpoint import (CheckpointError, load_checkpoint, load_model,
                                        model_identity, save_checkpoint)
 from ccl_perception.model import DescriptorNet
+import numpy as np
+import pytest
+import torch
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture
 def trained():
-    """A small model and an optimiser that has taken one step (so it has state)."""
+    """Make a small model and an optimiser that has taken one step (so it has state)."""
     torch.manual_seed(0)
     model = DescriptorNet('efficientnet_lite0', 8, pretrained=False)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -38,6 +37,7 @@ def trained():
 
 
 class TestRoundTrip:
+
     def test_round_trip(self, trained, tmp_path):
         model, optimizer = trained
         path = tmp_path / 'ck.pt'
@@ -107,6 +107,7 @@ class TestRoundTrip:
 
 
 class TestBadFiles:
+
     def test_missing(self, tmp_path):
         with pytest.raises(CheckpointError, match='not found'):
             load_checkpoint(tmp_path / 'nope.pt')
@@ -150,6 +151,7 @@ class TestBadFiles:
 
 
 class TestIdentity:
+
     def test_stable_and_sensitive(self, trained):
         model, _ = trained
         ident = model_identity(model)

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Every command-line tool, through its known bad inputs: one line on stderr, exit code 2.
+"""
+Every command-line tool, through its known bad inputs: one line on stderr, exit code 2.
 
 In-process (``main(argv)``) for speed, with the real console wiring checked once per tool
 family in a subprocess (the script file as a user runs it: exit code, stderr, no traceback).
@@ -20,9 +21,9 @@ family in a subprocess (the script file as a user runs it: exit code, stderr, no
 import json
 import logging
 import os
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope='module')
 def files(tmp_path_factory):
-    """A tiny valid checkpoint, a corrupt one, a 64x48 image, its depth and a plain file."""
+    """Write a tiny valid checkpoint, a corrupt one, a 64x48 image, its depth and a plain file."""
     from ccl_perception.checkpoint import save_checkpoint
     from ccl_perception.model import DescriptorNet
     d = tmp_path_factory.mktemp('cli')
@@ -69,7 +70,8 @@ def assert_one_line_error(rc, err, prog, message):
 # ----------------------------------------------------------------------------- make_target
 def _target_args(f, **change):
     args = {'--checkpoint': f['ck'], '--image': f['image'], '--depth': f['depth'],
-            '--intrinsics': '50,50,31.5,23.5', '--name': 'cup', '--out': str(f['dir'] / 'out' / 'cup.npz')}
+            '--intrinsics': '50,50,31.5,23.5', '--name': 'cup',
+            '--out': str(f['dir'] / 'out' / 'cup.npz')}
     args.update(change)
     points = args.pop('--points', ['11.5,19.5', '35.5,19.5'])
     argv = [a for k, v in args.items() if v is not None for a in (k, v)]
@@ -79,8 +81,8 @@ def _target_args(f, **change):
 @pytest.mark.parametrize('change,message', [
     ({'--checkpoint': 'missing.pt'}, 'checkpoint not found: missing.pt'),
     ({'--checkpoint': 'CORRUPT'}, 'is corrupt, truncated or not a torch file'),
-    ({'--out': 'FILE/cup.npz'}, "cannot write the target to"),
-    ({'--out': 'cup.txt'}, "must end in .npz"),
+    ({'--out': 'FILE/cup.npz'}, 'cannot write the target to'),
+    ({'--out': 'cup.txt'}, 'must end in .npz'),
     ({'--points': ['nan,10', '40,11']}, 'point 1 (nan, 10) is not finite'),
     ({'--points': ['20,20', '20,20']},
      'points 1 and 2 (the grasp axis) are 0.00 px apart; they must be at least 4 px'),
@@ -88,13 +90,15 @@ def _target_args(f, **change):
     ({'--points': ['a,b', '20,20']}, "point (x,y) 'a,b': 'a' is not a number"),
     ({'--intrinsics': '50,50,1e9,23.5'},
      'principal point (cx, cy) = (1e+09, 23.5) is outside the 64x48 image'),
-    ({'--intrinsics': 'fx,50,31.5,23.5'}, "intrinsics (fx,fy,cx,cy) 'fx,50,31.5,23.5': 'fx' is not a number"),
+    ({'--intrinsics': 'fx,50,31.5,23.5'},
+     "intrinsics (fx,fy,cx,cy) 'fx,50,31.5,23.5': 'fx' is not a number"),
     ({'--intrinsics': '0,50,31.5,23.5'}, 'positive focal lengths, got fx=0'),
     ({'--intrinsics': None}, '--depth needs --intrinsics'),
     ({'--image': 'missing.png'}, "image 'missing.png' does not exist"),
-    ({'--image': 'FILE'}, "cannot read image"),
+    ({'--image': 'FILE'}, 'cannot read image'),
     ({'--depth': 'missing.png'}, "depth file 'missing.png' does not exist"),
-    ({'--depth-scale': '0'}, "argument --depth-scale: 0.0 is not allowed: must be a finite number > 0"),
+    ({'--depth-scale': '0'},
+     'argument --depth-scale: 0.0 is not allowed: must be a finite number > 0'),
     ({'--device': 'tpu'}, "device = 'tpu' is not allowed"),
 ])
 def test_make_target(files, capsys, change, message):
@@ -137,8 +141,8 @@ def _pairs(folder: Path, **image_0) -> str:
     ('corrupt_checkpoint', 'is corrupt, truncated or not a torch file'),
     ('missing_pairs', 'pairs file not found: nowhere/pairs.json'),
     ('escape', "images[0].file '../a.png' must name a file inside the JSON file's folder"),
-    ('outside',
-     "images[0] 'images/a.png': visible keypoint 0 of 'o' at (5000, -300) is outside the 64x48 image"),
+    ('outside', "images[0] 'images/a.png': visible keypoint 0 of 'o' at (5000, -300) "
+                'is outside the 64x48 image'),
     ('declared', "images[0] 'images/a.png' is 64x48 px but the pairs file declares 640x480"),
     ('tau', 'argument --tau: 0.0 is not allowed: must be a finite number in (0, 1]'),
     ('device', "device = 'tpu' is not allowed"),
@@ -146,12 +150,16 @@ def _pairs(folder: Path, **image_0) -> str:
 ])
 def test_evaluate(files, tmp_path, capsys, case, message):
     from training.evaluate import main
+    outside = {'o': {'keypoints': [[5000, -300]], 'visible': [True]}}
     pairs = {'escape': lambda: _pairs(tmp_path, file='../a.png'),
-             'outside': lambda: _pairs(tmp_path, objects={'o': {'keypoints': [[5000, -300]], 'visible': [True]}}),
-             'declared': lambda: _pairs(tmp_path, width=640, height=480)}.get(case, lambda: _pairs(tmp_path))()
-    argv = ['--checkpoint', {'missing_checkpoint': 'nope.pt', 'corrupt_checkpoint': files['corrupt']}.get(
-        case, files['ck']), '--pairs', 'nowhere/pairs.json' if case == 'missing_pairs' else pairs,
-        '--json', 'out.txt' if case == 'json' else str(tmp_path / 'res.json')]
+             'outside': lambda: _pairs(tmp_path, objects=outside),
+             'declared': lambda: _pairs(tmp_path, width=640, height=480),
+             }.get(case, lambda: _pairs(tmp_path))()
+    checkpoint = {'missing_checkpoint': 'nope.pt',
+                  'corrupt_checkpoint': files['corrupt']}.get(case, files['ck'])
+    argv = ['--checkpoint', checkpoint,
+            '--pairs', 'nowhere/pairs.json' if case == 'missing_pairs' else pairs,
+            '--json', 'out.txt' if case == 'json' else str(tmp_path / 'res.json')]
     argv += {'tau': ['--tau', '0'], 'device': ['--device', 'tpu']}.get(case, [])
     rc, err = call(main, argv, capsys)
     assert_one_line_error(rc, err, 'evaluate', message)
@@ -161,7 +169,8 @@ def test_evaluate(files, tmp_path, capsys, case, message):
 # ----------------------------------------------------------------------------- export_onnx
 @pytest.mark.parametrize('argv,message', [
     (['--checkpoint', 'nope.pt', '--out', 'OUT/m.onnx'], 'checkpoint not found: nope.pt'),
-    (['--checkpoint', 'CORRUPT', '--out', 'OUT/m.onnx'], 'is corrupt, truncated or not a torch file'),
+    (['--checkpoint', 'CORRUPT', '--out', 'OUT/m.onnx'],
+     'is corrupt, truncated or not a torch file'),
     (['--checkpoint', 'CK', '--out', 'OUT/m.txt'], 'must end in .onnx'),
     (['--checkpoint', 'CK', '--out', 'FILE/m.onnx'], 'FILE'),
     (['--checkpoint', 'CK', '--out', 'OUT/m.onnx', '--height', '0'],
@@ -201,7 +210,8 @@ def test_train(tmp_path, caplog, overrides, message):
         rc = main(argv)
     assert rc == 2
     last = caplog.records[-1]
-    assert last.levelno == logging.ERROR and message in last.getMessage() and '\n' not in last.getMessage()
+    assert last.levelno == logging.ERROR
+    assert message in last.getMessage() and '\n' not in last.getMessage()
     assert not (tmp_path / 'run' / 'checkpoint.pt').exists()
 
 
@@ -213,7 +223,8 @@ def test_train_usage_error_is_one_line(capsys):
 
 # -------------------------------------------------------------------------- render_dataset
 @pytest.mark.parametrize('argv,message', [
-    (['train', '--width', '0'], 'argument --width: 0 is not allowed: must be an integer in [16, 4096]'),
+    (['train', '--width', '0'],
+     'argument --width: 0 is not allowed: must be an integer in [16, 4096]'),
     (['eval', '--scenes', '-2'], 'argument --scenes: -2 is not allowed: must be an integer >= 1'),
     (['train', '--config', 'missing.yaml'], "No such file or directory: 'missing.yaml'"),
     (['train', '--config', 'LIST'], '--config LIST must hold a mapping of config keys, got list'),
@@ -258,11 +269,13 @@ def test_collect_frames(files, tmp_path, capsys, argv, message):
     (['--checkpoint', 'CK', '--grasps', '0'],
      'argument --grasps: 0 is not allowed: must be an integer >= 1'),
     (['--checkpoint', 'CK', '--set', 'tauu=0.1'], "unknown grasp pipeline option 'tauu'"),
-    (['--checkpoint', 'CK', '--set', 'max_width=-1'], 'max_width = -1 is not allowed: must be a finite number in (0, 1]'),
+    (['--checkpoint', 'CK', '--set', 'max_width=-1'],
+     'max_width = -1 is not allowed: must be a finite number in (0, 1]'),
     (['--checkpoint', 'CK', '--set', 'tau'], "--set needs KEY=VALUE, got 'tau'"),
     (['--checkpoint', 'CK', '--min-elevation', '80', '--max-elevation', '40'],
      '--min-elevation 80 is above --max-elevation 40'),
-    (['--checkpoint', 'CK', '--size', '10', '240'], 'argument --size: 10 is not allowed'),
+    (['--checkpoint', 'CK', '--downscale', '9'], 'argument --downscale: 9 is not allowed'),
+    (['--checkpoint', 'CK', '--benchmark', 'v3'], "argument --benchmark: invalid choice: 'v3'"),
 ])
 def test_grasp_benchmark(files, tmp_path, capsys, argv, message):
     from training.grasp_benchmark import main
@@ -278,12 +291,13 @@ def test_grasp_benchmark(files, tmp_path, capsys, argv, message):
      '--out', 'OUT'], None, "model.backbone = 'vgg'"),
     ('training/evaluate.py', ['--checkpoint', 'CORRUPT',
      '--pairs', 'x.json'], 'evaluate', 'corrupt'),
-    ('-m ccl_perception.targets', ['--checkpoint', 'CORRUPT', '--image', 'x.png', '--points', '1,1', '9,9',
-                                   '--name', 'x', '--out', 'OUT/x.npz'], 'make_target', "image 'x.png' does not exist"),
+    ('-m ccl_perception.targets',
+     ['--checkpoint', 'CORRUPT', '--image', 'x.png', '--points', '1,1', '9,9',
+      '--name', 'x', '--out', 'OUT/x.npz'], 'make_target', "image 'x.png' does not exist"),
 ])
 def test_real_process_exit_code_and_stderr(files, tmp_path, script, argv, prog, message):
-    argv = [{'CORRUPT': files['corrupt'], 'OUT': str(tmp_path / 'o')}.get(a, a.replace('OUT', str(tmp_path)))
-            for a in argv]
+    argv = [{'CORRUPT': files['corrupt'], 'OUT': str(tmp_path / 'o')}.get(
+        a, a.replace('OUT', str(tmp_path))) for a in argv]
     cmd = [sys.executable,
            *script.split(' ')] if script.startswith('-m') else [sys.executable,
                                                                 str(REPO / script)]
@@ -308,7 +322,8 @@ def test_real_process_exit_code_and_stderr(files, tmp_path, script, argv, prog, 
 @pytest.mark.parametrize('argv,message', [
     (['foo:=1'], "unknown launch argument 'foo'"),
     (['sim:=maybe'], "sim = 'maybe' is not allowed: must be one of 'true', 'false', '1', '0'"),
-    (['executor_backend:=ros1'], "executor_backend = 'ros1' is not allowed: must be one of 'sim', 'moveit'"),
+    (['executor_backend:=ros1'],
+     "executor_backend = 'ros1' is not allowed: must be one of 'sim', 'moveit'"),
     (['device:=tpu'], "device = 'tpu' is not allowed"),
     (['backend:=trt'], "backend = 'trt' is not allowed: must be one of 'torch', 'onnx'"),
     (['checkpoint'], "launch arguments are name:=value, got 'checkpoint'"),

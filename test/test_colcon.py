@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The package as a ROS 2 user builds it: colcon build, the install space, colcon test.
+"""
+The package as a ROS 2 user builds it: colcon build, the install space, colcon test.
 
 One throw-away workspace per run (``<tmp>/ws/src/ccl_perception`` = the tracked and
 untracked-but-not-ignored files of this checkout, as a fresh clone has them), then:
@@ -45,7 +46,8 @@ ENTRY_POINTS = {'descriptor_node', 'grasp_planner_node', 'grasp_executor_node', 
                 'target_maker_node', 'bringup', 'make_target'}
 #: What ``colcon test`` runs (documented in README "In a ROS 2 workspace").
 COLCON_TEST_SUBSET = ['test/test_flake8.py', 'test/test_pep257.py', 'test/test_copyright.py',
-                      'test/test_xmllint.py', 'test/test_structure.py', 'test/test_planner_state.py']
+                      'test/test_xmllint.py', 'test/test_structure.py',
+                      'test/test_planner_state.py']
 
 pytestmark = pytest.mark.skipif(not os.path.isfile(COLCON), reason=(
     f'colcon is not installed next to {sys.executable} (requirements.txt pins it)'))
@@ -54,8 +56,9 @@ pytestmark = pytest.mark.skipif(not os.path.isfile(COLCON), reason=(
 def source_files():
     """Paths (relative) of a fresh clone: tracked + untracked files git does not ignore."""
     try:
-        out = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
-                             cwd=ROOT, check=True, capture_output=True).stdout
+        out = subprocess.run(
+            ['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+            cwd=ROOT, check=True, capture_output=True).stdout
         return [p for p in out.decode().split('\0') if p and os.path.isfile(os.path.join(ROOT, p))]
     except (OSError, subprocess.CalledProcessError):
         pytest.skip('not a git checkout: cannot tell which files a clone has')
@@ -64,7 +67,8 @@ def source_files():
 def run(cmd, cwd, env=None, timeout=300, check=True):
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check:
-        assert res.returncode == 0, f'{cmd} -> {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}'
+        assert res.returncode == 0, \
+            f'{cmd} -> {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}'
     return res
 
 

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Every source file starts with the copyright line and the Apache-2.0 licence header.
+"""
+Every source file starts with the copyright line and the Apache-2.0 licence header.
 
 ament_copyright is not on the Python package registry; this checks what it checks for the
 ``apache2`` licence: a ``Copyright <year> <holder>`` line followed by the standard header,
@@ -25,7 +26,7 @@ import re
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HEADER = '''#
+HEADER = """#
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at
@@ -37,7 +38,7 @@ HEADER = '''#
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-'''
+"""
 COPYRIGHT = re.compile(r'^# Copyright (19|20)\d\d(-(19|20)\d\d)? \S.*\n')
 
 

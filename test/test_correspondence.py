@@ -15,13 +15,12 @@
 """Correspondence math against values computed by hand on tiny maps."""
 import math
 
-import pytest
-import torch
-
 from ccl_perception.correspondence import (
     cosine_heatmap, expected_descriptor, full_to_grid, grid_to_full, heatmap_softmax,
     match_descriptors, sample_descriptors, spatial_expectation, spatial_variance,
 )
+import pytest
+import torch
 
 
 def one_hot_map(h=5, w=5):
@@ -30,6 +29,7 @@ def one_hot_map(h=5, w=5):
 
 
 class TestGridMapping:
+
     def test_hand_values(self):
         g = torch.tensor([[0.0, 0.0], [1.0, 2.0], [-0.5, -0.5]])
         full = grid_to_full(g, stride=8)
@@ -50,6 +50,7 @@ class TestGridMapping:
 
 
 class TestSampleDescriptors:
+
     def test_integer_points_pick_pixels(self):
         desc = one_hot_map()
         kp = torch.tensor([[[0.0, 0.0], [3.0, 1.0], [4.0, 4.0]]])
@@ -151,6 +152,7 @@ class TestHeatmapExpectationVariance:
 
 
 class TestShapesAndGradients:
+
     @pytest.mark.parametrize('b,n,d,h,w', [(1, 1, 4, 3, 5), (2, 7, 16, 6, 4), (3, 0, 8, 2, 2)])
     def test_shapes(self, b, n, d, h, w):
         desc = torch.nn.functional.normalize(torch.randn(b, d, h, w), dim=1)

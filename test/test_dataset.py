@@ -16,15 +16,13 @@
 import logging
 from pathlib import Path
 
+from ccl_perception.learning.config import ConfigError, load_config, merge, parse_override
+from ccl_perception.learning.dataset import (DatasetError, grid_size, ImagePairs, read_rgb,
+                                             sample_grid_keypoints, scan_images)
+from ccl_perception.learning.synthetic import write_shape_images
 import numpy as np
 import pytest
 import torch
-
-from ccl_perception.learning.config import ConfigError, load_config, merge, parse_override
-from ccl_perception.learning.dataset import (
-    DatasetError, ImagePairs, grid_size, read_rgb, sample_grid_keypoints, scan_images,
-)
-from ccl_perception.learning.synthetic import write_shape_images
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'training' / 'configs'
 
@@ -36,6 +34,7 @@ def folder(tmp_path):
 
 
 class TestScan:
+
     def test_finds_png_and_jpg_recursively(self, tmp_path):
         write_shape_images(tmp_path / 'a', 2, ext='.png')
         write_shape_images(tmp_path / 'a' / 'sub', 2, ext='.jpg')
@@ -78,6 +77,7 @@ class TestScan:
 
 
 class TestReadRgb:
+
     def test_rgb_order_and_resize(self, tmp_path):
         import cv2
         img = np.zeros((20, 30, 3), np.uint8)
@@ -89,6 +89,7 @@ class TestReadRgb:
 
 
 class TestKeypoints:
+
     def test_grid_size_is_ceil(self):
         assert grid_size(240, 320) == (30, 40)
         assert grid_size(65, 97) == (9, 13)
@@ -111,6 +112,7 @@ class TestKeypoints:
 
 
 class TestPairs:
+
     def test_batch_shapes_and_distinct_pairs(self, folder):
         ds = ImagePairs(folder, 48, 80, batch_size=3, num_keypoints=20)
         item = ds[0]
@@ -142,6 +144,7 @@ class TestPairs:
 
 
 class TestConfig:
+
     def test_method_configs_merge_over_defaults(self):
         cfg = load_config(CONFIGS / 'ccl_iv.yaml', ['train.steps=7', 'optim.lr=1e-4'])
         assert cfg['method'] == 'ccl_iv' and cfg['loss']['lambda_iv'] == 0.1

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The demo's ROS trial runner end to end, in one process over DDS (as ``make demo`` runs it).
+"""
+The demo's ROS trial runner end to end, in one process over DDS (as ``make demo`` runs it).
 
 sim world + composed sim executor + grasp planner from ``bringup.node_specs``, spun by one
 single-threaded ``NodeRunner``. The model is a tiny random resnet18, so the planner's
@@ -30,8 +31,10 @@ torch = pytest.importorskip('torch')
 def test_ros_trial_runner_plans_executes_and_reports(tmp_path):
     from rclpy.parameter import Parameter
 
-    from ccl_perception import demo
     from ccl_perception.checkpoint import save_checkpoint
+    from ccl_perception.evaluation.grasp_trials import MAX_OBJECT_WIDTH
+    from ccl_perception.ros_trial_runner import RosTrialRunner
+    from ccl_perception.sim.auto_targets import make_sim_targets
     from ccl_perception.inference import DescriptorExtractor
     from ccl_perception.model import DescriptorNet
     from ccl_perception.sim.robot import SimWorld, SimWorldConfig
@@ -39,21 +42,23 @@ def test_ros_trial_runner_plans_executes_and_reports(tmp_path):
     torch.set_num_threads(1)
     ck = save_checkpoint(str(tmp_path / 'tiny.pt'),
                          DescriptorNet('resnet18', 16, pretrained=False))
-    size = (80, 60)
-    world = SimWorld(SimWorldConfig(width=size[0], height=size[1]))
+    cfg = SimWorldConfig(width=80, height=60)
+    world = SimWorld(cfg)
     try:
-        paths = demo.make_sim_targets(world, DescriptorExtractor(ck), str(tmp_path / 'targets'), 1,
-                                      demo.DEFAULTS['max_object_width'])
+        paths = make_sim_targets(world, DescriptorExtractor(ck), str(tmp_path / 'targets'), 1,
+                                 MAX_OBJECT_WIDTH)
     finally:
         world.close()
     assert len(paths) == 1
     name = next(iter(paths))
-    runner = demo.RosTrialRunner(ck, str(tmp_path / 'targets'), size)
+    runner = RosTrialRunner(ck, str(tmp_path / 'targets'), cfg)
     try:
         assert set(runner.nodes) == {'grasp_planner', 'sim_world', 'grasp_executor', 'ccl_demo'}
-        wide_open = [Parameter('min_similarity', value=-1.0), Parameter('min_confidence', value=0.0),
+        wide_open = [Parameter('min_similarity', value=-1.0),
+                     Parameter('min_confidence', value=0.0),
                      Parameter('ransac_threshold', value=1.0),
-                     Parameter('axis_length_tolerance', value=1e6), Parameter('max_width', value=0.5)]
+                     Parameter('axis_length_tolerance', value=1e6),
+                     Parameter('max_width', value=0.5)]
         assert all(r.successful for r in runner.nodes['grasp_planner'].set_parameters(wide_open))
         trial = runner.trial(name, True, 60.0, 1000)
         assert trial['planner'] == 'pose', trial

@@ -15,17 +15,16 @@
 """DDP: the training script under torchrun with 2 gloo processes on the CPU, and the helpers."""
 import json
 import os
+from pathlib import Path
 import socket
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
-import torch
 
 from ccl_perception.checkpoint import load_checkpoint
 from ccl_perception.learning import distributed
 from ccl_perception.learning.synthetic import write_shape_images
+import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / 'training' / 'configs' / 'tiny.yaml'
@@ -48,6 +47,7 @@ def torchrun(args, timeout=50):
 
 
 class TestHelpers:
+
     def test_single_process_without_torchrun_env(self, monkeypatch):
         for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
             monkeypatch.delenv(key, raising=False)
@@ -68,7 +68,11 @@ class TestHelpers:
 
 
 def test_two_process_gloo_run_and_resume(tmp_path):
-    """torchrun --nproc_per_node=2 on the CPU: rank 0 writes, both ranks' RNG states are saved, resume works."""
+    """
+    Run ``torchrun --nproc_per_node=2`` on the CPU.
+
+    Rank 0 writes, both ranks' RNG states are saved, resume works.
+    """
     images = tmp_path / 'images'
     write_shape_images(images, 6, height=64, width=96, seed=4)
     out = tmp_path / 'ddp'

@@ -16,13 +16,12 @@
 import json
 import math
 
+from ccl_perception.evaluation.evaluate import evaluate_model, match_keypoints
+from ccl_perception.evaluation.pairs import save_pairs
 import cv2
 import numpy as np
 import pytest
 import torch
-
-from ccl_perception.evaluation.evaluate import evaluate_model, match_keypoints
-from ccl_perception.evaluation.pairs import save_pairs
 
 H, W, h, w = 48, 64, 6, 8
 
@@ -42,8 +41,8 @@ def test_match_keypoints_finds_shifted_cells():
     pred = match_keypoints(_one_hot_map(), _one_hot_map((1, 2)), kp, (H, W), (H, W))
     # true match = kp + (16, 8) at a cell centre 8j+3.5: the argmax lands on pixel 8j+3 or 8j+4
     np.testing.assert_allclose(np.abs(pred - (kp + [16, 8])), 0.5)
-    pred = match_keypoints(_one_hot_map(), _one_hot_map((1, 2)), kp, (H, W), (H, W), method='expectation',
-                           tau=0.01)
+    pred = match_keypoints(_one_hot_map(), _one_hot_map((1, 2)), kp, (H, W), (H, W),
+                           method='expectation', tau=0.01)
     np.testing.assert_allclose(pred, kp + [16, 8], atol=0.6)
     with pytest.raises(ValueError, match='method'):
         match_keypoints(_one_hot_map(), _one_hot_map(), kp, (H, W), (H, W), method='nearest')
@@ -74,7 +73,8 @@ def test_evaluate_model_hand_computed(tmp_path):
         {'file': 'images/b.png', 'objects': {
             'near': {'keypoints': (np.array(near) + shift).tolist(), 'visible': [True] * 3},
             # annotated 12.5 px to the right of the true match
-            'far': {'keypoints': (np.array(far) + shift + [12.5, 0]).tolist(), 'visible': [True] * 2}}},
+            'far': {'keypoints': (np.array(far) + shift + [12.5, 0]).tolist(),
+                    'visible': [True] * 2}}},
     ]
     path = tmp_path / 'pairs.json'
     save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}],
@@ -89,7 +89,8 @@ def test_evaluate_model_hand_computed(tmp_path):
         (3 * e_near + 2 * e_far) / 5 / math.hypot(W, H), abs=1e-4)
     assert res['per_object']['near']['auc'] == pytest.approx(1.0)
     assert res['per_object']['far']['auc'] == pytest.approx(38 / 50)  # PCK@t = 1 for t >= 13
-    assert res['per_split']['seen']['pck']['3'] == 1.0 and res['per_split']['unseen']['pck']['3'] == 0.0
+    assert res['per_split']['seen']['pck']['3'] == 1.0
+    assert res['per_split']['unseen']['pck']['3'] == 0.0
     assert res['pck_curve']['12'] == pytest.approx(
         0.6) and res['pck_curve']['13'] == pytest.approx(1.0)
     # paper's best match: 0.5 px ties
@@ -103,7 +104,8 @@ def test_cli_pretrained_baseline_on_tiny_render(tmp_path):
     from training.evaluate import main  # noqa: F401  (training/ is a folder of scripts)
     render_evaluation_set(str(tmp_path / 'eval'), {
         'n_scenes': 2, 'views_per_scene': 2, 'width': 160, 'height': 120, 'n_seen_objects': 2,
-        'n_unseen_objects': 2, 'objects_per_scene': 4, 'settle_steps': 60, 'keypoints_per_object': 6},
+        'n_unseen_objects': 2, 'objects_per_scene': 4, 'settle_steps': 60,
+        'keypoints_per_object': 6},
         progress=False)
     torch.set_num_threads(1)
     out = tmp_path / 'res.json'
@@ -117,9 +119,9 @@ def test_cli_pretrained_baseline_on_tiny_render(tmp_path):
 
 
 def _reference_match(desc_1, desc_2, kp_1, size_1, size_2, method, tau):
-    """The straightforward per-pair path: upsample both maps, sample, full cosine heatmap."""
-    from ccl_perception.correspondence import cosine_heatmap, heatmap_softmax, sample_descriptors, \
-        spatial_expectation
+    """Match the straightforward per-pair way: upsample both maps, sample, full cosine heatmap."""
+    from ccl_perception.correspondence import (cosine_heatmap, heatmap_softmax,
+                                               sample_descriptors, spatial_expectation)
     from ccl_perception.model import upsample_descriptors
     up_1 = upsample_descriptors(desc_1[None], size_1)
     up_2 = upsample_descriptors(desc_2[None], size_2)
@@ -190,16 +192,18 @@ def test_evaluate_refuses_wrong_declared_size_and_outside_keypoints(tmp_path):
         cv2.imwrite(str(tmp_path / 'images' / f'{n}.png'), img)
     kp = {'keypoints': [[10.0, 10.0]], 'visible': [True]}
     images = [{'file': 'images/a.png', 'width': W, 'height': H + 1, 'objects': {'o': kp}},
-              {'file': 'images/b.png', 'objects': {'o': {'keypoints': [[W + 3.0, 10.0]], 'visible': [True]}}}]
+              {'file': 'images/b.png',
+               'objects': {'o': {'keypoints': [[W + 3.0, 10.0]], 'visible': [True]}}}]
     path = tmp_path / 'pairs.json'
     save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}])
 
     def extractor(rgb):
         return torch.ones(4, h, w)
-    with pytest.raises(ValueError, match=r"images\[0\] 'images/a.png' is 64x48 px but the pairs file declares 64x49"):
+    with pytest.raises(ValueError, match=r"images\[0\] 'images/a.png' is 64x48 px "
+                                         r'but the pairs file declares 64x49'):
         evaluate_model(extractor, str(path), progress=False)
     images[0]['height'] = H
     save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}])
-    with pytest.raises(ValueError, match=r"images\[1\] 'images/b.png': visible keypoint 0 of 'o' at \(67, 10\) is "
-                                         r"outside the 64x48 image"):
+    with pytest.raises(ValueError, match=r"images\[1\] 'images/b.png': visible keypoint 0 of 'o' "
+                                         r'at \(67, 10\) is outside the 64x48 image'):
         evaluate_model(extractor, str(path), progress=False)

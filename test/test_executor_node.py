@@ -20,24 +20,26 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
-from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
-
-from ccl_perception.executors.base import matrix_to_pose  # noqa: E402
+from ccl_perception.executors.base import matrix_to_pose  # noqa: E402, I100
 from ccl_perception.executors.sim_executor import world_executor  # noqa: E402
 from ccl_perception.nodes import NodeRunner  # noqa: E402
 from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode  # noqa: E402
 from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from polling import wait_for  # noqa: E402  (test/polling.py)
+from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
 
 OBJECTS = ('box_000', 'ellipsoid_002', 'cylinder_004')
 
 
 def box_grasp_world(world, name):
-    """Top-down grasp of a resting box from its true pose: closing axis = its shorter
-    horizontal side, at the centre of its top face like the planner's (world frame, 4x4)."""
+    """
+    Top-down grasp of a resting box from its true pose (world frame, 4x4).
+
+    Closing axis = its shorter horizontal side, at the centre of its top face like the planner's.
+    """
     T_obj = world.scene.object_poses([name])[name]
     size = np.asarray(world.scene.specs[name].size)
     R = T_obj[:3, :3]
@@ -66,8 +68,11 @@ def to_msg(T, frame, stamp):
 
 @pytest.fixture(scope='module')
 def ros():
-    """Executor node composed on a SimWorld + a client node, one single-threaded executor
-    (nodes.NodeRunner, as every process runs them)."""
+    """
+    Executor node composed on a SimWorld + a client node, one single-threaded executor.
+
+    The executor is nodes.NodeRunner, as every process runs them.
+    """
     world = SimWorld(SimWorldConfig(width=64, height=48, objects=OBJECTS))
     world.reset(3, target='box_000', names=list(OBJECTS))
     results = []
@@ -115,8 +120,8 @@ def test_pose_in_camera_frame_is_executed_and_reported(ros):
     T_world = box_grasp_world(world, 'box_000')
     T_cam = np.linalg.inv(world.camera.world_from_camera) @ T_world
     n0 = len(results)
-    assert publish_until_received(pub, to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()),
-                                  results, n0), 'no result on ~/result'
+    msg = to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg())
+    assert publish_until_received(pub, msg, results, n0), 'no result on ~/result'
     res = results[n0]
     assert res['success'] is True, res
     assert res['reason'] == 'lifted' and res['backend'] == 'sim'
@@ -159,8 +164,12 @@ def test_invalid_pose_reports_error_and_trigger_reexecutes(ros):
 
 
 def test_executor_keeps_serving_while_a_grasp_runs(ros):
-    """The grasp runs on the worker thread: a service call made during it is answered
-    ('busy') while the grasp is still running, on the same single-threaded executor."""
+    """
+    The grasp runs on the worker thread: a service call made during it is answered.
+
+    The answer ('busy') comes while the grasp is still running, on the same single-threaded
+    executor.
+    """
     world, node, client, pub, results = ros
     world.reset(3, target='box_000', names=list(OBJECTS))
     T_cam = np.linalg.inv(world.camera.world_from_camera) @ box_grasp_world(world, 'box_000')

@@ -16,19 +16,18 @@
 import csv
 import os
 
+from ccl_perception.frame_collector import collect_frames, CollectConfig
 import cv2
 import numpy as np
 import pytest
 
-from ccl_perception.frame_collector import CollectConfig, collect_frames
-
 rosbags = pytest.importorskip('rosbags')
 from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
-from rosbags.typesys import Stores, get_typestore  # noqa: E402
+from rosbags.typesys import get_typestore, Stores  # noqa: E402
 
 
 def _scene(seed, size=(96, 128)):
-    """A distinct, detailed BGR image."""
+    """Make a distinct, detailed BGR image."""
     rng = np.random.default_rng(seed)
     img = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8),
                      size[::-1], interpolation=cv2.INTER_NEAREST)
@@ -74,8 +73,8 @@ def test_video_keeps_expected_frames(tmp_path):
                                              + ['collect_log.csv', 'collect_summary.json'])
     with open(out / 'collect_log.csv', encoding='utf-8') as f:
         decisions = [row['decision'] for row in csv.DictReader(f)]
-    assert decisions == ['kept', 'duplicate', 'kept', 'blurry', 'kept', 'kept', 'duplicate', 'blurry',
-                         'kept', 'kept']
+    assert decisions == ['kept', 'duplicate', 'kept', 'blurry', 'kept', 'kept', 'duplicate',
+                         'blurry', 'kept', 'kept']
 
 
 def _write_bag(path, frames, encoding='rgb8', topic='/camera/image_raw',
@@ -93,13 +92,15 @@ def _write_bag(path, frames, encoding='rgb8', topic='/camera/image_raw',
             else:
                 data = bgr
             h, w = data.shape[:2]
-            msg = image_t(header=header_t(stamp=time_t(sec=i, nanosec=0), frame_id='cam'), height=h, width=w,
-                          encoding=encoding, is_bigendian=0, step=data.strides[0],
+            msg = image_t(header=header_t(stamp=time_t(sec=i, nanosec=0), frame_id='cam'),
+                          height=h, width=w, encoding=encoding, is_bigendian=0,
+                          step=data.strides[0],
                           data=np.ascontiguousarray(data).reshape(-1))
             writer.write(conn, (i + 1) * 10**9, ts.serialize_cdr(msg, image_t.__msgtype__))
 
 
-@pytest.mark.parametrize('encoding, storage', [('rgb8', StoragePlugin.SQLITE3), ('mono8', StoragePlugin.MCAP),
+@pytest.mark.parametrize('encoding, storage', [('rgb8', StoragePlugin.SQLITE3),
+                                               ('mono8', StoragePlugin.MCAP),
                                                ('bgr8', StoragePlugin.SQLITE3)])
 def test_rosbag_keeps_expected_frames(tmp_path, encoding, storage):
     bag = tmp_path / 'bag'

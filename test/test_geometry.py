@@ -12,16 +12,16 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Geometry: back-projection, robust depth, normals, grasp frame, Kabsch/RANSAC (hand-computed values)."""
+"""Geometry: back-projection, robust depth, normals, grasp frame, Kabsch/RANSAC (hand-computed)."""
+from ccl_perception import geometry as g
 import numpy as np
 import pytest
-
-from ccl_perception import geometry as g
 
 K = g.intrinsics_matrix(100.0, 200.0, 10.0, 5.0)
 
 
 class TestBackproject:
+
     def test_hand_values(self):
         # x=30: X = (30-10)*2/100 = 0.4 ; y=25: Y = (25-5)*2/200 = 0.2
         p = g.backproject(np.array([[30.0, 25.0], [10.0, 5.0]]), np.array([2.0, 1.0]), K)
@@ -39,6 +39,7 @@ class TestBackproject:
 
 
 class TestRobustDepth:
+
     def test_median_ignores_holes_and_nan(self):
         d = np.full((10, 10), 1.0, np.float32)
         d[4:7, 4:7] = [[0, np.nan, 2.0], [2.0, 0, 2.0], [2.0, 5.0, np.nan]]
@@ -57,6 +58,7 @@ class TestRobustDepth:
 
 
 class TestNormal:
+
     @pytest.mark.parametrize('method', ['pca', 'open3d'])
     def test_tilted_plane(self, method):
         if method == 'open3d':
@@ -76,6 +78,7 @@ class TestNormal:
 
 
 class TestQuaternion:
+
     def test_known_rotation(self):
         # 90 deg about z: q = (0, 0, sin45, cos45)
         Rz = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
@@ -95,6 +98,7 @@ class TestQuaternion:
 
 
 class TestGraspFromAxis:
+
     def test_frame_convention(self):
         # axis along camera x at 0.5 m, approach along the optical axis
         p = g.grasp_from_axis([-0.03, 0, 0.5], [0.03, 0, 0.5], None, margin=0.02, max_width=0.08)
@@ -116,8 +120,8 @@ class TestGraspFromAxis:
         with pytest.raises(ValueError, match=r'opening 0\.2200 m .* max_width = 0\.0800 m'):
             g.grasp_from_axis([0, 0, 1], [0, 0.2, 1], max_width=0.08)
         # exactly at the stroke (0.06 + 0.02 = 0.08) is allowed
-        assert g.grasp_from_axis([-0.03, 0, 0.5], [0.03, 0, 0.5], margin=0.02, max_width=0.08).width == \
-            pytest.approx(0.08)
+        grasp = g.grasp_from_axis([-0.03, 0, 0.5], [0.03, 0, 0.5], margin=0.02, max_width=0.08)
+        assert grasp.width == pytest.approx(0.08)
 
     def test_hint_parallel_to_axis_falls_back(self):
         p = g.grasp_from_axis([0, 0, 1], [0, 0, 1.1], approach_hint=[0, 0, 1])
@@ -132,6 +136,7 @@ class TestGraspFromAxis:
 
 
 class TestKabsch:
+
     def _pose(self):
         R = g.quaternion_to_rotation([0.2, -0.3, 0.1, 0.9])
         return R, np.array([0.1, -0.2, 0.7])

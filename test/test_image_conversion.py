@@ -15,17 +15,17 @@
 """Image conversion: every encoding round-trips, bad step/size/encoding raise clear errors."""
 from types import SimpleNamespace
 
+from ccl_perception import image_conversion as ic
 import numpy as np
 import pytest
-
-from ccl_perception import image_conversion as ic
 
 pytest.importorskip('sensor_msgs.msg')
 
 
 @pytest.mark.parametrize('encoding,dtype,shape', [
     ('rgb8', np.uint8, (4, 5, 3)), ('bgr8', np.uint8, (4, 5, 3)), ('mono8', np.uint8, (4, 5)),
-    ('16UC1', np.uint16, (3, 7)), ('32FC1', np.float32, (2, 3)), ('32FC64', np.float32, (2, 3, 64))])
+    ('16UC1', np.uint16, (3, 7)), ('32FC1', np.float32, (2, 3)),
+    ('32FC64', np.float32, (2, 3, 64))])
 def test_round_trip(encoding, dtype, shape):
     rng = np.random.default_rng(0)
     arr = (rng.random(shape) * 200).astype(dtype)

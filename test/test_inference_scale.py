@@ -13,12 +13,11 @@
 # limitations under the License.
 
 """DescriptorExtractor(downscale=s): a model trained at 320x240 run on a 640x480 camera."""
+from ccl_perception.inference import DescriptorExtractor, shrink
+from ccl_perception.model import build_model
 import numpy as np
 import pytest
 import torch
-
-from ccl_perception.inference import DescriptorExtractor, shrink
-from ccl_perception.model import build_model
 
 
 @pytest.fixture(scope='module')
@@ -41,7 +40,8 @@ def test_downscale_is_a_stride_16_model_on_the_camera_image(model):
 
 
 def test_targets_of_another_scale_are_told_apart(model):
-    assert DescriptorExtractor(model, downscale=2).identity == DescriptorExtractor(model).identity + '/2'
+    assert DescriptorExtractor(model, downscale=2).identity \
+        == DescriptorExtractor(model).identity + '/2'
 
 
 def test_bad_downscale_and_sizes_are_refused(model):

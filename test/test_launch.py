@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""launch/grasp.launch.py and bringup describe the same nodes and parameters.
+"""
+launch/grasp.launch.py and bringup describe the same nodes and parameters.
 
 * ``test_launch_file_matches_bringup``: where ``launch``/``launch_ros`` are absent (the
   Python registry has neither), the launch file is executed against minimal recording
@@ -30,9 +31,8 @@ import os
 import sys
 import types
 
-import pytest
-
 from ccl_perception import bringup
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_FILE = os.path.join(ROOT, 'launch', 'grasp.launch.py')
@@ -70,6 +70,7 @@ def _stand_in_modules():
         pass
 
     class LaunchConfiguration:
+
         def __init__(self, name):
             self.name = name
 
@@ -97,7 +98,8 @@ def _load_launch_module(monkeypatch):
 def test_launch_file_uses_shared_table():
     """Static check (no launch needed): the file takes its nodes from bringup.node_specs."""
     tree = ast.parse(open(LAUNCH_FILE).read())
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == 'ccl_perception.bringup'
+    imported = {a.name for n in ast.walk(tree)
+                if isinstance(n, ast.ImportFrom) and n.module == 'ccl_perception.bringup'
                 for a in n.names}
     assert {'node_specs', 'merged_parameters', 'LAUNCH_ARGUMENTS'} <= imported
     calls = {
@@ -162,8 +164,8 @@ def test_node_specs_validation():
     with pytest.raises(ValueError, match='needs the simulated world'):
         bringup.node_specs({'sim': 'false', 'executor_backend': 'sim'})
     specs = bringup.node_specs({'sim': 'true', 'executor_backend': 'sim'})
-    assert [s.name for s in specs] == ['descriptor_node', 'grasp_planner', 'target_maker', 'sim_world',
-                                       'grasp_executor']
+    assert [s.name for s in specs] == ['descriptor_node', 'grasp_planner', 'target_maker',
+                                       'sim_world', 'grasp_executor']
     assert specs[-1].host == 'sim_world' and specs[3].parameters['run_executor'] is True
     args, names = bringup.parse_argv(['checkpoint:=a.pt', '--nodes', 'grasp_planner'])
     assert args == {'checkpoint': 'a.pt'} and names == ['grasp_planner']
@@ -177,8 +179,8 @@ def test_bringup_nodes_get_file_parameters(tmp_path):
     from ccl_perception.model import DescriptorNet
     torch.manual_seed(0)
     ck = save_checkpoint(str(tmp_path / 'tiny.pt'), DescriptorNet('resnet18', 8, pretrained=False))
-    specs = [s for s in bringup.node_specs({'checkpoint': ck, 'camera_ns': 'cam2', 'executor_backend': 'moveit',
-                                            'sim': 'false'})
+    specs = [s for s in bringup.node_specs({'checkpoint': ck, 'camera_ns': 'cam2',
+                                            'executor_backend': 'moveit', 'sim': 'false'})
              if s.name in ('descriptor_node', 'grasp_planner')]
     ctx = rclpy.context.Context()
     rclpy.init(context=ctx)
@@ -211,11 +213,14 @@ def test_bringup_reports_missing_node_module():
 
 
 @pytest.mark.skipif(not (_have('launch') and _have('launch_ros') and _have('launch_testing')),
-                    reason='launch, launch_ros and launch_testing are not installable here (not on the Python '
-                           'package registry); this runs in a ROS 2 workspace')
+                    reason='launch, launch_ros and launch_testing are not installable here '
+                           '(not on the Python package registry); this runs in a ROS 2 workspace')
 def test_launch_service_starts_pipeline(tmp_path):
-    """Run grasp.launch.py with the real LaunchService (own process, main thread) and wait for
-    the planner's status topic."""
+    """
+    Run grasp.launch.py with the real LaunchService and wait for the planner's status topic.
+
+    The LaunchService runs in its own process, on its main thread.
+    """
     import signal
     import subprocess
     import time
@@ -234,8 +239,10 @@ def test_launch_service_starts_pipeline(tmp_path):
         'from launch import LaunchDescription, LaunchService\n'
         'from launch.actions import IncludeLaunchDescription\n'
         'from launch.launch_description_sources import PythonLaunchDescriptionSource\n'
-        'ld = LaunchDescription([IncludeLaunchDescription(PythonLaunchDescriptionSource(sys.argv[1]),\n'
-        '    launch_arguments={"checkpoint": sys.argv[2], "sim": "true", "executor_backend": "sim"}.items())])\n'
+        'ld = LaunchDescription([IncludeLaunchDescription('
+        'PythonLaunchDescriptionSource(sys.argv[1]),\n'
+        '    launch_arguments={"checkpoint": sys.argv[2], "sim": "true", '
+        '"executor_backend": "sim"}.items())])\n'
         'ls = LaunchService()\n'
         'ls.include_launch_description(ld)\n'
         'sys.exit(ls.run())\n')
@@ -279,8 +286,9 @@ def test_bringup_main_process(tmp_path):
     from ccl_perception.model import DescriptorNet
     torch.manual_seed(0)
     ck = save_checkpoint(str(tmp_path / 'tiny.pt'), DescriptorNet('resnet18', 8, pretrained=False))
-    proc = subprocess.Popen([sys.executable, '-m', 'ccl_perception.bringup', f'checkpoint:={ck}', 'sim:=false',
-                             'executor_backend:=moveit', '--nodes', 'descriptor_node', 'grasp_planner'],
+    proc = subprocess.Popen([sys.executable, '-m', 'ccl_perception.bringup', f'checkpoint:={ck}',
+                             'sim:=false', 'executor_backend:=moveit',
+                             '--nodes', 'descriptor_node', 'grasp_planner'],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ctx = rclpy.context.Context()
     rclpy.init(context=ctx)
@@ -337,4 +345,5 @@ def test_rviz_config_shows_pipeline_topics():
     assert len(cloud) == 1 and cloud[0]['Depth Map Topic'] == '/' + DEPTH_TOPIC
     assert cloud[0]['Color Image Topic'] == '/' + COLOR_TOPIC
     tools = {t['Class']: t for t in cfg['Tools']}
-    assert tools['rviz_default_plugins/PublishPoint']['Topic']['Value'] == '/' + CLICKED_POINT_TOPIC
+    assert tools['rviz_default_plugins/PublishPoint']['Topic']['Value'] \
+        == '/' + CLICKED_POINT_TOPIC

@@ -15,9 +15,6 @@
 """Losses (Eq. 5, 6-10) against hand-computed cases on one-hot descriptor maps."""
 import math
 
-import pytest
-import torch
-
 from ccl_perception.correspondence import (
     cosine_heatmap, expected_descriptor, heatmap_softmax, match_descriptors, sample_descriptors,
     spatial_variance,
@@ -26,6 +23,8 @@ from ccl_perception.losses import (
     CorrespondenceLoss, cycle_correspondence_loss, distributional_loss, identical_view_loss,
     quantile_drop,
 )
+import pytest
+import torch
 
 
 def one_hot_map(h=5, w=5):
@@ -41,6 +40,7 @@ KP = torch.tensor([[[0.0, 0.0], [2.0, 1.0], [3.0, 4.0], [1.0, 3.0]]])
 
 
 class TestDistributionalLoss:
+
     def test_hand_values(self):
         pred = torch.tensor([[[0.0, 0.0], [3.0, 4.0], [1.0, 1.0]]])
         target = torch.zeros(1, 3, 2)
@@ -77,6 +77,7 @@ class TestDistributionalLoss:
 
 
 class TestIdenticalViewLoss:
+
     def test_exact_when_views_agree(self):
         desc = one_hot_map()
         loss = identical_view_loss(desc, shifted(desc, 1), KP, KP + torch.tensor([1.0, 0.0]))
@@ -90,6 +91,7 @@ class TestIdenticalViewLoss:
 
 
 class TestQuantileDrop:
+
     def test_keeps_expected_count(self):
         x = torch.tensor([[5.0, 1.0, 3.0, 2.0, 4.0, 9.0, 0.5, 7.0, 6.0, 8.0, 0.1, 0.2]])
         valid = torch.ones(1, 12, dtype=torch.bool)
@@ -112,6 +114,7 @@ class TestQuantileDrop:
 
 
 class TestCycleCorrespondenceLoss:
+
     def test_exact_cycle_is_zero(self):
         a = one_hot_map()
         b = shifted(a, 2)  # the same content elsewhere in I_B
@@ -180,6 +183,7 @@ class TestCycleCorrespondenceLoss:
 
 
 class TestCorrespondenceLoss:
+
     def test_methods(self):
         a = one_hot_map()
         ah = shifted(a, 1)
@@ -190,7 +194,8 @@ class TestCorrespondenceLoss:
             a, ah, KP, target, desc_b=a)
         both, stats = CorrespondenceLoss('ccl_iv', lambda_iv=0.1, use_quantile_drop=False,
                                          use_variance_scaling=False)(a, ah, KP, target, desc_b=a)
-        assert iv.item() == pytest.approx(2.0, abs=1e-4) and ccl.item() == pytest.approx(2.0, abs=1e-4)
+        assert iv.item() == pytest.approx(2.0, abs=1e-4)
+        assert ccl.item() == pytest.approx(2.0, abs=1e-4)
         assert both.item() == pytest.approx(2.0 + 0.1 * 2.0, abs=1e-4)
         assert set(stats) >= {'loss_ccl', 'loss_iv', 'kept_fraction'}
 

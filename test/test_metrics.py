@@ -15,13 +15,13 @@
 """PCK / AUC / normalised error against hand-computed values."""
 import math
 
+from ccl_perception.evaluation import metrics
 import numpy as np
 import pytest
 
-from ccl_perception.evaluation import metrics
-
 
 class TestPck:
+
     def test_hand_computed(self):
         errors = [0.0, 2.0, 4.0, 30.0]
         assert metrics.pck(errors, 3) == 0.5
@@ -41,6 +41,7 @@ class TestPck:
 
 
 class TestAuc:
+
     def test_hand_computed(self):
         # errors 0 and 30: PCK@t = 0.5 for t < 30 (29 thresholds), 1.0 for t >= 30 (21 thresholds)
         assert metrics.auc([0.0, 30.0]) == pytest.approx((29 * 0.5 + 21 * 1.0) / 50)

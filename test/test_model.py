@@ -12,19 +12,18 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""DescriptorNet, backbones and upsample_descriptors: shapes, stride, norms, weights, grid mapping."""
+"""DescriptorNet, backbones and upsample_descriptors: shapes, stride, norms, weights, grid."""
 import logging
 
+from ccl_perception.backbones import BACKBONES
+from ccl_perception.backbones.efficientnet_lite0 import (EfficientNetLite0,
+                                                         load_imagenet_weights, weights_path)
+from ccl_perception.backbones.fuse import upsample_to_stride8
+from ccl_perception.correspondence import grid_to_full
+from ccl_perception.model import build_model, DescriptorNet, upsample_descriptors
 import pytest
 import torch
 import torch.nn.functional as F
-
-from ccl_perception.backbones import BACKBONES
-from ccl_perception.backbones.fuse import upsample_to_stride8
-from ccl_perception.backbones.efficientnet_lite0 import (EfficientNetLite0,
-                                                         load_imagenet_weights, weights_path)
-from ccl_perception.correspondence import grid_to_full
-from ccl_perception.model import DescriptorNet, build_model, upsample_descriptors
 
 torch.set_num_threads(1)
 
@@ -35,6 +34,7 @@ def _net(backbone, dim=16):
 
 
 class TestDescriptorNet:
+
     @pytest.mark.parametrize('backbone', BACKBONES)
     def test_shape_stride_and_unit_norm(self, backbone):
         net = _net(backbone)
@@ -113,6 +113,7 @@ class TestDescriptorNet:
 
 
 class TestEfficientNetWeights:
+
     @pytest.mark.parametrize('mode', ['dilated', 'fpn'])
     def test_every_used_key_loads(self, mode):
         trunk = EfficientNetLite0(output_stride=8, trunk=mode)
@@ -154,6 +155,7 @@ class TestEfficientNetWeights:
 
 
 class TestUpsampleDescriptors:
+
     def test_one_hot_peak_lands_on_grid_to_full(self):
         desc = torch.zeros(1, 2, 4, 5)
         desc[:, 1] = 1.0

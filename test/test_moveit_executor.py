@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""MoveIt executor: pure waypoint/frame logic always; the MoveItPy run only where MoveIt exists.
+"""
+MoveIt executor: pure waypoint/frame logic always; the MoveItPy run only where MoveIt exists.
 
 The integration test needs moveit_py, the ``moveit_resources_panda_moveit_config`` package and
 a sourced ROS 2 workspace (``ros2 launch moveit_resources_panda_moveit_config demo.launch.py``
@@ -22,12 +23,11 @@ registry used here, so on this machine it is skipped with that reason.
 import importlib.util
 import math
 
+from ccl_perception.executors.base import pose_to_matrix
+from ccl_perception.executors.moveit_executor import (grasp_waypoints, lifted,
+                                                      MoveItExecutorConfig, offset_along_axis)
 import numpy as np
 import pytest
-
-from ccl_perception.executors.base import pose_to_matrix
-from ccl_perception.executors.moveit_executor import (MoveItExecutorConfig, grasp_waypoints,
-                                                      lifted, offset_along_axis)
 
 HAVE_MOVEIT = importlib.util.find_spec('moveit') is not None
 HAVE_PANDA_CONFIG = False

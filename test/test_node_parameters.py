@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Every node parameter through good, boundary and bad values over real rclpy SetParameters.
+"""
+Every node parameter through good, boundary and bad values over real rclpy SetParameters.
 
 The value tables are test/param_cases.py (hand-written from the documented ranges). A run-time
 parameter is set through ``/<node>/set_parameters``: an allowed value is taken and reaches
@@ -32,15 +33,14 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 torch = pytest.importorskip('torch')
 
+from ccl_perception.executors.base import MotionConfig  # noqa: E402, I100
+from ccl_perception.nodes import NodeRunner  # noqa: E402
+from param_cases import (EXECUTOR_RUN_TIME, EXECUTOR_STARTUP, PIPELINE,  # noqa: E402
+                         PLANNER_STARTUP, SIM_WORLD_RUN_TIME, SIM_WORLD_STARTUP)
+from polling import wait_for  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from rclpy.parameter import Parameter, parameter_value_to_python  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
-
-from ccl_perception.executors.base import MotionConfig  # noqa: E402
-from ccl_perception.nodes import NodeRunner  # noqa: E402
-from param_cases import (EXECUTOR_RUN_TIME, EXECUTOR_STARTUP, PIPELINE, PLANNER_STARTUP,  # noqa: E402
-                         SIM_WORLD_RUN_TIME, SIM_WORLD_STARTUP)
-from polling import wait_for  # noqa: E402
 
 TAG = f'{int(time.time() * 1000) % 100000}'
 PLANNER, EXECUTOR, WORLD = f'planner_p{TAG}', f'executor_p{TAG}', f'world_p{TAG}'
@@ -96,14 +96,16 @@ def ros(checkpoint, world):
 
     def factory(ctx):
         made['ctx'] = ctx
-        made['planner'] = GraspPlanner(context=ctx, cli_args=['--ros-args', '-r', f'__node:={PLANNER}'],
-                                       parameter_overrides=[Parameter('checkpoint', value=checkpoint),
-                                                            Parameter('input_timeout_s', value=0.5)])
+        made['planner'] = GraspPlanner(
+            context=ctx, cli_args=['--ros-args', '-r', f'__node:={PLANNER}'],
+            parameter_overrides=[Parameter('checkpoint', value=checkpoint),
+                                 Parameter('input_timeout_s', value=0.5)])
         made['executor'] = GraspExecutorNode(executor=FakeExecutor(), context=ctx,
                                              cli_args=['--ros-args', '-r', f'__node:={EXECUTOR}'])
-        made['world'] = SimWorldNode(world=world, context=ctx,  # its camera must not feed the planner
-                                     cli_args=[
-                                         '--ros-args', '-r', f'__node:={WORLD}', *remap_camera(f'w{TAG}')],
+        # its camera must not feed the planner
+        made['world'] = SimWorldNode(world=world, context=ctx,
+                                     cli_args=['--ros-args', '-r', f'__node:={WORLD}',
+                                               *remap_camera(f'w{TAG}')],
                                      parameter_overrides=[Parameter('publish_rate', value=0.5)])
         made['client'] = client = rclpy.create_node(f'param_client_{TAG}', context=ctx)
         client.create_subscription(String, f'/{PLANNER}/status', made['status'].append, 50)
@@ -192,8 +194,10 @@ def test_planner_start_up_only_parameters_are_refused_at_run_time(ros, name):
 def test_planner_start_up(ros, checkpoint, name, value, allowed):
     """As from config/grasp_planner.yaml: a bad value stops the node, naming it."""
     from ccl_perception.nodes.grasp_planner_node import GraspPlanner
-    kwargs = dict(context=ros['ctx'], cli_args=['--ros-args', '-r', f'__node:=planner_s{TAG}'],
-                  parameter_overrides=[Parameter('checkpoint', value=checkpoint), Parameter(name, value=value)])
+    kwargs = {'context': ros['ctx'],
+              'cli_args': ['--ros-args', '-r', f'__node:=planner_s{TAG}'],
+              'parameter_overrides': [Parameter('checkpoint', value=checkpoint),
+                                      Parameter(name, value=value)]}
     if allowed:
         node = GraspPlanner(**kwargs)
         assert _same(node.get_parameter(name).value, value)
@@ -214,8 +218,9 @@ def test_executor_run_time(ros, name, value, allowed):
 def test_executor_start_up(ros, name, value, allowed):
     from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode
     fake = FakeExecutor()
-    kwargs = dict(executor=fake, context=ros['ctx'], cli_args=['--ros-args', '-r', f'__node:=executor_s{TAG}'],
-                  parameter_overrides=[Parameter(name, value=value)])
+    kwargs = {'executor': fake, 'context': ros['ctx'],
+              'cli_args': ['--ros-args', '-r', f'__node:=executor_s{TAG}'],
+              'parameter_overrides': [Parameter(name, value=value)]}
     if allowed:
         GraspExecutorNode(**kwargs).destroy_node()
         if name == 'world_from_camera' and len(value) == 7:
@@ -245,9 +250,9 @@ def test_sim_world_takes_the_new_target_at_reset(ros):
 @pytest.mark.parametrize('name,value,allowed', SIM_WORLD_STARTUP)
 def test_sim_world_start_up(ros, world, name, value, allowed):
     from ccl_perception.nodes.sim_world_node import SimWorldNode
-    kwargs = dict(world=world, context=ros['ctx'],
-                  cli_args=['--ros-args', '-r', f'__node:=world_s{TAG}', *remap_camera(f'w{TAG}')],
-                  parameter_overrides=[Parameter(name, value=value)])
+    kwargs = {'world': world, 'context': ros['ctx'],
+              'cli_args': ['--ros-args', '-r', f'__node:=world_s{TAG}', *remap_camera(f'w{TAG}')],
+              'parameter_overrides': [Parameter(name, value=value)]}
     if allowed:
         SimWorldNode(**kwargs).destroy_node()
     else:
@@ -265,16 +270,20 @@ def test_no_frame_diagnostic_names_the_counts(ros):
             'no synchronised colour+depth pair' in m.data for m in ros['status']),
         10.0)
     text = next(m.data for m in ros['status'] if 'no synchronised' in m.data)
-    assert text == ('abstain: no synchronised colour+depth pair in the last 0.5 s (received so far: '
-                    'synchronised colour+depth pair 0, colour 0, depth 0, camera_info 0); check the topic '
-                    'names / camera_ns and that the camera publishes; frames larger than the DDS transport '
-                    'delivers (e.g. 1280x720 over UDP) are dropped before any callback')
+    assert text == ('abstain: no synchronised colour+depth pair in the last 0.5 s '
+                    '(received so far: synchronised colour+depth pair 0, colour 0, depth 0, '
+                    'camera_info 0); check the topic names / camera_ns and that the camera '
+                    'publishes; frames larger than the DDS transport delivers '
+                    '(e.g. 1280x720 over UDP) are dropped before any callback')
     assert ros['planner'].counts['input_timeouts'] >= 1
 
 
 def test_shutdown_mid_frame_leaves_no_unretrieved_exception(checkpoint, tmp_path, capfd):
-    """A frame still being processed when the runner closes finishes with valid publishers:
-    no "cannot use Destroyable" error, no "exception was never retrieved" after collection."""
+    """
+    A frame still being processed when the runner closes finishes with valid publishers.
+
+    No "cannot use Destroyable" error, no "exception was never retrieved" after collection.
+    """
     from ccl_perception import targets as tg
     from ccl_perception.geometry import intrinsics_matrix
     from ccl_perception.inference import DescriptorExtractor
@@ -290,28 +299,32 @@ def test_shutdown_mid_frame_leaves_no_unretrieved_exception(checkpoint, tmp_path
                 np.uint8)
     K = intrinsics_matrix(50.0, 50.0, 31.5, 23.5)
     depth = np.full((48, 64), 500, np.uint16)
-    tg.save_target(str(tmp_path / 't.npz'), tg.make_target(DescriptorExtractor(checkpoint), rgb,
-                                                           [(19.5, 19.5), (43.5, 19.5)], 't', depth / 1000.0, K))
+    tg.save_target(str(tmp_path / 't.npz'),
+                   tg.make_target(DescriptorExtractor(checkpoint), rgb,
+                                  [(19.5, 19.5), (43.5, 19.5)], 't', depth / 1000.0, K))
     started, finished, made = threading.Event(), threading.Event(), {}
 
     def factory(ctx):
         made['planner'] = planner = GraspPlanner(
             context=ctx, cli_args=['--ros-args', '-r',
                                    f'__node:=planner_slow{TAG}', *remap_camera(f'slow{TAG}')],
-            parameter_overrides=[Parameter('checkpoint', value=checkpoint), Parameter('target', value=str(tmp_path / 't.npz')),
+            parameter_overrides=[Parameter('checkpoint', value=checkpoint),
+                                 Parameter('target', value=str(tmp_path / 't.npz')),
                                  Parameter('max_width', value=0.5)])
         real = planner.pipeline.frame_to_pose
 
         def slow(*args):
             started.set()
-            time.sleep(6.0)  # longer than NodeRunner's old 5 s join and rclpy's 2 s shutdown timeout
+            # longer than NodeRunner's old 5 s join and rclpy's 2 s shutdown timeout
+            time.sleep(6.0)
             out = real(*args)
             finished.set()
             return out
         planner.pipeline.frame_to_pose = slow
         made['feeder'] = feeder = rclpy.create_node(f'slow_feeder_{TAG}', context=ctx)
-        made['pubs'] = [feeder.create_publisher(t, n.replace('camera/', f'slow{TAG}/', 1), SENSOR_QOS)
-                        for t, n in ((Image, COLOR_TOPIC), (Image, DEPTH_TOPIC), (CameraInfo, INFO_TOPIC))]
+        made['pubs'] = [
+            feeder.create_publisher(t, n.replace('camera/', f'slow{TAG}/', 1), SENSOR_QOS)
+            for t, n in ((Image, COLOR_TOPIC), (Image, DEPTH_TOPIC), (CameraInfo, INFO_TOPIC))]
         return [planner, feeder]
 
     runner = NodeRunner(factory).spin_in_background()
@@ -331,4 +344,5 @@ def test_shutdown_mid_frame_leaves_no_unretrieved_exception(checkpoint, tmp_path
     assert made['planner'].counts['poses'] + made['planner'].counts['abstained'] >= 1
     gc.collect()
     err = capfd.readouterr().err
-    assert 'never retrieved' not in err and 'Destroyable' not in err and 'Traceback' not in err, err
+    assert 'never retrieved' not in err and 'Destroyable' not in err, err
+    assert 'Traceback' not in err, err

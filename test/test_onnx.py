@@ -23,8 +23,8 @@ import torch
 pytest.importorskip('onnx', reason='onnx is not installed')
 pytest.importorskip('onnxruntime', reason='onnxruntime is not installed')
 
-from ccl_perception.checkpoint import CheckpointError, save_checkpoint  # noqa: E402
-from ccl_perception.inference import DescriptorExtractor, compare_onnx, export_onnx  # noqa: E402
+from ccl_perception.checkpoint import CheckpointError, save_checkpoint  # noqa: E402, I100
+from ccl_perception.inference import compare_onnx, DescriptorExtractor, export_onnx  # noqa: E402
 from ccl_perception.model import DescriptorNet  # noqa: E402
 
 # training/ is a folder of scripts, not a package: load the CLI from its file.

@@ -15,19 +15,20 @@
 """Pairs schema: round trip, keypoints visible in both images, clear errors on invalid files."""
 import json
 
+from ccl_perception.evaluation.pairs import load_pairs, save_pairs
 import numpy as np
 import pytest
-
-from ccl_perception.evaluation.pairs import load_pairs, save_pairs
 
 
 def _images():
     return [
         {'file': 'images/a.png', 'width': 8, 'height': 6,
-         'objects': {'duck': {'keypoints': [[1.0, 2.0], None, [3.5, 4.0]], 'visible': [True, False, True],
+         'objects': {'duck': {'keypoints': [[1.0, 2.0], None, [3.5, 4.0]],
+                              'visible': [True, False, True],
                               'kinds': ['boundary', 'interior', 'interior']}}},
         {'file': 'images/b.png', 'width': 8, 'height': 6,
-         'objects': {'duck': {'keypoints': [[5.0, 1.0], [2.0, 2.0], None], 'visible': [True, True, False]}}},
+         'objects': {'duck': {'keypoints': [[5.0, 1.0], [2.0, 2.0], None],
+                              'visible': [True, True, False]}}},
     ]
 
 
@@ -62,8 +63,8 @@ def test_round_trip_and_common_keypoints(tmp_path):
     (lambda d: d['images'][0].update(width=8.5), 'positive integers'),
     # visible keypoint (5000, -300) in an 8x6 image: allowed x in [-0.5, 7.5], y in [-0.5, 5.5]
     (lambda d: d['images'][1]['objects']['duck']['keypoints'].__setitem__(1, [5000, -300]),
-     r"images\[1\] 'images/b.png': visible keypoint 1 of 'duck' at \(5000, -300\) is outside the 8x6 image "
-     r"\(allowed x in \[-0.5, 7.5\], y in \[-0.5, 5.5\]\)"),
+     r"images\[1\] 'images/b.png': visible keypoint 1 of 'duck' at \(5000, -300\) "
+     r'is outside the 8x6 image \(allowed x in \[-0.5, 7.5\], y in \[-0.5, 5.5\]\)'),
     (lambda d: d['images'][0]['objects']['duck']
      ['keypoints'].__setitem__(2, [7.6, 1.0]), 'outside the 8x6'),
 ])
@@ -104,9 +105,10 @@ def test_check_image_against_the_decoded_image(tmp_path):
     save_pairs(str(tmp_path / 'p.json'), images, [{'image_1': 0, 'image_2': 1}])
     pf = load_pairs(str(tmp_path / 'p.json'))
     pf.check_image(0, (6, 8, 3))
-    with pytest.raises(ValueError, match=r"^images\[0\] 'images/a.png' is 16x12 px but the pairs file declares 8x6$"):
+    with pytest.raises(ValueError, match=r"^images\[0\] 'images/a.png' is 16x12 px "
+                                         r'but the pairs file declares 8x6$'):
         pf.check_image(0, (12, 16, 3))
-    with pytest.raises(ValueError, match=r"images\[1\] 'images/b.png': visible keypoint 1 of 'duck' at \(9, 2\) "
-                                         r"is outside the 8x6 image"):
+    with pytest.raises(ValueError, match=r"images\[1\] 'images/b.png': visible keypoint 1 "
+                                         r"of 'duck' at \(9, 2\) is outside the 8x6 image"):
         pf.check_image(1, (6, 8, 3))
     pf.check_image(1, (6, 10, 3))

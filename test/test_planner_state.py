@@ -13,12 +13,11 @@
 # limitations under the License.
 
 """TargetLibrary resolution and PlannerState's all-or-nothing parameter changes (no ROS)."""
-import numpy as np
-import pytest
-
 from ccl_perception import grasp_pipeline
 from ccl_perception.planner_state import PlannerState
-from ccl_perception.targets import Target, TargetError, TargetLibrary, save_target
+from ccl_perception.targets import save_target, Target, TargetError, TargetLibrary
+import numpy as np
+import pytest
 
 
 def target(name, identity='m1'):
@@ -58,7 +57,8 @@ def test_library_resolves_names_paths_and_new_files(lib_dir):
     assert lib.resolve(str(lib_dir / 'other' / 'cup.npz')).name == 'cup'
     save_target(str(lib_dir / 'lib' / 'jar.npz'), target('jar'))  # saved after the reload
     assert lib.resolve('jar').name == 'jar'
-    with pytest.raises(TargetError, match=r"unknown target 'cupp' \(library .* has: bottle, mug\)"):
+    with pytest.raises(TargetError,
+                       match=r"unknown target 'cupp' \(library .* has: bottle, mug\)"):
         lib.resolve('cupp')
     with pytest.raises(TargetError, match='made with model m2'):
         lib.resolve('alien.npz')
@@ -78,7 +78,8 @@ def test_state_applies_all_changes_or_none(lib_dir):
     # a bad target in the same call as a valid knob: nothing changes
     with pytest.raises(TargetError):
         st.apply({'min_confidence': 0.9, 'target': 'nope'})
-    assert st.target.name == 'mug' and st.config['min_confidence'] == grasp_pipeline.DEFAULTS['min_confidence']
+    assert st.target.name == 'mug'
+    assert st.config['min_confidence'] == grasp_pipeline.DEFAULTS['min_confidence']
     assert pipe.calls == []
     # a bad knob value (rejected by the pipeline) leaves library and target alone
     with pytest.raises(ValueError, match='tau'):

@@ -28,7 +28,7 @@ from ccl_perception.learning import foreground as fg
 from ccl_perception.learning.config import ConfigError, load_config
 from ccl_perception.learning.dataset import DatasetError, ImagePairs
 from ccl_perception.learning.head_init import init_head_pca, pca_projection
-from ccl_perception.learning.synthetic import write_shape_images
+from ccl_perception.learning.synthetic import write_shape_images, write_static_scene
 from ccl_perception.learning.trainer import Trainer
 from ccl_perception.model import build_model
 
@@ -51,29 +51,9 @@ def images(tmp_path_factory):
     return folder
 
 
-def static_scene(folder: Path, n: int = 24, height: int = 64, width: int = 96, seed: int = 0):
-    """A fixed textured background with two moving squares per frame and a lighting change.
-
-    Returns the true foreground masks ``(n, H, W)`` bool.
-    """
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    background = cv2.GaussianBlur(
-        rng.uniform(
-            60, 190, (height, width, 3)).astype(
-            np.float32), (5, 5), 0)
-    truth = np.zeros((n, height, width), bool)
-    for i in range(n):
-        gain, offset = rng.uniform(0.75, 1.25), rng.uniform(-15, 15)
-        frame = np.clip(background * gain + offset, 0, 255)
-        for _ in range(2):
-            x, y = rng.integers(0, width - 16), rng.integers(0, height - 16)
-            colour = rng.choice([10.0, 245.0], size=3)
-            frame[y:y + 16, x:x + 16] = colour
-            truth[i, y:y + 16, x:x + 16] = True
-        cv2.imwrite(str(folder / f'{i:03d}.png'),
-                    cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_RGB2BGR))
-    return truth
+def static_scene(folder: Path, n: int = 24, seed: int = 0):
+    """64x96 frames of a fixed table with two moving squares; the true masks ``(n, H, W)``."""
+    return write_static_scene(folder, n, 64, 96, seed, squares=2)
 
 
 def tiny(root, *overrides):
@@ -345,3 +325,8 @@ def test_sanity_bound_b_is_a_warped_copy_of_a(images, tmp_path):
     sel = views.valid
     assert bool(sel.any()) and not bool((views.valid & ~ok).any())
     assert torch.allclose(views.kp_b_true[sel], ((warped - 3.5) / 8)[sel], atol=1e-4)
+
+
+def test_augment_overrides_add_up(images):
+    cfg = tiny(images, 'augment.degrees=180', 'augment.scale=[0.7, 1.4]')
+    assert cfg['augment'] == {'degrees': 180, 'scale': [0.7, 1.4]}

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Descriptor node and grasp planner over real DDS (localhost, own domain; see conftest.py).
+"""
+Descriptor node and grasp planner over real DDS (localhost, own domain; see conftest.py).
 
 Scene (as in test_targets.py): tiny random resnet18 DescriptorNet (D=32) saved with
 save_checkpoint; 128x96 image of random 8x8 colour blocks; planar depth 0.5 m (16UC1 mm);
@@ -31,19 +32,19 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 torch = pytest.importorskip('torch')
 
-from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue  # noqa: E402
+from ccl_perception import image_conversion as ic  # noqa: E402, I100
+from ccl_perception import targets as tg  # noqa: E402
+from ccl_perception.nodes import NodeRunner, SENSOR_QOS  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from rcl_interfaces.msg import (Parameter as ParameterMsg, ParameterType,  # noqa: E402
+                                ParameterValue)
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from geometry_msgs.msg import PoseStamped  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Float32, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
-
-from ccl_perception import image_conversion as ic  # noqa: E402
-from ccl_perception import targets as tg  # noqa: E402
-from ccl_perception.nodes import SENSOR_QOS, NodeRunner  # noqa: E402
 
 H, W = 96, 128
 FRAME = 'camera_color_optical_frame'
@@ -160,8 +161,8 @@ class Harness(Node):
         return fut.result()
 
     def set_param(self, name, value: str):
-        req = SetParameters.Request(parameters=[ParameterMsg(
-            name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))])
+        req = SetParameters.Request(parameters=[ParameterMsg(name=name, value=ParameterValue(
+            type=ParameterType.PARAMETER_STRING, string_value=value))])
         return self.call(self.set_cli, req).results[0]
 
     def get_param(self, name):
@@ -176,17 +177,17 @@ def ros(assets):
     made = {}
 
     def factory(ctx):
-        made['planner'] = planner = GraspPlanner(context=ctx, cli_args=['--ros-args', '-r', f'__node:={PLANNER}'], parameter_overrides=[
-            Parameter(
-                'checkpoint', value=assets['ck']), Parameter(
-                'target_dir', value=assets['tdir']),
-            Parameter(
-                'target', value='blocks'), Parameter(
-                'tau', value=0.003), Parameter(
-                'min_similarity', value=0.97),
-            Parameter('max_width', value=0.2), Parameter('max_rate_hz', value=30.0)])
-        made['desc'] = DescriptorNode(context=ctx, cli_args=['--ros-args', '-r', f'__node:=descriptors_{TAG}'],
-                                      parameter_overrides=[Parameter('checkpoint', value=assets['ck'])])
+        made['planner'] = planner = GraspPlanner(
+            context=ctx, cli_args=['--ros-args', '-r', f'__node:={PLANNER}'],
+            parameter_overrides=[
+                Parameter('checkpoint', value=assets['ck']),
+                Parameter('target_dir', value=assets['tdir']),
+                Parameter('target', value='blocks'), Parameter('tau', value=0.003),
+                Parameter('min_similarity', value=0.97),
+                Parameter('max_width', value=0.2), Parameter('max_rate_hz', value=30.0)])
+        made['desc'] = DescriptorNode(
+            context=ctx, cli_args=['--ros-args', '-r', f'__node:=descriptors_{TAG}'],
+            parameter_overrides=[Parameter('checkpoint', value=assets['ck'])])
         made['h'] = Harness(ctx)
         return [planner, made['desc'], made['h']]
 
@@ -219,8 +220,8 @@ def test_pose_heatmap_markers_match_geometry(ros, assets):
     assert hm is not None and (hm.encoding, hm.width, hm.height) == ('rgb8', W, H)
     mk = h.wait_for('markers', lambda m: any(x.ns == 'gripper' for x in m.markers))
     kp = [x for x in mk.markers if x.ns == 'keypoints'][0]
-    np.testing.assert_allclose([[pt.x, pt.y, pt.z] for pt in kp.points], [[-0.06, -0.02, 0.5], [0.06, 0.02, 0.5]],
-                               atol=1e-3)
+    np.testing.assert_allclose([[pt.x, pt.y, pt.z] for pt in kp.points],
+                               [[-0.06, -0.02, 0.5], [0.06, 0.02, 0.5]], atol=1e-3)
     assert h.wait_for('conf', lambda m: m.data > 0.9) is not None
 
 
@@ -344,8 +345,9 @@ def test_missing_camera_info(ros, assets):
     from rclpy.parameter import Parameter
     h = ros['h']
     name = f'planner_noinfo_{TAG}'
-    node = GraspPlanner(context=h.context, cli_args=['--ros-args', '-r', f'__node:={name}', '-r',
-                                                     'camera/color/camera_info:=nobody/camera_info'],
+    node = GraspPlanner(context=h.context,
+                        cli_args=['--ros-args', '-r', f'__node:={name}', '-r',
+                                  'camera/color/camera_info:=nobody/camera_info'],
                         parameter_overrides=[Parameter('checkpoint', value=assets['ck']),
                                              Parameter('target_dir', value=assets['tdir']),
                                              Parameter('target', value='blocks')])

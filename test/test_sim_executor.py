@@ -146,7 +146,8 @@ def test_bad_inputs_raise(world):
 
 
 # ------------------------------------------------------------------ SimWorld and demo helpers
-from ccl_perception.demo import auto_grasp_pixels, classify, summarise, trial_schedule  # noqa: E402
+from ccl_perception.evaluation.grasp_trials import classify, summarise, trial_schedule  # noqa: E402
+from ccl_perception.sim.auto_targets import auto_grasp_pixels  # noqa: E402
 from ccl_perception.sim.robot import SimWorld, SimWorldConfig  # noqa: E402
 
 

@@ -16,15 +16,14 @@
 import threading
 from types import SimpleNamespace
 
-import pytest
-
 from ccl_perception.sync import ApproximateSynchronizer, stamp_to_sec
+import pytest
 
 
 def msg(t, tag=''):
     sec = int(t)
-    return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=int(round((t - sec) * 1e9)))),
-                           tag=tag)
+    stamp = SimpleNamespace(sec=sec, nanosec=int(round((t - sec) * 1e9)))
+    return SimpleNamespace(header=SimpleNamespace(stamp=stamp), tag=tag)
 
 
 def test_stamp_to_sec():

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Target maker node over real DDS: rviz-style clicked points -> a saved target the planner takes.
+"""
+Target maker node over real DDS: rviz-style clicked points -> a saved target the planner takes.
 
 Scene (as test_ros_pipeline.py): tiny random resnet18 DescriptorNet (D=32), 128x96 image of
 random 8x8 colour blocks, planar depth 0.5 m, K = [[100, 0, 63.5], [0, 100, 47.5], [0, 0, 1]].
@@ -29,18 +30,18 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 torch = pytest.importorskip('torch')
 
+from ccl_perception import targets as tg  # noqa: E402, I100
+from ccl_perception.nodes import LATCHED_QOS, NodeRunner, SENSOR_QOS  # noqa: E402
+from ccl_perception.nodes.messages import camera_info_msg, image_msg, pose_stamped  # noqa: E402
 from geometry_msgs.msg import PointStamped, PoseStamped  # noqa: E402
-from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue  # noqa: E402
+from polling import wait_for  # noqa: E402  (test/polling.py)
+from rcl_interfaces.msg import (Parameter as ParameterMsg, ParameterType,  # noqa: E402
+                                ParameterValue)
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
-
-from ccl_perception import targets as tg  # noqa: E402
-from ccl_perception.nodes import LATCHED_QOS, SENSOR_QOS, NodeRunner  # noqa: E402
-from ccl_perception.nodes.messages import camera_info_msg, image_msg, pose_stamped  # noqa: E402
-from polling import wait_for  # noqa: E402  (test/polling.py)
 
 H, W = 96, 128
 FRAME = 'camera_color_optical_frame'
@@ -70,13 +71,15 @@ def ros(tmp_path_factory):
         maker = TargetMaker(context=ctx, cli_args=['--ros-args', '-r', f'__node:=maker_{tag}'],
                             parameter_overrides=[Parameter('checkpoint', value=ck),
                                                  Parameter('target_dir', value=str(tdir))])
-        planner = GraspPlanner(context=ctx, cli_args=['--ros-args', '-r', f'__node:=planner_{tag}'],
+        planner = GraspPlanner(context=ctx,
+                               cli_args=['--ros-args', '-r', f'__node:=planner_{tag}'],
                                parameter_overrides=[Parameter('checkpoint', value=ck),
                                                     Parameter('target_dir', value=str(tdir))])
         client = rclpy.create_node(f'maker_client_{tag}', context=ctx)
         made['pubs'] = {
             'rgb': client.create_publisher(Image, 'camera/color/image_raw', SENSOR_QOS),
-            'depth': client.create_publisher(Image, 'camera/aligned_depth_to_color/image_raw', SENSOR_QOS),
+            'depth': client.create_publisher(Image, 'camera/aligned_depth_to_color/image_raw',
+                                             SENSOR_QOS),
             'info': client.create_publisher(CameraInfo, 'camera/color/camera_info', SENSOR_QOS),
             'point': client.create_publisher(PointStamped, 'clicked_point', 10),
             'pose': client.create_publisher(PoseStamped, 'camera/pose', LATCHED_QOS)}
@@ -120,8 +123,9 @@ def call(r, service, timeout=30.0):
 def set_param(r, node, name, value: str):
     cli = r['client'].create_client(SetParameters, f'/{node}/set_parameters')
     assert cli.wait_for_service(timeout_sec=10.0)
-    fut = cli.call_async(SetParameters.Request(parameters=[ParameterMsg(
-        name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))]))
+    value_msg = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    fut = cli.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name,
+                                                                        value=value_msg)]))
     assert wait_for(fut.done, 10.0)
     return fut.result().results[0]
 

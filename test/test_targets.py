@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Targets (file format, identity check, CLI), keypoint matcher and the frame->pose pipeline.
+"""
+Targets (file format, identity check, CLI), keypoint matcher and the frame->pose pipeline.
 
 The synthetic scene: a tiny randomly initialised DescriptorNet (resnet18 trunk, D=32,
 pretrained=False), a 128x96 image of random 8x8 colour blocks, planar depth at 0.5 m and
@@ -22,14 +23,13 @@ follow by hand: X = (x - 63.5) * 0.5 / 100, Y = (y - 47.5) * 0.5 / 100, Z = 0.5.
 """
 import os
 
+from ccl_perception import geometry as g
+from ccl_perception import targets as tg
+from ccl_perception.grasp_pipeline import frame_to_pose, GraspPipeline, merge_config
+from ccl_perception.keypoint_matcher import KeypointMatcher
 import numpy as np
 import pytest
 import torch
-
-from ccl_perception import geometry as g
-from ccl_perception import targets as tg
-from ccl_perception.grasp_pipeline import GraspPipeline, frame_to_pose, merge_config
-from ccl_perception.keypoint_matcher import KeypointMatcher
 
 H, W = 96, 128
 K = g.intrinsics_matrix(100.0, 100.0, 63.5, 47.5)
@@ -62,6 +62,7 @@ def target(extractor, scene):
 
 
 class TestMakeTarget:
+
     def test_fields(self, target, extractor):
         assert target.descriptors.shape == (3, 32)
         np.testing.assert_allclose(np.linalg.norm(target.descriptors, axis=1), 1, atol=1e-5)
@@ -85,18 +86,18 @@ class TestMakeTarget:
         rgb, depth = scene
         with pytest.raises(ValueError, match='at least two'):
             tg.make_target(extractor, rgb, [(1, 1)], 'x')
-        with pytest.raises(ValueError, match=r'^point 2 \(128, 1\) is outside the 128x96 image: allowed x in '
-                                             r'\[0, 127\], y in \[0, 95\]$'):
+        with pytest.raises(ValueError, match=r'^point 2 \(128, 1\) is outside the 128x96 image: '
+                                             r'allowed x in \[0, 127\], y in \[0, 95\]$'):
             tg.make_target(extractor, rgb, [(1, 1), (W, 1)], 'x')
         with pytest.raises(ValueError, match=r'^point 1 \(nan, 10\) is not finite$'):
             tg.make_target(extractor, rgb, [(np.nan, 10), (40, 11)], 'x')
-        with pytest.raises(ValueError, match=r'^points 1 and 2 \(the grasp axis\) are 3.00 px apart; they must be '
-                                             r'at least 4 px apart$'):
+        with pytest.raises(ValueError, match=r'^points 1 and 2 \(the grasp axis\) are 3.00 px '
+                                             r'apart; they must be at least 4 px apart$'):
             tg.make_target(extractor, rgb, [(40, 10), (43, 10)], 'x')
         with pytest.raises(ValueError, match=r'^points 1 and 3 are 0.50 px apart'):
             tg.make_target(extractor, rgb, [(40, 10), (50, 10), (40.5, 10)], 'x')
-        with pytest.raises(ValueError, match=r'principal point \(cx, cy\) = \(1e\+09, 47.5\) is outside the '
-                                             r'128x96 image'):
+        with pytest.raises(ValueError, match=r'principal point \(cx, cy\) = \(1e\+09, 47.5\) '
+                                             r'is outside the 128x96 image'):
             tg.make_target(
                 extractor,
                 rgb,
@@ -114,8 +115,8 @@ class TestMakeTarget:
         with pytest.raises(ValueError, match='non-empty string'):
             tg.make_target(extractor, rgb, PTS, ' ')
         # 8 px apart at 0.5 m with f = 1e5 px: 8 * 0.5 / 1e5 = 0.04 mm < 5 mm
-        with pytest.raises(ValueError, match=r'^the grasp axis between points 1 and 2 is 0.04 mm long in 3D; '
-                                             r'a target needs at least 5 mm$'):
+        with pytest.raises(ValueError, match=r'^the grasp axis between points 1 and 2 is 0.04 mm '
+                                             r'long in 3D; a target needs at least 5 mm$'):
             tg.make_target(
                 extractor, rgb, [
                     (40, 10), (48, 10)], 'x', depth=depth, K=g.intrinsics_matrix(
@@ -129,6 +130,7 @@ class TestMakeTarget:
 
 
 class TestTargetFiles:
+
     def test_round_trip_and_identity(self, target, tmp_path):
         path = str(tmp_path / 't.npz')
         tg.save_target(path, target)
@@ -174,8 +176,8 @@ class TestTargetFiles:
         t = tg.load_target(out, expected_identity=model_identity(net))
         assert t.name == 'mug' and t.descriptors.shape == (2, 16)
         np.testing.assert_allclose(t.points_3d, PTS_3D[:2], atol=1e-9)
-        assert tg.main(['--checkpoint', ck, '--image', str(tmp_path / 'ref.png'), '--points', '1,1',
-                        '--name', 'x', '--out', out]) == 2
+        assert tg.main(['--checkpoint', ck, '--image', str(tmp_path / 'ref.png'),
+                        '--points', '1,1', '--name', 'x', '--out', out]) == 2
         assert oct(os.stat(out).st_mode & 0o777) == oct(0o666 & ~_umask())  # 0644 under umask 022
 
     def test_parse_intrinsics(self, tmp_path):
@@ -185,11 +187,14 @@ class TestTargetFiles:
         assert tg.parse_intrinsics(str(tmp_path / 'ci.yaml'))[1, 1] == 6
         with pytest.raises(ValueError, match='fx,fy,cx,cy'):
             tg.parse_intrinsics('1,2')
-        with pytest.raises(ValueError, match=r"^intrinsics \(fx,fy,cx,cy\) '615,615,a,240': 'a' is not a number$"):
+        with pytest.raises(ValueError, match=r"^intrinsics \(fx,fy,cx,cy\) '615,615,a,240': "
+                                             r"'a' is not a number$"):
             tg.parse_intrinsics('615,615,a,240')
-        with pytest.raises(ValueError, match=r"^intrinsics 'cam.yaml' is neither an existing file nor fx,fy,cx,cy$"):
+        with pytest.raises(ValueError, match=r"^intrinsics 'cam.yaml' is neither an existing file "
+                                             r'nor fx,fy,cx,cy$'):
             tg.parse_intrinsics('cam.yaml')
-        with pytest.raises(ValueError, match=r'finite entries and positive focal lengths, got fx=nan'):
+        with pytest.raises(ValueError,
+                           match=r'finite entries and positive focal lengths, got fx=nan'):
             tg.parse_intrinsics('nan,615,320,240')
         (tmp_path / 'bad.yaml').write_text('k: [1, 2, 3]\n')
         with pytest.raises(ValueError, match='bad.yaml'):
@@ -203,6 +208,7 @@ def _umask() -> int:
 
 
 class TestKeypointMatcher:
+
     def _map(self):
         d = torch.zeros(3, 5, 5)
         d[2] = 1.0             # background: (0, 0, 1)
@@ -233,6 +239,7 @@ class TestKeypointMatcher:
 
 
 class TestGraspPipeline:
+
     def test_identical_view_gives_hand_computed_pose(self, extractor, scene, target):
         rgb, depth = scene
         r = GraspPipeline(extractor, CFG).frame_to_pose(rgb, depth, K, target)
@@ -268,8 +275,8 @@ class TestGraspPipeline:
         rgb, depth = scene
         d = depth.copy()
         d[38:50, 46:58] = np.nan  # around keypoint 1 (51.5, 43.5)
-        two = tg.Target(**{**target.__dict__, 'descriptors': target.descriptors[:2], 'pixels': target.pixels[:2],
-                           'points_3d': target.points_3d[:2]})
+        two = tg.Target(**{**target.__dict__, 'descriptors': target.descriptors[:2],
+                           'pixels': target.pixels[:2], 'points_3d': target.points_3d[:2]})
         r = GraspPipeline(extractor, CFG).frame_to_pose(rgb, d, K, two)
         assert not r.ok and 'no valid depth' in r.reason
         # with three keypoints the reference-shape fit still needs 3 inliers -> abstain as well
@@ -278,8 +285,8 @@ class TestGraspPipeline:
 
     def test_axis_length_contradiction(self, extractor, scene, target):
         rgb, depth = scene
-        two = tg.Target(**{**target.__dict__, 'descriptors': target.descriptors[:2], 'pixels': target.pixels[:2],
-                           'points_3d': None, 'axis_length': 0.5})
+        two = tg.Target(**{**target.__dict__, 'descriptors': target.descriptors[:2],
+                           'pixels': target.pixels[:2], 'points_3d': None, 'axis_length': 0.5})
         r = GraspPipeline(extractor, CFG).frame_to_pose(rgb, depth, K, two)
         assert not r.ok and 'axis length' in r.reason
 
@@ -313,34 +320,37 @@ class TestGraspPipeline:
         # axis |(0.12, 0.04, 0)| = 12.65 cm, + 2 cm margin = 14.65 cm > 10 cm stroke
         r = GraspPipeline(extractor, {**CFG, 'max_width': 0.10}).frame_to_pose(*scene, K, target)
         assert not r.ok and r.pose is None
-        assert r.reason == ('object too wide for the gripper: needs a 14.6 cm opening (axis 12.6 cm + '
-                            'gripper_margin 2.0 cm), max_width is 10.0 cm')
+        assert r.reason == ('object too wide for the gripper: needs a 14.6 cm opening '
+                            '(axis 12.6 cm + gripper_margin 2.0 cm), max_width is 10.0 cm')
         # no margin: 12.65 cm still > 12 cm; a 13 cm stroke takes it, unclamped
-        assert not GraspPipeline(extractor, {**CFG, 'max_width': 0.12, 'gripper_margin': 0.0}).frame_to_pose(
-            *scene, K, target).ok
+        assert not GraspPipeline(extractor, {**CFG, 'max_width': 0.12, 'gripper_margin': 0.0}
+                                 ).frame_to_pose(*scene, K, target).ok
         r = GraspPipeline(extractor, {**CFG, 'max_width': 0.13,
                           'gripper_margin': 0.0}).frame_to_pose(*scene, K, target)
         assert r.ok and r.pose.width == pytest.approx(np.hypot(0.12, 0.04), abs=1e-3)
 
     def test_depth_outside_working_range_abstains(self, extractor, scene, target):
         r = GraspPipeline(extractor, {**CFG, 'max_depth': 0.4}).frame_to_pose(*scene, K, target)
-        assert not r.ok and r.reason == ('grasp keypoint depth 0.500 / 0.500 m outside the working range '
-                                         '[0.05, 0.4] m (min_depth, max_depth)')
+        assert not r.ok and r.reason == ('grasp keypoint depth 0.500 / 0.500 m outside the '
+                                         'working range [0.05, 0.4] m (min_depth, max_depth)')
         r = GraspPipeline(extractor, {**CFG, 'min_depth': 0.6}).frame_to_pose(*scene, K, target)
         assert not r.ok and 'outside the working range [0.6, 3] m' in r.reason
 
     def test_update_config_validates_and_applies_all_or_nothing(self, extractor, scene, target):
         p = GraspPipeline(extractor, CFG)
-        with pytest.raises(ValueError, match=r'^tau = nan is not allowed: must be a finite number in \(0, 1\]$'):
+        with pytest.raises(ValueError, match=r'^tau = nan is not allowed: '
+                                             r'must be a finite number in \(0, 1\]$'):
             p.update_config(tau=float('nan'))
-        with pytest.raises(ValueError, match=r'^depth_window = 4 is not allowed: must be an odd integer in \[1, 51\]$'):
+        with pytest.raises(ValueError, match=r'^depth_window = 4 is not allowed: '
+                                             r'must be an odd integer in \[1, 51\]$'):
             p.update_config(min_confidence=0.5, depth_window=4)
         # nothing applied
         assert p.config['min_confidence'] == 0.3 and p.config['depth_window'] == 5
         with pytest.raises(ValueError, match='unknown grasp pipeline option'):
             p.update_config(tauu=0.1)
         p.update_config(tau=0.2, confidence_scale_px=8.0)
-        assert p.matcher.tau == 0.2 and p.matcher.confidence_scale_px == 8.0 and p.config['tau'] == 0.2
+        assert p.matcher.tau == 0.2 and p.matcher.confidence_scale_px == 8.0
+        assert p.config['tau'] == 0.2
         assert 'low match confidence' in p.frame_to_pose(
             *scene, K, target).reason  # the new tau is used
 

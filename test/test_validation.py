@@ -14,26 +14,26 @@
 
 """Allowed ranges of runtime values: the checker, the pipeline table and the documented ranges."""
 import math
-import re
 from pathlib import Path
-
-import pytest
+import re
 
 from ccl_perception import grasp_pipeline as gp
-from ccl_perception.validation import DEVICE, check, choice, flag, integer, real, text
-
+from ccl_perception.validation import check, choice, DEVICE, flag, integer, real, text
 from param_cases import PIPELINE
+import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / 'docs' / 'ros_interface.md'
 
 
 class TestLimit:
+
     def test_real_open_closed_bounds(self):
         lim = real(0, 1, low_open=True)
         assert lim.describe() == '(0, 1]'
         assert lim.check('tau', 1) == 1.0 and isinstance(lim.check('tau', 1), float)
         for bad in (0, 0.0, -1, 1.0000001, math.nan, math.inf, -math.inf, '0.1', True, None):
-            with pytest.raises(ValueError, match=r'^tau = .* is not allowed: must be a finite number in \(0, 1\]$'):
+            with pytest.raises(ValueError, match=r'^tau = .* is not allowed: '
+                                                 r'must be a finite number in \(0, 1\]$'):
                 lim.check('tau', bad)
 
     def test_half_bounded_and_unbounded(self):
@@ -56,14 +56,16 @@ class TestLimit:
 
     def test_choice_flag_text(self):
         assert choice('normal', 'camera').describe() == 'normal | camera'
-        with pytest.raises(ValueError, match=r"^approach = 'up' is not allowed: must be one of 'normal', 'camera'$"):
+        with pytest.raises(ValueError, match=r"^approach = 'up' is not allowed: "
+                                             r"must be one of 'normal', 'camera'$"):
             choice('normal', 'camera').check('approach', 'up')
         assert flag().check('f', False) is False
         with pytest.raises(ValueError, match='must be true or false'):
             flag().check('f', 1)
         assert DEVICE.check('device', 'cuda:3') == 'cuda:3'
         for bad in ('tpu', 'cuda:', 'CPU', ''):
-            with pytest.raises(ValueError, match=r'must be a string \(cpu \| cuda \| cuda:<index>\)'):
+            with pytest.raises(ValueError,
+                               match=r'must be a string \(cpu \| cuda \| cuda:<index>\)'):
                 DEVICE.check('device', bad)
         assert text().check('s', '') == ''
         with pytest.raises(ValueError, match='must be a string'):
@@ -74,6 +76,7 @@ class TestLimit:
 
 
 class TestPipelineLimits:
+
     def test_every_knob_has_a_limit_and_the_defaults_are_allowed(self):
         assert set(gp.LIMITS) == set(gp.DEFAULTS)
         assert gp.merge_config({}) == gp.DEFAULTS
@@ -96,7 +99,7 @@ class TestPipelineLimits:
 
 
 def doc_table(heading: str) -> dict:
-    """``{parameter: (default, allowed, set)}`` of the parameter table under ``heading`` in the docs."""
+    """Return ``{parameter: (default, allowed, set)}`` of the docs' table under ``heading``."""
     text = DOCS.read_text(encoding='utf-8')
     assert heading in text, f'{heading!r} missing from {DOCS.name}'
     rows = {}
@@ -121,8 +124,8 @@ def _node_tables():
     from ccl_perception.nodes import descriptor_node as dn, grasp_executor_node as en
     from ccl_perception.nodes import grasp_planner_node as pn, sim_world_node as sn
     return [
-        ('### Planner parameters', {**pn.PARAMS, **gp.DEFAULTS}, {**nl.PLANNER_LIMITS, **gp.LIMITS},
-         nl.PLANNER_RUN_TIME),
+        ('### Planner parameters', {**pn.PARAMS, **gp.DEFAULTS},
+         {**nl.PLANNER_LIMITS, **gp.LIMITS}, nl.PLANNER_RUN_TIME),
         ('### Descriptor node parameters', dn.PARAMS, nl.DESCRIPTOR_LIMITS, set()),
         ('### Executor parameters', en.PARAMS, nl.EXECUTOR_LIMITS, nl.EXECUTOR_RUN_TIME),
         ('### Sim world parameters', sn.PARAMS, nl.SIM_WORLD_LIMITS, nl.SIM_WORLD_RUN_TIME),

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""package.xml: well-formed for xmllint, valid for catkin_pkg (REP 149, format 3), licence file.
+"""
+package.xml: well-formed for xmllint, valid for catkin_pkg (REP 149, format 3), licence file.
 
 ament_xmllint is not on the Python package registry; this runs the same tool (Debian's
 ``xmllint``, installed by scripts/setup_env.sh). Validation against the format-3 XSD named

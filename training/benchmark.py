@@ -312,6 +312,51 @@ def bench_train_memory(backbone='efficientnet_lite0', batch=4, height=240, width
     return results
 
 
+#: (method, trunk mode) pairs of the training-speed table.
+TRAIN_CASES = [(m, t) for m in ('identical_view', 'ccl', 'ccl_iv', 'supervised') for t in ('frozen', 'full')]
+
+
+def _train_worker(method: str, trunk: str, steps: int) -> None:
+    """In a fresh process: train ``steps`` steps of the package recipe; print s/step and VmHWM.
+
+    320x240, batch 4, N = 500, bf16 autocast, the default config (conv head, PCA start,
+    foreground keypoints and pasted backgrounds; a synthetic fixed-camera capture of 24
+    frames), ``optim.trunk=<trunk>``. Supervised trains on a rendered plane scene instead.
+    """
+    import json
+    import tempfile
+
+    from ccl_perception.learning.config import load_config
+    from ccl_perception.learning.synthetic import write_plane_scene, write_static_scene
+    from ccl_perception.learning.trainer import Trainer
+    threads = int(os.environ.get('BENCH_THREADS', '1'))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = os.path.join(tmp, 'data')
+        if method == 'supervised':
+            write_plane_scene(root, 6, height=240, width=320)
+        else:
+            write_static_scene(root, 24, height=240, width=320, squares=4)
+        cfg = load_config(None, [f'method={method}', f'data.root={root}', f'optim.trunk={trunk}',
+                                 f'train.steps={steps}', 'train.amp=true', f'train.threads={threads}',
+                                 'train.progress=false', 'train.image_every=0', 'init_from=null',
+                                 'model.head_init_images=8', f'train.checkpoint_every={steps}',
+                                 'train.device=cpu'])
+        metrics = Trainer(cfg, os.path.join(tmp, 'run')).run()
+    print(json.dumps({'step_s': metrics['step_time_s'], 'peak_mib': metrics['peak_memory_mib']}))
+
+
+def bench_training(steps: int = 8) -> list:
+    """s/step and peak RSS of every :data:`TRAIN_CASES` entry, each in its own process."""
+    import json
+    rows = []
+    for method, trunk in TRAIN_CASES:
+        cmd = [sys.executable, os.path.abspath(__file__), '--train-worker', method, trunk, str(steps)]
+        env = dict(os.environ, BENCH_THREADS=str(torch.get_num_threads()))
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+        rows.append({'method': method, 'trunk': trunk, **json.loads(out.stdout.strip().splitlines()[-1])})
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='descriptor model / CCL benchmarks')
     parser.add_argument('--quick', action='store_true', help='fewer repetitions, one backbone')
@@ -323,8 +368,15 @@ def main(argv=None) -> int:
                         help='only the trunk-mode comparison (dilated vs fpn, contiguous vs '
                              'channels_last) for --backbones (default efficientnet_lite0)')
     parser.add_argument('--reps', type=int, default=None, help='timed repetitions (median)')
+    parser.add_argument('--training', action='store_true',
+                        help='only the training-speed table (every method, frozen vs full trunk)')
     parser.add_argument('--memory-worker', nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument('--train-worker', nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.train_worker:
+        method, trunk, steps = args.train_worker
+        _train_worker(method, trunk, int(steps))
+        return 0
     if args.memory_worker:
         b, batch, h, w, n, dim, step = args.memory_worker
         _memory_worker(b, int(batch), int(h), int(w), int(n), int(dim), bool(int(step)))
@@ -340,6 +392,9 @@ def main(argv=None) -> int:
     if args.trunks:
         for name in args.backbones or ['efficientnet_lite0']:
             print_trunks(name, bench_trunks(name, device=args.device, warmup=warmup, reps=reps))
+        return 0
+    if args.training:
+        print_training(bench_training())
         return 0
 
     print('\n[loss vs backbone] batch 4, 240x320 (1/8 map 30x40), N=500, D=64, fwd+bwd')
@@ -368,7 +423,20 @@ def main(argv=None) -> int:
         r = bench_train_memory(name)
         print(
             f'{name:<20}{r["base_mib"]:>13.0f}{r["step_mib"]:>13.0f}{r["step_extra_mib"]:>14.0f}M')
+    print_training(bench_training())
     return 0
+
+
+def print_training(rows: list) -> None:
+    """The training-speed table: s/step, steps/s, frozen/full speed-up and peak RSS."""
+    print('\n[training speed] the package recipe (train.py defaults), efficientnet_lite0, 320x240, '
+          'batch 4, N=500, bf16, mean s/step after the first of 8 steps, peak RSS (VmHWM) per process')
+    print(f'{"method":<16}{"trunk":<8}{"s/step":>9}{"steps/s":>9}{"full/frozen":>13}{"peak MiB":>10}')
+    by = {(r['method'], r['trunk']): r for r in rows}
+    for r in rows:
+        ratio = by[(r['method'], 'full')]['step_s'] / r['step_s'] if r['trunk'] == 'frozen' else 1.0
+        print(f'{r["method"]:<16}{r["trunk"]:<8}{r["step_s"]:>9.3f}{1 / r["step_s"]:>9.2f}'
+              f'{ratio:>12.2f}x{r["peak_mib"]:>10.0f}')
 
 
 if __name__ == '__main__':

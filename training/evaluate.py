@@ -33,8 +33,9 @@ from ccl_perception.validation import integer, real
 def main(argv=None):
     parser = cli.ArgumentParser(prog='evaluate', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument('--checkpoint', help='trained DescriptorNet checkpoint (.pt)')
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument('--checkpoint', help='trained DescriptorNet checkpoint (.pt); default: the '
+                     'shipped model (ccl_perception/models/ccl_default.pt)')
     src.add_argument('--baseline', choices=['pretrained'],
                      help="'pretrained': the ImageNet backbone's own stride-8 features, no training")
     parser.add_argument('--backbone', default='efficientnet_lite0',
@@ -71,6 +72,9 @@ def _run(args) -> int:
             f'--json {args.json!r} must end in .json (the .md and _pck.png go next to it)')
     from ccl_perception.correspondence import DEFAULT_TAU
     tau = args.tau
+    if not args.baseline and not args.checkpoint:
+        from ccl_perception.model_zoo import default_model_path
+        args.checkpoint = default_model_path()
     if args.checkpoint:
         from ccl_perception.checkpoint import load_checkpoint, model_from_checkpoint, training_tau
         data = load_checkpoint(args.checkpoint)

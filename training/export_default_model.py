@@ -30,12 +30,39 @@ def main(argv=None) -> int:
         keep['source'] = {'checkpoint': os.path.abspath(args.checkpoint), 'step': int(data['step']),
                           'identity': model_identity(data)}
         save_head_only(args.out, model, step=int(data['step']), extra=keep)
+        card = write_card(args.out, keep, args.checkpoint)
     except (CheckpointError, ValueError, OSError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
+        print(f'export_default_model: error: {exc}', file=sys.stderr)
         return 2
     size = os.path.getsize(args.out) / 2 ** 20
-    print(f'wrote {args.out} ({size:.2f} MiB), model identity {keep["source"]["identity"]}')
+    print(f'wrote {args.out} ({size:.2f} MiB) and {card}, model identity {keep["source"]["identity"]}')
     return 0
+
+
+def write_card(model_path: str, extra: dict, checkpoint: str) -> str:
+    """``<model>.json`` next to the model: identity, training config, validation, run metrics."""
+    import datetime
+    import json
+    card = {
+        'identity': extra['source']['identity'],
+        'step': extra['source']['step'],
+        'exported': datetime.date.today().isoformat(),
+        'method': extra.get('method'),
+        'tau': extra.get('tau'),
+        'validation': extra.get('validation'),
+        'config': extra.get('config'),
+    }
+    metrics = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), 'metrics.json')
+    if os.path.isfile(metrics):
+        with open(metrics, encoding='utf-8') as f:
+            m = json.load(f)
+        card['training'] = {k: m.get(k) for k in ('final_step', 'best_step', 'best_validation',
+                                                   'wall_time_s', 'step_time_s', 'peak_memory_mib',
+                                                   'device', 'validation_history')}
+    path = os.path.splitext(model_path)[0] + '.json'
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(card, f, indent=1)
+    return path
 
 
 if __name__ == '__main__':

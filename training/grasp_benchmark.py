@@ -20,7 +20,7 @@ Scenes: cluttered tables seen from oblique viewpoints (elevation --min-elevation
 --max-elevation degrees) against single top-down reference views; ``--absent`` scenes leave
 the target out (any grasp there is a false grasp; goal: zero). Prints a results table, with
 an oracle row (true keypoints) as the ceiling of the executor and geometry.
-Everything lives in ccl_perception.demo.run_grasp_benchmark.
+Everything lives in ccl_perception.evaluation.grasp_trials.run_grasp_benchmark.
 """
 import argparse
 import sys
@@ -36,7 +36,13 @@ def main(argv=None) -> int:
     elevation = cli.arg_type(real(0, 90))
     ap = cli.ArgumentParser(prog='grasp_benchmark', description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--checkpoint', required=True, help='trained model (.pt)')
+    ap.add_argument('--checkpoint', default='', help='model (.pt); default: the shipped model')
+    ap.add_argument('--features', choices=['head', 'backbone'], default='head',
+                    help="backbone: the checkpoint's ImageNet trunk alone (pretrained-features row)")
+    ap.add_argument('--benchmark', choices=['v1', 'v2'], default='v2',
+                    help='v2: D435 640x480 world of real-textured objects (default); v1: the earlier one')
+    ap.add_argument('--downscale', type=cli.arg_type(integer(1, 8)), default=None,
+                    help='camera -> model shrink factor (default: 2 on v2, 1 on v1)')
     ap.add_argument(
         '--grasps',
         type=count,
@@ -58,8 +64,6 @@ def main(argv=None) -> int:
     ap.add_argument('--max-elevation', type=elevation, default=65.0)
     ap.add_argument('--no-oracle', action='store_true', help='skip the true-keypoint ceiling row')
     ap.add_argument('--seed', type=cli.arg_type(integer(0)), default=5000)
-    ap.add_argument('--size', type=cli.arg_type(integer(32, 4096)), nargs=2, default=(320, 240), metavar=('W', 'H'),
-                    help='camera image size in pixels (use the training resolution)')
     ap.add_argument('--set', dest='planner', action='append', default=[], metavar='KEY=VALUE',
                     help='grasp planner option (ccl_perception.grasp_pipeline.DEFAULTS), repeatable, '
                          'e.g. --set min_inlier_fraction=0.8')
@@ -81,16 +85,22 @@ def main(argv=None) -> int:
 
 
 def _run(args, planner: dict) -> int:
-    from ccl_perception.demo import format_table, run_grasp_benchmark
-    from ccl_perception.grasp_pipeline import merge_config
     from ccl_perception.checkpoint import load_checkpoint
+    from ccl_perception.evaluation.grasp_trials import format_table, run_grasp_benchmark
+    from ccl_perception.grasp_pipeline import merge_config
+    from ccl_perception.model_zoo import default_model_path
     merge_config(planner)  # unknown option / bad value: one line, before any rendering
-    load_checkpoint(args.checkpoint)  # missing / corrupt: one line, before the scenes are built
-    rep = run_grasp_benchmark(args.checkpoint, args.grasps, args.absent, args.targets, args.out,
+    checkpoint = args.checkpoint or default_model_path()
+    load_checkpoint(checkpoint)  # missing / corrupt: one line, before the scenes are built
+    downscale = args.downscale or (2 if args.benchmark == 'v2' else 1)
+    rep = run_grasp_benchmark(checkpoint, args.grasps, args.absent, args.targets, args.out,
                               args.min_elevation, args.max_elevation, not args.no_oracle, args.seed,
-                              planner_config=planner, image_size=tuple(args.size))
+                              planner_config=planner, benchmark=args.benchmark, downscale=downscale,
+                              features=args.features)
+    size = rep['image_size']
     print()
-    print(f'checkpoint {args.checkpoint}; {args.size[0]}x{args.size[1]} px; elevation '
+    print(f'checkpoint {checkpoint} ({args.features}); benchmark {args.benchmark}, {size[0]}x{size[1]} px '
+          f'camera, model input 1/{downscale}; elevation '
           f'{args.min_elevation:.0f}-{args.max_elevation:.0f} deg vs top-down references; '
           f'{rep["seconds"]:.0f} s')
     print(format_table(rep['results']))

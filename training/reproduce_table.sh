@@ -15,6 +15,7 @@
 
 # Reproduces the README's accuracy tables (Table-I style, benchmark v2 and v1), the q sweep
 # (Fig. 4) and the instrument picture on this CPU (2 cores; ~2.5 h).
+# Runs go two at a time with one thread each; every run can be resumed (kill, rerun).
 #
 # Protocol (the package's CPU recipe, training/configs/default.yaml): ImageNet EfficientNet-Lite0
 # trunk frozen, conv head started from a label-free PCA of the trunk features (the step-0 model
@@ -30,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-STEPS=${STEPS:-1500}
+STEPS=${STEPS:-1000}
 QSTEPS=${QSTEPS:-500}
 V1_STEPS=${V1_STEPS:-1000}
 SEEDS=${SEEDS:-"0 1"}
@@ -38,7 +39,7 @@ QS=${QS:-"0.15 0.25 0.35 0.5 0.75 1.0"}
 OUT=${OUT:-out}
 export OMP_NUM_THREADS=1
 COMMON=(--set train.amp=true --set train.threads=1 --set train.progress=false
-        --set train.checkpoint_every=250 --set train.eval_every=250 --set train.eval_max_pairs=0)
+        --set train.checkpoint_every=250 --set train.eval_every=125 --set train.eval_max_pairs=0)
 
 # ---------------------------------------------------------------------------------- data
 v2() { [ -f "data/v2/$2/$3" ] || $PY training/render_dataset.py "$1" --out "data/v2/$2" "${@:4}"; }
@@ -60,33 +61,31 @@ train() {  # train <run> <config> <data> <steps> [extra --set ...]
       --set data.root="$data/train" --set val_pairs="$data/val/pairs.json" --set init_from=null \
       --set train.steps="$steps" "$@" "${resume[@]}" --out "runs/$run" > "runs/$run.log" 2>&1
 }
-pair() { "$@" & }  # two single-thread runs side by side on the 2 cores
+job() {  # run in the background, at most two at a time (one thread each, 2 cores)
+  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
+  "$@" &
+}
 
 mkdir -p runs "$OUT"
 for seed in $SEEDS; do
-  pair train "v2_iv_s$seed" identical_view data/v2 "$STEPS" --set seed="$seed"
-  train "v2_ccl_s$seed" ccl data/v2 "$STEPS" --set seed="$seed"
-  wait
-  pair train "v2_ccl_iv_s$seed" ccl_iv data/v2 "$STEPS" --set seed="$seed"
-  [ "$seed" = "$(echo $SEEDS | cut -d' ' -f1)" ] && train v2_supervised supervised data/v2 "$STEPS" \
-      --set data.root=data/v2/train
-  wait
+  job train "v2_iv_s$seed" identical_view data/v2 "$STEPS" --set seed="$seed"
+  job train "v2_ccl_s$seed" ccl data/v2 "$STEPS" --set seed="$seed"
+  job train "v2_ccl_iv_s$seed" ccl_iv data/v2 "$STEPS" --set seed="$seed"
 done
-pair train v2_ccl_uniform ccl data/v2 "$STEPS" --set data.keypoints=uniform
-train v2_ccl_sanity ccl data/v2 "$QSTEPS" --set loss.sanity_b_from_a=true
-wait
-pair train v2_iv_short identical_view data/v2 "$QSTEPS"
-train v1_iv identical_view data "$V1_STEPS" --set data.root=data/train_gt
-wait
-pair train v1_ccl ccl data "$V1_STEPS" --set data.root=data/train_gt
-train v1_ccl_iv ccl_iv data "$V1_STEPS" --set data.root=data/train_gt
-wait
-for q in $QS; do  # paper Fig. 4: with and without variance scaling, side by side
-  pair train "v2_q${q}_vs" ccl data/v2 "$QSTEPS" --set loss.quantile="$q" --set train.keep_best=false
-  train "v2_q${q}_novs" ccl data/v2 "$QSTEPS" --set loss.quantile="$q" --set loss.use_variance_scaling=false \
-      --set train.keep_best=false
-  wait
+job train v2_supervised supervised data/v2 "$STEPS" --set data.root=data/v2/train
+job train v2_ccl_uniform ccl data/v2 "$STEPS" --set data.keypoints=uniform --set data.foreground.paste_background=0
+job train v2_ccl_nopaste ccl data/v2 "$STEPS" --set data.foreground.paste_background=0
+job train v2_ccl_sanity ccl data/v2 "$QSTEPS" --set loss.sanity_b_from_a=true
+job train v2_iv_short identical_view data/v2 "$QSTEPS"
+for run in iv ccl ccl_iv; do
+  job train "v1_$run" "$run" data "$V1_STEPS" --set data.root=data/train_gt
 done
+for q in $QS; do  # paper Fig. 4: with and without variance scaling
+  job train "v2_q${q}_vs" ccl data/v2 "$QSTEPS" --set loss.quantile="$q" --set train.keep_best=false
+  job train "v2_q${q}_novs" ccl data/v2 "$QSTEPS" --set loss.quantile="$q" \
+      --set loss.use_variance_scaling=false --set train.keep_best=false
+done
+wait
 
 # ---------------------------------------------------------------------------- evaluation
 evaluate() {  # evaluate <name> <pairs> <args...>

@@ -32,17 +32,21 @@ def _pm(mean, std) -> str:
     return f'{mean:.3f} ± {std:.3f}' if std is not None else f'{mean:.3f}'
 
 
-def accuracy_table(evals: dict) -> str:
+def accuracy_table(evals: dict, runs: dict = None, prefix: str = '') -> str:
+    """One row per evaluation; ``best step`` from the run's metrics when ``runs`` has it."""
     head = ('| model | ' + ' | '.join(f'PCK@{t}' for t in THRESHOLDS) +
-            ' | AUC PCK@[1..50] | norm. mean px error | AUC seen / unseen objects | pairs |')
-    lines = [head, '|' + '---|' * (len(THRESHOLDS) + 5)]
+            ' | AUC PCK@[1..50] | norm. mean px error | AUC seen / unseen objects | pairs | best step |')
+    lines = [head, '|' + '---|' * (len(THRESHOLDS) + 6)]
     for name, r in evals.items():
+        m = (runs or {}).get(prefix.replace('same_table_', '') + name) or {}
+        best = f"{m['best_step']} / {m['final_step']}" if m.get('best_step') is not None else '-'
         pck = ' | '.join(_pm(r['pck'][t], r.get('pck_std', {}).get(t)) for t in THRESHOLDS)
         split = r.get('per_split', {})
         seen = f"{split['seen']['auc']:.3f} / {split['unseen']['auc']:.3f}" if {'seen',
                                                                                 'unseen'} <= set(split) else '-'
         lines.append(f"| {name} | {pck} | {_pm(r['auc'], r.get('auc_std'))} | "
-                     f"{_pm(r['norm_mean_px_error'], r.get('norm_mean_px_error_std'))} | {seen} | {r['num_pairs']} |")
+                     f"{_pm(r['norm_mean_px_error'], r.get('norm_mean_px_error_std'))} | {seen} | {r['num_pairs']} | "
+                     f"{best} |")
     return '\n'.join(lines)
 
 
@@ -101,9 +105,19 @@ def main(argv=None) -> int:
             print(f'error: {path} is not eval_<name>.json, metrics.json or grasp_<name>/results.json',
                   file=sys.stderr)
             return 2
-    if evals:
-        print('### Correspondence accuracy (data/eval: cross-scene pairs, mean ± std over pairs)\n')
-        print(accuracy_table(evals))
+    sections = (('v2_same_table_', 'Benchmark v2, same-table split (training table and camera, new '
+                 'arrangements)'),
+                ('v2_', 'Benchmark v2 (data/v2/eval: held-out tables, 0-45 deg off-vertical views, '
+                 'cross-scene pairs)'),
+                ('v1_', 'Benchmark v1 (data/eval)'), ('', 'Other evaluations'))
+    left = dict(evals)
+    for prefix, title in sections:
+        rows = {k[len(prefix):] or k: v for k, v in left.items() if k.startswith(prefix)}
+        left = {k: v for k, v in left.items() if not k.startswith(prefix)}
+        if rows:
+            print(f'### {title}, mean ± std over pairs\n')
+            print(accuracy_table(rows, runs, prefix))
+            print()
     if grasps:
         print('\n### Grasp success (training/grasp_benchmark.py)\n')
         print(grasp_table(grasps))

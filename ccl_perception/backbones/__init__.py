@@ -12,14 +12,16 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Stride-8 backbone trunks for the descriptor network.
+"""
+Stride-8 backbone trunks for the descriptor network.
 
 ``build_backbone(name, pretrained)`` returns ``(trunk, out_channels, (mean, std))``: the trunk
 maps (B, 3, H, W) normalised images to (B, C, ceil(H/8), ceil(W/8)) features, and (mean, std)
 are the per-channel input statistics (on [0, 1] RGB) the trunk's weights were trained with.
 """
 BACKBONES = ('efficientnet_lite0', 'resnet18', 'resnet34', 'resnet50')
-#: Stride-8 trunk modes: ``dilated`` (1/16 stage dilated) or ``fpn`` (1/16 stage upsampled + concat).
+#: Stride-8 trunk modes: ``dilated`` (1/16 stage dilated) or ``fpn`` (1/16 stage upsampled +
+#: concat).
 TRUNKS = ('dilated', 'fpn')
 
 #: torchvision's ImageNet statistics (RGB, images in [0, 1]).
@@ -34,7 +36,8 @@ LITE_STD = (128.0 / 255.0,) * 3
 
 
 def build_backbone(name: str, pretrained: bool = True, trunk: str = 'dilated'):
-    """Build a stride-8 trunk.
+    """
+    Build a stride-8 trunk.
 
     Args:
         name: one of ``BACKBONES``.

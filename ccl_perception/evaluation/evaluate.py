@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Evaluate dense descriptors on a pairs file: keypoint transfer from image 1 to image 2.
+"""
+Evaluate dense descriptors on a pairs file: keypoint transfer from image 1 to image 2.
 
 For each keypoint visible in both images of a pair, its descriptor is sampled (bilinearly)
 from image 1's descriptor map upsampled to full resolution (``upsample_descriptors``), and
@@ -28,20 +29,20 @@ by image 2) instead of once per pair; the numbers are bit-identical to matching 
 """
 from __future__ import annotations
 
+from ccl_perception.correspondence import (DEFAULT_TAU, heatmap_softmax, sample_descriptors,
+                                           spatial_expectation)
+from ccl_perception.evaluation import metrics
+from ccl_perception.evaluation.pairs import load_pairs
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ccl_perception.correspondence import (DEFAULT_TAU, heatmap_softmax, sample_descriptors,
-                                           spatial_expectation)
-from ccl_perception.evaluation import metrics
-from ccl_perception.evaluation.pairs import load_pairs
-
 
 def descriptor_function(model_or_extractor, device: str = 'cpu', features: str = 'head'):
-    """Normalise what evaluation accepts into ``fn(rgb (H, W, 3) uint8) -> (C, h, w) tensor``.
+    """
+    Normalise what evaluation accepts into ``fn(rgb (H, W, 3) uint8) -> (C, h, w) tensor``.
 
     Args:
         model_or_extractor: a ``DescriptorNet`` (nn.Module), a ``DescriptorExtractor`` or any
@@ -70,7 +71,8 @@ def descriptor_function(model_or_extractor, device: str = 'cpu', features: str =
 
 
 def query_descriptors(desc_1: torch.Tensor, kp_1: np.ndarray, size_1) -> torch.Tensor:
-    """Descriptors of image 1 at full-resolution keypoints.
+    """
+    Descriptors of image 1 at full-resolution keypoints.
 
     Args:
         desc_1: ``(C, h, w)`` stride-8 descriptor map of image 1.
@@ -87,7 +89,8 @@ def query_descriptors(desc_1: torch.Tensor, kp_1: np.ndarray, size_1) -> torch.T
 
 
 def target_map(desc_2: torch.Tensor, size_2) -> torch.Tensor:
-    """Image 2's full-resolution unit descriptors, flattened for matching.
+    """
+    Image 2's full-resolution unit descriptors, flattened for matching.
 
     Args:
         desc_2: ``(C, h, w)`` stride-8 descriptor map; size_2: ``(H, W)`` of image 2.
@@ -103,7 +106,8 @@ def target_map(desc_2: torch.Tensor, size_2) -> torch.Tensor:
 
 def match_queries(query: torch.Tensor, target: torch.Tensor, size_2, method: str = 'argmax',
                   tau: float = DEFAULT_TAU, chunk: int = 64) -> np.ndarray:
-    """Best match (or softmax expectation) of each query in a ``target_map``.
+    """
+    Best match (or softmax expectation) of each query in a ``target_map``.
 
     Args:
         query: ``(1, N, C)`` descriptors (``query_descriptors``).
@@ -133,8 +137,10 @@ def match_queries(query: torch.Tensor, target: torch.Tensor, size_2, method: str
 
 
 def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray, size_1, size_2,
-                    method: str = 'argmax', tau: float = DEFAULT_TAU, chunk: int = 64) -> np.ndarray:
-    """Transfer full-resolution keypoints from image 1 to image 2.
+                    method: str = 'argmax', tau: float = DEFAULT_TAU,
+                    chunk: int = 64) -> np.ndarray:
+    """
+    Transfer full-resolution keypoints from image 1 to image 2.
 
     Args:
         desc_1, desc_2: ``(C, h, w)`` stride-8 descriptor maps of images 1 and 2.
@@ -156,7 +162,8 @@ def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray
 
 def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float = DEFAULT_TAU,
                   progress: bool = True) -> list:
-    """Matched keypoints of every pair, each full-resolution map computed once per image.
+    """
+    Match the keypoints of every pair, each full-resolution map computed once per image.
 
     Same numbers as calling ``match_keypoints`` per pair, in two passes over the images:
     (1) pairs grouped by image 1: upsample each image once, sample the query descriptors of
@@ -218,10 +225,11 @@ def _read_rgb(path: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu', method: str = 'argmax',
-                   tau: float = DEFAULT_TAU, features: str = 'head', max_pairs: int | None = None,
-                   progress: bool = True) -> dict:
-    """PCK / AUC / normalised error of keypoint transfer over the pairs of ``pairs_path``.
+def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu',
+                   method: str = 'argmax', tau: float = DEFAULT_TAU, features: str = 'head',
+                   max_pairs: int | None = None, progress: bool = True) -> dict:
+    """
+    PCK / AUC / normalised error of keypoint transfer over the pairs of ``pairs_path``.
 
     Args:
         model_or_extractor: ``DescriptorNet``, ``DescriptorExtractor`` or a callable
@@ -237,8 +245,9 @@ def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu', met
         ``{'pck': {'3': mean, ...}, 'pck_std', 'auc', 'auc_std', 'norm_mean_px_error',
         'norm_mean_px_error_std', 'mean_px_error', 'num_pairs', 'num_keypoints',
         'pck_curve' (PCK@1..50 pooled over all keypoints), 'per_object': {name: aggregate},
-        'per_split': {'seen'|'unseen'|...: aggregate}, 'per_kind': {'boundary'|'interior': pooled summary},
-        'method'}``; mean/std are over pairs (per object: over pairs containing it).
+        'per_split': {'seen'|'unseen'|...: aggregate},
+        'per_kind': {'boundary'|'interior': pooled summary}, 'method'}``; mean/std are over
+        pairs (per object: over pairs containing it).
     """
     pf = load_pairs(pairs_path)
     describe = descriptor_function(model_or_extractor, device, features)
@@ -272,10 +281,12 @@ def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu', met
     pooled = np.concatenate(all_errors)
     result.update({
         'num_pairs': len(pair_summaries), 'num_keypoints': int(pooled.size), 'method': method,
-        'pck_curve': {str(t): v for t, v in zip(metrics.AUC_THRESHOLDS, metrics.pck_curve(pooled).tolist())},
+        'pck_curve': {str(t): v for t, v in zip(metrics.AUC_THRESHOLDS,
+                                                metrics.pck_curve(pooled).tolist())},
         'per_object': {k: metrics.aggregate(v) for k, v in sorted(per_object.items())},
         'per_split': {k: metrics.aggregate(v) for k, v in sorted(per_split.items())},
         'per_kind': {k: {'pck': {str(t): metrics.pck(v, t) for t in metrics.PCK_THRESHOLDS},
-                         'auc': metrics.auc(v), 'n': len(v)} for k, v in sorted(kind_errors.items())},
+                         'auc': metrics.auc(v), 'n': len(v)}
+                     for k, v in sorted(kind_errors.items())},
     })
     return result

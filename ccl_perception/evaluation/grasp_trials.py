@@ -98,7 +98,7 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
         executor: ``executors.sim_executor.world_executor(world)`` (made here if None).
     """
     from ccl_perception.executors.sim_executor import world_executor
-    from ccl_perception.image_conversion import heatmap_overlay
+    from ccl_perception.image_conversion import draw_grasp, heatmap_overlay
     from ccl_perception.sim.robot import CAMERA_FRAME
     executor = executor or world_executor(world)
     trials = []
@@ -110,6 +110,8 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
         t_plan = time.perf_counter() - t0
         trial = {'seed': seed, 'target': name, 'present': bool(info.target_present),
                  'objects': info.objects, 'confidence': float(res.confidence),
+                 'similarity': (float(res.match.peak_similarity[:2].min())
+                                if res.match is not None else float('nan')),
                  'planner': res.reason, 'plan_s': t_plan}
         executed, success = False, False
         if res.ok:
@@ -122,7 +124,11 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
         if heatmap_dir is not None and res.match is not None:
             os.makedirs(heatmap_dir, exist_ok=True)
             path = os.path.join(heatmap_dir, f'{i:03d}_{name}_{trial["outcome"]}.png')
-            save_png(path, heatmap_overlay(frame.rgb, res.match.heatmaps, res.match.keypoints))
+            image = heatmap_overlay(frame.rgb, res.match.heatmaps, res.match.keypoints)
+            if res.ok:
+                image = draw_grasp(image, info.camera.K, res.pose.position, res.pose.rotation,
+                                   res.pose.width)
+            save_png(path, image)
             trial['heatmap'] = path
         trials.append(trial)
         if progress:
@@ -132,26 +138,61 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
     return trials
 
 
+def target_candidates(world) -> list:
+    """Object names of ``world`` that may become targets, in catalogue order.
+
+    Benchmark v2: the objects its selection marks graspable by a parallel gripper
+    (``benchmark_v2.yaml``); v1: every object (too wide ones are skipped when the target is
+    made, from the measured reference view).
+    """
+    if getattr(world.cfg, 'benchmark', 'v1') != 'v2':
+        return list(world.object_names)
+    from ccl_perception.sim.catalogue_v2 import load_selection
+    graspable = {e.key for e in load_selection().objects if e.graspable}
+    return [n for n in world.object_names if n in graspable]
+
+
+def benchmark_world_config(benchmark: str, min_elevation: float, max_elevation: float):
+    """``SimWorldConfig`` of the grasp benchmark on ``benchmark`` ('v2': D435 640x480 world)."""
+    from ccl_perception.sim.robot import SimWorldConfig
+    if benchmark == 'v2':
+        from ccl_perception.sim.grasp_scene import v2_world_config
+        return v2_world_config(camera_elevation_deg=(min_elevation, max_elevation))
+    if benchmark == 'v1':
+        return SimWorldConfig(camera_elevation_deg=(min_elevation, max_elevation))
+    raise ValueError(f"benchmark must be 'v1' or 'v2', got {benchmark!r}")
+
+
 def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_targets: int = 4,
                         out_dir: str = 'grasp_benchmark', min_elevation: float = 35.0,
                         max_elevation: float = 65.0, oracle: bool = True, seed: int = 5000,
-                        planner_config=None, image_size=(320, 240)) -> dict:
-    """In-process grasp benchmark (no ROS): ``grasps`` cluttered scenes with the target seen
-    from oblique viewpoints (elevation ``min..max`` degrees vs. the top-down reference) and
-    ``absent`` scenes without it. Returns ``{'model': summary, 'oracle': summary, ...}``."""
+                        planner_config=None, benchmark: str = 'v2', downscale: int = 2,
+                        features: str = 'head') -> dict:
+    """In-process grasp benchmark (no ROS, paper Table II): ``grasps`` cluttered scenes with
+    the target seen from oblique viewpoints (elevation ``min..max`` degrees vs. the top-down
+    reference) and ``absent`` scenes without it.
+
+    Args:
+        checkpoint: the model (``features='backbone'``: its trunk only, the pretrained-features row).
+        benchmark: 'v2' (D435 640x480 world, ``downscale`` 2 for a 320x240 model) or 'v1'.
+        planner_config: grasp pipeline overrides.
+
+    Returns:
+        ``{'results': {'model': summary, 'oracle keypoints (executor ceiling)': summary}, ...}``;
+        the same seed gives the same trials (every scene is restored from a snapshot).
+    """
     from ccl_perception import targets as tg
     from ccl_perception.executors.sim_executor import world_executor
     from ccl_perception.grasp_pipeline import GraspPipeline
     from ccl_perception.inference import DescriptorExtractor
-    from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig
+    from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld
 
-    extractor = DescriptorExtractor(checkpoint)
-    world = SimWorld(SimWorldConfig(camera_elevation_deg=(min_elevation, max_elevation),
-                                    width=int(image_size[0]), height=int(image_size[1])))
+    extractor = DescriptorExtractor(checkpoint, downscale=downscale, features=features)
+    world = SimWorld(benchmark_world_config(benchmark, min_elevation, max_elevation))
     executor = world_executor(world)
     try:
         paths = make_sim_targets(world, extractor, os.path.join(out_dir, 'targets'), n_targets,
-                                 MAX_OBJECT_WIDTH)
+                                 MAX_OBJECT_WIDTH, names=target_candidates(world))
         library = {n: tg.load_target(p, str(extractor.identity)) for n, p in paths.items()}
         names = sorted(library)
         # spread the grasps and absent scenes over the targets
@@ -182,8 +223,10 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
                                                      g is not None and g.success),
                                  'grasp': None if g is None else g.to_dict()})
             results['oracle keypoints (executor ceiling)'] = summarise(o_trials)
-        report = {'checkpoint': checkpoint, 'results': results, 'per_target': per_target,
-                  'trials': trials, 'seconds': wall, 'image_size': list(image_size),
+        report = {'checkpoint': checkpoint, 'features': features, 'benchmark': benchmark,
+                  'downscale': downscale, 'planner': planner_config or {},
+                  'results': results, 'per_target': per_target,
+                  'trials': trials, 'seconds': wall, 'image_size': [world.cfg.width, world.cfg.height],
                   'elevation_deg': [min_elevation, max_elevation]}
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, 'results.json'), 'w', encoding='utf-8') as f:

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Keypoint-transfer metrics: PCK, AUC of the PCK curve, normalised mean pixel error.
+"""
+Keypoint-transfer metrics: PCK, AUC of the PCK curve, normalised mean pixel error.
 
 All errors are Euclidean distances in full-resolution pixels between a predicted match and
 the annotated keypoint (never in descriptor-grid units).
@@ -69,7 +70,11 @@ def normalised_mean_error(errors, width: int, height: int) -> float:
 
 
 def summarise(errors, width: int, height: int) -> dict:
-    """All metrics of one set of errors: ``{'pck': {'3': ..}, 'auc', 'norm_mean_px_error', 'mean_px_error', 'n'}``."""
+    """
+    Compute all metrics of one set of errors.
+
+    Returns ``{'pck': {'3': ..}, 'auc', 'norm_mean_px_error', 'mean_px_error', 'n'}``.
+    """
     e = np.asarray(errors, dtype=float).reshape(-1)
     return {'pck': {str(t): pck(e, t) for t in PCK_THRESHOLDS}, 'auc': auc(e),
             'norm_mean_px_error': normalised_mean_error(e, width, height),
@@ -77,7 +82,8 @@ def summarise(errors, width: int, height: int) -> dict:
 
 
 def aggregate(summaries: list) -> dict:
-    """Mean and std (population, ddof=0) over a list of :func:`summarise` dicts.
+    """
+    Mean and std (population, ddof=0) over a list of :func:`summarise` dicts.
 
     Returns:
         ``{'pck': {t: mean}, 'pck_std': {t: std}, 'auc', 'auc_std', 'norm_mean_px_error',

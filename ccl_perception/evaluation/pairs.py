@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The pairs file: annotated keypoints on images and the image pairs to evaluate.
+"""
+The pairs file: annotated keypoints on images and the image pairs to evaluate.
 
 Schema (JSON; full description in docs/pairs_schema.md)::
 
@@ -23,8 +24,8 @@ Schema (JSON; full description in docs/pairs_schema.md)::
         {"file": "images/s000_v0.png",          # relative to the JSON file's folder
          "width": 320, "height": 240,           # optional; checked against the image if given
          "objects": {
-           "duck": {"keypoints": [[x, y], ...],          # pixels, (column, row), centres at integers
-                    "visible": [true, false, ...],       # same length; invisible points may be null
+           "duck": {"keypoints": [[x, y], ...],     # pixels (column, row), centres at integers
+                    "visible": [true, false, ...],  # same length; invisible points may be null
                     "kinds": ["boundary", "interior", ...]}}}   # optional
       ],
       "pairs": [{"image_1": 0, "image_2": 5, "objects": ["duck"]}]   # "objects" optional
@@ -36,10 +37,10 @@ evaluates, per object, the keypoints visible in both images.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import json
 import math
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,7 +50,8 @@ VERSION = 1
 
 @dataclass
 class PairsFile:
-    """A loaded pairs file.
+    """
+    A loaded pairs file.
 
     Attributes:
         root: folder the image paths are relative to.
@@ -68,7 +70,8 @@ class PairsFile:
         return os.path.join(self.root, self.images[index]['file'])
 
     def check_image(self, index: int, shape) -> None:
-        """Check image ``index`` as read from disk against the file's annotations.
+        """
+        Check image ``index`` as read from disk against the file's annotations.
 
         Args:
             shape: ``(H, W, ...)`` of the decoded image.
@@ -81,12 +84,12 @@ class PairsFile:
         h, w = int(shape[0]), int(shape[1])
         declared = (im.get('width'), im.get('height'))
         if declared != (None, None) and declared != (w, h):
-            raise ValueError(f'images[{index}] {im["file"]!r} is {w}x{h} px but the pairs file declares '
-                             f'{declared[0]}x{declared[1]}')
+            raise ValueError(f'images[{index}] {im["file"]!r} is {w}x{h} px but the pairs file '
+                             f'declares {declared[0]}x{declared[1]}')
         check_keypoints_inside(im, index, w, h)
 
     def pair_keypoints(self, pair: dict) -> dict:
-        """``{object: (kp_1 (N, 2), kp_2 (N, 2), kinds list)}`` of keypoints visible in both images."""
+        """Return ``{object: (kp_1 (N, 2), kp_2 (N, 2), kinds list)}`` visible in both images."""
         im1, im2 = self.images[pair['image_1']], self.images[pair['image_2']]
         names = pair.get('objects') or sorted(set(im1['objects']) & set(im2['objects']))
         out = {}
@@ -110,13 +113,17 @@ def _fail(path: str, msg: str):
 
 
 def check_keypoints_inside(im: dict, index: int, width: int, height: int) -> None:
-    """Raise ``ValueError`` when a visible keypoint of image dict ``im`` lies outside a
-    ``width x height`` image (pixel centres at integers: allowed ``[-0.5, width - 0.5]``)."""
+    """
+    Raise ``ValueError`` when a visible keypoint of image dict ``im`` lies outside the image.
+
+    The image is ``width x height``, pixel centres at integers: allowed ``[-0.5, width - 0.5]``.
+    """
     for name, ann in im.get('objects', {}).items():
         for k, (pt, v) in enumerate(zip(ann['keypoints'], ann['visible'])):
             if v and not (-0.5 <= pt[0] <= width - 0.5 and -0.5 <= pt[1] <= height - 0.5):
-                raise ValueError(f'images[{index}] {im["file"]!r}: visible keypoint {k} of {name!r} at '
-                                 f'({pt[0]:g}, {pt[1]:g}) is outside the {width}x{height} image (allowed x in '
+                raise ValueError(f'images[{index}] {im["file"]!r}: visible keypoint {k} of '
+                                 f'{name!r} at ({pt[0]:g}, {pt[1]:g}) is outside the '
+                                 f'{width}x{height} image (allowed x in '
                                  f'[-0.5, {width - 0.5:g}], y in [-0.5, {height - 0.5:g}])')
 
 
@@ -144,11 +151,10 @@ def validate(data: dict, path: str = '<dict>') -> None:
                 path,
                 f'images[{i}].file {im["file"]!r} must name a file inside the JSON file\'s folder')
         size = (im.get('width'), im.get('height'))
-        if size != (None, None) and not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                                            for v in size):
-            _fail(
-                path,
-                f'images[{i}] width/height must both be positive integers, got {size[0]!r}x{size[1]!r}')
+        if size != (None, None) and not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+            _fail(path, f'images[{i}] width/height must both be positive integers, '
+                        f'got {size[0]!r}x{size[1]!r}')
         objs = im.get('objects', {})
         if not isinstance(objs, dict):
             _fail(path, f'images[{i}].objects must be an object {{name: annotation}}')
@@ -161,8 +167,8 @@ def validate(data: dict, path: str = '<dict>') -> None:
             for k, (pt, v) in enumerate(zip(kp, vis)):
                 if not isinstance(v, bool):
                     _fail(path, f'{where}.visible[{k}] must be true/false')
-                if v and (not isinstance(pt, list) or len(pt) != 2
-                          or not all(isinstance(c, (int, float)) and math.isfinite(c) for c in pt)):
+                if v and (not isinstance(pt, list) or len(pt) != 2 or not all(
+                        isinstance(c, (int, float)) and math.isfinite(c) for c in pt)):
                     _fail(path, f'{where}.keypoints[{k}] must be [x, y] numbers when visible')
             kinds = ann.get('kinds')
             if kinds is not None and (not isinstance(kinds, list) or len(kinds) != len(kp)):
@@ -178,9 +184,8 @@ def validate(data: dict, path: str = '<dict>') -> None:
         for key in ('image_1', 'image_2'):
             idx = pair.get(key)
             if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < len(images):
-                _fail(
-                    path,
-                    f'pairs[{j}].{key} must be an image index in [0, {len(images) - 1}], got {idx!r}')
+                _fail(path, f'pairs[{j}].{key} must be an image index in '
+                            f'[0, {len(images) - 1}], got {idx!r}')
         if pair['image_1'] == pair['image_2']:
             _fail(path, f'pairs[{j}] pairs image {pair["image_1"]} with itself')
         objs = pair.get('objects')

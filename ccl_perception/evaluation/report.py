@@ -21,21 +21,25 @@ from ccl_perception.evaluation.metrics import PCK_THRESHOLDS
 def _row(label: str, r: dict) -> str:
     cells = [f"{100 * r['pck'][str(t)]:.1f} ± {100 * r.get('pck_std', {}).get(str(t), 0.0):.1f}"
              for t in PCK_THRESHOLDS]
-    return (f"| {label} | " + ' | '.join(cells)
+    return (f'| {label} | ' + ' | '.join(cells)
             + f" | {100 * r['auc']:.1f} ± {100 * r.get('auc_std', 0.0):.1f}"
-            + f" | {100 * r['norm_mean_px_error']:.2f} ± {100 * r.get('norm_mean_px_error_std', 0.0):.2f} |")
+            + f" | {100 * r['norm_mean_px_error']:.2f}"
+            + f" ± {100 * r.get('norm_mean_px_error_std', 0.0):.2f} |")
 
 
 def markdown_table(results: dict, title: str = 'model') -> str:
-    """Markdown: overall row, per split (seen/unseen) and per object; numbers in percent.
+    """
+    Markdown: overall row, per split (seen/unseen) and per object; numbers in percent.
 
     Columns: PCK@t (%), AUC of PCK@1..50 (%), mean error / image diagonal (%); mean ± std
     over pairs.
     """
     head = ('| | ' + ' | '.join(f'PCK@{t}' for t in PCK_THRESHOLDS) + ' | AUC | norm. error |\n'
             + '|---' * (len(PCK_THRESHOLDS) + 3) + '|')
-    lines = [f'## {title}', '', f"{results['num_pairs']} pairs, {results['num_keypoints']} keypoints, "
-             f"matching: {results.get('method', 'argmax')}. Values in %, mean ± std over pairs.", '',
+    lines = [f'## {title}', '',
+             f"{results['num_pairs']} pairs, {results['num_keypoints']} keypoints, "
+             f"matching: {results.get('method', 'argmax')}. Values in %, mean ± std over pairs.",
+             '',
              head, _row('**all**', results)]
     for split, r in results.get('per_split', {}).items():
         lines.append(_row(f'{split} objects', r))
@@ -65,7 +69,8 @@ def plot_pck_curves(curves: dict, path: str) -> None:
 
 
 def write_report(results: dict, json_path: str, title: str = 'model') -> dict:
-    """Write ``json_path``, the markdown table (``.md``) and the PCK plot (``_pck.png``) beside it.
+    """
+    Write ``json_path``, the markdown table (``.md``) and the PCK plot (``_pck.png``) beside it.
 
     Returns:
         ``{'json', 'markdown', 'plot'}`` paths.

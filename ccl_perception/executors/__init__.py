@@ -12,11 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp executors: a simulated Panda (pybullet) and MoveItPy (real or simulated arm).
+"""
+Grasp executors: a simulated Panda (pybullet) and MoveItPy (real or simulated arm).
 
 ``base`` and ``sim_executor`` import without rclpy; ``moveit_executor`` needs ROS 2 +
 MoveIt 2 (moveit_py) and is imported only when that backend is selected.
 """
-from ccl_perception.executors.base import STAGES, GraspExecutor, GraspResult
+from ccl_perception.executors.base import GraspExecutor, GraspResult, STAGES
 
 __all__ = ['STAGES', 'GraspExecutor', 'GraspResult']

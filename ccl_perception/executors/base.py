@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""What every grasp executor shares: the result record, the stage names, frame bookkeeping.
+"""
+What every grasp executor shares: the result record, the stage names, frame bookkeeping.
 
 A grasp is a 4x4 homogeneous transform ``T_frame_grasp`` (metres) of the gripper's grasp
 frame in some named frame (normally the camera optical frame the planner works in).  The
@@ -26,11 +27,11 @@ No rclpy here.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
 import json
 import math
 import threading
-from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -49,7 +50,8 @@ class MotionConfig:
 
 @dataclass
 class GraspResult:
-    """Outcome of one grasp attempt.
+    """
+    Outcome of one grasp attempt.
 
     ``success`` means the target object ended up lifted and held; ``reason`` says why not
     (``lifted``, ``unreachable``, ``missed``, ``dropped``, ``wrong_object``, ``planning_failed``,
@@ -131,7 +133,8 @@ def check_transform(T, name: str = 'pose') -> np.ndarray:
 
 
 class GraspExecutor(ABC):
-    """Executes grasps given in any registered frame.
+    """
+    Executes grasps given in any registered frame.
 
     Subclasses implement :meth:`_execute_world`, which receives the grasp in the
     executor's base frame (``world`` for the simulator, the arm's planning frame for MoveIt).
@@ -171,7 +174,8 @@ class GraspExecutor(ABC):
 
 
 class GraspWorker:
-    """Runs one grasp at a time on its own thread, so the caller's executor keeps spinning.
+    """
+    Runs one grasp at a time on its own thread, so the caller's executor keeps spinning.
 
     ``submit(job)`` starts ``job()`` (a callable returning a :class:`GraspResult`) unless
     one is running (then it returns False and counts ``busy_skipped``); ``on_done(result,

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp executor on a MoveIt 2 arm through ``moveit_py`` (``MoveItPy``).
+"""
+Grasp executor on a MoveIt 2 arm through ``moveit_py`` (``MoveItPy``).
 
 Written against the documented moveit_py API (moveit2_tutorials,
 ``motion_planning_python_api_tutorial.py``)::
@@ -21,7 +22,8 @@ Written against the documented moveit_py API (moveit2_tutorials,
     arm = robot.get_planning_component('panda_arm')
     arm.set_start_state_to_current_state()
     arm.set_goal_state(pose_stamped_msg=pose, pose_link='panda_hand_tcp')
-    plan = arm.plan()  # or arm.plan(single_plan_parameters=PlanRequestParameters(robot, 'pilz_lin'))
+    plan = arm.plan()
+    # or: arm.plan(single_plan_parameters=PlanRequestParameters(robot, 'pilz_lin'))
     if plan: robot.execute(plan.trajectory, controllers=[])
 
 The gripper is driven either through ``control_msgs/action/GripperCommand`` (parameter
@@ -41,17 +43,17 @@ imports them lazily so the rest of the package works without them.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+import time
 
+from ccl_perception.executors.base import GraspExecutor, GraspResult, matrix_to_pose, MotionConfig
 import numpy as np
-
-from ccl_perception.executors.base import GraspExecutor, GraspResult, MotionConfig, matrix_to_pose
 
 
 @dataclass
 class MoveItExecutorConfig(MotionConfig):
-    """Grasp motion (:class:`MotionConfig`) plus the MoveIt groups / links / pipelines.
+    """
+    Grasp motion (:class:`MotionConfig`) plus the MoveIt groups / links / pipelines.
 
     Every field is a ROS parameter of the executor node of the same name.
     """
@@ -67,7 +69,8 @@ class MoveItExecutorConfig(MotionConfig):
     gripper_open_position: float = 0.04   # m per finger (GripperCommand position)
     gripper_max_effort: float = 40.0      # N
     empty_width: float = 0.002            # m: fingers closed further than this -> nothing held
-    linear_pipeline: str = ''             # e.g. 'pilz_lin' for straight approach/lift; '' = default planner
+    # e.g. 'pilz_lin' for straight approach/lift; '' = default planner
+    linear_pipeline: str = ''
     action_timeout_s: float = 10.0
 
 
@@ -78,7 +81,7 @@ def import_moveit():
     except ImportError as e:  # pragma: no cover - depends on the machine
         raise ImportError(
             'backend "moveit" needs MoveIt 2 with moveit_py (apt: ros-<distro>-moveit-py) and a '
-            f'sourced ROS 2 workspace with your robot\'s MoveIt config; import failed: {e}') from e
+            f"sourced ROS 2 workspace with your robot's MoveIt config; import failed: {e}") from e
     return MoveItPy, PlanRequestParameters
 
 
@@ -98,9 +101,12 @@ def lifted(T: np.ndarray, height: float) -> np.ndarray:
 
 def grasp_waypoints(T_base_grasp: np.ndarray, pre_grasp_distance: float, lift_height: float,
                     grasp_depth: float = 0.0) -> dict:
-    """The three arm targets of a grasp in the base frame (each 4x4): pre-grasp
-    (``pre_grasp_distance`` back from the pose), grasp (``grasp_depth`` past it), lift
-    (``lift_height`` straight up from the grasp)."""
+    """
+    Return the three arm targets of a grasp in the base frame (each 4x4).
+
+    Pre-grasp (``pre_grasp_distance`` back from the pose), grasp (``grasp_depth`` past it),
+    lift (``lift_height`` straight up from the grasp).
+    """
     grasp = offset_along_axis(T_base_grasp, grasp_depth)
     return {'pre_grasp': offset_along_axis(T_base_grasp, -pre_grasp_distance),
             'approach': grasp,
@@ -108,7 +114,8 @@ def grasp_waypoints(T_base_grasp: np.ndarray, pre_grasp_distance: float, lift_he
 
 
 class MoveItExecutor(GraspExecutor):
-    """pre-grasp -> approach -> close -> lift -> report with MoveItPy.
+    """
+    pre-grasp -> approach -> close -> lift -> report with MoveItPy.
 
     Args:
         node: an rclpy node (for the gripper action client and logging).
@@ -176,7 +183,7 @@ class MoveItExecutor(GraspExecutor):
                                   pose_link=self.cfg.ee_link)
 
     def _gripper(self, close: bool) -> float:
-        """Open/close; returns the finger opening reported by the controller (m, NaN if unknown)."""
+        """Open/close; return the finger opening reported by the controller (m, NaN if unknown)."""
         if self._gripper_client is None:
             ok = self._plan_execute(self.hand, configuration_name=(
                 self.cfg.close_state if close else self.cfg.open_state))
@@ -195,7 +202,8 @@ class MoveItExecutor(GraspExecutor):
         return float('nan') if res is None else float(res.result.position)
 
     def _wait(self, future):
-        """Wait for an rclpy future that the node's executor completes.
+        """
+        Wait for an rclpy future that the node's executor completes.
 
         Grasps run on the executor node's worker thread (``GraspWorker``), so the node's
         (single-threaded) executor is free to complete the future meanwhile.

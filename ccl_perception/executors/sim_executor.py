@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp executor for the simulated Panda (``ccl_perception.sim.robot``) in pybullet.
+"""
+Grasp executor for the simulated Panda (``ccl_perception.sim.robot``) in pybullet.
 
 Success is measured, not assumed: after lifting, the target body must have risen by more
 than ``min_lift`` and touch both fingers.  A grasp at empty space closes on air and fails
@@ -24,15 +25,14 @@ rendering; :meth:`execute` takes it for the whole grasp.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import threading
 import time
-from dataclasses import dataclass
 
+from ccl_perception.executors.base import GraspExecutor, GraspResult, matrix_to_pose, MotionConfig
+from ccl_perception.sim.robot import CAMERA_FRAME, PandaRobot, quat_angle
 import numpy as np
 import pybullet as p
-
-from ccl_perception.executors.base import GraspExecutor, GraspResult, MotionConfig, matrix_to_pose
-from ccl_perception.sim.robot import CAMERA_FRAME, PandaRobot, quat_angle
 
 
 @dataclass
@@ -62,7 +62,8 @@ def body_z(client: int, body: int) -> float:
 
 
 class SimGraspExecutor(GraspExecutor):
-    """Executes grasps with a :class:`PandaRobot`; base frame = pybullet world.
+    """
+    Executes grasps with a :class:`PandaRobot`; base frame = pybullet world.
 
     Args:
         robot: the arm, already loaded in the scene's client.
@@ -83,7 +84,8 @@ class SimGraspExecutor(GraspExecutor):
 
     def _execute_world(self, T_world_grasp: np.ndarray, target_body: int | None = None
                        ) -> GraspResult:
-        """Grasp at (4, 4) ``T_world_grasp``.
+        """
+        Grasp at (4, 4) ``T_world_grasp``.
 
         ``target_body`` = pybullet id of the object that should be lifted; when not given,
         the ``target_body()`` callable of the constructor says (None: any object counts,
@@ -167,7 +169,8 @@ class SimGraspExecutor(GraspExecutor):
 
 
 def world_executor(world, config: SimExecutorConfig | None = None) -> SimGraspExecutor:
-    """A :class:`SimGraspExecutor` for the arm of a :class:`ccl_perception.sim.robot.SimWorld`.
+    """
+    Compose a :class:`SimGraspExecutor` on the arm of a :class:`ccl_perception.sim.robot.SimWorld`.
 
     Composition, not inheritance: the world stays a world (scene, camera, arm) and the
     executor an executor. It shares the world's lock, judges each grasp against the

@@ -69,6 +69,11 @@ def read_yaml(path) -> dict:
     return data
 
 
+#: Mappings whose keys are checked by the code that consumes them, not here (``augment``:
+#: ``CorrespondenceAugmentation`` refuses unknown keys), so repeated ``--set augment.x=...`` add up.
+OPEN_MAPPINGS = ('augment',)
+
+
 def merge(base: dict, update: dict, where: str = '') -> dict:
     """Recursively merge ``update`` over a deep copy of ``base``; unknown keys raise ConfigError."""
     out = copy.deepcopy(base)
@@ -79,8 +84,8 @@ def merge(base: dict, update: dict, where: str = '') -> dict:
         if isinstance(out[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f'config key "{name}" must be a mapping, got {value!r}')
-            if not out[key]:  # an empty default mapping ("augment: {}") takes any keys
-                out[key] = copy.deepcopy(value)
+            if not out[key] or name in OPEN_MAPPINGS:  # "augment: {}" takes any keys (checked by its consumer)
+                out[key] = {**out[key], **copy.deepcopy(value)}
                 continue
             out[key] = merge(out[key], value, name + '.')
         else:
@@ -205,6 +210,11 @@ def validate(cfg: dict) -> None:
     if not isinstance(fgc['max_frames'], int) or fgc['max_frames'] <= 0:
         raise ConfigError(
             f'data.foreground.max_frames must be a positive integer, got {fgc["max_frames"]!r}')
+    if not _finite_number(fgc['paste_background']) or not 0.0 <= fgc['paste_background'] <= 1.0:
+        raise ConfigError(f'data.foreground.paste_background must be in [0, 1], got {fgc["paste_background"]!r}')
+    if fgc['paste_background'] > 0 and data['keypoints'] != 'foreground':
+        raise ConfigError('data.foreground.paste_background needs data.keypoints=foreground (it pastes '
+                          'behind the estimated foreground)')
     if not _finite_number(fgc['cell_fraction']) or not 0.0 < fgc['cell_fraction'] <= 1.0:
         raise ConfigError(
             f'data.foreground.cell_fraction must be in (0, 1], got {fgc["cell_fraction"]!r}')

@@ -43,6 +43,8 @@ LOG = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
 KEYPOINT_MODES = ('uniform', 'foreground')
+#: Random backgrounds kept for ``data.foreground.paste_background``.
+PASTE_TEXTURES = 48
 
 
 class DatasetError(ValueError):
@@ -170,7 +172,10 @@ class ImagePairs(torch.utils.data.Dataset):
         ``kp_a``: ``(B, N, 2)`` float32 grid coordinates of the 1/8 map of ``image_a``;
         ``kp_valid``: ``(B, N)`` bool, False for empty foreground slots;
         ``index_a``, ``index_b``: ``(B,)`` int64 image indices; ``skipped``: images that failed to decode;
-        ``aug_seed``: int seed of this step's augmentation (so ``Î_A`` is reproducible too).
+        ``aug_seed``: int seed of this step's augmentation (so ``Î_A`` is reproducible too);
+        with ``foreground.paste_background`` > 0 also ``image_a_hat_source`` (``I_A`` on a
+        random background, what ``Î_A`` is augmented from) and ``pasted_b`` ``(B,)`` bool
+        (which ``I_B`` got a random background).
     """
 
     def __init__(self, root, height: int, width: int, batch_size: int, num_keypoints: int,
@@ -189,15 +194,20 @@ class ImagePairs(torch.utils.data.Dataset):
         self.keypoints = keypoints
         self.foreground = None
         self.foreground_share = 0.0
+        self.paste_probability = 0.0
+        self.textures = None
         if keypoints == 'foreground':
             opts = dict(foreground or {})
             self.foreground_share = float(opts.pop('share', 1.0))
+            self.paste_probability = float(opts.pop('paste_background', 0.0))
             try:
                 self.foreground = fg.ForegroundCells(_Frames(self), **opts)
             except fg.NoForegroundError as exc:
                 raise DatasetError(f'{root}: {exc}') from exc
             except TypeError as exc:
                 raise DatasetError(f'data.foreground: {exc}') from exc
+            if self.paste_probability > 0:
+                self.textures = fg.texture_bank(PASTE_TEXTURES, self.height, self.width, self.seed)
 
     def __len__(self) -> int:
         return 2 ** 31 - 1  # indexed by step
@@ -255,6 +265,15 @@ class ImagePairs(torch.utils.data.Dataset):
         def stack(images):
             return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
+        pasted_b = np.zeros(self.batch_size, bool)
+        sources_hat = images_a
+        if self.textures is not None:  # new backgrounds behind the objects of Î_A and I_B
+            sources_hat = [self._paste(rng, img, int(ia)) for img, ia in zip(images_a, idx_a)]
+            if self.load_b:
+                pasted_b = rng.random(self.batch_size) < self.paste_probability
+                images_b = [self._paste(rng, img, int(ib), force=True) if p else img
+                            for img, ib, p in zip(images_b, idx_b, pasted_b)]
+
         item = {
             'image_a': stack(images_a),
             'kp_a': torch.from_numpy(kp_a),
@@ -266,7 +285,18 @@ class ImagePairs(torch.utils.data.Dataset):
         }
         if self.load_b:
             item['image_b'] = stack(images_b)
+            item['pasted_b'] = torch.from_numpy(pasted_b)
+        if self.textures is not None:
+            item['image_a_hat_source'] = stack(sources_hat)
         return item
+
+    def _paste(self, rng: np.random.Generator, image: np.ndarray, index: int, force: bool = False):
+        """``image`` (frame ``index``) on a random background with probability
+        ``paste_probability`` (always with ``force``)."""
+        if not force and rng.random() >= self.paste_probability:
+            return image
+        texture = self.textures[int(rng.integers(len(self.textures)))]
+        return fg.paste_background(image, self.foreground.masks[index], texture)
 
 
 class _Frames:

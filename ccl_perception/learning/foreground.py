@@ -221,6 +221,7 @@ class ForegroundCells:
     Attributes:
         background: ``(H, W, 3)`` float32.
         cells: ``(M, h, w)`` bool, one map per frame.
+        masks: ``(M, H, W)`` bool pixel masks (for :func:`paste_background`).
         pixel_share: ``(M,)`` foreground share of each frame's pixels.
         empty: indices of frames without a single foreground cell.
 
@@ -236,12 +237,14 @@ class ForegroundCells:
         if not np.isfinite(threshold) or threshold <= 0:
             raise ValueError(f'foreground threshold must be a positive number, got {threshold}')
         self.background = estimate_background(frames, max_frames)
-        cells, shares = [], []
+        cells, shares, masks = [], [], []
         for i in range(len(frames)):
             mask = foreground_mask(frames[i], self.background, threshold)
             shares.append(float(mask.mean()))
+            masks.append(mask)
             cells.append(cell_fractions(mask, stride) >= cell_fraction)
         self.cells = np.stack(cells)
+        self.masks = np.stack(masks)
         self.pixel_share = np.asarray(shares)
         self.empty = [i for i in range(len(cells)) if not cells[i].any()]
         if len(self.empty) == len(cells):
@@ -268,3 +271,31 @@ def precision_recall(predicted: np.ndarray, truth: np.ndarray):
     tp = float((predicted & truth).sum())
     p, t = float(predicted.sum()), float(truth.sum())
     return (tp / p if p else float('nan')), (tp / t if t else float('nan'))
+
+
+def texture_bank(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """``(n, H, W, 3)`` uint8 random backgrounds: smooth procedural table textures of
+    ``ccl_perception.sim.textures`` (a quarter of them replaced by flat random colours)."""
+    from ..sim.textures import background_texture
+    rng = np.random.default_rng(seed)
+    size = max(height, width)
+    bank = np.empty((n, height, width, 3), np.uint8)
+    for k in range(n):
+        if rng.random() < 0.25:
+            bank[k] = rng.integers(0, 256, 3, dtype=np.uint8)
+        else:
+            bank[k] = background_texture(int(rng.integers(0, 2 ** 31 - 1)), size)[:height, :width]
+    return bank
+
+
+def paste_background(image: np.ndarray, mask: np.ndarray, texture: np.ndarray) -> np.ndarray:
+    """``image`` with every pixel outside the foreground ``mask`` taken from ``texture``.
+
+    Args:
+        image, texture: ``(H, W, 3)`` uint8.
+        mask: ``(H, W)`` bool foreground.
+
+    Returns:
+        a new ``(H, W, 3)`` uint8 image.
+    """
+    return np.where(np.asarray(mask, bool)[..., None], image, texture).astype(np.uint8)

@@ -95,3 +95,30 @@ def write_plane_scene(folder, count: int = 4, height: int = 64, width: int = 96,
     with open(folder / 'frames.json', 'w', encoding='utf-8') as f:
         json.dump({'frames': metas}, f)
     return metas
+
+
+def write_static_scene(folder, count: int, height: int = 64, width: int = 96, seed: int = 0,
+                       squares: int = 3):
+    """A fixed-camera capture in miniature: one textured table, ``squares`` moving squares.
+
+    Every frame shows the same smooth random background under a random gain/offset (lighting)
+    with ``squares`` uniformly coloured squares (a quarter of the shorter image side) at new
+    places; the label-free foreground of :mod:`~ccl_perception.learning.foreground` finds them.
+
+    Returns:
+        ``(count, H, W)`` bool true foreground masks.
+    """
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    side = max(4, min(height, width) // 4)
+    background = cv2.GaussianBlur(rng.uniform(60, 190, (height, width, 3)).astype(np.float32), (5, 5), 0)
+    truth = np.zeros((count, height, width), bool)
+    for i in range(count):
+        frame = np.clip(background * rng.uniform(0.75, 1.25) + rng.uniform(-15, 15), 0, 255)
+        for _ in range(squares):
+            x, y = rng.integers(0, width - side), rng.integers(0, height - side)
+            frame[y:y + side, x:x + side] = rng.choice([10.0, 245.0], size=3)
+            truth[i, y:y + side, x:x + side] = True
+        cv2.imwrite(str(folder / f'{i:03d}.png'), cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_RGB2BGR))
+    return truth

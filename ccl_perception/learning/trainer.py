@@ -203,7 +203,8 @@ class Views:
         kp_orig: ``(B, N, 2)`` the keypoints on the un-augmented ``I_A`` grid (== ``kp_a``
             unless ``train.augment_a``).
         indices: per view, the dataset image index of each batch item when the view is an
-            un-augmented dataset image (its trunk features may be cached), else None.
+            un-augmented dataset image (its trunk features may be cached), else None (for the
+            whole view or, as a list entry, for one item).
         kp_b_true: ``(B, N, 2)`` true positions in the sanity-bound ``I_B``, else None.
     """
 
@@ -424,7 +425,11 @@ class Trainer:
         height, width = a.shape[-2:]
         seed_hat, seed_a, seed_b = _augment_seeds(batch['aug_seed'])
         full = grid_to_full(kp_grid, self.stride)
-        a_hat, hom = self.augment(a, seed=seed_hat)
+        # Î_A is augmented from I_A, or from I_A on a random background (data.foreground.paste_background)
+        source_hat = a
+        if 'image_a_hat_source' in batch:
+            source_hat = batch['image_a_hat_source'].to(self.device, non_blocking=True).float() / 255.0
+        a_hat, hom = self.augment(source_hat, seed=seed_hat)
         full_hat, valid = self._warp(full, hom, (height, width))
         if 'kp_valid' in batch:  # empty foreground slots
             valid = valid & batch['kp_valid'].to(self.device)
@@ -446,7 +451,8 @@ class Trainer:
                 index_views.append(None)
             else:
                 b = batch['image_b'].to(self.device, non_blocking=True).float() / 255.0
-                index_views.append(batch['index_b'].tolist())
+                pasted = batch.get('pasted_b', torch.zeros(len(b), dtype=torch.bool)).tolist()
+                index_views.append([None if p else i for i, p in zip(batch['index_b'].tolist(), pasted)])
             views.append(b.to(a.dtype))
         return Views(views, kp_a, kp_a_hat, valid, kp_grid, index_views, kp_b_true)
 
@@ -468,13 +474,16 @@ class Trainer:
         if self.trunk_cache is None or indices is None:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 return model.trunk_features(images)
-        missing = [k for k, i in enumerate(indices) if i not in self.trunk_cache]
+        missing = [k for k, i in enumerate(indices) if i is None or i not in self.trunk_cache]
+        fresh = {}
         if missing:
             with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                fresh = model.trunk_features(images[missing])
-            for k, feat in zip(missing, fresh):
-                self.trunk_cache[indices[k]] = feat.detach().clone()
-        return torch.stack([self.trunk_cache[i] for i in indices])
+                computed = model.trunk_features(images[missing])
+            for k, feat in zip(missing, computed):
+                fresh[k] = feat.detach().clone()
+                if indices[k] is not None:  # an un-augmented dataset image: keep it
+                    self.trunk_cache[indices[k]] = fresh[k]
+        return torch.stack([fresh[k] if k in fresh else self.trunk_cache[i] for k, i in enumerate(indices)])
 
     def _describe(self, views: 'Views', model=None) -> list:
         """Descriptor maps ``(B, D, h, w)`` float32 of every view."""

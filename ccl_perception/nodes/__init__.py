@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""ROS 2 nodes: thin adapters between messages and the ROS-free core.
+"""
+ROS 2 nodes: thin adapters between messages and the ROS-free core.
 
 Shared here: the topic and service names (every node, ``bringup`` and the demo use these
 constants, never a literal), QoS profiles, parameter declaration from a defaults table,
@@ -88,29 +89,33 @@ def declare_parameters(node, defaults: dict) -> None:
 
 
 def param_values(node, names) -> dict:
-    """Current values of the named parameters."""
+    """Return the current values of the named parameters."""
     return {n: node.get_parameter(n).value for n in names}
 
 
 #: The model parameters of every node that runs the descriptor network.
 MODEL_PARAMS = {
-    'checkpoint': '',           # trained model (.pt); required
+    'checkpoint': '',           # trained model (.pt); '' = the shipped default model
     'device': 'cpu',            # 'cpu' or 'cuda[:i]'
     'backend': 'torch',         # 'torch' or 'onnx'
+    # shrink camera images this many times before the model (2: 640x480 -> 320x240)
+    'downscale': 1,
 }
 
 
 def load_extractor(node):
-    """``(DescriptorExtractor, '')`` from the node's :data:`MODEL_PARAMS`, or ``(None, reason)``.
+    """
+    ``(DescriptorExtractor, '')`` from the node's :data:`MODEL_PARAMS`, or ``(None, reason)``.
 
     A node without a model stays up and reports the reason on ``~/status``.
     """
     try:
         from ccl_perception.inference import DescriptorExtractor
+        from ccl_perception.model_zoo import default_model_path
         p = param_values(node, MODEL_PARAMS)
-        if not p['checkpoint']:
-            raise ValueError("parameter 'checkpoint' is empty")
-        return DescriptorExtractor(p['checkpoint'], device=p['device'], backend=p['backend']), ''
+        checkpoint = p['checkpoint'] or default_model_path()
+        return DescriptorExtractor(checkpoint, device=p['device'], backend=p['backend'],
+                                   downscale=int(p['downscale'])), ''
     except Exception as e:  # noqa: BLE001 - any load failure is reported, not raised
         reason = f'model not loaded: {e}'
         node.get_logger().error(reason)
@@ -118,7 +123,8 @@ def load_extractor(node):
 
 
 class LatestFrame:
-    """A one-slot mailbox: subscription callbacks ``put``, the worker ``take``s the newest.
+    """
+    A one-slot mailbox: subscription callbacks ``put``, the worker ``take``s the newest.
 
     Frames that are overwritten before being taken are counted in ``skipped``; the
     worker never sees a backlog.
@@ -143,19 +149,25 @@ class LatestFrame:
             return item
 
     def peek(self):
-        """The newest item without taking it (``None`` if empty)."""
+        """Return the newest item without taking it (``None`` if empty)."""
         with self._lock:
             return self._item
 
 
 def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=None,
                    received: list = None):
-    """Subscribe to colour + aligned depth, time-synchronised, calling ``callback(color, depth)``.
+    """
+    Subscribe to colour + aligned depth, time-synchronised, calling ``callback(color, depth)``.
 
     Uses ``message_filters.ApproximateTimeSynchronizer`` when it is installed, else
     :class:`ccl_perception.sync.ApproximateSynchronizer`. Returns the objects to keep alive.
 
     Args:
+        node: the node that owns the subscriptions.
+        callback: called as ``callback(color, depth)`` with each synchronised pair of Images.
+        slop: maximum stamp difference within a pair, seconds.
+        queue_size: messages kept per topic while waiting for a partner.
+        callback_group: the subscriptions' callback group (``None``: the node's default).
         received: optional ``{'colour': 0, 'depth': 0, ...}``: counts of the colour and depth
             messages that arrived (before synchronisation), for the "no frame" diagnostic.
     """
@@ -190,7 +202,8 @@ def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=
 
 
 def watch_input(node, period_s: float, counts, status_pub, prefix: str):
-    """Say so when no input arrived for ``period_s`` seconds (a timer; returns it).
+    """
+    Say so when no input arrived for ``period_s`` seconds (a timer; returns it).
 
     A frame larger than the DDS transport delivers (e.g. 1280x720 rgb8 over UDP without
     shared memory), a wrong topic name or namespace and a stopped camera all look the
@@ -220,7 +233,8 @@ def watch_input(node, period_s: float, counts, status_pub, prefix: str):
 
 
 def shutdown_tolerant(node, process):
-    """Wrap a callback so errors raised while the node or its context shut down are dropped.
+    """
+    Wrap a callback so errors raised while the node or its context shut down are dropped.
 
     Publishers become invalid mid-callback when the node is destroyed (rclpy raises
     ``InvalidHandle``: "cannot use Destroyable because destruction was requested") or the
@@ -241,7 +255,8 @@ def shutdown_tolerant(node, process):
 
 
 class NodeRunner:
-    """``rclpy.init`` -> nodes -> one SingleThreadedExecutor -> clean shutdown.
+    """
+    ``rclpy.init`` -> nodes -> one SingleThreadedExecutor -> clean shutdown.
 
     The one body behind every ``main()``, ``bringup`` and the demo (:func:`run_nodes` is
     the foreground form). Single-threaded on purpose: rclpy's MultiThreadedExecutor
@@ -300,7 +315,8 @@ class NodeRunner:
         return self
 
     def close(self) -> None:
-        """Stop spinning, destroy the nodes (reverse order) and shut the context down.
+        """
+        Stop spinning, destroy the nodes (reverse order) and shut the context down.
 
         The spinning thread is joined before any node is destroyed: a callback still running
         (a slow frame) finishes with valid publishers, so no callback fails with "cannot use
@@ -313,8 +329,8 @@ class NodeRunner:
         if self._thread is not None:
             self._thread.join(timeout=60.0)
             if self._thread.is_alive():
-                print('NodeRunner: a callback is still running after 60 s; destroying the nodes anyway',
-                      file=sys.stderr)
+                print('NodeRunner: a callback is still running after 60 s; '
+                      'destroying the nodes anyway', file=sys.stderr)
         for node in reversed(list(self.nodes.values())):
             node.destroy_node()
         self.nodes = {}
@@ -329,7 +345,8 @@ class NodeRunner:
 
 
 def run_nodes(factory, args=None, prog: str = None) -> int:
-    """``main()`` body of every process: :class:`NodeRunner` in the foreground.
+    """
+    Run the ``main()`` body of every process: :class:`NodeRunner` in the foreground.
 
     A node that cannot start (bad parameter, missing dependency) ends the process with
     one line on stderr, ``<prog>: error: <reason>``, and exit code 2; Ctrl-C exits 0.
@@ -348,5 +365,5 @@ def run_nodes(factory, args=None, prog: str = None) -> int:
 
 
 def node_main(node_cls, args=None, prog: str = None) -> int:
-    """``main()`` of a one-node process: ``run_nodes`` of ``node_cls(context=...)``."""
+    """Run the ``main()`` of a one-node process: ``run_nodes`` of ``node_cls(context=...)``."""
     return run_nodes(lambda context: node_cls(context=context), args, prog)

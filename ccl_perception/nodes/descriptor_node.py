@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Descriptor node: colour image -> dense descriptor image + PCA visualisation.
+"""
+Descriptor node: colour image -> dense descriptor image + PCA visualisation.
 
 Subscribes (sensor-data QoS): ``camera/color/image_raw`` (rgb8, bgr8 or mono8).
 Publishes (reliable, keep last 1), stamped with the input header:
@@ -30,20 +31,19 @@ emptied by a timer at up to ``max_rate_hz``), so no backlog builds when frames a
 faster than the model runs.
 """
 
+from ccl_perception import image_conversion as ic
+from ccl_perception.node_limits import DESCRIPTOR_LIMITS
+from ccl_perception.nodes import (COLOR_TOPIC, declare_parameters, DESCRIPTORS_TOPIC,
+                                  DESCRIPTORS_VIS_TOPIC, LatestFrame, load_extractor, MODEL_PARAMS,
+                                  node_main, OUTPUT_QOS, param_values, SENSOR_QOS,
+                                  shutdown_tolerant, STATUS_QOS, STATUS_TOPIC, watch_input)
+from ccl_perception.nodes.messages import image_msg, rgb_from_msg
+from ccl_perception.validation import check
 import cv2
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
-
-from ccl_perception import image_conversion as ic
-from ccl_perception.nodes import (COLOR_TOPIC, DESCRIPTORS_TOPIC, DESCRIPTORS_VIS_TOPIC,
-                                  MODEL_PARAMS, OUTPUT_QOS, SENSOR_QOS, STATUS_QOS, STATUS_TOPIC,
-                                  LatestFrame, declare_parameters, load_extractor, node_main,
-                                  param_values, shutdown_tolerant, watch_input)
-from ccl_perception.nodes.messages import image_msg, rgb_from_msg
-from ccl_perception.node_limits import DESCRIPTOR_LIMITS
-from ccl_perception.validation import check
 
 #: Every parameter with its default (config/descriptor_node.yaml is checked against it).
 PARAMS = {
@@ -74,7 +74,8 @@ class DescriptorNode(Node):
             shutdown_tolerant(
                 self,
                 self._process))
-        self.watchdog = watch_input(self, p['input_timeout_s'], lambda: {'colour frame': self.mailbox.received},
+        self.watchdog = watch_input(self, p['input_timeout_s'],
+                                    lambda: {'colour frame': self.mailbox.received},
                                     self.pub_status, 'skipped: ')
 
     def _status(self, text: str) -> None:

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp executor node: planner grasp pose in, pre-grasp -> approach -> close -> lift -> report.
+"""
+Grasp executor node: planner grasp pose in, pre-grasp -> approach -> close -> lift -> report.
 
 Subscribes ``grasp_pose`` (geometry_msgs/PoseStamped, normally in the camera optical
 frame; gripper frame of ``ccl_perception.geometry``: z approach, y closing axis).
@@ -38,39 +39,25 @@ Camera -> robot transform (no tf2_ros needed): parameter ``world_from_camera`` =
 resolves the camera frame through TF. A pose stamped before the latest camera pose
 belongs to an older viewpoint/scene and is skipped (``stale_poses``).
 """
-import dataclasses
 import json
 
+from ccl_perception.executors.base import GraspResult, GraspWorker, pose_to_matrix
+from ccl_perception.node_limits import (check_executor, EXECUTOR_PARAMS as PARAMS,
+                                        EXECUTOR_RUN_TIME, MOTION_KEYS, moveit_config, refusal)
+from ccl_perception.nodes import (CAMERA_POSE_TOPIC, declare_parameters, EXECUTE_SERVICE,
+                                  GRASP_POSE_TOPIC, LATCHED_QOS, node_main, param_values,
+                                  RESULT_TOPIC)
+from ccl_perception.nodes.messages import pose_to_T, stamp_ns
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ccl_perception.executors.base import GraspResult, GraspWorker, MotionConfig, pose_to_matrix
-from ccl_perception.executors.moveit_executor import MoveItExecutorConfig
-from ccl_perception.geometry import CAMERA_FRAME
-from ccl_perception.nodes import (CAMERA_POSE_TOPIC, EXECUTE_SERVICE, GRASP_POSE_TOPIC,
-                                  LATCHED_QOS, RESULT_TOPIC, declare_parameters, node_main,
-                                  param_values)
-from ccl_perception.nodes.messages import pose_to_T, stamp_ns
-from ccl_perception.node_limits import EXECUTOR_RUN_TIME, MOTION_KEYS, check_executor, refusal
-
-MOVEIT_KEYS = tuple(f.name for f in dataclasses.fields(MoveItExecutorConfig)
-                    if f.name not in MOTION_KEYS)
-#: Every parameter with its default (config/grasp_executor.yaml is checked against it).
-PARAMS = {
-    'backend': 'sim',             # sim | moveit
-    'auto_execute': True,         # read on every pose: can be switched at run time
-    'camera_frame': CAMERA_FRAME,  # frame of the planner's grasp poses
-    'world_from_camera': [0.0],   # [x, y, z, qx, qy, qz, qw]; [0.0] = unset
-    **dataclasses.asdict(MotionConfig()),
-    **{k: getattr(MoveItExecutorConfig(), k) for k in MOVEIT_KEYS},
-}
-
 
 class GraspExecutorNode(Node):
-    """See the module docstring.
+    """
+    See the module docstring.
 
     Args:
         executor: a ``GraspExecutor`` (``execute(T (4, 4), frame_id) -> GraspResult``,
@@ -109,9 +96,7 @@ class GraspExecutorNode(Node):
                              'client: start it through sim_world_node (run_executor:=true) or '
                              'the bringup, which compose it with the world')
         from ccl_perception.executors.moveit_executor import MoveItExecutor
-        defaults = MoveItExecutorConfig()
-        cfg = MoveItExecutorConfig(**{k: type(getattr(defaults, k))(p[k]) for k in MOVEIT_KEYS})
-        return MoveItExecutor(self, cfg)
+        return MoveItExecutor(self, moveit_config(p))
 
     def _on_set_parameters(self, params):
         """Validate, then apply motion parameters to the executor (the next grasp uses them)."""

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp planner node: RGB-D frame + target -> 6D grasp pose, or a reason to abstain.
+"""
+Grasp planner node: RGB-D frame + target -> 6D grasp pose, or a reason to abstain.
 
 A thin adapter: the work is :class:`ccl_perception.grasp_pipeline.GraspPipeline`, targets
 are resolved by :class:`ccl_perception.targets.TargetLibrary`. The planner owns its own
@@ -28,6 +29,19 @@ Topics, parameters and abstention reasons: docs/ros_interface.md.
 
 import threading
 
+from ccl_perception import grasp_pipeline, image_conversion as ic
+from ccl_perception.correspondence import DEFAULT_TAU
+from ccl_perception.node_limits import (check_change, check_planner, PIPELINE_PARAMS,
+                                        PLANNER_PARAMS, PLANNER_RUN_TIME)
+from ccl_perception.nodes import (CONFIDENCE_TOPIC, declare_parameters, GRASP_POSE_TOPIC,
+                                  HEATMAP_TOPIC, INFO_TOPIC, LatestFrame, load_extractor,
+                                  MARKERS_TOPIC, MODEL_PARAMS, node_main, OUTPUT_QOS, param_values,
+                                  RELOAD_TARGETS_SERVICE, SENSOR_QOS, shutdown_tolerant,
+                                  STATUS_QOS, STATUS_TOPIC, subscribe_rgbd, watch_input)
+from ccl_perception.nodes.messages import (grasp_markers, image_msg, pose_msg, pose_stamped,
+                                           rgbd_from_msgs)
+from ccl_perception.planner_state import PlannerState
+from ccl_perception.targets import TargetLibrary
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -36,36 +50,9 @@ from std_msgs.msg import Float32, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from ccl_perception import grasp_pipeline, image_conversion as ic
-from ccl_perception.correspondence import DEFAULT_TAU
-from ccl_perception.nodes import (CONFIDENCE_TOPIC, GRASP_POSE_TOPIC, HEATMAP_TOPIC, INFO_TOPIC,
-                                  MARKERS_TOPIC, MODEL_PARAMS, OUTPUT_QOS, RELOAD_TARGETS_SERVICE,
-                                  SENSOR_QOS, STATUS_QOS, STATUS_TOPIC, LatestFrame,
-                                  declare_parameters, load_extractor, node_main, param_values,
-                                  shutdown_tolerant, subscribe_rgbd, watch_input)
-from ccl_perception.nodes.messages import (grasp_markers, image_msg, pose_msg, pose_stamped,
-                                           rgbd_from_msgs)
-from ccl_perception.planner_state import PlannerState
-from ccl_perception.targets import TargetLibrary
-from ccl_perception.node_limits import PLANNER_RUN_TIME, check_change, check_planner
-
 NO_TARGET = 'no target set (ros2 param set <planner> target <name>)'
-
-#: Node parameters besides the pipeline's (config/grasp_planner.yaml is checked against
-#: these plus :data:`PIPELINE_PARAMS`).
-PARAMS = {
-    **MODEL_PARAMS,
-    'target': '',               # target name in target_dir, or path to a .npz; '' = none
-    'target_dir': '',           # directory of target .npz files (make_target output)
-    'max_rate_hz': 15.0,        # upper bound of processed frames per second
-    'sync_slop': 0.02,          # colour/depth stamp tolerance, seconds
-    'sync_queue_size': 5,       # messages kept per stream for synchronisation
-    'publish_heatmap': True,
-    # warn (log + ~/status) when no colour+depth pair arrived for this long
-    'input_timeout_s': 5.0,
-}
-#: Pipeline knobs; ``tau`` is left out of the YAML: its default is the checkpoint's.
-PIPELINE_PARAMS = dict(grasp_pipeline.DEFAULTS)
+#: Node parameters besides the pipeline's :data:`PIPELINE_PARAMS` (node_limits).
+PARAMS = {**MODEL_PARAMS, **PLANNER_PARAMS}
 
 
 class GraspPlanner(Node):
@@ -105,10 +92,13 @@ class GraspPlanner(Node):
                                     values['sync_slop'], values['sync_queue_size'],
                                     received=self.received)
         self.create_subscription(CameraInfo, INFO_TOPIC, self._on_info, SENSOR_QOS)
-        self.create_service(Trigger, RELOAD_TARGETS_SERVICE, shutdown_tolerant(self, self._on_reload))
-        self.timer = self.create_timer(1.0 / values['max_rate_hz'], shutdown_tolerant(self, self._process))
+        self.create_service(Trigger, RELOAD_TARGETS_SERVICE,
+                            shutdown_tolerant(self, self._on_reload))
+        self.timer = self.create_timer(1.0 / values['max_rate_hz'],
+                                       shutdown_tolerant(self, self._process))
         self.watchdog = watch_input(self, values['input_timeout_s'], lambda: {
-            'synchronised colour+depth pair': self.mailbox.received, **self.received}, self.pub_status, 'abstain: ')
+            'synchronised colour+depth pair': self.mailbox.received, **self.received},
+            self.pub_status, 'abstain: ')
         self.get_logger().info(f'grasp planner ready: tau={self.get_parameter("tau").value}, '
                                f'target={getattr(self.target, "name", None)!r}, '
                                f'{len(self.state.library.targets)} target(s) in the library')
@@ -126,7 +116,8 @@ class GraspPlanner(Node):
         new = {p.name: p.value for p in params}
         with self._lock:
             try:
-                check_change(new, param_values(self, {**PARAMS, **PIPELINE_PARAMS}), PLANNER_RUN_TIME, check_planner)
+                check_change(new, param_values(self, {**PARAMS, **PIPELINE_PARAMS}),
+                             PLANNER_RUN_TIME, check_planner)
                 note = self.state.apply(new)
             except ValueError as e:
                 self.get_logger().warning(f'parameters {sorted(new)} rejected: {e}')
@@ -191,6 +182,9 @@ class GraspPlanner(Node):
         self.pub_conf.publish(Float32(data=float(result.confidence)))
         if self.get_parameter('publish_heatmap').value and result.match is not None:
             overlay = ic.heatmap_overlay(rgb, result.match.heatmaps, result.match.keypoints)
+            if result.ok:  # the gripper pose the executor gets, drawn where it will close
+                g = result.pose
+                overlay = ic.draw_grasp(overlay, K, g.position, g.rotation, g.width)
             self.pub_heatmap.publish(image_msg(overlay, 'rgb8', header))
         if not result.ok:
             return self._abstain(f'{target.name}: {result.reason}', header,

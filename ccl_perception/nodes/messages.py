@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Message <-> numpy helpers of every node: stamps, poses, points, CameraInfo, images.
+"""
+Message <-> numpy helpers of every node: stamps, poses, points, CameraInfo, images.
 
 Images decode and encode through :mod:`ccl_perception.image_conversion` (no cv_bridge);
 this module adds the message-level rules the nodes share (which encodings a colour or
@@ -20,10 +21,9 @@ depth image may have, sizes that must agree with the camera_info). Poses are 4x4
 homogeneous transforms in metres with quaternions ``(x, y, z, w)``.
 """
 
-import numpy as np
-
 from ccl_perception import image_conversion as ic
 from ccl_perception.executors.base import matrix_to_pose, pose_to_matrix
+import numpy as np
 
 COLOR_ENCODINGS = ('rgb8', 'bgr8', 'mono8')
 DEPTH_ENCODINGS = ('16UC1', '32FC1')
@@ -101,13 +101,13 @@ def camera_info_msg(K, width: int, height: int, header=None):
 
 
 def camera_info_K(msg) -> np.ndarray:
-    """CameraInfo -> (3, 3) intrinsics ``k``."""
+    """Return the (3, 3) intrinsics ``k`` of a CameraInfo message."""
     return np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
 
 
 # ----------------------------------------------------------------------- images
 def image_msg(arr, encoding: str, header=None):
-    """numpy -> sensor_msgs/Image (``image_conversion.numpy_to_image``)."""
+    """Convert numpy -> sensor_msgs/Image (``image_conversion.numpy_to_image``)."""
     return ic.numpy_to_image(arr, encoding, header)
 
 
@@ -133,7 +133,8 @@ def depth_to_16uc1(depth_m) -> np.ndarray:
 
 
 def rgbd_from_msgs(color, depth, info):
-    """Colour + aligned depth + CameraInfo -> ``(rgb (H, W, 3) uint8, depth (H, W) m, K)``.
+    """
+    Colour + aligned depth + CameraInfo -> ``(rgb (H, W, 3) uint8, depth (H, W) m, K)``.
 
     Raises:
         ValueError: wrong encoding / step / data size, or sizes that differ.
@@ -151,7 +152,8 @@ def rgbd_from_msgs(color, depth, info):
 
 # ---------------------------------------------------------------------- markers
 def grasp_markers(header, points_3d, grasp=None, pose=None):
-    """MarkerArray: DELETEALL, keypoint spheres and, with a grasp, its axis and gripper.
+    """
+    MarkerArray: DELETEALL, keypoint spheres and, with a grasp, its axis and gripper.
 
     Args:
         header: std_msgs/Header of the frame (camera optical frame).

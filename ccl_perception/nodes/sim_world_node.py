@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Simulated RealSense + tabletop + Panda: publishes RGB-D like a real camera, resets scenes.
+"""
+Simulated RealSense + tabletop + Panda: publishes RGB-D like a real camera, resets scenes.
 
 Topics (same names and encodings as ``realsense2_camera`` with ``align_depth``):
   ``camera/color/image_raw`` (rgb8), ``camera/aligned_depth_to_color/image_raw`` (16UC1, mm,
@@ -36,20 +37,21 @@ single-threaded executor never waits for the arm.
 """
 import json
 
+from ccl_perception.node_limits import check_sim_world, refusal, SIM_WORLD_RUN_TIME
+from ccl_perception.nodes import (CAMERA_POSE_TOPIC, COLOR_TOPIC, declare_parameters,
+                                  DEPTH_INFO_TOPIC, DEPTH_TOPIC, INFO_TOPIC, LATCHED_QOS,
+                                  param_values, RESET_SERVICE, run_nodes, SCENE_TOPIC,
+                                  shutdown_tolerant)
+from ccl_perception.nodes.messages import (camera_info_msg, depth_to_16uc1, image_msg,
+                                           pose_stamped, stamp_ns)
+from ccl_perception.sim.grasp_scene import world_config
+from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
-
-from ccl_perception.nodes import (CAMERA_POSE_TOPIC, COLOR_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
-                                  INFO_TOPIC, LATCHED_QOS, RESET_SERVICE, SCENE_TOPIC,
-                                  declare_parameters, param_values, run_nodes, shutdown_tolerant)
-from ccl_perception.nodes.messages import (camera_info_msg, depth_to_16uc1, image_msg,
-                                           pose_stamped, stamp_ns)
-from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig
-from ccl_perception.node_limits import SIM_WORLD_RUN_TIME, check_sim_world, refusal
 
 _WORLD = SimWorldConfig()
 #: Every parameter with its default (config/sim_world.yaml is checked against it).
@@ -58,8 +60,11 @@ PARAMS = {
     'target': '',                 # object the scenes are about ('' = none)
     'target_present': True,       # False: leave the target out (false-grasp test)
     'publish_rate': 2.0,          # Hz
-    'width': _WORLD.width,
-    'height': _WORLD.height,
+    'benchmark': 'v2',            # v2 (D435 over real-textured objects) | v1 (the earlier world)
+    'width': 0,                   # camera px; 0 = the benchmark's (v2 640x480, v1 320x240)
+    'height': 0,
+    'min_elevation_deg': 0.0,     # scene camera elevation range; 0, 0 = the benchmark's
+    'max_elevation_deg': 0.0,
     'n_objects': _WORLD.n_objects,
     'objects': [''],              # catalogue names; [''] = the first n_objects
     'background_seed': _WORLD.background_seed,
@@ -69,7 +74,8 @@ PARAMS = {
 
 
 class SimWorldNode(Node):
-    """Publishes the simulated camera and serves scene resets; see the module docstring.
+    """
+    Publishes the simulated camera and serves scene resets; see the module docstring.
 
     Args:
         world: an existing :class:`SimWorld` (the caller closes it); by default the node
@@ -84,10 +90,10 @@ class SimWorldNode(Node):
         self.world_frame = str(p['world_frame'])
         self._owns_world = world is None
         if world is None:
-            world = SimWorld(SimWorldConfig(
-                width=int(p['width']), height=int(p['height']), n_objects=int(p['n_objects']),
-                objects=tuple(o for o in p['objects'] if o),
-                background_seed=int(p['background_seed'])))
+            world = SimWorld(world_config(
+                p['benchmark'], p['width'], p['height'], [o for o in p['objects'] if o],
+                p['n_objects'], p['background_seed'],
+                (p['min_elevation_deg'], p['max_elevation_deg'])))
         self.world = world
         try:
             check_sim_world(p, self.world.object_names)
@@ -102,11 +108,8 @@ class SimWorldNode(Node):
         self.pub_pose = self.create_publisher(PoseStamped, CAMERA_POSE_TOPIC, LATCHED_QOS)
         self.pub_scene = self.create_publisher(String, SCENE_TOPIC, LATCHED_QOS)
         self.create_service(Trigger, RESET_SERVICE, shutdown_tolerant(self, self._on_reset))
-        self.timer = self.create_timer(
-            1.0 / p['publish_rate'],
-            shutdown_tolerant(
-                self,
-                self.publish_frame))
+        self.timer = self.create_timer(1.0 / p['publish_rate'],
+                                       shutdown_tolerant(self, self.publish_frame))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.frames_published = 0
         self.frames_skipped_busy = 0
@@ -114,8 +117,8 @@ class SimWorldNode(Node):
 
     def _on_set_parameters(self, params):
         """Validate; seed, target and target_present take effect at the next ~/reset."""
-        why = refusal({q.name: q.value for q in params}, param_values(self, PARAMS), SIM_WORLD_RUN_TIME,
-                      lambda v: check_sim_world(v, self.world.object_names))
+        why = refusal({q.name: q.value for q in params}, param_values(self, PARAMS),
+                      SIM_WORLD_RUN_TIME, lambda v: check_sim_world(v, self.world.object_names))
         return SetParametersResult(successful=why is None, reason=why or '')
 
     # --------------------------------------------------------------------- scene
@@ -183,7 +186,7 @@ class SimWorldNode(Node):
 
 
 def make_nodes(context) -> list:
-    """The sim world and, with ``run_executor``, the simulated grasp executor composed on it."""
+    """Make the sim world and, with ``run_executor``, the simulated grasp executor on it."""
     from ccl_perception.executors.sim_executor import world_executor
     from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode
 

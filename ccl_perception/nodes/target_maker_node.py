@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Target maker node: make a grasp target from the live camera with rviz's "Publish Point".
+"""
+Target maker node: make a grasp target from the live camera with rviz's "Publish Point".
 
 Click two or more points on the object in rviz (tool "Publish Point", e.g. on the
 DepthCloud display of ``config/ccl.rviz``): the first two are the grasp axis, more points
@@ -31,22 +32,21 @@ model identity), ``target_dir``, ``name`` (of the next target), ``sync_slop``,
 """
 import threading
 
-import numpy as np
+from ccl_perception import geometry
+from ccl_perception.grasp_pipeline import DEFAULTS as PIPELINE_DEFAULTS
+from ccl_perception.nodes import (CAMERA_POSE_TOPIC, CLEAR_POINTS_SERVICE, CLICKED_POINT_TOPIC,
+                                  declare_parameters, INFO_TOPIC, LATCHED_QOS, LatestFrame,
+                                  load_extractor, MODEL_PARAMS, node_main, param_values,
+                                  SAVE_TARGET_SERVICE, SENSOR_QOS, STATUS_QOS, STATUS_TOPIC,
+                                  subscribe_rgbd)
+from ccl_perception.nodes.messages import point_to_array, pose_to_T, rgbd_from_msgs
+from ccl_perception.targets import make_target, TargetError, TargetLibrary
 from geometry_msgs.msg import PointStamped, PoseStamped
+import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
-
-from ccl_perception import geometry
-from ccl_perception.grasp_pipeline import DEFAULTS as PIPELINE_DEFAULTS
-from ccl_perception.nodes import (CAMERA_POSE_TOPIC, CLEAR_POINTS_SERVICE, CLICKED_POINT_TOPIC,
-                                  INFO_TOPIC, LATCHED_QOS, MODEL_PARAMS, SAVE_TARGET_SERVICE,
-                                  SENSOR_QOS, STATUS_QOS, STATUS_TOPIC, LatestFrame,
-                                  declare_parameters, load_extractor, node_main, param_values,
-                                  subscribe_rgbd)
-from ccl_perception.nodes.messages import point_to_array, pose_to_T, rgbd_from_msgs
-from ccl_perception.targets import TargetError, TargetLibrary, make_target
 
 #: Every parameter with its default (config/target_maker.yaml is checked against it).
 PARAMS = {
@@ -108,7 +108,7 @@ class TargetMaker(Node):
             if frame not in known:
                 raise ValueError(f'frame {frame!r} is neither the camera frame nor the camera '
                                  f'pose frame (known: {sorted(known) or "none yet"}); set '
-                                 'rviz\'s fixed frame to one of them')
+                                 "rviz's fixed frame to one of them")
         except ValueError as e:
             self.counts['rejected_points'] += 1
             return self._status(f'point rejected: {e}', warn=True)
@@ -126,7 +126,7 @@ class TargetMaker(Node):
         return response
 
     def pixels(self, camera_frame: str, K) -> np.ndarray:
-        """The clicked points projected into the current colour frame, ``(N, 2)`` pixels."""
+        """Return the clicked points projected into the current colour frame, ``(N, 2)`` pixels."""
         T_cam_world = None
         if self.camera_pose is not None:
             T_cam_world = np.linalg.inv(pose_to_T(self.camera_pose.pose))

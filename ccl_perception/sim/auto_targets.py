@@ -31,20 +31,50 @@ import numpy as np
 LOG = logging.getLogger(__name__)
 
 
-def auto_grasp_pixels(mask: np.ndarray, inset: float = 0.6, n_extra: int = 3) -> np.ndarray:
+def spread_points(mask: np.ndarray, n: int, taken: np.ndarray, margin: int = 3) -> np.ndarray:
+    """``n`` pixels spread over ``mask`` (farthest-point sampling), away from ``taken``.
+
+    Args:
+        mask: ``(H, W)`` bool.
+        n: how many points.
+        taken: ``(K, 2)`` pixels already chosen (the new ones keep away from them too).
+        margin: the points lie at least this many pixels inside the mask (when it allows).
+
+    Returns:
+        ``(min(n, #candidates), 2)`` float pixels ``(x, y)``.
+    """
+    import cv2
+    m = np.asarray(mask, np.uint8)
+    inner = cv2.erode(m, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    ys, xs = np.nonzero(inner if inner.any() else m)
+    cand = np.stack([xs, ys], 1).astype(np.float64)
+    d = np.min(np.linalg.norm(cand[:, None] - np.asarray(taken, float)[None], axis=2), axis=1)
+    out = []
+    for _ in range(min(n, len(cand))):
+        k = int(np.argmax(d))
+        out.append(cand[k])
+        d = np.minimum(d, np.linalg.norm(cand - cand[k], axis=1))
+    return np.asarray(out).reshape(-1, 2)
+
+
+def auto_grasp_pixels(mask: np.ndarray, inset: float = 0.6, n_extra: int = 3,
+                      n_spread: int = 0) -> np.ndarray:
     """Grasp-axis pixels of an object from its segmentation mask.
 
     Principal component analysis of the mask pixel coordinates: the minor axis through the
     centroid is the grasp axis (a parallel gripper closes across the short side). Points 1
     and 2 are at ``inset`` of the way from the centroid to the mask border along that axis
     (inside the object, on its top surface in a top-down view); ``n_extra`` further points
-    (centroid, then +-half the long extent) help the robust 3D fit.
+    (centroid, then +-half the long extent) help the robust 3D fit, and ``n_spread`` more
+    are spread over the object (:func:`spread_points`), for a fit that tolerates a few
+    mismatched keypoints.
 
     Args:
         mask: ``(H, W)`` bool.
 
     Returns:
-        ``(2 + n_extra, 2)`` float pixels ``(x, y)``, all inside the mask.
+        ``(2 + n_extra + n_spread, 2)`` float pixels ``(x, y)`` (fewer spread points when the
+        mask is tiny), all inside the mask.
 
     Raises:
         ValueError: fewer than 20 mask pixels.
@@ -68,7 +98,10 @@ def auto_grasp_pixels(mask: np.ndarray, inset: float = 0.6, n_extra: int = 3) ->
         if not (0 <= yi < m.shape[0] and 0 <= xi < m.shape[1] and m[yi, xi]):
             q = pts[int(np.argmin(np.linalg.norm(pts - q, axis=1)))]
         out.append(q)
-    return np.asarray(out)
+    out = np.asarray(out)
+    if n_spread:
+        out = np.concatenate([out, spread_points(m, n_spread, out)])
+    return out
 
 
 def object_short_side(depth: np.ndarray, mask: np.ndarray, K: np.ndarray) -> float:
@@ -96,7 +129,7 @@ def graspable_width(spec) -> float:
 
 
 def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: float,
-                     names=None, seed: int = 0) -> dict:
+                     names=None, seed: int = 0, n_spread: int = 5) -> dict:
     """Create (or reuse) target files for objects of ``world`` from top-down reference views.
 
     Objects too wide for the gripper (short side > ``max_width`` m) are skipped. A target
@@ -134,7 +167,7 @@ def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: 
             LOG.info(f'target {name}: skipped, short side {width * 100:.1f} cm > {max_width * 100:.1f} cm')
             continue
         try:
-            pixels = auto_grasp_pixels(mask)
+            pixels = auto_grasp_pixels(mask, n_spread=n_spread)
             target = tg.make_target(
                 extractor,
                 render.rgb,

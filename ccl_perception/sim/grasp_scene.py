@@ -127,3 +127,27 @@ def render_grasp_scenes(out_dir: str, n_scenes: int = 8, seed: int = 5000, world
     return {'num_images': n_scenes, 'seconds': seconds,
             'images_per_second': n_scenes / max(seconds, 1e-9),
             'targets': sorted({m['target'] for m in frames}), 'object_size': size}
+
+
+def world_config(benchmark: str = 'v2', width: int = 0, height: int = 0, objects=(),
+                 n_objects: int = 0, background_seed: int = 1, elevation_deg=(0.0, 0.0)):
+    """The ``SimWorldConfig`` of the simulated world node (and bringup) from its parameters.
+
+    Args:
+        benchmark: 'v2' (:func:`v2_world_config`: D435 640x480 over the v2 objects) or 'v1'.
+        width, height: camera size in pixels; 0 = the benchmark's (v2 640x480, v1 320x240).
+        objects: object names; () = the benchmark's (v2: the 12 seen objects; v1: the first
+            ``n_objects`` of its catalogue).
+        n_objects: v1 only; 0 = its default.
+        background_seed: v1 only (the procedural table texture).
+        elevation_deg: ``(min, max)`` camera elevation of the scenes; (0, 0) = the benchmark's.
+    """
+    from ccl_perception.sim.robot import SimWorldConfig
+    size = {k: int(v) for k, v in (('width', width), ('height', height)) if v}
+    view = {'camera_elevation_deg': tuple(float(e) for e in elevation_deg)} if any(elevation_deg) else {}
+    if benchmark == 'v2':
+        return v2_world_config(objects=tuple(objects), **size, **view)
+    if benchmark != 'v1':
+        raise ValueError(f"benchmark must be 'v1' or 'v2', got {benchmark!r}")
+    v1 = {'n_objects': int(n_objects)} if n_objects else {}
+    return SimWorldConfig(objects=tuple(objects), background_seed=int(background_seed), **size, **v1, **view)

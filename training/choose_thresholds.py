@@ -1,0 +1,112 @@
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Choose the planner's abstention thresholds on validation grasp scenes.
+
+    python training/grasp_benchmark.py --seed 9000 --grasps 24 --absent 12 \\
+        --set min_confidence=0 --set min_similarity=0 --out runs/grasp_validation
+    python training/choose_thresholds.py runs/grasp_validation/results.json
+
+The benchmark run opens the two gates, so every scene that passes the geometric checks is
+executed and its outcome, confidence and peak similarity are recorded. A pair of thresholds
+(``min_confidence``, ``min_similarity``) then turns exactly the scenes below either of them
+into abstentions; this script scores every pair of the grid on the recorded scenes and picks
+the one with the most grasps and no false grasp (ties: the higher thresholds, the safer
+margin). Use validation seeds only (the README's tables use 5000 and up; validation 9000).
+"""
+import argparse
+import json
+import sys
+
+import numpy as np
+
+CONFIDENCES = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+SIMILARITIES = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def score(trials: list, min_confidence: float, min_similarity: float) -> dict:
+    """Outcomes of the recorded trials under the two thresholds."""
+    grasped = failed = abstained = false = 0
+    for t in trials:
+        gate = (t.get('confidence', 0.0) >= min_confidence
+                and np.nan_to_num(t.get('similarity', np.nan), nan=-1.0) >= min_similarity)
+        executed = gate and t['outcome'] not in ('abstained', 'correct_abstention')
+        if t['present']:
+            if not executed:
+                abstained += 1
+            elif t['outcome'] == 'grasped':
+                grasped += 1
+            else:
+                failed += 1
+        elif executed:
+            false += 1
+    return {'grasped': grasped, 'failed': failed, 'abstained': abstained, 'false': false,
+            'present': sum(t['present'] for t in trials),
+            'absent': sum(not t['present'] for t in trials)}
+
+
+def choose(trials: list):
+    """``((min_confidence, min_similarity), score)`` of the best pair with no false grasp."""
+    best = None
+    for c in CONFIDENCES:
+        for s in SIMILARITIES:
+            r = score(trials, c, s)
+            if r['false']:
+                continue
+            key = (r['grasped'], -r['failed'], c + s)
+            if best is None or key > best[0]:
+                best = (key, (c, s), r)
+    if best is None:
+        raise ValueError('no threshold pair avoids every false grasp')
+    return best[1], best[2]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('results', nargs='+', help='results.json of validation grasp benchmark runs')
+    args = ap.parse_args(argv)
+    trials = []
+    for path in args.results:
+        try:
+            with open(path, encoding='utf-8') as f:
+                data = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            print(f'choose_thresholds: error: cannot read {path}: {e}', file=sys.stderr)
+            return 2
+        planner = data.get('planner') or {}
+        if planner.get('min_confidence', 1) > 0 or planner.get('min_similarity', 1) > 0:
+            print(f'choose_thresholds: error: {path} was not run with min_confidence=0 and '
+                  'min_similarity=0 (its abstentions would hide outcomes)', file=sys.stderr)
+            return 2
+        trials += data['trials']
+    print('| min_confidence | min_similarity | grasped | failed | abstained | false grasps |')
+    print('|---|---|---|---|---|---|')
+    for c in CONFIDENCES:
+        for s in (0.0, 0.5, 0.7, 0.8):
+            r = score(trials, c, s)
+            print(f"| {c} | {s} | {r['grasped']}/{r['present']} | {r['failed']} | {r['abstained']} | "
+                  f"{r['false']}/{r['absent']} |")
+    try:
+        (c, s), r = choose(trials)
+    except ValueError as e:
+        print(f'choose_thresholds: error: {e}', file=sys.stderr)
+        return 2
+    print(f"\nchosen: min_confidence={c} min_similarity={s}: {r['grasped']}/{r['present']} grasped, "
+          f"{r['failed']} failed, {r['false']}/{r['absent']} false grasps on {len(trials)} validation scenes")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
