@@ -131,11 +131,13 @@ def render_grasp_scenes(out_dir: str, n_scenes: int = 8, seed: int = 5000, world
 
 def world_config(benchmark: str = 'v2', width: int = 0, height: int = 0, objects=(),
                  n_objects: int = 0, background_seed: int = 1, elevation_deg=(0.0, 0.0)):
-    """The ``SimWorldConfig`` of the simulated world node (and bringup) from its parameters.
+    """
+    Return the ``SimWorldConfig`` of the simulated world node (and bringup) from its parameters.
 
     Args:
         benchmark: 'v2' (:func:`v2_world_config`: D435 640x480 over the v2 objects) or 'v1'.
-        width, height: camera size in pixels; 0 = the benchmark's (v2 640x480, v1 320x240).
+        width: camera width in pixels; 0 = the benchmark's (v2 640, v1 320).
+        height: camera height in pixels; 0 = the benchmark's (v2 480, v1 240).
         objects: object names; () = the benchmark's (v2: the 12 seen objects; v1: the first
             ``n_objects`` of its catalogue).
         n_objects: v1 only; 0 = its default.
@@ -144,10 +146,12 @@ def world_config(benchmark: str = 'v2', width: int = 0, height: int = 0, objects
     """
     from ccl_perception.sim.robot import SimWorldConfig
     size = {k: int(v) for k, v in (('width', width), ('height', height)) if v}
-    view = {'camera_elevation_deg': tuple(float(e) for e in elevation_deg)} if any(elevation_deg) else {}
+    view = ({'camera_elevation_deg': tuple(float(e) for e in elevation_deg)}
+            if any(elevation_deg) else {})
     if benchmark == 'v2':
         return v2_world_config(objects=tuple(objects), **size, **view)
     if benchmark != 'v1':
         raise ValueError(f"benchmark must be 'v1' or 'v2', got {benchmark!r}")
     v1 = {'n_objects': int(n_objects)} if n_objects else {}
-    return SimWorldConfig(objects=tuple(objects), background_seed=int(background_seed), **size, **v1, **view)
+    return SimWorldConfig(objects=tuple(objects), background_seed=int(background_seed),
+                          **size, **v1, **view)
