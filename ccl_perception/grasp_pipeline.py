@@ -71,6 +71,9 @@ DEFAULTS = {
     'min_depth': 0.05,
     # abstain when an axis keypoint is farther than this, metres (sensor range / reach)
     'max_depth': 3.0,
+    # 'none': the grasp is the matched axis; 'depth': the object under the match is measured
+    # in depth (ccl_perception.grasp_refine): closing across its footprint, approach onto the table
+    'grasp_refinement': 'none',
 }
 
 #: Allowed values of every knob of :data:`DEFAULTS` (also the planner's parameter ranges).
@@ -91,6 +94,7 @@ LIMITS = {
     'min_inlier_fraction': real(0.0, 1.0, low_open=True),
     'min_depth': real(0.0, 10.0),
     'max_depth': real(0.0, 20.0, low_open=True),
+    'grasp_refinement': choice('none', 'depth'),
 }
 
 
@@ -276,7 +280,15 @@ class GraspPipeline:
             return res
         length = float(np.linalg.norm(p2 - p1))
         ref = target.axis_length
-        if np.isfinite(ref) and ref > 0 and abs(length - ref) / ref > cfg['axis_length_tolerance']:
+        refined_approach = None
+        if cfg['grasp_refinement'] == 'depth':  # the object under the match, measured in depth
+            from ccl_perception.grasp_refine import refine_axis
+            q1, q2, refined_approach, why = refine_axis(depth, K, p1, p2)
+            if q1 is None:
+                res.reason = f'depth refinement: {why}'
+                return res
+            p1, p2 = q1, q2
+        elif np.isfinite(ref) and ref > 0 and abs(length - ref) / ref > cfg['axis_length_tolerance']:
             res.reason = (f'3D keypoints contradict the target: axis length {length * 100:.1f} cm '
                           f'vs reference {ref * 100:.1f} cm '
                           f'(tolerance {cfg["axis_length_tolerance"]:.0%})')
@@ -285,8 +297,8 @@ class GraspPipeline:
         if limit:
             res.reason = limit
             return res
-        hint = None
-        if cfg['approach'] == 'normal':
+        hint = refined_approach
+        if hint is None and cfg['approach'] == 'normal':
             mid_px = geometry.project(((p1 + p2) / 2)[None], K)[0]
             n = geometry.estimate_normal(depth, K, mid_px, int(
                 cfg['normal_radius_px']), cfg['normal_method'])

@@ -44,6 +44,7 @@ PIPELINE = [
     ('max_width', 0.08, True), ('max_width', 1.0, True), ('max_width', 0.0, False),
     ('max_width', -1.0, False), ('max_width', 1.1, False),
     ('approach', 'normal', True), ('approach', 'camera', True), ('approach', 'sideways', False),
+    ('grasp_refinement', 'depth', True), ('grasp_refinement', 'none', True), ('grasp_refinement', 'mesh', False),
     ('normal_radius_px', 1, True), ('normal_radius_px', 50, True), ('normal_radius_px', 0, False),
     ('normal_radius_px', -5, False), ('normal_radius_px', 51, False),
     ('normal_method', 'pca', True), ('normal_method', 'open3d', True),
