@@ -23,7 +23,8 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'training']),
-    package_data={'ccl_perception.sim': ['benchmark_v2.yaml']},
+    package_data={'ccl_perception.sim': ['benchmark_v2.yaml'],
+                  'ccl_perception': ['models/ccl_default.pt', 'models/ccl_default.json']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml', 'LICENSE']),

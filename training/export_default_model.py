@@ -27,9 +27,10 @@ def main(argv=None) -> int:
         model = load_model(args.checkpoint)
         extra = data.get('extra') or {}
         keep = {k: extra[k] for k in ('config', 'method', 'validation', 'tau') if k in extra}
-        keep['source'] = {'checkpoint': os.path.abspath(args.checkpoint), 'step': int(data['step']),
+        step = _weights_step(args.checkpoint, int(data['step']))
+        keep['source'] = {'checkpoint': os.path.abspath(args.checkpoint), 'step': step,
                           'identity': model_identity(data)}
-        save_head_only(args.out, model, step=int(data['step']), extra=keep)
+        save_head_only(args.out, model, step=step, extra=keep)
         card = write_card(args.out, keep, args.checkpoint)
     except (CheckpointError, ValueError, OSError) as exc:
         print(f'export_default_model: error: {exc}', file=sys.stderr)
@@ -37,6 +38,19 @@ def main(argv=None) -> int:
     size = os.path.getsize(args.out) / 2 ** 20
     print(f'wrote {args.out} ({size:.2f} MiB) and {card}, model identity {keep["source"]["identity"]}')
     return 0
+
+
+def _weights_step(checkpoint: str, step: int) -> int:
+    """The step the weights are from: the run's best validated step when its metrics say so
+    (runs before the trainer stored it in model.pt), else the checkpoint's own step."""
+    import json
+    metrics = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), 'metrics.json')
+    if os.path.basename(checkpoint) == 'model.pt' and os.path.isfile(metrics):
+        with open(metrics, encoding='utf-8') as f:
+            best = json.load(f).get('best_step')
+        if best is not None:
+            return int(best)
+    return step
 
 
 def write_card(model_path: str, extra: dict, checkpoint: str) -> str:
@@ -59,6 +73,9 @@ def write_card(model_path: str, extra: dict, checkpoint: str) -> str:
         card['training'] = {k: m.get(k) for k in ('final_step', 'best_step', 'best_validation',
                                                    'wall_time_s', 'step_time_s', 'peak_memory_mib',
                                                    'device', 'validation_history')}
+        if m.get('best_step') is not None and card['validation'] is None:
+            card['validation'] = next((h for h in m.get('validation_history') or []
+                                       if h.get('step') == m['best_step']), card['validation'])
     path = os.path.splitext(model_path)[0] + '.json'
     with open(path, 'w', encoding='utf-8') as f:
         json.dump(card, f, indent=1)

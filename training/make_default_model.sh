@@ -19,11 +19,13 @@
 # ImageNet trunk, PCA-initialised conv head, label-free foreground keypoints, random
 # backgrounds pasted behind the foreground), STEPS steps; model.pt is the best model on the
 # validation set (data/v2/val, its own seed), step 0 included. Exported head-only (~2.5 MB)
-# to ccl_perception/models/ccl_default.pt with its card ccl_default.json.
+# to ccl_perception/models/ccl_default.pt with its card ccl_default.json. The settings are
+# exactly those of `make reproduce`'s run v2_ccl_iv_s0 (one thread: the run is deterministic),
+# which is the model shipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-STEPS=${STEPS:-2000}
+STEPS=${STEPS:-1000}
 RUN=${RUN:-runs/default_model}
 SEED=${SEED:-0}
 [ -f data/v2/train/frames.json ] || $PY training/render_dataset.py train --out data/v2/train --depth
@@ -32,7 +34,8 @@ if [ ! -f "$RUN/model.pt" ]; then
   resume=(); [ -f "$RUN/checkpoint.pt" ] && resume=(--resume)
   $PY training/train.py --config training/configs/ccl_iv.yaml --set init_from=null \
       --set data.root=data/v2/train --set val_pairs=data/v2/val/pairs.json --set seed="$SEED" \
-      --set train.steps="$STEPS" --set train.amp=true --set train.eval_every=250 \
-      --set train.eval_max_pairs=0 --set train.progress=false "${resume[@]}" --out "$RUN"
+      --set train.steps="$STEPS" --set train.amp=true --set train.threads=1 --set train.eval_every=125 \
+      --set train.checkpoint_every=250 --set train.eval_max_pairs=0 --set train.progress=false \
+      "${resume[@]}" --out "$RUN"
 fi
 $PY training/export_default_model.py --checkpoint "$RUN/model.pt"

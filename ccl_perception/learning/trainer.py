@@ -578,13 +578,21 @@ class Trainer:
             'tau': float(self.cfg['loss']['tau']),
         }
 
-    def save(self, name: str = CHECKPOINT_NAME, with_optimizer: bool = True) -> None:
-        """Atomic checkpoint (``ccl_perception.checkpoint.save_checkpoint``); rank 0 writes."""
+    def save(self, name: str = CHECKPOINT_NAME, with_optimizer: bool = True, step: int = None,
+             validation: dict = None) -> None:
+        """Atomic checkpoint (``ccl_perception.checkpoint.save_checkpoint``); rank 0 writes.
+
+        ``step`` / ``validation``: the step the weights are from and their validation scores,
+        when that is not the current step (``model.pt`` holding the best validated weights).
+        """
         from ..checkpoint import save_checkpoint
         extra = self.checkpoint_extra()  # collective: every rank must call it
+        if validation is not None:
+            extra['validation'] = validation
         if self.ctx.is_main:
             save_checkpoint(str(self.out / name), self.model,
-                            optimizer=self.optimizer if with_optimizer else None, step=self.step, extra=extra)
+                            optimizer=self.optimizer if with_optimizer else None,
+                            step=self.step if step is None else int(step), extra=extra)
         distributed.barrier(self.ctx)
 
     def _log_image(self, batch: dict) -> None:
@@ -714,12 +722,15 @@ class Trainer:
             last_eval = self._validate()
         self.save(CHECKPOINT_NAME)
         self.save(LAST_NAME, with_optimizer=False)
-        if tcfg['keep_best'] and self.best['step'] is not None and self.best['step'] != self.step and main:
+        final_step, final_validation = None, None
+        if tcfg['keep_best'] and self.best['step'] is not None and main:
             from ..checkpoint import load_checkpoint
-            self.model.load_state_dict(load_checkpoint(str(self.out / BEST_NAME))['model_state'])
-            LOG.info('model.pt = the best validated model (step %d, %s %.4f), not the last step',
-                     self.best['step'], SELECTION_METRIC, self.best['score'])
-        self.save(FINAL_NAME, with_optimizer=False)
+            best = load_checkpoint(str(self.out / BEST_NAME))
+            self.model.load_state_dict(best['model_state'])
+            final_step, final_validation = self.best['step'], (best.get('extra') or {}).get('validation')
+            LOG.info('model.pt = the best validated model (step %d of %d, %s %.4f)',
+                     self.best['step'], self.step, SELECTION_METRIC, self.best['score'])
+        self.save(FINAL_NAME, with_optimizer=False, step=final_step, validation=final_validation)
         metrics = self._metrics(start, step_times, iter_times, wall, losses, last_eval)
         if main:
             (self.out / 'metrics.json').write_text(json.dumps(_json_safe(metrics), indent=2, allow_nan=False),
