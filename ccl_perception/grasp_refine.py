@@ -35,9 +35,8 @@ centres at integers, NaN = missing depth).
 """
 from typing import Optional, Tuple
 
-import numpy as np
-
 from ccl_perception import geometry
+import numpy as np
 
 #: Defaults of the refinement (``grasp_pipeline`` knobs of the same names).
 DEFAULTS = {

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Descriptor heads: trunk features (B, C, h, w) -> raw descriptors (B, D, h, w), before L2 norm.
+"""
+Descriptor heads: trunk features (B, C, h, w) -> raw descriptors (B, D, h, w), before L2 norm.
 
 Two heads (``DescriptorNet(head=...)``):
 
@@ -43,7 +44,8 @@ HEADS = ('linear', 'conv')
 
 
 class LinearHead(nn.Conv2d):
-    """1x1 convolution C -> D on the raw trunk features (the paper's head).
+    """
+    1x1 convolution C -> D on the raw trunk features (the paper's head).
 
     A plain ``nn.Conv2d`` (state keys ``weight``, ``bias``), so checkpoints saved before the
     head was configurable load unchanged and keep their model identity.
@@ -54,17 +56,18 @@ class LinearHead(nn.Conv2d):
 
     @property
     def proj(self) -> nn.Conv2d:
-        """The projection (the layer itself), as for :class:`ConvHead`."""
+        """Return the projection (the layer itself), as for :class:`ConvHead`."""
         return self
 
     @staticmethod
     def head_input(features: torch.Tensor) -> torch.Tensor:
-        """What ``proj`` sees: the raw trunk features."""
+        """Return what ``proj`` sees: the raw trunk features."""
         return features
 
 
 class ConvHead(nn.Module):
-    """Cell-normalised input, 1x1 projection plus a zero-initialised 3x3-conv residual branch.
+    """
+    Cell-normalised input, 1x1 projection plus a zero-initialised 3x3-conv residual branch.
 
     Args:
         in_channels: C of the trunk.
@@ -91,12 +94,12 @@ class ConvHead(nn.Module):
 
     @staticmethod
     def head_input(features: torch.Tensor) -> torch.Tensor:
-        """What ``proj`` and ``branch`` see: trunk features L2-normalised per cell."""
+        """Return what ``proj`` and ``branch`` see: trunk features L2-normalised per cell."""
         return F.normalize(features, dim=1)
 
 
 def build_head(name: str, in_channels: int, descriptor_dim: int, hidden: int = 192) -> nn.Module:
-    """The head called ``name`` (one of :data:`HEADS`)."""
+    """Build the head called ``name`` (one of :data:`HEADS`)."""
     if name == 'linear':
         return LinearHead(in_channels, descriptor_dim)
     if name == 'conv':

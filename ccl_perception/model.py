@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Dense descriptor network: stride-8 backbone trunk + descriptor head + L2 normalisation.
+"""
+Dense descriptor network: stride-8 backbone trunk + descriptor head + L2 normalisation.
 
 ``DescriptorNet`` maps RGB images (B, 3, H, W) to unit descriptors (B, D, ceil(H/8),
 ceil(W/8)); grid cell (j, i) of that map is centred at full-resolution pixel
@@ -30,8 +31,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .backbones import BACKBONES, TRUNKS, build_backbone
-from .heads import HEADS, build_head
+from .backbones import BACKBONES, build_backbone, TRUNKS
+from .heads import build_head, HEADS
 
 STRIDE = 8
 
@@ -78,7 +79,8 @@ def _check_images(images: torch.Tensor) -> torch.Tensor:
 
 
 class DescriptorNet(nn.Module):
-    """Backbone (output stride 8) + descriptor head to D channels + L2 normalisation.
+    """
+    Backbone (output stride 8) + descriptor head to D channels + L2 normalisation.
 
     Args:
         backbone: ``efficientnet_lite0`` (default) | ``resnet18`` | ``resnet34`` | ``resnet50``.
@@ -132,7 +134,8 @@ class DescriptorNet(nn.Module):
         return self.backbone(x)
 
     def trunk_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Raw trunk features (B, C, ceil(H/8), ceil(W/8)) of (B, 3, H, W) RGB images.
+        """
+        Raw trunk features (B, C, ceil(H/8), ceil(W/8)) of (B, 3, H, W) RGB images.
 
         With a frozen trunk they do not depend on the training step, so a trainer may compute
         them once per image (:meth:`describe_features` finishes the forward pass).
@@ -144,7 +147,8 @@ class DescriptorNet(nn.Module):
         return F.normalize(self.head(features), dim=1)
 
     def forward(self, images: torch.Tensor = None, features: torch.Tensor = None) -> torch.Tensor:
-        """(B, 3, H, W) uint8 or float [0, 1] RGB -> (B, D, ceil(H/8), ceil(W/8)) unit vectors.
+        """
+        (B, 3, H, W) uint8 or float [0, 1] RGB -> (B, D, ceil(H/8), ceil(W/8)) unit vectors.
 
         ``features=`` (keyword) instead of images: precomputed :meth:`trunk_features`, so that
         a DDP-wrapped model can run the head alone (its gradients are then still reduced).
@@ -154,7 +158,8 @@ class DescriptorNet(nn.Module):
         return self.describe_features(self._trunk(images) if features is None else features)
 
     def set_trunk_mode(self, mode: str) -> None:
-        """Choose which trunk weights train.
+        """
+        Choose which trunk weights train.
 
         - ``full``: every weight trains; BatchNorm updates its statistics in train mode.
         - ``last_stage``: only the trunk's last block group trains (``backbone.last_stage()``);
@@ -177,8 +182,12 @@ class DescriptorNet(nn.Module):
         self.train(self.training)
 
     def train(self, mode: bool = True):
-        """``nn.Module.train``, except that trunk BatchNorms stay in eval mode unless the trunk
-        mode is ``full`` (their running statistics must not drift while the trunk is fixed)."""
+        """
+        Set the training mode, as ``nn.Module.train``.
+
+        Except that trunk BatchNorms stay in eval mode unless the trunk mode is ``full`` (their
+        running statistics must not drift while the trunk is fixed).
+        """
         super().train(mode)
         if mode and self.trunk_mode != 'full':
             for module in self.backbone.modules():
@@ -187,15 +196,16 @@ class DescriptorNet(nn.Module):
         return self
 
     def trunk_parameters(self):
-        """The trunk parameters that train in the current trunk mode."""
+        """Return the trunk parameters that train in the current trunk mode."""
         return [p for p in self.backbone.parameters() if p.requires_grad]
 
     def head_parameters(self):
-        """The head's parameters."""
+        """Return the head's parameters."""
         return list(self.head.parameters())
 
     def backbone_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Raw trunk features, L2-normalised: (B, C, ceil(H/8), ceil(W/8)), C = feature_dim.
+        """
+        Raw trunk features, L2-normalised: (B, C, ceil(H/8), ceil(W/8)), C = feature_dim.
 
         The "pretrained features" baseline (no head, no CCL training).
         """
@@ -203,7 +213,8 @@ class DescriptorNet(nn.Module):
 
 
 def build_model(config: dict = None) -> DescriptorNet:
-    """Build a ``DescriptorNet`` from a config dict merged over ``DEFAULT_CONFIG``.
+    """
+    Build a ``DescriptorNet`` from a config dict merged over ``DEFAULT_CONFIG``.
 
     Accepted keys: ``backbone``, ``descriptor_dim``, ``pretrained``, ``trunk``, ``head``,
     ``head_hidden`` and ``stride`` (must be 8). A config that has ``stride`` but no ``trunk``
@@ -233,7 +244,8 @@ def build_model(config: dict = None) -> DescriptorNet:
 
 
 def upsample_descriptors(desc: torch.Tensor, size) -> torch.Tensor:
-    """Upsample a 1/8 descriptor map to full resolution and renormalise.
+    """
+    Upsample a 1/8 descriptor map to full resolution and renormalise.
 
     Bilinear with ``align_corners=False`` to (8h, 8w), then cropped to (H, W): full-res pixel
     x samples grid coordinate (x - 3.5) / 8, i.e. exactly ``full_to_grid`` (cell centres at

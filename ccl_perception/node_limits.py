@@ -184,12 +184,12 @@ def check_sim_world(values: dict, object_names=None) -> dict:
     out = check(SIM_WORLD_LIMITS, values)
     for key in ('width', 'height'):
         if 0 < out.get(key, 0) < 32:
-            raise ValueError(f'{key} = {out[key]!r} is not allowed: must be 0 (the benchmark\'s '
+            raise ValueError(f"{key} = {out[key]!r} is not allowed: must be 0 (the benchmark's "
                              'camera) or an integer in [32, 4096]')
     low, high = out.get('min_elevation_deg', 0.0), out.get('max_elevation_deg', 0.0)
     if (low or high) and not 0 < low <= high:
-        raise ValueError(f'min_elevation_deg = {low!r}, max_elevation_deg = {high!r} are not allowed: '
-                         'need 0 < min <= max <= 90 (or both 0: the benchmark\'s range)')
+        raise ValueError(f'min_elevation_deg = {low!r}, max_elevation_deg = {high!r} are not '
+                         "allowed: need 0 < min <= max <= 90 (or both 0: the benchmark's range)")
     objects = out.get('objects', [''])
     if not all(isinstance(o, str) for o in objects):
         raise ValueError(f'objects = {objects!r} is not allowed: must be a list of catalogue '

@@ -58,7 +58,8 @@ def test_every_yaml_equals_its_node_table():
     pytest.importorskip('rclpy')
     tables = node_tables()
     # demo.yaml configures `make demo` (its defaults live there alone), not a node
-    files = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, 'config', '*.yaml'))} - {'demo.yaml'}
+    files = ({os.path.basename(p) for p in glob.glob(os.path.join(ROOT, 'config', '*.yaml'))}
+             - {'demo.yaml'})
     assert files == {f for f, _ in tables}, 'a config file without a node table, or vice versa'
     for (fname, node), table in tables.items():
         params = yaml_params(fname, node)
@@ -78,12 +79,14 @@ def test_node_tables_read_the_dataclass_defaults():
     world = SimWorldConfig()
     for k in ('n_objects', 'background_seed'):
         assert sim_world_node.PARAMS[k] == getattr(world, k)
-    # width / height 0 = the benchmark's camera, which is sim.grasp_scene's (v2) or SimWorldConfig's (v1)
+    # width / height 0 = the benchmark's camera, which is sim.grasp_scene's (v2) or
+    # SimWorldConfig's (v1)
     from ccl_perception.sim.grasp_scene import V2_WORLD, world_config
     assert (sim_world_node.PARAMS['width'], sim_world_node.PARAMS['height']) == (0, 0)
     v1 = world_config('v1')
     assert (v1.width, v1.height) == (world.width, world.height)
-    assert (world_config('v2').width, world_config('v2').height) == (V2_WORLD['width'], V2_WORLD['height'])
+    assert ((world_config('v2').width, world_config('v2').height)
+            == (V2_WORLD['width'], V2_WORLD['height']))
     motion = dataclasses.asdict(MotionConfig())
     for cfg in (SimExecutorConfig(), MoveItExecutorConfig()):  # both inherit, none repeats
         assert {k: getattr(cfg, k) for k in motion} == motion

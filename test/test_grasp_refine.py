@@ -13,18 +13,21 @@
 # limitations under the License.
 
 """Depth refinement of a grasp axis on a hand-made depth image: a box on a table."""
-import numpy as np
-import pytest
-
 from ccl_perception import geometry
 from ccl_perception.grasp_refine import object_segment, refine_axis, support_plane
+import numpy as np
+import pytest
 
 K = geometry.intrinsics_matrix(500.0, 500.0, 159.5, 119.5)
 
 
 def box_scene(width=0.04, length=0.10, height=0.03, table=0.50):
-    """A camera looking straight down at a table 0.5 m away; a box centred under the camera,
-    ``width`` along image x, ``length`` along image y, ``height`` tall. Returns the depth."""
+    """
+    Render the depth of a box on a table, seen by a camera looking straight down.
+
+    The table is 0.5 m away; the box is centred under the camera, ``width`` along image x,
+    ``length`` along image y, ``height`` tall. Returns the depth.
+    """
     ys, xs = np.mgrid[0:240, 0:320].astype(float)
     depth = np.full((240, 320), table, np.float32)
     top = table - height
@@ -51,11 +54,12 @@ def test_refined_axis_spans_the_box_across_its_short_side():
     assert why == ''
     axis = q2 - q1
     assert np.linalg.norm(axis) == pytest.approx(0.04 * 0.9, abs=0.004)  # 5-95 % of the 4 cm side
-    assert abs(axis[0]) / np.linalg.norm(axis) > 0.99                     # across = image x
+    assert abs(axis[0]) / np.linalg.norm(axis) > 0.99                    # across = image x
     centre = (q1 + q2) / 2
-    assert centre[0] == pytest.approx(0.0, abs=0.002) and centre[1] == pytest.approx(0.0, abs=0.002)
-    assert centre[2] == pytest.approx(0.50 - 0.015, abs=0.002)            # half way up the 3 cm box
-    assert np.allclose(approach, [0, 0, 1], atol=1e-6)                    # straight down
+    assert (centre[0] == pytest.approx(0.0, abs=0.002)
+            and centre[1] == pytest.approx(0.0, abs=0.002))
+    assert centre[2] == pytest.approx(0.50 - 0.015, abs=0.002)           # half way up the 3 cm box
+    assert np.allclose(approach, [0, 0, 1], atol=1e-6)                   # straight down
 
 
 def test_no_object_under_the_match_is_a_reason():

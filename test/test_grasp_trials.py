@@ -14,31 +14,33 @@
 
 """Grasp trials: scoring of hand-made outcomes, threshold choice, a repeatable benchmark."""
 import json
-import sys
 from pathlib import Path
-
-import pytest
+import sys
 
 from ccl_perception.evaluation.grasp_trials import classify, summarise, trial_schedule
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'training'))
 import choose_thresholds  # noqa: E402,I100
 
 
 def trial(present, outcome, confidence=1.0, similarity=1.0):
-    return {'present': present, 'outcome': outcome, 'confidence': confidence, 'similarity': similarity}
+    return {'present': present, 'outcome': outcome, 'confidence': confidence,
+            'similarity': similarity}
 
 
 def test_summary_of_hand_made_outcomes():
     trials = [trial(True, classify(True, True, True)), trial(True, classify(True, True, False)),
-              trial(True, classify(True, False, False)), trial(False, classify(False, True, False)),
+              trial(True, classify(True, False, False)),
+              trial(False, classify(False, True, False)),
               trial(False, classify(False, False, False))]
-    assert [t['outcome'] for t in trials] == ['grasped', 'failed_grasp', 'abstained', 'false_grasp',
-                                              'correct_abstention']
+    assert [t['outcome'] for t in trials] == ['grasped', 'failed_grasp', 'abstained',
+                                              'false_grasp', 'correct_abstention']
     s = summarise(trials)
     assert (s['grasped'], s['failed_grasps'], s['abstained'], s['present_scenes']) == (1, 1, 1, 3)
     assert (s['false_grasps'], s['absent_scenes'], s['correct_abstentions']) == (1, 2, 1)
-    assert s['success_rate'] == pytest.approx(1 / 3) and s['false_grasp_rate'] == pytest.approx(0.5)
+    assert (s['success_rate'] == pytest.approx(1 / 3)
+            and s['false_grasp_rate'] == pytest.approx(0.5))
     assert s['success_rate_when_attempted'] == pytest.approx(0.5)
 
 
@@ -54,7 +56,8 @@ def test_thresholds_turn_low_scenes_into_abstentions():
               trial(False, 'false_grasp', 0.2, 0.6), trial(False, 'correct_abstention', 0.0, 0.3)]
     r = choose_thresholds.score(trials, 0.0, 0.0)
     assert (r['grasped'], r['failed'], r['abstained'], r['false']) == (2, 1, 1, 1)
-    r = choose_thresholds.score(trials, 0.1, 0.7)   # the false grasp (sim 0.6) and the 0.05 fail go
+    # the false grasp (sim 0.6) and the 0.05 fail go
+    r = choose_thresholds.score(trials, 0.1, 0.7)
     assert (r['grasped'], r['failed'], r['abstained'], r['false']) == (2, 0, 2, 0)
     (c, s), best = choose_thresholds.choose(trials)
     assert best['grasped'] == 2 and best['false'] == 0 and best['failed'] == 0
@@ -82,7 +85,8 @@ def test_the_benchmark_is_repeatable(tmp_path):
         {'backbone': 'resnet18', 'descriptor_dim': 8, 'pretrained': False, 'head_hidden': 8}))
     wide_open = {'min_similarity': -1.0, 'min_confidence': 0.0, 'ransac_threshold': 1.0,
                  'axis_length_tolerance': 1e6, 'max_width': 0.5}
-    runs = [run_grasp_benchmark(ck, grasps=1, absent=1, n_targets=1, out_dir=str(tmp_path / f'r{i}'),
+    runs = [run_grasp_benchmark(ck, grasps=1, absent=1, n_targets=1,
+                                out_dir=str(tmp_path / f'r{i}'),
                                 oracle=False, seed=9000, planner_config=wide_open)
             for i in range(2)]
     keys = ('seed', 'target', 'present', 'outcome', 'planner', 'confidence')

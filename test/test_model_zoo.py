@@ -16,14 +16,13 @@
 import json
 import os
 
-import pytest
-import torch
-
+from ccl_perception import model_zoo
 from ccl_perception.checkpoint import (
     CheckpointError, load_checkpoint, load_model, model_identity, save_checkpoint)
-from ccl_perception.model import build_model
-from ccl_perception import model_zoo
 from ccl_perception.checkpoint import trunk_digest
+from ccl_perception.model import build_model
+import pytest
+import torch
 
 
 @pytest.fixture(scope='module')

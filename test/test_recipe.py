@@ -12,17 +12,16 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The self-supervised recipe: conv head, PCA start, frozen trunk, trunk cache, keep-best,
-label-free foreground sampling, the sanity bound and the CCL instruments."""
+"""
+The self-supervised recipe.
+
+Conv head, PCA start, frozen trunk, trunk cache, keep-best, label-free foreground sampling,
+the sanity bound and the CCL instruments.
+"""
 import json
 from pathlib import Path
 
-import cv2
-import numpy as np
-import pytest
-import torch
-
-from ccl_perception.checkpoint import load_checkpoint, save_checkpoint
+from ccl_perception.checkpoint import load_checkpoint
 from ccl_perception.heads import ConvHead, LinearHead
 from ccl_perception.learning import foreground as fg
 from ccl_perception.learning.config import ConfigError, load_config
@@ -31,6 +30,10 @@ from ccl_perception.learning.head_init import init_head_pca, pca_projection
 from ccl_perception.learning.synthetic import write_shape_images, write_static_scene
 from ccl_perception.learning.trainer import Trainer
 from ccl_perception.model import build_model
+import cv2
+import numpy as np
+import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / 'training' / 'configs' / 'tiny.yaml'
@@ -66,6 +69,7 @@ def tensors_equal(a: dict, b: dict) -> bool:
 
 # ----------------------------------------------------------------------------- heads
 class TestHeads:
+
     def test_conv_head_parameter_count_by_hand(self):
         head = ConvHead(152, 64, 192)
         # 3x3 152->192, 3x3 192->192, 1x1 192->64, projection 1x1 152->64, each with a bias
@@ -99,6 +103,7 @@ class TestHeads:
 
 # ------------------------------------------------------------------------------- PCA
 class TestPCA:
+
     def test_pca_by_hand(self):
         # {+-3 e1, +-2 e2, +-1 e3}: mean 0, covariance diag(18, 8, 2) / 5
         e = torch.eye(3, dtype=torch.float64)
@@ -127,8 +132,8 @@ class TestPCA:
             flat = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
             mean, dirs, _ = pca_projection(flat, 8)
             by_hand = ((flat - mean) @ dirs).reshape(3, 4, 6, 8).permute(0, 3, 1, 2)
-            assert torch.allclose(net(frames).double(), torch.nn.functional.normalize(by_hand, dim=1),
-                                  atol=1e-4)
+            assert torch.allclose(net(frames).double(),
+                                  torch.nn.functional.normalize(by_hand, dim=1), atol=1e-4)
 
 
 # ------------------------------------------------------------------- trunk training modes
@@ -169,7 +174,11 @@ def test_last_stage_trains_only_the_last_stage(images, tmp_path):
 
 
 def test_trunk_cache_gives_the_same_loss(images, tmp_path):
-    """The cached trunk features of un-augmented frames are the fresh ones: same loss, same step."""
+    """
+    The cached trunk features of un-augmented frames are the fresh ones.
+
+    Same loss, same step.
+    """
     cfg = tiny(images, 'optim.trunk=frozen')
     cached = Trainer(cfg, tmp_path / 'c')
     fresh = Trainer(load_config(TINY, [f'data.root={images}', 'optim.trunk=frozen',
@@ -222,6 +231,7 @@ def test_keep_best_takes_a_later_improvement(images, tmp_path):
 
 # ----------------------------------------------------------------------------- foreground
 class TestForeground:
+
     def test_background_and_masks_find_the_moving_squares(self, tmp_path):
         truth = static_scene(tmp_path / 'scene')
         frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Speed and memory of the descriptor model and the Cycle-Correspondence Loss on this machine.
+"""
+Speed and memory of the descriptor model and the Cycle-Correspondence Loss on this machine.
 
     python training/benchmark.py            # full run (several minutes on 2 CPU cores)
     python training/benchmark.py --quick    # fewer repetitions, default backbone only
@@ -32,11 +33,10 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-import torch
-
 from ccl_perception.losses import cycle_correspondence_loss
 from ccl_perception.model import DescriptorNet
+import numpy as np
+import torch
 
 
 def device_name(device: str) -> str:
@@ -81,7 +81,8 @@ def _make_model(backbone: str, dim: int, device: str, trunk: str = None) -> Desc
 def bench_trunks(backbone='efficientnet_lite0', trunks=('dilated', 'fpn'),
                  formats=('contiguous', 'channels_last'), dim=64, device='cpu', warmup=2,
                  reps=7) -> list:
-    """Stride-8 trunk modes side by side (same process, interleaved per repetition).
+    """
+    Stride-8 trunk modes side by side (same process, interleaved per repetition).
 
     For every (trunk, memory format): eval forward of one 640x480 image (inference mode) and
     a training forward+backward of a batch of 4 at 240x320. The candidates are timed in turns
@@ -96,7 +97,8 @@ def bench_trunks(backbone='efficientnet_lite0', trunks=('dilated', 'fpn'),
     candidates = []
     for trunk in trunks:
         for fmt in formats:
-            memory_format = torch.channels_last if fmt == 'channels_last' else torch.contiguous_format
+            memory_format = (torch.channels_last if fmt == 'channels_last'
+                             else torch.contiguous_format)
             torch.manual_seed(0)
             model = _make_model(backbone, dim, device, trunk).to(memory_format=memory_format)
             candidates.append((trunk, fmt, model, image.contiguous(memory_format=memory_format),
@@ -155,7 +157,8 @@ def _loss_inputs(batch, dim, grid_h, grid_w, n, device, generator):
 
 def bench_loss_vs_backbone(backbone='efficientnet_lite0', batch=4, height=240, width=320,
                            n=500, dim=64, device='cpu', warmup=2, reps=5) -> dict:
-    """Backbone forward+backward (one batch of ``batch`` images) vs CCL forward+backward.
+    """
+    Backbone forward+backward (one batch of ``batch`` images) vs CCL forward+backward.
 
     The loss runs on three 1/8 maps (I_A, I_B, Î_A) of ``batch`` images each with N points;
     a CCL training step runs the network on those three batches, so the backbone share of
@@ -210,7 +213,7 @@ def bench_onnx_vs_eager(backbone='efficientnet_lite0', height=480, width=640, di
 
 
 def _textured_frame(height: int, width: int, seed: int = 0):
-    """A smooth random-texture RGB image, a plane 0.5 m in front of the camera, and K."""
+    """Make a smooth random-texture RGB image, a plane 0.5 m in front of the camera, and K."""
     import cv2
     rng = np.random.default_rng(seed)
     noise = rng.random((height // 8, width // 8, 3)).astype(np.float32)
@@ -232,7 +235,8 @@ def _textured_frame(height: int, width: int, seed: int = 0):
 
 def bench_frame_to_pose(backbone='efficientnet_lite0', height=480, width=640, dim=64,
                         warmup=2, reps=5) -> dict:
-    """Planner latency, one RGB-D frame -> 6D grasp pose (GraspPipeline.frame_to_pose, no ROS).
+    """
+    Planner latency, one RGB-D frame -> 6D grasp pose (GraspPipeline.frame_to_pose, no ROS).
 
     The target is made from the frame itself (identical view), so every stage runs to a pose.
     Returns median total seconds and per-stage medians for the torch and onnx backends.
@@ -254,7 +258,8 @@ def bench_frame_to_pose(backbone='efficientnet_lite0', height=480, width=640, di
             target = make_target(extractor, rgb, points, 'bench', depth=depth, K=K)
             # An untrained head matches only roughly: open every gate so all stages always run.
             pipeline = GraspPipeline(extractor, {'min_similarity': -1.0, 'min_confidence': 0.0,
-                                                 'axis_length_tolerance': 1e6, 'ransac_threshold': 1.0})
+                                                 'axis_length_tolerance': 1e6,
+                                                 'ransac_threshold': 1.0})
             stages = []
 
             def run():
@@ -295,7 +300,8 @@ def _memory_worker(backbone, batch, height, width, n, dim, step: bool) -> None:
 
 def bench_train_memory(backbone='efficientnet_lite0', batch=4, height=240, width=320, n=500,
                        dim=64) -> dict:
-    """Peak resident memory (VmHWM, MiB) of one CCL training step, each in its own process.
+    """
+    Peak resident memory (VmHWM, MiB) of one CCL training step, each in its own process.
 
     ``base_mib``: process with the model built but no step; ``step_mib``: after one step
     (3 x batch images forward, CCL loss, backward, Adam); ``step_extra_mib``: the difference.
@@ -313,11 +319,13 @@ def bench_train_memory(backbone='efficientnet_lite0', batch=4, height=240, width
 
 
 #: (method, trunk mode) pairs of the training-speed table.
-TRAIN_CASES = [(m, t) for m in ('identical_view', 'ccl', 'ccl_iv', 'supervised') for t in ('frozen', 'full')]
+TRAIN_CASES = [(m, t) for m in ('identical_view', 'ccl', 'ccl_iv', 'supervised')
+               for t in ('frozen', 'full')]
 
 
 def _train_worker(method: str, trunk: str, steps: int) -> None:
-    """In a fresh process: train ``steps`` steps of the package recipe; print s/step and VmHWM.
+    """
+    In a fresh process: train ``steps`` steps of the package recipe; print s/step and VmHWM.
 
     320x240, batch 4, N = 500, bf16 autocast, the default config (conv head, PCA start,
     foreground keypoints and pasted backgrounds; a synthetic fixed-camera capture of 24
@@ -337,7 +345,8 @@ def _train_worker(method: str, trunk: str, steps: int) -> None:
         else:
             write_static_scene(root, 24, height=240, width=320, squares=4)
         cfg = load_config(None, [f'method={method}', f'data.root={root}', f'optim.trunk={trunk}',
-                                 f'train.steps={steps}', 'train.amp=true', f'train.threads={threads}',
+                                 f'train.steps={steps}', 'train.amp=true',
+                                 f'train.threads={threads}',
                                  'train.progress=false', 'train.image_every=0', 'init_from=null',
                                  'model.head_init_images=8', f'train.checkpoint_every={steps}',
                                  'train.device=cpu'])
@@ -350,10 +359,12 @@ def bench_training(steps: int = 8) -> list:
     import json
     rows = []
     for method, trunk in TRAIN_CASES:
-        cmd = [sys.executable, os.path.abspath(__file__), '--train-worker', method, trunk, str(steps)]
+        cmd = [sys.executable, os.path.abspath(__file__), '--train-worker', method, trunk,
+               str(steps)]
         env = dict(os.environ, BENCH_THREADS=str(torch.get_num_threads()))
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-        rows.append({'method': method, 'trunk': trunk, **json.loads(out.stdout.strip().splitlines()[-1])})
+        rows.append({'method': method, 'trunk': trunk,
+                     **json.loads(out.stdout.strip().splitlines()[-1])})
     return rows
 
 
@@ -410,12 +421,16 @@ def main(argv=None) -> int:
         r = bench_onnx_vs_eager(name, warmup=warmup, reps=reps)
         print(f'{name:<20}{r["eager_ms"]:>13.1f}{r["onnx_ms"]:>13.1f}{r["speedup"]:>14.2f}x')
 
-    print('\n[frame -> pose latency] GraspPipeline.frame_to_pose, 640x480 RGB-D, 3 target keypoints')
-    print(f'{"backbone":<20}{"backend":>8}{"total ms":>11}{"descr. ms":>11}{"match ms":>10}{"geom. ms":>10}')
+    print('\n[frame -> pose latency] GraspPipeline.frame_to_pose, 640x480 RGB-D, '
+          '3 target keypoints')
+    print(f'{"backbone":<20}{"backend":>8}{"total ms":>11}{"descr. ms":>11}{"match ms":>10}'
+          f'{"geom. ms":>10}')
     for name in backbones:
         for backend, r in bench_frame_to_pose(name, warmup=warmup, reps=reps).items():
-            print(f'{name:<20}{backend:>8}{r["total_ms"]:>11.1f}{r.get("descriptors_ms", float("nan")):>11.1f}'
-                  f'{r.get("match_ms", float("nan")):>10.1f}{r.get("geometry_ms", float("nan")):>10.1f}')
+            print(f'{name:<20}{backend:>8}{r["total_ms"]:>11.1f}'
+                  f'{r.get("descriptors_ms", float("nan")):>11.1f}'
+                  f'{r.get("match_ms", float("nan")):>10.1f}'
+                  f'{r.get("geometry_ms", float("nan")):>10.1f}')
 
     print('\n[training step peak memory] CPU, batch 4 x 3 images, 240x320, N=500 (VmHWM)')
     print(f'{"backbone":<20}{"base MiB":>13}{"step MiB":>13}{"step extra":>15}')
@@ -428,13 +443,16 @@ def main(argv=None) -> int:
 
 
 def print_training(rows: list) -> None:
-    """The training-speed table: s/step, steps/s, frozen/full speed-up and peak RSS."""
-    print('\n[training speed] the package recipe (train.py defaults), efficientnet_lite0, 320x240, '
-          'batch 4, N=500, bf16, mean s/step after the first of 8 steps, peak RSS (VmHWM) per process')
-    print(f'{"method":<16}{"trunk":<8}{"s/step":>9}{"steps/s":>9}{"full/frozen":>13}{"peak MiB":>10}')
+    """Print the training-speed table: s/step, steps/s, frozen/full speed-up and peak RSS."""
+    print('\n[training speed] the package recipe (train.py defaults), efficientnet_lite0, '
+          '320x240, batch 4, N=500, bf16, mean s/step after the first of 8 steps, peak RSS '
+          '(VmHWM) per process')
+    print(f'{"method":<16}{"trunk":<8}{"s/step":>9}{"steps/s":>9}{"full/frozen":>13}'
+          f'{"peak MiB":>10}')
     by = {(r['method'], r['trunk']): r for r in rows}
     for r in rows:
-        ratio = by[(r['method'], 'full')]['step_s'] / r['step_s'] if r['trunk'] == 'frozen' else 1.0
+        ratio = (by[(r['method'], 'full')]['step_s'] / r['step_s'] if r['trunk'] == 'frozen'
+                 else 1.0)
         print(f'{r["method"]:<16}{r["trunk"]:<8}{r["step_s"]:>9.3f}{1 / r["step_s"]:>9.2f}'
               f'{ratio:>12.2f}x{r["peak_mib"]:>10.0f}')
 

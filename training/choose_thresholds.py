@@ -12,10 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""
+r"""
 Choose the planner's abstention thresholds on validation grasp scenes.
 
-    python training/grasp_benchmark.py --seed 9000 --grasps 24 --absent 12 \\
+    python training/grasp_benchmark.py --seed 9000 --grasps 24 --absent 12 \
         --set min_confidence=0 --set min_similarity=0 --out runs/grasp_validation
     python training/choose_thresholds.py runs/grasp_validation/results.json
 
@@ -74,7 +74,8 @@ def choose(trials: list):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('results', nargs='+', help='results.json of validation grasp benchmark runs')
     args = ap.parse_args(argv)
     trials = []
@@ -96,15 +97,16 @@ def main(argv=None) -> int:
     for c in CONFIDENCES:
         for s in (0.0, 0.5, 0.7, 0.8):
             r = score(trials, c, s)
-            print(f"| {c} | {s} | {r['grasped']}/{r['present']} | {r['failed']} | {r['abstained']} | "
-                  f"{r['false']}/{r['absent']} |")
+            print(f"| {c} | {s} | {r['grasped']}/{r['present']} | {r['failed']} | "
+                  f"{r['abstained']} | {r['false']}/{r['absent']} |")
     try:
         (c, s), r = choose(trials)
     except ValueError as e:
         print(f'choose_thresholds: error: {e}', file=sys.stderr)
         return 2
-    print(f"\nchosen: min_confidence={c} min_similarity={s}: {r['grasped']}/{r['present']} grasped, "
-          f"{r['failed']} failed, {r['false']}/{r['absent']} false grasps on {len(trials)} validation scenes")
+    print(f"\nchosen: min_confidence={c} min_similarity={s}: {r['grasped']}/{r['present']} "
+          f"grasped, {r['failed']} failed, {r['false']}/{r['absent']} false grasps on "
+          f'{len(trials)} validation scenes')
     return 0
 
 

@@ -1,4 +1,19 @@
-"""Export a frozen-trunk model as the package's shipped default (head only, trunk referenced).
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Export a frozen-trunk model as the package's shipped default (head only, trunk referenced).
 
     python training/export_default_model.py --checkpoint runs/default_model/model.pt \
         --out ccl_perception/models/ccl_default.pt
@@ -17,9 +32,12 @@ from ccl_perception.model_zoo import DEFAULT_MODEL_FILE, save_head_only
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--checkpoint', required=True, help='trained model (model.pt of a frozen-trunk run)')
-    ap.add_argument('--out', default=DEFAULT_MODEL_FILE, help='destination (default: the shipped model)')
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--checkpoint', required=True,
+                    help='trained model (model.pt of a frozen-trunk run)')
+    ap.add_argument('--out', default=DEFAULT_MODEL_FILE,
+                    help='destination (default: the shipped model)')
     args = ap.parse_args(argv)
     try:
         data = load_checkpoint(args.checkpoint)
@@ -36,13 +54,18 @@ def main(argv=None) -> int:
         print(f'export_default_model: error: {exc}', file=sys.stderr)
         return 2
     size = os.path.getsize(args.out) / 2 ** 20
-    print(f'wrote {args.out} ({size:.2f} MiB) and {card}, model identity {keep["source"]["identity"]}')
+    print(f'wrote {args.out} ({size:.2f} MiB) and {card}, '
+          f'model identity {keep["source"]["identity"]}')
     return 0
 
 
 def _weights_step(checkpoint: str, step: int) -> int:
-    """The step the weights are from: the run's best validated step when its metrics say so
-    (runs before the trainer stored it in model.pt), else the checkpoint's own step."""
+    """
+    Return the step the weights are from.
+
+    The run's best validated step when its metrics say so (runs before the trainer stored it
+    in model.pt), else the checkpoint's own step.
+    """
     import json
     metrics = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), 'metrics.json')
     if os.path.basename(checkpoint) == 'model.pt' and os.path.isfile(metrics):
@@ -54,7 +77,7 @@ def _weights_step(checkpoint: str, step: int) -> int:
 
 
 def write_card(model_path: str, extra: dict, checkpoint: str) -> str:
-    """``<model>.json`` next to the model: identity, training config, validation, run metrics."""
+    """Write ``<model>.json`` next to the model: identity, training config, validation, metrics."""
     import datetime
     import json
     card = {
@@ -70,9 +93,9 @@ def write_card(model_path: str, extra: dict, checkpoint: str) -> str:
     if os.path.isfile(metrics):
         with open(metrics, encoding='utf-8') as f:
             m = json.load(f)
-        card['training'] = {k: m.get(k) for k in ('final_step', 'best_step', 'best_validation',
-                                                   'wall_time_s', 'step_time_s', 'peak_memory_mib',
-                                                   'device', 'validation_history')}
+        card['training'] = {k: m.get(k) for k in (
+            'final_step', 'best_step', 'best_validation', 'wall_time_s', 'step_time_s',
+            'peak_memory_mib', 'device', 'validation_history')}
         if m.get('best_step') is not None and card['validation'] is None:
             card['validation'] = next((h for h in m.get('validation_history') or []
                                        if h.get('step') == m['best_step']), card['validation'])

@@ -1,6 +1,22 @@
-"""Plots of the README: the CCL instruments over training, and the q sweep (paper Fig. 4).
+# Copyright 2026 ccl_perception maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-    python training/plot_results.py instruments --runs runs/v2_ccl_s0 runs/v2_ccl_uniform --out out/instruments.png
+r"""
+Plots of the README: the CCL instruments over training, and the q sweep (paper Fig. 4).
+
+    python training/plot_results.py instruments --runs runs/v2_ccl_s0 runs/v2_ccl_uniform \
+        --out out/instruments.png
     python training/plot_results.py qsweep --evals 'out/v2/eval_q*.json' --out out/qsweep.png
 
 ``instruments`` reads each run's ``metrics.json`` (``instruments``: sampled / kept cycles on
@@ -39,13 +55,15 @@ def plot_instruments(runs, out: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(INSTRUMENT_PANELS), figsize=(4.2 * len(INSTRUMENT_PANELS), 3.4))
+    fig, axes = plt.subplots(1, len(INSTRUMENT_PANELS),
+                             figsize=(4.2 * len(INSTRUMENT_PANELS), 3.4))
     for run in runs:
         path = os.path.join(run, 'metrics.json')
         with open(path, encoding='utf-8') as f:
             history = json.load(f).get('instruments') or []
         if not history:
-            raise SystemExit(f'{path} has no instruments (train on rendered data with frames.json)')
+            raise SystemExit(
+                f'{path} has no instruments (train on rendered data with frames.json)')
         steps = [h['step'] for h in history]
         for ax, (key, title) in zip(axes, INSTRUMENT_PANELS):
             values = [np.nan if h.get(key) is None else h[key] for h in history]
@@ -90,7 +108,8 @@ def plot_qsweep(evals, out: str) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest='what', required=True)
     a = sub.add_parser('instruments')
     a.add_argument('--runs', nargs='+', required=True)

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Training configuration: YAML files merged over the commented default config.
+"""
+Training configuration: YAML files merged over the commented default config.
 
 Every key and its default lives in ``training/configs/default.yaml`` (one comment per key).
 A method config (``ccl.yaml``, ...) lists only what it changes; ``--set a.b=value`` overrides
@@ -30,8 +31,12 @@ METHODS = ('identical_view', 'ccl', 'ccl_iv', 'supervised')
 
 
 def _default_config_path() -> Path:
-    """``CCL_TRAIN_DEFAULTS`` if set; else ``training/configs/default.yaml`` of the source tree
-    (editable install / venv); else the copy a colcon install puts in the package's share dir."""
+    """
+    Find the default training config.
+
+    ``CCL_TRAIN_DEFAULTS`` if set; else ``training/configs/default.yaml`` of the source tree
+    (editable install / venv); else the copy a colcon install puts in the package's share dir.
+    """
     if os.environ.get('CCL_TRAIN_DEFAULTS'):
         return Path(os.environ['CCL_TRAIN_DEFAULTS'])
     source = Path(__file__).resolve().parents[2] / 'training' / 'configs' / 'default.yaml'
@@ -70,12 +75,17 @@ def read_yaml(path) -> dict:
 
 
 #: Mappings whose keys are checked by the code that consumes them, not here (``augment``:
-#: ``CorrespondenceAugmentation`` refuses unknown keys), so repeated ``--set augment.x=...`` add up.
+#: ``CorrespondenceAugmentation`` refuses unknown keys), so repeated ``--set augment.x=...``
+#: add up.
 OPEN_MAPPINGS = ('augment',)
 
 
 def merge(base: dict, update: dict, where: str = '') -> dict:
-    """Recursively merge ``update`` over a deep copy of ``base``; unknown keys raise ConfigError."""
+    """
+    Recursively merge ``update`` over a deep copy of ``base``.
+
+    Unknown keys raise ConfigError.
+    """
     out = copy.deepcopy(base)
     for key, value in update.items():
         name = f'{where}{key}'
@@ -84,7 +94,8 @@ def merge(base: dict, update: dict, where: str = '') -> dict:
         if isinstance(out[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f'config key "{name}" must be a mapping, got {value!r}')
-            if not out[key] or name in OPEN_MAPPINGS:  # "augment: {}" takes any keys (checked by its consumer)
+            # "augment: {}" takes any keys (checked by its consumer)
+            if not out[key] or name in OPEN_MAPPINGS:
                 out[key] = {**out[key], **copy.deepcopy(value)}
                 continue
             out[key] = merge(out[key], value, name + '.')
@@ -94,7 +105,11 @@ def merge(base: dict, update: dict, where: str = '') -> dict:
 
 
 def parse_override(text: str) -> dict:
-    """Turn ``"a.b=value"`` into ``{'a': {'b': value}}``; the value is parsed as YAML (``1e-4``, ``null``)."""
+    """
+    Turn ``"a.b=value"`` into ``{'a': {'b': value}}``.
+
+    The value is parsed as YAML (``1e-4``, ``null``).
+    """
     if '=' not in text:
         raise ConfigError(f'override "{text}" must look like key.sub=value')
     key, raw = text.split('=', 1)
@@ -131,7 +146,8 @@ def _fix_floats(node):
 
 
 def load_config(path=None, overrides=(), defaults_path=None) -> dict:
-    """Load the default config, merge ``path`` over it, then each ``key=value`` override.
+    """
+    Load the default config, merge ``path`` over it, then each ``key=value`` override.
 
     Args:
         path: a YAML config (may be None for the defaults alone).
@@ -191,7 +207,8 @@ def validate(cfg: dict) -> None:
         raise ConfigError(f'model.head_init must be pca or random, got {model["head_init"]!r}')
     if not isinstance(model['head_init_images'], int) or model['head_init_images'] <= 0:
         raise ConfigError(
-            f'model.head_init_images must be a positive integer, got {model["head_init_images"]!r}')
+            'model.head_init_images must be a positive integer, '
+            f'got {model["head_init_images"]!r}')
     if optim['trunk'] not in TRUNK_MODES:
         raise ConfigError(f'optim.trunk must be one of {TRUNK_MODES}, got {optim["trunk"]!r}')
     if not _finite_number(optim['trunk_lr_scale']) or optim['trunk_lr_scale'] < 0:
@@ -211,10 +228,11 @@ def validate(cfg: dict) -> None:
         raise ConfigError(
             f'data.foreground.max_frames must be a positive integer, got {fgc["max_frames"]!r}')
     if not _finite_number(fgc['paste_background']) or not 0.0 <= fgc['paste_background'] <= 1.0:
-        raise ConfigError(f'data.foreground.paste_background must be in [0, 1], got {fgc["paste_background"]!r}')
+        raise ConfigError('data.foreground.paste_background must be in [0, 1], '
+                          f'got {fgc["paste_background"]!r}')
     if fgc['paste_background'] > 0 and data['keypoints'] != 'foreground':
-        raise ConfigError('data.foreground.paste_background needs data.keypoints=foreground (it pastes '
-                          'behind the estimated foreground)')
+        raise ConfigError('data.foreground.paste_background needs data.keypoints=foreground '
+                          '(it pastes behind the estimated foreground)')
     if not _finite_number(fgc['cell_fraction']) or not 0.0 < fgc['cell_fraction'] <= 1.0:
         raise ConfigError(
             f'data.foreground.cell_fraction must be in (0, 1], got {fgc["cell_fraction"]!r}')
@@ -230,8 +248,11 @@ def validate(cfg: dict) -> None:
 
 
 def _check_ranges(cfg: dict) -> None:
-    """The values not checked below, against ``ccl_perception.validation`` limits (NaN, inf,
-    wrong types, unknown backbone / trunk / device); raise ConfigError naming the key."""
+    """
+    Check the values not checked below, against ``ccl_perception.validation`` limits.
+
+    NaN, inf, wrong types, unknown backbone / trunk / device: raise ConfigError naming the key.
+    """
     from ..backbones import BACKBONES, TRUNKS
     from ..validation import DEVICE, choice, flag, integer, real, text
     optional_path = text(r'.*\S.*', 'a non-empty path or null')
@@ -239,12 +260,17 @@ def _check_ranges(cfg: dict) -> None:
         'seed': integer(0), 'init_from': optional_path, 'val_pairs': optional_path,
         'model.backbone': choice(*BACKBONES), 'model.trunk': choice(*TRUNKS),
         'model.descriptor_dim': integer(1, 4096), 'model.pretrained': flag(),
-        'data.root': optional_path, 'data.verify_images': flag(), 'data.num_workers': integer(0, 256),
-        'loss.tau': real(0, 1, low_open=True), 'loss.quantile': real(0, 1, low_open=True), 'loss.lambda_iv': real(0), 'loss.use_quantile_drop': flag(),
+        'data.root': optional_path, 'data.verify_images': flag(),
+        'data.num_workers': integer(0, 256),
+        'loss.tau': real(0, 1, low_open=True), 'loss.quantile': real(0, 1, low_open=True),
+        'loss.lambda_iv': real(0), 'loss.use_quantile_drop': flag(),
         'loss.use_variance_scaling': flag(),
-        'optim.lr': real(0, 1, low_open=True), 'optim.weight_decay': real(0), 'optim.grad_clip': real(0),
-        'train.device': text(r'auto|' + DEVICE.pattern, 'auto | ' + DEVICE.hint), 'train.threads': integer(0, 1024),
-        'train.image_every': integer(0), 'train.eval_every': integer(1), 'train.eval_max_pairs': integer(0),
+        'optim.lr': real(0, 1, low_open=True), 'optim.weight_decay': real(0),
+        'optim.grad_clip': real(0),
+        'train.device': text(r'auto|' + DEVICE.pattern, 'auto | ' + DEVICE.hint),
+        'train.threads': integer(0, 1024),
+        'train.image_every': integer(0), 'train.eval_every': integer(1),
+        'train.eval_max_pairs': integer(0),
     }
     nullable = {'init_from', 'val_pairs', 'model.trunk', 'data.root'}
     for key, limit in limits.items():
@@ -263,5 +289,5 @@ def _finite_number(value) -> bool:
 
 
 def dump_config(cfg: dict) -> str:
-    """The config as YAML text (stored next to checkpoints, logged to TensorBoard)."""
+    """Return the config as YAML text (stored next to checkpoints, logged to TensorBoard)."""
     return yaml.safe_dump(cfg, sort_keys=False)

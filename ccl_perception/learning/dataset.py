@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Unordered RGB image folders as a stream of random training pairs.
+"""
+Unordered RGB image folders as a stream of random training pairs.
 
 Any folder of png/jpg images works (rendered views or a user's own photos). Item ``s`` of
 :class:`ImagePairs` is the whole batch of optimiser step ``s`` for one DDP rank: the image
@@ -36,8 +37,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..correspondence import STRIDE
 from . import foreground as fg
+from ..correspondence import STRIDE
 
 LOG = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def list_images(root) -> list:
 
 
 def read_rgb(path, size=None) -> np.ndarray:
-    """Decode an image file as RGB uint8.
+    """
+    Decode an image file as RGB uint8.
 
     Args:
         path: image file.
@@ -88,7 +90,8 @@ def read_rgb(path, size=None) -> np.ndarray:
 
 
 def scan_images(root, verify: bool = True):
-    """List the usable images of a folder.
+    """
+    List the usable images of a folder.
 
     Args:
         root: folder with images.
@@ -125,13 +128,18 @@ def scan_images(root, verify: bool = True):
 
 
 def grid_size(height: int, width: int, stride: int = STRIDE):
-    """``(h, w)`` of the descriptor map of a ``height x width`` image (``ceil(H/8), ceil(W/8)``)."""
+    """
+    Return ``(h, w)`` of the descriptor map of a ``height x width`` image.
+
+    That is ``(ceil(H/8), ceil(W/8))`` for the default stride.
+    """
     return math.ceil(height / stride), math.ceil(width / stride)
 
 
 def sample_grid_keypoints(rng: np.random.Generator, batch: int,
                           h: int, w: int, n: int) -> np.ndarray:
-    """Keypoints uniformly on the cells of an ``h x w`` grid, without repetition per image.
+    """
+    Keypoints uniformly on the cells of an ``h x w`` grid, without repetition per image.
 
     Args:
         rng: numpy generator.
@@ -152,7 +160,10 @@ def sample_grid_keypoints(rng: np.random.Generator, batch: int,
 
 
 class ImagePairs(torch.utils.data.Dataset):
-    """Random pairs ``(I_A, I_B)``, ``I_B != I_A``, of one image folder; item ``s`` = batch of step ``s``.
+    """
+    Random pairs ``(I_A, I_B)``, ``I_B != I_A``, of one image folder.
+
+    Item ``s`` is the batch of step ``s``.
 
     Args:
         root: image folder.
@@ -162,8 +173,9 @@ class ImagePairs(torch.utils.data.Dataset):
         seed, rank: data stream ``default_rng([seed, rank, step])``.
         verify: decode every image at construction (see :func:`scan_images`).
         load_b: False skips decoding ``I_B`` (identical-view training); ``image_b`` is then absent.
-        keypoints: ``uniform`` or ``foreground`` (:class:`~ccl_perception.learning.foreground.ForegroundCells`
-            estimated once from this folder at construction).
+        keypoints: ``uniform`` or ``foreground``
+            (:class:`~ccl_perception.learning.foreground.ForegroundCells` estimated once from
+            this folder at construction).
         foreground: dict with ``share`` (fraction of ``k_A`` on foreground cells), ``threshold``,
             ``max_frames``, ``cell_fraction`` (see the foreground module's defaults).
 
@@ -171,7 +183,8 @@ class ImagePairs(torch.utils.data.Dataset):
         ``image_a``, ``image_b``: ``(B, 3, H, W)`` uint8 RGB;
         ``kp_a``: ``(B, N, 2)`` float32 grid coordinates of the 1/8 map of ``image_a``;
         ``kp_valid``: ``(B, N)`` bool, False for empty foreground slots;
-        ``index_a``, ``index_b``: ``(B,)`` int64 image indices; ``skipped``: images that failed to decode;
+        ``index_a``, ``index_b``: ``(B,)`` int64 image indices; ``skipped``: images that failed
+        to decode;
         ``aug_seed``: int seed of this step's augmentation (so ``Î_A`` is reproducible too);
         with ``foreground.paste_background`` > 0 also ``image_a_hat_source`` (``I_A`` on a
         random background, what ``Î_A`` is augmented from) and ``pasted_b`` ``(B,)`` bool
@@ -213,11 +226,11 @@ class ImagePairs(torch.utils.data.Dataset):
         return 2 ** 31 - 1  # indexed by step
 
     def rng(self, step: int) -> np.random.Generator:
-        """The generator of step ``step`` on this rank."""
+        """Return the generator of step ``step`` on this rank."""
         return np.random.default_rng([self.seed, self.rank, int(step)])
 
     def pair_indices(self, rng: np.random.Generator):
-        """``(idx_a, idx_b)``, each ``(B,)``, with ``idx_b != idx_a`` whenever there are 2+ images."""
+        """Return ``(idx_a, idx_b)``, each ``(B,)``; ``idx_b != idx_a`` given 2+ images."""
         m = len(self.paths)
         idx_a = rng.integers(0, m, size=self.batch_size)
         if m == 1:
@@ -226,8 +239,11 @@ class ImagePairs(torch.utils.data.Dataset):
         return idx_a, idx_b
 
     def load(self, index: int):
-        """Image ``index`` resized to the training size, ``(H, W, 3)`` uint8; on a decode error the
-        next usable image is used instead. Returns ``(image, n_failed)``."""
+        """
+        Load image ``index`` resized to the training size, ``(H, W, 3)`` uint8.
+
+        On a decode error the next usable image is used instead. Returns ``(image, n_failed)``.
+        """
         failed = 0
         for k in range(len(self.paths)):
             i = (index + k) % len(self.paths)
@@ -249,8 +265,8 @@ class ImagePairs(torch.utils.data.Dataset):
             kp_a = sample_grid_keypoints(rng, self.batch_size, h, w, self.num_keypoints)
             kp_valid = np.ones(kp_a.shape[:2], bool)
         else:
-            kp_a, kp_valid = fg.sample_keypoints(rng, self.foreground.cells[idx_a], self.num_keypoints,
-                                                 self.foreground_share)
+            kp_a, kp_valid = fg.sample_keypoints(rng, self.foreground.cells[idx_a],
+                                                 self.num_keypoints, self.foreground_share)
         aug_seed = int(rng.integers(0, 2 ** 62))
         images_a, images_b, skipped = [], [], 0
         for ia, ib in zip(idx_a, idx_b):
@@ -291,8 +307,11 @@ class ImagePairs(torch.utils.data.Dataset):
         return item
 
     def _paste(self, rng: np.random.Generator, image: np.ndarray, index: int, force: bool = False):
-        """``image`` (frame ``index``) on a random background with probability
-        ``paste_probability`` (always with ``force``)."""
+        """
+        Paste ``image`` (frame ``index``) on a random background.
+
+        With probability ``paste_probability`` (always with ``force``).
+        """
         if not force and rng.random() >= self.paste_probability:
             return image
         texture = self.textures[int(rng.integers(len(self.textures)))]

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Label-free foreground of a fixed-camera capture, and keypoint sampling on it.
+"""
+Label-free foreground of a fixed-camera capture, and keypoint sampling on it.
 
 The paper's capture (and a user's five-minute recording) is one fixed camera over objects
 that are re-arranged between frames. The table is then identical in every frame, and for the
@@ -56,7 +57,8 @@ class NoForegroundError(ValueError):
 
 
 def estimate_background(images, max_frames: int = DEFAULT_MAX_FRAMES) -> np.ndarray:
-    """Per-pixel median of up to ``max_frames`` evenly spaced frames.
+    """
+    Per-pixel median of up to ``max_frames`` evenly spaced frames.
 
     Args:
         images: sequence of ``(H, W, 3)`` uint8 frames of one fixed camera (``len()`` and
@@ -81,7 +83,8 @@ def estimate_background(images, max_frames: int = DEFAULT_MAX_FRAMES) -> np.ndar
 
 
 def fit_gain_offset(image: np.ndarray, background: np.ndarray, mask: np.ndarray = None):
-    """Least-squares ``image ~ gain * background + offset`` per channel.
+    """
+    Least-squares ``image ~ gain * background + offset`` per channel.
 
     Args:
         image, background: ``(H, W, 3)``.
@@ -109,9 +112,11 @@ def fit_gain_offset(image: np.ndarray, background: np.ndarray, mask: np.ndarray 
     return gain, offset
 
 
-def foreground_mask(image: np.ndarray, background: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
+def foreground_mask(image: np.ndarray, background: np.ndarray,
+                    threshold: float = DEFAULT_THRESHOLD,
                     fit_lighting: bool = True) -> np.ndarray:
-    """Pixels that differ from the (lighting-corrected) background.
+    """
+    Pixels that differ from the (lighting-corrected) background.
 
     The frame's lighting is fitted as a per-channel gain/offset of the background
     (:func:`fit_gain_offset`): first on every pixel (objects are a minority), then
@@ -147,7 +152,8 @@ def foreground_mask(image: np.ndarray, background: np.ndarray, threshold: float 
 
 
 def cell_fractions(mask: np.ndarray, stride: int = STRIDE) -> np.ndarray:
-    """Share of foreground pixels in each ``stride x stride`` descriptor cell.
+    """
+    Share of foreground pixels in each ``stride x stride`` descriptor cell.
 
     Args:
         mask: ``(H, W)`` bool.
@@ -169,7 +175,8 @@ def cell_fractions(mask: np.ndarray, stride: int = STRIDE) -> np.ndarray:
 
 
 def sample_keypoints(rng: np.random.Generator, cells: np.ndarray, n: int, share: float):
-    """Keypoints on the grid: ``round(share * n)`` on foreground cells, the rest uniform.
+    """
+    Keypoints on the grid: ``round(share * n)`` on foreground cells, the rest uniform.
 
     Without repetition per image. The foreground quota is never filled with background
     cells: an image with fewer foreground cells than its quota takes all of them and marks
@@ -211,7 +218,8 @@ def sample_keypoints(rng: np.random.Generator, cells: np.ndarray, n: int, share:
 
 
 class ForegroundCells:
-    """The foreground cells of every frame of a fixed-camera image folder.
+    """
+    The foreground cells of every frame of a fixed-camera image folder.
 
     Args:
         frames: sequence of ``(H, W, 3)`` uint8 frames at the training resolution.
@@ -230,8 +238,8 @@ class ForegroundCells:
     """
 
     def __init__(self, frames, threshold: float = DEFAULT_THRESHOLD,
-                 max_frames: int = DEFAULT_MAX_FRAMES, cell_fraction: float = DEFAULT_CELL_FRACTION,
-                 stride: int = STRIDE):
+                 max_frames: int = DEFAULT_MAX_FRAMES,
+                 cell_fraction: float = DEFAULT_CELL_FRACTION, stride: int = STRIDE):
         if not 0.0 < cell_fraction <= 1.0:
             raise ValueError(f'cell_fraction must be in (0, 1], got {cell_fraction}')
         if not np.isfinite(threshold) or threshold <= 0:
@@ -249,24 +257,29 @@ class ForegroundCells:
         self.empty = [i for i in range(len(cells)) if not cells[i].any()]
         if len(self.empty) == len(cells):
             raise NoForegroundError(
-                f'none of the {len(cells)} frames differs from their median background by more than '
-                f'{threshold:g} grey levels: nothing moves in this capture, so foreground keypoint '
-                'sampling has nothing to sample (set data.keypoints=uniform, or record frames in which '
-                'the objects are re-arranged)')
+                f'none of the {len(cells)} frames differs from their median background by more '
+                f'than {threshold:g} grey levels: nothing moves in this capture, so foreground '
+                'keypoint sampling has nothing to sample (set data.keypoints=uniform, or record '
+                'frames in which the objects are re-arranged)')
         if self.empty:
-            LOG.warning('%d of %d frames have no foreground cell; their keypoints are drawn uniformly',
-                        len(self.empty), len(cells))
+            LOG.warning('%d of %d frames have no foreground cell; their keypoints are drawn '
+                        'uniformly', len(self.empty), len(cells))
         median_share = float(np.median(self.pixel_share))
         if median_share > MOVING_CAMERA_SHARE:
-            LOG.warning('median foreground share is %.0f %% of the pixels: the camera probably moved, '
-                        'and the median background of a moving camera is meaningless (foreground '
-                        'sampling assumes one fixed camera, as the paper\'s capture)', 100 * median_share)
+            LOG.warning('median foreground share is %.0f %% of the pixels: the camera probably '
+                        'moved, and the median background of a moving camera is meaningless '
+                        "(foreground sampling assumes one fixed camera, as the paper's capture)",
+                        100 * median_share)
         LOG.info('foreground: median %.1f %% of the pixels, %.1f %% of the cells',
                  100 * median_share, 100 * float(self.cells.mean()))
 
 
 def precision_recall(predicted: np.ndarray, truth: np.ndarray):
-    """``(precision, recall)`` of a predicted bool mask against a true one (NaN when undefined)."""
+    """
+    Return ``(precision, recall)`` of a predicted bool mask against a true one.
+
+    Either is NaN when undefined.
+    """
     predicted, truth = np.asarray(predicted, bool), np.asarray(truth, bool)
     tp = float((predicted & truth).sum())
     p, t = float(predicted.sum()), float(truth.sum())
@@ -274,8 +287,12 @@ def precision_recall(predicted: np.ndarray, truth: np.ndarray):
 
 
 def texture_bank(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
-    """``(n, H, W, 3)`` uint8 random backgrounds: smooth procedural table textures of
-    ``ccl_perception.sim.textures`` (a quarter of them replaced by flat random colours)."""
+    """
+    Make ``(n, H, W, 3)`` uint8 random backgrounds.
+
+    Smooth procedural table textures of ``ccl_perception.sim.textures`` (a quarter of them
+    replaced by flat random colours).
+    """
     from ..sim.textures import background_texture
     rng = np.random.default_rng(seed)
     size = max(height, width)
@@ -289,7 +306,8 @@ def texture_bank(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def paste_background(image: np.ndarray, mask: np.ndarray, texture: np.ndarray) -> np.ndarray:
-    """``image`` with every pixel outside the foreground ``mask`` taken from ``texture``.
+    """
+    ``image`` with every pixel outside the foreground ``mask`` taken from ``texture``.
 
     Args:
         image, texture: ``(H, W, 3)`` uint8.

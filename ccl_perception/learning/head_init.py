@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Label-free start for the descriptor head: PCA of the trunk features.
+"""
+Label-free start for the descriptor head: PCA of the trunk features.
 
 A random D-dimensional projection of the C-dimensional ImageNet trunk features loses part of
 their matching ability before any training step (measured on benchmark v1: AUC 0.285 for the
@@ -34,7 +35,8 @@ LOG = logging.getLogger(__name__)
 
 
 def head_input_features(model, images: torch.Tensor) -> torch.Tensor:
-    """What the head's projection sees, flattened: ``(B*h*w, C)`` float64.
+    """
+    Return what the head's projection sees, flattened: ``(B*h*w, C)`` float64.
 
     Args:
         model: a ``DescriptorNet``.
@@ -46,7 +48,8 @@ def head_input_features(model, images: torch.Tensor) -> torch.Tensor:
 
 
 def pca_projection(features: torch.Tensor, dim: int):
-    """Mean and top-``dim`` principal directions of ``features`` ``(M, C)``.
+    """
+    Mean and top-``dim`` principal directions of ``features`` ``(M, C)``.
 
     Returns:
         ``(mean (C,), directions (C, dim), explained)``: directions are unit columns in
@@ -71,7 +74,8 @@ def pca_projection(features: torch.Tensor, dim: int):
 
 
 def init_head_pca(model, batches, max_images: int = 60) -> dict:
-    """Set the head's 1x1 projection to the PCA of the trunk features (no labels needed).
+    """
+    Set the head's 1x1 projection to the PCA of the trunk features (no labels needed).
 
     Args:
         model: a ``DescriptorNet`` (any head with a ``proj`` 1x1 convolution).

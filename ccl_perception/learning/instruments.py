@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Training instruments on rendered data: where the CCL cycles go, and whether they are right.
+"""
+Training instruments on rendered data: where the CCL cycles go, and whether they are right.
 
 Only for training folders rendered with ground truth (``frames.json`` with depth,
 segmentation, camera and object poses; ``training/render_dataset.py train --depth``); a
@@ -42,7 +43,7 @@ import os
 import numpy as np
 import torch
 
-from ..correspondence import STRIDE, full_to_grid, grid_to_full
+from ..correspondence import full_to_grid, grid_to_full, STRIDE
 
 LOG = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def _rate(hits: np.ndarray, mask: np.ndarray) -> float:
 
 
 class CycleInstruments:
-    """Ground-truth lookups for the images of a training folder.
+    """
+    Ground-truth lookups for the images of a training folder.
 
     Args:
         root: the training folder (holds ``frames.json``).
@@ -67,7 +69,8 @@ class CycleInstruments:
         size: training ``(width, height)`` in pixels.
 
     Raises:
-        ValueError: no ``frames.json`` or no frame matches an image (use :func:`maybe_instruments`).
+        ValueError: no ``frames.json`` or no frame matches an image (use
+            :func:`maybe_instruments`).
     """
 
     def __init__(self, root, paths, size):
@@ -85,7 +88,11 @@ class CycleInstruments:
         self._cache = {}
 
     def frame(self, index: int):
-        """The :class:`~ccl_perception.sim.ground_truth.Frame` of image ``index`` (None if absent)."""
+        """
+        Return the :class:`~ccl_perception.sim.ground_truth.Frame` of image ``index``.
+
+        None if absent.
+        """
         from ..sim.ground_truth import load_frame
         if self.meta[index] is None:
             return None
@@ -118,7 +125,8 @@ class CycleInstruments:
         return np.isin(frame.segmentation[px[:, 1], px[:, 0]], ids)
 
     def true_in_b(self, index_a: int, index_b: int, grid_a: np.ndarray):
-        """True grid positions in image ``index_b`` of grid points of image ``index_a``.
+        """
+        Find the true grid positions in image ``index_b`` of grid points of image ``index_a``.
 
         Returns:
             ``(kp_b (N, 2), exists (N,) bool)``: objects through depth and poses; background
@@ -150,12 +158,15 @@ class CycleInstruments:
         return kp_b, exists
 
     def measure(self, index_a, index_b, kp_a, valid, keep, kp_b_star, kp_b_true=None) -> dict:
-        """The instrument values of one batch (floats; NaN where a share has no members).
+        """
+        Measure the instrument values of one batch (floats; NaN where a share has no members).
 
         Args:
-            index_a, index_b: ``(B,)`` image indices of ``I_A`` and ``I_B``.
+            index_a: ``(B,)`` image indices of ``I_A``.
+            index_b: ``(B,)`` image indices of ``I_B``.
             kp_a: ``(B, N, 2)`` keypoints on ``I_A``'s original (un-augmented) grid.
-            valid, keep: ``(B, N)`` bool (valid cycles; cycles kept by the quantile drop).
+            valid: ``(B, N)`` bool, valid cycles.
+            keep: ``(B, N)`` bool, cycles kept by the quantile drop.
             kp_b_star: ``(B, N, 2)`` expected positions in ``I_B`` (grid coordinates).
             kp_b_true: ``(B, N, 2)`` known true positions in ``I_B`` (sanity bound), or None
                 to look them up in the ground truth.
@@ -192,7 +203,8 @@ class CycleInstruments:
 def maybe_instruments(root, paths, size):
     """:class:`CycleInstruments` for ``root`` when it holds ground truth, else None (logged)."""
     if not os.path.isfile(os.path.join(str(root), 'frames.json')):
-        LOG.info('no %s/frames.json: training instruments off (they need rendered ground truth)', root)
+        LOG.info('no %s/frames.json: training instruments off (they need rendered ground truth)',
+                 root)
         return None
     try:
         return CycleInstruments(root, paths, size)

@@ -22,7 +22,11 @@ import numpy as np
 
 def shape_image(rng: np.random.Generator, height: int,
                 width: int, n_shapes: int = 6) -> np.ndarray:
-    """One ``(H, W, 3)`` uint8 RGB image: a noise background with filled, striped circles and boxes."""
+    """
+    Draw one ``(H, W, 3)`` uint8 RGB image.
+
+    A noise background with filled, striped circles and boxes.
+    """
     small = rng.integers(0, 255, size=(max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8)
     img = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
     for _ in range(n_shapes):
@@ -56,8 +60,10 @@ def write_shape_images(folder, count: int, height: int = 64, width: int = 96, se
 
 
 def write_plane_scene(folder, count: int = 4, height: int = 64, width: int = 96, seed: int = 0,
-                      shift: float = 0.05, camera_height: float = 1.0, fov_y_deg: float = 40.0) -> list:
-    """A rendered-dataset stand-in: a textured plane seen from ``count`` downward cameras.
+                      shift: float = 0.05, camera_height: float = 1.0,
+                      fov_y_deg: float = 40.0) -> list:
+    """
+    Write a rendered-dataset stand-in: a textured plane seen from ``count`` downward cameras.
 
     The plane is object ``"plane"`` (body id 0, world pose = identity, lying in ``z = 0``);
     camera ``i`` sits at ``(i * shift, 0, camera_height)`` metres looking straight down, so the
@@ -99,7 +105,8 @@ def write_plane_scene(folder, count: int = 4, height: int = 64, width: int = 96,
 
 def write_static_scene(folder, count: int, height: int = 64, width: int = 96, seed: int = 0,
                        squares: int = 3):
-    """A fixed-camera capture in miniature: one textured table, ``squares`` moving squares.
+    """
+    Write a fixed-camera capture in miniature: one textured table, ``squares`` moving squares.
 
     Every frame shows the same smooth random background under a random gain/offset (lighting)
     with ``squares`` uniformly coloured squares (a quarter of the shorter image side) at new
@@ -112,7 +119,8 @@ def write_static_scene(folder, count: int, height: int = 64, width: int = 96, se
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     side = max(4, min(height, width) // 4)
-    background = cv2.GaussianBlur(rng.uniform(60, 190, (height, width, 3)).astype(np.float32), (5, 5), 0)
+    background = cv2.GaussianBlur(
+        rng.uniform(60, 190, (height, width, 3)).astype(np.float32), (5, 5), 0)
     truth = np.zeros((count, height, width), bool)
     for i in range(count):
         frame = np.clip(background * rng.uniform(0.75, 1.25) + rng.uniform(-15, 15), 0, 255)
@@ -120,5 +128,6 @@ def write_static_scene(folder, count: int, height: int = 64, width: int = 96, se
             x, y = rng.integers(0, width - side), rng.integers(0, height - side)
             frame[y:y + side, x:x + side] = rng.choice([10.0, 245.0], size=3)
             truth[i, y:y + side, x:x + side] = True
-        cv2.imwrite(str(folder / f'{i:03d}.png'), cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(folder / f'{i:03d}.png'),
+                    cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_RGB2BGR))
     return truth
