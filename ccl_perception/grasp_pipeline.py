@@ -54,8 +54,10 @@ DEFAULTS = {
     # softmax temperature of Eq. 2 (the planner uses the checkpoint's)
     'tau': DEFAULT_TAU,
     'confidence_scale_px': 16.0,   # confidence = exp(-heatmap std [px] / this)
-    'min_confidence': 0.3,         # abstain below this (min over the two axis keypoints)
-    'min_similarity': 0.5,         # abstain when no pixel's cosine similarity reaches this
+    # The abstention gates and the shape fit below were chosen for the shipped model on
+    # validation grasp scenes (training/choose_thresholds.py, seeds 9000-9035, README).
+    'min_confidence': 0.02,        # abstain below this (min over the two axis keypoints)
+    'min_similarity': 0.6,         # abstain when no pixel's cosine similarity reaches this
     'depth_window': 5,             # median window for keypoint depth, pixels (odd)
     'axis_length_tolerance': 0.3,  # abstain if | |axis| - reference | / reference exceeds this
     'gripper_margin': 0.02,        # opening width = axis length + margin, metres
@@ -64,16 +66,16 @@ DEFAULTS = {
     'approach': 'normal',
     'normal_radius_px': 7,         # half-size of the normal-estimation patch, pixels
     'normal_method': 'pca',        # 'pca' (numpy) or 'open3d' (same result, slower import)
-    'ransac_threshold': 0.01,      # inlier distance of the reference-shape fit, metres
+    'ransac_threshold': 0.02,      # inlier distance of the reference-shape fit, metres
     # 3+ keypoints: at least this fraction (and 3) must fit the reference shape (0.8: 4 of 5)
-    'min_inlier_fraction': 0.8,
+    'min_inlier_fraction': 0.5,
     # abstain when an axis keypoint is nearer than this, metres (sensor minimum)
     'min_depth': 0.05,
     # abstain when an axis keypoint is farther than this, metres (sensor range / reach)
     'max_depth': 3.0,
     # 'none': the grasp is the matched axis; 'depth': the object under the match is measured
     # in depth (ccl_perception.grasp_refine): closing across its footprint, approach onto the table
-    'grasp_refinement': 'none',
+    'grasp_refinement': 'depth',
 }
 
 #: Allowed values of every knob of :data:`DEFAULTS` (also the planner's parameter ranges).

@@ -31,7 +31,7 @@ import os
 import sys
 import types
 
-from ccl_perception import bringup
+from ccl_perception import bringup, grasp_pipeline
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -151,7 +151,7 @@ def test_launch_file_matches_bringup(monkeypatch, overrides):
         assert kw['remappings'] == s.remappings
     planner = by_exe['grasp_planner_node']['parameters'][0]
     # launch arg + YAML value
-    assert planner['checkpoint'] == '/m.pt' and planner['min_confidence'] == 0.3
+    assert planner['checkpoint'] == '/m.pt' and planner['min_confidence'] == grasp_pipeline.DEFAULTS['min_confidence']
     if 'camera_ns' in overrides:
         assert (
             'camera/color/image_raw',

@@ -184,6 +184,8 @@ def ros(assets):
                 Parameter('target_dir', value=assets['tdir']),
                 Parameter('target', value='blocks'), Parameter('tau', value=0.003),
                 Parameter('min_similarity', value=0.97),
+                # a flat textured plane (no object to measure): the pose is the matched axis
+                Parameter('grasp_refinement', value='none'),
                 Parameter('max_width', value=0.2), Parameter('max_rate_hz', value=30.0)])
         made['desc'] = DescriptorNode(
             context=ctx, cli_args=['--ros-args', '-r', f'__node:=descriptors_{TAG}'],

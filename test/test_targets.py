@@ -25,7 +25,7 @@ import os
 
 from ccl_perception import geometry as g
 from ccl_perception import targets as tg
-from ccl_perception.grasp_pipeline import frame_to_pose, GraspPipeline, merge_config
+from ccl_perception.grasp_pipeline import DEFAULTS, frame_to_pose, GraspPipeline, merge_config
 from ccl_perception.keypoint_matcher import KeypointMatcher
 import numpy as np
 import pytest
@@ -36,7 +36,8 @@ K = g.intrinsics_matrix(100.0, 100.0, 63.5, 47.5)
 PTS = [(51.5, 43.5), (75.5, 51.5), (35.5, 67.5)]
 # by hand: (51.5-63.5)*0.005 = -0.06, (43.5-47.5)*0.005 = -0.02, ...
 PTS_3D = np.array([[-0.06, -0.02, 0.5], [0.06, 0.02, 0.5], [-0.14, 0.10, 0.5]])
-CFG = {'tau': 0.003, 'min_similarity': 0.97, 'max_width': 0.2}
+# a flat textured plane (no object to measure in depth): the pose is the matched axis
+CFG = {'tau': 0.003, 'min_similarity': 0.97, 'max_width': 0.2, 'grasp_refinement': 'none'}
 
 
 @pytest.fixture(scope='module')
@@ -268,7 +269,7 @@ class TestGraspPipeline:
         assert not r.ok and 'not in view' in r.reason
 
     def test_low_confidence_abstains(self, extractor, scene, target):
-        r = GraspPipeline(extractor, {**CFG, 'tau': 0.2}).frame_to_pose(*scene, K, target)
+        r = GraspPipeline(extractor, {**CFG, 'tau': 0.2, 'min_confidence': 0.3}).frame_to_pose(*scene, K, target)
         assert not r.ok and 'low match confidence' in r.reason
 
     def test_missing_depth_abstains(self, extractor, scene, target):
@@ -345,7 +346,8 @@ class TestGraspPipeline:
                                              r'must be an odd integer in \[1, 51\]$'):
             p.update_config(min_confidence=0.5, depth_window=4)
         # nothing applied
-        assert p.config['min_confidence'] == 0.3 and p.config['depth_window'] == 5
+        assert p.config['min_confidence'] == DEFAULTS['min_confidence'] != 0.5
+        assert p.config['depth_window'] == 5
         with pytest.raises(ValueError, match='unknown grasp pipeline option'):
             p.update_config(tauu=0.1)
         p.update_config(tau=0.2, confidence_scale_px=8.0)
