@@ -350,7 +350,7 @@ class TestGraspPipeline:
         assert p.config['depth_window'] == 5
         with pytest.raises(ValueError, match='unknown grasp pipeline option'):
             p.update_config(tauu=0.1)
-        p.update_config(tau=0.2, confidence_scale_px=8.0)
+        p.update_config(tau=0.2, confidence_scale_px=8.0, min_confidence=0.3)
         assert p.matcher.tau == 0.2 and p.matcher.confidence_scale_px == 8.0
         assert p.config['tau'] == 0.2
         assert 'low match confidence' in p.frame_to_pose(
