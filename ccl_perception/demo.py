@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -174,7 +175,8 @@ def stage_grasp(cfg: dict, checkpoint: str, target_paths: dict) -> list:
                             world_config(cfg), downscale=cfg['downscale'], planner=cfg['planner'])
     trials = []
     img_dir = os.path.join(cfg['out'], 'heatmaps')
-    os.makedirs(img_dir, exist_ok=True)
+    shutil.rmtree(img_dir, ignore_errors=True)  # pictures of an earlier run would be mixed in
+    os.makedirs(img_dir)
     try:
         for i, (seed, name, present) in enumerate(schedule):
             t = runner.trial(name, present, cfg['trial_timeout_s'], seed)
@@ -239,7 +241,8 @@ def stage_report(cfg: dict, trials: list, checkpoint: str) -> str:
               'publishes it on `~/heatmap` (red: the two grasp-keypoint heatmaps, green crosses: '
               'the matched keypoints, cyan/yellow: the gripper pose that was executed).', '']
     pic_dir = os.path.join(cfg['out'], 'pictures')
-    os.makedirs(pic_dir, exist_ok=True)
+    shutil.rmtree(pic_dir, ignore_errors=True)
+    os.makedirs(pic_dir)
     shown = 0
     for i, t in enumerate(trials):
         if shown >= cfg['report_images']:

@@ -102,9 +102,10 @@ class RosTrialRunner:
             import rclpy
             return rclpy.create_node(name, context=context)
 
-        self.runner = n.NodeRunner(factory)
+        # built and spun on one thread: the sim world renders with an EGL context that is
+        # current only in the thread that created it
+        self.runner = n.NodeRunner.start_in_background(factory)
         self.nodes = self.runner.nodes
-        self.runner.spin_in_background()
         for cli in (self.reset_cli, self.exec_cli):
             if not cli.wait_for_service(timeout_sec=30.0):
                 raise RuntimeError(f'service {cli.srv_name} not available')

@@ -314,6 +314,38 @@ class NodeRunner:
         self._thread.start()
         return self
 
+    @classmethod
+    def start_in_background(cls, factory, args=None) -> 'NodeRunner':
+        """Build the nodes *and* spin them on one daemon thread; return once they are built.
+
+        For nodes whose callbacks must run on the thread that made them: the sim world's
+        OpenGL (EGL) context is current only in the thread that created it, and its renders
+        from any other thread are black.
+
+        Raises:
+            whatever the factory raised.
+        """
+        built, box = threading.Event(), {}
+
+        def run():
+            try:
+                box['runner'] = cls(factory, args)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                box['error'] = e
+                return
+            finally:
+                built.set()
+            box['runner'].spin()
+
+        thread = threading.Thread(target=run, name='ccl_node_runner', daemon=True)
+        thread.start()
+        built.wait()
+        if 'error' in box:
+            thread.join()
+            raise box['error']
+        box['runner']._thread = thread
+        return box['runner']
+
     def close(self) -> None:
         """
         Stop spinning, destroy the nodes (reverse order) and shut the context down.
