@@ -340,3 +340,27 @@ def test_sanity_bound_b_is_a_warped_copy_of_a(images, tmp_path):
 def test_augment_overrides_add_up(images):
     cfg = tiny(images, 'augment.degrees=180', 'augment.scale=[0.7, 1.4]')
     assert cfg['augment'] == {'degrees': 180, 'scale': [0.7, 1.4]}
+
+
+# --------------------------------------------------------------------------- instruments
+def test_instruments_on_a_plane_scene_with_a_known_shift(tmp_path):
+    """View j of the plane scene is view i shifted by fx * (j - i) * shift / height pixels."""
+    from ccl_perception.learning.instruments import CycleInstruments
+    from ccl_perception.learning.synthetic import write_plane_scene
+    metas = write_plane_scene(tmp_path / 'plane', 2, height=64, width=96, shift=0.05)
+    paths = [tmp_path / 'plane' / m['image'] for m in metas]
+    inst = CycleInstruments(tmp_path / 'plane', paths, (96, 64))
+    fx = np.asarray(metas[0]['camera']['K'])[0, 0]
+    shift_cells = fx * 0.05 / 1.0 / 8.0
+    grid = np.array([[5.0, 3.0], [6.0, 4.0], [7.0, 2.0]])
+    assert inst.on_objects(0, grid).all()
+    true_b, exists = inst.true_in_b(0, 1, grid)
+    assert exists.all()
+    # (looking straight down, world x is the image's vertical; pixels are rounded: 1/16 cell)
+    np.testing.assert_allclose(np.linalg.norm(true_b - grid, axis=1), shift_cells, atol=0.07)
+    valid = keep = np.ones((1, 3), bool)
+    exact = inst.measure([0], [1], grid[None], valid, keep, true_b[None])
+    assert exact['sampled_on_objects'] == 1.0 and exact['kept_object_precision'] == 1.0
+    off = inst.measure([0], [1], grid[None], valid, keep, (true_b + [2.0, 0.0])[None])
+    assert off['kept_object_precision'] == 0.0
+    assert np.isnan(off['kept_background_precision'])  # no background cycle was kept
