@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The demo's grasp stage over ROS 2: sim world -> grasp planner -> grasp executor, over DDS.
+"""
+The demo's grasp stage over ROS 2: sim world -> grasp planner -> grasp executor, over DDS.
 
 One process hosts the nodes of ``bringup`` (sim world, planner, executor) and a client node;
 :class:`RosTrialRunner` drives one scene at a time through their topics and services, as a
@@ -28,7 +29,8 @@ from ccl_perception.evaluation.grasp_trials import classify
 
 
 class RosTrialRunner:
-    """Drives the ROS 2 nodes of one process: the demo's grasp stage.
+    """
+    Drives the ROS 2 nodes of one process: the demo's grasp stage.
 
     Starts sim world (+ hosted sim executor) and grasp planner from ``bringup.node_specs``
     and a client node, spun by one ``nodes.NodeRunner`` (a single-threaded executor on a
@@ -40,7 +42,8 @@ class RosTrialRunner:
 
     def __init__(self, checkpoint: str, target_dir: str, world_config, downscale: int = 1,
                  planner: dict = None):
-        """Start the nodes.
+        """
+        Start the nodes.
 
         Args:
             checkpoint: the planner's model.
@@ -171,8 +174,10 @@ class RosTrialRunner:
         return trial
 
     def _execute(self, timeout: float = 120.0):
-        """Start the executor's last pose with ``~/execute`` and wait for the outcome on
-        ``~/result`` (None: it was not run)."""
+        """
+        Start the executor's last pose with ``~/execute`` and wait for the outcome on
+        ``~/result`` (None: it was not run).
+        """
         n_before = len(self.results)
         r = None
         for _ in range(10):  # the executor may not have received this scene's pose yet

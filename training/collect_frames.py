@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Extract sharp, distinct frames from a video or a rosbag2 image topic into a training folder.
+"""
+Extract sharp, distinct frames from a video or a rosbag2 image topic into a training folder.
 
     python training/collect_frames.py my_video.mp4 --out data/my_images
     python training/collect_frames.py my_bag/ --topic /camera/color/image_raw --out data/my_images

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Evaluate a checkpoint (or the pretrained-features baseline) on a pairs file.
+"""
+Evaluate a checkpoint (or the pretrained-features baseline) on a pairs file.
 
     python training/evaluate.py --checkpoint runs/ccl/last.pt --pairs data/eval/pairs.json --json out/eval.json
     python training/evaluate.py --baseline pretrained --pairs data/eval/pairs.json --json out/pretrained.json

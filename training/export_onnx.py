@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Export a descriptor checkpoint to ONNX and check it against PyTorch.
+"""
+Export a descriptor checkpoint to ONNX and check it against PyTorch.
 
     python training/export_onnx.py --checkpoint ck.pt --out model.onnx --height 480 --width 640
 """

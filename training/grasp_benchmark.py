@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp benchmark in simulation, without ROS (in-process pipeline, for speed).
+"""
+Grasp benchmark in simulation, without ROS (in-process pipeline, for speed).
 
     python training/grasp_benchmark.py --checkpoint runs/ccl/model.pt --grasps 30 --absent 10
 

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Render the synthetic training folder or the evaluation benchmark with pybullet (CPU).
+"""
+Render the synthetic training folder or the evaluation benchmark with pybullet (CPU).
 
     python training/render_dataset.py train --out data/v2/train --depth        # 500 PNGs + depth/seg/poses
     python training/render_dataset.py eval  --out data/v2/eval                 # 80 images + pairs.json

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Soak test of the grasp planner: 30 Hz RGB-D input, one process layout after another.
+"""
+Soak test of the grasp planner: 30 Hz RGB-D input, one process layout after another.
 
 Publishes synthetic RGB-D + camera_info at ``--rate`` Hz with a frame counter in the stamp
 and, for each of ``--modes`` (run one after the other, each for ``--duration`` s):
@@ -58,8 +59,10 @@ def vm_rss_mb(pid: int) -> float:
 
 def make_assets(width: int, height: int, out_dir: str, backbone: str = 'efficientnet_lite0',
                 checkpoint: str = None):
-    """Synthetic blocks image, planar depth 0.5 m, and a target made from that image with
-    ``checkpoint`` (default: a random model of ``backbone`` saved in ``out_dir``)."""
+    """
+    Synthetic blocks image, planar depth 0.5 m, and a target made from that image with
+    ``checkpoint`` (default: a random model of ``backbone`` saved in ``out_dir``).
+    """
     import torch
 
     from ccl_perception import geometry, targets

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Benchmark v2 objects and table surfaces: the committed selection, converted on demand.
+"""
+Benchmark v2 objects and table surfaces: the committed selection, converted on demand.
 
 ``benchmark_v2.yaml`` (next to this file) names 24 everyday objects (12 *seen*: the training
 capture; 12 *unseen*: evaluation only) and table-top photos (*train* and *heldout*) from
@@ -62,8 +63,10 @@ class ObjectEntry:
 
     @property
     def grasp_width_cm(self) -> float:
-        """Second-smallest side: what the gripper closes across when the object rests on its
-        largest face (the narrowest horizontal side in that pose)."""
+        """
+        Second-smallest side: what the gripper closes across when the object rests on its
+        largest face (the narrowest horizontal side in that pose).
+        """
         return float(sorted(self.size_cm)[1])
 
     @property
@@ -99,7 +102,8 @@ class Selection:
 
 @dataclass
 class Catalogue:
-    """Converted benchmark v2 assets.
+    """
+    Converted benchmark v2 assets.
 
     Attributes:
         seen, unseen: :class:`ObjectSpec` lists in selection order (shape ``'parts'``).
@@ -161,7 +165,8 @@ def mass_of(extents_m) -> float:
 
 def build_catalogue(selection: Selection | None = None, folder: str | None = None,
                     cache: str | None = None) -> Catalogue:
-    """Convert the selection (cached); skip and log what cannot be converted.
+    """
+    Convert the selection (cached); skip and log what cannot be converted.
 
     Raises:
         furniture.FurnitureMissing: the Debian package is not installed (nothing to skip).
@@ -275,8 +280,10 @@ def main(argv=None) -> int:
 
 
 def object_sheet(cat: Catalogue, out: str, tile: int = 240) -> int:
-    """Contact sheet: every object alone on the training table, D435 view from 50 deg elevation
-    at a distance that fits its size, labelled with key, split and size. Returns bytes written."""
+    """
+    Contact sheet: every object alone on the training table, D435 view from 50 deg elevation
+    at a distance that fits its size, labelled with key, split and size. Returns bytes written.
+    """
     import cv2
     import numpy as np
 

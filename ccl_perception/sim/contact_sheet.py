@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Contact sheets: a grid of rendered images with small labels, for docs/benchmark.md.
+"""
+Contact sheets: a grid of rendered images with small labels, for docs/benchmark.md.
 
     python -m ccl_perception.sim.contact_sheet data/v2/train --out docs/img/v2_train.jpg --count 12
     python -m ccl_perception.sim.contact_sheet data/v2/eval/images --out docs/img/v2_eval.jpg \

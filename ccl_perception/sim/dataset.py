@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Render the training image folder and the evaluation benchmark (images + pairs.json).
+"""
+Render the training image folder and the evaluation benchmark (images + pairs.json).
 
 Training mode mirrors the paper's protocol: one fixed top-down camera, the same ``n_objects``
 training objects re-arranged (new positions, new resting sides) for every frame, written as a
@@ -175,11 +176,13 @@ def _benchmark(config: dict | None) -> str:
 
 def object_short_sides(segmentation: np.ndarray, object_ids,
                        width: int | None = None) -> np.ndarray:
-    """Short side, in stride-8 descriptor cells at the training resolution, of every object
+    """
+    Short side, in stride-8 descriptor cells at the training resolution, of every object
     visible in a segmentation: the shorter side of the minimum-area rectangle around the
     object's visible pixels (occluded or cut parts do not count), scaled from the image's
     ``width`` to :data:`TRAINING_RESOLUTION`'s. Objects with fewer than 10 visible pixels are
-    left out. Returns ``(K,)`` float."""
+    left out. Returns ``(K,)`` float.
+    """
     seg = np.asarray(segmentation)
     scale = TRAINING_RESOLUTION[0] / float(width or seg.shape[1])
     out = []
@@ -218,7 +221,8 @@ def _write_png(path: str, rgb: np.ndarray) -> None:
 
 
 def render_training_set(out_dir: str, config: dict | None = None, progress: bool = True) -> dict:
-    """Render the training folder ``out_dir`` (PNGs ``000000.png`` ...).
+    """
+    Render the training folder ``out_dir`` (PNGs ``000000.png`` ...).
 
     ``config['benchmark'] == 'v2'`` renders benchmark v2 (``TRAIN_V2_DEFAULTS``).
 
@@ -266,7 +270,8 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
 
 
 def _reference_keypoints(scene: TabletopScene, name: str, n: int, rng: np.random.Generator):
-    """Fixed object-frame keypoints: half near the silhouette boundary, half inside.
+    """
+    Fixed object-frame keypoints: half near the silhouette boundary, half inside.
 
     Picked on a 320x240 top-down render of the object alone: boundary points 2-5 px inside
     the silhouette, interior points where the distance to the silhouette is >= half its
@@ -312,8 +317,10 @@ def _eval_camera(rng: np.random.Generator, view: int, cfg: dict) -> Camera:
 
 
 def _annotate(frame: Frame, names, keypoints: dict) -> dict:
-    """Pairs-file annotation of the objects ``names`` in ``frame``: exact keypoint pixels and
-    visibility (depth test) of each object's fixed object-frame keypoints."""
+    """
+    Pairs-file annotation of the objects ``names`` in ``frame``: exact keypoint pixels and
+    visibility (depth test) of each object's fixed object-frame keypoints.
+    """
     objects = {}
     for name in names:
         pts, kinds = keypoints[name]
@@ -327,8 +334,10 @@ def _annotate(frame: Frame, names, keypoints: dict) -> dict:
 
 def _cross_scene_pairs(images: list, scene_of: list, min_common: int, max_pairs: int,
                        rng: np.random.Generator) -> list:
-    """Every pair of images from different scenes sharing an object with >= ``min_common``
-    commonly visible keypoints; at most ``max_pairs`` of them, sampled with ``rng``."""
+    """
+    Every pair of images from different scenes sharing an object with >= ``min_common``
+    commonly visible keypoints; at most ``max_pairs`` of them, sampled with ``rng``.
+    """
     pairs = []
     for i, j in itertools.combinations(range(len(images)), 2):
         if scene_of[i] == scene_of[j]:
@@ -347,7 +356,8 @@ def _cross_scene_pairs(images: list, scene_of: list, min_common: int, max_pairs:
 
 
 def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bool = True) -> dict:
-    """Render the evaluation benchmark into ``out_dir`` (``images/``, ``pairs.json``, ``frames.json``).
+    """
+    Render the evaluation benchmark into ``out_dir`` (``images/``, ``pairs.json``, ``frames.json``).
 
     ``config['benchmark'] == 'v2'`` renders benchmark v2 (``EVAL_V2_DEFAULTS``; with
     ``SAME_TABLE_V2`` merged in, the same-table split).

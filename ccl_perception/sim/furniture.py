@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Textured everyday objects and surface photos from Debian's ``sweethome3d-furniture`` package.
+"""
+Textured everyday objects and surface photos from Debian's ``sweethome3d-furniture`` package.
 
 The package installs zip archives (``*.sh3f``) under ``/usr/share/sweethome3d/furniture/``
 (override with the environment variable ``CCL_FURNITURE_DIR``). Each archive holds a
@@ -92,7 +93,8 @@ def archive_path(archive: str, folder: str | None = None) -> str:
 # ------------------------------------------------------------------------- catalogue
 @dataclass(frozen=True)
 class CatalogEntry:
-    """One model of an archive's ``PluginFurnitureCatalog.properties``.
+    """
+    One model of an archive's ``PluginFurnitureCatalog.properties``.
 
     Sizes are the catalogue's real sizes in cm: ``width`` (model x), ``depth`` (model z),
     ``height`` (model y, up).
@@ -156,7 +158,8 @@ def read_catalog(path: str) -> dict:
 # ------------------------------------------------------------------------ OBJ / MTL
 @dataclass
 class ObjMesh:
-    """Triangles of an OBJ, by material.
+    """
+    Triangles of an OBJ, by material.
 
     Attributes:
         positions: ``(P, 3)`` float vertex positions (model units).
@@ -247,9 +250,11 @@ def parse_mtl(text: str) -> dict:
 
 def smooth_normals(positions: np.ndarray, faces: np.ndarray,
                    crease_deg: float = CREASE_ANGLE_DEG) -> np.ndarray:
-    """Per-corner normals ``(F, 3, 3)``: area-weighted mean of the normals of the faces that
+    """
+    Per-corner normals ``(F, 3, 3)``: area-weighted mean of the normals of the faces that
     share the corner's position (within 1e-6 of the model's size) and lie within
-    ``crease_deg`` of the corner's own face; sharp edges stay sharp."""
+    ``crease_deg`` of the corner's own face; sharp edges stay sharp.
+    """
     tri = positions[faces]                                   # (F, 3, 3)
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     area = np.linalg.norm(cross, axis=1)
@@ -306,7 +311,8 @@ def _rotation_matrix(entry: CatalogEntry) -> np.ndarray:
 
 
 def to_world(positions: np.ndarray, entry: CatalogEntry) -> np.ndarray:
-    """Model vertices -> metres, Z-up, bounding box ``width x depth x height`` centred at 0.
+    """
+    Model vertices -> metres, Z-up, bounding box ``width x depth x height`` centred at 0.
 
     Returns ``(P, 3)``; see the module docstring for the steps.
     """
@@ -342,7 +348,8 @@ def _pow2(n: int) -> int:
 
 
 def _save_texture(img: np.ndarray, path: str) -> None:
-    """Write ``img`` as PNG with power-of-two sides (<= MAX_TEXTURE_SIDE).
+    """
+    Write ``img`` as PNG with power-of-two sides (<= MAX_TEXTURE_SIDE).
 
     pybullet's OpenGL renderer uploads RGB rows with 4-byte alignment, so a width whose
     ``3 * width`` is not a multiple of 4 shears the texture into rainbow stripes; power-of-two
@@ -390,7 +397,8 @@ def _safe_name(text: str) -> str:
 
 def convert_model(archive: str, entry_id: str, key: str | None = None,
                   folder: str | None = None, cache: str | None = None) -> MeshAsset:
-    """Convert catalogue entry ``entry_id`` of ``<archive>.sh3f`` (cached).
+    """
+    Convert catalogue entry ``entry_id`` of ``<archive>.sh3f`` (cached).
 
     Args:
         archive: archive name without extension, e.g. ``'Scopia'``.

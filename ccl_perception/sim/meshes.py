@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Procedural OBJ meshes with texture coordinates (pybullet can only texture meshes with UVs).
+"""
+Procedural OBJ meshes with texture coordinates (pybullet can only texture meshes with UVs).
 
 Each builder returns ``(vertices (V, 3) m, normals (V, 3), uvs (V, 2) in [0, 1], faces (F, 3)
 vertex indices)`` centred at the origin; :func:`write_obj` writes them as a Wavefront OBJ.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Simulated Franka Emika Panda with its parallel gripper, in an existing pybullet world.
+"""
+Simulated Franka Emika Panda with its parallel gripper, in an existing pybullet world.
 
 The arm is loaded from ``pybullet_data/franka_panda/panda.urdf`` into the pybullet client of
 the scene (the camera, the objects and the arm share ONE client, so what the camera sees is
@@ -78,7 +79,8 @@ def quat_angle(q1, q2) -> float:
 
 
 class PandaRobot:
-    """A Panda arm + hand inside pybullet client ``client``.
+    """
+    A Panda arm + hand inside pybullet client ``client``.
 
     Args:
         client: pybullet physics client id that already holds the scene.
@@ -148,7 +150,8 @@ class PandaRobot:
         return np.asarray(pos, float) - self.cfg.tcp_offset * z_axis
 
     def solve_ik(self, pos, quat) -> np.ndarray:
-        """(7,) joint angles putting the TCP at world ``pos`` (m) / ``quat`` (xyzw).
+        """
+        (7,) joint angles putting the TCP at world ``pos`` (m) / ``quat`` (xyzw).
 
         Damped-least-squares IK of pybullet with the joint limits as null-space bounds,
         seeded from the current joints. The result is not guaranteed to reach: check with
@@ -166,7 +169,8 @@ class PandaRobot:
             p.stepSimulation(physicsClientId=self.client)
 
     def move_to(self, pos, quat, max_steps: int = 600, settle_steps: int = 10) -> bool:
-        """Drive the TCP to a world pose with joint position control and physics.
+        """
+        Drive the TCP to a world pose with joint position control and physics.
 
         Re-solves IK every control step (closed loop), limits each joint's change per step
         to ``max_joint_step``, and stops when the TCP is within tolerance or after
@@ -293,7 +297,8 @@ def camera_from_angles(distance, elevation_deg, azimuth_deg, look_at, width, hei
 
 
 class SimWorld:
-    """Table, objects, camera and Panda sharing one pybullet client (thread-safe via ``lock``).
+    """
+    Table, objects, camera and Panda sharing one pybullet client (thread-safe via ``lock``).
 
     A world, not an executor: grasps are executed by
     ``ccl_perception.executors.sim_executor.world_executor(world)``, which drives
@@ -370,7 +375,8 @@ class SimWorld:
 
     def reset(self, seed: int, target: str | None = None, target_present: bool = True,
               names=None) -> SceneInfo:
-        """New cluttered scene and camera viewpoint, a pure function of ``seed``.
+        """
+        New cluttered scene and camera viewpoint, a pure function of ``seed``.
 
         Args:
             seed: scene seed.
@@ -442,7 +448,8 @@ class SimWorld:
                 > -0.01]
 
     def reference_view(self, name: str, seed: int = 0):
-        """The paper's reference: ``name`` alone on the table seen straight from above.
+        """
+        The paper's reference: ``name`` alone on the table seen straight from above.
 
         Returns:
             ``(RenderResult, Camera)``; the object is at a random pose (``seed``).

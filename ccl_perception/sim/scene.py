@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A pybullet tabletop world: floor, table, textured objects, lights, and camera rendering.
+"""
+A pybullet tabletop world: floor, table, textured objects, lights, and camera rendering.
 
 World frame (shared with ``sim/robot.py``): z up, metres. The table top is the plane
 ``z = TABLE_TOP_Z = 0``; the table spans ``TABLE_X`` x ``TABLE_Y``; objects are arranged in
@@ -61,7 +62,8 @@ WORKSPACE_HALF = (0.17, 0.13)     # m, objects are dropped in [-hx, hx] x [-hy, 
 
 @dataclass
 class RenderResult:
-    """One rendered view.
+    """
+    One rendered view.
 
     Attributes:
         rgb: ``(H, W, 3)`` uint8.
@@ -79,7 +81,8 @@ SKIN_RGBA = (0.87, 0.67, 0.55, 1.0)  # the hand-like distractor
 
 
 def _import_triton_first() -> None:
-    """Import triton (if installed) before Mesa's OpenGL is loaded.
+    """
+    Import triton (if installed) before Mesa's OpenGL is loaded.
 
     Mesa's llvmpipe (which the EGL plugin loads) and triton (which torch imports for its
     optimizers, through torch._dynamo) each bring their own LLVM. Measured here: importing
@@ -92,7 +95,8 @@ def _import_triton_first() -> None:
 
 
 def enable_egl(client: int) -> int:
-    """Load pybullet's EGL renderer plugin into ``client``; returns the plugin id.
+    """
+    Load pybullet's EGL renderer plugin into ``client``; returns the plugin id.
 
     Raises RuntimeError with the reason when the plugin (or EGL / Mesa) is not available.
     """
@@ -128,7 +132,8 @@ def random_lighting(rng: np.random.Generator, strength: float = 1.0) -> dict:
 
 
 def photo_lighting(rng: np.random.Generator | None = None, strength: float = 1.0) -> dict:
-    """Lighting for the ``'egl'`` renderer: a directional light (with shadows) above the table
+    """
+    Lighting for the ``'egl'`` renderer: a directional light (with shadows) above the table
     and a camera exposure / white-balance gain per channel.
 
     pybullet's OpenGL renderer takes only the light direction and the shadow switch (its
@@ -150,7 +155,8 @@ def photo_lighting(rng: np.random.Generator | None = None, strength: float = 1.0
 
 
 class TabletopScene:
-    """Table with textured objects in a pybullet client.
+    """
+    Table with textured objects in a pybullet client.
 
     Args:
         objects: :class:`ObjectSpec` list; names must be unique.
@@ -249,7 +255,8 @@ class TabletopScene:
                             physicsClientId=self.client)
 
     def set_surface(self, path: str) -> None:
-        """Cover the table top with the photo at ``path`` (any image format).
+        """
+        Cover the table top with the photo at ``path`` (any image format).
 
         The photo is mirrored into a seamless 2x2 copy that repeats every ``2 * surface_tile``
         metres, on a visual-only sheet 0.3 mm above the table top (objects rest on the table's
@@ -374,7 +381,8 @@ class TabletopScene:
     # ---------------------------------------------------------------- arrange
     def arrange(self, rng: np.random.Generator, names=None, settle_steps: int = 240,
                 spacing: float = 0.8, workspace_half=WORKSPACE_HALF) -> list:
-        """Drop objects at random positions/orientations on the table and let physics settle.
+        """
+        Drop objects at random positions/orientations on the table and let physics settle.
 
         Args:
             rng: random generator (the arrangement is a pure function of its state).
@@ -454,7 +462,8 @@ class TabletopScene:
 
     # ----------------------------------------------------------------- render
     def render(self, camera: Camera, lighting: dict | None = None) -> RenderResult:
-        """Render ``camera`` with this scene's renderer.
+        """
+        Render ``camera`` with this scene's renderer.
 
         Args:
             camera: :class:`Camera`.
@@ -515,14 +524,17 @@ class TabletopScene:
         return p.saveState(physicsClientId=self.client)
 
     def restore_state(self, state: int, active=None) -> None:
-        """Restore a :meth:`save_state` snapshot exactly (renders after two restores of the same
-        snapshot are bit-identical). ``active``: the object names resting on the table in it."""
+        """
+        Restore a :meth:`save_state` snapshot exactly (renders after two restores of the same
+        snapshot are bit-identical). ``active``: the object names resting on the table in it.
+        """
         p.restoreState(stateId=state, physicsClientId=self.client)
         if active is not None:
             self.active = list(active)
 
     def show_hand(self, rng: np.random.Generator, camera: Camera, reach: float = 0.35) -> None:
-        """Put a hand-like distractor (forearm, palm, four fingers and a thumb; skin coloured,
+        """
+        Put a hand-like distractor (forearm, palm, four fingers and a thumb; skin coloured,
         visual only: it touches nothing) into the view, entering from a random image border.
 
         As the operator's hands in the paper's frames it occludes objects; its segmentation id
@@ -607,8 +619,10 @@ def _table_top_mesh(half) -> tuple:
 
 
 def _sheet_mesh(half, centre, repeat: float) -> tuple:
-    """Quad covering the table top (world x, y; z = 0 in its own frame) whose texture
-    coordinates are world ``x, y / repeat`` (the texture repeats every ``repeat`` metres)."""
+    """
+    Quad covering the table top (world x, y; z = 0 in its own frame) whose texture
+    coordinates are world ``x, y / repeat`` (the texture repeats every ``repeat`` metres).
+    """
     x0, x1 = centre[0] - half[0], centre[0] + half[0]
     y0, y1 = centre[1] - half[1], centre[1] + half[1]
     v = np.array([[x0, y0, 0.0], [x1, y0, 0.0], [x1, y1, 0.0], [x0, y1, 0.0]])
