@@ -128,14 +128,17 @@ class RosTrialRunner:
         res = self.nodes['grasp_planner'].set_parameters([P('target', value=name)])[0]
         if not res.successful:
             raise RuntimeError(f'planner refused target {name!r}: {res.reason}')
-        self.nodes['sim_world'].set_parameters([P('target', value=name), P('seed', value=int(seed)),
+        self.nodes['sim_world'].set_parameters([P('target', value=name),
+                                                P('seed', value=int(seed)),
                                                 P('target_present', value=bool(present))])
         resp = self._call(self.reset_cli, 30.0)
         if not resp.success:
             raise RuntimeError(f'reset failed: {resp.message}')
         scene = json.loads(resp.message)
         t_scene = int(scene['camera_stamp_ns'])
-        def stamp(m): return m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec  # noqa: E731
+
+        def stamp(m):
+            return m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
         end = time.monotonic() + timeout
         hm = None
         while time.monotonic() < end and hm is None:
@@ -175,8 +178,9 @@ class RosTrialRunner:
 
     def _execute(self, timeout: float = 120.0):
         """
-        Start the executor's last pose with ``~/execute`` and wait for the outcome on
-        ``~/result`` (None: it was not run).
+        Start the executor's last pose with ``~/execute``; wait for the outcome on ``~/result``.
+
+        None: it was not run.
         """
         n_before = len(self.results)
         r = None
@@ -200,5 +204,3 @@ class RosTrialRunner:
         world = getattr(self, '_world', None)
         if world is not None:
             world.close()
-
-

@@ -121,8 +121,10 @@ def object_short_side(depth: np.ndarray, mask: np.ndarray, K: np.ndarray) -> flo
 
 def graspable_width(spec) -> float:
     """
-    Middle extent (m) of a catalogue object: what a top-down parallel grasp must span when
-    the object rests on its largest face (0 for library meshes: measured from the view).
+    Middle extent (m) of a catalogue object.
+
+    What a top-down parallel grasp must span when the object rests on its largest face (0 for
+    library meshes: measured from the view).
     """
     if spec.shape == 'box':
         return float(sorted(spec.size)[1])
@@ -164,13 +166,15 @@ def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: 
                 LOG.info(f'target {name}: re-creating ({e})')
         spec_width = graspable_width(world.scene.specs[name])
         if spec_width > max_width + 0.005:
-            LOG.info(f'target {name}: skipped, {spec_width * 100:.1f} cm across in most resting poses')
+            LOG.info(f'target {name}: skipped, {spec_width * 100:.1f} cm across in most resting '
+                     'poses')
             continue
         render, cam = world.reference_view(name, seed=seed)
         mask = render.segmentation == world.body(name)
         width = object_short_side(render.depth, mask, cam.K)
         if width > max_width:
-            LOG.info(f'target {name}: skipped, short side {width * 100:.1f} cm > {max_width * 100:.1f} cm')
+            LOG.info(f'target {name}: skipped, short side {width * 100:.1f} cm > '
+                     f'{max_width * 100:.1f} cm')
             continue
         try:
             pixels = auto_grasp_pixels(mask, n_spread=n_spread)
@@ -187,7 +191,8 @@ def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: 
         tg.save_target(path, target)
         save_png(os.path.join(out_dir, f'{name}_reference.png'), draw_points(render.rgb, pixels))
         made[name] = path
-        LOG.info(f'target {name}: axis {target.axis_length * 100:.1f} cm, short side {width * 100:.1f} cm')
+        LOG.info(f'target {name}: axis {target.axis_length * 100:.1f} cm, '
+                 f'short side {width * 100:.1f} cm')
     return made
 
 
@@ -208,8 +213,10 @@ def save_png(path, rgb):
 
 def object_frame_points(world, name: str, seed: int = 0) -> np.ndarray:
     """
-    Ground truth for the oracle: the auto grasp pixels of ``name``'s reference view as
-    (N, 3) points in the object's own frame (metres).
+    Ground truth for the oracle.
+
+    The auto grasp pixels of ``name``'s reference view as (N, 3) points in the object's own
+    frame (metres).
     """
     render, cam = world.reference_view(name, seed=seed)
     mask = render.segmentation == world.body(name)
@@ -222,10 +229,11 @@ def object_frame_points(world, name: str, seed: int = 0) -> np.ndarray:
 
 def oracle_pose(world, name: str, P_obj: np.ndarray, depth: np.ndarray, tol: float = 0.005):
     """
-    (4, 4) camera-frame grasp from the TRUE object pose (perfect keypoints): the reference
-    axis points moved with the object, approach straight down; None when either axis point
-    is hidden in this view (rendered ``depth`` (H, W) m differs from its depth by > ``tol``),
-    as a keypoint pipeline could not see it either.
+    (4, 4) camera-frame grasp from the TRUE object pose (perfect keypoints).
+
+    The reference axis points moved with the object, approach straight down; None when either
+    axis point is hidden in this view (rendered ``depth`` (H, W) m differs from its depth by >
+    ``tol``), as a keypoint pipeline could not see it either.
     """
     from ccl_perception import geometry
     T_obj = world.scene.object_poses([name])[name]
@@ -243,5 +251,3 @@ def oracle_pose(world, name: str, P_obj: np.ndarray, depth: np.ndarray, tol: flo
     T = np.eye(4)
     T[:3, :3], T[:3, 3] = g.rotation, g.position
     return T
-
-

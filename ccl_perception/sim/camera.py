@@ -29,8 +29,8 @@ The OpenGL projection handed to pybullet is built from ``K`` so that a pybullet 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 import numpy as np
 
@@ -43,7 +43,8 @@ def intrinsics_from_fov(width: int, height: int, fov_y_deg: float) -> np.ndarray
     3x3 ``K`` of a centred pinhole camera with square pixels.
 
     Args:
-        width, height: image size in pixels.
+        width: image width in pixels.
+        height: image height in pixels.
         fov_y_deg: vertical field of view in degrees (edge to edge of the image).
     """
     if width <= 0 or height <= 0:
@@ -129,7 +130,11 @@ class Camera:
     @classmethod
     def d435_looking_at(cls, eye, target, width: int = 640, height: int = 480,
                         up=(0.0, 0.0, 1.0), near: float = 0.02, far: float = 5.0) -> 'Camera':
-        """RealSense D435 colour camera (:func:`d435_intrinsics`) at ``eye`` looking at ``target``."""
+        """
+        Return a RealSense D435 colour camera at ``eye`` looking at ``target``.
+
+        Intrinsics: :func:`d435_intrinsics`.
+        """
         return cls(d435_intrinsics(width, height), look_at(
             eye, target, up), width, height, near, far)
 
@@ -145,12 +150,12 @@ class Camera:
 
     # ------------------------------------------------------------------ pybullet
     def view_matrix(self) -> list:
-        """pybullet ``viewMatrix``: the OpenGL camera-from-world, 16 floats column-major."""
+        """Return pybullet's ``viewMatrix``: OpenGL camera-from-world, 16 floats column-major."""
         return list((_CV_TO_GL @ self.camera_from_world).flatten(order='F'))
 
     def projection_matrix(self, renderer: str = 'tiny') -> list:
         """
-        pybullet ``projectionMatrix`` (16 floats column-major) equivalent to ``K``.
+        Return pybullet's ``projectionMatrix`` (16 floats column-major) equivalent to ``K``.
 
         Derived so that NDC ``x=-1`` / ``+1`` are the left / right image edges
         (pixel ``-0.5`` / ``W-0.5``) and row 0 is the top of the image. OpenGL (``renderer=

@@ -23,14 +23,13 @@ and is visible in B when B's rendered depth there agrees with the point's depth.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import json
 import os
-from dataclasses import dataclass
-
-import cv2
-import numpy as np
 
 from ccl_perception.sim.camera import Camera
+import cv2
+import numpy as np
 
 DEPTH_TOLERANCE = 0.004  # m, |rendered depth - reprojected depth| for a point to count as visible
 
@@ -198,7 +197,8 @@ def load_frame(folder: str, meta: dict) -> Frame:
             raise ValueError(f"cannot read segmentation {meta['segmentation']} in {folder}")
         seg = raw.astype(np.int32) - 1
     return Frame(depth, seg, Camera.from_dict(meta['camera']),
-                 {k: np.array(v) for k, v in meta['object_poses'].items()}, dict(meta['object_ids']))
+                 {k: np.array(v) for k, v in meta['object_poses'].items()},
+                 dict(meta['object_ids']))
 
 
 def load_frames_index(folder: str) -> list:

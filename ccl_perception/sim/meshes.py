@@ -26,7 +26,7 @@ import numpy as np
 
 
 def box(size) -> tuple:
-    """Box with edge lengths ``size = (sx, sy, sz)`` m; the 6 faces use the cells of a 3x2 UV atlas."""
+    """Box with edges ``size = (sx, sy, sz)`` m; the 6 faces use the cells of a 3x2 UV atlas."""
     hx, hy, hz = (0.5 * float(s) for s in size)
     # (normal, u axis, v axis) per face
     faces = [((1, 0, 0), (0, 1, 0), (0, 0, 1)), ((-1, 0, 0), (0, -1, 0), (0, 0, 1)),

@@ -25,8 +25,8 @@ the first ``n_train`` objects as *seen* (training set) and the rest as *unseen* 
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
+import os
 
 import numpy as np
 import pybullet_data
@@ -102,7 +102,8 @@ def object_catalogue(seed: int = 0, n_procedural: int = 30) -> list:
         library.append(ObjectSpec(
             name=name, shape='library', size=(longest,),
             texture_seed=-1 if tex else int(rng.integers(0, 2**31 - 1)),
-            mesh_file=os.path.join(data, mesh), texture_file=os.path.join(data, tex) if tex else '',
+            mesh_file=os.path.join(data, mesh),
+            texture_file=os.path.join(data, tex) if tex else '',
             scale_axes=_LIBRARY_SCALE_AXES.get(name, (1.0, 1.0, 1.0))))
     procedural = [_procedural(rng, i) for i in range(n_procedural)]
     out, lib = [], list(library)

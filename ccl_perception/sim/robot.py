@@ -34,15 +34,14 @@ node.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import math
 import os
-from dataclasses import dataclass, field
 
+from ccl_perception.geometry import CAMERA_FRAME  # noqa: F401 - frame id of the RGB-D images
 import numpy as np
 import pybullet as p
 import pybullet_data
-
-from ccl_perception.geometry import CAMERA_FRAME  # noqa: F401 - frame id of the RGB-D images
 
 ARM_JOINTS = (0, 1, 2, 3, 4, 5, 6)
 FINGER_JOINTS = (9, 10)
@@ -333,7 +332,8 @@ class SimWorld:
             self.scene = make_scene([by_name[n] for n in names], self.cfg.surface)
         else:
             self.scene = TabletopScene([by_name[n] for n in names],
-                                       background_seed=self.cfg.background_seed, deterministic=True)
+                                       background_seed=self.cfg.background_seed,
+                                       deterministic=True)
         self.client = self.scene.client
         self.robot = PandaRobot(self.client, self.cfg.robot)
         self._camera_listeners = []
@@ -362,7 +362,7 @@ class SimWorld:
         listener(self._camera.world_from_camera)
 
     def target_body(self):
-        """pybullet id of the current scene's target, None when it is absent or unset."""
+        """Return the pybullet id of the current scene's target, None when absent or unset."""
         info = self.info
         if info is None or info.target is None or not info.target_present:
             return None
@@ -376,12 +376,13 @@ class SimWorld:
     def reset(self, seed: int, target: str | None = None, target_present: bool = True,
               names=None) -> SceneInfo:
         """
-        New cluttered scene and camera viewpoint, a pure function of ``seed``.
+        Make a new cluttered scene and camera viewpoint, a pure function of ``seed``.
 
         Args:
             seed: scene seed.
             target: object the scene is about; with ``target_present=False`` it is left out
                 (the false-grasp test) -- any grasp then counts as a false grasp.
+            target_present: whether ``target`` is in the scene (see ``target``).
             names: explicit object list (else ``clutter`` random objects).
         """
         rng = np.random.default_rng(seed)
@@ -449,7 +450,7 @@ class SimWorld:
 
     def reference_view(self, name: str, seed: int = 0):
         """
-        The paper's reference: ``name`` alone on the table seen straight from above.
+        Render the paper's reference: ``name`` alone on the table seen straight from above.
 
         Returns:
             ``(RenderResult, Camera)``; the object is at a random pose (``seed``).

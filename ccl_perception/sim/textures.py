@@ -39,7 +39,7 @@ def _random_colour(rng: np.random.Generator) -> tuple:
 
 def object_texture(seed: int, size: int = 256) -> np.ndarray:
     """
-    A distinctive object texture.
+    Make a distinctive object texture.
 
     Args:
         seed: RNG seed; equal seeds give identical images.
@@ -77,7 +77,7 @@ def object_texture(seed: int, size: int = 256) -> np.ndarray:
 
 def background_texture(seed: int, size: int = 256) -> np.ndarray:
     """
-    A table-cloth / wood / tile texture for the table top.
+    Make a table-cloth / wood / tile texture for the table top.
 
     Args:
         seed: RNG seed.
