@@ -27,6 +27,7 @@
 # is evaluated once at the end. The q sweep runs QSTEPS steps per point, one seed.
 #
 #   bash training/reproduce_table.sh                 # everything (skips finished stages)
+#   STAGE=eval EVAL_THREADS=1 bash training/reproduce_table.sh   # evaluate finished runs meanwhile
 #   STEPS=20000 QSTEPS=5000 bash training/reproduce_table.sh   # paper-length, for a GPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,11 +63,12 @@ train() {  # train <run> <config> <data> <steps> [extra --set ...]
       --set train.steps="$steps" "$@" "${resume[@]}" --out "runs/$run" > "runs/$run.log" 2>&1
 }
 job() {  # run in the background, at most two at a time (one thread each, 2 cores)
-  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
+  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done  # a failed run: see its log
   "$@" &
 }
 
 mkdir -p runs "$OUT"
+if [ "${STAGE:-all}" != eval ]; then  # STAGE=eval: only the evaluations of finished runs
 for seed in $SEEDS; do
   job train "v2_iv_s$seed" identical_view data/v2 "$STEPS" --set seed="$seed"
   job train "v2_ccl_s$seed" ccl data/v2 "$STEPS" --set seed="$seed"
@@ -77,22 +79,27 @@ job train v2_ccl_uniform ccl data/v2 "$STEPS" --set data.keypoints=uniform --set
 job train v2_ccl_nopaste ccl data/v2 "$STEPS" --set data.foreground.paste_background=0
 job train v2_ccl_sanity ccl data/v2 "$QSTEPS" --set loss.sanity_b_from_a=true
 job train v2_iv_short identical_view data/v2 "$QSTEPS"
-for run in iv ccl ccl_iv; do
-  job train "v1_$run" "$run" data "$V1_STEPS" --set data.root=data/train_gt
+for config in identical_view ccl ccl_iv; do
+  job train "v1_${config/identical_view/iv}" "$config" data "$V1_STEPS" --set data.root=data/train_gt
 done
 for q in $QS; do  # paper Fig. 4: with and without variance scaling
   job train "v2_q${q}_vs" ccl data/v2 "$QSTEPS" --set loss.quantile="$q" --set train.keep_best=false
   job train "v2_q${q}_novs" ccl data/v2 "$QSTEPS" --set loss.quantile="$q" \
       --set loss.use_variance_scaling=false --set train.keep_best=false
 done
-wait
+wait || true
+for run in $(ls -d runs/v2_* runs/v1_* 2>/dev/null | grep -v '\.log$'); do
+  [ -f "$run/model.pt" ] || echo "[warning] $run has no model.pt: see $run.log"
+done
+fi
 
 # ---------------------------------------------------------------------------- evaluation
 evaluate() {  # evaluate <name> <pairs> <args...>
   local name=$1 pairs=$2; shift 2
   [ -f "$OUT/eval_$name.json" ] && { echo "[skip] $OUT/eval_$name.json"; return; }
   echo "[eval] $name"
-  $PY training/evaluate.py "$@" --threads 2 --pairs "$pairs" --json "$OUT/eval_$name.json" > "$OUT/eval_$name.log" 2>&1
+  $PY training/evaluate.py "$@" --threads "${EVAL_THREADS:-2}" --pairs "$pairs" \
+      --json "$OUT/eval_$name.json" > "$OUT/eval_$name.log" 2>&1 || echo "[warning] eval $name failed: $OUT/eval_$name.log"
 }
 evaluate v2_pretrained_features data/v2/eval/pairs.json --baseline pretrained
 evaluate v2_step0 data/v2/eval/pairs.json --checkpoint runs/v2_ccl_s0/step0.pt
