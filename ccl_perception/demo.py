@@ -11,10 +11,11 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""``make demo``: the default model grasps in simulation, over ROS 2, and says how it went.
+"""
+``make demo``: the default model grasps in simulation, over ROS 2, and says how it went.
 
-    python -m ccl_perception.demo                      # the shipped default model
-    python -m ccl_perception.demo --train              # first train a short model from rendered frames
+    python -m ccl_perception.demo                  # the shipped default model
+    python -m ccl_perception.demo --train          # first train a short model from rendered frames
     python -m ccl_perception.demo --set present_per_target=5 --checkpoint runs/x/model.pt
 
 Every knob and its default is in ``config/demo.yaml``. Stages (each skipped when its output
@@ -58,7 +59,8 @@ def config_path() -> str:
 
 
 def load_demo_config(overrides=(), path: str = None) -> dict:
-    """The demo's config: ``config/demo.yaml`` with ``key=value`` overrides (values as YAML).
+    """
+    Load the demo's config: ``config/demo.yaml`` with ``key=value`` overrides (values as YAML).
 
     Raises:
         ValueError: an unknown key, or a value of another type than its default.
@@ -84,19 +86,21 @@ def load_demo_config(overrides=(), path: str = None) -> dict:
     if cfg['absent_per_target'] < 0:
         raise ValueError(f'absent_per_target = {cfg["absent_per_target"]!r} must be >= 0')
     if not 0 < cfg['min_elevation_deg'] <= cfg['max_elevation_deg'] <= 90:
-        raise ValueError('elevations must satisfy 0 < min_elevation_deg <= max_elevation_deg <= 90')
+        raise ValueError('elevations must satisfy '
+                         '0 < min_elevation_deg <= max_elevation_deg <= 90')
     return cfg
 
 
 def world_config(cfg: dict):
-    """The benchmark v2 grasp world of the demo (``SimWorldConfig``)."""
+    """Return the benchmark v2 grasp world of the demo (``SimWorldConfig``)."""
     from ccl_perception.sim.grasp_scene import v2_world_config
-    return v2_world_config(camera_elevation_deg=(cfg['min_elevation_deg'], cfg['max_elevation_deg']))
+    return v2_world_config(
+        camera_elevation_deg=(cfg['min_elevation_deg'], cfg['max_elevation_deg']))
 
 
 # ------------------------------------------------------------------------------------ stages
 def stage_model(cfg: dict) -> str:
-    """The checkpoint the demo runs: given, trained here (``train``), or the shipped default."""
+    """Return the checkpoint the demo runs: given, trained here (``train``), or the default."""
     if cfg['checkpoint']:
         if not os.path.isfile(cfg['checkpoint']):
             raise SystemExit(f'--checkpoint {cfg["checkpoint"]} does not exist')
@@ -126,7 +130,8 @@ def stage_model(cfg: dict) -> str:
                  'train.device=cpu', 'train.amp=true', 'train.image_every=0',
                  'train.checkpoint_every=100', 'train.progress=true']
     resume = 'auto' if os.path.isfile(os.path.join(run, CHECKPOINT_NAME)) else None
-    log(f'[1/4 model] training CCL + identical view, {cfg["train_steps"]} steps on the CPU -> {run}')
+    log(f'[1/4 model] training CCL + identical view, {cfg["train_steps"]} steps on the CPU '
+        f'-> {run}')
     trainer = Trainer(load_config(None, overrides), run, resume=resume)
     metrics = trainer.run()
     trainer.close()
@@ -197,8 +202,12 @@ def stage_grasp(cfg: dict, checkpoint: str, target_paths: dict) -> list:
 
 
 def trial_picture(trial: dict, target_dir: str):
-    """The report picture of a trial: reference view with its grasp axis | live view with the
-    heatmaps and the executed gripper pose (the planner's ``~/heatmap``), or None."""
+    """
+    Return the report picture of a trial, or None.
+
+    Reference view with its grasp axis | live view with the heatmaps and the executed gripper
+    pose (the planner's ``~/heatmap``).
+    """
     import cv2
     ref = os.path.join(target_dir, f'{trial["target"]}_reference.png')
     live = trial.get('heatmap')
@@ -223,12 +232,14 @@ def stage_report(cfg: dict, trials: list, checkpoint: str) -> str:
     lines = ['# ccl_perception demo: grasping in simulation', '',
              f'Model: `{checkpoint}`. Pipeline: sim camera (640x480, benchmark v2 grasp world) -> '
              'grasp planner -> simulated Panda, over ROS 2 topics and services. Cluttered scenes '
-             f'seen from {cfg["min_elevation_deg"]:.0f}-{cfg["max_elevation_deg"]:.0f} deg elevation; '
+             f'seen from {cfg["min_elevation_deg"]:.0f}-{cfg["max_elevation_deg"]:.0f} deg '
+             'elevation; '
              'each target is a single top-down reference view.', '',
              format_table({'demo': summary}), '',
              f'{summary["grasped"]} of {summary["present_scenes"]} scenes with the target grasped '
              f'({summary["abstained"]} abstentions, {summary["failed_grasps"]} failed grasps); '
-             f'{summary["false_grasps"]} false grasps in {summary["absent_scenes"]} scenes without it.'
+             f'{summary["false_grasps"]} false grasps in {summary["absent_scenes"]} scenes '
+             'without it.'
              + (f' {timeouts} scenes timed out.' if timeouts else ''), '',
              '| # | target | present | outcome | detail |', '|---|---|---|---|---|']
     for i, t in enumerate(trials):
@@ -236,7 +247,7 @@ def stage_report(cfg: dict, trials: list, checkpoint: str) -> str:
         detail = str(g.get('reason', t.get('planner', ''))).replace('|', '/')[:140]
         lines.append(f"| {i} | {t['target']} | {t['present']} | {t['outcome']} | {detail} |")
     lines += ['', '## Trials', '',
-              'Left: the target\'s top-down reference view with its two grasp-axis points (green) '
+              "Left: the target's top-down reference view with its two grasp-axis points (green) "
               'and the extra points of the 3D check (cyan). Right: the live view as the planner '
               'publishes it on `~/heatmap` (red: the two grasp-keypoint heatmaps, green crosses: '
               'the matched keypoints, cyan/yellow: the gripper pose that was executed).', '']
@@ -268,7 +279,8 @@ def stage_report(cfg: dict, trials: list, checkpoint: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--checkpoint', help='use this model (default: the shipped one)')
-    ap.add_argument('--train', action='store_true', help='train a short model here first and use it')
+    ap.add_argument('--train', action='store_true',
+                    help='train a short model here first and use it')
     ap.add_argument('--out', help='output folder (default from config/demo.yaml)')
     ap.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
                     help='override a key of config/demo.yaml (repeatable)')

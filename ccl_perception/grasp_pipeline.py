@@ -291,7 +291,8 @@ class GraspPipeline:
                 res.reason = f'depth refinement: {why}'
                 return res
             p1, p2 = q1, q2
-        elif np.isfinite(ref) and ref > 0 and abs(length - ref) / ref > cfg['axis_length_tolerance']:
+        elif (np.isfinite(ref) and ref > 0
+              and abs(length - ref) / ref > cfg['axis_length_tolerance']):
             res.reason = (f'3D keypoints contradict the target: axis length {length * 100:.1f} cm '
                           f'vs reference {ref * 100:.1f} cm '
                           f'(tolerance {cfg["axis_length_tolerance"]:.0%})')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The demo's grasp stage over ROS 2: sim world -> grasp planner -> grasp executor, over DDS.
+"""
+The demo's grasp stage over ROS 2: sim world -> grasp planner -> grasp executor, over DDS.
 
 One process hosts the nodes of ``bringup`` (sim world, planner, executor) and a client node;
 :class:`RosTrialRunner` drives one scene at a time through their topics and services, as a
@@ -28,7 +29,8 @@ from ccl_perception.evaluation.grasp_trials import classify
 
 
 class RosTrialRunner:
-    """Drives the ROS 2 nodes of one process: the demo's grasp stage.
+    """
+    Drives the ROS 2 nodes of one process: the demo's grasp stage.
 
     Starts sim world (+ hosted sim executor) and grasp planner from ``bringup.node_specs``
     and a client node, spun by one ``nodes.NodeRunner`` (a single-threaded executor on a
@@ -40,7 +42,8 @@ class RosTrialRunner:
 
     def __init__(self, checkpoint: str, target_dir: str, world_config, downscale: int = 1,
                  planner: dict = None):
-        """Start the nodes.
+        """
+        Start the nodes.
 
         Args:
             checkpoint: the planner's model.
@@ -125,14 +128,17 @@ class RosTrialRunner:
         res = self.nodes['grasp_planner'].set_parameters([P('target', value=name)])[0]
         if not res.successful:
             raise RuntimeError(f'planner refused target {name!r}: {res.reason}')
-        self.nodes['sim_world'].set_parameters([P('target', value=name), P('seed', value=int(seed)),
+        self.nodes['sim_world'].set_parameters([P('target', value=name),
+                                                P('seed', value=int(seed)),
                                                 P('target_present', value=bool(present))])
         resp = self._call(self.reset_cli, 30.0)
         if not resp.success:
             raise RuntimeError(f'reset failed: {resp.message}')
         scene = json.loads(resp.message)
         t_scene = int(scene['camera_stamp_ns'])
-        def stamp(m): return m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec  # noqa: E731
+
+        def stamp(m):
+            return m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
         end = time.monotonic() + timeout
         hm = None
         while time.monotonic() < end and hm is None:
@@ -171,8 +177,11 @@ class RosTrialRunner:
         return trial
 
     def _execute(self, timeout: float = 120.0):
-        """Start the executor's last pose with ``~/execute`` and wait for the outcome on
-        ``~/result`` (None: it was not run)."""
+        """
+        Start the executor's last pose with ``~/execute``; wait for the outcome on ``~/result``.
+
+        None: it was not run.
+        """
         n_before = len(self.results)
         r = None
         for _ in range(10):  # the executor may not have received this scene's pose yet
@@ -195,5 +204,3 @@ class RosTrialRunner:
         world = getattr(self, '_world', None)
         if world is not None:
             world.close()
-
-

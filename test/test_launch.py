@@ -151,7 +151,8 @@ def test_launch_file_matches_bringup(monkeypatch, overrides):
         assert kw['remappings'] == s.remappings
     planner = by_exe['grasp_planner_node']['parameters'][0]
     # launch arg + YAML value
-    assert planner['checkpoint'] == '/m.pt' and planner['min_confidence'] == grasp_pipeline.DEFAULTS['min_confidence']
+    assert (planner['checkpoint'] == '/m.pt'
+            and planner['min_confidence'] == grasp_pipeline.DEFAULTS['min_confidence'])
     if 'camera_ns' in overrides:
         assert (
             'camera/color/image_raw',

@@ -15,15 +15,14 @@
 """Simulated Panda grasp executor: real pybullet physics, outcomes measured not assumed."""
 import math
 
+from ccl_perception.executors.base import (check_transform, GraspResult, matrix_to_pose,
+                                           pose_to_matrix)
+from ccl_perception.executors.sim_executor import SimExecutorConfig, SimGraspExecutor
+from ccl_perception.sim.robot import PandaRobot
 import numpy as np
 import pybullet as p
 import pybullet_data
 import pytest
-
-from ccl_perception.executors.base import (GraspResult, check_transform, matrix_to_pose,
-                                           pose_to_matrix)
-from ccl_perception.executors.sim_executor import SimExecutorConfig, SimGraspExecutor
-from ccl_perception.sim.robot import PandaRobot
 
 BOX_HALF = (0.02, 0.02, 0.025)  # 4 x 4 x 5 cm, fits the 8 cm Panda stroke
 
@@ -146,7 +145,8 @@ def test_bad_inputs_raise(world):
 
 
 # ------------------------------------------------------------------ SimWorld and demo helpers
-from ccl_perception.evaluation.grasp_trials import classify, summarise, trial_schedule  # noqa: E402
+from ccl_perception.evaluation.grasp_trials import (  # noqa: E402, I100
+    classify, summarise, trial_schedule)
 from ccl_perception.sim.auto_targets import auto_grasp_pixels  # noqa: E402
 from ccl_perception.sim.robot import SimWorld, SimWorldConfig  # noqa: E402
 
@@ -180,14 +180,16 @@ def test_outcome_labels_and_summary():
     s = summarise(trials)
     assert s['success_rate'] == 0.5 and s['success_rate_when_attempted'] == 2 / 3
     assert s['false_grasps'] == 1 and s['false_grasp_rate'] == 0.5 and s['abstained'] == 1
-    assert trial_schedule(['a', 'b'], 2, 1, 10) == [(10, 'a', True), (11, 'a', True), (12, 'a', False),
-                                                    (13, 'b', True), (14, 'b', True), (15, 'b', False)]
+    assert trial_schedule(['a', 'b'], 2, 1, 10) == [
+        (10, 'a', True), (11, 'a', True), (12, 'a', False),
+        (13, 'b', True), (14, 'b', True), (15, 'b', False)]
 
 
 @pytest.fixture(scope='module')
 def sim_world():
-    w = SimWorld(SimWorldConfig(width=64, height=48, objects=('box_000', 'cylinder_001', 'ellipsoid_002',
-                                                              'cylinder_004'), clutter=(2, 3)))
+    w = SimWorld(SimWorldConfig(width=64, height=48,
+                                objects=('box_000', 'cylinder_001', 'ellipsoid_002',
+                                         'cylinder_004'), clutter=(2, 3)))
     yield w
     w.close()
 

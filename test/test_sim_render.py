@@ -16,17 +16,17 @@
 import json
 import os
 
+from ccl_perception.evaluation.pairs import load_pairs
+from ccl_perception.sim.camera import Camera
+from ccl_perception.sim.dataset import render_evaluation_set, render_training_set
+from ccl_perception.sim.ground_truth import (exact_correspondences, Frame, load_frame,
+                                             load_frames_index)
+from ccl_perception.sim.objects import object_catalogue, ObjectSpec
+from ccl_perception.sim.scene import TABLE_TOP_Z, TabletopScene
 import cv2
 import numpy as np
 import pybullet as p
 import pytest
-
-from ccl_perception.evaluation.pairs import load_pairs
-from ccl_perception.sim.camera import Camera
-from ccl_perception.sim.dataset import render_evaluation_set, render_training_set
-from ccl_perception.sim.ground_truth import Frame, exact_correspondences, load_frame, load_frames_index
-from ccl_perception.sim.objects import ObjectSpec, object_catalogue
-from ccl_perception.sim.scene import TABLE_TOP_Z, TabletopScene
 
 
 @pytest.fixture(scope='module')
@@ -43,8 +43,8 @@ def test_pixel_centre_convention_and_depth(size, offset, renderer):
     box = ObjectSpec('flat_box', 'box', (0.08, 0.06, 0.02), texture_seed=5)
     with TabletopScene([box], renderer=renderer) as s:
         body = s.bodies['flat_box']
-        p.resetBasePositionAndOrientation(body, [offset[0], offset[1], TABLE_TOP_Z + 0.01], [0, 0, 0, 1],
-                                          physicsClientId=s.client)
+        p.resetBasePositionAndOrientation(body, [offset[0], offset[1], TABLE_TOP_Z + 0.01],
+                                          [0, 0, 0, 1], physicsClientId=s.client)
         cam = Camera.looking_at((0, 0, 0.5), (0, 0, 0), size[0], size[1], 50.0)
         r = s.render(cam)
     ys, xs = np.nonzero(r.segmentation == body)
@@ -110,7 +110,8 @@ def test_moved_object_correspondences_follow_its_pose(scene):
         moved = corr['names'] == name
         assert moved.sum() > 20
         shift = corr['pixels_b'][moved] - corr['pixels_a'][moved]
-        # +3 cm along world x = image up (-y) for look_at's top-down camera; at ~0.47 m: f*0.03/z px
+        # +3 cm along world x = image up (-y) for look_at's top-down camera;
+        # at ~0.47 m: f*0.03/z px
         expected = cam.K[0, 0] * 0.03 / float(np.median(ra.depth[ra.segmentation == ids[name]]))
         assert np.median(shift[:, 1]) == pytest.approx(-expected, rel=0.1)
         assert abs(np.median(shift[:, 0])) < 0.5
@@ -156,7 +157,8 @@ def test_training_set_is_deterministic_and_has_ground_truth(tmp_path):
 def test_evaluation_set_pairs_are_cross_scene_and_annotated(tmp_path):
     stats = render_evaluation_set(str(tmp_path), {
         'n_scenes': 3, 'views_per_scene': 2, 'width': 160, 'height': 120, 'n_seen_objects': 3,
-        'n_unseen_objects': 3, 'objects_per_scene': 4, 'settle_steps': 60, 'keypoints_per_object': 6},
+        'n_unseen_objects': 3, 'objects_per_scene': 4, 'settle_steps': 60,
+        'keypoints_per_object': 6},
         progress=False)
     pf = load_pairs(str(tmp_path / 'pairs.json'))
     assert stats['num_images'] == 6 and len(pf.images) == 6

@@ -19,19 +19,18 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
+from ccl_perception.image_conversion import depth_to_metres, image_to_numpy  # noqa: E402, I100
+from ccl_perception.nodes import NodeRunner  # noqa: E402
+from ccl_perception.nodes.messages import depth_to_16uc1  # noqa: E402
+from ccl_perception.nodes.sim_world_node import SimWorldNode  # noqa: E402
+from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
+from polling import wait_for  # noqa: E402  (test/polling.py)
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
-
-from ccl_perception.image_conversion import depth_to_metres, image_to_numpy  # noqa: E402
-from ccl_perception.nodes import NodeRunner  # noqa: E402
-from ccl_perception.nodes.messages import depth_to_16uc1  # noqa: E402
-from ccl_perception.nodes.sim_world_node import SimWorldNode  # noqa: E402
-from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld, SimWorldConfig  # noqa: E402
-from polling import wait_for  # noqa: E402  (test/polling.py)
 
 W, H = 80, 60
 OBJECTS = ('duck', 'box_000', 'cylinder_001', 'ellipsoid_002', 'box_003')
@@ -93,7 +92,8 @@ def test_publishes_consistent_rgbd_and_camera_info(ros):
             m.header.stamp.nanosec) == stamp)
     info = next(m for m in got['info'] if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp)
     assert rgb_msg.encoding == 'rgb8' and depth_msg.encoding == '16UC1'
-    assert rgb_msg.header.frame_id == depth_msg.header.frame_id == info.header.frame_id == CAMERA_FRAME
+    assert (rgb_msg.header.frame_id == depth_msg.header.frame_id == info.header.frame_id
+            == CAMERA_FRAME)
     rgb = image_to_numpy(rgb_msg, 'rgb8')
     depth = depth_to_metres(image_to_numpy(depth_msg, '16UC1'), '16UC1')
     assert rgb.shape == (H, W, 3) and depth.shape == (H, W)

@@ -269,7 +269,8 @@ class TestGraspPipeline:
         assert not r.ok and 'not in view' in r.reason
 
     def test_low_confidence_abstains(self, extractor, scene, target):
-        r = GraspPipeline(extractor, {**CFG, 'tau': 0.2, 'min_confidence': 0.3}).frame_to_pose(*scene, K, target)
+        r = GraspPipeline(extractor, {**CFG, 'tau': 0.2, 'min_confidence': 0.3}).frame_to_pose(
+            *scene, K, target)
         assert not r.ok and 'low match confidence' in r.reason
 
     def test_missing_depth_abstains(self, extractor, scene, target):

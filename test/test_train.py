@@ -12,25 +12,28 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Training loop: every method learns, resume is exact, bad input gives clear errors, kill -9 resumes."""
+"""
+Training loop: every method learns, resume is exact, bad input gives clear errors.
+
+A run killed with ``kill -9`` resumes.
+"""
 import json
 import logging
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-import pytest
-import torch
 
 from ccl_perception.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ccl_perception.learning.config import ConfigError, load_config
 from ccl_perception.learning.dataset import DatasetError
 from ccl_perception.learning.synthetic import write_plane_scene, write_shape_images
-from ccl_perception.learning.trainer import Trainer, TrainingError, main, peak_memory_mib
+from ccl_perception.learning.trainer import main, peak_memory_mib, Trainer, TrainingError
 from ccl_perception.model import build_model
+import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / 'training' / 'configs' / 'tiny.yaml'
@@ -115,7 +118,8 @@ def test_full_run_writes_checkpoint_model_metrics_and_tensorboard(images, tmp_pa
     assert final['optimizer_state'] is None
     from ccl_perception.checkpoint import training_tau  # the planner's default tau for this model
     assert training_tau(final) == ckpt['extra']['config']['loss']['tau']
-    assert final['model_config']['backbone'] == 'resnet18' and final['model_config']['descriptor_dim'] == 16
+    assert (final['model_config']['backbone'] == 'resnet18'
+            and final['model_config']['descriptor_dim'] == 16)
     # loads with weights_only=True (what load_checkpoint uses) and rebuilds the net
     torch.load(out / 'model.pt', weights_only=True)
     events = list((out / 'tb').glob('events.out.tfevents.*'))
@@ -236,8 +240,8 @@ def test_corrupt_or_mismatched_init_from_is_a_clear_error(images, tmp_path, capl
     bad = tmp_path / 'bad.pt'
     bad.write_bytes(b'not a checkpoint')
     with caplog.at_level(logging.ERROR):
-        rc = main(['--config', str(TINY), '--set', f'data.root={images}', '--set', f'init_from={bad}',
-                   '--out', str(tmp_path / 'o')])
+        rc = main(['--config', str(TINY), '--set', f'data.root={images}',
+                   '--set', f'init_from={bad}', '--out', str(tmp_path / 'o')])
     assert rc == 2 and 'bad.pt' in caplog.text
     other = build_model({'backbone': 'resnet18', 'descriptor_dim': 8, 'pretrained': False})
     save_checkpoint(tmp_path / 'd8.pt', other)
@@ -278,13 +282,16 @@ def test_corrupt_image_is_skipped_and_counted_in_metrics(images, tmp_path):
 
 
 @pytest.mark.parametrize('override,message', [
-    ('model.backbone=vgg', "model.backbone = 'vgg' is not allowed: must be one of 'efficientnet_lite0', 'resnet18', "
-                           "'resnet34', 'resnet50'"),
-    ('train.device=tpu', "train.device = 'tpu' is not allowed: must be a string (auto | cpu | cuda | cuda:<index>)"),
+    ('model.backbone=vgg', "model.backbone = 'vgg' is not allowed: must be one of "
+                           "'efficientnet_lite0', 'resnet18', 'resnet34', 'resnet50'"),
+    ('train.device=tpu', "train.device = 'tpu' is not allowed: must be a string "
+                         '(auto | cpu | cuda | cuda:<index>)'),
     ('optim.lr=nan', 'optim.lr = nan is not allowed: must be a finite number in (0, 1]'),
     ('optim.lr=.inf', 'optim.lr = inf is not allowed: must be a finite number in (0, 1]'),
-    ('data.root=[1,2]', 'data.root = [1, 2] is not allowed: must be a string (a non-empty path or null)'),
-    ('loss.quantile=abc', "loss.quantile = 'abc' is not allowed: must be a finite number in (0, 1]"),
+    ('data.root=[1,2]', 'data.root = [1, 2] is not allowed: must be a string '
+                        '(a non-empty path or null)'),
+    ('loss.quantile=abc', "loss.quantile = 'abc' is not allowed: must be a finite number in "
+                          '(0, 1]'),
     ('model.trunk=wide', "model.trunk = 'wide' is not allowed: must be one of 'dilated', 'fpn'"),
     ('train.threads=-1', 'train.threads = -1 is not allowed: must be an integer in [0, 1024]'),
 ])
@@ -321,8 +328,8 @@ def test_resume_of_a_finished_run_is_a_no_op(images, tmp_path, caplog):
 
 def test_metrics_json_has_no_nan():
     from ccl_perception.learning.trainer import _json_safe
-    assert json.dumps(_json_safe({'a': float('nan'), 'b': [1.0, float('inf')], 'c': {'d': 2}})) == \
-        '{"a": null, "b": [1.0, null], "c": {"d": 2}}'
+    assert json.dumps(_json_safe({'a': float('nan'), 'b': [1.0, float('inf')], 'c': {'d': 2}})) \
+        == '{"a": null, "b": [1.0, null], "c": {"d": 2}}'
 
 
 def test_peak_memory_reads_vmhwm():
@@ -358,8 +365,9 @@ def test_kill_9_then_resume(images, tmp_path):
     assert proc.returncode == -signal.SIGKILL
     saved = load_checkpoint(ckpt)['step']
     assert saved >= 2 and saved % 2 == 0
-    rc = subprocess.run([sys.executable, str(TRAIN), '--resume', '--set', f'train.steps={saved + 2}',
-                         '--out', str(out)], cwd=REPO, env=env, capture_output=True, timeout=60)
+    rc = subprocess.run([sys.executable, str(TRAIN), '--resume',
+                         '--set', f'train.steps={saved + 2}', '--out', str(out)],
+                        cwd=REPO, env=env, capture_output=True, timeout=60)
     assert rc.returncode == 0, rc.stderr.decode()[-2000:]
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['start_step'] == saved and metrics['final_step'] == saved + 2
@@ -368,7 +376,7 @@ def test_kill_9_then_resume(images, tmp_path):
 
 # -------------------------------------------------------------------------- evaluation
 def plane_pairs_file(render) -> Path:
-    """A pairs file over the plane scene: world points on the plane projected into each view."""
+    """Write a pairs file over the plane scene: points on the plane projected into each view."""
     import numpy as np
 
     from ccl_perception.evaluation.pairs import save_pairs
@@ -382,7 +390,8 @@ def plane_pairs_file(render) -> Path:
         uv, _ = cam.project(world)
         visible = cam.in_image(uv)
         images.append({'file': meta['image'], 'objects': {'plane': {
-            'keypoints': [[float(u), float(v)] for u, v in uv], 'visible': [bool(b) for b in visible]}}})
+            'keypoints': [[float(u), float(v)] for u, v in uv],
+            'visible': [bool(b) for b in visible]}}})
     path = render / 'val_pairs.json'
     save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}, {'image_1': 1, 'image_2': 2}])
     return path
@@ -392,8 +401,8 @@ def test_periodic_evaluation_on_val_pairs(images, render, tmp_path):
     pytest.importorskip('ccl_perception.evaluation.evaluate')
     pairs = plane_pairs_file(render)
     out = tmp_path / 'eval'
-    assert main(['--config', str(TINY), '--set', f'data.root={images}', '--set', f'val_pairs={pairs}',
-                 '--set', 'train.steps=3', '--out', str(out)]) == 0
+    assert main(['--config', str(TINY), '--set', f'data.root={images}',
+                 '--set', f'val_pairs={pairs}', '--set', 'train.steps=3', '--out', str(out)]) == 0
     metrics = json.loads((out / 'metrics.json').read_text())
     val = metrics['validation']
     assert val['num_pairs'] == 2 and 0.0 <= val['auc'] <= 1.0 and 'pck@3' in val

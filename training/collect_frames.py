@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Extract sharp, distinct frames from a video or a rosbag2 image topic into a training folder.
+"""
+Extract sharp, distinct frames from a video or a rosbag2 image topic into a training folder.
 
     python training/collect_frames.py my_video.mp4 --out data/my_images
     python training/collect_frames.py my_bag/ --topic /camera/color/image_raw --out data/my_images
@@ -21,7 +22,7 @@ import argparse
 import sys
 
 from ccl_perception import cli
-from ccl_perception.frame_collector import CollectConfig, collect_frames
+from ccl_perception.frame_collector import collect_frames, CollectConfig
 from ccl_perception.validation import integer, real
 
 
@@ -37,7 +38,8 @@ def main(argv=None):
     parser.add_argument('--blur-ratio', type=cli.arg_type(real(0, 1)), default=0.5,
                         help='drop sharpness < ratio x run median')
     parser.add_argument('--min-difference', type=cli.arg_type(real(0, 255)), default=6.0,
-                        help='drop frames whose 32x32 thumbnail differs from the last kept one by less (0-255)')
+                        help='drop frames whose 32x32 thumbnail differs from the last kept one by '
+                             'less (0-255)')
     parser.add_argument(
         '--step',
         type=cli.arg_type(
@@ -56,8 +58,10 @@ def main(argv=None):
 
 def _run(args) -> int:
     s = collect_frames(args.source, args.out, args.topic,
-                       CollectConfig(args.blur_ratio, args.min_difference, args.step, args.max_frames))
-    print(f"kept {s['kept']} of {s['total']} frames ({s['blurry']} blurry, {s['duplicate']} near-duplicates, "
+                       CollectConfig(args.blur_ratio, args.min_difference, args.step,
+                                     args.max_frames))
+    print(f"kept {s['kept']} of {s['total']} frames ({s['blurry']} blurry, "
+          f"{s['duplicate']} near-duplicates, "
           f"{s['skipped_step']} skipped by --step) -> {args.out} (log: collect_log.csv)")
     return 0
 

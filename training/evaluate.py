@@ -12,22 +12,24 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Evaluate a checkpoint (or the pretrained-features baseline) on a pairs file.
+r"""
+Evaluate a checkpoint (or the pretrained-features baseline) on a pairs file.
 
-    python training/evaluate.py --checkpoint runs/ccl/last.pt --pairs data/eval/pairs.json --json out/eval.json
-    python training/evaluate.py --baseline pretrained --pairs data/eval/pairs.json --json out/pretrained.json
+    python training/evaluate.py --checkpoint runs/ccl/last.pt --pairs data/eval/pairs.json \
+        --json out/eval.json
+    python training/evaluate.py --baseline pretrained --pairs data/eval/pairs.json \
+        --json out/pretrained.json
 
 Writes the JSON, a markdown table (.md) and a PCK-curve plot (_pck.png) next to it.
 """
 import argparse
 import sys
 
-import torch
-
 from ccl_perception import cli
 from ccl_perception.evaluation.evaluate import evaluate_model
 from ccl_perception.evaluation.report import markdown_table, write_report
 from ccl_perception.validation import integer, real
+import torch
 
 
 def main(argv=None):
@@ -37,7 +39,8 @@ def main(argv=None):
     src.add_argument('--checkpoint', help='trained DescriptorNet checkpoint (.pt); default: the '
                      'shipped model (ccl_perception/models/ccl_default.pt)')
     src.add_argument('--baseline', choices=['pretrained'],
-                     help="'pretrained': the ImageNet backbone's own stride-8 features, no training")
+                     help="'pretrained': the ImageNet backbone's own stride-8 features, "
+                          'no training')
     parser.add_argument('--backbone', default='efficientnet_lite0',
                         help='backbone of --baseline pretrained')
     parser.add_argument('--pairs', default='data/eval/pairs.json')
@@ -46,7 +49,8 @@ def main(argv=None):
         default='out/eval.json',
         help='output JSON (also .md and _pck.png)')
     parser.add_argument('--method', choices=['argmax', 'expectation'], default='argmax',
-                        help='best cosine match (paper) or spatial expectation of the softmax heatmap')
+                        help='best cosine match (paper) or spatial expectation of the softmax '
+                             'heatmap')
     parser.add_argument('--tau', type=cli.arg_type(real(0, 1, low_open=True)), default=None,
                         help='softmax temperature for --method expectation (default: the one the '
                              'checkpoint was trained with, else correspondence.DEFAULT_TAU)')

@@ -12,10 +12,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Export a descriptor checkpoint to ONNX and check it against PyTorch.
-
-    python training/export_onnx.py --checkpoint ck.pt --out model.onnx --height 480 --width 640
-"""
+"""Export a descriptor checkpoint to ONNX and check it against PyTorch."""
+# A one-line docstring: main() shows its first line as the description of --help. Usage:
+#   python training/export_onnx.py --checkpoint ck.pt --out model.onnx --height 480 --width 640
 import sys
 
 from ccl_perception import cli
@@ -30,7 +29,8 @@ def main(argv=None) -> int:
                         default=480, help='example input height (px)')
     parser.add_argument('--width', type=cli.arg_type(integer(8, 8192)),
                         default=640, help='example input width (px)')
-    parser.add_argument('--tolerance', type=cli.arg_type(real(0, None, low_open=True)), default=1e-4,
+    parser.add_argument('--tolerance', type=cli.arg_type(real(0, None, low_open=True)),
+                        default=1e-4,
                         help='max abs difference allowed between ONNX Runtime and PyTorch')
     args = parser.parse_args(argv)
     from ccl_perception.checkpoint import CheckpointError
@@ -55,7 +55,8 @@ def _run(args) -> int:
           f'max |onnx - torch| = {diff:.2e}')
     if diff > args.tolerance:
         return cli.fail(
-            'export_onnx', f'max |onnx - torch| = {diff:.2e} is above --tolerance {args.tolerance:g}')
+            'export_onnx',
+            f'max |onnx - torch| = {diff:.2e} is above --tolerance {args.tolerance:g}')
     return 0
 
 

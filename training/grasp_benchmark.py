@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp benchmark in simulation, without ROS (in-process pipeline, for speed).
+"""
+Grasp benchmark in simulation, without ROS (in-process pipeline, for speed).
 
     python training/grasp_benchmark.py --checkpoint runs/ccl/model.pt --grasps 30 --absent 10
 
@@ -25,10 +26,9 @@ Everything lives in ccl_perception.evaluation.grasp_trials.run_grasp_benchmark.
 import argparse
 import sys
 
-import yaml
-
 from ccl_perception import cli
 from ccl_perception.validation import integer, real
+import yaml
 
 
 def main(argv=None) -> int:
@@ -38,9 +38,11 @@ def main(argv=None) -> int:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--checkpoint', default='', help='model (.pt); default: the shipped model')
     ap.add_argument('--features', choices=['head', 'backbone'], default='head',
-                    help="backbone: the checkpoint's ImageNet trunk alone (pretrained-features row)")
+                    help="backbone: the checkpoint's ImageNet trunk alone "
+                         '(pretrained-features row)')
     ap.add_argument('--benchmark', choices=['v1', 'v2'], default='v2',
-                    help='v2: D435 640x480 world of real-textured objects (default); v1: the earlier one')
+                    help='v2: D435 640x480 world of real-textured objects (default); '
+                         'v1: the earlier one')
     ap.add_argument('--downscale', type=cli.arg_type(integer(1, 8)), default=None,
                     help='camera -> model shrink factor (default: 2 on v2, 1 on v1)')
     ap.add_argument(
@@ -65,8 +67,8 @@ def main(argv=None) -> int:
     ap.add_argument('--no-oracle', action='store_true', help='skip the true-keypoint ceiling row')
     ap.add_argument('--seed', type=cli.arg_type(integer(0)), default=5000)
     ap.add_argument('--set', dest='planner', action='append', default=[], metavar='KEY=VALUE',
-                    help='grasp planner option (ccl_perception.grasp_pipeline.DEFAULTS), repeatable, '
-                         'e.g. --set min_inlier_fraction=0.8')
+                    help='grasp planner option (ccl_perception.grasp_pipeline.DEFAULTS), '
+                         'repeatable, e.g. --set min_inlier_fraction=0.8')
     args = ap.parse_args(argv)
     planner = {}
     for item in args.planner:
@@ -79,7 +81,8 @@ def main(argv=None) -> int:
             ap.error(f'--set {item!r}: the value is not a number or string')
     if args.min_elevation > args.max_elevation:
         ap.error(
-            f'--min-elevation {args.min_elevation:g} is above --max-elevation {args.max_elevation:g}')
+            f'--min-elevation {args.min_elevation:g} is above '
+            f'--max-elevation {args.max_elevation:g}')
     from ccl_perception.checkpoint import CheckpointError
     return cli.run('grasp_benchmark', lambda: _run(args, planner), CheckpointError)
 
@@ -94,13 +97,13 @@ def _run(args, planner: dict) -> int:
     load_checkpoint(checkpoint)  # missing / corrupt: one line, before the scenes are built
     downscale = args.downscale or (2 if args.benchmark == 'v2' else 1)
     rep = run_grasp_benchmark(checkpoint, args.grasps, args.absent, args.targets, args.out,
-                              args.min_elevation, args.max_elevation, not args.no_oracle, args.seed,
-                              planner_config=planner, benchmark=args.benchmark, downscale=downscale,
-                              features=args.features)
+                              args.min_elevation, args.max_elevation, not args.no_oracle,
+                              args.seed, planner_config=planner, benchmark=args.benchmark,
+                              downscale=downscale, features=args.features)
     size = rep['image_size']
     print()
-    print(f'checkpoint {checkpoint} ({args.features}); benchmark {args.benchmark}, {size[0]}x{size[1]} px '
-          f'camera, model input 1/{downscale}; elevation '
+    print(f'checkpoint {checkpoint} ({args.features}); benchmark {args.benchmark}, '
+          f'{size[0]}x{size[1]} px camera, model input 1/{downscale}; elevation '
           f'{args.min_elevation:.0f}-{args.max_elevation:.0f} deg vs top-down references; '
           f'{rep["seconds"]:.0f} s')
     print(format_table(rep['results']))

@@ -12,14 +12,20 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Render the synthetic training folder or the evaluation benchmark with pybullet (CPU).
+"""
+Render the synthetic training folder or the evaluation benchmark with pybullet (CPU).
 
-    python training/render_dataset.py train --out data/v2/train --depth        # 500 PNGs + depth/seg/poses
-    python training/render_dataset.py eval  --out data/v2/eval                 # 80 images + pairs.json
+    # 500 PNGs + depth/seg/poses
+    python training/render_dataset.py train --out data/v2/train --depth
+    # 80 images + pairs.json
+    python training/render_dataset.py eval  --out data/v2/eval
     python training/render_dataset.py eval  --out data/v2/val --scenes 6 --seed 12345
-    python training/render_dataset.py same_table --out data/v2/same_table      # training table + camera
-    python training/render_dataset.py grasp --out data/v2/grasp --scenes 8     # sim grasp scenes, 640x480
-    python training/render_dataset.py train --benchmark v1 --out data/train_gt --depth   # benchmark v1
+    # training table + camera
+    python training/render_dataset.py same_table --out data/v2/same_table
+    # sim grasp scenes, 640x480
+    python training/render_dataset.py grasp --out data/v2/grasp --scenes 8
+    # benchmark v1
+    python training/render_dataset.py train --benchmark v1 --out data/train_gt --depth
 
 --benchmark v2 (the default here; docs/benchmark.md) renders real-textured objects from the
 sweethome3d-furniture package with pybullet's OpenGL renderer; v1 the earlier procedural
@@ -31,10 +37,9 @@ statistic (median object short side in stride-8 cells at 320x240).
 import argparse
 import sys
 
-import yaml
-
 from ccl_perception import cli
 from ccl_perception.validation import integer
+import yaml
 
 #: Config keys that must be positive integers (pixels, counts), checked before rendering.
 COUNTS = {'num_images': integer(1), 'n_scenes': integer(1), 'views_per_scene': integer(1),
@@ -47,9 +52,11 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('mode', choices=['train', 'eval', 'same_table', 'grasp'])
     parser.add_argument('--benchmark', choices=['v1', 'v2'], default='v2',
-                        help='v2: real-textured objects, OpenGL renderer (default); v1: the earlier one')
+                        help='v2: real-textured objects, OpenGL renderer (default); '
+                             'v1: the earlier one')
     parser.add_argument('--out', default=None,
-                        help='output folder (default data/train_images, data/eval, data/same_table or data/grasp)')
+                        help='output folder (default data/train_images, data/eval, '
+                             'data/same_table or data/grasp)')
     parser.add_argument('--config', default=None, help='YAML file with config keys')
     parser.add_argument('--num-images', type=count, help='train: number of frames')
     parser.add_argument('--scenes', type=count, help='eval: number of scenes')
@@ -67,7 +74,7 @@ def main(argv=None):
 
 
 def read_config(path: str) -> dict:
-    """A YAML mapping of config keys; ``ValueError`` naming the file otherwise."""
+    """Read a YAML mapping of config keys; ``ValueError`` naming the file otherwise."""
     try:
         with open(path, encoding='utf-8') as f:
             cfg = yaml.safe_load(f) or {}
@@ -80,7 +87,8 @@ def read_config(path: str) -> dict:
 
 
 def _run(args) -> int:
-    from ccl_perception.sim.dataset import SAME_TABLE_V2, render_evaluation_set, render_training_set
+    from ccl_perception.sim.dataset import (SAME_TABLE_V2, render_evaluation_set,
+                                            render_training_set)
     cfg = read_config(args.config) if args.config else {}
     for key, value in (('num_images', args.num_images), ('n_scenes', args.scenes),
                        ('views_per_scene', args.views), ('width', args.width),
@@ -114,9 +122,11 @@ def _run(args) -> int:
           f"({stats['images_per_second']:.2f} images/s)")
     if 'object_size' in stats:
         size = stats['object_size']
-        print(f"object size: median short side {size['median_short_side_cells']:.2f} descriptor cells "
-              f"(stride 8 at 320x240; 10-90 %: {size.get('p10_short_side_cells', float('nan')):.2f}-"
-              f"{size.get('p90_short_side_cells', float('nan')):.2f}; {size['num_instances']} object views)")
+        print(f"object size: median short side {size['median_short_side_cells']:.2f} "
+              'descriptor cells (stride 8 at 320x240; 10-90 %: '
+              f"{size.get('p10_short_side_cells', float('nan')):.2f}-"
+              f"{size.get('p90_short_side_cells', float('nan')):.2f}; "
+              f"{size['num_instances']} object views)")
     if stats.get('skipped'):
         print(f"skipped assets ({len(stats['skipped'])}): " +
               '; '.join(f'{k}: {r}' for k, r in stats['skipped']))

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Soak test of the grasp planner: 30 Hz RGB-D input, one process layout after another.
+"""
+Soak test of the grasp planner: 30 Hz RGB-D input, one process layout after another.
 
 Publishes synthetic RGB-D + camera_info at ``--rate`` Hz with a frame counter in the stamp
 and, for each of ``--modes`` (run one after the other, each for ``--duration`` s):
@@ -58,8 +59,12 @@ def vm_rss_mb(pid: int) -> float:
 
 def make_assets(width: int, height: int, out_dir: str, backbone: str = 'efficientnet_lite0',
                 checkpoint: str = None):
-    """Synthetic blocks image, planar depth 0.5 m, and a target made from that image with
-    ``checkpoint`` (default: a random model of ``backbone`` saved in ``out_dir``)."""
+    """
+    Make a synthetic blocks image, planar depth 0.5 m, and a target made from that image.
+
+    The target is made with ``checkpoint`` (default: a random model of ``backbone`` saved in
+    ``out_dir``).
+    """
     import torch
 
     from ccl_perception import geometry, targets
@@ -108,7 +113,8 @@ def start(mode: str, ck: str, target: str, max_rate_hz: float):
                  subprocess.Popen(node + ['ccl_perception.nodes.descriptor_node', '--ros-args',
                                           '-p', f'checkpoint:={ck}'] + ros)]
     elif mode == 'bringup':
-        procs = [subprocess.Popen(node + ['ccl_perception.bringup', f'checkpoint:={ck}', f'target:={target}',
+        procs = [subprocess.Popen(node + ['ccl_perception.bringup', f'checkpoint:={ck}',
+                                          f'target:={target}',
                                           'sim:=false', 'executor_backend:=moveit', '--nodes',
                                           'descriptor_node', 'grasp_planner', '--ros-args']
                                   + [a for kv in PLANNER_PARAMS + [f'max_rate_hz:={max_rate_hz}']
@@ -142,7 +148,7 @@ def soak(mode, args, ck, target, rgb, depth_mm, K) -> dict:
     t0 = time.time()
 
     def on_output(msg):
-        """The heatmap image is published for every processed frame, with its header."""
+        """Handle one heatmap image (published for every processed frame, with its header)."""
         now = time.time()
         seq = msg.header.stamp.nanosec // 1000  # frame counter encoded in the stamp
         stamp = t0 + msg.header.stamp.sec + (msg.header.stamp.nanosec % 1000) * 1e-3
@@ -261,15 +267,16 @@ def main(argv=None) -> int:
           f'({os.cpu_count()} CPUs)')
     results = [soak(m, args, ck, target, rgb, depth_mm, K) for m in args.modes]
     print(f'# load average at the end {os.getloadavg()[0]:.2f}')
-    print('\n| mode | processed frames/s (min-max of 5 s windows) | mean frame age ms | max frame age ms '
-          '| mean lag (frames) | VmRSS MB first -> last |')
+    print('\n| mode | processed frames/s (min-max of 5 s windows) | mean frame age ms '
+          '| max frame age ms | mean lag (frames) | VmRSS MB first -> last |')
     print('|---|---|---|---|---|---|')
     for r in results:
         if 'proc_min' not in r:
             print(f"| {r['mode']} | no output (exit codes {r['exit']}) | | | | |")
             continue
         print(f"| {r['mode']} | {r['proc_min']:.1f}-{r['proc_max']:.1f} | {r['age_mean']:.0f} | "
-              f"{r['age_max']:.0f} | {r['lag_mean']:.1f} | {r['rss_first']:.0f} -> {r['rss_last']:.0f} |")
+              f"{r['age_max']:.0f} | {r['lag_mean']:.1f} | "
+              f"{r['rss_first']:.0f} -> {r['rss_last']:.0f} |")
     return 0 if all('proc_min' in r for r in results) else 1
 
 

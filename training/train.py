@@ -12,10 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Train the dense descriptor network (identical view, CCL, CCL + identical view, supervised).
+r"""
+Train the dense descriptor network (identical view, CCL, CCL + identical view, supervised).
 
-    training/train.py --config training/configs/ccl.yaml [--set key=value ...] [--resume] [--out runs/ccl]
-    torchrun --nproc_per_node=K training/train.py --config ...      # DDP, one process per GPU/CPU shard
+    training/train.py --config training/configs/ccl.yaml [--set key=value ...] [--resume] \
+        [--out runs/ccl]
+    torchrun --nproc_per_node=K training/train.py --config ...  # DDP, a process per GPU/CPU shard
 
 A thin wrapper: everything lives in ccl_perception.learning.trainer.
 """

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp trials in simulation: the scene schedule, outcome labels, summaries, the benchmark.
+"""
+Grasp trials in simulation: the scene schedule, outcome labels, summaries, the benchmark.
 
 ROS-free: :func:`run_trials_in_process` runs reset -> render -> ``GraspPipeline`` -> simulated
 Panda in one process (``training/grasp_benchmark.py``, paper Table II); the demo runs the same
@@ -26,9 +27,9 @@ import logging
 import os
 import time
 
+from ccl_perception.sim.auto_targets import (make_sim_targets, object_frame_points, oracle_pose,
+                                             save_png)
 import numpy as np
-
-from ccl_perception.sim.auto_targets import make_sim_targets, object_frame_points, oracle_pose, save_png
 
 LOG = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ def trial_schedule(target_names, present_per_target: int, absent_per_target: int
 
 
 def classify(present: bool, executed: bool, success: bool) -> str:
-    """Outcome label of one scene.
+    """
+    Outcome label of one scene.
 
     present: ``grasped`` | ``failed_grasp`` | ``abstained``;
     absent: ``correct_abstention`` | ``false_grasp`` (a grasp was attempted at all).
@@ -66,8 +68,9 @@ def summarise(trials: list) -> dict:
         'present_scenes': len(pres), 'grasped': n(pres, 'grasped'),
         'failed_grasps': n(pres, 'failed_grasp'), 'abstained': n(pres, 'abstained'),
         'success_rate': n(pres, 'grasped') / len(pres) if pres else float('nan'),
-        'success_rate_when_attempted': (n(pres, 'grasped') / max(1, len(pres) - n(pres, 'abstained'))
-                                        if pres else float('nan')),
+        'success_rate_when_attempted': (
+            n(pres, 'grasped') / max(1, len(pres) - n(pres, 'abstained'))
+            if pres else float('nan')),
         'absent_scenes': len(absn), 'false_grasps': n(absn, 'false_grasp'),
         'correct_abstentions': n(absn, 'correct_abstention'),
         'false_grasp_rate': n(absn, 'false_grasp') / len(absn) if absn else float('nan'),
@@ -81,20 +84,25 @@ def format_table(rows: dict) -> str:
     lines = []
     for label, s in rows.items():
         lines.append(f"| {label} | {s['grasped']}/{s['present_scenes']} | "
-                     f"{100 * s['success_rate']:.0f} % | {s['abstained']} | {s['failed_grasps']} | "
+                     f"{100 * s['success_rate']:.0f} % | {s['abstained']} | "
+                     f"{s['failed_grasps']} | "
                      f"{s['false_grasps']}/{s['absent_scenes']} |")
     return head + '\n'.join(lines)
 
 
 def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=None,
                           progress=True, executor=None) -> list:
-    """The benchmark's ROS-free loop: reset -> render -> GraspPipeline -> sim executor.
+    """
+    Run the benchmark's ROS-free loop: reset -> render -> GraspPipeline -> sim executor.
 
     Args:
         world: :class:`ccl_perception.sim.robot.SimWorld`.
         pipeline: :class:`ccl_perception.grasp_pipeline.GraspPipeline`.
         library: ``{name: Target}``.
         schedule: :func:`trial_schedule` output.
+        heatmap_dir: folder for one heatmap picture per trial (``<i>_<target>_<outcome>.png``,
+            the matched keypoints and the planned grasp drawn on the live view); None: none.
+        progress: log one line per trial.
         executor: ``executors.sim_executor.world_executor(world)`` (made here if None).
     """
     from ccl_perception.executors.sim_executor import world_executor
@@ -133,13 +141,14 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
         trials.append(trial)
         if progress:
             LOG.info(f'scene {i + 1}/{len(schedule)} seed {seed} target {name} '
-                f'{"present" if present else "ABSENT"}: {trial["outcome"]} '
-                f'(confidence {res.confidence:.2f}; {res.reason if not res.ok else "pose"})')
+                     f'{"present" if present else "ABSENT"}: {trial["outcome"]} '
+                     f'(confidence {res.confidence:.2f}; {res.reason if not res.ok else "pose"})')
     return trials
 
 
 def target_candidates(world) -> list:
-    """Object names of ``world`` that may become targets, in catalogue order.
+    """
+    Object names of ``world`` that may become targets, in catalogue order.
 
     Benchmark v2: the objects its selection marks graspable by a parallel gripper
     (``benchmark_v2.yaml``); v1: every object (too wide ones are skipped when the target is
@@ -168,12 +177,15 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
                         max_elevation: float = 65.0, oracle: bool = True, seed: int = 5000,
                         planner_config=None, benchmark: str = 'v2', downscale: int = 2,
                         features: str = 'head') -> dict:
-    """In-process grasp benchmark (no ROS, paper Table II): ``grasps`` cluttered scenes with
-    the target seen from oblique viewpoints (elevation ``min..max`` degrees vs. the top-down
-    reference) and ``absent`` scenes without it.
+    """
+    Run the in-process grasp benchmark (no ROS, paper Table II).
+
+    ``grasps`` cluttered scenes with the target seen from oblique viewpoints (elevation
+    ``min..max`` degrees vs. the top-down reference) and ``absent`` scenes without it.
 
     Args:
-        checkpoint: the model (``features='backbone'``: its trunk only, the pretrained-features row).
+        checkpoint: the model (``features='backbone'``: its trunk only, the
+            pretrained-features row).
         benchmark: 'v2' (D435 640x480 world, ``downscale`` 2 for a 320x240 model) or 'v1'.
         planner_config: grasp pipeline overrides.
 
@@ -226,7 +238,8 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
         report = {'checkpoint': checkpoint, 'features': features, 'benchmark': benchmark,
                   'downscale': downscale, 'planner': planner_config or {},
                   'results': results, 'per_target': per_target,
-                  'trials': trials, 'seconds': wall, 'image_size': [world.cfg.width, world.cfg.height],
+                  'trials': trials, 'seconds': wall,
+                  'image_size': [world.cfg.width, world.cfg.height],
                   'elevation_deg': [min_elevation, max_elevation]}
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, 'results.json'), 'w', encoding='utf-8') as f:
@@ -234,5 +247,3 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
         return report
     finally:
         world.close()
-
-

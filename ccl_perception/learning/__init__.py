@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Training of the descriptor network: config merge, image-folder pairs, trainer (DDP, AMP, resume).
+"""
+Training of the descriptor network: config merge, image-folder pairs, trainer (DDP, AMP, resume).
 
 Entry point: ``training/train.py`` (a thin argparse wrapper around :func:`trainer.main`).
 """

@@ -12,14 +12,15 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""torch.distributed set-up for ``torchrun``: NCCL on GPUs, gloo on the CPU; a no-op for one process.
+"""
+torch.distributed set-up for ``torchrun``: NCCL on GPUs, gloo on the CPU; a no-op for one process.
 
 ``torchrun --nproc_per_node=K training/train.py ...`` sets ``RANK``, ``LOCAL_RANK`` and
 ``WORLD_SIZE``; without them the trainer runs as a single process (rank 0 of 1).
 """
 
-import os
 from dataclasses import dataclass
+import os
 
 import torch
 import torch.distributed as dist
@@ -27,7 +28,7 @@ import torch.distributed as dist
 
 @dataclass
 class DistContext:
-    """Where this process stands: ``rank`` of ``world_size``, GPU ``local_rank``, and the device."""
+    """Where this process stands: ``rank`` of ``world_size``, GPU ``local_rank``, the device."""
 
     rank: int = 0
     world_size: int = 1
@@ -42,7 +43,11 @@ class DistContext:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``; ``cuda`` without a GPU is an error."""
+    """
+    ``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``.
+
+    ``cuda`` without a GPU is an error.
+    """
     if name not in ('auto', 'cpu', 'cuda'):
         raise ValueError(f'train.device must be auto, cpu or cuda, got {name!r}')
     if name == 'cpu' or (name == 'auto' and not torch.cuda.is_available()):
@@ -53,7 +58,8 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def init_distributed(device_name: str = 'auto') -> DistContext:
-    """Join the process group that ``torchrun`` describes in the environment, if any.
+    """
+    Join the process group that ``torchrun`` describes in the environment, if any.
 
     Args:
         device_name: ``train.device`` of the config.

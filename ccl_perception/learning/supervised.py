@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Exact correspondences between rendered views for the supervised baseline.
+"""
+Exact correspondences between rendered views for the supervised baseline.
 
 The stand-in for the paper's geometric-correspondence DON baselines: pairs of rendered views
 of the same scene whose pixel correspondences follow from the saved depth, segmentation,
@@ -31,8 +32,8 @@ import os
 import numpy as np
 import torch
 
-from ..correspondence import STRIDE, full_to_grid, grid_to_full
 from .dataset import DatasetError, grid_size, read_rgb
+from ..correspondence import full_to_grid, grid_to_full, STRIDE
 
 LOG = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def _first(meta: dict, keys, default=None):
 
 
 def training_to_render(xy: np.ndarray, train_size, render_size) -> np.ndarray:
-    """Pixels ``(N, 2)`` of a ``train_size=(W, H)`` image to the ``render_size=(W0, H0)`` image.
+    """
+    Pixels ``(N, 2)`` of a ``train_size=(W, H)`` image to the ``render_size=(W0, H0)`` image.
 
     Pixel centres at integers, so pixel edges scale: ``x0 = (x + 0.5) * W0 / W - 0.5``.
     """
@@ -63,7 +65,10 @@ def render_to_training(xy: np.ndarray, train_size, render_size) -> np.ndarray:
 
 
 class RenderedPairs(torch.utils.data.Dataset):
-    """Pairs of rendered views of one scene with exact keypoint correspondences; item ``s`` = batch of step ``s``.
+    """
+    Pairs of rendered views of one scene with exact keypoint correspondences.
+
+    Item ``s`` = batch of step ``s``.
 
     Keypoints ``k_A`` are drawn among the 1/8-grid cells whose centre pixel lies on an object
     (``min(N, #cells)``, padded with invalid points); each is moved to the nearest whole
@@ -73,7 +78,8 @@ class RenderedPairs(torch.utils.data.Dataset):
     Args:
         root: rendered dataset folder with ``frames.json``.
         height, width: training resolution (pixels).
-        batch_size, num_keypoints, seed, rank: as :class:`~ccl_perception.learning.dataset.ImagePairs`.
+        batch_size, num_keypoints, seed, rank: as
+            :class:`~ccl_perception.learning.dataset.ImagePairs`.
 
     Items: ``image_a``, ``image_b`` ``(B, 3, H, W)`` uint8; ``kp_a``, ``kp_b`` ``(B, N, 2)``
     float32 grid coordinates; ``valid`` ``(B, N)`` bool; ``index_a``, ``index_b``; ``skipped``.
@@ -105,8 +111,8 @@ class RenderedPairs(torch.utils.data.Dataset):
         self.scenes = {key: members for key, members in scenes.items() if len(members) >= 2}
         self.anchors = [i for members in self.scenes.values() for i in members]
         if not self.anchors:
-            raise DatasetError(f'{root}: no scene with two or more usable frames ({len(self.frames)} frames, '
-                               f'{len(self.skipped)} skipped)')
+            raise DatasetError(f'{root}: no scene with two or more usable frames '
+                               f'({len(self.frames)} frames, {len(self.skipped)} skipped)')
         self.height, self.width = int(height), int(width)
         self.batch_size, self.num_keypoints = int(batch_size), int(num_keypoints)
         self.seed, self.rank = int(seed), int(rank)
@@ -157,8 +163,9 @@ class RenderedPairs(torch.utils.data.Dataset):
         kp_a[:len(chosen)] = grid_a
         if len(corr['pixels_a']):
             rows = np.array([lookup[tuple(p)] for p in corr['pixels_a'].tolist()])
-            grid_b = full_to_grid(torch.from_numpy(render_to_training(corr['pixels_b'], train, render_b)),
-                                  STRIDE).numpy()
+            grid_b = full_to_grid(
+                torch.from_numpy(render_to_training(corr['pixels_b'], train, render_b)),
+                STRIDE).numpy()
             inside = ((grid_b[:, 0] >= -0.5) & (grid_b[:, 0] <= w - 0.5)
                       & (grid_b[:, 1] >= -0.5) & (grid_b[:, 1] <= h - 0.5))
             kp_b[rows[inside]] = grid_b[inside]

@@ -12,7 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The training loop of every method: identical view (Eq. 10), CCL (Eq. 9), CCL + identical view, supervised.
+"""
+The training loop of every method.
+
+Identical view (Eq. 10), CCL (Eq. 9), CCL + identical view, supervised.
 
 One step (methods other than ``supervised``):
 
@@ -40,27 +43,29 @@ come from depth and camera poses (:mod:`~ccl_perception.learning.supervised`).
 
 Rank 0 writes ``<out>/checkpoint.pt`` every ``train.checkpoint_every`` steps (atomic; model,
 optimiser, scaler, step, every rank's RNG states, config), TensorBoard logs in ``<out>/tb``,
-``<out>/step0.pt`` (the untrained start), ``<out>/best.pt`` whenever validation improves, and at the end ``<out>/model.pt``,
-``<out>/last.pt`` and ``<out>/metrics.json``. On rendered training data with ground truth the
-CCL instruments (:mod:`~ccl_perception.learning.instruments`) are logged too.
+``<out>/step0.pt`` (the untrained start), ``<out>/best.pt`` whenever validation improves, and
+at the end ``<out>/model.pt``, ``<out>/last.pt`` and ``<out>/metrics.json``. On rendered
+training data with ground truth the CCL instruments
+(:mod:`~ccl_perception.learning.instruments`) are logged too.
 """
 
+from dataclasses import dataclass
 import json
 import logging
 import math
+from pathlib import Path
 import random
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..correspondence import full_to_grid, grid_to_full, heatmap_softmax, cosine_heatmap, sample_descriptors
-from ..losses import CorrespondenceLoss
 from . import distributed
 from .config import dump_config
 from .dataset import DatasetError, ImagePairs
+from ..correspondence import (cosine_heatmap, full_to_grid, grid_to_full, heatmap_softmax,
+                              sample_descriptors)
+from ..losses import CorrespondenceLoss
 
 LOG = logging.getLogger(__name__)
 
@@ -79,7 +84,7 @@ class TrainingError(RuntimeError):
 
 # ----------------------------------------------------------------------------- small helpers
 def peak_memory_mib() -> float:
-    """Peak resident memory of this process (``VmHWM`` of /proc/self/status) in MiB; NaN if unknown."""
+    """Return the peak resident memory (``VmHWM`` of /proc/self/status) in MiB; NaN if unknown."""
     try:
         with open('/proc/self/status', encoding='ascii') as f:
             for line in f:
@@ -91,7 +96,7 @@ def peak_memory_mib() -> float:
 
 
 def finished_metrics(out: Path, step: int) -> dict:
-    """The metrics a finished run wrote (``<out>/metrics.json``), or ``{'final_step': step}``."""
+    """Return a finished run's ``<out>/metrics.json``, or ``{'final_step': step}``."""
     try:
         return json.loads((Path(out) / 'metrics.json').read_text(encoding='utf-8'))
     except (OSError, ValueError):
@@ -144,7 +149,7 @@ def _json_safe(value):
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside a DDP wrapper."""
+    """Return the model inside a DDP wrapper."""
     return model.module if hasattr(model, 'module') else model
 
 
@@ -166,7 +171,8 @@ def _augment_seeds(aug_seed: int):
 
 def heatmap_figure(image_a: torch.Tensor, kp: torch.Tensor, target: torch.Tensor,
                    prob: torch.Tensor, stride: int) -> torch.Tensor:
-    """A TensorBoard image: ``I_A`` with the query point next to the target with its heatmap.
+    """
+    Draw a TensorBoard image: ``I_A`` with the query point next to the target with its heatmap.
 
     Args:
         image_a, target: ``(3, H, W)`` float in [0, 1].
@@ -193,10 +199,12 @@ def heatmap_figure(image_a: torch.Tensor, kp: torch.Tensor, target: torch.Tensor
 
 @dataclass
 class Views:
-    """The views and keypoints of one step (:meth:`Trainer.prepare`).
+    """
+    The views and keypoints of one step (:meth:`Trainer.prepare`).
 
     Attributes:
-        images: list of ``(B, 3, H, W)`` float [0, 1] views ``[I_A, Î_A (or I_B supervised), I_B (CCL)]``.
+        images: list of ``(B, 3, H, W)`` float [0, 1] views
+            ``[I_A, Î_A (or I_B supervised), I_B (CCL)]``.
         kp_a: ``(B, N, 2)`` query keypoints on ``images[0]``'s grid.
         kp_a_hat: ``(B, N, 2)`` their true positions in ``images[1]``.
         valid: ``(B, N)`` bool.
@@ -219,12 +227,14 @@ class Views:
 
 # ----------------------------------------------------------------------------------- trainer
 class Trainer:
-    """Trains one method from a merged config (see ``training/configs/default.yaml``).
+    """
+    Trains one method from a merged config (see ``training/configs/default.yaml``).
 
     Args:
         cfg: merged config dict (:func:`~ccl_perception.learning.config.load_config`).
         out_dir: run folder for checkpoints, TensorBoard logs and metrics.
-        resume: a checkpoint path to continue from, ``'auto'`` for ``<out>/checkpoint.pt``, or None.
+        resume: a checkpoint path to continue from, ``'auto'`` for ``<out>/checkpoint.pt``, or
+            None.
         ctx: distributed context; :func:`distributed.init_distributed` when None.
     """
 
@@ -252,7 +262,8 @@ class Trainer:
         self.model = build_model(model_cfg).to(self.device)
         # channels_last: the depthwise-conv backward of efficientnet_lite0 is ~5x
         # faster on the CPU.
-        self.memory_format = torch.channels_last if tcfg['channels_last'] else torch.contiguous_format
+        self.memory_format = (torch.channels_last if tcfg['channels_last']
+                              else torch.contiguous_format)
         self.model = self.model.to(memory_format=self.memory_format)
         self.stride = int(getattr(self.model, 'stride', 8))
         self.model.set_trunk_mode(cfg['optim']['trunk'])
@@ -308,8 +319,8 @@ class Trainer:
         ckpt = self.out / CHECKPOINT_NAME
         if resume is None:
             if ckpt.exists():
-                raise TrainingError(f'{self.out} already holds a run ({ckpt}); pass --resume to continue '
-                                    'it or choose another --out')
+                raise TrainingError(f'{self.out} already holds a run ({ckpt}); pass --resume to '
+                                    'continue it or choose another --out')
             return None
         path = ckpt if resume in (True, 'auto') else Path(resume)
         if not path.exists():
@@ -319,8 +330,9 @@ class Trainer:
 
     def _build_dataset(self):
         dcfg, tcfg = self.cfg['data'], self.cfg['train']
-        common = dict(height=dcfg['height'], width=dcfg['width'], batch_size=tcfg['batch_size'],
-                      num_keypoints=dcfg['num_keypoints'], seed=int(self.cfg['seed']), rank=self.ctx.rank)
+        common = dict(height=dcfg['height'], width=dcfg['width'],  # noqa: C408
+                      batch_size=tcfg['batch_size'], num_keypoints=dcfg['num_keypoints'],
+                      seed=int(self.cfg['seed']), rank=self.ctx.rank)
         if self.method == 'supervised':
             from .supervised import RenderedPairs
             return RenderedPairs(dcfg['root'], **common)
@@ -328,14 +340,14 @@ class Trainer:
         ds = ImagePairs(dcfg['root'], verify=bool(dcfg['verify_images']), load_b=load_b,
                         keypoints=dcfg['keypoints'], foreground=dict(dcfg['foreground']), **common)
         if self.criterion.needs_second_image and len(ds.paths) < 2:
-            raise DatasetError(f'method {self.method} needs pairs of different images, but {dcfg["root"]} '
-                               'has only one usable image')
+            raise DatasetError(f'method {self.method} needs pairs of different images, but '
+                               f'{dcfg["root"]} has only one usable image')
         if ds.skipped and self.ctx.is_main:
             LOG.warning('%d corrupt images skipped under %s', len(ds.skipped), dcfg['root'])
         return ds
 
     def _init_head_pca(self) -> dict:
-        """Start the head's projection from a PCA of the trunk features (``model.head_init: pca``)."""
+        """Start the head's projection from a PCA of the trunk features (model.head_init: pca)."""
         from .dataset import read_rgb
         from .head_init import init_head_pca
         n = int(self.cfg['model']['head_init_images'])
@@ -349,19 +361,19 @@ class Trainer:
                 yield torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
         info = init_head_pca(self.model, batches(), max_images=len(picks))
         if self.ctx.is_main:
-            LOG.info('head initialised by PCA of the trunk features on %d frames (%.1f %% variance)',
-                     info['images'], 100 * info['explained_variance'])
+            LOG.info('head initialised by PCA of the trunk features on %d frames '
+                     '(%.1f %% variance)', info['images'], 100 * info['explained_variance'])
         return info
 
     def _init_from(self, path) -> None:
-        """Copy model weights from a checkpoint (paper: CCL starts from an identical-view model)."""
+        """Copy model weights from a checkpoint (paper: CCL starts from an identical-view one)."""
         from ..checkpoint import load_model
         source = load_model(str(path), device='cpu')
         theirs, ours = getattr(source, 'config', {}), getattr(self.model, 'config', {})
         for key in ARCHITECTURE_KEYS:
             if key in theirs and key in ours and theirs[key] != ours[key]:
-                raise TrainingError(f'init_from {path}: {key} is {theirs[key]!r} there but {ours[key]!r} in '
-                                    'this config')
+                raise TrainingError(f'init_from {path}: {key} is {theirs[key]!r} there but '
+                                    f'{ours[key]!r} in this config')
         self.model.load_state_dict(source.state_dict())
         if self.ctx.is_main:
             LOG.info('initialised model weights from %s', path)
@@ -407,28 +419,31 @@ class Trainer:
         try:
             from ..evaluation.evaluate import evaluate_model
         except ImportError as exc:
-            LOG.warning('val_pairs is set but ccl_perception.evaluation.evaluate is unavailable (%s): '
-                        'no evaluation', exc)
+            LOG.warning('val_pairs is set but ccl_perception.evaluation.evaluate is unavailable '
+                        '(%s): no evaluation', exc)
             return None
         return evaluate_model
 
     # -------------------------------------------------------------------- step
     def prepare(self, batch: dict) -> 'Views':
-        """Move a batch to the device and build the views and keypoints of one step (a :class:`Views`)."""
+        """Move a batch to the device; build the views and keypoints of one step (a ``Views``)."""
         a = batch['image_a'].to(self.device, non_blocking=True).float() / 255.0
         kp_grid = batch['kp_a'].to(self.device)
         index_a = batch['index_a'].tolist()
         if self.method == 'supervised':
             b = batch['image_b'].to(self.device).float() / 255.0
-            return Views([a, b], kp_grid, batch['kp_b'].to(self.device), batch['valid'].to(self.device),
-                         kp_grid, [index_a, batch['index_b'].tolist()])
+            return Views([a, b], kp_grid, batch['kp_b'].to(self.device),
+                         batch['valid'].to(self.device), kp_grid,
+                         [index_a, batch['index_b'].tolist()])
         height, width = a.shape[-2:]
         seed_hat, seed_a, seed_b = _augment_seeds(batch['aug_seed'])
         full = grid_to_full(kp_grid, self.stride)
-        # Î_A is augmented from I_A, or from I_A on a random background (data.foreground.paste_background)
+        # Î_A is augmented from I_A, or from I_A on a random background
+        # (data.foreground.paste_background)
         source_hat = a
         if 'image_a_hat_source' in batch:
-            source_hat = batch['image_a_hat_source'].to(self.device, non_blocking=True).float() / 255.0
+            source_hat = (batch['image_a_hat_source'].to(self.device, non_blocking=True).float()
+                          / 255.0)
         a_hat, hom = self.augment(source_hat, seed=seed_hat)
         full_hat, valid = self._warp(full, hom, (height, width))
         if 'kp_valid' in batch:  # empty foreground slots
@@ -452,7 +467,8 @@ class Trainer:
             else:
                 b = batch['image_b'].to(self.device, non_blocking=True).float() / 255.0
                 pasted = batch.get('pasted_b', torch.zeros(len(b), dtype=torch.bool)).tolist()
-                index_views.append([None if p else i for i, p in zip(batch['index_b'].tolist(), pasted)])
+                index_views.append([None if p else i
+                                    for i, p in zip(batch['index_b'].tolist(), pasted)])
             views.append(b.to(a.dtype))
         return Views(views, kp_a, kp_a_hat, valid, kp_grid, index_views, kp_b_true)
 
@@ -463,7 +479,11 @@ class Trainer:
         return kp_hat, valid & torch.isfinite(kp_hat).all(dim=-1)
 
     def _grid(self, full, valid):
-        """Full-resolution points -> grid coordinates; masked points set to 0 (no NaN/inf in the graph)."""
+        """
+        Full-resolution points -> grid coordinates.
+
+        Masked points are set to 0 (no NaN/inf in the graph).
+        """
         grid = full_to_grid(full, self.stride)
         return torch.where(valid.unsqueeze(-1), grid, torch.zeros_like(grid))
 
@@ -477,13 +497,15 @@ class Trainer:
         missing = [k for k, i in enumerate(indices) if i is None or i not in self.trunk_cache]
         fresh = {}
         if missing:
-            with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype,
+                                                 enabled=self.amp):
                 computed = model.trunk_features(images[missing])
             for k, feat in zip(missing, computed):
                 fresh[k] = feat.detach().clone()
                 if indices[k] is not None:  # an un-augmented dataset image: keep it
                     self.trunk_cache[indices[k]] = fresh[k]
-        return torch.stack([fresh[k] if k in fresh else self.trunk_cache[i] for k, i in enumerate(indices)])
+        return torch.stack([fresh[k] if k in fresh else self.trunk_cache[i]
+                            for k, i in enumerate(indices)])
 
     def _describe(self, views: 'Views', model=None) -> list:
         """Descriptor maps ``(B, D, h, w)`` float32 of every view."""
@@ -504,7 +526,8 @@ class Trainer:
 
     def compute_loss(self, batch: dict, return_maps: bool = False,
                      model=None, details: dict = None):
-        """Forward pass and loss of one batch. Returns ``(loss, stats)`` (+ ``(views, maps)``).
+        """
+        Forward pass and loss of one batch. Returns ``(loss, stats)`` (+ ``(views, maps)``).
 
         ``model`` defaults to the DDP-wrapped training model; pass the bare model for
         rank-0-only passes (DDP forwards are collective). ``details``: see
@@ -524,7 +547,8 @@ class Trainer:
         return loss, stats
 
     def train_step(self, batch: dict, instrument: bool = False) -> dict:
-        """One optimiser step; returns the logged scalars (floats).
+        """
+        One optimiser step; returns the logged scalars (floats).
 
         ``instrument``: also measure the CCL instruments on this batch (``instruments/*`` keys).
         """
@@ -556,7 +580,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- outputs
     def checkpoint_extra(self) -> dict:
-        """Everything besides model/optimiser/step that a resume needs (gathered from all ranks)."""
+        """Return what besides model/optimiser/step a resume needs (gathered from all ranks)."""
         rng = distributed.all_gather_objects(self.ctx, get_rng_state())
         # Sum of every weight per rank: equal on all ranks iff DDP kept the replicas in sync.
         with torch.no_grad():
@@ -580,7 +604,8 @@ class Trainer:
 
     def save(self, name: str = CHECKPOINT_NAME, with_optimizer: bool = True, step: int = None,
              validation: dict = None) -> None:
-        """Atomic checkpoint (``ccl_perception.checkpoint.save_checkpoint``); rank 0 writes.
+        """
+        Atomic checkpoint (``ccl_perception.checkpoint.save_checkpoint``); rank 0 writes.
 
         ``step`` / ``validation``: the step the weights are from and their validation scores,
         when that is not the current step (``model.pt`` holding the best validated weights).
@@ -610,18 +635,25 @@ class Trainer:
         self.writer.add_image('heatmap', fig, self.step)
 
     def _evaluate(self) -> dict:
-        """Keypoint transfer on ``val_pairs`` (``evaluation.evaluate.evaluate_model``); logs ``val/*`` scalars."""
+        """
+        Keypoint transfer on ``val_pairs`` (``evaluation.evaluate.evaluate_model``).
+
+        Logs ``val/*`` scalars.
+        """
         was_training = self.model.training
         try:
-            result = self.evaluate_fn(self.model, str(self.cfg['val_pairs']), device=str(self.device),
-                                      max_pairs=self.cfg['train']['eval_max_pairs'] or None, progress=False)
+            result = self.evaluate_fn(self.model, str(self.cfg['val_pairs']),
+                                      device=str(self.device),
+                                      max_pairs=self.cfg['train']['eval_max_pairs'] or None,
+                                      progress=False)
         finally:
             self.model.train(was_training)
         scalars = {}
         for key, value in result.items():
             if key == 'pck' and isinstance(value, dict):
                 scalars.update({f'pck@{t}': float(v) for t, v in value.items()})
-            elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            elif (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and math.isfinite(value)):
                 scalars[key] = float(value)
         for key, value in scalars.items():
             self.writer.add_scalar(f'val/{key}', value, self.step)
@@ -638,10 +670,11 @@ class Trainer:
             from ..checkpoint import save_checkpoint
             self.best = {'step': self.step, 'score': float(score)}
             save_checkpoint(str(self.out / BEST_NAME), self.model, step=self.step,
-                            extra={'config': self.cfg, 'method': self.method, 'validation': scalars,
+                            extra={'config': self.cfg, 'method': self.method,
+                                   'validation': scalars,
                                    'tau': float(self.cfg['loss']['tau'])})
-            LOG.info('step %d: best validation %s so far (%.4f) -> %s', self.step, SELECTION_METRIC,
-                     score, self.out / BEST_NAME)
+            LOG.info('step %d: best validation %s so far (%.4f) -> %s', self.step,
+                     SELECTION_METRIC, score, self.out / BEST_NAME)
         return scalars
 
     def run(self) -> dict:
@@ -703,7 +736,8 @@ class Trainer:
                             self.writer.add_scalar(key, value, self.step)
                     if instruments:
                         self.instrument_history.append(
-                            {'step': self.step, **{k.split('/', 1)[1]: v for k, v in instruments.items()}})
+                            {'step': self.step,
+                             **{k.split('/', 1)[1]: v for k, v in instruments.items()}})
             if main and tcfg['image_every'] and self.step % tcfg['image_every'] == 0:
                 self._log_image(batch)
             if self.evaluate_fn and self.step % tcfg['eval_every'] == 0 and main:
@@ -727,14 +761,15 @@ class Trainer:
             from ..checkpoint import load_checkpoint
             best = load_checkpoint(str(self.out / BEST_NAME))
             self.model.load_state_dict(best['model_state'])
-            final_step, final_validation = self.best['step'], (best.get('extra') or {}).get('validation')
+            final_step, final_validation = (self.best['step'],
+                                            (best.get('extra') or {}).get('validation'))
             LOG.info('model.pt = the best validated model (step %d of %d, %s %.4f)',
                      self.best['step'], self.step, SELECTION_METRIC, self.best['score'])
         self.save(FINAL_NAME, with_optimizer=False, step=final_step, validation=final_validation)
         metrics = self._metrics(start, step_times, iter_times, wall, losses, last_eval)
         if main:
-            (self.out / 'metrics.json').write_text(json.dumps(_json_safe(metrics), indent=2, allow_nan=False),
-                                                   encoding='utf-8')
+            (self.out / 'metrics.json').write_text(
+                json.dumps(_json_safe(metrics), indent=2, allow_nan=False), encoding='utf-8')
             self.writer.close()
         return metrics
 
@@ -802,7 +837,8 @@ def main(argv=None) -> int:
         description='Train the dense descriptor network (CCL paper methods).')
     parser.add_argument('--config', help='YAML config merged over training/configs/default.yaml '
                         '(with --resume and no --config: the config stored in the checkpoint)')
-    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+    parser.add_argument('--set', dest='overrides', action='append', default=[],
+                        metavar='KEY=VALUE',
                         help='override a config key, e.g. --set train.steps=100 (repeatable)')
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
                         help='continue from <out>/checkpoint.pt (or the given checkpoint)')
@@ -835,8 +871,8 @@ def main(argv=None) -> int:
             logging.getLogger().setLevel(logging.WARNING)
         trainer = Trainer(cfg, out, resume=args.resume, ctx=ctx)
         if trainer.step >= int(cfg['train']['steps']):
-            LOG.info('run %s is already complete (step %d of %d): nothing to do; raise train.steps to '
-                     'continue it', out, trainer.step, cfg['train']['steps'])
+            LOG.info('run %s is already complete (step %d of %d): nothing to do; raise '
+                     'train.steps to continue it', out, trainer.step, cfg['train']['steps'])
             distributed.cleanup(ctx)
             return 0
         metrics = trainer.run()

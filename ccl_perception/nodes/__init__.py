@@ -316,7 +316,8 @@ class NodeRunner:
 
     @classmethod
     def start_in_background(cls, factory, args=None) -> 'NodeRunner':
-        """Build the nodes *and* spin them on one daemon thread; return once they are built.
+        """
+        Build the nodes *and* spin them on one daemon thread; return once they are built.
 
         For nodes whose callbacks must run on the thread that made them: the sim world's
         OpenGL (EGL) context is current only in the thread that created it, and its renders

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""pybullet tabletop simulation: objects, scenes, cameras, rendering and exact ground truth.
+"""
+pybullet tabletop simulation: objects, scenes, cameras, rendering and exact ground truth.
 
 Import submodules directly (``from ccl_perception.sim.scene import TabletopScene``); this
 package imports nothing heavy itself.

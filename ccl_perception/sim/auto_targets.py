@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Targets for simulated objects, picked automatically from a top-down reference view.
+"""
+Targets for simulated objects, picked automatically from a top-down reference view.
 
 The user's step "two annotated grasp-axis pixels on a reference image" done for the
 simulated world: the object's segmentation mask in the top-down reference render gives the
@@ -32,7 +33,8 @@ LOG = logging.getLogger(__name__)
 
 
 def spread_points(mask: np.ndarray, n: int, taken: np.ndarray, margin: int = 3) -> np.ndarray:
-    """``n`` pixels spread over ``mask`` (farthest-point sampling), away from ``taken``.
+    """
+    ``n`` pixels spread over ``mask`` (farthest-point sampling), away from ``taken``.
 
     Args:
         mask: ``(H, W)`` bool.
@@ -59,7 +61,8 @@ def spread_points(mask: np.ndarray, n: int, taken: np.ndarray, margin: int = 3) 
 
 def auto_grasp_pixels(mask: np.ndarray, inset: float = 0.6, n_extra: int = 3,
                       n_spread: int = 0) -> np.ndarray:
-    """Grasp-axis pixels of an object from its segmentation mask.
+    """
+    Grasp-axis pixels of an object from its segmentation mask.
 
     Principal component analysis of the mask pixel coordinates: the minor axis through the
     centroid is the grasp axis (a parallel gripper closes across the short side). Points 1
@@ -117,8 +120,12 @@ def object_short_side(depth: np.ndarray, mask: np.ndarray, K: np.ndarray) -> flo
 
 
 def graspable_width(spec) -> float:
-    """Middle extent (m) of a catalogue object: what a top-down parallel grasp must span when
-    the object rests on its largest face (0 for library meshes: measured from the view)."""
+    """
+    Middle extent (m) of a catalogue object.
+
+    What a top-down parallel grasp must span when the object rests on its largest face (0 for
+    library meshes: measured from the view).
+    """
     if spec.shape == 'box':
         return float(sorted(spec.size)[1])
     if spec.shape == 'cylinder':
@@ -130,7 +137,8 @@ def graspable_width(spec) -> float:
 
 def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: float,
                      names=None, seed: int = 0, n_spread: int = 5) -> dict:
-    """Create (or reuse) target files for objects of ``world`` from top-down reference views.
+    """
+    Create (or reuse) target files for objects of ``world`` from top-down reference views.
 
     Objects too wide for the gripper (short side > ``max_width`` m) are skipped. A target
     file that exists and was made by the same model is reused.
@@ -158,13 +166,15 @@ def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: 
                 LOG.info(f'target {name}: re-creating ({e})')
         spec_width = graspable_width(world.scene.specs[name])
         if spec_width > max_width + 0.005:
-            LOG.info(f'target {name}: skipped, {spec_width * 100:.1f} cm across in most resting poses')
+            LOG.info(f'target {name}: skipped, {spec_width * 100:.1f} cm across in most resting '
+                     'poses')
             continue
         render, cam = world.reference_view(name, seed=seed)
         mask = render.segmentation == world.body(name)
         width = object_short_side(render.depth, mask, cam.K)
         if width > max_width:
-            LOG.info(f'target {name}: skipped, short side {width * 100:.1f} cm > {max_width * 100:.1f} cm')
+            LOG.info(f'target {name}: skipped, short side {width * 100:.1f} cm > '
+                     f'{max_width * 100:.1f} cm')
             continue
         try:
             pixels = auto_grasp_pixels(mask, n_spread=n_spread)
@@ -181,7 +191,8 @@ def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: 
         tg.save_target(path, target)
         save_png(os.path.join(out_dir, f'{name}_reference.png'), draw_points(render.rgb, pixels))
         made[name] = path
-        LOG.info(f'target {name}: axis {target.axis_length * 100:.1f} cm, short side {width * 100:.1f} cm')
+        LOG.info(f'target {name}: axis {target.axis_length * 100:.1f} cm, '
+                 f'short side {width * 100:.1f} cm')
     return made
 
 
@@ -201,8 +212,12 @@ def save_png(path, rgb):
 
 
 def object_frame_points(world, name: str, seed: int = 0) -> np.ndarray:
-    """Ground truth for the oracle: the auto grasp pixels of ``name``'s reference view as
-    (N, 3) points in the object's own frame (metres)."""
+    """
+    Ground truth for the oracle.
+
+    The auto grasp pixels of ``name``'s reference view as (N, 3) points in the object's own
+    frame (metres).
+    """
     render, cam = world.reference_view(name, seed=seed)
     mask = render.segmentation == world.body(name)
     px = auto_grasp_pixels(mask)
@@ -213,10 +228,13 @@ def object_frame_points(world, name: str, seed: int = 0) -> np.ndarray:
 
 
 def oracle_pose(world, name: str, P_obj: np.ndarray, depth: np.ndarray, tol: float = 0.005):
-    """(4, 4) camera-frame grasp from the TRUE object pose (perfect keypoints): the reference
-    axis points moved with the object, approach straight down; None when either axis point
-    is hidden in this view (rendered ``depth`` (H, W) m differs from its depth by > ``tol``),
-    as a keypoint pipeline could not see it either."""
+    """
+    (4, 4) camera-frame grasp from the TRUE object pose (perfect keypoints).
+
+    The reference axis points moved with the object, approach straight down; None when either
+    axis point is hidden in this view (rendered ``depth`` (H, W) m differs from its depth by >
+    ``tol``), as a keypoint pipeline could not see it either.
+    """
     from ccl_perception import geometry
     T_obj = world.scene.object_poses([name])[name]
     P_world = P_obj @ T_obj[:3, :3].T + T_obj[:3, 3]
@@ -233,5 +251,3 @@ def oracle_pose(world, name: str, P_obj: np.ndarray, depth: np.ndarray, tol: flo
     T = np.eye(4)
     T[:3, :3], T[:3, 3] = g.rotation, g.position
     return T
-
-

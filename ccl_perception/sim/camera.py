@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Pinhole camera for the pybullet scenes: intrinsics, pose, projection and pybullet matrices.
+"""
+Pinhole camera for the pybullet scenes: intrinsics, pose, projection and pybullet matrices.
 
 Conventions (docs/ARCHITECTURE.md):
 
@@ -28,8 +29,8 @@ The OpenGL projection handed to pybullet is built from ``K`` so that a pybullet 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 import numpy as np
 
@@ -38,10 +39,12 @@ _CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 def intrinsics_from_fov(width: int, height: int, fov_y_deg: float) -> np.ndarray:
-    """3x3 ``K`` of a centred pinhole camera with square pixels.
+    """
+    3x3 ``K`` of a centred pinhole camera with square pixels.
 
     Args:
-        width, height: image size in pixels.
+        width: image width in pixels.
+        height: image height in pixels.
         fov_y_deg: vertical field of view in degrees (edge to edge of the image).
     """
     if width <= 0 or height <= 0:
@@ -53,7 +56,8 @@ def intrinsics_from_fov(width: int, height: int, fov_y_deg: float) -> np.ndarray
 
 
 def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """``world_from_camera`` (4x4) of an OpenCV camera at ``eye`` looking at ``target``.
+    """
+    ``world_from_camera`` (4x4) of an OpenCV camera at ``eye`` looking at ``target``.
 
     The image's "up" (-y) points as close as possible to ``up``; for a camera looking straight
     down (``up`` parallel to the view direction) world +x becomes the image's up direction.
@@ -80,7 +84,8 @@ D435_COLOR = {'width': 640, 'height': 480, 'fx': 615.0, 'fy': 615.0, 'cx': 319.5
 
 
 def d435_intrinsics(width: int = 640, height: int = 480) -> np.ndarray:
-    """3x3 ``K`` of the D435 colour camera scaled to ``width x height`` (same 4:3 field of view).
+    """
+    3x3 ``K`` of the D435 colour camera scaled to ``width x height`` (same 4:3 field of view).
 
     Scaling keeps the pixel-centre convention: ``c' = (c + 0.5) * s - 0.5``.
     """
@@ -94,7 +99,8 @@ def d435_intrinsics(width: int = 640, height: int = 480) -> np.ndarray:
 
 @dataclass
 class Camera:
-    """Pinhole camera: ``K`` (3x3, pixels), ``world_from_camera`` (4x4, OpenCV optical frame).
+    """
+    Pinhole camera: ``K`` (3x3, pixels), ``world_from_camera`` (4x4, OpenCV optical frame).
 
     ``near`` / ``far`` (metres) are the clipping planes used for rendering and for converting
     pybullet's non-linear depth buffer to metres.
@@ -124,7 +130,11 @@ class Camera:
     @classmethod
     def d435_looking_at(cls, eye, target, width: int = 640, height: int = 480,
                         up=(0.0, 0.0, 1.0), near: float = 0.02, far: float = 5.0) -> 'Camera':
-        """RealSense D435 colour camera (:func:`d435_intrinsics`) at ``eye`` looking at ``target``."""
+        """
+        Return a RealSense D435 colour camera at ``eye`` looking at ``target``.
+
+        Intrinsics: :func:`d435_intrinsics`.
+        """
         return cls(d435_intrinsics(width, height), look_at(
             eye, target, up), width, height, near, far)
 
@@ -140,11 +150,12 @@ class Camera:
 
     # ------------------------------------------------------------------ pybullet
     def view_matrix(self) -> list:
-        """pybullet ``viewMatrix``: the OpenGL camera-from-world, 16 floats column-major."""
+        """Return pybullet's ``viewMatrix``: OpenGL camera-from-world, 16 floats column-major."""
         return list((_CV_TO_GL @ self.camera_from_world).flatten(order='F'))
 
     def projection_matrix(self, renderer: str = 'tiny') -> list:
-        """pybullet ``projectionMatrix`` (16 floats column-major) equivalent to ``K``.
+        """
+        Return pybullet's ``projectionMatrix`` (16 floats column-major) equivalent to ``K``.
 
         Derived so that NDC ``x=-1`` / ``+1`` are the left / right image edges
         (pixel ``-0.5`` / ``W-0.5``) and row 0 is the top of the image. OpenGL (``renderer=
@@ -182,7 +193,8 @@ class Camera:
 
     # ---------------------------------------------------------------- geometry
     def project(self, points_world: np.ndarray):
-        """Project world points (N, 3) in metres to pixels.
+        """
+        Project world points (N, 3) in metres to pixels.
 
         Returns:
             ``(uv (N, 2) float pixels (x, y), z (N,) depth in metres)``; points behind the

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Benchmark v2 objects and table surfaces: the committed selection, converted on demand.
+"""
+Benchmark v2 objects and table surfaces: the committed selection, converted on demand.
 
 ``benchmark_v2.yaml`` (next to this file) names 24 everyday objects (12 *seen*: the training
 capture; 12 *unseen*: evaluation only) and table-top photos (*train* and *heldout*) from
@@ -28,15 +29,14 @@ is missing or corrupt in the installed archives is skipped with a logged reason 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
-
-import yaml
 
 from ccl_perception.sim import furniture
 from ccl_perception.sim.objects import ObjectSpec
+import yaml
 
 SELECTION_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'benchmark_v2.yaml')
 GRIPPER_STROKE_CM = 8.0     # Franka Hand: 2 x 4 cm
@@ -62,13 +62,17 @@ class ObjectEntry:
 
     @property
     def grasp_width_cm(self) -> float:
-        """Second-smallest side: what the gripper closes across when the object rests on its
-        largest face (the narrowest horizontal side in that pose)."""
+        """
+        Second-smallest side.
+
+        What the gripper closes across when the object rests on its largest face (the
+        narrowest horizontal side in that pose).
+        """
         return float(sorted(self.size_cm)[1])
 
     @property
     def graspable(self) -> bool:
-        """True when :attr:`grasp_width_cm` fits the Franka Hand's 8 cm stroke (3 mm margin)."""
+        """Return True when :attr:`grasp_width_cm` fits the Franka Hand's 8 cm stroke (3 mm)."""
         return self.grasp_width_cm <= GRIPPER_STROKE_CM - GRASP_CLEARANCE_CM
 
 
@@ -99,7 +103,8 @@ class Selection:
 
 @dataclass
 class Catalogue:
-    """Converted benchmark v2 assets.
+    """
+    Converted benchmark v2 assets.
 
     Attributes:
         seen, unseen: :class:`ObjectSpec` lists in selection order (shape ``'parts'``).
@@ -119,7 +124,8 @@ class Catalogue:
     def surface_path(self, key: str) -> str:
         """PNG path of surface ``key`` (ValueError when unknown or skipped)."""
         if key not in self.surface_paths:
-            raise ValueError(f'surface {key!r} is not available; converted: {sorted(self.surface_paths)}'
+            raise ValueError(f'surface {key!r} is not available; '
+                             f'converted: {sorted(self.surface_paths)}'
                              + (f'; skipped: {self.skipped}' if self.skipped else ''))
         return self.surface_paths[key]
 
@@ -161,7 +167,8 @@ def mass_of(extents_m) -> float:
 
 def build_catalogue(selection: Selection | None = None, folder: str | None = None,
                     cache: str | None = None) -> Catalogue:
-    """Convert the selection (cached); skip and log what cannot be converted.
+    """
+    Convert the selection (cached); skip and log what cannot be converted.
 
     Raises:
         furniture.FurnitureMissing: the Debian package is not installed (nothing to skip).
@@ -179,9 +186,9 @@ def build_catalogue(selection: Selection | None = None, folder: str | None = Non
         cat = asset.entry
         if tuple(round(v, 3) for v in (cat.width, cat.depth, cat.height)) != \
                 tuple(round(v, 3) for v in e.size_cm):
-            log.warning('benchmark v2: %s: the installed catalogue says %.4g x %.4g x %.4g cm, the '
-                        'selection %s; using the catalogue', e.key, cat.width, cat.depth, cat.height,
-                        list(e.size_cm))
+            log.warning('benchmark v2: %s: the installed catalogue says %.4g x %.4g x %.4g cm, '
+                        'the selection %s; using the catalogue', e.key, cat.width, cat.depth,
+                        cat.height, list(e.size_cm))
         spec = ObjectSpec(name=e.key, shape='parts', size=tuple(asset.extents),
                           mass=mass_of(asset.extents), parts=asset.parts,
                           collision_file=asset.collision_file)
@@ -213,20 +220,24 @@ def make_scene(specs, surface: str = 'oak_light'):
     ``surface`` is a key of benchmark_v2.yaml's surfaces (default: the training table).
     """
     from ccl_perception.sim.scene import TabletopScene
-    return TabletopScene(list(specs), renderer='egl', surface=build_catalogue().surface_path(surface))
+    return TabletopScene(list(specs), renderer='egl',
+                         surface=build_catalogue().surface_path(surface))
 
 
 def notice_text(selection: Selection | None = None) -> str:
-    """The repository's ``NOTICE`` file: every model and photo with its author and licence."""
+    """Return the repository's ``NOTICE`` file: every model and photo, its author and licence."""
     sel = selection or load_selection()
     lines = [
         'ccl_perception: third-party assets',
         '',
         'The benchmark v2 renderer (ccl_perception/sim/) loads 3D models and texture photos from',
-        f'the Debian package {sel.package} {sel.package_version} (installed by scripts/setup_env.sh;',
-        'nothing of it is copied into this repository). Selection: ccl_perception/sim/benchmark_v2.yaml.',
+        f'the Debian package {sel.package} {sel.package_version} '
+        '(installed by scripts/setup_env.sh;',
+        'nothing of it is copied into this repository). '
+        'Selection: ccl_perception/sim/benchmark_v2.yaml.',
         'CC-BY 3.0 requires this credit: https://creativecommons.org/licenses/by/3.0/',
-        'CC0 1.0 (public domain, credit given as a courtesy): https://creativecommons.org/publicdomain/zero/1.0/',
+        'CC0 1.0 (public domain, credit given as a courtesy): '
+        'https://creativecommons.org/publicdomain/zero/1.0/',
         '',
         'Archives:',
     ]
@@ -248,7 +259,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--notice', action='store_true', help='print the NOTICE attribution text')
-    ap.add_argument('--sheet', default=None, help='also write a contact sheet of every object (.jpg/.png)')
+    ap.add_argument('--sheet', default=None,
+                    help='also write a contact sheet of every object (.jpg/.png)')
     args = ap.parse_args(argv)
     if args.notice:
         sys.stdout.write(notice_text())
@@ -267,16 +279,21 @@ def main(argv=None) -> int:
         w, d, h = e.size_cm
         print(f'| {e.key} | {e.split} | {e.name} | {w:g} x {d:g} x {h:g} | {e.grasp_width_cm:g} | '
               f'{"yes" if e.graspable else "no"} | {e.licence} | {e.author} |')
-    print(f'\n{len(cat.seen)} seen + {len(cat.unseen)} unseen objects, {len(cat.train_surfaces)} train + '
-          f'{len(cat.heldout_surfaces)} held-out surfaces; skipped: {cat.skipped or "none"}')
+    print(f'\n{len(cat.seen)} seen + {len(cat.unseen)} unseen objects, '
+          f'{len(cat.train_surfaces)} train + {len(cat.heldout_surfaces)} held-out surfaces; '
+          f'skipped: {cat.skipped or "none"}')
     if args.sheet:
         print(f'wrote {args.sheet} ({object_sheet(cat, args.sheet) / 1024:.0f} KB)')
     return 0
 
 
 def object_sheet(cat: Catalogue, out: str, tile: int = 240) -> int:
-    """Contact sheet: every object alone on the training table, D435 view from 50 deg elevation
-    at a distance that fits its size, labelled with key, split and size. Returns bytes written."""
+    """
+    Write a contact sheet: every object alone on the training table.
+
+    A D435 view from 50 deg elevation at a distance that fits its size, labelled with key,
+    split and size. Returns bytes written.
+    """
     import cv2
     import numpy as np
 
@@ -298,12 +315,15 @@ def object_sheet(cat: Catalogue, out: str, tile: int = 240) -> int:
             w, d, h = e.size_cm
             for k, text in enumerate((f'{spec.name} ({e.split})', f'{w:g} x {d:g} x {h:g} cm')):
                 y = 14 + 14 * k
-                cv2.putText(img, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-                cv2.putText(img, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+                cv2.putText(img, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3,
+                            cv2.LINE_AA)
+                cv2.putText(img, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
+                            cv2.LINE_AA)
             tiles.append(img)
     cols = 6
     rows = [np.concatenate(tiles[i:i + cols], axis=1) for i in range(0, len(tiles), cols)]
-    rows[-1] = np.pad(rows[-1], ((0, 0), (0, rows[0].shape[1] - rows[-1].shape[1]), (0, 0)), constant_values=255)
+    rows[-1] = np.pad(rows[-1], ((0, 0), (0, rows[0].shape[1] - rows[-1].shape[1]), (0, 0)),
+                      constant_values=255)
     return write_sheet(np.concatenate(rows, axis=0), out)
 
 

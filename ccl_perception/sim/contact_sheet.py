@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Contact sheets: a grid of rendered images with small labels, for docs/benchmark.md.
+"""
+Contact sheets: a grid of rendered images with small labels, for docs/benchmark.md.
 
     python -m ccl_perception.sim.contact_sheet data/v2/train --out docs/img/v2_train.jpg --count 12
     python -m ccl_perception.sim.contact_sheet data/v2/eval/images --out docs/img/v2_eval.jpg \
@@ -58,7 +59,7 @@ def make_sheet(paths, cols: int = 4, tile_width: int = 320, labels=None) -> np.n
 
 
 def write_sheet(sheet: np.ndarray, out: str, max_kb: int = 300) -> int:
-    """Write ``sheet`` (JPEG: quality 90 -> 40 until below ``max_kb``; PNG as is); returns bytes."""
+    """Write ``sheet`` (JPEG: quality 90 -> 40 until below ``max_kb``; PNG as is); return bytes."""
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if out.lower().endswith(('.jpg', '.jpeg')):
         for q in range(90, 35, -5):
@@ -96,7 +97,8 @@ def main(argv=None) -> int:
     if not names:
         print(f'error: no {args.pattern} in {args.folder}', file=sys.stderr)
         return 2
-    size = write_sheet(make_sheet([os.path.join(args.folder, n) for n in names], args.cols, args.tile),
+    size = write_sheet(make_sheet([os.path.join(args.folder, n) for n in names], args.cols,
+                                  args.tile),
                        args.out, args.max_kb)
     print(f'wrote {args.out} ({len(names)} images, {size / 1024:.0f} KB)')
     return 0

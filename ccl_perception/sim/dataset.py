@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Render the training image folder and the evaluation benchmark (images + pairs.json).
+"""
+Render the training image folder and the evaluation benchmark (images + pairs.json).
 
 Training mode mirrors the paper's protocol: one fixed top-down camera, the same ``n_objects``
 training objects re-arranged (new positions, new resting sides) for every frame, written as a
@@ -50,16 +51,15 @@ import json
 import os
 import time
 
-import cv2
-import numpy as np
-from tqdm import tqdm
-
 from ccl_perception.evaluation.pairs import save_pairs
 from ccl_perception.sim.camera import Camera
 from ccl_perception.sim.ground_truth import Frame, save_frame, visible_points
 from ccl_perception.sim.objects import object_catalogue, split_catalogue
-from ccl_perception.sim.scene import (TABLE_TOP_Z, TabletopScene, default_lighting, photo_lighting,
-                                      random_lighting)
+from ccl_perception.sim.scene import (default_lighting, photo_lighting, random_lighting,
+                                      TABLE_TOP_Z, TabletopScene)
+import cv2
+import numpy as np
+from tqdm import tqdm
 
 BENCHMARKS = ('v1', 'v2')
 TRAINING_RESOLUTION = (320, 240)  # (W, H) the models train at: the object-size statistic's frame
@@ -175,11 +175,14 @@ def _benchmark(config: dict | None) -> str:
 
 def object_short_sides(segmentation: np.ndarray, object_ids,
                        width: int | None = None) -> np.ndarray:
-    """Short side, in stride-8 descriptor cells at the training resolution, of every object
-    visible in a segmentation: the shorter side of the minimum-area rectangle around the
-    object's visible pixels (occluded or cut parts do not count), scaled from the image's
-    ``width`` to :data:`TRAINING_RESOLUTION`'s. Objects with fewer than 10 visible pixels are
-    left out. Returns ``(K,)`` float."""
+    """
+    Short side of every object visible in a segmentation (stride-8 cells, training resolution).
+
+    The shorter side of the minimum-area rectangle around the object's visible pixels
+    (occluded or cut parts do not count), scaled from the image's ``width`` to
+    :data:`TRAINING_RESOLUTION`'s, in stride-8 descriptor cells. Objects with fewer than 10
+    visible pixels are left out. Returns ``(K,)`` float.
+    """
     seg = np.asarray(segmentation)
     scale = TRAINING_RESOLUTION[0] / float(width or seg.shape[1])
     out = []
@@ -218,7 +221,8 @@ def _write_png(path: str, rgb: np.ndarray) -> None:
 
 
 def render_training_set(out_dir: str, config: dict | None = None, progress: bool = True) -> dict:
-    """Render the training folder ``out_dir`` (PNGs ``000000.png`` ...).
+    """
+    Render the training folder ``out_dir`` (PNGs ``000000.png`` ...).
 
     ``config['benchmark'] == 'v2'`` renders benchmark v2 (``TRAIN_V2_DEFAULTS``).
 
@@ -233,7 +237,8 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
     seen, _ = split_catalogue(catalogue, cfg['n_objects'])
     os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(cfg['seed'])
-    camera = Camera.looking_at((0.0, 0.0, TABLE_TOP_Z + cfg['camera_height']), (0.0, 0.0, TABLE_TOP_Z),
+    camera = Camera.looking_at((0.0, 0.0, TABLE_TOP_Z + cfg['camera_height']),
+                               (0.0, 0.0, TABLE_TOP_Z),
                                cfg['width'], cfg['height'], cfg['fov_y_deg'])
     frames, sides = [], []
     start = time.perf_counter()
@@ -245,7 +250,8 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
             light = random_lighting(rng, cfg['lighting_jitter']) if cfg['lighting_jitter'] > 0 \
                 else default_lighting()
             result = scene.render(camera, light)
-            sides.extend(object_short_sides(result.segmentation, [scene.bodies[n] for n in scene.active],
+            sides.extend(object_short_sides(result.segmentation,
+                                            [scene.bodies[n] for n in scene.active],
                                             cfg['width']))
             stem = f'{i:06d}'
             _write_png(os.path.join(out_dir, stem + '.png'), result.rgb)
@@ -266,7 +272,8 @@ def render_training_set(out_dir: str, config: dict | None = None, progress: bool
 
 
 def _reference_keypoints(scene: TabletopScene, name: str, n: int, rng: np.random.Generator):
-    """Fixed object-frame keypoints: half near the silhouette boundary, half inside.
+    """
+    Pick fixed object-frame keypoints: half near the silhouette boundary, half inside.
 
     Picked on a 320x240 top-down render of the object alone: boundary points 2-5 px inside
     the silhouette, interior points where the distance to the silhouette is >= half its
@@ -312,8 +319,12 @@ def _eval_camera(rng: np.random.Generator, view: int, cfg: dict) -> Camera:
 
 
 def _annotate(frame: Frame, names, keypoints: dict) -> dict:
-    """Pairs-file annotation of the objects ``names`` in ``frame``: exact keypoint pixels and
-    visibility (depth test) of each object's fixed object-frame keypoints."""
+    """
+    Pairs-file annotation of the objects ``names`` in ``frame``.
+
+    Exact keypoint pixels and visibility (depth test) of each object's fixed object-frame
+    keypoints.
+    """
     objects = {}
     for name in names:
         pts, kinds = keypoints[name]
@@ -327,8 +338,12 @@ def _annotate(frame: Frame, names, keypoints: dict) -> dict:
 
 def _cross_scene_pairs(images: list, scene_of: list, min_common: int, max_pairs: int,
                        rng: np.random.Generator) -> list:
-    """Every pair of images from different scenes sharing an object with >= ``min_common``
-    commonly visible keypoints; at most ``max_pairs`` of them, sampled with ``rng``."""
+    """
+    Pair images of different scenes that share an object's visible keypoints.
+
+    Every pair of images from different scenes sharing an object with >= ``min_common``
+    commonly visible keypoints; at most ``max_pairs`` of them, sampled with ``rng``.
+    """
     pairs = []
     for i, j in itertools.combinations(range(len(images)), 2):
         if scene_of[i] == scene_of[j]:
@@ -347,7 +362,8 @@ def _cross_scene_pairs(images: list, scene_of: list, min_common: int, max_pairs:
 
 
 def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bool = True) -> dict:
-    """Render the evaluation benchmark into ``out_dir`` (``images/``, ``pairs.json``, ``frames.json``).
+    """
+    Render the evaluation benchmark into ``out_dir`` (images/, pairs.json, frames.json).
 
     ``config['benchmark'] == 'v2'`` renders benchmark v2 (``EVAL_V2_DEFAULTS``; with
     ``SAME_TABLE_V2`` merged in, the same-table split).
@@ -394,7 +410,8 @@ def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bo
             for v in range(cfg['views_per_scene']):
                 camera = _eval_camera(rng, v, cfg)
                 result = scene.render(camera, light)
-                sides.extend(object_short_sides(result.segmentation, [scene.bodies[n] for n in scene.active],
+                sides.extend(object_short_sides(result.segmentation,
+                                                [scene.bodies[n] for n in scene.active],
                                                 cfg['width']))
                 stem = f's{s:03d}_v{v}'
                 _write_png(os.path.join(out_dir, 'images', stem + '.png'), result.rgb)
@@ -446,8 +463,8 @@ def _render_training_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
     seen = cat.seen
     lo, hi = (int(v) for v in cfg['objects_per_frame'])
     if not 1 <= lo <= hi <= len(seen):
-        raise ValueError(f"objects_per_frame must satisfy 1 <= min <= max <= {len(seen)} seen objects, "
-                         f"got {cfg['objects_per_frame']}")
+        raise ValueError('objects_per_frame must satisfy 1 <= min <= max <= '
+                         f"{len(seen)} seen objects, got {cfg['objects_per_frame']}")
     train_paths = list(cat.train_surfaces)
     os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(cfg['seed'])
@@ -462,8 +479,8 @@ def _render_training_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
                 scene.set_surface(train_paths[int(rng.integers(len(train_paths)))])
             k = int(rng.integers(lo, hi + 1))
             names = [names_all[j] for j in np.sort(rng.choice(len(names_all), k, replace=False))]
-            scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'], spacing=cfg['spacing'],
-                          workspace_half=tuple(cfg['workspace_half']))
+            scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'],
+                          spacing=cfg['spacing'], workspace_half=tuple(cfg['workspace_half']))
             light = photo_lighting(rng, cfg['lighting_jitter']) if cfg['lighting_jitter'] > 0 \
                 else photo_lighting()
             hand = rng.random() < cfg['hand_probability']
@@ -533,9 +550,11 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
     images, frames, scene_of, sides = [], [], [], []
     start = time.perf_counter()
     n_images = cfg['n_scenes'] * cfg['views_per_scene']
-    first = cat.surface_path(cfg['surface']) if cfg['surfaces'] == 'train' else cat.heldout_surfaces[0]
+    first = (cat.surface_path(cfg['surface']) if cfg['surfaces'] == 'train'
+             else cat.heldout_surfaces[0])
     with TabletopScene(pool, renderer=cfg['renderer'], surface=first) as scene:
-        keypoints = {s_.name: _reference_keypoints(scene, s_.name, cfg['keypoints_per_object'], rng)
+        keypoints = {s_.name: _reference_keypoints(scene, s_.name, cfg['keypoints_per_object'],
+                                                   rng)
                      for s_ in pool}
         # held-out photos: a new one per scene, cycling through a seeded permutation
         order = rng.permutation(len(cat.heldout_surfaces)) if cat.heldout_surfaces else []
@@ -550,10 +569,11 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
                         len(seen),
                         cfg['seen_per_scene'],
                         replace=False))]
-            names += [unseen[i].name for i in np.sort(rng.choice(len(unseen), cfg['unseen_per_scene'],
-                                                                 replace=False))]
-            scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'], spacing=cfg['spacing'],
-                          workspace_half=tuple(cfg['workspace_half']))
+            names += [unseen[i].name
+                      for i in np.sort(rng.choice(len(unseen), cfg['unseen_per_scene'],
+                                                  replace=False))]
+            scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'],
+                          spacing=cfg['spacing'], workspace_half=tuple(cfg['workspace_half']))
             light = photo_lighting(rng, cfg['lighting_strength'])
             poses = scene.object_poses()
             ids = {n: scene.bodies[n] for n in scene.active}
@@ -566,7 +586,8 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
                 _write_png(os.path.join(out_dir, 'images', stem + '.png'), result.rgb)
                 frame = Frame(result.depth, result.segmentation, camera, poses, ids)
                 images.append({'file': f'images/{stem}.png', 'width': cfg['width'],
-                               'height': cfg['height'], 'objects': _annotate(frame, scene.active, keypoints),
+                               'height': cfg['height'],
+                               'objects': _annotate(frame, scene.active, keypoints),
                                'scene': s})
                 meta = {'image': f'images/{stem}.png', 'camera': camera.to_dict(),
                         'object_poses': {k: val.tolist() for k, val in poses.items()},
@@ -588,7 +609,8 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
     save_pairs(os.path.join(out_dir, 'pairs.json'), images, pairs, split)
     size = _size_summary(sides)
     with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:
-        json.dump({'config': cfg, 'frames': frames, 'object_size': size, 'skipped_assets': cat.skipped,
+        json.dump({'config': cfg, 'frames': frames, 'object_size': size,
+                   'skipped_assets': cat.skipped,
                    'keypoints_object_frame': {k: v[0].tolist() for k, v in keypoints.items()}}, f)
     return {'num_images': len(images), 'num_pairs': len(pairs), 'seconds': seconds,
             'images_per_second': len(images) / max(seconds, 1e-9),

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Textured everyday objects and surface photos from Debian's ``sweethome3d-furniture`` package.
+"""
+Textured everyday objects and surface photos from Debian's ``sweethome3d-furniture`` package.
 
 The package installs zip archives (``*.sh3f``) under ``/usr/share/sweethome3d/furniture/``
 (override with the environment variable ``CCL_FURNITURE_DIR``). Each archive holds a
@@ -40,13 +41,13 @@ A model whose files are missing or unreadable raises :class:`AssetError` with th
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import hashlib
 import json
 import os
 import posixpath
 import re
 import zipfile
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -72,9 +73,14 @@ def furniture_dir() -> str:
 
 
 def cache_dir() -> str:
-    """Folder for converted models (``CCL_ASSET_CACHE`` or ``~/.cache/ccl_perception/furniture``)."""
+    """
+    Return the folder for converted models.
+
+    ``CCL_ASSET_CACHE``, or ``~/.cache/ccl_perception/furniture``.
+    """
     return os.environ.get('CCL_ASSET_CACHE',
-                          os.path.join(os.path.expanduser('~'), '.cache', 'ccl_perception', 'furniture'))
+                          os.path.join(os.path.expanduser('~'), '.cache', 'ccl_perception',
+                                       'furniture'))
 
 
 def archive_path(archive: str, folder: str | None = None) -> str:
@@ -92,14 +98,15 @@ def archive_path(archive: str, folder: str | None = None) -> str:
 # ------------------------------------------------------------------------- catalogue
 @dataclass(frozen=True)
 class CatalogEntry:
-    """One model of an archive's ``PluginFurnitureCatalog.properties``.
+    """
+    One model of an archive's ``PluginFurnitureCatalog.properties``.
 
     Sizes are the catalogue's real sizes in cm: ``width`` (model x), ``depth`` (model z),
     ``height`` (model y, up).
     """
 
     archive: str
-    id: str
+    id: str  # noqa: A003
     name: str
     model: str                 # OBJ path inside the zip (no leading '/')
     width: float
@@ -124,7 +131,7 @@ def _properties(text: str) -> dict:
 
 
 def read_catalog(path: str) -> dict:
-    """``{entry id: CatalogEntry}`` of one ``.sh3f`` archive (entries without sizes are left out)."""
+    """``{entry id: CatalogEntry}`` of one ``.sh3f`` archive (entries without sizes left out)."""
     try:
         with zipfile.ZipFile(path) as z:
             text = z.read('PluginFurnitureCatalog.properties').decode('latin-1')
@@ -156,7 +163,8 @@ def read_catalog(path: str) -> dict:
 # ------------------------------------------------------------------------ OBJ / MTL
 @dataclass
 class ObjMesh:
-    """Triangles of an OBJ, by material.
+    """
+    Triangles of an OBJ, by material.
 
     Attributes:
         positions: ``(P, 3)`` float vertex positions (model units).
@@ -247,9 +255,12 @@ def parse_mtl(text: str) -> dict:
 
 def smooth_normals(positions: np.ndarray, faces: np.ndarray,
                    crease_deg: float = CREASE_ANGLE_DEG) -> np.ndarray:
-    """Per-corner normals ``(F, 3, 3)``: area-weighted mean of the normals of the faces that
-    share the corner's position (within 1e-6 of the model's size) and lie within
-    ``crease_deg`` of the corner's own face; sharp edges stay sharp."""
+    """
+    Per-corner normals ``(F, 3, 3)``; sharp edges stay sharp.
+
+    Area-weighted mean of the normals of the faces that share the corner's position (within
+    1e-6 of the model's size) and lie within ``crease_deg`` of the corner's own face.
+    """
     tri = positions[faces]                                   # (F, 3, 3)
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     area = np.linalg.norm(cross, axis=1)
@@ -306,7 +317,8 @@ def _rotation_matrix(entry: CatalogEntry) -> np.ndarray:
 
 
 def to_world(positions: np.ndarray, entry: CatalogEntry) -> np.ndarray:
-    """Model vertices -> metres, Z-up, bounding box ``width x depth x height`` centred at 0.
+    """
+    Model vertices -> metres, Z-up, bounding box ``width x depth x height`` centred at 0.
 
     Returns ``(P, 3)``; see the module docstring for the steps.
     """
@@ -342,7 +354,8 @@ def _pow2(n: int) -> int:
 
 
 def _save_texture(img: np.ndarray, path: str) -> None:
-    """Write ``img`` as PNG with power-of-two sides (<= MAX_TEXTURE_SIDE).
+    """
+    Write ``img`` as PNG with power-of-two sides (<= MAX_TEXTURE_SIDE).
 
     pybullet's OpenGL renderer uploads RGB rows with 4-byte alignment, so a width whose
     ``3 * width`` is not a multiple of 4 shears the texture into rainbow stripes; power-of-two
@@ -370,7 +383,8 @@ def _write_part(path: str, verts: np.ndarray, uvs: np.ndarray | None, normals: n
     lines += [f'vn {x:.4f} {y:.4f} {z:.4f}' for x, y, z in normals.reshape(-1, 3)]
     if uvs is not None:
         lines += [
-            f'f {i}/{i}/{i} {i + 1}/{i + 1}/{i + 1} {i + 2}/{i + 2}/{i + 2}' for i in range(1, n + 1, 3)]
+            f'f {i}/{i}/{i} {i + 1}/{i + 1}/{i + 1} {i + 2}/{i + 2}/{i + 2}'
+            for i in range(1, n + 1, 3)]
     else:
         lines += [f'f {i}//{i} {i + 1}//{i + 1} {i + 2}//{i + 2}' for i in range(1, n + 1, 3)]
     with open(path, 'w', encoding='ascii') as f:
@@ -380,7 +394,8 @@ def _write_part(path: str, verts: np.ndarray, uvs: np.ndarray | None, normals: n
 def _cache_key(path: str, entry: CatalogEntry) -> str:
     st = os.stat(path)
     raw = json.dumps([CONVERTER_VERSION, os.path.basename(path), st.st_size, int(st.st_mtime),
-                      entry.id, entry.width, entry.depth, entry.height, list(entry.model_rotation)])
+                      entry.id, entry.width, entry.depth, entry.height,
+                      list(entry.model_rotation)])
     return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
@@ -390,7 +405,8 @@ def _safe_name(text: str) -> str:
 
 def convert_model(archive: str, entry_id: str, key: str | None = None,
                   folder: str | None = None, cache: str | None = None) -> MeshAsset:
-    """Convert catalogue entry ``entry_id`` of ``<archive>.sh3f`` (cached).
+    """
+    Convert catalogue entry ``entry_id`` of ``<archive>.sh3f`` (cached).
 
     Args:
         archive: archive name without extension, e.g. ``'Scopia'``.
@@ -415,7 +431,8 @@ def convert_model(archive: str, entry_id: str, key: str | None = None,
         with open(manifest, encoding='utf-8') as f:
             data = json.load(f)
         return MeshAsset(key, tuple(MeshPart(os.path.join(out, p['obj']), tuple(p['rgba']),
-                                             os.path.join(out, p['texture']) if p['texture'] else '')
+                                             os.path.join(out, p['texture'])
+                                             if p['texture'] else '')
                                     for p in data['parts']),
                          os.path.join(out, 'collision.obj'), tuple(data['extents']), entry,
                          data['num_triangles'])
@@ -493,7 +510,7 @@ def _transform_normals(normals: np.ndarray, entry: CatalogEntry,
 
 
 def extract_image(archive: str, member: str, out_png: str, folder: str | None = None) -> str:
-    """Re-save image ``member`` of ``<archive>.sh3f`` as PNG ``out_png`` (once); returns the path."""
+    """Re-save image ``member`` of ``<archive>.sh3f`` as PNG ``out_png`` (once); return it."""
     if os.path.isfile(out_png):
         return out_png
     path = archive_path(archive, folder)

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Exact ground truth between rendered frames: reprojection with depth and a depth test.
+"""
+Exact ground truth between rendered frames: reprojection with depth and a depth test.
 
 A :class:`Frame` is what the renderer stores per image: depth (z, metres), segmentation
 (pybullet body ids), the camera, and the world pose of every object by name. Objects are
@@ -22,21 +23,21 @@ and is visible in B when B's rendered depth there agrees with the point's depth.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import json
 import os
-from dataclasses import dataclass
-
-import cv2
-import numpy as np
 
 from ccl_perception.sim.camera import Camera
+import cv2
+import numpy as np
 
 DEPTH_TOLERANCE = 0.004  # m, |rendered depth - reprojected depth| for a point to count as visible
 
 
 @dataclass
 class Frame:
-    """A rendered frame with its geometry.
+    """
+    A rendered frame with its geometry.
 
     Attributes:
         depth: ``(H, W)`` float32 z-depth in metres, NaN = no hit.
@@ -55,7 +56,8 @@ class Frame:
 
 def visible_points(frame: Frame, name: str, points_obj: np.ndarray,
                    depth_tol: float = DEPTH_TOLERANCE):
-    """Project object-frame points into a frame and test their visibility.
+    """
+    Project object-frame points into a frame and test their visibility.
 
     Args:
         frame: target :class:`Frame`.
@@ -93,7 +95,8 @@ def visible_points(frame: Frame, name: str, points_obj: np.ndarray,
 
 def exact_correspondences(frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray | None = None,
                           depth_tol: float = DEPTH_TOLERANCE) -> dict:
-    """Exact pixel correspondences of object pixels from frame A into frame B.
+    """
+    Exact pixel correspondences of object pixels from frame A into frame B.
 
     Only pixels on objects present in both frames are used (the table and floor are not
     rigidly tied to the objects); occluded or out-of-view points in B are dropped.
@@ -141,7 +144,8 @@ def exact_correspondences(frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray |
 
 # ------------------------------------------------------------------ storage
 def save_frame(folder: str, stem: str, frame: Frame, depth_format: str = 'npy') -> dict:
-    """Write depth / segmentation of a frame next to its image; return its JSON metadata.
+    """
+    Write depth / segmentation of a frame next to its image; return its JSON metadata.
 
     Files: ``depth/<stem>.npy`` (float32 m) or ``depth/<stem>.png`` (uint16 mm, 0 = missing);
     ``segmentation/<stem>.npy`` (int32 body ids, -1 = nothing). No auxiliary file is a PNG, so
@@ -193,7 +197,8 @@ def load_frame(folder: str, meta: dict) -> Frame:
             raise ValueError(f"cannot read segmentation {meta['segmentation']} in {folder}")
         seg = raw.astype(np.int32) - 1
     return Frame(depth, seg, Camera.from_dict(meta['camera']),
-                 {k: np.array(v) for k, v in meta['object_poses'].items()}, dict(meta['object_ids']))
+                 {k: np.array(v) for k, v in meta['object_poses'].items()},
+                 dict(meta['object_ids']))
 
 
 def load_frames_index(folder: str) -> list:

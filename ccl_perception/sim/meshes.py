@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Procedural OBJ meshes with texture coordinates (pybullet can only texture meshes with UVs).
+"""
+Procedural OBJ meshes with texture coordinates (pybullet can only texture meshes with UVs).
 
 Each builder returns ``(vertices (V, 3) m, normals (V, 3), uvs (V, 2) in [0, 1], faces (F, 3)
 vertex indices)`` centred at the origin; :func:`write_obj` writes them as a Wavefront OBJ.
@@ -25,7 +26,7 @@ import numpy as np
 
 
 def box(size) -> tuple:
-    """Box with edge lengths ``size = (sx, sy, sz)`` m; the 6 faces use the cells of a 3x2 UV atlas."""
+    """Box with edges ``size = (sx, sy, sz)`` m; the 6 faces use the cells of a 3x2 UV atlas."""
     hx, hy, hz = (0.5 * float(s) for s in size)
     # (normal, u axis, v axis) per face
     faces = [((1, 0, 0), (0, 1, 0), (0, 0, 1)), ((-1, 0, 0), (0, -1, 0), (0, 0, 1)),

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Catalogue of distinct textured objects and their seen/unseen split.
+"""
+Catalogue of distinct textured objects and their seen/unseen split.
 
 An :class:`ObjectSpec` is a mesh (a procedural box / cylinder / ellipsoid, or a textured
 pybullet_data model) plus a texture (a procedural one by seed, or the model's own image).
@@ -24,8 +25,8 @@ the first ``n_train`` objects as *seen* (training set) and the rest as *unseen* 
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
+import os
 
 import numpy as np
 import pybullet_data
@@ -44,7 +45,8 @@ _LIBRARY_SCALE_AXES = {'jenga': (1.0, 0.35, 0.22)}  # jenga.obj is a unit cube: 
 
 @dataclass(frozen=True)
 class ObjectSpec:
-    """One distinct object.
+    """
+    One distinct object.
 
     Attributes:
         name: unique name (used in pairs files and frame metadata).
@@ -88,7 +90,8 @@ def _procedural(rng: np.random.Generator, index: int) -> ObjectSpec:
 
 
 def object_catalogue(seed: int = 0, n_procedural: int = 30) -> list:
-    """All objects: the library models followed by ``n_procedural`` procedural ones.
+    """
+    All objects: the library models followed by ``n_procedural`` procedural ones.
 
     The library models are interleaved so that a prefix split puts some of them on each side.
     """
@@ -99,7 +102,8 @@ def object_catalogue(seed: int = 0, n_procedural: int = 30) -> list:
         library.append(ObjectSpec(
             name=name, shape='library', size=(longest,),
             texture_seed=-1 if tex else int(rng.integers(0, 2**31 - 1)),
-            mesh_file=os.path.join(data, mesh), texture_file=os.path.join(data, tex) if tex else '',
+            mesh_file=os.path.join(data, mesh),
+            texture_file=os.path.join(data, tex) if tex else '',
             scale_axes=_LIBRARY_SCALE_AXES.get(name, (1.0, 1.0, 1.0))))
     procedural = [_procedural(rng, i) for i in range(n_procedural)]
     out, lib = [], list(library)

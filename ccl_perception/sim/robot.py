@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Simulated Franka Emika Panda with its parallel gripper, in an existing pybullet world.
+"""
+Simulated Franka Emika Panda with its parallel gripper, in an existing pybullet world.
 
 The arm is loaded from ``pybullet_data/franka_panda/panda.urdf`` into the pybullet client of
 the scene (the camera, the objects and the arm share ONE client, so what the camera sees is
@@ -33,15 +34,14 @@ node.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import math
 import os
-from dataclasses import dataclass, field
 
+from ccl_perception.geometry import CAMERA_FRAME  # noqa: F401 - frame id of the RGB-D images
 import numpy as np
 import pybullet as p
 import pybullet_data
-
-from ccl_perception.geometry import CAMERA_FRAME  # noqa: F401 - frame id of the RGB-D images
 
 ARM_JOINTS = (0, 1, 2, 3, 4, 5, 6)
 FINGER_JOINTS = (9, 10)
@@ -78,7 +78,8 @@ def quat_angle(q1, q2) -> float:
 
 
 class PandaRobot:
-    """A Panda arm + hand inside pybullet client ``client``.
+    """
+    A Panda arm + hand inside pybullet client ``client``.
 
     Args:
         client: pybullet physics client id that already holds the scene.
@@ -148,7 +149,8 @@ class PandaRobot:
         return np.asarray(pos, float) - self.cfg.tcp_offset * z_axis
 
     def solve_ik(self, pos, quat) -> np.ndarray:
-        """(7,) joint angles putting the TCP at world ``pos`` (m) / ``quat`` (xyzw).
+        """
+        (7,) joint angles putting the TCP at world ``pos`` (m) / ``quat`` (xyzw).
 
         Damped-least-squares IK of pybullet with the joint limits as null-space bounds,
         seeded from the current joints. The result is not guaranteed to reach: check with
@@ -166,7 +168,8 @@ class PandaRobot:
             p.stepSimulation(physicsClientId=self.client)
 
     def move_to(self, pos, quat, max_steps: int = 600, settle_steps: int = 10) -> bool:
-        """Drive the TCP to a world pose with joint position control and physics.
+        """
+        Drive the TCP to a world pose with joint position control and physics.
 
         Re-solves IK every control step (closed loop), limits each joint's change per step
         to ``max_joint_step``, and stops when the TCP is within tolerance or after
@@ -293,7 +296,8 @@ def camera_from_angles(distance, elevation_deg, azimuth_deg, look_at, width, hei
 
 
 class SimWorld:
-    """Table, objects, camera and Panda sharing one pybullet client (thread-safe via ``lock``).
+    """
+    Table, objects, camera and Panda sharing one pybullet client (thread-safe via ``lock``).
 
     A world, not an executor: grasps are executed by
     ``ccl_perception.executors.sim_executor.world_executor(world)``, which drives
@@ -328,7 +332,8 @@ class SimWorld:
             self.scene = make_scene([by_name[n] for n in names], self.cfg.surface)
         else:
             self.scene = TabletopScene([by_name[n] for n in names],
-                                       background_seed=self.cfg.background_seed, deterministic=True)
+                                       background_seed=self.cfg.background_seed,
+                                       deterministic=True)
         self.client = self.scene.client
         self.robot = PandaRobot(self.client, self.cfg.robot)
         self._camera_listeners = []
@@ -357,7 +362,7 @@ class SimWorld:
         listener(self._camera.world_from_camera)
 
     def target_body(self):
-        """pybullet id of the current scene's target, None when it is absent or unset."""
+        """Return the pybullet id of the current scene's target, None when absent or unset."""
         info = self.info
         if info is None or info.target is None or not info.target_present:
             return None
@@ -370,12 +375,14 @@ class SimWorld:
 
     def reset(self, seed: int, target: str | None = None, target_present: bool = True,
               names=None) -> SceneInfo:
-        """New cluttered scene and camera viewpoint, a pure function of ``seed``.
+        """
+        Make a new cluttered scene and camera viewpoint, a pure function of ``seed``.
 
         Args:
             seed: scene seed.
             target: object the scene is about; with ``target_present=False`` it is left out
                 (the false-grasp test) -- any grasp then counts as a false grasp.
+            target_present: whether ``target`` is in the scene (see ``target``).
             names: explicit object list (else ``clutter`` random objects).
         """
         rng = np.random.default_rng(seed)
@@ -442,7 +449,8 @@ class SimWorld:
                 > -0.01]
 
     def reference_view(self, name: str, seed: int = 0):
-        """The paper's reference: ``name`` alone on the table seen straight from above.
+        """
+        Render the paper's reference: ``name`` alone on the table seen straight from above.
 
         Returns:
             ``(RenderResult, Camera)``; the object is at a random pose (``seed``).

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A pybullet tabletop world: floor, table, textured objects, lights, and camera rendering.
+"""
+A pybullet tabletop world: floor, table, textured objects, lights, and camera rendering.
 
 World frame (shared with ``sim/robot.py``): z up, metres. The table top is the plane
 ``z = TABLE_TOP_Z = 0``; the table spans ``TABLE_X`` x ``TABLE_Y``; objects are arranged in
@@ -36,20 +37,19 @@ table, hidden from any camera above the table top.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import os
 import pkgutil
 import shutil
 import tempfile
-from dataclasses import dataclass
-
-import cv2
-import numpy as np
-import pybullet as p
-import pybullet_data
 
 from ccl_perception.sim import meshes, textures
 from ccl_perception.sim.camera import Camera
 from ccl_perception.sim.objects import ObjectSpec
+import cv2
+import numpy as np
+import pybullet as p
+import pybullet_data
 
 TABLE_TOP_Z = 0.0                 # m, height of the table top surface
 TABLE_X = (-0.75, 0.6)            # m, table extent along world x
@@ -61,7 +61,8 @@ WORKSPACE_HALF = (0.17, 0.13)     # m, objects are dropped in [-hx, hx] x [-hy, 
 
 @dataclass
 class RenderResult:
-    """One rendered view.
+    """
+    One rendered view.
 
     Attributes:
         rgb: ``(H, W, 3)`` uint8.
@@ -79,7 +80,8 @@ SKIN_RGBA = (0.87, 0.67, 0.55, 1.0)  # the hand-like distractor
 
 
 def _import_triton_first() -> None:
-    """Import triton (if installed) before Mesa's OpenGL is loaded.
+    """
+    Import triton (if installed) before Mesa's OpenGL is loaded.
 
     Mesa's llvmpipe (which the EGL plugin loads) and triton (which torch imports for its
     optimizers, through torch._dynamo) each bring their own LLVM. Measured here: importing
@@ -92,7 +94,8 @@ def _import_triton_first() -> None:
 
 
 def enable_egl(client: int) -> int:
-    """Load pybullet's EGL renderer plugin into ``client``; returns the plugin id.
+    """
+    Load pybullet's EGL renderer plugin into ``client``; returns the plugin id.
 
     Raises RuntimeError with the reason when the plugin (or EGL / Mesa) is not available.
     """
@@ -102,8 +105,9 @@ def enable_egl(client: int) -> int:
         raise RuntimeError('pybullet was built without eglRenderer: use renderer="tiny"')
     plugin = p.loadPlugin(loader.get_filename(), '_eglRendererPlugin', physicsClientId=client)
     if plugin < 0:
-        raise RuntimeError('pybullet could not start its EGL renderer (is libEGL / Mesa installed? '
-                           'apt-get install -y libegl1 libgl1-mesa-dri); use renderer="tiny"')
+        raise RuntimeError('pybullet could not start its EGL renderer (is libEGL / Mesa '
+                           'installed? apt-get install -y libegl1 libgl1-mesa-dri); '
+                           'use renderer="tiny"')
     return plugin
 
 
@@ -128,8 +132,11 @@ def random_lighting(rng: np.random.Generator, strength: float = 1.0) -> dict:
 
 
 def photo_lighting(rng: np.random.Generator | None = None, strength: float = 1.0) -> dict:
-    """Lighting for the ``'egl'`` renderer: a directional light (with shadows) above the table
-    and a camera exposure / white-balance gain per channel.
+    """
+    Lighting for the ``'egl'`` renderer.
+
+    A directional light (with shadows) above the table and a camera exposure / white-balance
+    gain per channel.
 
     pybullet's OpenGL renderer takes only the light direction and the shadow switch (its
     ambient / diffuse levels are fixed), so brightness and colour changes are applied as the
@@ -150,7 +157,8 @@ def photo_lighting(rng: np.random.Generator | None = None, strength: float = 1.0
 
 
 class TabletopScene:
-    """Table with textured objects in a pybullet client.
+    """
+    Table with textured objects in a pybullet client.
 
     Args:
         objects: :class:`ObjectSpec` list; names must be unique.
@@ -249,7 +257,8 @@ class TabletopScene:
                             physicsClientId=self.client)
 
     def set_surface(self, path: str) -> None:
-        """Cover the table top with the photo at ``path`` (any image format).
+        """
+        Cover the table top with the photo at ``path`` (any image format).
 
         The photo is mirrored into a seamless 2x2 copy that repeats every ``2 * surface_tile``
         metres, on a visual-only sheet 0.3 mm above the table top (objects rest on the table's
@@ -367,14 +376,16 @@ class TabletopScene:
         """Put an unused object under the table (hidden from cameras above the table top)."""
         x = -0.3 + 0.12 * (slot % 6)
         y = -0.3 + 0.12 * (slot // 6 % 6)
-        p.resetBasePositionAndOrientation(self.bodies[name], [x, y, FLOOR_Z + 0.08 + 0.1 * (slot // 36)],
+        p.resetBasePositionAndOrientation(self.bodies[name],
+                                          [x, y, FLOOR_Z + 0.08 + 0.1 * (slot // 36)],
                                           [0, 0, 0, 1], physicsClientId=self.client)
         p.resetBaseVelocity(self.bodies[name], [0, 0, 0], [0, 0, 0], physicsClientId=self.client)
 
     # ---------------------------------------------------------------- arrange
     def arrange(self, rng: np.random.Generator, names=None, settle_steps: int = 240,
                 spacing: float = 0.8, workspace_half=WORKSPACE_HALF) -> list:
-        """Drop objects at random positions/orientations on the table and let physics settle.
+        """
+        Drop objects at random positions/orientations on the table and let physics settle.
 
         Args:
             rng: random generator (the arrangement is a pure function of its state).
@@ -454,7 +465,8 @@ class TabletopScene:
 
     # ----------------------------------------------------------------- render
     def render(self, camera: Camera, lighting: dict | None = None) -> RenderResult:
-        """Render ``camera`` with this scene's renderer.
+        """
+        Render ``camera`` with this scene's renderer.
 
         Args:
             camera: :class:`Camera`.
@@ -475,9 +487,10 @@ class TabletopScene:
             # of the same state and light before every image (~30 ms at 640x480) make every
             # returned image a function of the current state and light only; tested in
             # test_benchmark_v2 (restores, resets after other trials).
-            args = dict(viewMatrix=camera.view_matrix(),
+            args = dict(viewMatrix=camera.view_matrix(),  # noqa: C408
                         projectionMatrix=camera.projection_matrix('opengl'),
-                        renderer=p.ER_BULLET_HARDWARE_OPENGL, lightDirection=list(light['direction']),
+                        renderer=p.ER_BULLET_HARDWARE_OPENGL,
+                        lightDirection=list(light['direction']),
                         shadow=int(light.get('shadow', True)), physicsClientId=self.client)
             if (w, h) not in self._sizes_seen:
                 self._sizes_seen.add((w, h))
@@ -511,19 +524,25 @@ class TabletopScene:
 
     # ----------------------------------------------------------- state, hand
     def save_state(self) -> int:
-        """Snapshot of the whole client (poses, velocities, contacts); see :meth:`restore_state`."""
+        """Snapshot the whole client (poses, velocities, contacts); see :meth:`restore_state`."""
         return p.saveState(physicsClientId=self.client)
 
     def restore_state(self, state: int, active=None) -> None:
-        """Restore a :meth:`save_state` snapshot exactly (renders after two restores of the same
-        snapshot are bit-identical). ``active``: the object names resting on the table in it."""
+        """
+        Restore a :meth:`save_state` snapshot exactly.
+
+        Renders after two restores of the same snapshot are bit-identical. ``active``: the
+        object names resting on the table in it.
+        """
         p.restoreState(stateId=state, physicsClientId=self.client)
         if active is not None:
             self.active = list(active)
 
     def show_hand(self, rng: np.random.Generator, camera: Camera, reach: float = 0.35) -> None:
-        """Put a hand-like distractor (forearm, palm, four fingers and a thumb; skin coloured,
-        visual only: it touches nothing) into the view, entering from a random image border.
+        """
+        Put a hand-like distractor into the view, entering from a random image border.
+
+        Forearm, palm, four fingers and a thumb; skin coloured, visual only: it touches nothing.
 
         As the operator's hands in the paper's frames it occludes objects; its segmentation id
         is :attr:`hand` (not an object, so no ground truth is computed on it).
@@ -531,10 +550,13 @@ class TabletopScene:
         c = self.client
         if self.hand is None:
             r = 0.011
-            shapes = [(p.GEOM_CAPSULE, {'radius': 0.03, 'length': 0.16}, (0.0, 0.0, -0.14)),  # forearm
-                      (p.GEOM_BOX, {'halfExtents': [0.042, 0.016, 0.045]}, (0.0, 0.0, 0.0))]   # palm
+            shapes = [(p.GEOM_CAPSULE, {'radius': 0.03, 'length': 0.16},
+                       (0.0, 0.0, -0.14)),  # forearm
+                      (p.GEOM_BOX, {'halfExtents': [0.042, 0.016, 0.045]},
+                       (0.0, 0.0, 0.0))]  # palm
             for k, x in enumerate((-0.03, -0.01, 0.01, 0.03)):
-                shapes.append((p.GEOM_CAPSULE, {'radius': r, 'length': 0.05 + 0.01 * (k in (1, 2))},
+                shapes.append((p.GEOM_CAPSULE,
+                               {'radius': r, 'length': 0.05 + 0.01 * (k in (1, 2))},
                                (x, 0.0, 0.075)))
             shapes.append((p.GEOM_CAPSULE, {'radius': 0.012, 'length': 0.045}, (0.055, 0.0, 0.0)))
             ids = [p.createVisualShape(t, rgbaColor=list(SKIN_RGBA), visualFramePosition=list(pos),
@@ -607,8 +629,12 @@ def _table_top_mesh(half) -> tuple:
 
 
 def _sheet_mesh(half, centre, repeat: float) -> tuple:
-    """Quad covering the table top (world x, y; z = 0 in its own frame) whose texture
-    coordinates are world ``x, y / repeat`` (the texture repeats every ``repeat`` metres)."""
+    """
+    Quad covering the table top (world x, y; z = 0 in its own frame).
+
+    Its texture coordinates are world ``x, y / repeat`` (the texture repeats every ``repeat``
+    metres).
+    """
     x0, x1 = centre[0] - half[0], centre[0] + half[0]
     y0, y1 = centre[1] - half[1], centre[1] + half[1]
     v = np.array([[x0, y0, 0.0], [x1, y0, 0.0], [x1, y1, 0.0], [x0, y1, 0.0]])
@@ -618,7 +644,7 @@ def _sheet_mesh(half, centre, repeat: float) -> tuple:
 
 
 def _quat_from_matrix(rot: np.ndarray) -> list:
-    """xyzw quaternion of a 3x3 rotation matrix (Shepperd's method)."""
+    """Return the xyzw quaternion of a 3x3 rotation matrix (Shepperd's method)."""
     m = np.asarray(rot, float)
     tr = np.trace(m)
     if tr > 0:

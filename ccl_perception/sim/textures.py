@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Procedural textures (deterministic by seed) for objects and table backgrounds.
+"""
+Procedural textures (deterministic by seed) for objects and table backgrounds.
 
 Object textures are busy and asymmetric (blobs, stripes, polygons, glyphs over a coloured
 noise field) so every surface point has a distinctive neighbourhood, like printed packaging.
@@ -37,7 +38,8 @@ def _random_colour(rng: np.random.Generator) -> tuple:
 
 
 def object_texture(seed: int, size: int = 256) -> np.ndarray:
-    """A distinctive object texture.
+    """
+    Make a distinctive object texture.
 
     Args:
         seed: RNG seed; equal seeds give identical images.
@@ -74,7 +76,8 @@ def object_texture(seed: int, size: int = 256) -> np.ndarray:
 
 
 def background_texture(seed: int, size: int = 256) -> np.ndarray:
-    """A table-cloth / wood / tile texture for the table top.
+    """
+    Make a table-cloth / wood / tile texture for the table top.
 
     Args:
         seed: RNG seed.
