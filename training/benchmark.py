@@ -213,7 +213,7 @@ def bench_onnx_vs_eager(backbone='efficientnet_lite0', height=480, width=640, di
 
 
 def _textured_frame(height: int, width: int, seed: int = 0):
-    """Make a smooth random-texture RGB image, a plane 0.5 m in front of the camera, and K."""
+    """Make a smooth random-texture RGB image, a plane 0.5 m away with a box on it, and K."""
     import cv2
     rng = np.random.default_rng(seed)
     noise = rng.random((height // 8, width // 8, 3)).astype(np.float32)
@@ -228,6 +228,8 @@ def _textured_frame(height: int, width: int, seed: int = 0):
         255).astype(
         np.uint8)
     depth = np.full((height, width), 0.5, np.float32)
+    # a 3 cm high box under the grasp axis, for the planner's depth refinement to measure
+    depth[int(0.35 * height):int(0.65 * height), int(0.42 * width):int(0.58 * width)] = 0.47
     f = 0.9 * width
     K = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
     return rgb, depth, K
@@ -256,10 +258,11 @@ def bench_frame_to_pose(backbone='efficientnet_lite0', height=480, width=640, di
             extractor = DescriptorExtractor(model, backend=backend,
                                             onnx_path=onnx_path if backend == 'onnx' else None)
             target = make_target(extractor, rgb, points, 'bench', depth=depth, K=K)
-            # An untrained head matches only roughly: open every gate so all stages always run.
+            # An untrained head matches only roughly: open every gate so all stages always run
+            # (the defaults otherwise, depth refinement included).
             pipeline = GraspPipeline(extractor, {'min_similarity': -1.0, 'min_confidence': 0.0,
                                                  'axis_length_tolerance': 1e6,
-                                                 'ransac_threshold': 1.0})
+                                                 'ransac_threshold': 1.0, 'max_width': 1.0})
             stages = []
 
             def run():
