@@ -164,7 +164,9 @@ def test_installed_node_publishes_status_over_dds(ws):
                 pub.publish(msg)
             ex.spin_once(timeout_sec=0.3)
         assert got, f'no status from the installed planner; exit code {proc.poll()}'
-        assert "model not loaded: parameter 'checkpoint' is empty" in got[0].data
+        # no checkpoint given: the installed node loads the shipped default model from the
+        # install space (package_data) and then waits for a target
+        assert got[0].data.startswith('abstain: no target set'), got[0].data
     finally:
         proc.send_signal(signal.SIGINT)
         try:
