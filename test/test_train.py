@@ -88,12 +88,19 @@ def state_equal(a: dict, b: dict) -> bool:
 # --------------------------------------------------------------------------- learning
 @pytest.mark.parametrize('method', ['identical_view', 'ccl', 'ccl_iv', 'supervised'])
 def test_each_method_overfits_one_batch(method, images, render, tmp_path):
-    """Repeated steps on one fixed batch must lower that batch's loss clearly."""
+    """
+    Repeated steps on one fixed batch must lower that batch's loss clearly.
+
+    The augmentation is drawn anew every step, so it is kept mild here: with the default
+    any-angle rotation and strong perspective the tiny random network sees a different
+    problem every step, and the loss of 14 steps is mostly the draw.
+    """
     root = render if method == 'supervised' else images
     cfg = tiny(
         root,
         f'method={method}',
-        'loss.quantile=1.0' if method != 'identical_view' else 'seed=0')
+        'loss.quantile=1.0' if method != 'identical_view' else 'seed=0',
+        'augment.degrees=15', 'augment.scale=[0.9,1.1]', 'augment.perspective=0.1')
     trainer = Trainer(cfg, tmp_path / method)
     batch = trainer.dataset[0]
     if method == 'supervised':

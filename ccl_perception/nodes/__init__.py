@@ -27,6 +27,7 @@ Every node class takes ``**kwargs`` and forwards them to ``rclpy.node.Node`` (``
 several of them in one process.
 """
 
+import signal
 import sys
 import threading
 
@@ -377,6 +378,30 @@ class NodeRunner:
         self.close()
 
 
+def _sigint_ignored() -> bool:
+    """Tell whether this process started with SIGINT ignored (main thread only)."""
+    return (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
+
+
+def _stop_on_sigint() -> None:
+    """
+    Make SIGINT stop a process that was started with SIGINT ignored.
+
+    A process started in the background of a non-interactive shell (``node &`` in a
+    script, CI runners) inherits SIGINT as ignored, so Python installs no KeyboardInterrupt
+    handler and rclpy's handler (installed by ``rclpy.init``) chains to "ignore": ``kill
+    -INT`` and ``ros2 launch``'s shutdown (SIGINT first) were ignored and the node was only
+    killed by the escalation. A ROS node is stopped with SIGINT, so after ``rclpy.init``
+    rclpy's handlers are put back on top of Python's default one.
+    """
+    from rclpy.signals import install_signal_handlers, uninstall_signal_handlers
+
+    uninstall_signal_handlers()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    install_signal_handlers()
+
+
 def run_nodes(factory, args=None, prog: str = None) -> int:
     """
     Run the ``main()`` body of every process: :class:`NodeRunner` in the foreground.
@@ -385,6 +410,7 @@ def run_nodes(factory, args=None, prog: str = None) -> int:
     one line on stderr, ``<prog>: error: <reason>``, and exit code 2; Ctrl-C exits 0.
     """
     prog = prog or (sys.argv[0].rsplit('/', 1)[-1] if sys.argv and sys.argv[0] else 'node')
+    sigint_ignored = _sigint_ignored()
     try:
         runner = NodeRunner(factory, args)
     except KeyboardInterrupt:
@@ -392,6 +418,8 @@ def run_nodes(factory, args=None, prog: str = None) -> int:
     except (ValueError, ImportError, RuntimeError, OSError) as e:
         print(f'{prog}: error: {e}', file=sys.stderr)
         return 2
+    if sigint_ignored:
+        _stop_on_sigint()
     with runner:
         runner.spin()
     return 0
