@@ -285,6 +285,21 @@ def test_grasp_benchmark(files, tmp_path, capsys, argv, message):
     assert not (tmp_path / 'bench').exists()
 
 
+# ----------------------------------------------------------------------- foreground_report
+@pytest.mark.parametrize('argv,message', [
+    (['missing'], 'image folder not found: missing'),
+    (['DIR'], 'frames.json not found: render with --depth'),
+    (['DIR', '--threshold', '0'],
+     'argument --threshold: 0.0 is not allowed: must be a finite number in (0, 255]'),
+    (['DIR', '--width', '4'], 'argument --width: 4 is not allowed'),
+])
+def test_foreground_report(files, capsys, argv, message):
+    from training.foreground_report import main
+    argv = [str(files['dir']) if a == 'DIR' else a for a in argv]
+    rc, err = call(main, argv, capsys)
+    assert_one_line_error(rc, err, 'foreground_report', message)
+
+
 # --------------------------------------------------------------- as a user runs them
 @pytest.mark.parametrize('script,argv,prog,message', [
     ('training/train.py', ['--set', 'model.backbone=vgg',

@@ -245,6 +245,38 @@ class TestForeground:
                          40.0, fit_lighting=False) for f in frames])
         assert fg.precision_recall(plain, truth)[0] < precision
 
+    def test_foreground_report_against_a_written_segmentation(self, tmp_path):
+        """training/foreground_report.py on a static scene whose true masks are its frames.json."""
+        from ccl_perception.sim.camera import Camera
+        from ccl_perception.sim.ground_truth import Frame, save_frame
+        from training.foreground_report import main, report
+        truth = static_scene(tmp_path / 'scene')
+        cam = Camera.looking_at((0.0, 0.0, 1.0), (0.0, 0.0, 0.0), 96, 64, 40.0)
+        metas = []
+        for i, mask in enumerate(truth):
+            seg = np.where(mask, 7, -1).astype(np.int32)   # body 7 = the squares
+            frame = Frame(np.ones((64, 96), np.float32), seg, cam, {'squares': np.eye(4)},
+                          {'squares': 7})
+            metas.append(dict(save_frame(str(tmp_path / 'scene'), f'{i:03d}', frame),
+                              image=f'{i:03d}.png'))
+        (tmp_path / 'scene' / 'frames.json').write_text(json.dumps({'frames': metas}))
+        res = report(str(tmp_path / 'scene'), (96, 64), 40.0)
+        assert res['frames'] == len(truth)
+        assert res['true_object_share'] == pytest.approx(truth.mean())
+        fit, plain = res['lighting_fit'], res['no_lighting_fit']
+        # the same numbers as the masks of the trainer's estimate (test above)
+        frames = [cv2.cvtColor(cv2.imread(str(tmp_path / 'scene' / f'{i:03d}.png')),
+                               cv2.COLOR_BGR2RGB) for i in range(len(truth))]
+        cells = fg.ForegroundCells(frames, threshold=40.0)
+        p, r = fg.precision_recall(cells.masks, truth)
+        assert (fit['pixel_precision'], fit['pixel_recall']) == pytest.approx((p, r))
+        assert p > 0.95 and r > 0.95 and fit['cell_precision'] > 0.9
+        assert plain['pixel_precision'] < fit['pixel_precision']
+        out = tmp_path / 'fg.json'
+        assert main([str(tmp_path / 'scene'), '--width', '96', '--height', '64',
+                     '--out', str(out)]) == 0
+        assert json.loads(out.read_text())['lighting_fit'] == pytest.approx(fit)
+
     def test_fit_gain_offset_by_hand(self):
         bg = np.stack([np.arange(16, dtype=float).reshape(4, 4)] * 3, axis=-1)
         gain, offset = fg.fit_gain_offset(2.0 * bg + 5.0, bg)
