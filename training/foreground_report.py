@@ -28,13 +28,12 @@ on the true mask). Objects are the bodies in ``object_ids`` of each frame.
 """
 import argparse
 import json
-import os
 import sys
 
 from ccl_perception import cli
 from ccl_perception.learning import foreground as fg
 from ccl_perception.learning.dataset import list_images, read_rgb
-from ccl_perception.sim.ground_truth import load_frame, load_frames_index
+from ccl_perception.learning.instruments import CycleInstruments
 from ccl_perception.validation import integer, real
 import cv2
 import numpy as np
@@ -60,13 +59,12 @@ def parse_args(argv=None):
 
 def true_masks(root: str, paths, size) -> np.ndarray:
     """``(M, H, W)`` bool object pixels of every image, at the training size (nearest)."""
-    index = {m.get('image', m.get('rgb')): m for m in load_frames_index(root)}
+    gt = CycleInstruments(root, paths, size)  # the trainer's image -> frames.json lookup
     masks = []
-    for path in paths:
-        meta = index.get(os.path.relpath(str(path), root))
-        if meta is None:
+    for i, path in enumerate(paths):
+        frame = gt.frame(i)
+        if frame is None:
             raise ValueError(f'{path} has no entry in {root}/frames.json')
-        frame = load_frame(root, meta)
         ids = np.array(sorted(frame.object_ids.values()))
         mask = np.isin(frame.segmentation, ids).astype(np.uint8)
         masks.append(cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST).astype(bool))
@@ -81,14 +79,17 @@ def report(root: str, size=(320, 240), threshold=fg.DEFAULT_THRESHOLD,
         raise ValueError(f'no images in {root}')
     frames = [read_rgb(p, size) for p in paths]
     truth = true_masks(root, paths, size)
-    background = fg.estimate_background(frames)
+    true_cells = np.stack([fg.cell_fractions(t) >= cell_fraction for t in truth])
+    # the trainer's estimate itself (lighting fit on), then the plain difference beside it
+    estimate = fg.ForegroundCells(frames, threshold, cell_fraction=cell_fraction)
+    plain = np.stack([fg.foreground_mask(f, estimate.background, threshold, fit_lighting=False)
+                      for f in frames])
+    variants = {'lighting_fit': (estimate.masks, estimate.cells),
+                'no_lighting_fit': (plain, np.stack([fg.cell_fractions(m) >= cell_fraction
+                                                     for m in plain]))}
     out = {'root': str(root), 'frames': len(frames), 'size': list(size),
            'threshold': threshold, 'true_object_share': float(truth.mean())}
-    true_cells = np.stack([fg.cell_fractions(t) >= cell_fraction for t in truth])
-    for name, fit in (('lighting_fit', True), ('no_lighting_fit', False)):
-        masks = np.stack([fg.foreground_mask(f, background, threshold, fit_lighting=fit)
-                          for f in frames])
-        cells = np.stack([fg.cell_fractions(m) >= cell_fraction for m in masks])
+    for name, (masks, cells) in variants.items():
         p, r = fg.precision_recall(masks, truth)
         cp, cr = fg.precision_recall(cells, true_cells)
         out[name] = {'pixel_precision': p, 'pixel_recall': r,
