@@ -94,12 +94,20 @@ def ros():
     world.close()
 
 
-def call(client, name, timeout=20.0):
+def trigger_client(client, name):
     cli = client.create_client(Trigger, name)
     assert cli.wait_for_service(timeout_sec=10.0)
+    return cli
+
+
+def trigger(cli, timeout=20.0):
     fut = cli.call_async(Trigger.Request())
     assert wait_for(fut.done, timeout)
     return fut.result()
+
+
+def call(client, name, timeout=20.0):
+    return trigger(trigger_client(client, name), timeout)
 
 
 def publish_until_received(pub, msg, results, n_before):
@@ -173,11 +181,13 @@ def test_executor_keeps_serving_while_a_grasp_runs(ros):
     world, node, client, pub, results = ros
     world.reset(3, target='box_000', names=list(OBJECTS))
     T_cam = np.linalg.inv(world.camera.world_from_camera) @ box_grasp_world(world, 'box_000')
+    # discover the service first: on a loaded machine discovery alone can outlast the grasp
+    execute = trigger_client(client, '/grasp_executor/execute')
     n0 = len(results)
     pub.publish(to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()))
     assert wait_for(lambda: node.worker.busy, 15.0), 'the grasp did not start'
     busy_before = node.busy_skipped
-    resp = call(client, '/grasp_executor/execute')
+    resp = trigger(execute)
     still_running = node.worker.busy
     assert resp.success is False and resp.message.startswith('busy'), resp.message
     assert still_running and node.busy_skipped == busy_before + 1
