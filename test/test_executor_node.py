@@ -181,14 +181,17 @@ def test_executor_keeps_serving_while_a_grasp_runs(ros):
     world, node, client, pub, results = ros
     world.reset(3, target='box_000', names=list(OBJECTS))
     T_cam = np.linalg.inv(world.camera.world_from_camera) @ box_grasp_world(world, 'box_000')
-    # discover the service first: on a loaded machine discovery alone can outlast the grasp
     execute = trigger_client(client, '/grasp_executor/execute')
     n0 = len(results)
-    pub.publish(to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()))
-    assert wait_for(lambda: node.worker.busy, 15.0), 'the grasp did not start'
-    busy_before = node.busy_skipped
-    resp = trigger(execute)
-    still_running = node.worker.busy
+    # A simulated grasp takes ~0.3 s, less than a service round trip on a loaded machine:
+    # holding the world's lock (the grasp takes it for its physics) keeps the grasp running
+    # on the worker thread until the call has been answered.
+    with world.lock:
+        pub.publish(to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()))
+        assert wait_for(lambda: node.worker.busy, 15.0), 'the grasp did not start'
+        busy_before = node.busy_skipped
+        resp = trigger(execute)
+        still_running = node.worker.busy
     assert resp.success is False and resp.message.startswith('busy'), resp.message
     assert still_running and node.busy_skipped == busy_before + 1
     assert wait_for(lambda: len(results) > n0, 60.0)
