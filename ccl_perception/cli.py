@@ -38,10 +38,14 @@ from ccl_perception.validation import DEVICE, Limit
 EXIT_ERROR = 2
 
 
+def one_line(message) -> str:
+    """Return ``message`` as text on one line (its newlines become ``; ``)."""
+    return '; '.join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
 def error_line(prog: str, message) -> str:
     """``'<prog>: error: <message>'`` on one line (newlines in ``message`` become ``; ``)."""
-    text = '; '.join(part.strip() for part in str(message).splitlines() if part.strip())
-    return f'{prog}: error: {text}'
+    return f'{prog}: error: {one_line(message)}'
 
 
 def fail(prog: str, message) -> int:

@@ -18,12 +18,16 @@ Package structure, read with ``ast`` (nothing is imported).
 * no import circle between the package's modules, counting imports inside functions too
   (a lazy import is still a dependency: ``sim/robot.py`` <-> ``executors/sim_executor.py``
   was one);
-* every node file stays a thin adapter (under 200 lines);
-* nodes take topic and service names only from the constants in ``nodes/__init__.py``.
+* every node file stays a thin adapter (under 200 lines), and so does every module of
+  ``nodes/`` (names, QoS, parameters, inputs, runner, messages);
+* nodes take topic and service names only from the constants in ``nodes/names.py``;
+* importing a topic name needs no rclpy (checked in a subprocess where rclpy cannot be imported).
 """
 import ast
 import glob
 import os
+import subprocess
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, 'ccl_perception')
@@ -121,6 +125,54 @@ def test_node_files_are_thin():
         n = len(open(path).read().splitlines()) - HEADER_LINES
         assert n <= NODE_FILE_LIMIT, \
             f'{os.path.relpath(path, ROOT)} has {n} lines (limit {NODE_FILE_LIMIT})'
+
+
+#: The shared modules of ``nodes/``, one concern each, capped like the node files.
+NODES_SHARED = ('__init__', 'names', 'qos', 'params', 'inputs', 'runner', 'messages')
+
+
+def test_every_module_of_nodes_is_capped():
+    found = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(PKG, 'nodes', '*.py'))}
+    assert set(NODES_SHARED) <= found
+    for path in sorted(glob.glob(os.path.join(PKG, 'nodes', '*.py'))):
+        n = len(open(path).read().splitlines()) - HEADER_LINES
+        assert n <= NODE_FILE_LIMIT, \
+            f'{os.path.relpath(path, ROOT)} has {n} lines (limit {NODE_FILE_LIMIT})'
+
+
+#: A finder that makes rclpy (and every ROS message package) unimportable.
+NO_ROS = """
+import sys
+class NoRos:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('rclpy', 'rcl_interfaces', 'std_msgs', 'sensor_msgs',
+                                  'geometry_msgs', 'std_srvs', 'visualization_msgs'):
+            raise ImportError('no ROS here: ' + name)
+sys.meta_path.insert(0, NoRos())
+"""
+
+
+def _run_without_ros(code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    return subprocess.run([sys.executable, '-c', NO_ROS + code], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_topic_names_import_without_rclpy():
+    out = _run_without_ros(
+        'from ccl_perception.nodes import COLOR_TOPIC, RESULT_TOPIC, private\n'
+        'from ccl_perception.nodes.names import CAMERA_TOPICS\n'
+        'loaded = [m for m in sys.modules if m.startswith(("rclpy", "ccl_perception.nodes."))]\n'
+        'print(COLOR_TOPIC, private("grasp_executor", RESULT_TOPIC), len(CAMERA_TOPICS), loaded)')
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ['camera/color/image_raw', '/grasp_executor/result', '4',
+                                  "['ccl_perception.nodes.names']"]
+
+
+def test_the_finder_really_hides_rclpy():
+    # the check above is worth something only if rclpy cannot be imported under NO_ROS
+    out = _run_without_ros('from ccl_perception.nodes import SENSOR_QOS')
+    assert out.returncode != 0 and 'no ROS here: rclpy' in out.stderr, out.stderr[-500:]
 
 
 def test_topic_and_service_names_come_from_the_constants():

@@ -81,6 +81,8 @@ class TargetMaker(Node):
         self.pub_status = self.create_publisher(String, STATUS_TOPIC, STATUS_QOS)
         self.create_service(Trigger, SAVE_TARGET_SERVICE, self._on_save)
         self.create_service(Trigger, CLEAR_POINTS_SERVICE, self._on_clear)
+        self.get_logger().info(f'target maker ready: target_dir={p["target_dir"]!r}, '
+                               f'model {"loaded" if self.extractor else "NOT loaded"}')
 
     def _status(self, text: str, warn: bool = False) -> None:
         if warn:  # one severity per call site (rclpy)
