@@ -40,6 +40,8 @@ from ccl_perception.validation import check, choice, DEVICE, flag, integer, NAME
 MODEL_LIMITS = {'checkpoint': text(), 'device': DEVICE, 'backend': choice('torch', 'onnx'),
                 'downscale': integer(1, 8)}
 INPUT_TIMEOUT = real(0, 3600, low_open=True)
+#: Colour/depth synchronisation of every node that subscribes to both (planner, target maker).
+SYNC_LIMITS = {'sync_slop': real(0, 1, low_open=True), 'sync_queue_size': integer(1, 100)}
 
 # ------------------------------------------------------------------------------ planner
 #: Planner parameters besides the model's (``nodes.MODEL_PARAMS``) and the pipeline's
@@ -59,8 +61,7 @@ PIPELINE_PARAMS = dict(grasp_pipeline.DEFAULTS)
 PLANNER_LIMITS = {
     **MODEL_LIMITS, 'target': text(), 'target_dir': text(),
     'max_rate_hz': real(0, 1000, low_open=True),
-    'sync_slop': real(0, 1, low_open=True),
-    'sync_queue_size': integer(1, 100),
+    **SYNC_LIMITS,
     'publish_heatmap': flag(),
     'input_timeout_s': INPUT_TIMEOUT,
 }
@@ -94,6 +95,28 @@ def check_planner(values: dict) -> dict:
 # ---------------------------------------------------------------------- descriptor node
 DESCRIPTOR_LIMITS = {**MODEL_LIMITS, 'max_rate_hz': real(0, 1000, low_open=True),
                      'publish_visualization': flag(), 'input_timeout_s': INPUT_TIMEOUT}
+#: Descriptor node parameters a running node takes (read for every frame).
+DESCRIPTOR_RUN_TIME = {'publish_visualization'}
+
+
+def check_descriptor(values: dict) -> dict:
+    """Validate the descriptor node's parameters; ``ValueError`` names the first bad one."""
+    return check(DESCRIPTOR_LIMITS, values)
+
+
+# ------------------------------------------------------------------------- target maker
+#: A target name: a plain file name (no folder, not hidden); '' = not set yet.
+TARGET_NAME = text(r'|[^/\\.][^/\\]*', "'' or a plain file name (no /, not starting with .)")
+TARGET_MAKER_LIMITS = {**MODEL_LIMITS, 'target_dir': text(), 'name': TARGET_NAME,
+                       **SYNC_LIMITS}
+#: Target maker parameters a running node takes (read at each ~/save_target).
+TARGET_MAKER_RUN_TIME = {'target_dir', 'name'}
+
+
+def check_target_maker(values: dict) -> dict:
+    """Validate the target maker's parameters; ``ValueError`` names the first bad one."""
+    return check(TARGET_MAKER_LIMITS, values)
+
 
 # ----------------------------------------------------------------------------- executor
 MOTION_KEYS = tuple(f.name for f in dataclasses.fields(MotionConfig))

@@ -121,3 +121,29 @@ SIM_WORLD_STARTUP = [
     ('seed', -5, False),
     ('target', 'teapot', False),
 ]
+
+#: descriptor_node: what a running node takes, and what only a start takes.
+DESCRIPTOR_RUN_TIME = [('publish_visualization', False, True),
+                       ('publish_visualization', True, True)]
+DESCRIPTOR_STARTUP = [
+    ('max_rate_hz', 30.0, True), ('max_rate_hz', 1000.0, True), ('max_rate_hz', 0.0, False),
+    ('max_rate_hz', -1.0, False), ('max_rate_hz', 1001.0, False), ('max_rate_hz', NAN, False),
+    ('input_timeout_s', 2.0, True), ('input_timeout_s', 0.0, False),
+    ('input_timeout_s', -5.0, False), ('input_timeout_s', 4000.0, False),
+    ('downscale', 2, True), ('downscale', 0, False), ('downscale', 9, False),
+    ('device', 'tpu', False), ('backend', 'tensorrt', False),
+]
+
+#: target_maker: name and target_dir are read at each save; the rest only at start.
+TARGET_MAKER_RUN_TIME = [
+    ('name', 'mug', True), ('name', '', True), ('name', 'mug.v2', True),
+    ('name', '../mug', False), ('name', 'a/b', False), ('name', '.hidden', False),
+    ('target_dir', '/tmp/targets', True),
+]
+TARGET_MAKER_STARTUP = [
+    ('sync_slop', 0.05, True), ('sync_slop', 1.0, True), ('sync_slop', 0.0, False),
+    ('sync_slop', 2.0, False), ('sync_slop', INF, False),
+    ('sync_queue_size', 1, True), ('sync_queue_size', 0, False), ('sync_queue_size', 101, False),
+    ('downscale', 0, False), ('downscale', 9, False), ('device', 'gpu', False),
+    ('backend', 'trt', False), ('name', '../x', False),
+]

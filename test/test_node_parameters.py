@@ -35,6 +35,8 @@ torch = pytest.importorskip('torch')
 
 from ccl_perception.executors.base import MotionConfig  # noqa: E402, I100
 from ccl_perception.nodes import NodeRunner  # noqa: E402
+from param_cases import (DESCRIPTOR_RUN_TIME, DESCRIPTOR_STARTUP,  # noqa: E402
+                         TARGET_MAKER_RUN_TIME, TARGET_MAKER_STARTUP)
 from param_cases import (EXECUTOR_RUN_TIME, EXECUTOR_STARTUP, PIPELINE,  # noqa: E402
                          PLANNER_STARTUP, SIM_WORLD_RUN_TIME, SIM_WORLD_STARTUP)
 from polling import wait_for  # noqa: E402
@@ -346,3 +348,116 @@ def test_shutdown_mid_frame_leaves_no_unretrieved_exception(checkpoint, tmp_path
     err = capfd.readouterr().err
     assert 'never retrieved' not in err and 'Destroyable' not in err, err
     assert 'Traceback' not in err, err
+
+
+# ------------------------------------------------ descriptor node and target maker (issue 20)
+@pytest.fixture(scope='module')
+def camera_nodes(checkpoint):
+    """Start a descriptor node and a target maker with the tiny model, and a client, over DDS."""
+    from ccl_perception.nodes.descriptor_node import DescriptorNode
+    from ccl_perception.nodes.target_maker_node import TargetMaker
+    made = {}
+
+    def factory(ctx):
+        made['ctx'] = ctx
+        cam = ['-r', f'camera/color/image_raw:=d{TAG}/color']  # no camera feeds these
+        made['descriptor'] = DescriptorNode(
+            context=ctx, cli_args=['--ros-args', '-r', f'__node:=descriptor_p{TAG}', *cam],
+            parameter_overrides=[Parameter('checkpoint', value=checkpoint)])
+        made['maker'] = TargetMaker(
+            context=ctx, cli_args=['--ros-args', '-r', f'__node:=maker_p{TAG}',
+                                   *remap_camera(f'm{TAG}')],
+            parameter_overrides=[Parameter('checkpoint', value=checkpoint)])
+        made['client'] = rclpy.create_node(f'camera_param_client_{TAG}', context=ctx)
+        return [made['descriptor'], made['maker'], made['client']]
+
+    runner = NodeRunner(factory).spin_in_background()
+    yield made
+    runner.close()
+
+
+def _refused_at_run_time(ros, node, name, value):
+    before = get_param(ros, node, name)
+    r = set_param(ros, node, name, value)
+    assert not r.successful and r.reason == f'{name} can only be set at start-up', r.reason
+    assert _same(get_param(ros, node, name), before)  # ros2 param get: the value in effect
+
+
+@pytest.mark.parametrize('name,value,allowed', DESCRIPTOR_RUN_TIME)
+def test_descriptor_run_time(camera_nodes, name, value, allowed):
+    node = camera_nodes['descriptor']
+    _drive(camera_nodes, f'descriptor_p{TAG}', name, value, allowed,
+           lambda: node.get_parameter(name).value)
+
+
+@pytest.mark.parametrize('name,value,allowed', DESCRIPTOR_STARTUP)
+def test_descriptor_start_up(camera_nodes, checkpoint, name, value, allowed):
+    """A bad value stops the start, naming it; a running node refuses every change of it."""
+    from ccl_perception.nodes.descriptor_node import DescriptorNode
+    kwargs = {'context': camera_nodes['ctx'],
+              'cli_args': ['--ros-args', '-r', f'__node:=descriptor_s{TAG}', '-r',
+                           f'camera/color/image_raw:=ds{TAG}/color'],
+              'parameter_overrides': [Parameter('checkpoint', value=checkpoint),
+                                      Parameter(name, value=value)]}
+    if allowed:
+        node = DescriptorNode(**kwargs)
+        assert _same(node.get_parameter(name).value, value)
+        node.destroy_node()
+    else:
+        with pytest.raises(ValueError, match=f'^{name} = '):
+            DescriptorNode(**kwargs)
+    _refused_at_run_time(camera_nodes, f'descriptor_p{TAG}', name, value)
+
+
+@pytest.mark.parametrize('name,value,allowed', TARGET_MAKER_RUN_TIME)
+def test_target_maker_run_time(camera_nodes, name, value, allowed):
+    node = camera_nodes['maker']
+    _drive(camera_nodes, f'maker_p{TAG}', name, value, allowed,
+           lambda: node.get_parameter(name).value)
+
+
+@pytest.mark.parametrize('name,value,allowed', TARGET_MAKER_STARTUP)
+def test_target_maker_start_up(camera_nodes, checkpoint, name, value, allowed):
+    from ccl_perception.nodes.target_maker_node import TargetMaker
+    kwargs = {'context': camera_nodes['ctx'],
+              'cli_args': ['--ros-args', '-r', f'__node:=maker_s{TAG}',
+                           *remap_camera(f'ms{TAG}')],
+              'parameter_overrides': [Parameter('checkpoint', value=checkpoint),
+                                      Parameter(name, value=value)]}
+    if allowed:
+        node = TargetMaker(**kwargs)
+        assert _same(node.get_parameter(name).value, value)
+        node.destroy_node()
+    else:
+        with pytest.raises(ValueError, match=f'^{name} = '):
+            TargetMaker(**kwargs)
+    if name not in ('name',):  # name is a run-time parameter (TARGET_MAKER_RUN_TIME)
+        _refused_at_run_time(camera_nodes, f'maker_p{TAG}', name, value)
+
+
+@pytest.mark.parametrize('node_module,name,value,message', [
+    ('grasp_planner_node', 'max_rate_hz', 'abc',
+     "max_rate_hz = 'abc' is not allowed: must be a double like its default 15.0"),
+    ('grasp_planner_node', 'max_rate_hz', '5',
+     'max_rate_hz = 5 is not allowed: must be a double like its default 15.0 (write 5.0)'),
+    ('grasp_planner_node', 'tau', 'hot', "tau = 'hot' is not allowed: must be a double"),
+    ('descriptor_node', 'downscale', '2.5',
+     'downscale = 2.5 is not allowed: must be an integer like its default 1'),
+    ('target_maker_node', 'name', '[1, 2]',
+     "name = [1, 2] is not allowed: must be a string like its default ''"),
+])
+def test_a_wrongly_typed_parameter_at_start_is_one_line(checkpoint, node_module, name, value,
+                                                        message):
+    """As a user starts a node: ``-p name:=value`` of the wrong type, exit 2, one line."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    proc = subprocess.run(
+        [sys.executable, '-m', f'ccl_perception.nodes.{node_module}', '--ros-args',
+         '-r', f'__node:=typed_{TAG}', '-p', f'checkpoint:={checkpoint}',
+         '-p', f'{name}:={value}'], capture_output=True, text=True, timeout=300, env=env)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith(f'{node_module}: error: {message}'), lines[0]

@@ -123,10 +123,14 @@ def _node_tables():
     from ccl_perception import node_limits as nl
     from ccl_perception.nodes import descriptor_node as dn, grasp_executor_node as en
     from ccl_perception.nodes import grasp_planner_node as pn, sim_world_node as sn
+    from ccl_perception.nodes import target_maker_node as tn
     return [
         ('### Planner parameters', {**pn.PARAMS, **gp.DEFAULTS},
          {**nl.PLANNER_LIMITS, **gp.LIMITS}, nl.PLANNER_RUN_TIME),
-        ('### Descriptor node parameters', dn.PARAMS, nl.DESCRIPTOR_LIMITS, set()),
+        ('### Descriptor node parameters', dn.PARAMS, nl.DESCRIPTOR_LIMITS,
+         nl.DESCRIPTOR_RUN_TIME),
+        ('### Target maker parameters', tn.PARAMS, nl.TARGET_MAKER_LIMITS,
+         nl.TARGET_MAKER_RUN_TIME),
         ('### Executor parameters', en.PARAMS, nl.EXECUTOR_LIMITS, nl.EXECUTOR_RUN_TIME),
         ('### Sim world parameters', sn.PARAMS, nl.SIM_WORLD_LIMITS, nl.SIM_WORLD_RUN_TIME),
     ]

@@ -32,13 +32,13 @@ faster than the model runs.
 """
 
 from ccl_perception import image_conversion as ic
-from ccl_perception.node_limits import DESCRIPTOR_LIMITS
+from ccl_perception.node_limits import check_descriptor, DESCRIPTOR_RUN_TIME
 from ccl_perception.nodes import (COLOR_TOPIC, declare_parameters, DESCRIPTORS_TOPIC,
                                   DESCRIPTORS_VIS_TOPIC, LatestFrame, load_extractor, MODEL_PARAMS,
-                                  node_main, OUTPUT_QOS, param_values, SENSOR_QOS,
-                                  shutdown_tolerant, STATUS_QOS, STATUS_TOPIC, watch_input)
+                                  node_main, OUTPUT_QOS, param_values, refuse_bad_changes,
+                                  SENSOR_QOS, shutdown_tolerant, STATUS_QOS, STATUS_TOPIC,
+                                  watch_input)
 from ccl_perception.nodes.messages import image_msg, rgb_from_msg
-from ccl_perception.validation import check
 import cv2
 import numpy as np
 from rclpy.node import Node
@@ -60,7 +60,8 @@ class DescriptorNode(Node):
     def __init__(self, **kwargs):
         super().__init__('descriptor_node', **kwargs)
         declare_parameters(self, PARAMS)
-        p = check(DESCRIPTOR_LIMITS, param_values(self, PARAMS))  # a bad value stops the start
+        p = check_descriptor(param_values(self, PARAMS))  # a bad value stops the start
+        refuse_bad_changes(self, PARAMS, DESCRIPTOR_RUN_TIME, check_descriptor)
         self.extractor, self.load_error = load_extractor(self)
         self.coloriser = ic.PCAColoriser()
         self.mailbox = LatestFrame()

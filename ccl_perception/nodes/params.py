@@ -32,13 +32,14 @@ MODEL_PARAMS = {
     'downscale': 1,
 }
 
-_TYPE_WORDS = {bool: 'boolean (true/false)', int: 'integer', float: 'double',
-               str: 'string'}
+_TYPE_WORDS = {bool: 'a boolean (true/false)', int: 'an integer', float: 'a double',
+               str: 'a string'}
 
 
 def _type_words(value) -> str:
     if isinstance(value, (list, tuple)):
-        return f'list of {_TYPE_WORDS.get(type(value[0]), "values")}s' if value else 'list'
+        item = _TYPE_WORDS.get(type(value[0]), 'a value') if value else 'a value'
+        return f'a list of {item.split(" ", 1)[1]}s'
     return _TYPE_WORDS.get(type(value), type(value).__name__)
 
 
@@ -48,8 +49,8 @@ def declare_parameters(node, defaults: dict) -> None:
 
     Raises:
         ValueError: one line naming the parameter whose given value (``-p``, YAML) has another
-            type than its default, e.g. ``max_rate_hz = 'abc' is not allowed: must be a double
-            like its default 15.0``, instead of rclpy's ``InvalidParameterTypeException``.
+            type than its default, e.g. ``max_rate_hz = 5 is not allowed: must be a double like
+            its default 15.0 (write 5.0)``, instead of rclpy's ``InvalidParameterTypeException``.
     """
     from rclpy.exceptions import InvalidParameterTypeException
 
@@ -59,9 +60,9 @@ def declare_parameters(node, defaults: dict) -> None:
         except InvalidParameterTypeException as e:
             given = getattr(node, '_parameter_overrides', {}).get(name)
             shown = repr(given.value) if given is not None else f'({e})'
-            hint = ' (write doubles with a decimal point, e.g. 5.0)' \
-                if isinstance(value, float) else ''
-            raise ValueError(f'{name} = {shown} is not allowed: must be a '
+            whole = given is not None and type(given.value) is int
+            hint = f' (write {given.value}.0)' if whole and isinstance(value, float) else ''
+            raise ValueError(f'{name} = {shown} is not allowed: must be '
                              f'{_type_words(value)} like its default {value!r}{hint}') from None
 
 

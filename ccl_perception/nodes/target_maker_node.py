@@ -26,19 +26,22 @@ current frame (latest colour + depth + camera_info), runs the descriptor model a
 ``ros2 param set /grasp_planner target <name>``. ``~/clear_points`` forgets the points.
 ``~/status`` reports every click, rejection and save.
 
-Parameters: ``checkpoint``/``device``/``backend`` (the planner's model: targets carry the
-model identity), ``target_dir``, ``name`` (of the next target), ``sync_slop``,
-``sync_queue_size``. Points in another frame are rejected (no tf2 here) and counted.
+Parameters: ``checkpoint``/``device``/``backend``/``downscale`` (the planner's model: targets
+carry the model identity), ``target_dir``, ``name`` (of the next target), ``sync_slop``,
+``sync_queue_size``; checked against ``node_limits.TARGET_MAKER_LIMITS`` at start-up and on
+every change (only ``target_dir`` and ``name`` change at run time). Points in another frame
+are rejected (no tf2 here) and counted.
 """
 import threading
 
 from ccl_perception import geometry
 from ccl_perception.grasp_pipeline import DEFAULTS as PIPELINE_DEFAULTS
+from ccl_perception.node_limits import check_target_maker, TARGET_MAKER_RUN_TIME
 from ccl_perception.nodes import (CAMERA_POSE_TOPIC, CLEAR_POINTS_SERVICE, CLICKED_POINT_TOPIC,
                                   declare_parameters, INFO_TOPIC, LATCHED_QOS, LatestFrame,
                                   load_extractor, MODEL_PARAMS, node_main, param_values,
-                                  SAVE_TARGET_SERVICE, SENSOR_QOS, STATUS_QOS, STATUS_TOPIC,
-                                  subscribe_rgbd)
+                                  refuse_bad_changes, SAVE_TARGET_SERVICE, SENSOR_QOS,
+                                  STATUS_QOS, STATUS_TOPIC, subscribe_rgbd)
 from ccl_perception.nodes.messages import point_to_array, pose_to_T, rgbd_from_msgs
 from ccl_perception.targets import make_target, TargetError, TargetLibrary
 from geometry_msgs.msg import PointStamped, PoseStamped
@@ -64,6 +67,8 @@ class TargetMaker(Node):
     def __init__(self, **kwargs):
         super().__init__('target_maker', **kwargs)
         declare_parameters(self, PARAMS)
+        p = check_target_maker(param_values(self, PARAMS))  # a bad value stops the start
+        refuse_bad_changes(self, PARAMS, TARGET_MAKER_RUN_TIME, check_target_maker)
         self.extractor, self.load_error = load_extractor(self)
         self._lock = threading.Lock()
         self.points = []            # [(frame_id, (3,) metres)]
@@ -71,7 +76,6 @@ class TargetMaker(Node):
         self.frame = LatestFrame()  # newest (colour, depth) pair; peeked, never taken
         self.camera_info = None
         self.camera_pose = None     # PoseStamped of the optical frame
-        p = param_values(self, PARAMS)
         self._subs = subscribe_rgbd(self, lambda c, d: self.frame.put((c, d)),
                                     float(p['sync_slop']), int(p['sync_queue_size']))
         self.create_subscription(CameraInfo, INFO_TOPIC, self._on_info, SENSOR_QOS)
