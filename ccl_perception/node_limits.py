@@ -125,7 +125,9 @@ MOVEIT_KEYS = tuple(f.name for f in dataclasses.fields(MoveItExecutorConfig)
 #: Every executor parameter with its default (config/grasp_executor.yaml is checked against it).
 EXECUTOR_PARAMS = {
     'backend': 'sim',             # sim | moveit
-    'auto_execute': True,         # read on every pose: can be switched at run time
+    # False: plan and publish, move only on ~/execute (safe on a real arm); True: every new
+    # grasp_pose is executed on arrival. Read on every pose: can be switched at run time.
+    'auto_execute': False,
     'camera_frame': CAMERA_FRAME,  # frame of the planner's grasp poses
     'world_from_camera': [0.0],   # [x, y, z, qx, qy, qz, qw]; [0.0] = unset
     **dataclasses.asdict(MotionConfig()),

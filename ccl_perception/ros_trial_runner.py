@@ -82,6 +82,7 @@ class RosTrialRunner:
                 world.close()
                 raise
             self._world = world
+            # the default, set anyway: a config with auto_execute true would grasp twice
             nodes['grasp_executor'].set_parameters([Parameter('auto_execute', value=False)])
             client = nodes['ccl_demo'] = rclpy_create_node('ccl_demo', context)
             client.create_subscription(Image, n.private('grasp_planner', n.HEATMAP_TOPIC),

@@ -12,7 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Grasp executor node over real DDS with the simulated Panda (no mocks)."""
+"""
+Grasp executor node over real DDS with the simulated Panda (no mocks).
+
+By default the executor moves only on request: a received pose is kept, ``~/execute``
+starts it, one request is one grasp (issue 20: planning separate from moving).
+"""
 import json
 import time
 
@@ -110,15 +115,33 @@ def call(client, name, timeout=20.0):
     return trigger(trigger_client(client, name), timeout)
 
 
-def publish_until_received(pub, msg, results, n_before):
-    # DDS discovery takes a fraction of a second: publish until the node answers once.
+def deliver(pub, msg, node):
+    """Publish ``msg`` until the executor node has received it (DDS discovery takes a moment)."""
     end = time.monotonic() + 20.0
-    while time.monotonic() < end and len(results) <= n_before:
+    while time.monotonic() < end:
         if pub.get_subscription_count() > 0:
             pub.publish(msg)
-            if wait_for(lambda: len(results) > n_before, timeout=15.0):
-                break
+            if wait_for(lambda: node._last_pose is not None
+                        and node._last_pose.header.stamp == msg.header.stamp, timeout=2.0):
+                return True
         time.sleep(0.1)
+    return False
+
+
+def execute(client, results, timeout=60.0):
+    """Call ``~/execute`` (it must accept) and return the one result it brings."""
+    n0 = len(results)
+    resp = call(client, '/grasp_executor/execute')
+    assert resp.success is True and resp.message.startswith('accepted'), resp.message
+    assert wait_for(lambda: len(results) > n0, timeout), 'no result on ~/result'
+    return results[n0]
+
+
+def publish_until_received(pub, msg, results, n_before, node, client):
+    """Deliver ``msg`` and request its execution; True when a result came."""
+    if not deliver(pub, msg, node):
+        return False
+    execute(client, results)
     return len(results) > n_before
 
 
@@ -129,7 +152,7 @@ def test_pose_in_camera_frame_is_executed_and_reported(ros):
     T_cam = np.linalg.inv(world.camera.world_from_camera) @ T_world
     n0 = len(results)
     msg = to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg())
-    assert publish_until_received(pub, msg, results, n0), 'no result on ~/result'
+    assert publish_until_received(pub, msg, results, n0, node, client), 'no result on ~/result'
     res = results[n0]
     assert res['success'] is True, res
     assert res['reason'] == 'lifted' and res['backend'] == 'sim'
@@ -150,7 +173,7 @@ def test_pose_at_empty_space_reports_failure(ros):
     T[:3, 3] = spot
     n0 = len(results)
     assert publish_until_received(pub, to_msg(T, 'world', client.get_clock().now().to_msg()),
-                                  results, n0)
+                                  results, n0, node, client)
     res = results[n0]
     assert res['success'] is False and res['reason'] == 'missed', res
 
@@ -160,7 +183,7 @@ def test_invalid_pose_reports_error_and_trigger_reexecutes(ros):
     msg = to_msg(np.eye(4), CAMERA_FRAME, client.get_clock().now().to_msg())
     msg.pose.orientation.w = 0.0  # zero quaternion
     n0 = len(results)
-    assert publish_until_received(pub, msg, results, n0)
+    assert publish_until_received(pub, msg, results, n0, node, client)
     assert results[n0]['reason'] == 'error' and 'zero' in results[n0]['details']['error']
     # ~/execute re-runs the last pose, action-style: accepted at once, outcome on ~/result
     n1 = len(results)
@@ -181,16 +204,18 @@ def test_executor_keeps_serving_while_a_grasp_runs(ros):
     world, node, client, pub, results = ros
     world.reset(3, target='box_000', names=list(OBJECTS))
     T_cam = np.linalg.inv(world.camera.world_from_camera) @ box_grasp_world(world, 'box_000')
-    execute = trigger_client(client, '/grasp_executor/execute')
+    execute_cli = trigger_client(client, '/grasp_executor/execute')
+    assert deliver(pub, to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()), node)
     n0 = len(results)
     # A simulated grasp takes ~0.3 s, less than a service round trip on a loaded machine:
     # holding the world's lock (the grasp takes it for its physics) keeps the grasp running
-    # on the worker thread until the call has been answered.
+    # on the worker thread until the second call has been answered.
     with world.lock:
-        pub.publish(to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()))
+        first = trigger(execute_cli)
+        assert first.success and first.message.startswith('accepted'), first.message
         assert wait_for(lambda: node.worker.busy, 15.0), 'the grasp did not start'
         busy_before = node.busy_skipped
-        resp = trigger(execute)
+        resp = trigger(execute_cli)
         still_running = node.worker.busy
     assert resp.success is False and resp.message.startswith('busy'), resp.message
     assert still_running and node.busy_skipped == busy_before + 1
@@ -226,3 +251,102 @@ def test_pose_older_than_the_camera_pose_is_skipped(ros):
     assert len(results) == n_results  # nothing was executed
     resp = call(client, '/grasp_executor/execute')
     assert resp.success is False and resp.message.startswith('stale'), resp.message
+
+
+# ------------------------------------------------------------- execute on request (issue 20)
+def test_no_motion_without_a_request_and_one_request_is_one_grasp(ros):
+    """
+    Poses arrive as the planner sends them, one per frame: the arm stays still.
+
+    Then one ``~/execute`` is exactly one grasp, however many poses arrive after it.
+    """
+    world, node, client, pub, results = ros
+    assert node.get_parameter('auto_execute').value is False  # the default, not set here
+    world.reset(3, target='box_000', names=list(OBJECTS))
+    T_cam = np.linalg.inv(world.camera.world_from_camera) @ box_grasp_world(world, 'box_000')
+    joints = world.robot.arm_joints().copy()
+    box = world.scene.object_poses(['box_000'])['box_000'].copy()
+    n_results, executed = len(results), node.counts['executed']
+    for _ in range(3):  # three planner frames
+        assert deliver(pub, to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()), node)
+    time.sleep(1.0)  # room for a grasp that should not happen
+    assert len(results) == n_results and node.counts['executed'] == executed
+    assert not node.worker.busy
+    np.testing.assert_allclose(world.robot.arm_joints(), joints, atol=1e-9)  # no motion
+    np.testing.assert_allclose(world.scene.object_poses(['box_000'])['box_000'], box, atol=1e-9)
+    res = execute(client, results)  # one request
+    assert res['success'] is True and res['reason'] == 'lifted', res
+    for _ in range(2):  # the planner keeps publishing after the grasp
+        assert deliver(pub, to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()), node)
+    time.sleep(1.5)
+    assert len(results) == n_results + 1 and node.counts['executed'] == executed + 1
+
+
+def test_auto_execute_is_an_explicit_opt_in(ros):
+    """With ``auto_execute`` set true a pose moves the arm on arrival, without a request."""
+    from rclpy.parameter import Parameter
+    world, node, client, pub, results = ros
+    world.reset(3, target='box_000', names=list(OBJECTS))
+    T_cam = np.linalg.inv(world.camera.world_from_camera) @ box_grasp_world(world, 'box_000')
+    assert node.set_parameters([Parameter('auto_execute', value=True)])[0].successful
+    try:
+        n0 = len(results)
+        assert deliver(pub, to_msg(T_cam, CAMERA_FRAME, client.get_clock().now().to_msg()), node)
+        assert wait_for(lambda: len(results) > n0, 60.0), 'auto_execute did not execute'
+        assert results[n0]['success'] is True, results[n0]
+    finally:
+        assert node.set_parameters([Parameter('auto_execute', value=False)])[0].successful
+
+
+class RecordingArm:
+    """An arm for the MoveIt backend's node that records what it is asked to execute."""
+
+    def __init__(self):
+        from ccl_perception.executors.base import MotionConfig
+        self.cfg = MotionConfig()
+        self.executed = []
+
+    def set_frame(self, name, T):
+        pass
+
+    def execute(self, T, frame):
+        from ccl_perception.executors.base import GraspResult
+        self.executed.append((np.array(T), frame))
+        return GraspResult(True, 'lifted', 'report', backend='moveit')
+
+
+def test_moveit_backend_also_moves_only_on_request():
+    """``backend: moveit`` (the real-arm backend) has the same default, over DDS."""
+    from rclpy.parameter import Parameter
+    arm, results, parts = RecordingArm(), [], {}
+
+    def factory(context):
+        node = GraspExecutorNode(
+            executor=arm, context=context,
+            cli_args=['--ros-args', '-r', '__node:=grasp_executor_moveit'],
+            parameter_overrides=[Parameter('backend', value='moveit')])
+        client = rclpy.create_node('executor_moveit_client', context=context)
+        qos = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        client.create_subscription(String, '/grasp_executor_moveit/result',
+                                   lambda m: results.append(json.loads(m.data)), qos)
+        parts.update(node=node, client=client,
+                     pub=client.create_publisher(PoseStamped, 'grasp_pose', 5))
+        return [node, client]
+
+    runner = NodeRunner(factory).spin_in_background()
+    try:
+        node, client = parts['node'], parts['client']
+        assert node.backend == 'moveit' and node.get_parameter('auto_execute').value is False
+        for _ in range(3):
+            assert deliver(parts['pub'], to_msg(np.eye(4), CAMERA_FRAME,
+                                                client.get_clock().now().to_msg()), node)
+        time.sleep(1.0)
+        assert arm.executed == [] and results == []
+        resp = call(client, '/grasp_executor_moveit/execute')
+        assert resp.success and resp.message.startswith('accepted'), resp.message
+        assert wait_for(lambda: len(results) == 1, 20.0)
+        time.sleep(1.0)
+        assert len(arm.executed) == 1 and len(results) == 1
+        assert results[0]['backend'] == 'moveit' and arm.executed[0][1] == CAMERA_FRAME
+    finally:
+        runner.close()

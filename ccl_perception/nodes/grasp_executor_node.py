@@ -20,10 +20,12 @@ frame; gripper frame of ``ccl_perception.geometry``: z approach, y closing axis)
 Publishes ``~/result`` (std_msgs/String, latched: JSON of ``executors.base.GraspResult``
 plus the pose stamp). Serves ``~/execute`` (std_srvs/Trigger), action-style: it starts
 the last received pose and answers at once (``accepted ...`` or why not); the outcome
-follows on ``~/result``. With ``auto_execute`` (default true) every new pose is started
-on arrival. Grasps take seconds and run on their own thread (``GraspWorker``), one at a
-time, so the process's single-threaded executor keeps serving the camera, parameters and
-services; a pose arriving while a grasp runs is skipped (``busy_skipped``).
+follows on ``~/result``. By default (``auto_execute`` false, every backend) nothing moves
+without a request: poses are only kept, and one ``~/execute`` is one grasp; with
+``auto_execute`` true every new pose is started on arrival. Grasps take seconds and run on
+their own thread (``GraspWorker``), one at a time, so the process's single-threaded executor
+keeps serving the camera, parameters and services; a pose arriving while a grasp runs is
+skipped (``busy_skipped``).
 
 Backends (parameter ``backend``):
   ``sim``    -- the simulated Panda of the sim world: it shares that world's pybullet
