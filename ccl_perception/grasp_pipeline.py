@@ -24,7 +24,9 @@ and returns a :class:`PipelineResult` that either carries a pose or says why it
 abstained. It abstains -- a grasp is never produced for an object that is not there --
 when: a grasp-axis keypoint's confidence is below ``min_confidence`` or its best cosine
 similarity anywhere in the frame is below ``min_similarity``; a keypoint falls
-outside the image; depth is missing/NaN at an axis keypoint; the measured axis length
+outside the image; depth is missing (NaN, inf, zero, negative) at an axis keypoint or at too
+many keypoints for the 3D check (the reason says so, and says when the whole frame has no
+depth); the measured axis length
 differs from the target's reference by more than ``axis_length_tolerance`` (relative);
 with three or more keypoints and reference 3D points, fewer than 3 keypoints agree
 with a rigid fit of the reference shape; or a physical limit is exceeded: an axis
@@ -268,6 +270,10 @@ class GraspPipeline:
         p1, p2 = pts[0], pts[1]
         if len(kp) >= 3 and target.points_3d is not None:
             need = max(3, int(np.ceil(cfg['min_inlier_fraction'] * len(kp) - 1e-9)))
+            if int((valid & inside).sum()) < need:  # not a shape mismatch: depth is missing
+                res.reason = (f'{missing_depth_reason(depth, kp, valid)}; the 3D check needs '
+                              f'{need} keypoints with depth')
+                return res
             fit = geometry.ransac_kabsch(target.points_3d, pts, valid & inside,
                                          threshold=cfg['ransac_threshold'], min_inliers=need)
             if fit is None:
@@ -278,8 +284,7 @@ class GraspPipeline:
             R, t, _ = fit
             p1, p2 = target.points_3d[:2] @ R.T + t  # robust axis, also where one end has no depth
         elif not valid[:2].all():
-            bad = kp[:2][~valid[:2]].round(1).tolist()
-            res.reason = f'no valid depth at grasp keypoint(s) {bad} (missing, zero or NaN)'
+            res.reason = missing_depth_reason(depth, kp[:2], valid[:2])
             return res
         length = float(np.linalg.norm(p2 - p1))
         ref = target.axis_length
@@ -316,6 +321,23 @@ class GraspPipeline:
         res.reason = 'ok'
         res.timings['geometry'] = time.perf_counter() - t1
         return res
+
+
+def missing_depth_reason(depth: np.ndarray, kp: np.ndarray, valid: np.ndarray) -> str:
+    """
+    Say where depth is missing: in the whole frame, or at which keypoints.
+
+    Args:
+        depth: ``(H, W)`` metres; missing = NaN, inf, zero or negative.
+        kp: ``(N, 2)`` keypoints ``(x, y)``, pixels.
+        valid: ``(N,)`` whether each keypoint has depth (``geometry.keypoints_to_3d``).
+    """
+    if not np.any(np.isfinite(depth) & (depth > 0)):
+        return (f'no valid depth in the frame: all {depth.shape[1]}x{depth.shape[0]} pixels are '
+                'missing, zero, negative, NaN or inf (is the aligned depth stream running?)')
+    bad = kp[~valid].round(1).tolist()
+    return (f'no valid depth at {len(bad)} of {len(kp)} keypoints {bad} (missing, zero, '
+            'negative, NaN or inf around them)')
 
 
 def frame_to_pose(extractor, rgb, depth, K, target,

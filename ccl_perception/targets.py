@@ -47,6 +47,7 @@ import os
 from typing import Dict, Optional, Tuple
 
 from ccl_perception import geometry
+from ccl_perception.image_header import check_image_size, MAX_IMAGE_SIDE
 import numpy as np
 
 FORMAT_VERSION = 1
@@ -57,6 +58,8 @@ MIN_AXIS_PX = 4.0
 MIN_AXIS_M = 0.005
 #: Any two target points must be at least this far apart, pixels.
 MIN_POINT_SEPARATION_PX = 1.0
+#: Saving over a target keeps the previous file as ``<name>.npz.bak`` (not read as a target).
+BACKUP_SUFFIX = '.bak'
 
 
 class TargetError(ValueError):
@@ -82,9 +85,16 @@ class Target:
         return self.points_3d is not None and bool(np.all(np.isfinite(self.points_3d[:2])))
 
 
-def save_target(path: str, target: Target) -> None:
+def save_target(path: str, target: Target, keep_old: bool = False) -> Optional[str]:
     """
     Write a target ``.npz`` atomically (temp file + rename), mode ``0666 & ~umask`` (0644).
+
+    Args:
+        keep_old: an existing file at ``path`` is first copied to ``<path>.bak`` (one
+            generation: an older ``.bak`` is replaced); the library never reads ``.bak`` files.
+
+    Returns:
+        the ``.bak`` path when an old file was kept, else None.
 
     Raises:
         OSError: the folder cannot be created or written (no partial file is left).
@@ -102,11 +112,22 @@ def save_target(path: str, target: Target) -> None:
                  image_size=np.asarray(target.image_size, np.int64),
                  points_3d=np.asarray(pts, np.float64), axis_length=np.float64(target.axis_length),
                  intrinsics=np.asarray(K, np.float64))
+        backup = _keep_old(path) if keep_old else None
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    return backup
+
+
+def _keep_old(path: str) -> Optional[str]:
+    """Copy an existing ``path`` to ``path + '.bak'`` (the original stays until replaced)."""
+    if not os.path.isfile(path):
+        return None
+    import shutil
+    shutil.copy2(path, path + BACKUP_SUFFIX)
+    return path + BACKUP_SUFFIX
 
 
 def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
@@ -131,6 +152,7 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
     missing = [k for k in required if k not in data]
     if missing:
         raise TargetError(f'target file {path!r} lacks {", ".join(missing)}')
+    _check_fields(path, data)
     if int(data['format_version']) != FORMAT_VERSION:
         raise TargetError(f'target file {path!r} has format {int(data["format_version"])}, '
                           f'expected {FORMAT_VERSION}')
@@ -151,6 +173,43 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
                   points_3d=None if pts is None or not np.any(np.isfinite(pts)) else pts,
                   axis_length=float(data.get('axis_length', np.nan)),
                   intrinsics=None if K is None or not np.all(np.isfinite(K)) else K)
+
+
+#: Shape and dtype kind (``numpy.dtype.kind``) of every field of a target file; ``N``: points,
+#: ``D``: descriptor size (None: any length).
+_FIELDS = {'format_version': ((), 'iu'), 'name': ((), 'U'), 'model_identity': ((), 'U'),
+           'descriptors': (('N', None), 'fiu'), 'pixels': (('N', 2), 'fiu'),
+           'image_size': ((2,), 'iu'), 'points_3d': (('N', 3), 'fiu'),
+           'axis_length': ((), 'fiu'), 'intrinsics': ((3, 3), 'fiu')}
+
+
+def _check_fields(path: str, data: dict) -> None:
+    """
+    Raise ``TargetError`` naming the first field of a loaded target file of the wrong form.
+
+    A file can be a valid npz and still hold anything (a scalar image size, text
+    descriptors, a 2-D format version): such a file is refused like a broken one, never
+    reaching the code that uses the fields.
+    """
+    n = None
+    for key, (shape, kinds) in _FIELDS.items():
+        if key not in data:
+            continue
+        value = data[key]
+        want = tuple(n if d == 'N' else d for d in shape)
+        ok = value.dtype.kind in kinds and value.ndim == len(want) and all(
+            w is None or w == got for w, got in zip(want, value.shape))
+        if not ok:
+            form = ' x '.join('any' if w is None else str(w) for w in want) or 'a scalar'
+            raise TargetError(f'target file {path!r}: {key} must be {form} of kind {kinds!r}, '
+                              f'got shape {value.shape} dtype {value.dtype}')
+        if key == 'descriptors':
+            n = value.shape[0]
+    size = data['image_size']
+    if np.any(size < 1):
+        raise TargetError(f'target file {path!r}: image_size {size.tolist()} must be positive')
+    if not np.all(np.isfinite(data['pixels'])):
+        raise TargetError(f'target file {path!r}: pixels must be finite')
 
 
 def load_library(target_dir: str, expected_identity: Optional[str] = None):
@@ -251,9 +310,13 @@ class TargetLibrary:
         return os.path.join(self.directory, name + '.npz')
 
     def save(self, target: Target) -> str:
-        """Write ``target`` as ``<directory>/<name>.npz`` and add it; returns the path."""
+        """
+        Write ``target`` as ``<directory>/<name>.npz`` and add it; returns the path.
+
+        A target already saved under that name is kept as ``<name>.npz.bak``.
+        """
         path = self.path_for(target.name)
-        save_target(path, target)
+        save_target(path, target, keep_old=True)
         self.targets[target.name] = target
         return path
 
@@ -304,6 +367,9 @@ def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[n
         # also exact for sub-pixel points.
         grid = full_to_grid(torch.from_numpy(pts)[None].float(), getattr(extractor, 'stride', 8))
         sampled = sample_descriptors(desc, grid)[0].numpy()
+    if not np.all(np.isfinite(sampled)):
+        raise ValueError(f'the model gave non-finite (NaN/inf) descriptors at the target points; '
+                         f'its weights are broken (model {extractor.identity})')
     points_3d, axis_length = None, float('nan')
     if depth is not None:
         points_3d, valid = geometry.keypoints_to_3d(depth, pts, K, depth_window)
@@ -430,9 +496,14 @@ def read_depth(path: str, depth_scale: float = 0.001) -> np.ndarray:
     if not os.path.isfile(path):
         raise ValueError(f'depth file {path!r} does not exist')
     if path.endswith('.npy'):
-        d = np.load(path, allow_pickle=False)
+        d = np.load(path, mmap_mode='r', allow_pickle=False)
+        if d.ndim == 2 and max(d.shape) > MAX_IMAGE_SIDE:
+            raise ValueError(f'depth {path!r} is {d.shape[1]}x{d.shape[0]} px: larger than the '
+                             f'{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} limit (MAX_IMAGE_SIDE)')
+        d = np.array(d)
     else:
         import cv2
+        check_image_size(path, 'depth')  # before decoding: a huge PNG is small on disk
         d = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if d is None:
             raise ValueError(f'cannot read depth image {path!r}')
@@ -448,6 +519,7 @@ def read_rgb(path: str) -> np.ndarray:
     import cv2
     if not os.path.isfile(path):
         raise ValueError(f'image {path!r} does not exist')
+    check_image_size(path)  # before decoding: a huge PNG is small on disk
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f'cannot read image {path!r}')
@@ -479,6 +551,8 @@ def main(argv=None) -> int:
                    help='pixels x,y; the first two are the grasp axis')
     p.add_argument('--name', required=True, help='target name')
     p.add_argument('--out', required=True, help='output .npz')
+    p.add_argument('--force', action='store_true',
+                   help='replace an existing --out (the old file is kept as <out>.bak)')
     p.add_argument('--device', default='cpu')
     args = p.parse_args(argv)
     from ccl_perception.checkpoint import CheckpointError
@@ -492,6 +566,9 @@ def _run(args) -> int:
     if not args.out.endswith('.npz'):
         raise ValueError(
             f'--out {args.out!r} must end in .npz (the planner reads *.npz from target_dir)')
+    if os.path.exists(args.out) and not args.force:
+        raise ValueError(f'--out {args.out!r} exists; pass --force to replace it (the old file '
+                         f'is then kept as {args.out}{BACKUP_SUFFIX})')
     pts = [parse_point(s) for s in args.points]
     K = parse_intrinsics(args.intrinsics) if args.intrinsics else None
     depth = read_depth(args.depth, args.depth_scale) if args.depth else None
@@ -508,12 +585,13 @@ def _run(args) -> int:
                                     device=cli.check_device(args.device), downscale=args.downscale)
     target = make_target(extractor, rgb, pts, args.name, depth=depth, K=K)
     try:
-        save_target(args.out, target)
+        backup = save_target(args.out, target, keep_old=True)
     except OSError as e:
         raise OSError(f'cannot write the target to {args.out!r}: {e.strerror or e}') from e
     print(f'wrote target {target.name!r} ({len(target.pixels)} points, '
           f'D={target.descriptors.shape[1]}, axis length {target.axis_length:.4f} m, '
-          f'model {target.model_identity}) to {args.out}')
+          f'model {target.model_identity}) to {args.out}'
+          + (f'; the previous file is kept as {backup}' if backup else ''))
     return 0
 
 

@@ -281,9 +281,12 @@ class TestGraspPipeline:
                            'pixels': target.pixels[:2], 'points_3d': target.points_3d[:2]})
         r = GraspPipeline(extractor, CFG).frame_to_pose(rgb, d, K, two)
         assert not r.ok and 'no valid depth' in r.reason
-        # with three keypoints the reference-shape fit still needs 3 inliers -> abstain as well
+        # with three keypoints the reference-shape fit needs 3 with depth -> abstain as well,
+        # naming the missing depth (not a shape contradiction)
         r3 = GraspPipeline(extractor, CFG).frame_to_pose(rgb, d, K, target)
-        assert not r3.ok and 'contradict' in r3.reason
+        assert not r3.ok and r3.reason.startswith('no valid depth at 1 of 3 keypoints [[51.5, '
+                                                  '43.5]]'), r3.reason
+        assert r3.reason.endswith('the 3D check needs 3 keypoints with depth'), r3.reason
 
     def test_axis_length_contradiction(self, extractor, scene, target):
         rgb, depth = scene

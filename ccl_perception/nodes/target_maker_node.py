@@ -22,7 +22,8 @@ kept in its frame: the colour optical frame (rviz fixed frame
 ``camera_color_optical_frame``) or the frame of ``camera/pose`` (e.g. ``world``, with a
 camera pose published). ``~/save_target`` (std_srvs/Trigger) projects them into the
 current frame (latest colour + depth + camera_info), runs the descriptor model and saves
-``<target_dir>/<name>.npz`` (``ccl_perception.targets``); the planner then takes it with
+``<target_dir>/<name>.npz`` (``ccl_perception.targets``; a target saved before under that name
+is kept as ``<name>.npz.bak``, never overwritten silently); the planner then takes it with
 ``ros2 param set /grasp_planner target <name>``. ``~/clear_points`` forgets the points.
 ``~/status`` reports every click, rejection and save.
 
@@ -32,6 +33,7 @@ carry the model identity), ``target_dir``, ``name`` (of the next target), ``sync
 every change (only ``target_dir`` and ``name`` change at run time). Points in another frame
 are rejected (no tf2 here) and counted.
 """
+import os
 import threading
 
 from ccl_perception import geometry
@@ -183,6 +185,7 @@ class TargetMaker(Node):
                              f'{np.round(px, 1).tolist()}')
         target = make_target(self.extractor, rgb, px, p['name'], depth=depth, K=K,
                              depth_window=int(PIPELINE_DEFAULTS['depth_window']))
+        kept = f' (the previous one is kept as {path}.bak)' if os.path.isfile(path) else ''
         try:
             library.save(target)
         except TargetError as e:
@@ -190,7 +193,7 @@ class TargetMaker(Node):
         with self._lock:
             self.points = []
         return (f'saved target {target.name!r} ({len(px)} points, axis length '
-                f'{target.axis_length * 100:.1f} cm) to {path}; set it with: '
+                f'{target.axis_length * 100:.1f} cm) to {path}{kept}; set it with: '
                 f'ros2 param set /grasp_planner target {target.name}')
 
 
