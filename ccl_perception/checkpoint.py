@@ -23,7 +23,13 @@ A checkpoint is a dict of plain tensors and containers (loads with
      'model_state': {...},           # state_dict tensors
      'optimizer_state': {...}|None,  # optimizer.state_dict()
      'step': int,
-     'extra': {...}}                 # e.g. RNG states, training config (numpy arrays -> tensors)
+     'extra': {...},                 # e.g. RNG states, training config (numpy arrays -> tensors)
+     'tensor_sha256': str}           # tensor_digest(model_state), checked on load
+
+The checksum makes a damaged copy fail loudly: a file with flipped bytes in its tensors
+is refused with one line naming it (a file without one, written before it existed, loads as
+before). Weights that are not finite (NaN/inf: a diverged run) are refused too, so no tool
+makes NaN descriptors or targets from them.
 
 A *head-only* checkpoint (the shipped default model, :mod:`ccl_perception.model_zoo` writes
 it) stores only the non-trunk tensors and ``extra['trunk_reference'] = {'weights': <ImageNet
@@ -40,6 +46,7 @@ import numpy as np
 import torch
 
 from .model import build_model, DescriptorNet
+from .safe_load import load_error_line
 
 FORMAT = 'ccl_perception.checkpoint'
 VERSION = 1
@@ -121,6 +128,7 @@ def save_checkpoint(path, model: DescriptorNet, optimizer=None, step: int = 0,
         'step': int(step),
         'extra': _plain(dict(extra or {}), 'extra'),
     }
+    payload['tensor_sha256'] = tensor_digest(payload['model_state'])
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.',
@@ -149,15 +157,43 @@ class TrunkMismatchError(RuntimeError):
     """The installed ImageNet trunk is not the one a head-only checkpoint was trained on."""
 
 
-def trunk_digest(state: dict) -> str:
-    """sha256 hex digest of the trunk tensors (keys, shapes, dtypes, values) of a state dict."""
+def _digest(state: dict, keys) -> str:
+    """sha256 hex digest of ``state[k]`` for the sorted ``keys`` (key, shape, dtype, values)."""
     digest = hashlib.sha256()
-    for key in sorted(k for k in state if k.startswith(TRUNK_PREFIX)):
+    for key in sorted(keys):
         tensor = state[key].detach().cpu().contiguous()
         digest.update(f'{key}:{tuple(tensor.shape)}:{tensor.dtype}'.encode())
         digest.update(tensor.float().numpy().tobytes() if tensor.dtype == torch.bfloat16
                       else tensor.numpy().tobytes())
     return digest.hexdigest()
+
+
+def trunk_digest(state: dict) -> str:
+    """sha256 hex digest of the trunk tensors (keys, shapes, dtypes, values) of a state dict."""
+    return _digest(state, [k for k in state if k.startswith(TRUNK_PREFIX)])
+
+
+def tensor_digest(state: dict) -> str:
+    """sha256 hex digest of every tensor of a state dict as stored (the file's checksum)."""
+    return _digest(state, list(state))
+
+
+def _check_stored(data: dict, path: str) -> None:
+    """Raise ``CheckpointError`` when the tensors miss their checksum or are not finite."""
+    stored = data.get('tensor_sha256')
+    if stored is not None:
+        found = tensor_digest(data['model_state'])
+        if found != stored:
+            raise CheckpointError(
+                f'checkpoint {path} is corrupt: its tensors do not match the sha256 stored with '
+                f'them ({found[:12]}... != {stored[:12]}...); restore or re-download the file')
+    bad = [k for k, v in data['model_state'].items()
+           if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f'checkpoint {path} has non-finite weights (NaN/inf) in {len(bad)} tensor(s), e.g. '
+            f'{bad[0]}: the training diverged or the file is corrupt; it would only give NaN '
+            'descriptors')
 
 
 def _imagenet_model(config: dict):
@@ -217,9 +253,8 @@ def load_checkpoint(path, map_location='cpu') -> dict:
         raise CheckpointError(f'checkpoint {path} is empty (0 bytes)')
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # zip/pickle errors differ between corruptions
-        raise CheckpointError(f'cannot read checkpoint {path}: the file is corrupt, truncated or '
-                              f'not a torch file ({type(exc).__name__}: {exc})') from exc
+    except Exception as exc:  # noqa: BLE001 - zip/pickle errors differ between corruptions
+        raise CheckpointError(f'cannot read checkpoint {path}: {load_error_line(exc)}') from None
     if not isinstance(data, dict) or data.get('format') != FORMAT:
         raise CheckpointError(f'{path} is not a ccl_perception checkpoint (no format={FORMAT!r})')
     missing = [key for key in _REQUIRED if key not in data]
@@ -228,10 +263,14 @@ def load_checkpoint(path, map_location='cpu') -> dict:
     if data['version'] > VERSION:
         raise CheckpointError(f'checkpoint {path} has version {data["version"]}, newer than '
                               f'this code ({VERSION})')
+    if not isinstance(data['model_state'], dict) or not all(
+            isinstance(v, torch.Tensor) for v in data['model_state'].values()):
+        raise CheckpointError(f'checkpoint {path}: model_state must be a dict of tensors')
+    _check_stored(data, path)
     if is_head_only(data):  # the shipped model: head only, ImageNet trunk from its pip package
         try:
             data = complete_head_only(data, path)
-        except (TrunkMismatchError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        except (TrunkMismatchError, ValueError, OSError, RuntimeError) as exc:
             raise CheckpointError(f'head-only checkpoint {path}: {exc}') from exc
     return data
 

@@ -21,7 +21,9 @@ Export a frozen-trunk model as the package's shipped default (head only, trunk r
 The trunk must be the untouched ImageNet one (trained with ``optim.trunk: frozen``); the file
 then holds only the head (~2.5 MB) and the sha256 of the trunk it was trained on
 (:mod:`ccl_perception.model_zoo`). The training config, the validation score, the training
-temperature and the source checkpoint's model identity are stored with it.
+temperature and the source checkpoint's model identity are stored with it, and the sha256 of
+its own tensors (``tensor_sha256``, written by ``save_checkpoint``, checked on every load; also
+in the card), so a damaged copy is refused.
 """
 import argparse
 import os
@@ -76,6 +78,12 @@ def _weights_step(checkpoint: str, step: int) -> int:
     return step
 
 
+def _stored_checksum(model_path: str) -> str:
+    """Return the ``tensor_sha256`` the exported file carries (``save_checkpoint`` wrote it)."""
+    import torch
+    return torch.load(model_path, map_location='cpu', weights_only=True)['tensor_sha256']
+
+
 def write_card(model_path: str, extra: dict, checkpoint: str) -> str:
     """Write ``<model>.json`` next to the model: identity, training config, validation, metrics."""
     import datetime
@@ -88,6 +96,7 @@ def write_card(model_path: str, extra: dict, checkpoint: str) -> str:
         'tau': extra.get('tau'),
         'validation': extra.get('validation'),
         'config': extra.get('config'),
+        'tensor_sha256': _stored_checksum(model_path),
     }
     metrics = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), 'metrics.json')
     if os.path.isfile(metrics):

@@ -239,10 +239,12 @@ def load_imagenet_weights(model: EfficientNetLite0, path: str = None) -> list:
         sorted list of the state-dict keys that were loaded (== all keys of ``model``).
 
     Raises:
-        RuntimeError: missing keys or shape mismatches.
+        RuntimeError: missing keys or shape mismatches; ``safe_load.WeightsFileError`` (one
+            line) for a file torch cannot read safely.
     """
+    from ccl_perception.safe_load import load_weights_only
     path = path or weights_path()
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    state = load_weights_only(path)  # WeightsFileError (a RuntimeError): one line
     wanted = model.state_dict()
     missing = sorted(k for k in wanted if k not in state)
     if missing:
