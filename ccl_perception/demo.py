@@ -19,7 +19,8 @@
     python -m ccl_perception.demo --set present_per_target=5 --checkpoint runs/x/model.pt
 
 Every knob and its default is in ``config/demo.yaml``. Stages (each skipped when its output
-exists, so a second run goes straight to the report):
+exists for the same model, so a second run goes straight to the report; targets and grasp
+results of another model or other settings are made again, never reported under this one):
 
 1. **model**   the shipped default (``ccl_perception/models/ccl_default.pt``), ``--checkpoint``,
    or with ``--train`` a model trained here: a short fixed-camera capture of the seen objects
@@ -162,16 +163,47 @@ def stage_targets(cfg: dict, checkpoint: str) -> dict:
     return made
 
 
+#: The demo settings the grasp results depend on (besides the model, checked by identity).
+RESULT_KEYS = ('downscale', 'n_targets', 'present_per_target', 'absent_per_target', 'scene_seed',
+               'min_elevation_deg', 'max_elevation_deg', 'trial_timeout_s', 'planner')
+
+
+def earlier_trials(path: str, identity: str, cfg: dict):
+    """
+    Return the trials of ``results.json`` if the same model and settings made them, else None.
+
+    An ``--out`` folder of an earlier run with another ``--checkpoint`` (or other settings)
+    must not have its results reported under this model's name.
+    """
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            saved = json.load(f)
+        same = (saved.get('model_identity') == identity
+                and all(saved['config'].get(k) == cfg[k] for k in RESULT_KEYS))
+        trials = saved['trials']
+    except (ValueError, KeyError, TypeError, AttributeError):
+        same = False
+    if not same:
+        log(f'[3/4 grasp] {path} is from another model or other settings: running the scenes '
+            'again')
+        return None
+    log(f'[3/4 grasp] {path} exists for this model ({len(trials)} scenes; delete it to run '
+        'them again)')
+    return trials
+
+
 def stage_grasp(cfg: dict, checkpoint: str, target_paths: dict) -> list:
     """Every scene of the schedule through the ROS 2 nodes; ``<out>/results.json``."""
+    from ccl_perception.checkpoint import load_checkpoint, model_identity
     from ccl_perception.evaluation.grasp_trials import trial_schedule
     from ccl_perception.ros_trial_runner import RosTrialRunner
     from ccl_perception.sim.auto_targets import save_png
     path = os.path.join(cfg['out'], 'results.json')
-    if os.path.isfile(path):
-        with open(path, encoding='utf-8') as f:
-            trials = json.load(f)['trials']
-        log(f'[3/4 grasp] {path} exists ({len(trials)} scenes; delete it to run them again)')
+    identity = model_identity(load_checkpoint(checkpoint))
+    trials = earlier_trials(path, identity, cfg)
+    if trials is not None:
         return trials
     schedule = trial_schedule(sorted(target_paths), cfg['present_per_target'],
                               cfg['absent_per_target'], cfg['scene_seed'])
@@ -197,7 +229,8 @@ def stage_grasp(cfg: dict, checkpoint: str, target_paths: dict) -> list:
     finally:
         runner.close()
     with open(path, 'w', encoding='utf-8') as f:
-        json.dump({'config': cfg, 'checkpoint': checkpoint, 'trials': trials}, f, indent=1)
+        json.dump({'config': cfg, 'checkpoint': checkpoint, 'model_identity': identity,
+                   'trials': trials}, f, indent=1)
     return trials
 
 

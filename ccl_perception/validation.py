@@ -174,6 +174,10 @@ def text(pattern: Optional[str] = None, hint: str = '') -> Limit:
 DEVICE = text(r'cpu|cuda(:\d+)?', 'cpu | cuda | cuda:<index>')
 #: A name that must not be empty (frames, MoveIt groups and links).
 NAME = text(r'\S+', 'non-empty string')
+#: Torch CPU threads a tool may ask for (``--threads``): far above it torch crashes
+#: (``evaluate --threads 100000`` segfaulted); 1024 runs here.
+MAX_THREADS = 1024
+THREADS = integer(1, MAX_THREADS)
 
 
 def check(limits: dict, values: dict) -> dict:

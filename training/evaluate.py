@@ -28,7 +28,7 @@ import sys
 from ccl_perception import cli
 from ccl_perception.evaluation.evaluate import evaluate_model
 from ccl_perception.evaluation.report import markdown_table, write_report
-from ccl_perception.validation import integer, real
+from ccl_perception.validation import integer, MAX_THREADS, real, THREADS
 import torch
 
 
@@ -56,12 +56,8 @@ def main(argv=None):
                              'checkpoint was trained with, else correspondence.DEFAULT_TAU)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--max-pairs', type=cli.arg_type(integer(1)), default=None)
-    parser.add_argument(
-        '--threads',
-        type=cli.arg_type(
-            integer(1)),
-        default=None,
-        help='torch CPU threads')
+    parser.add_argument('--threads', type=cli.arg_type(THREADS), default=None,
+                        help=f'torch CPU threads, 1 to {MAX_THREADS}')
     args = parser.parse_args(argv)
     from ccl_perception.checkpoint import CheckpointError
     return cli.run('evaluate', lambda: _run(args), CheckpointError)

@@ -38,7 +38,6 @@ a temporary folder, and a target is made from the synthetic frame itself, so eve
 yields a pose. Not a test: it prints numbers for the README.
 """
 
-import argparse
 import os
 import subprocess
 import sys
@@ -136,7 +135,6 @@ def soak(mode, args, ck, target, rgb, depth_mm, K) -> dict:
                                       INFO_TOPIC, SENSOR_QOS, STATUS_TOPIC, private)
     from ccl_perception.nodes.messages import camera_info_msg, image_msg
 
-    measured, procs = start(mode, ck, target, args.max_rate_hz)
     ctx = rclpy.context.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node(f'soak_feeder_{os.getpid()}', context=ctx)
@@ -190,6 +188,31 @@ def soak(mode, args, ck, target, rgb, depth_mm, K) -> dict:
     node.create_timer(1.0 / args.rate, publish)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
+    procs = []  # started last, inside the try: whatever fails, none is left running
+    try:
+        measured, procs = start(mode, ck, target, args.max_rate_hz)
+        return _measure(mode, args, measured, procs, ex, state, lock, t0)
+    finally:
+        stop(procs)
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+
+
+def stop(procs) -> None:
+    """SIGINT every process, then kill what is still running after 20 s."""
+    for p in procs:
+        p.send_signal(2)
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _measure(mode, args, measured, procs, ex, state, lock, t0) -> dict:
+    """Spin the feeder for ``args.duration`` s, printing windows; return the summary."""
     print(f'# mode {mode}: measured pid {measured.pid} ({len(procs)} process(es)), '
           f'{args.width}x{args.height} input at {args.rate:.0f} Hz for {args.duration:.0f} s')
     print(f'{"t[s]":>6} {"VmRSS[MB]":>10} {"in[Hz]":>7} {"proc[Hz]":>8} {"pose[Hz]":>8} '
@@ -197,37 +220,26 @@ def soak(mode, args, ck, target, rgb, depth_mm, K) -> dict:
     rss, windows = [], []
     next_report = time.time() + args.every
     last_seq = 0
-    try:
-        while time.time() - t0 < args.duration and all(p.poll() is None for p in procs):
-            ex.spin_once(timeout_sec=0.005)
-            if time.time() >= next_report:
-                with lock:
-                    ages, lags, n = state['ages'], state['lags'], state['poses']
-                    ab, seq = state['abstain'], state['seq']
-                    state['ages'], state['lags'], state['poses'], state['abstain'] = [], [], 0, 0
-                r = vm_rss_mb(measured.pid)
-                rss.append((time.time() - t0, r))
-                a = np.array(ages) * 1000 if ages else np.array([np.nan])
-                lg = np.array(lags) if lags else np.array([np.nan])
-                windows.append({'proc': len(ages) / args.every, 'age_mean': float(np.mean(a)),
-                                'age_max': float(np.max(a)), 'lag_mean': float(np.mean(lg))})
-                print(f'{time.time() - t0:6.1f} {r:10.1f} {(seq - last_seq) / args.every:7.1f} '
-                      f'{len(ages) / args.every:8.2f} {n / args.every:8.2f} '
-                      f'{a.mean():12.1f} {a.max():11.1f} {lg.mean():9.2f} {lg.max():8.0f} '
-                      f'{ab:8d}', flush=True)
-                last_seq = seq
-                next_report += args.every
-    finally:
-        for p in procs:
-            p.send_signal(2)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        ex.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=ctx)
+    while time.time() - t0 < args.duration and all(p.poll() is None for p in procs):
+        ex.spin_once(timeout_sec=0.005)
+        if time.time() >= next_report:
+            with lock:
+                ages, lags, n = state['ages'], state['lags'], state['poses']
+                ab, seq = state['abstain'], state['seq']
+                state['ages'], state['lags'], state['poses'], state['abstain'] = [], [], 0, 0
+            r = vm_rss_mb(measured.pid)
+            rss.append((time.time() - t0, r))
+            a = np.array(ages) * 1000 if ages else np.array([np.nan])
+            lg = np.array(lags) if lags else np.array([np.nan])
+            windows.append({'proc': len(ages) / args.every, 'age_mean': float(np.mean(a)),
+                            'age_max': float(np.max(a)), 'lag_mean': float(np.mean(lg))})
+            print(f'{time.time() - t0:6.1f} {r:10.1f} {(seq - last_seq) / args.every:7.1f} '
+                  f'{len(ages) / args.every:8.2f} {n / args.every:8.2f} '
+                  f'{a.mean():12.1f} {a.max():11.1f} {lg.mean():9.2f} {lg.max():8.0f} '
+                  f'{ab:8d}', flush=True)
+            last_seq = seq
+            next_report += args.every
+    stop(procs)
     steady = windows[2:] or windows  # two windows of warm-up
     out = {'mode': mode, 'exit': [p.returncode for p in procs]}
     if steady:
@@ -241,23 +253,31 @@ def soak(mode, args, ck, target, rgb, depth_mm, K) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--duration', type=float, default=60.0, help='seconds of input per mode')
+    from ccl_perception import cli
+    from ccl_perception.validation import integer, real
+    seconds = cli.arg_type(real(0, 86400, low_open=True))
+    p = cli.ArgumentParser(prog='soak_planner', description=__doc__.split('\n\n')[0])
+    p.add_argument('--duration', type=seconds, default=60.0, help='seconds of input per mode')
     p.add_argument('--modes', nargs='+', default=['planner', 'processes', 'bringup'],
                    choices=['planner', 'processes', 'bringup'])
-    p.add_argument('--rate', type=float, default=30.0, help='input frames per second')
-    p.add_argument('--every', type=float, default=5.0, help='report period, seconds')
-    p.add_argument('--width', type=int, default=640)
-    p.add_argument('--height', type=int, default=480)
+    p.add_argument('--rate', type=cli.arg_type(real(0, 1000, low_open=True)), default=30.0,
+                   help='input frames per second')
+    p.add_argument('--every', type=seconds, default=5.0, help='report period, seconds')
+    p.add_argument('--width', type=cli.arg_type(integer(32, 4096)), default=640)
+    p.add_argument('--height', type=cli.arg_type(integer(32, 4096)), default=480)
     p.add_argument('--checkpoint', help='trained checkpoint (default: an untrained build_model())')
     p.add_argument(
         '--backbone',
         default='efficientnet_lite0',
         help='backbone of the default model')
     p.add_argument('--target', help='target .npz (default: made from the synthetic frame)')
-    p.add_argument('--max-rate-hz', type=float, default=30.0,
-                   help="planner's max_rate_hz parameter")
-    args = p.parse_args(argv)
+    p.add_argument('--max-rate-hz', type=cli.arg_type(real(0, 1000, low_open=True)),
+                   default=30.0, help="planner's max_rate_hz parameter")
+    args = p.parse_args(argv)  # every bad value exits 2 here, before any node starts
+    for flag in ('checkpoint', 'target'):
+        path = getattr(args, flag)
+        if path and not os.path.isfile(path):
+            return cli.fail('soak_planner', f'--{flag.replace("_", "-")} {path!r} does not exist')
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     tmp = tempfile.mkdtemp(prefix='ccl_soak_')
     ck, target, rgb, depth_mm, K = make_assets(args.width, args.height, tmp, args.backbone,
