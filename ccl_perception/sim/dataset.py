@@ -39,6 +39,10 @@ Two benchmarks, chosen by the config key ``benchmark``:
   light and shadows, a RealSense D435 colour camera (``camera.d435_intrinsics``) 0.30-0.50 m
   from the table; ``TRAIN_V2_DEFAULTS`` / ``EVAL_V2_DEFAULTS`` / ``SAME_TABLE_V2``.
 
+Both are rendered by the same two loops (:func:`render_training_set`,
+:func:`render_evaluation_set`); what sets a benchmark apart (objects, table, lighting, cameras,
+extra annotations) is its :class:`BenchmarkSpec` in ``SPECS``.
+
 Configs are plain dicts merged over the benchmark's defaults (every key commented). Every
 split (v1 too) reports the object-size statistic (:func:`object_short_sides`): the median
 short side of the visible objects in stride-8 descriptor cells at the training resolution

@@ -21,7 +21,7 @@ the workspace rectangle centred at the world origin (half extents ``WORKSPACE_HA
 floor is at ``FLOOR_Z``. A Panda placed at ``(-0.55, 0, 0)`` reaches the whole workspace.
 
 Every pybullet call passes ``physicsClientId``: several worlds can live in one process. Pass
-``client=`` to build the scene inside an existing client (the robot engineer's world).
+``client=`` to build the scene inside an existing client (the simulated robot's world).
 
 Renderers: ``'tiny'`` is pybullet's CPU TinyRenderer (benchmark v1: flat lighting, no texture
 filtering); ``'egl'`` loads pybullet's ``eglRendererPlugin`` into the client, an OpenGL
