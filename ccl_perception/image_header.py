@@ -16,8 +16,9 @@
 """
 An image file's size from its header, read before anything is decoded (no ROS, no torch).
 
-A 30000x30000 PNG is a few MB on disk and 2.7 GB once decoded: tools that read images a user
-names (``make_target``) check the header first and refuse an image larger than
+A 30000x30000 PNG is a few MB on disk and 2.7 GB once decoded: the package's colour image
+reader (``image_io.read_rgb``: ``make_target``, the evaluation, the training data) and
+``make_target``'s depth reader check the header first and refuse an image larger than
 :data:`MAX_IMAGE_SIDE` pixels per side with a one-line reason. PNG and JPEG headers are parsed
 here; other formats go through Pillow's lazy ``Image.open`` (header only).
 """

@@ -207,3 +207,25 @@ def test_bad_clicks_and_names_are_rejected_and_counted(ros):
     assert not res.successful and 'plain file name' in res.reason
     assert r['maker'].get_parameter('name').value == 'off_image'
     assert not os.path.exists(os.path.join(r['tdir'], 'off_image.npz'))
+
+
+def test_saving_over_a_target_keeps_the_old_one(ros):
+    """A second ~/save_target under the same name keeps the first file as <name>.npz.bak."""
+    r = ros
+    wait_for_frame(r)
+    tag = r['tag']
+    path = os.path.join(r['tdir'], 'twice.npz')
+    assert set_param(r, f'maker_{tag}', 'name', 'twice').successful
+    saved = []
+    for points in (CAM_POINTS[:2], CAM_POINTS[1:]):  # two different targets, one name
+        assert call(r, f'/maker_{tag}/clear_points').success
+        for p in points:
+            assert click(r, p)
+        resp = call(r, f'/maker_{tag}/save_target')
+        assert resp.success, resp.message
+        saved.append((resp.message, open(path, 'rb').read()))
+    assert 'kept' not in saved[0][0]  # nothing to keep the first time
+    assert f'(the previous one is kept as {path}.bak)' in saved[1][0], saved[1][0]
+    assert open(path + '.bak', 'rb').read() == saved[0][1]  # the first target, intact
+    np.testing.assert_allclose(tg.load_target(path).pixels, PIXELS[1:], atol=1e-9)
+    np.testing.assert_allclose(tg.load_target(path + '.bak').pixels, PIXELS[:2], atol=1e-9)
