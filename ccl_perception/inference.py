@@ -209,7 +209,8 @@ class DescriptorExtractor:
             onnx_path = onnx_path or default_onnx
             if onnx_path is None:
                 raise ValueError("backend='onnx' with an in-memory model needs onnx_path")
-            self.session = onnx_session(onnx_path, identity=self.identity)
+            # the file holds the weights: their identity, whatever the input scale
+            self.session = onnx_session(onnx_path, identity=model_identity(self.model))
 
     def __call__(self, rgb: np.ndarray) -> torch.Tensor:
         if self.downscale > 1:
