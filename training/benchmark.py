@@ -232,6 +232,80 @@ def bench_onnx_vs_eager(backbone='efficientnet_lite0', height=480, width=640, di
             'speedup': t['eager'] / t['onnx']}
 
 
+def bench_onnx_variants(height: int, width: int, warmup: int = 2, reps: int = 7) -> list:
+    """
+    The shipped model at ``height`` x ``width``: eager PyTorch against ONNX Runtime set-ups.
+
+    Export with dynamic height/width (what ``export_onnx`` writes) or static shapes; the graph
+    optimisation level; intra-op spinning (threads that busy-wait for work between runs take
+    CPU from the rest of the planner process). Timed in turns.
+
+    Returns:
+        rows ``{'variant', 'ms', 'nodes'}`` (nodes: ONNX graph nodes after ORT's optimisation;
+        None for eager), the first row eager as ``DescriptorExtractor`` runs it.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    from ccl_perception.checkpoint import load_model
+    from ccl_perception.inference import export_onnx, INPUT_NAME, OUTPUT_NAME
+    from ccl_perception.model_zoo import default_model_path
+    model = load_model(default_model_path()).eval()
+    image = torch.rand(1, 3, height, width)
+    threads = torch.get_num_threads()
+    levels = ort.GraphOptimizationLevel
+    with tempfile.TemporaryDirectory() as folder:
+        dynamic = export_onnx(model, os.path.join(folder, 'dynamic.onnx'), height, width)
+        static = os.path.join(folder, 'static.onnx')
+        with torch.no_grad():
+            torch.onnx.export(model, (image,), static, dynamo=False, opset_version=17,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+
+        def session(path, level=levels.ORT_ENABLE_ALL, spin=True):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.graph_optimization_level = level
+            options.add_session_config_entry('session.intra_op.allow_spinning', str(int(spin)))
+            options.optimized_model_filepath = path + f'.{int(level)}.{int(spin)}.opt'
+            sess = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+            return sess, len(onnx.load(options.optimized_model_filepath).graph.node)
+
+        variants = {
+            'onnx dynamic shapes (export_onnx), all optimisations': session(dynamic),
+            'onnx dynamic, all optimisations, no spinning': session(dynamic, spin=False),
+            'onnx static shapes, all optimisations': session(static),
+            'onnx static, all optimisations, no spinning': session(static, spin=False),
+            'onnx dynamic, extended (no NCHWc layout)': session(dynamic,
+                                                               levels.ORT_ENABLE_EXTENDED),
+            'onnx dynamic, basic': session(dynamic, levels.ORT_ENABLE_BASIC),
+        }
+        model_cl = model.to(memory_format=torch.channels_last)
+        image_cl = image.contiguous(memory_format=torch.channels_last)
+        feed = {INPUT_NAME: image.numpy()}
+
+        def eager():
+            with torch.inference_mode():
+                model_cl(image_cl)
+
+        candidates = {'eager PyTorch, channels_last (DescriptorExtractor)': eager}
+        for name, (sess, _) in variants.items():
+            candidates[name] = lambda sess=sess: sess.run([OUTPUT_NAME], feed)
+        times = interleaved(candidates, warmup, reps)
+    return [{'variant': name, 'ms': ms, 'nodes': variants[name][1] if name in variants else None}
+            for name, ms in times.items()]
+
+
+def print_onnx_variants(rows: list, height: int, width: int) -> None:
+    """Print the ONNX Runtime set-ups with eager/this ratios."""
+    table_header('ONNX Runtime set-ups', f'shipped model, 1 image {width}x{height}, medians, '
+                 'timed in turns')
+    eager = rows[0]['ms']
+    print(f'{"variant":<56}{"ms":>8}{"eager/this":>12}{"graph nodes":>13}')
+    for r in rows:
+        nodes = '' if r['nodes'] is None else str(r['nodes'])
+        print(f'{r["variant"]:<56}{r["ms"]:>8.1f}{eager / r["ms"]:>11.2f}x{nodes:>13}')
+
+
 #: The planner's camera (a D435 at 640x480) and its operating point (issue "fast on every CPU").
 CAMERA = (480, 640)
 OPERATING_DOWNSCALE = 2
@@ -477,6 +551,8 @@ def main(argv=None) -> int:
                         help='training table: only these methods (default: all four)')
     parser.add_argument('--planner', action='store_true',
                         help='only the frame -> pose table (operating point and downscale 1)')
+    parser.add_argument('--onnx-variants', action='store_true',
+                        help='only the ONNX Runtime set-ups against eager, 320x240 and 640x480')
     parser.add_argument('--isa', choices=['native', 'avx2'], default='native',
                         help='avx2: run everything with PyTorch and oneDNN capped at AVX2 (how '
                              'a CPU without bf16 instructions behaves)')
@@ -514,6 +590,11 @@ def main(argv=None) -> int:
         return 0
     if args.planner:
         print_frame_to_pose(bench_frame_to_pose(warmup=warmup, reps=reps))
+        return 0
+    if args.onnx_variants:
+        for s in (OPERATING_DOWNSCALE, 1):
+            size = (CAMERA[0] // s, CAMERA[1] // s)
+            print_onnx_variants(bench_onnx_variants(*size, warmup=warmup, reps=reps), *size)
         return 0
 
     table_header('loss vs backbone', 'batch 4, 240x320 (1/8 map 30x40), N=500, D=64, fwd+bwd',
