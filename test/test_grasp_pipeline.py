@@ -155,3 +155,16 @@ def test_refinement_none_keeps_the_matched_axis_and_the_local_normal(scene):
     assert abs(axis[0]) < 1e-6                               # along the matched cells (image y)
     # the box top is parallel to the table: its local normal is the table's
     np.testing.assert_allclose(r.pose.rotation[:, 2], -R_TABLE[:, 2], atol=1e-3)
+
+
+def test_matching_runs_on_one_thread_and_restores_the_count():
+    from ccl_perception.keypoint_matcher import KeypointMatcher, one_thread
+    seen = []
+    threads = torch.get_num_threads()
+    with one_thread(torch.device('cpu')):
+        seen.append(torch.get_num_threads())
+    assert seen == [1] and torch.get_num_threads() == threads
+    desc = torch.eye(h * w).reshape(h * w, h, w)
+    m = KeypointMatcher(0.001, STRIDE).match(np.eye(h * w, dtype=np.float32)[[0, w + 1]], desc)
+    np.testing.assert_allclose(m.keypoints, [[3.5, 3.5], [11.5, 11.5]], atol=1e-3)
+    assert torch.get_num_threads() == threads

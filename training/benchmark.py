@@ -190,20 +190,26 @@ def bench_loss_vs_backbone(backbone='efficientnet_lite0', batch=4, height=240, w
             'ratio': loss_ms / backbone_ms}
 
 
-def interleaved(candidates: dict, warmup: int, reps: int) -> dict:
+def interleaved(candidates: dict, warmup: int, reps: int, cpu: dict = None) -> dict:
     """
     Median wall time (ms) of each ``candidates[name]()``, timed in turns within each repetition.
 
     On a shared machine the load changes during a run; timing the candidates in turns makes
     every candidate see the same load, so their ratios hold even when the absolute times do not.
+    ``cpu``: a dict that receives each candidate's median CPU time of this process (ms, all its
+    threads): what the work costs, whatever the wait for a core on a loaded machine.
     """
     times = {name: [] for name in candidates}
+    cpu_times = {name: [] for name in candidates}
     for rep in range(warmup + reps):
         for name, fn in candidates.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             if rep >= warmup:
                 times[name].append((time.perf_counter() - start) * 1e3)
+                cpu_times[name].append((time.process_time() - start_cpu) * 1e3)
+    if cpu is not None:
+        cpu.update({name: statistics.median(t) for name, t in cpu_times.items()})
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -345,8 +351,9 @@ def bench_frame_to_pose(checkpoint: str = None, downscales=(OPERATING_DOWNSCALE,
     the reference shape, the depth refinement: ``refine``, the grasp).
 
     Returns:
-        rows ``{'downscale', 'backend', 'total_ms', 'descriptors_ms', 'match_ms',
-        'geometry_ms', 'refine_ms'}`` (medians).
+        rows ``{'downscale', 'backend', 'total_ms', 'cpu_ms', 'descriptors_ms', 'match_ms',
+        'geometry_ms', 'refine_ms'}`` (medians; ``cpu_ms``: CPU time of the process per frame,
+        all threads, spinning ones included).
     """
     from ccl_perception.checkpoint import load_model
     from ccl_perception.grasp_pipeline import GraspPipeline
@@ -377,11 +384,13 @@ def bench_frame_to_pose(checkpoint: str = None, downscales=(OPERATING_DOWNSCALE,
                     stages[key].append(result.timings)
 
                 cases[key] = run
-        totals = interleaved(cases, warmup, reps)
+        cpu = {}
+        totals = interleaved(cases, warmup, reps, cpu)
     rows = []
     for (s, backend), total in totals.items():
         timed = stages[(s, backend)][warmup:]
         rows.append({'downscale': s, 'backend': backend, 'total_ms': total,
+                     'cpu_ms': cpu[(s, backend)],
                      **{f'{k}_ms': float(np.median([t[k] for t in timed])) * 1000
                         for k in ('descriptors', 'match', 'geometry', 'refine')}})
     return rows
@@ -392,15 +401,15 @@ def print_frame_to_pose(rows: list) -> None:
     table_header('frame -> pose', 'GraspPipeline.frame_to_pose, shipped model, 640x480 RGB-D '
                  'camera, 10 target keypoints; medians in ms; operating point downscale 2 + '
                  'onnx: target <= 30 ms total, refine <= 10 ms')
-    print(f'{"downscale":>9} {"model input":>11} {"backend":>8} {"total":>8} {"descr.":>8} '
-          f'{"match":>7} {"geometry":>9} {"refine":>7} {"torch/this descr.":>18}')
+    print(f'{"downscale":>9} {"model input":>11} {"backend":>8} {"total":>8} {"CPU":>7} '
+          f'{"descr.":>8} {"match":>7} {"geometry":>9} {"refine":>7} {"torch/this descr.":>18}')
     by = {(r['downscale'], r['backend']): r for r in rows}
     for r in rows:
         eager = by.get((r['downscale'], 'torch'))
         ratio = eager['descriptors_ms'] / r['descriptors_ms'] if eager else float('nan')
         size = f'{CAMERA[1] // r["downscale"]}x{CAMERA[0] // r["downscale"]}'
         print(f'{r["downscale"]:>9} {size:>11} {r["backend"]:>8} {r["total_ms"]:>8.1f} '
-              f'{r["descriptors_ms"]:>8.1f} {r["match_ms"]:>7.1f} {r["geometry_ms"]:>9.1f} '
+              f'{r["cpu_ms"]:>7.1f} {r["descriptors_ms"]:>8.1f} {r["match_ms"]:>7.1f} {r["geometry_ms"]:>9.1f} '
               f'{r["refine_ms"]:>7.1f} {ratio:>17.2f}x')
 
 
