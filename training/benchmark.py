@@ -558,6 +558,8 @@ def main(argv=None) -> int:
                         default=list(TRAIN_DTYPES), help='precisions of the training table')
     parser.add_argument('--methods', nargs='+', default=None,
                         help='training table: only these methods (default: all four)')
+    parser.add_argument('--trunk-modes', nargs='+', choices=['frozen', 'full'],
+                        default=['frozen', 'full'], help='training table: only these trunk modes')
     parser.add_argument('--planner', action='store_true',
                         help='only the frame -> pose table (operating point and downscale 1)')
     parser.add_argument('--onnx-variants', action='store_true',
@@ -592,7 +594,8 @@ def main(argv=None) -> int:
         for name in args.backbones or ['efficientnet_lite0']:
             print_trunks(name, bench_trunks(name, device=args.device, warmup=warmup, reps=reps))
         return 0
-    cases = [c for c in TRAIN_CASES if args.methods is None or c[0] in args.methods]
+    cases = [c for c in TRAIN_CASES if (args.methods is None or c[0] in args.methods)
+             and c[1] in args.trunk_modes]
     if args.training:
         print_training(bench_training(args.train_steps, tuple(args.dtypes), cases),
                        args.train_steps, tuple(args.dtypes))
