@@ -154,6 +154,10 @@ class PipelineConfig(dict):
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _read_only
     __ior__ = _read_only
 
+    def __reduce__(self):
+        """Copy and pickle through the constructor (not item by item, which is refused)."""
+        return PipelineConfig, (dict(self),)
+
 
 def validate_config(cfg: dict) -> PipelineConfig:
     """

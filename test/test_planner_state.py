@@ -101,6 +101,10 @@ def test_a_change_is_validated_once(lib_dir, monkeypatch):
         st.config['min_similarity'] = 0.1           # the validated config cannot drift
     with pytest.raises(TypeError, match='PipelineConfig'):
         st.pipeline.use({**st.config})              # an unchecked dict is refused
+    import copy
+    import pickle
+    for clone in (copy.deepcopy(st.config), pickle.loads(pickle.dumps(st.config))):
+        assert clone == st.config and type(clone) is grasp_pipeline.PipelineConfig
 
 
 def test_state_without_model_refuses_targets(lib_dir):
