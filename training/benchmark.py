@@ -538,6 +538,50 @@ def print_training(rows: list, steps: int, dtypes=tuple(TRAIN_DTYPES)) -> None:
         print(f'{r["method"]:<16}{r["trunk"]:<8}{times}{slower}{speedup}{peaks:>16}')
 
 
+#: The tables in the order a run prints them (``--only``; the default: all but the last two).
+TABLES = ('loss', 'onnx', 'planner', 'memory', 'training', 'onnx-variants', 'trunks')
+
+
+def run_table(table: str, args, backbones: list, cases: list, warmup: int, reps: int) -> None:
+    """Measure and print one of :data:`TABLES`."""
+    if table == 'loss':
+        table_header('loss vs backbone', 'batch 4, 240x320 (1/8 map 30x40), N=500, D=64, '
+                     'fwd+bwd', args.device)
+        print(f'{"backbone":<20}{"backbone ms":>13}{"CCL loss ms":>13}{"loss/backbone":>15}')
+        for name in backbones:
+            r = bench_loss_vs_backbone(name, device=args.device, warmup=warmup, reps=reps)
+            print(f'{name:<20}{r["backbone_ms"]:>13.1f}{r["loss_ms"]:>13.1f}'
+                  f'{100 * r["ratio"]:>14.1f}%')
+    elif table == 'onnx':
+        table_header('ONNX Runtime vs eager PyTorch', '1 image 640x480, CPU, descriptors at '
+                     '1/8, timed in turns')
+        print(f'{"backbone":<20}{"eager ms":>13}{"onnx ms":>13}{"eager/onnx":>15}')
+        for name in backbones:
+            r = bench_onnx_vs_eager(name, warmup=warmup, reps=reps)
+            print(f'{name:<20}{r["eager_ms"]:>13.1f}{r["onnx_ms"]:>13.1f}'
+                  f'{r["speedup"]:>14.2f}x')
+    elif table == 'planner':
+        print_frame_to_pose(bench_frame_to_pose(warmup=warmup, reps=reps))
+    elif table == 'memory':
+        table_header('training step peak memory', 'CPU, batch 4 x 3 images, 240x320, N=500 '
+                     '(VmHWM)')
+        print(f'{"backbone":<20}{"base MiB":>13}{"step MiB":>13}{"step extra":>15}')
+        for name in backbones:
+            r = bench_train_memory(name)
+            print(f'{name:<20}{r["base_mib"]:>13.0f}{r["step_mib"]:>13.0f}'
+                  f'{r["step_extra_mib"]:>14.0f}M')
+    elif table == 'training':
+        print_training(bench_training(args.train_steps, tuple(args.dtypes), cases),
+                       args.train_steps, tuple(args.dtypes))
+    elif table == 'onnx-variants':
+        for s in (OPERATING_DOWNSCALE, 1):
+            size = (CAMERA[0] // s, CAMERA[1] // s)
+            print_onnx_variants(bench_onnx_variants(*size, warmup=warmup, reps=reps), *size)
+    elif table == 'trunks':
+        for name in args.backbones or ['efficientnet_lite0']:
+            print_trunks(name, bench_trunks(name, device=args.device, warmup=warmup, reps=reps))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='descriptor model / CCL benchmarks')
     parser.add_argument('--quick', action='store_true', help='fewer repetitions, one backbone')
@@ -567,6 +611,8 @@ def main(argv=None) -> int:
     parser.add_argument('--isa', choices=['native', 'avx2'], default='native',
                         help='avx2: run everything with PyTorch and oneDNN capped at AVX2 (how '
                              'a CPU without bf16 instructions behaves)')
+    parser.add_argument('--only', nargs='+', choices=TABLES, default=None,
+                        help='only these tables (default: all but onnx-variants and trunks)')
     parser.add_argument('--memory-worker', nargs=7, help=argparse.SUPPRESS)
     parser.add_argument('--train-worker', nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -590,51 +636,16 @@ def main(argv=None) -> int:
     reps = args.reps or reps
     print(f'torch {torch.__version__} | warm-up {warmup}, median of {reps} | '
           f'{hardware.describe(args.device)}')
-    if args.trunks:
-        for name in args.backbones or ['efficientnet_lite0']:
-            print_trunks(name, bench_trunks(name, device=args.device, warmup=warmup, reps=reps))
-        return 0
     cases = [c for c in TRAIN_CASES if (args.methods is None or c[0] in args.methods)
              and c[1] in args.trunk_modes]
-    if args.training:
-        print_training(bench_training(args.train_steps, tuple(args.dtypes), cases),
-                       args.train_steps, tuple(args.dtypes))
-        return 0
-    if args.planner:
-        print_frame_to_pose(bench_frame_to_pose(warmup=warmup, reps=reps))
-        return 0
-    if args.onnx_variants:
-        for s in (OPERATING_DOWNSCALE, 1):
-            size = (CAMERA[0] // s, CAMERA[1] // s)
-            print_onnx_variants(bench_onnx_variants(*size, warmup=warmup, reps=reps), *size)
-        return 0
-
-    table_header('loss vs backbone', 'batch 4, 240x320 (1/8 map 30x40), N=500, D=64, fwd+bwd',
-                 args.device)
-    print(f'{"backbone":<20}{"backbone ms":>13}{"CCL loss ms":>13}{"loss/backbone":>15}')
-    for name in backbones:
-        r = bench_loss_vs_backbone(name, device=args.device, warmup=warmup, reps=reps)
-        print(
-            f'{name:<20}{r["backbone_ms"]:>13.1f}{r["loss_ms"]:>13.1f}{100 * r["ratio"]:>14.1f}%')
-
-    table_header('ONNX Runtime vs eager PyTorch', '1 image 640x480, CPU, descriptors at 1/8, '
-                 'timed in turns')
-    print(f'{"backbone":<20}{"eager ms":>13}{"onnx ms":>13}{"eager/onnx":>15}')
-    for name in backbones:
-        r = bench_onnx_vs_eager(name, warmup=warmup, reps=reps)
-        print(f'{name:<20}{r["eager_ms"]:>13.1f}{r["onnx_ms"]:>13.1f}{r["speedup"]:>14.2f}x')
-
-    print_frame_to_pose(bench_frame_to_pose(warmup=warmup, reps=reps))
-
-    table_header('training step peak memory', 'CPU, batch 4 x 3 images, 240x320, N=500 (VmHWM)',
-                 threads=torch.get_num_threads())
-    print(f'{"backbone":<20}{"base MiB":>13}{"step MiB":>13}{"step extra":>15}')
-    for name in backbones:
-        r = bench_train_memory(name)
-        print(
-            f'{name:<20}{r["base_mib"]:>13.0f}{r["step_mib"]:>13.0f}{r["step_extra_mib"]:>14.0f}M')
-    print_training(bench_training(args.train_steps, tuple(args.dtypes), cases),
-                   args.train_steps, tuple(args.dtypes))
+    only = set(args.only or [])
+    only |= {name for name, flag in (('trunks', args.trunks), ('training', args.training),
+                                     ('planner', args.planner),
+                                     ('onnx-variants', args.onnx_variants)) if flag}
+    tables = only or set(TABLES) - {'trunks', 'onnx-variants'}
+    for table in TABLES:
+        if table in tables:
+            run_table(table, args, backbones, cases, warmup, reps)
     return 0
 
 
