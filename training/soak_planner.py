@@ -259,7 +259,9 @@ def soak(mode, args, ck, target, rgb, depth_mm, K) -> dict:
                    lag_mean=float(np.nanmean([w['lag_mean'] for w in steady])),
                    load_min=min(w['load'] for w in steady),
                    load_max=max(w['load'] for w in steady),
-                   rss_first=rss[0][1], rss_last=rss[-1][1])
+                   # after the warm-up windows (the model loads during the first ones)
+                   rss_first=rss[len(windows) - len(steady)][1], rss_last=rss[-1][1],
+                   rss_max=max(r for _, r in rss[len(windows) - len(steady):]))
     return out
 
 
@@ -299,7 +301,8 @@ def main(argv=None) -> int:
     results = [soak(m, args, ck, target, rgb, depth_mm, K) for m in args.modes]
     print(f'# load average at the end {os.getloadavg()[0]:.2f}')
     print('\n| mode | processed frames/s (min-max of 5 s windows) | mean frame age ms '
-          '| max frame age ms | mean lag (frames) | VmRSS MB first -> last | load average |')
+          '| max frame age ms | mean lag (frames) | VmRSS MB after warm-up -> last (max) '
+          '| load average |')
     print('|---|---|---|---|---|---|---|')
     for r in results:
         if 'proc_min' not in r:
@@ -307,7 +310,7 @@ def main(argv=None) -> int:
             continue
         print(f"| {r['mode']} | {r['proc_min']:.1f}-{r['proc_max']:.1f} | {r['age_mean']:.0f} | "
               f"{r['age_max']:.0f} | {r['lag_mean']:.1f} | "
-              f"{r['rss_first']:.0f} -> {r['rss_last']:.0f} | "
+              f"{r['rss_first']:.0f} -> {r['rss_last']:.0f} ({r['rss_max']:.0f}) | "
               f"{r['load_min']:.1f}-{r['load_max']:.1f} |")
     return 0 if all('proc_min' in r for r in results) else 1
 
