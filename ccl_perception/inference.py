@@ -168,6 +168,7 @@ class DescriptorExtractor:
             the checkpoint path with the suffix ``.onnx``.
         features: ``head`` (the descriptors) or ``backbone`` (the trunk's own L2-normalised
             features: the pretrained-features baseline of the grasp benchmark).
+        onnx_threads: ONNX Runtime's intra-op threads (default: its own choice, one per core).
         downscale: integer factor ``s``: images are shrunk ``s`` times (area interpolation)
             before the model, so a 640x480 camera runs a model trained at 320x240 at its
             training scale. The map then has ``ceil(H / (8 s))`` rows and behaves exactly
@@ -187,7 +188,7 @@ class DescriptorExtractor:
     """
 
     def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None,
-                 downscale: int = 1, features: str = 'head'):
+                 downscale: int = 1, features: str = 'head', onnx_threads: int = None):
         if backend not in ('torch', 'onnx'):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         if isinstance(downscale, bool) or not isinstance(downscale, int) \
@@ -228,7 +229,8 @@ class DescriptorExtractor:
             if onnx_path is None:
                 raise ValueError("backend='onnx' with an in-memory model needs onnx_path")
             # the file holds the weights: their identity, whatever the input scale
-            self.session = onnx_session(onnx_path, identity=model_identity(self.model))
+            self.session = onnx_session(onnx_path, identity=model_identity(self.model),
+                                        threads=onnx_threads)
 
     def __call__(self, rgb: np.ndarray) -> torch.Tensor:
         if self.downscale > 1:
