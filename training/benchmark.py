@@ -18,6 +18,7 @@ Speed and memory of the descriptor model, the planner and the Cycle-Corresponden
     python training/benchmark.py --threads 2          # every table (several minutes, 2 cores)
     python training/benchmark.py --quick              # fewer repetitions, default backbone only
     python training/benchmark.py --planner --threads 2   # frame -> pose at the operating point
+    python training/benchmark.py --planner --threads 2 --checkpoint runs/x/model.pt --downscales 1
     python training/benchmark.py --training --train-steps 4   # training speed, fp32 | bf16
     python training/benchmark.py --training --isa avx2        # ... as on a CPU without bf16
     python training/benchmark.py --trunks --threads 2   # dilated vs fpn trunk, NCHW vs NHWC
@@ -41,9 +42,10 @@ import sys
 import tempfile
 import time
 
-from ccl_perception import hardware
+from ccl_perception import cli, hardware
 from ccl_perception.losses import cycle_correspondence_loss
 from ccl_perception.model import DescriptorNet
+from ccl_perception.validation import integer
 import numpy as np
 import torch
 
@@ -238,9 +240,19 @@ def bench_onnx_vs_eager(backbone='efficientnet_lite0', height=480, width=640, di
             'speedup': t['eager'] / t['onnx']}
 
 
-def bench_onnx_variants(height: int, width: int, warmup: int = 2, reps: int = 7) -> list:
+def model_label(checkpoint: str = None) -> str:
+    """``'shipped model (<backbone>, <trunk> trunk)'``, or the checkpoint's path instead."""
+    from ccl_perception.checkpoint import load_checkpoint
+    from ccl_perception.model_zoo import default_model_path
+    config = load_checkpoint(checkpoint or default_model_path())['config']
+    name = checkpoint or 'shipped model'
+    return f'{name} ({config["backbone"]}, {config.get("trunk") or "dilated"} trunk)'
+
+
+def bench_onnx_variants(height: int, width: int, warmup: int = 2, reps: int = 7,
+                        checkpoint: str = None) -> list:
     """
-    The shipped model at ``height`` x ``width``: eager PyTorch against ONNX Runtime set-ups.
+    The shipped model (or ``checkpoint``) at ``height`` x ``width``: eager against ONNX Runtime.
 
     Export with dynamic height/width (what ``export_onnx`` writes) or static shapes; the graph
     optimisation level; intra-op spinning (threads that busy-wait for work between runs take
@@ -256,7 +268,7 @@ def bench_onnx_variants(height: int, width: int, warmup: int = 2, reps: int = 7)
     from ccl_perception.checkpoint import load_model
     from ccl_perception.inference import export_onnx, INPUT_NAME, OUTPUT_NAME
     from ccl_perception.model_zoo import default_model_path
-    model = load_model(default_model_path()).eval()
+    model = load_model(checkpoint or default_model_path()).eval()
     image = torch.rand(1, 3, height, width)
     threads = torch.get_num_threads()
     levels = ort.GraphOptimizationLevel
@@ -301,9 +313,9 @@ def bench_onnx_variants(height: int, width: int, warmup: int = 2, reps: int = 7)
             for name, ms in times.items()]
 
 
-def print_onnx_variants(rows: list, height: int, width: int) -> None:
-    """Print the ONNX Runtime set-ups with eager/this ratios."""
-    table_header('ONNX Runtime set-ups', f'shipped model, 1 image {width}x{height}, medians, '
+def print_onnx_variants(rows: list, height: int, width: int, label: str) -> None:
+    """Print the ONNX Runtime set-ups with eager/this ratios (``label``: the model)."""
+    table_header('ONNX Runtime set-ups', f'{label}, 1 image {width}x{height}, medians, '
                  'timed in turns')
     eager = rows[0]['ms']
     print(f'{"variant":<56}{"ms":>8}{"eager/this":>12}{"graph nodes":>13}')
@@ -410,9 +422,9 @@ def bench_frame_to_pose(checkpoint: str = None, downscales=(OPERATING_DOWNSCALE,
     return rows
 
 
-def print_frame_to_pose(rows: list) -> None:
-    """Print the frame -> pose table, with torch/onnx ratios per downscale."""
-    table_header('frame -> pose', 'GraspPipeline.frame_to_pose, shipped model, 640x480 RGB-D '
+def print_frame_to_pose(rows: list, label: str) -> None:
+    """Print the frame -> pose table, with torch/onnx ratios per downscale (``label``: model)."""
+    table_header('frame -> pose', f'GraspPipeline.frame_to_pose, {label}, 640x480 RGB-D '
                  'camera, 10 target keypoints; medians in ms; operating point downscale 2 + '
                  'onnx: target <= 30 ms total, refine <= 10 ms')
     print(f'{"downscale":>9} {"model input":>11} {"backend":>8} {"total":>8} {"CPU":>7} '
@@ -579,7 +591,9 @@ def run_table(table: str, args, backbones: list, cases: list, warmup: int, reps:
             print(f'{name:<20}{r["eager_ms"]:>13.1f}{r["onnx_ms"]:>13.1f}'
                   f'{r["speedup"]:>14.2f}x')
     elif table == 'planner':
-        print_frame_to_pose(bench_frame_to_pose(warmup=warmup, reps=reps))
+        print_frame_to_pose(bench_frame_to_pose(args.checkpoint, tuple(args.downscales),
+                                                warmup=warmup, reps=reps),
+                            model_label(args.checkpoint))
     elif table == 'memory':
         table_header('training step peak memory', 'CPU, batch 4 x 3 images, 240x320, N=500 '
                      '(VmHWM)')
@@ -592,16 +606,17 @@ def run_table(table: str, args, backbones: list, cases: list, warmup: int, reps:
         print_training(bench_training(args.train_steps, tuple(args.dtypes), cases),
                        args.train_steps, tuple(args.dtypes))
     elif table == 'onnx-variants':
-        for s in (OPERATING_DOWNSCALE, 1):
+        for s in args.downscales:
             size = (CAMERA[0] // s, CAMERA[1] // s)
-            print_onnx_variants(bench_onnx_variants(*size, warmup=warmup, reps=reps), *size)
+            print_onnx_variants(bench_onnx_variants(*size, warmup, reps, args.checkpoint), *size,
+                                model_label(args.checkpoint))
     elif table == 'trunks':
         for name in args.backbones or ['efficientnet_lite0']:
             print_trunks(name, bench_trunks(name, device=args.device, warmup=warmup, reps=reps))
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description='descriptor model / CCL benchmarks')
+    parser = cli.ArgumentParser(prog='benchmark', description='descriptor model / CCL benchmarks')
     parser.add_argument('--quick', action='store_true', help='fewer repetitions, one backbone')
     parser.add_argument('--backbones', nargs='+', default=None,
                         help='default: all four (efficientnet_lite0 only with --quick)')
@@ -624,6 +639,13 @@ def main(argv=None) -> int:
                         default=['frozen', 'full'], help='training table: only these trunk modes')
     parser.add_argument('--planner', action='store_true',
                         help='only the frame -> pose table (operating point and downscale 1)')
+    parser.add_argument('--checkpoint', default=None,
+                        help='model of the planner and onnx-variants tables (default: the '
+                             'shipped model)')
+    parser.add_argument('--downscales', nargs='+', type=cli.arg_type(integer(1, 8)),
+                        default=[OPERATING_DOWNSCALE, 1],
+                        help='planner and onnx-variants tables: camera -> model shrink factors '
+                             f'of the {CAMERA[1]}x{CAMERA[0]} camera (default: 2 1)')
     parser.add_argument('--onnx-variants', action='store_true',
                         help='only the ONNX Runtime set-ups against eager, 320x240 and 640x480')
     parser.add_argument('--isa', choices=['native', 'avx2'], default='native',
@@ -642,6 +664,12 @@ def main(argv=None) -> int:
         b, batch, h, w, n, dim, step = args.memory_worker
         _memory_worker(b, int(batch), int(h), int(w), int(n), int(dim), bool(int(step)))
         return 0
+    if args.checkpoint:
+        from ccl_perception.checkpoint import CheckpointError
+        try:  # missing / corrupt: one line, before anything is measured
+            model_label(args.checkpoint)
+        except (CheckpointError, ValueError, OSError) as exc:
+            return cli.fail('benchmark', exc)
     if args.isa == 'avx2' and any(os.environ.get(k) != v for k, v in hardware.AVX2_ENV.items()):
         # the caps are read when torch loads: start again with them
         argv = sys.argv if argv is None else [sys.argv[0]] + list(argv)
