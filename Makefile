@@ -25,9 +25,11 @@ demo: setup
 model: setup
 	bash training/make_default_model.sh
 
-# Speed figures side by side in one run (loss/backbone, eager/ONNX, frame->pose, memory).
+# Speed figures side by side in one run, each table headed by the hardware (CPU and its
+# vector instructions, dtype, threads): loss/backbone, eager/ONNX, frame->pose at the planner's
+# operating point, memory, training speed fp32 | bf16.
 benchmark: setup
-	$(PY) training/benchmark.py --backbones efficientnet_lite0 resnet18
+	$(PY) training/benchmark.py --backbones efficientnet_lite0 resnet18 --threads 2
 
 # Benchmark v2 (docs/benchmark.md): training capture with depth (supervised baseline), the
 # evaluation set, a validation set on another seed (model selection), the same-table split.

@@ -365,6 +365,18 @@ def kabsch(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return R, cd - R @ cs
 
 
+def _kabsch_batch(src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`kabsch` of ``(B, n, 3)`` point sets at once: ``R (B, 3, 3)``, ``t (B, 3)``."""
+    cs, cd = src.mean(1), dst.mean(1)
+    H = np.einsum('bki,bkj->bij', src - cs[:, None], dst - cd[:, None])
+    U, _, Vt = np.linalg.svd(H)
+    V, Ut = np.swapaxes(Vt, 1, 2), np.swapaxes(U, 1, 2)
+    d = np.sign(np.linalg.det(V @ Ut))
+    d[d == 0] = 1.0
+    R = V @ (np.stack([np.ones_like(d), np.ones_like(d), d], 1)[:, :, None] * Ut)
+    return R, cd - np.einsum('bij,bj->bi', R, cs)
+
+
 def ransac_kabsch(src: np.ndarray, dst: np.ndarray, valid: Optional[np.ndarray] = None,
                   threshold: float = 0.01, iterations: int = 100, min_inliers: int = 3, rng=None):
     """
@@ -386,23 +398,20 @@ def ransac_kabsch(src: np.ndarray, dst: np.ndarray, valid: Optional[np.ndarray] 
     valid = np.ones(n, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
     valid = valid & np.all(np.isfinite(src), 1) & np.all(np.isfinite(dst), 1)
     idx = np.flatnonzero(valid)
-    if len(idx) < max(3, min_inliers):
+    if len(idx) < max(3, min_inliers) or iterations < 1:
         return None
     rng = np.random.default_rng(0) if rng is None else rng
-    best = None
-    for _ in range(iterations):
-        pick = rng.choice(idx, 3, replace=False)
-        try:
-            R, t = kabsch(src[pick], dst[pick])
-        except np.linalg.LinAlgError:
-            continue
-        err = np.linalg.norm(src @ R.T + t - dst, axis=1)
-        inl = valid & (err < threshold)
-        if best is None or inl.sum() > best.sum():
-            best = inl
-        if best.sum() == len(idx):
-            break
-    if best is None or best.sum() < min_inliers:
+    # Every hypothesis at once (the same draws, in the same order, as one at a time): a 3 x 3
+    # Kabsch per draw, batched; the first draw with the most inliers wins.
+    picks = np.array([rng.choice(idx, 3, replace=False) for _ in range(iterations)])
+    try:
+        R, t = _kabsch_batch(src[picks], dst[picks])
+    except np.linalg.LinAlgError:
+        return None
+    err = np.linalg.norm(np.einsum('nij,kj->nki', R, src) + t[:, None] - dst, axis=2)
+    inliers = valid & (err < threshold)                    # (iterations, N)
+    best = inliers[int(np.argmax(inliers.sum(1)))]
+    if best.sum() < min_inliers:
         return None
     R, t = kabsch(src[best], dst[best])
     return R, t, best

@@ -34,6 +34,13 @@ keypoint's depth outside ``[min_depth, max_depth]`` (sensor range and reach), or
 opening (axis length + ``gripper_margin``) wider than the gripper's ``max_width``. Limits
 are never clamped. Malformed input (sizes, dtypes) raises ``ValueError``.
 
+The grasp itself: with ``grasp_refinement: depth`` (the default) the matched axis only
+locates the object, and :mod:`ccl_perception.grasp_refine` measures it in the depth image
+(closing across its footprint on the table); with ``none`` it is the matched axis. The
+approach is ``approach: normal`` -- against the surface: onto the table (the fitted support
+plane's normal) with ``depth``, against the local depth normal at the axis midpoint with
+``none`` -- or ``camera``, along the optical axis, in both.
+
 Every knob has a default (:data:`DEFAULTS`) and an allowed range (:data:`LIMITS`);
 :func:`validate_config` checks both at construction and in
 :meth:`GraspPipeline.update_config`, so a bad value never reaches a frame.
@@ -62,13 +69,14 @@ DEFAULTS = {
     'min_confidence': 0.0,         # abstain below this (min over the two axis keypoints)
     'min_similarity': 0.8,         # abstain when no pixel's cosine similarity reaches this
     'depth_window': 5,             # median window for keypoint depth, pixels (odd)
-    'axis_length_tolerance': 0.3,  # abstain if | |axis| - reference | / reference exceeds this
+    # abstain if | |matched axis| - reference | / reference exceeds this (before any refinement)
+    'axis_length_tolerance': 0.3,
     'gripper_margin': 0.02,        # opening width = axis length + margin, metres
     'max_width': 0.08,             # gripper stroke, metres (Franka hand: 0.08)
-    # 'normal' (minus the local surface normal) or 'camera' (optical axis)
+    # 'normal': against the surface (grasp_refinement depth: the support plane's normal, onto
+    # the table; none: the local normal of the depth at the axis midpoint); 'camera': along the
+    # optical axis
     'approach': 'normal',
-    'normal_radius_px': 7,         # half-size of the normal-estimation patch, pixels
-    'normal_method': 'pca',        # 'pca' (numpy) or 'open3d' (same result, slower import)
     'ransac_threshold': 0.02,      # inlier distance of the reference-shape fit, metres
     # 3+ keypoints: at least this fraction (and 3) must fit the reference shape (0.8: 4 of 5)
     'min_inlier_fraction': 0.5,
@@ -77,9 +85,13 @@ DEFAULTS = {
     # abstain when an axis keypoint is farther than this, metres (sensor range / reach)
     'max_depth': 3.0,
     # 'none': the grasp is the matched axis; 'depth': the object under the match is measured
-    # in depth (ccl_perception.grasp_refine): closing across its footprint, approach onto the table
+    # in depth (ccl_perception.grasp_refine): closing across its footprint on the table
     'grasp_refinement': 'depth',
 }
+
+#: Half-size (pixels) of the depth patch whose normal is the approach of ``grasp_refinement:
+#: none`` with ``approach: normal`` (:func:`ccl_perception.geometry.estimate_normal`, PCA).
+NORMAL_RADIUS_PX = 7
 
 #: Allowed values of every knob of :data:`DEFAULTS` (also the planner's parameter ranges).
 LIMITS = {
@@ -93,8 +105,6 @@ LIMITS = {
     # 1 m: any parallel gripper; tests open the gate with it
     'max_width': real(0.0, 1.0, low_open=True),
     'approach': choice('normal', 'camera'),
-    'normal_radius_px': integer(1, 50),
-    'normal_method': choice('pca', 'open3d'),
     'ransac_threshold': real(0.0, 10.0, low_open=True),
     'min_inlier_fraction': real(0.0, 1.0, low_open=True),
     'min_depth': real(0.0, 10.0),
@@ -114,7 +124,8 @@ class PipelineResult:
         match: keypoints, confidences and heatmaps (``None`` if matching did not run).
         points_3d: ``(N, 3)`` metres (NaN where no depth), camera optical frame.
         confidence: min confidence of the two axis keypoints (0 if not matched).
-        timings: seconds per stage (``descriptors``, ``match``, ``geometry``).
+        timings: seconds per stage (``descriptors``, ``match``, ``geometry``; ``refine``: the
+            depth refinement, part of ``geometry``).
     """
 
     pose: Optional[geometry.GraspPose]
@@ -129,9 +140,30 @@ class PipelineResult:
         return self.pose is not None
 
 
-def validate_config(cfg: dict) -> dict:
+class PipelineConfig(dict):
     """
-    Check a complete pipeline config against :data:`LIMITS`; return it normalised.
+    A complete pipeline config that :func:`validate_config` checked (read-only).
+
+    Only :func:`validate_config` makes one; :class:`GraspPipeline` and
+    :class:`ccl_perception.planner_state.PlannerState` take it without checking it again.
+    Change it by building a new one: ``validate_config({**config, **changes})``.
+    """
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError('a validated pipeline config is read-only: '
+                        'validate_config({**config, **changes}) makes a new one')
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _read_only
+    __ior__ = _read_only
+
+    def __reduce__(self):
+        """Copy and pickle through the constructor (not item by item, which is refused)."""
+        return PipelineConfig, (dict(self),)
+
+
+def validate_config(cfg: dict) -> PipelineConfig:
+    """
+    Check a complete pipeline config against :data:`LIMITS`; return it normalised, read-only.
 
     Raises:
         ValueError: an unknown key, a missing key, a value outside its range (the message
@@ -148,10 +180,10 @@ def validate_config(cfg: dict) -> dict:
     if out['min_depth'] >= out['max_depth']:
         raise ValueError(
             f"min_depth = {out['min_depth']!r} must be below max_depth = {out['max_depth']!r}")
-    return out
+    return PipelineConfig(out)
 
 
-def merge_config(config: Optional[dict]) -> dict:
+def merge_config(config: Optional[dict]) -> PipelineConfig:
     """``DEFAULTS`` updated with ``config``, validated (:func:`validate_config`)."""
     return validate_config({**DEFAULTS, **(config or {})})
 
@@ -188,13 +220,12 @@ class GraspPipeline:
     Args:
         extractor: ``DescriptorExtractor``-like: ``__call__(rgb uint8 (H, W, 3)) ->
             torch (D, h, w)``, ``.stride``, ``.identity``.
-        config: overrides of :data:`DEFAULTS`.
+        config: overrides of :data:`DEFAULTS`, or a :class:`PipelineConfig` (used as it is).
     """
 
     def __init__(self, extractor, config: Optional[dict] = None):
         self.extractor = extractor
-        self.config = merge_config(config)
-        self.matcher = self._matcher(self.config)
+        self.use(config if isinstance(config, PipelineConfig) else merge_config(config))
 
     def _matcher(self, cfg: dict) -> KeypointMatcher:
         return KeypointMatcher(cfg['tau'], getattr(
@@ -210,10 +241,16 @@ class GraspPipeline:
         Raises:
             ValueError: as :func:`validate_config`; the current config is kept.
         """
-        cfg = validate_config({**self.config, **changes})
-        matcher = self._matcher(cfg)
-        self.config, self.matcher = cfg, matcher
-        return cfg
+        return self.use(validate_config({**self.config, **changes}))
+
+    def use(self, config: PipelineConfig) -> PipelineConfig:
+        """Run with ``config`` (from :func:`validate_config`, not checked again); returns it."""
+        if not isinstance(config, PipelineConfig):
+            raise TypeError(f'use() takes a PipelineConfig from validate_config, got '
+                            f'{type(config).__name__}')
+        self.matcher = self._matcher(config)
+        self.config = config
+        return config
 
     def frame_to_pose(self, rgb: np.ndarray, depth: np.ndarray, K, target) -> PipelineResult:
         """
@@ -288,29 +325,31 @@ class GraspPipeline:
             return res
         length = float(np.linalg.norm(p2 - p1))
         ref = target.axis_length
-        refined_approach = None
-        if cfg['grasp_refinement'] == 'depth':  # the object under the match, measured in depth
-            from ccl_perception.grasp_refine import refine_axis
-            q1, q2, refined_approach, why = refine_axis(depth, K, p1, p2)
-            if q1 is None:
-                res.reason = f'depth refinement: {why}'
-                return res
-            p1, p2 = q1, q2
-        elif (np.isfinite(ref) and ref > 0
-              and abs(length - ref) / ref > cfg['axis_length_tolerance']):
+        if (np.isfinite(ref) and ref > 0
+                and abs(length - ref) / ref > cfg['axis_length_tolerance']):
             res.reason = (f'3D keypoints contradict the target: axis length {length * 100:.1f} cm '
                           f'vs reference {ref * 100:.1f} cm '
                           f'(tolerance {cfg["axis_length_tolerance"]:.0%})')
             return res
+        hint = None                                 # approach 'camera': the optical axis
+        if cfg['grasp_refinement'] == 'depth':  # the object under the match, measured in depth
+            from ccl_perception.grasp_refine import refine_axis
+            t_refine = time.perf_counter()
+            q1, q2, onto_table, why = refine_axis(depth, K, p1, p2)
+            res.timings['refine'] = time.perf_counter() - t_refine
+            if q1 is None:
+                res.reason = f'depth refinement: {why}'
+                return res
+            p1, p2 = q1, q2
+            if cfg['approach'] == 'normal':
+                hint = onto_table
         limit = physical_limit_reason(p1, p2, cfg)
         if limit:
             res.reason = limit
             return res
-        hint = refined_approach
-        if hint is None and cfg['approach'] == 'normal':
+        if cfg['grasp_refinement'] == 'none' and cfg['approach'] == 'normal':
             mid_px = geometry.project(((p1 + p2) / 2)[None], K)[0]
-            n = geometry.estimate_normal(depth, K, mid_px, int(
-                cfg['normal_radius_px']), cfg['normal_method'])
+            n = geometry.estimate_normal(depth, K, mid_px, NORMAL_RADIUS_PX, 'pca')
             hint = None if n is None else -n
         try:
             res.pose = geometry.grasp_from_axis(

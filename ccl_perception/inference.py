@@ -36,16 +36,34 @@ INPUT_NAME = 'images'
 OUTPUT_NAME = 'descriptors'
 
 
-def _rgb_to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1]."""
+def _check_rgb(rgb) -> None:
+    """Raise ``ValueError`` unless ``rgb`` is a non-empty (H, W, 3) uint8 numpy array."""
     if not isinstance(rgb, np.ndarray):
         raise ValueError(f'rgb must be a numpy array, got {type(rgb).__name__}')
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ValueError(f'rgb must have shape (H, W, 3), got {rgb.shape}')
     if rgb.dtype != np.uint8:
         raise ValueError(f'rgb must be uint8 [0, 255], got {rgb.dtype}')
+
+
+def _rgb_to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1]."""
+    _check_rgb(rgb)
     tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
     return tensor.float().div_(255.0)
+
+
+def _rgb_to_array(rgb: np.ndarray) -> np.ndarray:
+    """
+    (H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1], in numpy (the ONNX backend's input).
+
+    The same values as :func:`_rgb_to_tensor` (a float32 division by 255), without a torch
+    operation: small torch operations wait for torch's thread pool, which on a loaded machine
+    costs milliseconds each.
+    """
+    _check_rgb(rgb)
+    chw = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+    return np.divide(chw, np.float32(255.0), out=chw)
 
 
 def export_onnx(model: DescriptorNet, path, height: int = 480, width: int = 640,
@@ -150,6 +168,7 @@ class DescriptorExtractor:
             the checkpoint path with the suffix ``.onnx``.
         features: ``head`` (the descriptors) or ``backbone`` (the trunk's own L2-normalised
             features: the pretrained-features baseline of the grasp benchmark).
+        onnx_threads: ONNX Runtime's intra-op threads (default: its own choice, one per core).
         downscale: integer factor ``s``: images are shrunk ``s`` times (area interpolation)
             before the model, so a 640x480 camera runs a model trained at 320x240 at its
             training scale. The map then has ``ceil(H / (8 s))`` rows and behaves exactly
@@ -169,7 +188,7 @@ class DescriptorExtractor:
     """
 
     def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None,
-                 downscale: int = 1, features: str = 'head'):
+                 downscale: int = 1, features: str = 'head', onnx_threads: int = None):
         if backend not in ('torch', 'onnx'):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         if isinstance(downscale, bool) or not isinstance(downscale, int) \
@@ -209,15 +228,17 @@ class DescriptorExtractor:
             onnx_path = onnx_path or default_onnx
             if onnx_path is None:
                 raise ValueError("backend='onnx' with an in-memory model needs onnx_path")
-            self.session = onnx_session(onnx_path, identity=self.identity)
+            # the file holds the weights: their identity, whatever the input scale
+            self.session = onnx_session(onnx_path, identity=model_identity(self.model),
+                                        threads=onnx_threads)
 
     def __call__(self, rgb: np.ndarray) -> torch.Tensor:
         if self.downscale > 1:
             rgb = shrink(rgb, self.downscale)
-        image = _rgb_to_tensor(rgb)
         if self.session is not None:
-            out = self.session.run([OUTPUT_NAME], {INPUT_NAME: image.numpy()})[0]
+            out = self.session.run([OUTPUT_NAME], {INPUT_NAME: _rgb_to_array(rgb)})[0]
             return torch.from_numpy(out[0])
+        image = _rgb_to_tensor(rgb)
         with torch.inference_mode():
             image = image.to(self.device).contiguous(memory_format=torch.channels_last)
             if self.features == 'backbone':

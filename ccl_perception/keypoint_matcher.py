@@ -27,6 +27,7 @@ default ``scale_px = 16`` a 16 px spread gives 0.37). A heatmap split between tw
 distant peaks has a large variance, so a low confidence.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ccl_perception.correspondence import DEFAULT_TAU, grid_to_full, match_descriptors, STRIDE
@@ -57,6 +58,29 @@ class KeypointMatch:
     confidence: np.ndarray
     peak_similarity: np.ndarray
     heatmaps: np.ndarray
+
+
+@contextmanager
+def one_thread(device: torch.device):
+    """
+    Run the enclosed torch operations on one CPU thread (no-op for other devices).
+
+    Matching is a few small operations (a ``(N, D) x (D, h w)`` product, a softmax over ``h w``
+    cells): too small to gain from torch's intra-op threads, and on a machine whose other
+    cores are busy every parallel region waits for its second thread to be scheduled: the
+    match of the planner's operating point took 150 ms with 2 threads against 0.5 ms with one
+    on 2 loaded cores (``training/benchmark.py --planner``). The previous thread count is
+    restored on exit.
+    """
+    if torch.device(device).type != 'cpu':
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class KeypointMatcher:
@@ -106,12 +130,13 @@ class KeypointMatcher:
                              f'{desc_map.shape[0]}-D descriptor map '
                              '(was the target made with another model?)')
         q = q.to(device=desc_map.device, dtype=desc_map.dtype)
-        m = match_descriptors(q[None], desc_map[None], tau=self.tau)
-        kp_grid = m.keypoints[0].double().cpu().numpy()
-        var = m.variance[0].double().cpu().numpy()
-        std_px, conf = self.confidence_from_variance(var)
-        return KeypointMatch(
-            keypoints=grid_to_full(torch.from_numpy(kp_grid), self.stride).numpy(),
-            keypoints_grid=kp_grid, variance=var, std_px=std_px, confidence=conf,
-            peak_similarity=m.similarity[0].flatten(1).amax(1).double().cpu().numpy(),
-            heatmaps=m.prob[0].float().cpu().numpy())
+        with one_thread(desc_map.device):
+            m = match_descriptors(q[None], desc_map[None], tau=self.tau)
+            kp_grid = m.keypoints[0].double().cpu().numpy()
+            var = m.variance[0].double().cpu().numpy()
+            std_px, conf = self.confidence_from_variance(var)
+            return KeypointMatch(
+                keypoints=grid_to_full(torch.from_numpy(kp_grid), self.stride).numpy(),
+                keypoints_grid=kp_grid, variance=var, std_px=std_px, confidence=conf,
+                peak_similarity=m.similarity[0].flatten(1).amax(1).double().cpu().numpy(),
+                heatmaps=m.prob[0].float().cpu().numpy())

@@ -19,7 +19,9 @@ What the grasp planner's parameters select, and their validated changes (no ROS)
 target. :meth:`PlannerState.apply` takes a dict of parameter changes, validates all of
 them and commits all of them or none (raising ``ValueError`` with the reason), which is
 exactly what the planner node's set-parameters callback needs: a rejected
-``ros2 param set`` changes nothing.
+``ros2 param set`` changes nothing. There is one config: the state's
+:class:`~ccl_perception.grasp_pipeline.PipelineConfig` is the one its pipeline runs with, and
+a change is validated once (:func:`~ccl_perception.grasp_pipeline.validate_config`).
 """
 
 from typing import Optional
@@ -30,19 +32,26 @@ from ccl_perception.targets import Target, TargetError, TargetLibrary
 
 class PlannerState:
     """
-    Pipeline config + target library + active target of one planner.
+    Pipeline config + pipeline + target library + active target of one planner.
 
     Args:
-        pipeline: the :class:`~ccl_perception.grasp_pipeline.GraspPipeline`, or None when
-            the model failed to load (then every target is refused with ``load_error``).
+        extractor: the ``DescriptorExtractor`` the pipeline runs, or None when the model
+            failed to load (then there is no pipeline and every target is refused with
+            ``load_error``).
         config: pipeline knobs (merged over ``grasp_pipeline.DEFAULTS`` and validated).
         library: the :class:`~ccl_perception.targets.TargetLibrary` of ``target_dir``.
-        load_error: why there is no pipeline.
+        load_error: why there is no model.
+
+    Attributes:
+        config: the validated :class:`~ccl_perception.grasp_pipeline.PipelineConfig`;
+            ``pipeline.config`` is this same object.
+        pipeline: the :class:`~ccl_perception.grasp_pipeline.GraspPipeline`, or None.
     """
 
-    def __init__(self, pipeline, config: dict, library: TargetLibrary, load_error: str = ''):
-        self.pipeline = pipeline
+    def __init__(self, extractor, config: dict, library: TargetLibrary, load_error: str = ''):
         self.config = grasp_pipeline.merge_config(config)
+        self.pipeline = (None if extractor is None
+                         else grasp_pipeline.GraspPipeline(extractor, self.config))
         self.library = library
         self.load_error = load_error
         self.target: Optional[Target] = None
@@ -64,7 +73,8 @@ class PlannerState:
             ValueError: (``TargetError`` is one) with the reason; nothing was changed.
         """
         knobs = {k: v for k, v in changes.items() if k in grasp_pipeline.DEFAULTS}
-        config = grasp_pipeline.merge_config({**self.config, **knobs})
+        config = (grasp_pipeline.validate_config({**self.config, **knobs}) if knobs
+                  else self.config)
         library, target, notes = self.library, self.target, []
         if 'target_dir' in changes:
             library = TargetLibrary.open(changes['target_dir'], library.identity)
@@ -73,8 +83,8 @@ class PlannerState:
         if 'target' in changes:
             target = self.resolve(changes['target'], library)
             notes.append(f'target {target.name!r}' if target is not None else 'target cleared')
-        if self.pipeline is not None and knobs:
-            self.pipeline.update_config(**config)
+        if self.pipeline is not None:
+            self.pipeline.use(config)
         self.config, self.library, self.target = config, library, target
         return '; '.join(notes + [f'{k}={v}' for k, v in knobs.items()])
 

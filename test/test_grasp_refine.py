@@ -77,3 +77,93 @@ def test_segment_stays_within_the_radius():
     ys, xs = np.nonzero(mask)
     Y = (ys - K[1, 2]) * 0.47 / K[1, 1]
     assert why == '' and np.abs(Y).max() < 0.05 + 0.001  # the seed pixel is 0.5 px off centre
+
+
+# ----------------------------------------------------------------- ray-cast scenes
+K640 = geometry.intrinsics_matrix(615.0, 615.0, 319.5, 239.5)   # a D435-like 640x480 camera
+
+
+def rotation(axis, degrees):
+    """Rotation matrix about ``axis`` (Rodrigues)."""
+    a = np.deg2rad(degrees)
+    x, y, z = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
+    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+
+
+def ray_cast(R, t, boxes, noise=0.0, holes=0.0, seed=0):
+    """
+    Depth (480, 640) of a table seen by ``K640``, with boxes standing on it.
+
+    The table is the plane z = 0 of the table frame (``p_camera = R p_table + t``, its z axis
+    towards the camera); each box is ``(x, y, size_x, size_y, height, yaw_degrees)`` in the
+    table frame. Each pixel's ray is intersected with the plane and every box (slab test);
+    the nearest hit is the depth. ``noise``: Gaussian depth noise, metres; ``holes``: share of
+    pixels set to NaN.
+    """
+    ys, xs = np.mgrid[0:480, 0:640].astype(float)
+    rays = np.stack([(xs - K640[0, 2]) / K640[0, 0], (ys - K640[1, 2]) / K640[1, 1],
+                     np.ones_like(xs)], -1)         # z = 1: the ray parameter is the depth
+    origin, direction = -R.T @ t, rays @ R          # camera centre and rays in the table frame
+    depth = -origin[2] / direction[..., 2]
+    for x, y, sx, sy, sz, yaw in boxes:
+        Rb = rotation([0, 0, 1], yaw)
+        o, d = Rb.T @ (origin - [x, y, 0]), direction @ Rb
+        with np.errstate(divide='ignore', invalid='ignore'):
+            t1 = ([-sx / 2, -sy / 2, 0] - o) / d
+            t2 = ([sx / 2, sy / 2, sz] - o) / d
+        near = np.nanmax(np.minimum(t1, t2), -1)
+        far = np.nanmin(np.maximum(t1, t2), -1)
+        hit = (far >= near) & (near > 0) & (near < depth)
+        depth[hit] = near[hit]
+    depth = depth.astype(np.float32)
+    rng = np.random.default_rng(seed)
+    depth += rng.normal(0, noise, depth.shape).astype(np.float32) if noise else 0
+    depth[rng.random(depth.shape) < holes] = np.nan
+    return depth
+
+
+@pytest.mark.parametrize('tilt, noise, holes', [(0, 0.0, 0.0), (30, 0.0, 0.0),
+                                                (30, 0.001, 0.05), (45, 0.0005, 0.01)])
+def test_box_on_a_tilted_table_seen_obliquely(tilt, noise, holes):
+    """A 4 x 10 x 3 cm box turned 20 deg on a table tilted ``tilt`` deg, 55 cm away."""
+    R = rotation([1, 0, 0], 180 + tilt)           # table z axis towards the camera
+    t = np.array([0.0, 0.0, 0.55])
+    depth = ray_cast(R, t, [(0.0, 0.0, 0.04, 0.10, 0.03, 20)], noise, holes)
+    top = R @ [0, 0, 0.03] + t                    # the match: 2 cm along the top's long side
+    along = R @ rotation([0, 0, 1], 20)[:, 1]
+    q1, q2, approach, why = refine_axis(depth, K640, top + 0.01 * along, top - 0.01 * along)
+    assert why == ''
+    axis = (q2 - q1) / np.linalg.norm(q2 - q1)
+    across = R @ rotation([0, 0, 1], 20)[:, 0]    # the box's 4 cm side
+    # the visible footprint: the top plus the side faces the camera sees (at most 1.3 cm wider)
+    assert 0.036 - 0.001 <= np.linalg.norm(q2 - q1) <= 0.04 + 0.001
+    assert abs(axis @ across) > 0.995
+    # approach = minus the table normal, whatever the tilt
+    assert np.degrees(np.arccos(np.clip(approach @ -R[:, 2], -1, 1))) < 0.1
+    # the centre is at half the box's height, near its axis: the side faces the camera sees
+    # shift the footprint's centroid towards the camera (0.7 cm at 30 deg, 1.1 cm at 45 deg)
+    centre = (q1 + q2) / 2
+    assert np.linalg.norm(centre - (R @ [0, 0, 0.015] + t)) < 0.012
+    assert abs((centre - t) @ R[:, 2] - 0.015) < 0.002
+
+
+def test_the_neighbour_box_is_not_part_of_the_object():
+    """Two boxes 1.5 cm apart: only the one under the match is measured."""
+    R, t = rotation([1, 0, 0], 200), np.array([0.0, 0.0, 0.55])
+    boxes = [(0.0, 0.0, 0.04, 0.10, 0.03, 0), (0.05, 0.0, 0.03, 0.06, 0.05, 0)]
+    depth = ray_cast(R, t, boxes, 0.001, 0.02)
+    top = R @ [0, 0, 0.03] + t
+    q1, q2, _, why = refine_axis(depth, K640, top + 0.01 * R[:, 1], top - 0.01 * R[:, 1])
+    assert why == '' and np.linalg.norm(q2 - q1) < 0.045      # 4 cm box, not 4 + 1.5 + 3
+    assert np.linalg.norm((q1 + q2) / 2 - (R @ [0, 0, 0.015] + t)) < 0.01
+
+
+def test_plane_fit_ignores_the_objects_and_draws_only_planes_through_3_points():
+    R, t = rotation([1, 0, 0], 210), np.array([0.0, 0.0, 0.55])
+    depth = ray_cast(R, t, [(0.0, 0.0, 0.2, 0.2, 0.05, 0)])   # a box over a third of the view
+    pts = geometry.depth_to_points(depth[::8, ::8], np.diag([1 / 8, 1 / 8, 1]) @ K640)
+    n, d = support_plane(pts)
+    assert np.allclose(n, R[:, 2], atol=1e-6) and d == pytest.approx(-(R[:, 2] @ t), abs=1e-6)
+    assert support_plane(np.zeros((10, 3))) is None        # every draw degenerate
+    assert support_plane(np.ones((2, 3))) is None           # fewer than 3 points

@@ -66,6 +66,18 @@ def test_extractor_backends_agree(exported):
     assert torch.allclose(a, direct.detach(), atol=1e-6)
 
 
+def test_onnx_backend_at_downscale_2(exported):
+    """The planner's operating point: the ONNX file of the weights serves any input scale."""
+    _, checkpoint, _ = exported
+    rgb = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    eager = DescriptorExtractor(checkpoint, downscale=2)
+    onnx = DescriptorExtractor(checkpoint, backend='onnx', downscale=2)
+    assert eager.identity == onnx.identity and onnx.identity.endswith('/2')
+    a, b = eager(rgb), onnx(rgb)
+    assert a.shape == b.shape == (8, 3, 4) and onnx.stride == 16
+    assert torch.allclose(a, b, atol=1e-4)
+
+
 def test_onnx_of_another_model_is_refused(exported, tmp_path):
     _, checkpoint, onnx_path = exported
     other = DescriptorNet('efficientnet_lite0', 8, pretrained=False)

@@ -36,16 +36,10 @@ def lib_dir(tmp_path):
     return tmp_path
 
 
-class FakePipeline:
-    """Records update_config calls; rejects tau <= 0 like GraspPipeline's matcher."""
+class FakeExtractor:
+    """What GraspPipeline needs of a DescriptorExtractor to be built (no frame is run)."""
 
-    def __init__(self):
-        self.calls = []
-
-    def update_config(self, **cfg):
-        if cfg['tau'] <= 0:
-            raise ValueError(f'tau must be > 0, got {cfg["tau"]}')
-        self.calls.append(cfg)
+    stride = 8
 
 
 def test_library_resolves_names_paths_and_new_files(lib_dir):
@@ -70,27 +64,47 @@ def test_library_resolves_names_paths_and_new_files(lib_dir):
 
 
 def test_state_applies_all_changes_or_none(lib_dir):
-    pipe = FakePipeline()
     lib = TargetLibrary(str(lib_dir / 'lib'), 'm1')
     lib.reload()
-    st = PlannerState(pipe, {}, lib)
+    st = PlannerState(FakeExtractor(), {}, lib)
+    assert st.pipeline.config is st.config          # one config
     assert 'mug' in st.apply({'target': 'mug'}) and st.target.name == 'mug'
     # a bad target in the same call as a valid knob: nothing changes
     with pytest.raises(TargetError):
         st.apply({'min_confidence': 0.9, 'target': 'nope'})
     assert st.target.name == 'mug'
     assert st.config['min_confidence'] == grasp_pipeline.DEFAULTS['min_confidence']
-    assert pipe.calls == []
-    # a bad knob value (rejected by the pipeline) leaves library and target alone
+    assert st.pipeline.config is st.config
+    # a bad knob value leaves library and target alone
     with pytest.raises(ValueError, match='tau'):
         st.apply({'tau': -1.0, 'target_dir': str(lib_dir / 'other'), 'target': 'cup'})
-    assert st.target.name == 'mug' and st.library is lib
-    # new directory + target from it + knob: all committed
+    assert st.target.name == 'mug' and st.library is lib and st.config['tau'] > 0
+    # new directory + target from it + knob: all committed, to the pipeline too
     note = st.apply({'tau': 0.05, 'target_dir': str(lib_dir / 'other'), 'target': 'cup'})
     assert st.target.name == 'cup' and st.library.names == ['cup'] and st.config['tau'] == 0.05
-    assert pipe.calls[-1]['tau'] == 0.05 and 'tau=0.05' in note
+    assert st.pipeline.config is st.config and st.pipeline.matcher.tau == 0.05
+    assert 'tau=0.05' in note
     # other node parameters (publish_heatmap, ...) are not the state's business
     assert st.apply({'publish_heatmap': False}) == ''
+
+
+def test_a_change_is_validated_once(lib_dir, monkeypatch):
+    lib = TargetLibrary(str(lib_dir / 'lib'), 'm1')
+    st = PlannerState(FakeExtractor(), {}, lib)
+    calls = []
+    real = grasp_pipeline.validate_config
+    monkeypatch.setattr(grasp_pipeline, 'validate_config',
+                        lambda cfg: calls.append(dict(cfg)) or real(cfg))
+    st.apply({'min_similarity': 0.5})
+    assert len(calls) == 1 and st.pipeline.config['min_similarity'] == 0.5
+    with pytest.raises(TypeError, match='read-only'):
+        st.config['min_similarity'] = 0.1           # the validated config cannot drift
+    with pytest.raises(TypeError, match='PipelineConfig'):
+        st.pipeline.use({**st.config})              # an unchecked dict is refused
+    import copy
+    import pickle
+    for clone in (copy.deepcopy(st.config), pickle.loads(pickle.dumps(st.config))):
+        assert clone == st.config and type(clone) is grasp_pipeline.PipelineConfig
 
 
 def test_state_without_model_refuses_targets(lib_dir):

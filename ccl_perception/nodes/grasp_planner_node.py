@@ -29,7 +29,7 @@ Topics, parameters and abstention reasons: docs/ros_interface.md.
 
 import threading
 
-from ccl_perception import grasp_pipeline, image_conversion as ic
+from ccl_perception import image_conversion as ic
 from ccl_perception.correspondence import DEFAULT_TAU
 from ccl_perception.node_limits import (check_change, check_planner, PIPELINE_PARAMS,
                                         PLANNER_PARAMS, PLANNER_RUN_TIME)
@@ -68,12 +68,11 @@ class GraspPlanner(Node):
         declare_parameters(self, {**PIPELINE_PARAMS, 'tau': tau})
         values = check_planner(param_values(self, {**PARAMS, **PIPELINE_PARAMS}))  # bad: no start
         config = {k: values[k] for k in PIPELINE_PARAMS}
-        pipeline = None if extractor is None else grasp_pipeline.GraspPipeline(extractor, config)
         library = TargetLibrary(self.get_parameter('target_dir').value,
                                 None if extractor is None else str(extractor.identity))
         for fn, why in library.reload().items():
             self.get_logger().warning(f'target {fn} not loaded: {why}')
-        self.state = PlannerState(pipeline, config, library, self.load_error)
+        self.state = PlannerState(extractor, config, library, self.load_error)
         initial = self.get_parameter('target').value
         try:
             self.state.apply({'target': initial})
