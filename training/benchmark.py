@@ -252,7 +252,7 @@ def model_label(checkpoint: str = None) -> str:
 def bench_onnx_variants(height: int, width: int, warmup: int = 2, reps: int = 7,
                         checkpoint: str = None) -> list:
     """
-    The shipped model (or ``checkpoint``) at ``height`` x ``width``: eager against ONNX Runtime.
+    Time the shipped model (or ``checkpoint``) at ``height`` x ``width``, eager against ONNX.
 
     Export with dynamic height/width (what ``export_onnx`` writes) or static shapes; the graph
     optimisation level; intra-op spinning (threads that busy-wait for work between runs take
@@ -293,8 +293,8 @@ def bench_onnx_variants(height: int, width: int, warmup: int = 2, reps: int = 7,
             'onnx dynamic, all optimisations, no spinning': session(dynamic, spin=False),
             'onnx static shapes, all optimisations': session(static),
             'onnx static, all optimisations, no spinning': session(static, spin=False),
-            'onnx dynamic, extended (no NCHWc layout)': session(dynamic,
-                                                               levels.ORT_ENABLE_EXTENDED),
+            'onnx dynamic, extended (no NCHWc layout)':
+                session(dynamic, levels.ORT_ENABLE_EXTENDED),
             'onnx dynamic, basic': session(dynamic, levels.ORT_ENABLE_BASIC),
         }
         model_cl = model.to(memory_format=torch.channels_last)
