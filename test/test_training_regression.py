@@ -95,7 +95,7 @@ def machine() -> dict:
 
 
 def write_scenes(root: Path) -> dict:
-    """The three synthetic scenes (64 x 96) under ``root``; ``{scene: folder}``."""
+    """Write the three synthetic scenes (64 x 96) under ``root``; return ``{scene: folder}``."""
     from ccl_perception.learning.synthetic import (write_plane_scene, write_shape_images,
                                                    write_static_scene)
     folders = {name: root / name for name in ('shapes', 'static', 'plane')}
