@@ -29,9 +29,12 @@ import time
 from ccl_perception.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ccl_perception.learning.config import ConfigError, load_config
 from ccl_perception.learning.dataset import DatasetError
+from ccl_perception.learning.logbook import peak_memory_mib
+from ccl_perception.learning.methods import method_names
 from ccl_perception.learning.synthetic import write_plane_scene, write_shape_images
-from ccl_perception.learning.trainer import main, peak_memory_mib, Trainer, TrainingError
+from ccl_perception.learning.trainer import Trainer, TrainingError
 from ccl_perception.model import build_model
+from training.train import main
 import pytest
 import torch
 
@@ -86,7 +89,7 @@ def state_equal(a: dict, b: dict) -> bool:
 
 
 # --------------------------------------------------------------------------- learning
-@pytest.mark.parametrize('method', ['identical_view', 'ccl', 'ccl_iv', 'supervised'])
+@pytest.mark.parametrize('method', method_names())
 def test_each_method_overfits_one_batch(method, images, render, tmp_path):
     """
     Repeated steps on one fixed batch must lower that batch's loss clearly.
@@ -143,7 +146,8 @@ def test_full_run_writes_checkpoint_model_metrics_and_tensorboard(images, tmp_pa
 
 def test_bf16_autocast_step_on_cpu(images, tmp_path):
     trainer = Trainer(tiny(images, 'train.amp=true'), tmp_path / 'amp')
-    assert trainer.amp and trainer.amp_dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
+    assert trainer.precision.name == 'bf16' and trainer.precision.dtype == torch.bfloat16
+    assert not trainer.scaler.is_enabled()
     stats = trainer.train_step(trainer.dataset[0])
     assert torch.isfinite(torch.tensor(stats['loss'])) and stats['loss'] > 0
 
@@ -153,7 +157,7 @@ def test_valid_keypoints_follow_the_homography(images, tmp_path):
     from ccl_perception.augment import warp_points
     trainer = Trainer(tiny(images), tmp_path / 'kp')
     batch = trainer.dataset[0]
-    views = trainer.prepare(batch)
+    views = trainer.views(batch)
     kp_a, kp_a_hat, valid = views.kp_a, views.kp_a_hat, views.valid
     assert len(views.images) == 3
     _, hom = trainer.augment(batch['image_a'].float() / 255.0, seed=int(batch['aug_seed']))
@@ -334,8 +338,8 @@ def test_resume_of_a_finished_run_is_a_no_op(images, tmp_path, caplog):
 
 
 def test_metrics_json_has_no_nan():
-    from ccl_perception.learning.trainer import _json_safe
-    assert json.dumps(_json_safe({'a': float('nan'), 'b': [1.0, float('inf')], 'c': {'d': 2}})) \
+    from ccl_perception.learning.logbook import json_safe
+    assert json.dumps(json_safe({'a': float('nan'), 'b': [1.0, float('inf')], 'c': {'d': 2}})) \
         == '{"a": null, "b": [1.0, null], "c": {"d": 2}}'
 
 

@@ -25,6 +25,7 @@ Targets (issue): CCL loss forward+backward <= 10 % of the backbone's forward+bac
 (batch 4, 240x320, N=500, D=64); ONNX Runtime vs eager PyTorch at 640x480.
 """
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -33,6 +34,8 @@ import sys
 import tempfile
 import time
 
+from ccl_perception.learning.logbook import peak_memory_mib
+from ccl_perception.learning.methods import method_names
 from ccl_perception.losses import cycle_correspondence_loss
 from ccl_perception.model import DescriptorNet
 import numpy as np
@@ -293,12 +296,10 @@ def _memory_worker(backbone, batch, height, width, n, dim, step: bool) -> None:
         loss, _ = cycle_correspondence_loss(desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid)
         loss.backward()
         optimizer.step()
-    with open('/proc/self/status') as handle:
-        for line in handle:
-            if line.startswith('VmHWM:'):
-                print(int(line.split()[1]) / 1024.0)
-                return
-    raise RuntimeError('VmHWM not found in /proc/self/status (Linux only)')
+    peak = peak_memory_mib()
+    if math.isnan(peak):
+        raise RuntimeError('VmHWM not found in /proc/self/status (Linux only)')
+    print(peak)
 
 
 def bench_train_memory(backbone='efficientnet_lite0', batch=4, height=240, width=320, n=500,
@@ -322,39 +323,40 @@ def bench_train_memory(backbone='efficientnet_lite0', batch=4, height=240, width
 
 
 #: (method, trunk mode) pairs of the training-speed table.
-TRAIN_CASES = [(m, t) for m in ('identical_view', 'ccl', 'ccl_iv', 'supervised')
-               for t in ('frozen', 'full')]
+TRAIN_CASES = [(m, t) for m in method_names() for t in ('frozen', 'full')]
 
 
 def _train_worker(method: str, trunk: str, steps: int) -> None:
     """
     In a fresh process: train ``steps`` steps of the package recipe; print s/step and VmHWM.
 
-    320x240, batch 4, N = 500, bf16 autocast, the default config (conv head, PCA start,
-    foreground keypoints and pasted backgrounds; a synthetic fixed-camera capture of 24
-    frames), ``optim.trunk=<trunk>``. Supervised trains on a rendered plane scene instead.
+    320x240, batch 4, N = 500, the default config (conv head, PCA start, foreground keypoints
+    and pasted backgrounds, ``train.amp: auto``; a synthetic fixed-camera capture of 24
+    frames), ``optim.trunk=<trunk>``. Methods on rendered pairs train on a rendered plane
+    scene instead.
     """
     import json
     import tempfile
 
     from ccl_perception.learning.config import load_config
+    from ccl_perception.learning.methods import get_method
     from ccl_perception.learning.synthetic import write_plane_scene, write_static_scene
     from ccl_perception.learning.trainer import Trainer
     threads = int(os.environ.get('BENCH_THREADS', '1'))
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, 'data')
-        if method == 'supervised':
+        if get_method(method).rendered_pairs:
             write_plane_scene(root, 6, height=240, width=320)
         else:
             write_static_scene(root, 24, height=240, width=320, squares=4)
         cfg = load_config(None, [f'method={method}', f'data.root={root}', f'optim.trunk={trunk}',
-                                 f'train.steps={steps}', 'train.amp=true',
-                                 f'train.threads={threads}',
+                                 f'train.steps={steps}', f'train.threads={threads}',
                                  'train.progress=false', 'train.image_every=0', 'init_from=null',
                                  'model.head_init_images=8', f'train.checkpoint_every={steps}',
                                  'train.device=cpu'])
         metrics = Trainer(cfg, os.path.join(tmp, 'run')).run()
-    print(json.dumps({'step_s': metrics['step_time_s'], 'peak_mib': metrics['peak_memory_mib']}))
+    print(json.dumps({'step_s': metrics['step_time_s'], 'peak_mib': metrics['peak_memory_mib'],
+                      'precision': metrics['precision']}))
 
 
 def bench_training(steps: int = 8) -> list:
@@ -448,8 +450,9 @@ def main(argv=None) -> int:
 def print_training(rows: list) -> None:
     """Print the training-speed table: s/step, steps/s, frozen/full speed-up and peak RSS."""
     print('\n[training speed] the package recipe (train.py defaults), efficientnet_lite0, '
-          '320x240, batch 4, N=500, bf16, mean s/step after the first of 8 steps, peak RSS '
-          '(VmHWM) per process')
+          f'320x240, batch 4, N=500, {"/".join(sorted({r["precision"] for r in rows}))} '
+          '(train.amp: auto), mean s/step after the first of 8 steps, peak RSS (VmHWM) per '
+          'process')
     print(f'{"method":<16}{"trunk":<8}{"s/step":>9}{"steps/s":>9}{"full/frozen":>13}'
           f'{"peak MiB":>10}')
     by = {(r['method'], r['trunk']): r for r in rows}

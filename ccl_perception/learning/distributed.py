@@ -120,6 +120,15 @@ def mean_across_ranks(ctx: DistContext, values: dict) -> dict:
     return dict(zip(keys, t.tolist()))
 
 
+def any_rank(ctx: DistContext, flag: bool) -> bool:
+    """Return True when ``flag`` is True on any rank (collective under DDP)."""
+    if not ctx.initialized:
+        return bool(flag)
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
 def cleanup(ctx: DistContext) -> None:
     """Leave the process group."""
     if ctx.initialized and dist.is_initialized():
