@@ -19,6 +19,7 @@ Conv head, PCA start, frozen trunk, trunk cache, keep-best, label-free foregroun
 the sanity bound and the CCL instruments.
 """
 import json
+import logging
 from pathlib import Path
 
 from ccl_perception.checkpoint import load_checkpoint
@@ -188,11 +189,11 @@ def test_trunk_cache_gives_the_same_loss(images, tmp_path):
     batch = cached.dataset[0]
     with torch.no_grad():
         cached.compute_loss(batch)  # fills the cache
-        assert len(cached.trunk_cache) == len(
+        assert len(cached.describe.cache) == len(
             set(batch['index_a'].tolist()) | set(batch['index_b'].tolist()))
         l1, _ = cached.compute_loss(batch)
         l2, _ = fresh.compute_loss(batch)
-    assert fresh.trunk_cache is None
+    assert fresh.describe.cache is None
     assert torch.allclose(l1, l2, atol=1e-6)
 
 
@@ -277,6 +278,39 @@ class TestForeground:
         assert main([str(tmp_path / 'scene'), '--width', '96', '--height', '64',
                      '--out', str(out)]) == 0
         assert json.loads(out.read_text())['lighting_fit'] == pytest.approx(fit)
+
+    def test_a_moving_camera_is_warned_about(self, tmp_path, caplog):
+        """The same capture, shaken by 2 px per frame as a hand-held camera: the warning fires."""
+        static_scene(tmp_path / 'fixed')
+        frames = [cv2.imread(str(p)) for p in sorted((tmp_path / 'fixed').glob('*.png'))]
+        (tmp_path / 'moving').mkdir()
+        for k, frame in enumerate(frames):
+            shift = np.float32([[1, 0, 2 * np.sin(k)], [0, 1, 2 * np.cos(1.3 * k)]])
+            cv2.imwrite(str(tmp_path / 'moving' / f'{k:03d}.png'),
+                        cv2.warpAffine(frame, shift, (96, 64), borderMode=cv2.BORDER_REFLECT))
+        warned = 'the camera probably moved'
+        with caplog.at_level(logging.WARNING):
+            fixed = ImagePairs(tmp_path / 'fixed', 64, 96, 2, 6, keypoints='foreground')
+        assert warned not in caplog.text
+        assert fixed.foreground.motion_ratio < fg.MOVING_CAMERA_RATIO
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            moving = ImagePairs(tmp_path / 'moving', 64, 96, 2, 6, keypoints='foreground')
+        assert moving.foreground.motion_ratio > fg.MOVING_CAMERA_RATIO
+        assert sum(warned in r.getMessage() for r in caplog.records) == 1
+        assert 'ONE FIXED camera' in caplog.text and 'data.keypoints=uniform' in caplog.text
+
+    def test_motion_ratio_by_hand(self):
+        """Texture 10 (a 2-px step of 10 grey levels), table residual 5: ratio 0.5."""
+        background = np.zeros((8, 8, 3), np.float32)
+        background[:, ::4] = 10.0  # every fourth column: any 2-px shift changes by 10
+        background[:, 1::4] = 10.0
+        frame = background.copy()
+        frame[:, :, 0] += np.where(np.arange(8) % 2 == 0, 5.0, -5.0)[:, None]  # +-5 per row
+        masks = np.zeros((1, 8, 8), bool)
+        assert fg.camera_motion_ratio([frame], background, masks) == pytest.approx(0.5, rel=1e-6)
+        flat = np.full((8, 8, 3), 100.0, np.float32)  # no texture: cannot tell
+        assert np.isnan(fg.camera_motion_ratio([flat], flat, masks))
 
     def test_fit_gain_offset_by_hand(self):
         bg = np.stack([np.arange(16, dtype=float).reshape(4, 4)] * 3, axis=-1)

@@ -34,9 +34,9 @@ from ccl_perception.learning.methods import method_names
 from ccl_perception.learning.synthetic import write_plane_scene, write_shape_images
 from ccl_perception.learning.trainer import Trainer, TrainingError
 from ccl_perception.model import build_model
-from training.train import main
 import pytest
 import torch
+from training.train import main
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / 'training' / 'configs' / 'tiny.yaml'
@@ -142,6 +142,14 @@ def test_full_run_writes_checkpoint_model_metrics_and_tensorboard(images, tmp_pa
         assert tag in tags['scalars'], tags
         assert len(acc.Scalars(tag)) == 6
     assert 'heatmap' in tags['images'] and len(acc.Images('heatmap')) == 2  # steps 3 and 6
+    # the loss curve: every logged step in metrics.json, drawn to loss.png
+    assert [h['step'] for h in metrics['loss_history']] == [1, 2, 3, 4, 5, 6]
+    assert [h['loss'] for h in metrics['loss_history']] == \
+        pytest.approx([e.value for e in acc.Scalars('train/loss')], rel=1e-6)  # TB: float32
+    assert (out / 'loss.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    from training.plot_results import main as plot
+    assert plot(['loss', '--runs', str(out), '--out', str(tmp_path / 'curves.png')]) == 0
+    assert (tmp_path / 'curves.png').stat().st_size > 1000
 
 
 def test_bf16_autocast_step_on_cpu(images, tmp_path):
@@ -305,6 +313,16 @@ def test_corrupt_image_is_skipped_and_counted_in_metrics(images, tmp_path):
                           '(0, 1]'),
     ('model.trunk=wide', "model.trunk = 'wide' is not allowed: must be one of 'dilated', 'fpn'"),
     ('train.threads=-1', 'train.threads = -1 is not allowed: must be an integer in [0, 1024]'),
+    # booleans are not integers; sizes are multiples of 8 within bounds that are named
+    ('train.steps=true', 'train.steps = True is not allowed: must be an integer in '
+                         '[1, 1000000000]'),
+    ('data.height=1', 'data.height = 1 is not allowed: must be an integer in [16, 4096]'),
+    ('data.height=1000000', 'data.height = 1000000 is not allowed: must be an integer in '
+                            '[16, 4096]'),
+    ('data.width=100', 'data.width = 100 is not allowed: must be a multiple of 8 in [16, 4096]'),
+    ('train.batch_size=false', 'train.batch_size = False is not allowed: must be an integer in '
+                               '[1, 4096]'),
+    ('train.amp=fast', "train.amp = 'fast' is not allowed: must be auto, true or false"),
 ])
 def test_bad_config_values_are_named(images, override, message):
     with pytest.raises(ConfigError) as e:
@@ -383,6 +401,86 @@ def test_kill_9_then_resume(images, tmp_path):
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['start_step'] == saved and metrics['final_step'] == saved + 2
     assert load_checkpoint(out / 'checkpoint.pt')['step'] == saved + 2
+
+
+# ------------------------------------------------------------------- Ctrl-C, disk full
+def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(images, tmp_path):
+    """SIGINT mid-run: no traceback, exit 130, the finished step saved, the command resumes."""
+    out = tmp_path / 'interrupted'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    cmd = [sys.executable, str(TRAIN), '--config', str(TINY), '--set', f'data.root={images}',
+           '--set', 'train.steps=100000', '--set', 'train.checkpoint_every=100000',
+           '--set', 'train.image_every=0', '--out', str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    try:
+        while not (out / 'step0.pt').exists() and time.monotonic() < deadline \
+                and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(1.5)  # inside the loop, a few steps done
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert 'Traceback' not in err
+    step = load_checkpoint(out / 'checkpoint.pt')['step']
+    assert 1 <= step < 100000
+    assert f'interrupted at step {step} of 100000: saved {out / "checkpoint.pt"}' in err
+    command = err.strip().splitlines()[-1].split()
+    assert command[:4] == ['python', 'training/train.py', '--resume', '--out']
+    assert Path(command[4]) == out
+    rc = subprocess.run([sys.executable, str(TRAIN), *command[2:], '--set',
+                         f'train.steps={step + 2}'], cwd=REPO, env=env, capture_output=True,
+                        timeout=120)
+    assert rc.returncode == 0, rc.stderr.decode()[-2000:]
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['start_step'] == step and metrics['final_step'] == step + 2
+    # nothing was lost: the same weights as an uninterrupted run of step + 2 steps
+    straight = tmp_path / 'straight'
+    Trainer(tiny(images, f'train.steps={step + 2}', 'train.checkpoint_every=100000',
+                 'train.image_every=0'), straight).run()
+    assert state_equal(load_checkpoint(out / 'checkpoint.pt')['model_state'],
+                       load_checkpoint(straight / 'checkpoint.pt')['model_state'])
+
+
+#: What torch 2.14's zip writer raised when a 3 MB tmpfs filled up during ``save_checkpoint``.
+TORCH_SHORT_WRITE = '[enforce fail at inline_container.cc:672] . unexpected pos 2764480 vs 2764376'
+
+
+@pytest.mark.parametrize('failure', ['ENOSPC', 'torch short write'])
+def test_disk_full_at_a_checkpoint_is_one_line_and_keeps_the_previous(
+        failure, images, tmp_path, monkeypatch, caplog):
+    real_save = torch.save
+    saves = []
+
+    def full_disk(obj, f, *args, **kwargs):
+        saves.append(obj['step'])
+        if len(saves) == 3:  # step0.pt, checkpoint.pt at step 3, then the final checkpoint.pt
+            if failure == 'ENOSPC':  # the kernel's error: /dev/full is always full
+                with open('/dev/full', 'wb') as full:
+                    real_save(obj, full)
+                    full.flush()
+            raise RuntimeError(TORCH_SHORT_WRITE)
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, 'save', full_disk)
+    out = tmp_path / 'full'
+    with caplog.at_level(logging.INFO):
+        rc = main(['--config', str(TINY), '--set', f'data.root={images}', '--set',
+                   'train.steps=6', '--out', str(out)])
+    assert rc == 2 and saves == [0, 3, 6]
+    last = caplog.records[-1]
+    assert last.levelno == logging.ERROR and '\n' not in last.getMessage()
+    reason = 'No space left on device' if failure == 'ENOSPC' else 'write failed'
+    assert last.getMessage().startswith(f'cannot write checkpoint {out / "checkpoint.pt"}: '
+                                        f'{reason} (')
+    assert 'the previous checkpoint there, if any, is intact' in last.getMessage()
+    monkeypatch.undo()
+    assert load_checkpoint(out / 'checkpoint.pt')['step'] == 3  # the previous one, intact
+    assert not list(out.glob('.*.tmp'))
 
 
 # -------------------------------------------------------------------------- evaluation

@@ -92,9 +92,9 @@ def main(argv=None) -> int:
         return 130
     except KeyboardInterrupt:  # outside the training loop (scan, PCA start, final saves)
         saved = out / 'checkpoint.pt'
-        print(f'\ninterrupted; ' + (f'{saved} is intact; resume with:\n  {resume_command(out)}'
-                                   if saved.exists() else 'no checkpoint was written yet'),
-              file=sys.stderr)
+        tail = (f'{saved} is intact; resume with:\n  {resume_command(out)}' if saved.exists()
+                else 'no checkpoint was written yet')
+        print(f'\ninterrupted; {tail}', file=sys.stderr)
         return 130
     finally:
         if ctx is not None:

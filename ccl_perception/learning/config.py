@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+
 def _default_config_path() -> Path:
     """
     Find the default training config.
@@ -174,7 +175,7 @@ SIZE_STEP, SIZE_MIN, SIZE_MAX = 8, 16, 4096
 
 
 def _limits() -> dict:
-    """Allowed values of every checked key (``ccl_perception.validation`` limits)."""
+    """Return the allowed values of every checked key (``ccl_perception.validation``)."""
     from ..backbones import BACKBONES, TRUNKS
     from ..heads import HEADS
     from ..model import TRUNK_MODES
@@ -206,9 +207,9 @@ def _limits() -> dict:
         'train.cache_trunk_features': flag(), 'train.keep_best': flag(),
         'train.instruments': flag(), 'train.channels_last': flag(),
         'train.device': text(r'auto|' + DEVICE.pattern, 'auto | ' + DEVICE.hint),
-        'train.threads': integer(0, 1024), 'train.log_every': count, 'train.image_every': integer(0),
-        'train.checkpoint_every': count, 'train.eval_every': count, 'train.eval_max_pairs': integer(0),
-        'train.progress': flag(),
+        'train.threads': integer(0, 1024), 'train.log_every': count,
+        'train.image_every': integer(0), 'train.checkpoint_every': count,
+        'train.eval_every': count, 'train.eval_max_pairs': integer(0), 'train.progress': flag(),
     }
 
 

@@ -234,7 +234,7 @@ class ImagePairs(torch.utils.data.Dataset):
             kp_valid = np.ones(kp_a.shape[:2], bool)
         else:
             kp_a, kp_valid = sample_keypoints(rng, self.foreground.cells[idx_a],
-                                                 self.num_keypoints, self.foreground_share)
+                                              self.num_keypoints, self.foreground_share)
         aug_seed = int(rng.integers(0, 2 ** 62))
         images_a, images_b, skipped = [], [], 0
         for ia, ib in zip(idx_a, idx_b):

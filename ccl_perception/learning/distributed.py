@@ -82,6 +82,14 @@ def init_distributed(device_name: str = 'auto') -> DistContext:
                        initialized=True)
 
 
+def wrap(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    """Return ``model`` in ``DistributedDataParallel`` under a process group, else itself."""
+    if not ctx.initialized:
+        return model
+    kwargs = {'device_ids': [ctx.device.index]} if ctx.device.type == 'cuda' else {}
+    return torch.nn.parallel.DistributedDataParallel(model, **kwargs)
+
+
 def barrier(ctx: DistContext) -> None:
     """Wait for every rank (no-op for one process)."""
     if ctx.initialized:

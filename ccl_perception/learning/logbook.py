@@ -145,7 +145,7 @@ class Logbook:
         self.writer = None
         self.progress = None
 
-    def open(self, start: int, total: int, desc: str, progress: bool) -> None:
+    def start(self, start: int, total: int, desc: str, progress: bool) -> None:
         """Create the run folder, ``config.yaml``, the TensorBoard writer and the bar."""
         if not self.main:
             return
@@ -187,7 +187,7 @@ class Logbook:
         return stats
 
     def log_heatmap(self, views, maps, tau: float, stride: int, step: int) -> None:
-        """TensorBoard image of the first valid query of the batch and its heatmap."""
+        """Log the first valid query of the batch and its heatmap as a TensorBoard image."""
         kp_a, valid = views.kp_a, views.valid
         index = int(torch.nonzero(valid[0])[0]) if bool(valid[0].any()) else 0
         query = sample_descriptors(maps[0][:1], kp_a[:1, index:index + 1])
@@ -249,7 +249,7 @@ class Logbook:
             'loss_history': state.loss_history,
             'head_init': state.head_init,
             'trunk_mode': trainer.model.trunk_mode,
-            'trunk_cache_images': len(trainer.trunk_cache or {}),
+            'trunk_cache_images': len(trainer.describe.cache or {}),
         }
         if trainer.device.type == 'cuda':
             metrics['cuda_peak_allocated_mib'] = torch.cuda.max_memory_allocated(

@@ -90,6 +90,14 @@ register(Method('supervised', losses.identical_view_objective, rendered_pairs=Tr
                 summary='Eq. 5 on exact correspondences between two rendered views'))
 
 
+def loss_params(loss: dict) -> losses.LossParams:
+    """Return the :class:`~ccl_perception.losses.LossParams` of the config's ``loss`` section."""
+    return losses.LossParams(
+        tau=float(loss['tau']), quantile=float(loss['quantile']),
+        lambda_iv=float(loss['lambda_iv']), use_quantile_drop=bool(loss['use_quantile_drop']),
+        use_variance_scaling=bool(loss['use_variance_scaling']))
+
+
 class CorrespondenceLoss(nn.Module):
     """
     The training objective of one method with its hyper-parameters bound.

@@ -54,7 +54,7 @@ class Precision:
 
     @property
     def dtype(self) -> torch.dtype:
-        """Return the autocast dtype (``bfloat16`` for fp32 runs, where autocast is off)."""
+        """Return the autocast dtype: float16 for fp16, else bfloat16 (unused when off)."""
         return torch.float16 if self.name == 'fp16' else torch.bfloat16
 
     def autocast(self, device_type: str):

@@ -166,7 +166,7 @@ def resume_path(out: Path, resume):
 
 
 def resume_config(out: Path, resume, overrides=()) -> dict:
-    """The config stored in the checkpoint a run resumes from, with ``overrides`` merged."""
+    """Return the config stored in the checkpoint a run resumes from, ``overrides`` merged."""
     from ..checkpoint import load_checkpoint
     from .config import DEFAULT_CONFIG_PATH, merge, parse_override, read_yaml, validate
     path = resume_path(out, resume)

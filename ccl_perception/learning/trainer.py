@@ -15,21 +15,15 @@
 """
 The training loop of every method: build, step, loop.
 
-One step reads, in order::
-
-    loader (ImagePairs | RenderedPairs)  ->  views (I_A, Î_A, I_B + correspondences)
-      ->  describe (trunk cache, head under the run's precision)  ->  method's objective
-      ->  AdamW step  ->  logbook (TensorBoard)  ->  selection (validate, keep best) / save
-
-:mod:`~.methods` names the methods, :mod:`~.views` builds the views, :mod:`~.features` runs the
-model, :mod:`~.run_state` seeds, resumes and checkpoints, :mod:`~.logbook` writes the logs and
-``metrics.json``, :mod:`~.selection` validates; the CLI is ``training/train.py``. A fresh run
-starts its head from a label-free PCA of the trunk features (``model.head_init``). Rank 0 writes
-``<out>/checkpoint.pt`` every ``train.checkpoint_every`` steps (atomic; model, optimiser,
-scaler, step, every rank's RNG states, config), ``<out>/step0.pt`` (the untrained start) and at
-the end ``model.pt`` (the best validated weights with ``train.keep_best``, else the last),
-``last.pt``, ``metrics.json`` and ``loss.png``. Ctrl-C finishes the step, saves a checkpoint
-and raises :class:`~.run_state.TrainingInterrupted`.
+One step: loader (``ImagePairs`` | ``RenderedPairs``) -> :mod:`~.views` (``I_A``, ``Î_A``,
+``I_B`` and their correspondences) -> :mod:`~.features` (trunk cache, head under the run's
+:mod:`~.precision`) -> the :mod:`~.methods` objective -> AdamW step -> :mod:`~.logbook` ->
+:mod:`~.selection` (validate, keep best) and :mod:`~.run_state` (checkpoints, resume).
+A fresh run starts its head from a label-free PCA of the trunk features. Rank 0 writes
+``<out>/checkpoint.pt`` every ``train.checkpoint_every`` steps and on Ctrl-C, ``step0.pt`` (the
+untrained start) and at the end ``model.pt`` (the best validated weights with
+``train.keep_best``, else the last), ``last.pt``, ``metrics.json`` and ``loss.png``.
+The CLI is ``training/train.py``.
 """
 
 import logging
@@ -43,13 +37,12 @@ from .config import View
 from .dataset import DatasetError, ImagePairs
 from .features import Describer
 from .logbook import finished_metrics, Logbook, Timing
-from .methods import CorrespondenceLoss, get_method
+from .methods import CorrespondenceLoss, get_method, loss_params
 from .precision import resolve_precision
 from .run_state import (CHECKPOINT_NAME, init_from, resume_path, RunState, seed_everything,
                         StopRequest, TrainingError, TrainingInterrupted, write_checkpoint)
 from .selection import Selection
 from .views import ViewMaker
-from ..losses import LossParams
 
 LOG = logging.getLogger(__name__)
 
@@ -59,8 +52,6 @@ STEP0_NAME = 'step0.pt'
 #: Keys of the config's ``model`` section that steer training, not the network; every other
 #: key goes to ``build_model`` as it is.
 TRAINING_MODEL_KEYS = ('head_init', 'head_init_images')
-
-__all__ = ['CHECKPOINT_NAME', 'Trainer', 'TrainingError', 'TrainingInterrupted']
 
 
 class Trainer:
@@ -93,10 +84,7 @@ class Trainer:
         self.optimizer = self._build_optimizer(c.optim)
         self.precision = resolve_precision(c.train.amp, self.device.type)
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.precision.name == 'fp16')
-        self.criterion = CorrespondenceLoss(self.method, LossParams(
-            tau=float(c.loss.tau), quantile=float(c.loss.quantile),
-            lambda_iv=float(c.loss.lambda_iv), use_quantile_drop=bool(c.loss.use_quantile_drop),
-            use_variance_scaling=bool(c.loss.use_variance_scaling)))
+        self.criterion = CorrespondenceLoss(self.method, loss_params(cfg['loss']))
         self.augment = None
         if not self.method.rendered_pairs:
             from ..augment import CorrespondenceAugmentation
@@ -118,10 +106,7 @@ class Trainer:
                                                  (c.data.width, c.data.height))
         if start_from is not None:
             self.state.restore(start_from, self.ctx, cfg, self.model, self.optimizer, self.scaler)
-        self.ddp = self.model
-        if self.ctx.initialized:
-            kwargs = {'device_ids': [self.device.index]} if self.device.type == 'cuda' else {}
-            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, **kwargs)
+        self.ddp = distributed.wrap(self.model, self.ctx)
         self.logbook = Logbook(self.out, cfg, self.ctx)
         self.selection = Selection(cfg, self.out, self.state, self.device)
 
@@ -171,11 +156,6 @@ class Trainer:
         """Optimiser steps done."""
         return self.state.step
 
-    @property
-    def trunk_cache(self):
-        """The frozen trunk's feature cache (``{image index: features}``) or None."""
-        return self.describe.cache
-
     # ------------------------------------------------------------------- step
     def compute_loss(self, batch: dict, model=None, details: dict = None):
         """Return ``(loss, stats)`` of one batch (:meth:`forward` without views and maps)."""
@@ -209,11 +189,7 @@ class Trainer:
         details = {} if (instrument and self.instruments is not None) else None
         loss, stats, views, _ = self.forward(batch, details=details)
         if details:
-            values = self.instruments.measure(
-                batch['index_a'].tolist(), batch['index_b'].tolist(), views.kp_orig.cpu().numpy(),
-                views.valid.cpu().numpy(), details['keep'].cpu().numpy(),
-                details['kp_b_star'].cpu().numpy(),
-                None if views.kp_b_true is None else views.kp_b_true.cpu().numpy())
+            values = self.instruments.measure_step(batch, views, details)
             stats.update({f'instruments/{k}': v for k, v in values.items()})
         if not torch.isfinite(loss):
             raise TrainingError(f'loss is {float(loss)} at step {self.step}')
@@ -256,9 +232,6 @@ class Trainer:
             self.logbook.log_heatmap(views, maps, float(self.cfg['loss']['tau']), self.stride,
                                      self.step)
 
-    def _validate(self) -> dict:
-        return self.selection.validate(self.model, self.logbook)
-
     # ------------------------------------------------------------------- loop
     def run(self) -> dict:
         """Train until ``train.steps``; returns the metrics written to ``metrics.json``."""
@@ -267,13 +240,13 @@ class Trainer:
         if start >= total:  # --resume of a finished run: a no-op, its outputs stay untouched
             LOG.info('run %s is complete (step %d of %d): nothing to do', self.out, start, total)
             return finished_metrics(self.out, start)
-        self.logbook.open(start, total, self.method.name, main and c.progress)
+        self.logbook.start(start, total, self.method.name, main and c.progress)
         validating = self.selection.active and main
         last_eval = {}
         if start == 0:  # step 0: the start every run must beat (the results tables' step-0 row)
             self.save(STEP0_NAME, with_optimizer=False)
             if validating:
-                last_eval = self._validate()
+                last_eval = self.selection.validate(self.model, self.logbook)
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=None, sampler=range(start, total),
             num_workers=int(self.cfg['data']['num_workers']),
@@ -294,7 +267,7 @@ class Trainer:
                 if main and c.image_every and self.step % c.image_every == 0:
                     self._log_image(batch)
                 if validating and self.step % c.eval_every == 0:
-                    last_eval = self._validate()
+                    last_eval = self.selection.validate(self.model, self.logbook)
                 if self.step % c.checkpoint_every == 0 and self.step < total:
                     self.save(CHECKPOINT_NAME)
                 timing.iteration_done()
@@ -303,12 +276,11 @@ class Trainer:
         timing.finish()
         self.logbook.close_progress()
         if validating and self.step > start and self.step % c.eval_every != 0:
-            last_eval = self._validate()
+            last_eval = self.selection.validate(self.model, self.logbook)
         self.save(CHECKPOINT_NAME)
         self.save(LAST_NAME, with_optimizer=False)
-        final_step, final_validation = self.selection.load_best(self.model) if main else (None,
-                                                                                          None)
-        self.save(FINAL_NAME, with_optimizer=False, step=final_step, validation=final_validation)
+        best_step, best_validation = self.selection.load_best(self.model) if main else (None,) * 2
+        self.save(FINAL_NAME, with_optimizer=False, step=best_step, validation=best_validation)
         metrics = self.logbook.metrics(self, start, timing, last_eval)
         self.logbook.write_metrics(metrics)
         self.logbook.close()
