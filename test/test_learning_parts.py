@@ -52,7 +52,7 @@ def images(tmp_path_factory):
 
 # ------------------------------------------------------------------------- new method
 def toy_objective(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, desc_b, params, details=None):
-    """A toy loss: 1 - cosine similarity of the descriptors at ``k_A`` and at ``k_Â``."""
+    """Return a toy loss: 1 - cosine similarity of the descriptors at ``k_A`` and ``k_Â``."""
     a = sample_descriptors(desc_a, kp_a)
     b = sample_descriptors(desc_a_hat, kp_a_hat)
     cos = torch.nn.functional.cosine_similarity(a, b, dim=-1)

@@ -152,7 +152,7 @@ def test_learning_modules_are_small():
 
 
 def method_names_in_the_table() -> set:
-    """The names of ``register(Method('<name>', ...))`` in learning/methods.py (by ``ast``)."""
+    """Return the names of ``Method('<name>', ...)`` in learning/methods.py (by ``ast``)."""
     tree = ast.parse(open(os.path.join(PKG, 'learning', 'methods.py')).read())
     return {node.args[0].value for node in ast.walk(tree)
             if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'Method'
