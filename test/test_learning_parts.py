@@ -223,3 +223,4 @@ def test_metrics_record_the_auto_choice(monkeypatch, images, tmp_path):
     saved = json.loads((tmp_path / 'run' / 'metrics.json').read_text())
     assert saved['precision'] == metrics['precision'] == 'fp32' and saved['amp'] is False
     assert saved['precision_reason'].startswith('train.amp is auto and the CPU has no')
+    assert saved['cpu'] == precision.cpu_description() and '(' in saved['cpu']

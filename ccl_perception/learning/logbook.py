@@ -33,6 +33,7 @@ import torch
 
 from . import distributed
 from .config import dump_config
+from .precision import cpu_description
 from ..correspondence import cosine_heatmap, grid_to_full, heatmap_softmax, sample_descriptors
 
 LOG = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ class Logbook:
             'method': trainer.method.name, 'start_step': start, 'final_step': state.step,
             'world_size': self.ctx.world_size, 'device': str(trainer.device),
             'amp': trainer.precision.autocast_enabled, 'precision': trainer.precision.name,
-            'precision_reason': trainer.precision.reason,
+            'precision_reason': trainer.precision.reason, 'cpu': cpu_description(),
             'resolution': [self.cfg['data']['width'], self.cfg['data']['height']],
             'batch_size_per_rank': batch,
             'step_time_s': per_step,          # forward + backward + optimiser step

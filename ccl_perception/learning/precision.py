@@ -74,6 +74,21 @@ def cpu_flags() -> set:
     return None
 
 
+def cpu_description() -> str:
+    """Return the CPU model, capability and bf16 flags, e.g. ``AMD EPYC (AVX512; avx512_bf16)``."""
+    import platform
+    name = platform.processor() or 'unknown CPU'
+    try:
+        with open('/proc/cpuinfo', encoding='ascii', errors='replace') as f:
+            name = next((ln.split(':', 1)[1].strip() for ln in f
+                         if ln.startswith('model name')), name)
+    except OSError:
+        pass
+    bf16 = sorted((cpu_flags() or set()).intersection(BF16_FLAGS))
+    return f'{name} ({torch.backends.cpu.get_cpu_capability()}; ' \
+        f'{"/".join(bf16) if bf16 else "no bf16 instructions"})'
+
+
 def onednn_bf16_supported() -> bool:
     """Return oneDNN's answer to "can this CPU run bf16?" (False when the query is missing)."""
     try:
