@@ -218,7 +218,7 @@ class Logbook:
 
     def metrics(self, trainer, start: int, timing: Timing, last_eval: dict) -> dict:
         """Return the run's ``metrics.json`` content (collective: gathers every rank's memory)."""
-        state, batch = trainer.state, int(trainer.cfg['train']['batch_size'])
+        state, batch = trainer.state, int(trainer.c.train.batch_size)
         per_step = Timing.mean_after_warmup(timing.steps)
         per_iter = Timing.mean_after_warmup(timing.iterations)
         samples_per_s = batch * self.ctx.world_size / per_iter
@@ -229,7 +229,7 @@ class Logbook:
             'world_size': self.ctx.world_size, 'device': str(trainer.device),
             'amp': trainer.precision.autocast_enabled, 'precision': trainer.precision.name,
             'precision_reason': trainer.precision.reason, 'cpu': cpu_description(),
-            'resolution': [self.cfg['data']['width'], self.cfg['data']['height']],
+            'resolution': [trainer.c.data.width, trainer.c.data.height],
             'batch_size_per_rank': batch,
             'step_time_s': per_step,          # forward + backward + optimiser step
             'iteration_time_s': per_iter,     # + data loading and logging

@@ -26,6 +26,7 @@ import logging
 import math
 from pathlib import Path
 
+from .config import View
 from .run_state import model_extra, write_checkpoint
 
 LOG = logging.getLogger(__name__)
@@ -75,8 +76,9 @@ class Selection:
     """
 
     def __init__(self, cfg: dict, out: Path, state, device):
-        self.cfg, self.out, self.state, self.device = cfg, Path(out), state, device
-        self.evaluate_fn = find_evaluator() if cfg['val_pairs'] else None
+        self.cfg, self.c = cfg, View(cfg)
+        self.out, self.state, self.device = Path(out), state, device
+        self.evaluate_fn = find_evaluator() if self.c.val_pairs else None
 
     @property
     def active(self) -> bool:
@@ -87,8 +89,8 @@ class Selection:
         """Evaluate ``model`` at the current step; save ``best.pt`` on an improvement."""
         was_training = model.training
         try:
-            result = self.evaluate_fn(model, str(self.cfg['val_pairs']), device=str(self.device),
-                                      max_pairs=self.cfg['train']['eval_max_pairs'] or None,
+            result = self.evaluate_fn(model, str(self.c.val_pairs), device=str(self.device),
+                                      max_pairs=self.c.train.eval_max_pairs or None,
                                       progress=False)
         finally:
             model.train(was_training)
@@ -97,8 +99,7 @@ class Selection:
         logbook.log_validation(scalars, step)
         score = scalars.get(SELECTION_METRIC)
         self.state.validation_history.append({'step': step, **scalars})
-        if self.cfg['train']['keep_best'] and score is not None and \
-                score > self.state.best['score']:
+        if self.c.train.keep_best and score is not None and score > self.state.best['score']:
             self.state.best = {'step': step, 'score': float(score)}
             write_checkpoint(self.out / BEST_NAME, model, step=step,
                              extra={**model_extra(self.cfg), 'validation': scalars})
@@ -115,7 +116,7 @@ class Selection:
             its last weights.
         """
         best = self.state.best
-        if not (self.cfg['train']['keep_best'] and best['step'] is not None):
+        if not (self.c.train.keep_best and best['step'] is not None):
             return None, None
         from ..checkpoint import load_checkpoint
         saved = load_checkpoint(str(self.out / BEST_NAME))

@@ -67,7 +67,8 @@ class Trainer:
     """
 
     def __init__(self, cfg: dict, out_dir, resume=None, ctx: distributed.DistContext = None):
-        self.cfg, c = cfg, View(cfg)
+        self.cfg, self.c = cfg, View(cfg)
+        c = self.c
         self.out = Path(out_dir)
         self.ctx = ctx or distributed.init_distributed(c.train.device)
         self.device = self.ctx.device
@@ -118,11 +119,11 @@ class Trainer:
             model_cfg['pretrained'] = False
         model = build_model(model_cfg).to(self.device)
         # channels_last: the depthwise-conv backward of efficientnet_lite0 is ~5x faster on CPU.
-        self.memory_format = (torch.channels_last if self.cfg['train']['channels_last']
+        self.memory_format = (torch.channels_last if self.c.train.channels_last
                               else torch.contiguous_format)
         model = model.to(memory_format=self.memory_format)
         self.stride = int(getattr(model, 'stride', 8))
-        model.set_trunk_mode(self.cfg['optim']['trunk'])
+        model.set_trunk_mode(self.c.optim.trunk)
         return model
 
     def _build_optimizer(self, optim):
@@ -194,7 +195,7 @@ class Trainer:
         if not torch.isfinite(loss):
             raise TrainingError(f'loss is {float(loss)} at step {self.step}')
         self.scaler.scale(loss).backward()
-        clip = float(self.cfg['optim']['grad_clip'])
+        clip = float(self.c.optim.grad_clip)
         if clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
@@ -229,13 +230,13 @@ class Trainer:
         # fork_rng: the extra augmentation draw must not shift the training RNG stream.
         with torch.no_grad(), torch.random.fork_rng(devices=devices):
             _, _, views, maps = self.forward(batch, model=self.model)
-            self.logbook.log_heatmap(views, maps, float(self.cfg['loss']['tau']), self.stride,
+            self.logbook.log_heatmap(views, maps, float(self.c.loss.tau), self.stride,
                                      self.step)
 
     # ------------------------------------------------------------------- loop
     def run(self) -> dict:
         """Train until ``train.steps``; returns the metrics written to ``metrics.json``."""
-        c = View(self.cfg).train
+        c = self.c.train
         total, start, main = int(c.steps), self.step, self.ctx.is_main
         if start >= total:  # --resume of a finished run: a no-op, its outputs stay untouched
             LOG.info('run %s is complete (step %d of %d): nothing to do', self.out, start, total)
@@ -249,10 +250,10 @@ class Trainer:
                 last_eval = self.selection.validate(self.model, self.logbook)
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=None, sampler=range(start, total),
-            num_workers=int(self.cfg['data']['num_workers']),
+            num_workers=int(self.c.data.num_workers),
             pin_memory=self.device.type == 'cuda',
             # Own generator: creating the iterator must not draw from the global RNG (resume).
-            generator=torch.Generator().manual_seed(int(self.cfg['seed']) + self.ctx.rank))
+            generator=torch.Generator().manual_seed(int(self.c.seed) + self.ctx.rank))
         timing = Timing()
         with StopRequest(self.ctx) as stop:
             for batch in loader:
@@ -289,7 +290,7 @@ class Trainer:
     def _stop(self, total: int) -> None:
         """Ctrl-C: save the finished step's checkpoint and raise ``TrainingInterrupted``."""
         self.logbook.close_progress()
-        if self.step % int(self.cfg['train']['checkpoint_every']):  # else just saved
+        if self.step % int(self.c.train.checkpoint_every):  # else just saved
             self.save(CHECKPOINT_NAME)
         self.logbook.close()
         raise TrainingInterrupted(self.step, total, self.out / CHECKPOINT_NAME)
