@@ -50,6 +50,20 @@ def images(tmp_path_factory):
     return folder
 
 
+# ----------------------------------------------------------------------- config View
+def test_config_view_reads_by_attribute(images):
+    from ccl_perception.learning.config import View
+    cfg = load_config(TINY, [f'data.root={images}'])
+    c = View(cfg)
+    assert c.train.steps == cfg['train']['steps'] == 6 and c.data.foreground.share == 1.0
+    model = dict(c.model)  # a plain copy, e.g. for build_model
+    assert model == cfg['model'] and model is not cfg['model']
+    with pytest.raises(AttributeError, match='config has no key "train.stepz"'):
+        c.train.stepz
+    with pytest.raises(AttributeError, match='read-only'):
+        c.train.steps = 7
+
+
 # ------------------------------------------------------------------------- new method
 def toy_objective(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, desc_b, params, details=None):
     """Return a toy loss: 1 - cosine similarity of the descriptors at ``k_A`` and ``k_Â``."""
