@@ -127,7 +127,7 @@ def init_head_from_frames(model, paths, size, max_images: int) -> dict:
         size: ``(width, height)`` the frames are resized to (the training resolution).
         max_images: how many frames at most (``model.head_init_images``).
     """
-    from .dataset import read_rgb
+    from ..image_io import read_rgb
     picks = np.unique(np.linspace(0, len(paths) - 1, min(max_images, len(paths)))
                       .round().astype(int))
 

@@ -32,7 +32,8 @@ import os
 import numpy as np
 import torch
 
-from .dataset import DatasetError, read_rgb
+from .dataset import DatasetError
+from ..image_io import read_rgb
 from .keypoints import grid_size
 from ..correspondence import full_to_grid, grid_to_full, STRIDE
 
