@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from .dataset import DatasetError
-from ..image_io import read_rgb
 from .keypoints import grid_size
 from ..correspondence import full_to_grid, grid_to_full, STRIDE
+from ..image_io import read_rgb
 
 LOG = logging.getLogger(__name__)
 
