@@ -125,15 +125,15 @@ def stage_model(cfg: dict) -> str:
     if os.path.isfile(final):
         log(f'[1/4 model] {final} exists')
         return final
-    from ccl_perception.learning.config import load_config
+    from ccl_perception.learning.config import CONFIG_DIR, load_config
     from ccl_perception.learning.trainer import CHECKPOINT_NAME, Trainer
-    overrides = ['method=ccl_iv', f'data.root={images}', f'train.steps={cfg["train_steps"]}',
-                 'train.device=cpu', 'train.amp=true', 'train.image_every=0',
-                 'train.checkpoint_every=100', 'train.progress=true']
+    overrides = [f'data.root={images}', f'train.steps={cfg["train_steps"]}',
+                 'train.device=cpu', 'train.image_every=0', 'train.checkpoint_every=100',
+                 'train.progress=true']
     resume = 'auto' if os.path.isfile(os.path.join(run, CHECKPOINT_NAME)) else None
     log(f'[1/4 model] training CCL + identical view, {cfg["train_steps"]} steps on the CPU '
         f'-> {run}')
-    trainer = Trainer(load_config(None, overrides), run, resume=resume)
+    trainer = Trainer(load_config(CONFIG_DIR / 'ccl_iv.yaml', overrides), run, resume=resume)
     metrics = trainer.run()
     trainer.close()
     log(f'[1/4 model] trained: {metrics.get("final_step")} steps, '

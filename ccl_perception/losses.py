@@ -22,21 +22,22 @@ maps the losses are computed on (grid cells; see ``correspondence.full_to_grid``
 - :func:`identical_view_loss` (Eq. 10): Eq. 5 between an image and an augmented copy.
 - :func:`cycle_correspondence_loss` (Eq. 6-9): A -> B -> A_hat through the expected
   descriptor, with the quantile drop and the variance scaling ``1 / (1 + X_i)``.
-- :class:`CorrespondenceLoss`: one module for the training methods
-  ``identical_view``, ``ccl``, ``ccl_iv`` (CCL + lambda * identical view) and ``supervised``.
+- The objectives of the training methods, one function each with one signature
+  (:data:`Objective`): :func:`identical_view_objective`, :func:`cycle_objective` and
+  :func:`cycle_plus_identical_view_objective`, with their hyper-parameters in
+  :class:`LossParams`. Which method uses which objective is the table of
+  ``ccl_perception.learning.methods`` (the only place a method is named).
 """
 
-import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
-from torch import nn
 
 from .correspondence import (
     DEFAULT_TAU, expected_descriptor, heatmap_probabilities, sample_descriptors,
     spatial_expectation, spatial_variance,
 )
-
-METHODS = ('identical_view', 'ccl', 'ccl_iv', 'supervised')
 
 
 def _check_valid(valid: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
@@ -190,66 +191,56 @@ def cycle_correspondence_loss(desc_a: torch.Tensor, desc_b: torch.Tensor, desc_a
     return loss, stats
 
 
-class CorrespondenceLoss(nn.Module):
+@dataclass(frozen=True)
+class LossParams:
     """
-    The training objective of one method.
+    Hyper-parameters of the objectives (``loss.*`` of the training config).
 
-    - ``identical_view``: Eq. 10 on (I_A, Î_A).
-    - ``ccl``: Eq. 9 on (I_A, I_B, Î_A).
-    - ``ccl_iv``: CCL + ``lambda_iv`` * identical view (paper: lambda = 0.1).
-    - ``supervised``: Eq. 5 on a pair with exact correspondences; pass the second image's
-      map as ``desc_a_hat`` and its correspondences as ``kp_a_hat``.
-
-    Args:
-        method: one of :data:`METHODS`.
-        tau: softmax temperature.
-        quantile: CCL quantile drop fraction.
-        lambda_iv: weight of the identical-view term in ``ccl_iv``.
+    Attributes:
+        tau: softmax temperature of the heatmaps (Eq. 2).
+        quantile: fraction of valid cycles the quantile drop keeps (Eq. 7).
+        lambda_iv: weight of the identical-view term of CCL + identical view.
         use_quantile_drop, use_variance_scaling: CCL ablation switches.
     """
 
-    def __init__(self, method: str = 'ccl', tau: float = DEFAULT_TAU, quantile: float = 0.35,
-                 lambda_iv: float = 0.1, use_quantile_drop: bool = True,
-                 use_variance_scaling: bool = True):
-        super().__init__()
-        if method not in METHODS:
-            raise ValueError(f'unknown method {method!r}; choose one of {METHODS}')
-        if not math.isfinite(lambda_iv) or lambda_iv < 0:
-            raise ValueError(f'lambda_iv must be >= 0, got {lambda_iv}')
-        self.method = method
-        self.tau = tau
-        self.quantile = quantile
-        self.lambda_iv = lambda_iv
-        self.use_quantile_drop = use_quantile_drop
-        self.use_variance_scaling = use_variance_scaling
+    tau: float
+    quantile: float
+    lambda_iv: float
+    use_quantile_drop: bool
+    use_variance_scaling: bool
 
-    @property
-    def needs_second_image(self) -> bool:
-        """Return True for the methods that need an unrelated image I_B."""
-        return self.method in ('ccl', 'ccl_iv')
 
-    def forward(self, desc_a, desc_a_hat, kp_a, kp_a_hat, valid=None, desc_b=None, details=None):
-        """
-        Compute the loss. Shapes as in :func:`cycle_correspondence_loss` (``details`` too).
+#: ``objective(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, desc_b, params, details)`` ->
+#: ``(loss, stats)``: maps ``(B, D, h, w)`` of I_A, Î_A (or the second rendered view) and I_B
+#: (None when the method needs none), keypoints ``(B, N, 2)`` on the grid, ``valid`` ``(B, N)``,
+#: :class:`LossParams`, the optional ``details`` dict; a scalar loss and a dict of floats.
+Objective = Callable
 
-        Returns:
-            ``(loss, stats)`` with a dict of floats for logging.
-        """
-        stats = {}
-        if self.method in ('identical_view', 'supervised'):
-            loss = identical_view_loss(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, self.tau)
-            stats['loss_iv'] = float(loss.detach())
-            return loss, stats
-        if desc_b is None:
-            raise ValueError(
-                f'method {self.method!r} needs desc_b, the descriptors of a second image I_B')
-        loss, stats = cycle_correspondence_loss(
-            desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid, tau=self.tau,
-            quantile=self.quantile, use_quantile_drop=self.use_quantile_drop,
-            use_variance_scaling=self.use_variance_scaling, details=details)
-        stats['loss_ccl'] = float(loss.detach())
-        if self.method == 'ccl_iv':
-            iv = identical_view_loss(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, self.tau)
-            stats['loss_iv'] = float(iv.detach())
-            loss = loss + self.lambda_iv * iv
-        return loss, stats
+
+def identical_view_objective(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, desc_b,
+                             params: LossParams, details: dict = None):
+    """Eq. 10 (Eq. 5 on exact correspondences when ``desc_a_hat`` is a second rendered view)."""
+    loss = identical_view_loss(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, params.tau)
+    return loss, {'loss_iv': float(loss.detach())}
+
+
+def cycle_objective(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, desc_b, params: LossParams,
+                    details: dict = None):
+    """Eq. 9 through ``desc_b`` (:func:`cycle_correspondence_loss`; ``details`` as there)."""
+    loss, stats = cycle_correspondence_loss(
+        desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid, tau=params.tau,
+        quantile=params.quantile, use_quantile_drop=params.use_quantile_drop,
+        use_variance_scaling=params.use_variance_scaling, details=details)
+    stats['loss_ccl'] = float(loss.detach())
+    return loss, stats
+
+
+def cycle_plus_identical_view_objective(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, desc_b,
+                                        params: LossParams, details: dict = None):
+    """CCL + ``lambda_iv`` * identical view (paper: lambda = 0.1)."""
+    loss, stats = cycle_objective(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, desc_b, params,
+                                  details)
+    iv, iv_stats = identical_view_objective(desc_a, desc_a_hat, kp_a, kp_a_hat, valid, None,
+                                            params)
+    stats.update(iv_stats)
+    return loss + params.lambda_iv * iv, stats

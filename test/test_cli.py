@@ -202,7 +202,7 @@ def test_export_onnx(files, tmp_path, capsys, argv, message):
 ])
 def test_train(tmp_path, caplog, overrides, message):
     """The trainer logs (stderr via logging); its last record is the one-line error."""
-    from ccl_perception.learning.trainer import main
+    from training.train import main
     argv = ['--config', str(REPO / 'training' / 'configs' / 'tiny.yaml'),
             '--out', str(tmp_path / 'run')]
     argv += [a for o in overrides for a in ('--set', o)]
@@ -216,7 +216,7 @@ def test_train(tmp_path, caplog, overrides, message):
 
 
 def test_train_usage_error_is_one_line(capsys):
-    from ccl_perception.learning.trainer import main
+    from training.train import main
     rc, err = call(main, ['--resume', 'a', 'b'], capsys)
     assert_one_line_error(rc, err, 'train', 'unrecognized arguments: b (see --help)')
 

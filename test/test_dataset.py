@@ -17,8 +17,8 @@ import logging
 from pathlib import Path
 
 from ccl_perception.learning.config import ConfigError, load_config, merge, parse_override
-from ccl_perception.learning.dataset import (DatasetError, grid_size, ImagePairs, read_rgb,
-                                             sample_grid_keypoints, scan_images)
+from ccl_perception.learning.dataset import DatasetError, ImagePairs, read_rgb, scan_images
+from ccl_perception.learning.keypoints import grid_size, sample_grid_keypoints
 from ccl_perception.learning.synthetic import write_shape_images
 import numpy as np
 import pytest

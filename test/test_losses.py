@@ -20,7 +20,8 @@ from ccl_perception.correspondence import (
     spatial_variance,
 )
 from ccl_perception.losses import (
-    CorrespondenceLoss, cycle_correspondence_loss, distributional_loss, identical_view_loss,
+    cycle_correspondence_loss, cycle_objective, cycle_plus_identical_view_objective,
+    distributional_loss, identical_view_loss, identical_view_objective, LossParams,
     quantile_drop,
 )
 import pytest
@@ -182,25 +183,37 @@ class TestCycleCorrespondenceLoss:
             cycle_correspondence_loss(one_hot_map(), one_hot_map(4, 4), one_hot_map(), KP, KP)
 
 
-class TestCorrespondenceLoss:
+#: Loss hyper-parameters without the quantile drop and the variance scaling (exact by hand).
+PLAIN = LossParams(tau=0.03, quantile=0.35, lambda_iv=0.1, use_quantile_drop=False,
+                   use_variance_scaling=False)
 
-    def test_methods(self):
+
+class TestObjectives:
+
+    def test_each_objective_by_hand(self):
         a = one_hot_map()
         ah = shifted(a, 1)
         target = KP + torch.tensor([1.0, 2.0])  # off by 2 px from the truth
-        iv, _ = CorrespondenceLoss('identical_view')(a, ah, KP, target)
-        ccl, _ = CorrespondenceLoss(
-            'ccl', use_quantile_drop=False, use_variance_scaling=False)(
-            a, ah, KP, target, desc_b=a)
-        both, stats = CorrespondenceLoss('ccl_iv', lambda_iv=0.1, use_quantile_drop=False,
-                                         use_variance_scaling=False)(a, ah, KP, target, desc_b=a)
+        iv, iv_stats = identical_view_objective(a, ah, KP, target, None, None, PLAIN)
+        ccl, _ = cycle_objective(a, ah, KP, target, None, a, PLAIN)
+        both, stats = cycle_plus_identical_view_objective(a, ah, KP, target, None, a, PLAIN)
         assert iv.item() == pytest.approx(2.0, abs=1e-4)
         assert ccl.item() == pytest.approx(2.0, abs=1e-4)
         assert both.item() == pytest.approx(2.0 + 0.1 * 2.0, abs=1e-4)
         assert set(stats) >= {'loss_ccl', 'loss_iv', 'kept_fraction'}
+        assert iv_stats == {'loss_iv': pytest.approx(2.0, abs=1e-4)}
 
-    def test_errors(self):
+    def test_the_method_table_binds_the_objectives(self):
+        from ccl_perception.learning.methods import CorrespondenceLoss, get_method
+        a = one_hot_map()
+        ah = shifted(a, 1)
+        target = KP + torch.tensor([1.0, 2.0])
+        for method in ('identical_view', 'ccl', 'ccl_iv', 'supervised'):
+            m = get_method(method)
+            loss, _ = CorrespondenceLoss(m, PLAIN)(a, ah, KP, target, desc_b=a)
+            want, _ = m.objective(a, ah, KP, target, None, a, PLAIN)
+            assert torch.equal(loss, want)
         with pytest.raises(ValueError, match='unknown method'):
-            CorrespondenceLoss('dino')
+            CorrespondenceLoss('dino', PLAIN)
         with pytest.raises(ValueError, match='desc_b'):
-            CorrespondenceLoss('ccl')(one_hot_map(), one_hot_map(), KP, KP)
+            CorrespondenceLoss('ccl', PLAIN)(one_hot_map(), one_hot_map(), KP, KP)

@@ -19,6 +19,7 @@ Conv head, PCA start, frozen trunk, trunk cache, keep-best, label-free foregroun
 the sanity bound and the CCL instruments.
 """
 import json
+import logging
 from pathlib import Path
 
 from ccl_perception.checkpoint import load_checkpoint
@@ -27,6 +28,7 @@ from ccl_perception.learning import foreground as fg
 from ccl_perception.learning.config import ConfigError, load_config
 from ccl_perception.learning.dataset import DatasetError, ImagePairs
 from ccl_perception.learning.head_init import init_head_pca, pca_projection
+from ccl_perception.learning.keypoints import sample_keypoints
 from ccl_perception.learning.synthetic import write_shape_images, write_static_scene
 from ccl_perception.learning.trainer import Trainer
 from ccl_perception.model import build_model
@@ -187,11 +189,11 @@ def test_trunk_cache_gives_the_same_loss(images, tmp_path):
     batch = cached.dataset[0]
     with torch.no_grad():
         cached.compute_loss(batch)  # fills the cache
-        assert len(cached.trunk_cache) == len(
+        assert len(cached.describe.cache) == len(
             set(batch['index_a'].tolist()) | set(batch['index_b'].tolist()))
         l1, _ = cached.compute_loss(batch)
         l2, _ = fresh.compute_loss(batch)
-    assert fresh.trunk_cache is None
+    assert fresh.describe.cache is None
     assert torch.allclose(l1, l2, atol=1e-6)
 
 
@@ -200,7 +202,7 @@ def test_keep_best_keeps_step_zero_of_a_run_that_only_gets_worse(images, tmp_pat
     cfg = tiny(images, 'train.steps=6', 'train.eval_every=3', 'val_pairs=unused.json')
     trainer = Trainer(cfg, tmp_path / 'worse')
     scores = iter([0.5, 0.4, 0.3])  # step 0, 3, 6: every evaluation worse than the last
-    trainer.evaluate_fn = lambda *a, **k: {'auc': next(scores), 'pck': {'10': 0.1}}
+    trainer.selection.evaluate_fn = lambda *a, **k: {'auc': next(scores), 'pck': {'10': 0.1}}
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     metrics = trainer.run()
     assert metrics['best_step'] == 0 and metrics['best_validation'] == pytest.approx(0.5)
@@ -216,7 +218,7 @@ def test_keep_best_takes_a_later_improvement(images, tmp_path):
     cfg = tiny(images, 'train.steps=6', 'train.eval_every=3', 'val_pairs=unused.json')
     trainer = Trainer(cfg, tmp_path / 'better')
     scores = iter([0.3, 0.5, 0.4])
-    trainer.evaluate_fn = lambda *a, **k: {'auc': next(scores)}
+    trainer.selection.evaluate_fn = lambda *a, **k: {'auc': next(scores)}
     metrics = trainer.run()
     assert metrics['best_step'] == 3
     best = load_checkpoint(tmp_path / 'better' / 'best.pt')
@@ -277,6 +279,39 @@ class TestForeground:
                      '--out', str(out)]) == 0
         assert json.loads(out.read_text())['lighting_fit'] == pytest.approx(fit)
 
+    def test_a_moving_camera_is_warned_about(self, tmp_path, caplog):
+        """The same capture, shaken by 2 px per frame as a hand-held camera: the warning fires."""
+        static_scene(tmp_path / 'fixed')
+        frames = [cv2.imread(str(p)) for p in sorted((tmp_path / 'fixed').glob('*.png'))]
+        (tmp_path / 'moving').mkdir()
+        for k, frame in enumerate(frames):
+            shift = np.float32([[1, 0, 2 * np.sin(k)], [0, 1, 2 * np.cos(1.3 * k)]])
+            cv2.imwrite(str(tmp_path / 'moving' / f'{k:03d}.png'),
+                        cv2.warpAffine(frame, shift, (96, 64), borderMode=cv2.BORDER_REFLECT))
+        warned = 'the camera probably moved'
+        with caplog.at_level(logging.WARNING):
+            fixed = ImagePairs(tmp_path / 'fixed', 64, 96, 2, 6, keypoints='foreground')
+        assert warned not in caplog.text
+        assert fixed.foreground.motion_ratio < fg.MOVING_CAMERA_RATIO
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            moving = ImagePairs(tmp_path / 'moving', 64, 96, 2, 6, keypoints='foreground')
+        assert moving.foreground.motion_ratio > fg.MOVING_CAMERA_RATIO
+        assert sum(warned in r.getMessage() for r in caplog.records) == 1
+        assert 'ONE FIXED camera' in caplog.text and 'data.keypoints=uniform' in caplog.text
+
+    def test_motion_ratio_by_hand(self):
+        """Texture 10 (a 2-px step of 10 grey levels), table residual 5: ratio 0.5."""
+        background = np.zeros((8, 8, 3), np.float32)
+        background[:, ::4] = 10.0  # every fourth column: any 2-px shift changes by 10
+        background[:, 1::4] = 10.0
+        frame = background.copy()
+        frame[:, :, 0] += np.where(np.arange(8) % 2 == 0, 5.0, -5.0)[:, None]  # +-5 per row
+        masks = np.zeros((1, 8, 8), bool)
+        assert fg.camera_motion_ratio([frame], background, masks) == pytest.approx(0.5, rel=1e-6)
+        flat = np.full((8, 8, 3), 100.0, np.float32)  # no texture: cannot tell
+        assert np.isnan(fg.camera_motion_ratio([flat], flat, masks))
+
     def test_fit_gain_offset_by_hand(self):
         bg = np.stack([np.arange(16, dtype=float).reshape(4, 4)] * 3, axis=-1)
         gain, offset = fg.fit_gain_offset(2.0 * bg + 5.0, bg)
@@ -295,13 +330,13 @@ class TestForeground:
         rng = np.random.default_rng(0)
         cells = np.zeros((2, 6, 8), bool)
         cells[:, :3, :4] = True    # 12 foreground cells of 48
-        kp, valid = fg.sample_keypoints(rng, cells, 16, 0.5)
+        kp, valid = sample_keypoints(rng, cells, 16, 0.5)
         assert kp.shape == (2, 16, 2) and valid.all()
         for b in range(2):
             on = cells[b][kp[b, :, 1].astype(int), kp[b, :, 0].astype(int)]
             assert on.sum() == 8  # exactly the share; the rest from the background
             assert len({tuple(p) for p in kp[b].tolist()}) == 16  # no repetition
-        kp, valid = fg.sample_keypoints(rng, cells, 20, 1.0)  # asks 20 on the foreground, 12 exist
+        kp, valid = sample_keypoints(rng, cells, 20, 1.0)  # asks 20 on the foreground, 12 exist
         assert valid.sum(axis=1).tolist() == [12, 12]
         on = cells[0][kp[0, valid[0], 1].astype(int), kp[0, valid[0], 0].astype(int)]
         assert on.all() and len({tuple(p) for p in kp[0, valid[0]].tolist()}) == 12
@@ -309,13 +344,13 @@ class TestForeground:
     def test_share_zero_is_uniform(self):
         cells = np.zeros((1, 4, 4), bool)
         cells[0, 0, 0] = True
-        kp, valid = fg.sample_keypoints(np.random.default_rng(1), cells, 15, 0.0)
+        kp, valid = sample_keypoints(np.random.default_rng(1), cells, 15, 0.0)
         assert valid.all()
         assert (0.0, 0.0) not in {tuple(p)
                                   for p in kp[0].tolist()}  # 15 background cells, no foreground
 
     def test_frame_without_foreground_is_uniform(self):
-        kp, valid = fg.sample_keypoints(
+        kp, valid = sample_keypoints(
             np.random.default_rng(2), np.zeros(
                 (1, 4, 4), bool), 16, 1.0)
         assert valid.all()
@@ -354,13 +389,13 @@ class TestForeground:
 # -------------------------------------------------------------------------- sanity bound
 def test_sanity_bound_b_is_a_warped_copy_of_a(images, tmp_path):
     from ccl_perception.augment import warp_points
-    from ccl_perception.learning.trainer import _augment_seeds
+    from ccl_perception.learning.views import augment_seeds
     trainer = Trainer(tiny(images, 'loss.sanity_b_from_a=true'), tmp_path / 'sanity')
     assert 'image_b' not in trainer.dataset[0]  # I_B is never read from disk
     batch = trainer.dataset[0]
-    views = trainer.prepare(batch)
+    views = trainer.views(batch)
     a = batch['image_a'].float() / 255.0
-    b, hom_b = trainer.augment(a, seed=_augment_seeds(batch['aug_seed'])[2])
+    b, hom_b = trainer.augment(a, seed=augment_seeds(batch['aug_seed'])[2])
     assert torch.equal(views.images[2], b)
     full = 8 * views.kp_orig + 3.5
     warped, ok = warp_points(full, hom_b, a.shape[-2:])

@@ -22,6 +22,9 @@ Package structure, read with ``ast`` (nothing is imported).
   ``nodes/`` (names, QoS, parameters, inputs, runner, messages);
 * nodes take topic and service names only from the constants in ``nodes/names.py``;
 * importing a topic name needs no rclpy (checked in a subprocess where rclpy cannot be imported).
+* every module of ``learning/`` has one job and at most 300 lines (``trainer.py`` included);
+* a training method is named only in ``learning/methods.py`` (and in the YAML configs): the
+  package and the training CLIs read the names from its table (tests may name them).
 """
 import ast
 import glob
@@ -187,3 +190,48 @@ def test_topic_and_service_names_come_from_the_constants():
                 if not isinstance(name, ast.Name) or not name.id.isupper():
                     bad.append(f'{os.path.basename(path)}:{node.lineno} {ast.unparse(name)}')
     assert bad == []
+
+
+#: The most lines a module of ``learning/`` may have, licence header included.
+LEARNING_FILE_LIMIT = 300
+
+
+def test_learning_modules_are_small():
+    files = sorted(glob.glob(os.path.join(PKG, 'learning', '*.py')))
+    assert len(files) >= 15
+    sizes = {os.path.basename(f): len(open(f).read().splitlines()) for f in files}
+    assert {k: n for k, n in sizes.items() if n > LEARNING_FILE_LIMIT} == {}
+
+
+def method_names_in_the_table() -> set:
+    """Return the names of ``Method('<name>', ...)`` in learning/methods.py (by ``ast``)."""
+    tree = ast.parse(open(os.path.join(PKG, 'learning', 'methods.py')).read())
+    return {node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'Method'
+            and node.args and isinstance(node.args[0], ast.Constant)}
+
+
+def method_name_literals(path: str, names: set) -> list:
+    """``file:line text`` of every string literal that is a method name or sets ``method=``."""
+    found = []
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            if text in names or any(f'method={n}' in text or f'method: {n}' in text
+                                    for n in names):
+                found.append(f'{os.path.relpath(path, ROOT)}:{node.lineno} {text!r}')
+    return found
+
+
+def test_method_names_appear_only_in_the_method_table(tmp_path):
+    names = method_names_in_the_table()
+    assert names == {'identical_view', 'ccl', 'ccl_iv', 'supervised'}
+    files = glob.glob(os.path.join(PKG, '**', '*.py'), recursive=True) + \
+        glob.glob(os.path.join(ROOT, 'training', '*.py'))
+    table = os.path.join(PKG, 'learning', 'methods.py')
+    assert method_name_literals(table, names)  # the finder sees the table's own names
+    assert [hit for f in sorted(files) if f != table
+            for hit in method_name_literals(f, names)] == []
+    planted = tmp_path / 'planted.py'
+    planted.write_text("if cfg['method'] == 'ccl_iv':\n    x = ['method=supervised']\n")
+    assert len(method_name_literals(str(planted), names)) == 2

@@ -29,11 +29,14 @@ import time
 from ccl_perception.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ccl_perception.learning.config import ConfigError, load_config
 from ccl_perception.learning.dataset import DatasetError
+from ccl_perception.learning.logbook import peak_memory_mib
+from ccl_perception.learning.methods import method_names
 from ccl_perception.learning.synthetic import write_plane_scene, write_shape_images
-from ccl_perception.learning.trainer import main, peak_memory_mib, Trainer, TrainingError
+from ccl_perception.learning.trainer import Trainer, TrainingError, TrainingInterrupted
 from ccl_perception.model import build_model
 import pytest
 import torch
+from training.train import main
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / 'training' / 'configs' / 'tiny.yaml'
@@ -86,7 +89,7 @@ def state_equal(a: dict, b: dict) -> bool:
 
 
 # --------------------------------------------------------------------------- learning
-@pytest.mark.parametrize('method', ['identical_view', 'ccl', 'ccl_iv', 'supervised'])
+@pytest.mark.parametrize('method', method_names())
 def test_each_method_overfits_one_batch(method, images, render, tmp_path):
     """
     Repeated steps on one fixed batch must lower that batch's loss clearly.
@@ -139,11 +142,20 @@ def test_full_run_writes_checkpoint_model_metrics_and_tensorboard(images, tmp_pa
         assert tag in tags['scalars'], tags
         assert len(acc.Scalars(tag)) == 6
     assert 'heatmap' in tags['images'] and len(acc.Images('heatmap')) == 2  # steps 3 and 6
+    # the loss curve: every logged step in metrics.json, drawn to loss.png
+    assert [h['step'] for h in metrics['loss_history']] == [1, 2, 3, 4, 5, 6]
+    assert [h['loss'] for h in metrics['loss_history']] == \
+        pytest.approx([e.value for e in acc.Scalars('train/loss')], rel=1e-6)  # TB: float32
+    assert (out / 'loss.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    from training.plot_results import main as plot
+    assert plot(['loss', '--runs', str(out), '--out', str(tmp_path / 'curves.png')]) == 0
+    assert (tmp_path / 'curves.png').stat().st_size > 1000
 
 
 def test_bf16_autocast_step_on_cpu(images, tmp_path):
     trainer = Trainer(tiny(images, 'train.amp=true'), tmp_path / 'amp')
-    assert trainer.amp and trainer.amp_dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
+    assert trainer.precision.name == 'bf16' and trainer.precision.dtype == torch.bfloat16
+    assert not trainer.scaler.is_enabled()
     stats = trainer.train_step(trainer.dataset[0])
     assert torch.isfinite(torch.tensor(stats['loss'])) and stats['loss'] > 0
 
@@ -153,7 +165,7 @@ def test_valid_keypoints_follow_the_homography(images, tmp_path):
     from ccl_perception.augment import warp_points
     trainer = Trainer(tiny(images), tmp_path / 'kp')
     batch = trainer.dataset[0]
-    views = trainer.prepare(batch)
+    views = trainer.views(batch)
     kp_a, kp_a_hat, valid = views.kp_a, views.kp_a_hat, views.valid
     assert len(views.images) == 3
     _, hom = trainer.augment(batch['image_a'].float() / 255.0, seed=int(batch['aug_seed']))
@@ -301,6 +313,16 @@ def test_corrupt_image_is_skipped_and_counted_in_metrics(images, tmp_path):
                           '(0, 1]'),
     ('model.trunk=wide', "model.trunk = 'wide' is not allowed: must be one of 'dilated', 'fpn'"),
     ('train.threads=-1', 'train.threads = -1 is not allowed: must be an integer in [0, 1024]'),
+    # booleans are not integers; sizes are multiples of 8 within bounds that are named
+    ('train.steps=true', 'train.steps = True is not allowed: must be an integer in '
+                         '[1, 1000000000]'),
+    ('data.height=1', 'data.height = 1 is not allowed: must be an integer in [16, 4096]'),
+    ('data.height=1000000', 'data.height = 1000000 is not allowed: must be an integer in '
+                            '[16, 4096]'),
+    ('data.width=100', 'data.width = 100 is not allowed: must be a multiple of 8 in [16, 4096]'),
+    ('train.batch_size=false', 'train.batch_size = False is not allowed: must be an integer in '
+                               '[1, 4096]'),
+    ('train.amp=fast', "train.amp = 'fast' is not allowed: must be auto, true or false"),
 ])
 def test_bad_config_values_are_named(images, override, message):
     with pytest.raises(ConfigError) as e:
@@ -334,8 +356,8 @@ def test_resume_of_a_finished_run_is_a_no_op(images, tmp_path, caplog):
 
 
 def test_metrics_json_has_no_nan():
-    from ccl_perception.learning.trainer import _json_safe
-    assert json.dumps(_json_safe({'a': float('nan'), 'b': [1.0, float('inf')], 'c': {'d': 2}})) \
+    from ccl_perception.learning.logbook import json_safe
+    assert json.dumps(json_safe({'a': float('nan'), 'b': [1.0, float('inf')], 'c': {'d': 2}})) \
         == '{"a": null, "b": [1.0, null], "c": {"d": 2}}'
 
 
@@ -359,26 +381,127 @@ def test_kill_9_then_resume(images, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE)
     ckpt = out / 'checkpoint.pt'
-    deadline = time.monotonic() + 45
     try:
-        while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        assert ckpt.exists(
-        ), f'no checkpoint before the kill: {proc.stderr.read().decode()[-2000:]}'
+        saved_one = wait_for(ckpt, proc)
         time.sleep(0.3)  # let it get into the next interval
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+    assert saved_one, f'no checkpoint before the kill: {proc.stderr.read().decode()[-2000:]}'
     assert proc.returncode == -signal.SIGKILL
     saved = load_checkpoint(ckpt)['step']
     assert saved >= 2 and saved % 2 == 0
     rc = subprocess.run([sys.executable, str(TRAIN), '--resume',
                          '--set', f'train.steps={saved + 2}', '--out', str(out)],
-                        cwd=REPO, env=env, capture_output=True, timeout=60)
+                        cwd=REPO, env=env, capture_output=True, timeout=300)
     assert rc.returncode == 0, rc.stderr.decode()[-2000:]
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['start_step'] == saved and metrics['final_step'] == saved + 2
     assert load_checkpoint(out / 'checkpoint.pt')['step'] == saved + 2
+
+
+# ------------------------------------------------------------------- Ctrl-C, disk full
+def test_ctrl_c_finishes_the_step_saves_it_and_loses_nothing(images, tmp_path):
+    """SIGINT during step 4: the step completes, is saved, and resuming equals a straight run."""
+    trainer = Trainer(tiny(images, 'train.steps=100', 'train.checkpoint_every=3'),
+                      tmp_path / 'stopped')
+    step = trainer.train_step
+
+    def interrupted_step(batch, **kwargs):  # Ctrl-C arrives in the middle of step 4
+        if trainer.step == 3:
+            signal.raise_signal(signal.SIGINT)
+        return step(batch, **kwargs)
+
+    trainer.train_step = interrupted_step
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted) as stop:
+        trainer.run()
+    assert (stop.value.step, stop.value.total) == (4, 100)
+    assert stop.value.checkpoint == tmp_path / 'stopped' / 'checkpoint.pt'
+    assert load_checkpoint(stop.value.checkpoint)['step'] == 4  # not a multiple of 3: _stop saved
+    assert signal.getsignal(signal.SIGINT) is handler  # Python's own handler is back
+    Trainer(tiny(images, 'train.steps=6'), tmp_path / 'stopped', resume='auto').run()
+    Trainer(tiny(images, 'train.steps=6'), tmp_path / 'straight').run()
+    assert state_equal(load_checkpoint(tmp_path / 'stopped' / 'checkpoint.pt')['model_state'],
+                       load_checkpoint(tmp_path / 'straight' / 'checkpoint.pt')['model_state'])
+
+
+def wait_for(path: Path, proc, seconds: float = 300) -> bool:
+    """Wait until ``path`` exists while ``proc`` runs (generous: the CI machine is shared)."""
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    return path.exists()
+
+
+def test_ctrl_c_in_the_cli_prints_the_resume_command(images, tmp_path):
+    """SIGINT to train.py: exit 130, no traceback, the printed command continues the run."""
+    out = tmp_path / 'interrupted'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    cmd = [sys.executable, str(TRAIN), '--config', str(TINY), '--set', f'data.root={images}',
+           '--set', 'train.steps=100000', '--set', 'train.checkpoint_every=2',
+           '--set', 'train.image_every=0', '--out', str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        in_loop = wait_for(out / 'checkpoint.pt', proc)  # step 2 is done: inside the loop
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert in_loop, err[-2000:]
+    assert proc.returncode == 130, err[-2000:]
+    assert 'Traceback' not in err
+    step = load_checkpoint(out / 'checkpoint.pt')['step']
+    assert 2 <= step < 100000
+    assert f'interrupted at step {step} of 100000: saved {out / "checkpoint.pt"}' in err
+    command = err.strip().splitlines()[-1].split()
+    assert command[:4] == ['python', 'training/train.py', '--resume', '--out']
+    assert Path(command[4]) == out
+    rc = subprocess.run([sys.executable, str(TRAIN), *command[2:], '--set',
+                         f'train.steps={step + 1}'], cwd=REPO, env=env, capture_output=True,
+                        timeout=300)
+    assert rc.returncode == 0, rc.stderr.decode()[-2000:]
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['start_step'] == step and metrics['final_step'] == step + 1
+
+
+#: What torch 2.14's zip writer raised when a 3 MB tmpfs filled up during ``save_checkpoint``.
+TORCH_SHORT_WRITE = '[enforce fail at inline_container.cc:672] . unexpected pos 2764480 vs 2764376'
+
+
+@pytest.mark.parametrize('failure', ['ENOSPC', 'torch short write'])
+def test_disk_full_at_a_checkpoint_is_one_line_and_keeps_the_previous(
+        failure, images, tmp_path, monkeypatch, caplog):
+    real_save = torch.save
+    saves = []
+
+    def full_disk(obj, f, *args, **kwargs):
+        saves.append(obj['step'])
+        if len(saves) == 3:  # step0.pt, checkpoint.pt at step 3, then the final checkpoint.pt
+            if failure == 'ENOSPC':  # the kernel's error: /dev/full is always full
+                with open('/dev/full', 'wb') as full:
+                    real_save(obj, full)
+                    full.flush()
+            raise RuntimeError(TORCH_SHORT_WRITE)
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, 'save', full_disk)
+    out = tmp_path / 'full'
+    with caplog.at_level(logging.INFO):
+        rc = main(['--config', str(TINY), '--set', f'data.root={images}', '--set',
+                   'train.steps=6', '--out', str(out)])
+    assert rc == 2 and saves == [0, 3, 6]
+    last = caplog.records[-1]
+    assert last.levelno == logging.ERROR and '\n' not in last.getMessage()
+    reason = 'No space left on device' if failure == 'ENOSPC' else 'write failed'
+    assert last.getMessage().startswith(f'cannot write checkpoint {out / "checkpoint.pt"}: '
+                                        f'{reason} (')
+    assert 'the previous checkpoint there, if any, is intact' in last.getMessage()
+    monkeypatch.undo()
+    assert load_checkpoint(out / 'checkpoint.pt')['step'] == 3  # the previous one, intact
+    assert not list(out.glob('.*.tmp'))
 
 
 # -------------------------------------------------------------------------- evaluation

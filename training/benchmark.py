@@ -35,6 +35,7 @@ Targets (issues): CCL loss forward+backward <= 10 % of the backbone's forward+ba
 ONNX Runtime >= 2x eager PyTorch.
 """
 import argparse
+import math
 import os
 import statistics
 import subprocess
@@ -43,6 +44,8 @@ import tempfile
 import time
 
 from ccl_perception import cli, hardware
+from ccl_perception.learning.logbook import peak_memory_mib
+from ccl_perception.learning.methods import method_names
 from ccl_perception.losses import cycle_correspondence_loss
 from ccl_perception.model import DescriptorNet
 from ccl_perception.validation import integer
@@ -458,12 +461,10 @@ def _memory_worker(backbone, batch, height, width, n, dim, step: bool) -> None:
         loss, _ = cycle_correspondence_loss(desc_a, desc_b, desc_a_hat, kp_a, kp_a_hat, valid)
         loss.backward()
         optimizer.step()
-    with open('/proc/self/status') as handle:
-        for line in handle:
-            if line.startswith('VmHWM:'):
-                print(int(line.split()[1]) / 1024.0)
-                return
-    raise RuntimeError('VmHWM not found in /proc/self/status (Linux only)')
+    peak = peak_memory_mib()
+    if math.isnan(peak):
+        raise RuntimeError('VmHWM not found in /proc/self/status (Linux only)')
+    print(peak)
 
 
 def bench_train_memory(backbone='efficientnet_lite0', batch=4, height=240, width=320, n=500,
@@ -487,8 +488,7 @@ def bench_train_memory(backbone='efficientnet_lite0', batch=4, height=240, width
 
 
 #: (method, trunk mode) pairs of the training-speed table.
-TRAIN_CASES = [(m, t) for m in ('identical_view', 'ccl', 'ccl_iv', 'supervised')
-               for t in ('frozen', 'full')]
+TRAIN_CASES = [(m, t) for m in method_names() for t in ('frozen', 'full')]
 #: Precisions of the training-speed table: ``train.amp`` false (fp32) and true (bf16 autocast).
 TRAIN_DTYPES = {'fp32': 'false', 'bf16': 'true'}
 
@@ -499,19 +499,20 @@ def _train_worker(method: str, trunk: str, steps: int, dtype: str) -> None:
 
     320x240, batch 4, N = 500, ``dtype`` (fp32, or bf16 autocast), the default config (conv
     head, PCA start, foreground keypoints and pasted backgrounds; a synthetic fixed-camera
-    capture of 24 frames), ``optim.trunk=<trunk>``. Supervised trains on a rendered plane
-    scene instead.
+    capture of 24 frames), ``optim.trunk=<trunk>``. Methods on rendered pairs (supervised)
+    train on a rendered plane scene instead.
     """
     import json
     import tempfile
 
     from ccl_perception.learning.config import load_config
+    from ccl_perception.learning.methods import get_method
     from ccl_perception.learning.synthetic import write_plane_scene, write_static_scene
     from ccl_perception.learning.trainer import Trainer
     threads = int(os.environ.get('BENCH_THREADS', '1'))
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, 'data')
-        if method == 'supervised':
+        if get_method(method).rendered_pairs:
             write_plane_scene(root, 6, height=240, width=320)
         else:
             write_static_scene(root, 24, height=240, width=320, squares=4)
@@ -522,7 +523,8 @@ def _train_worker(method: str, trunk: str, steps: int, dtype: str) -> None:
                                  'model.head_init_images=8', f'train.checkpoint_every={steps}',
                                  'train.device=cpu'])
         metrics = Trainer(cfg, os.path.join(tmp, 'run')).run()
-    print(json.dumps({'step_s': metrics['step_time_s'], 'peak_mib': metrics['peak_memory_mib']}))
+    print(json.dumps({'step_s': metrics['step_time_s'], 'peak_mib': metrics['peak_memory_mib'],
+                      'precision': metrics['precision']}))
 
 
 def bench_training(steps: int = 8, dtypes=tuple(TRAIN_DTYPES), cases=None) -> list:

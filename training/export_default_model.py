@@ -104,7 +104,7 @@ def write_card(model_path: str, extra: dict, checkpoint: str) -> str:
             m = json.load(f)
         card['training'] = {k: m.get(k) for k in (
             'final_step', 'best_step', 'best_validation', 'wall_time_s', 'step_time_s',
-            'peak_memory_mib', 'device', 'validation_history')}
+            'peak_memory_mib', 'device', 'precision', 'cpu', 'validation_history')}
         if m.get('best_step') is not None and card['validation'] is None:
             card['validation'] = next((h for h in m.get('validation_history') or []
                                        if h.get('step') == m['best_step']), card['validation'])

@@ -13,13 +13,18 @@
 # limitations under the License.
 
 r"""
-Plots of the README: the CCL instruments over training, and the q sweep (paper Fig. 4).
+Plots of the README: loss curves, the CCL instruments over training, the q sweep (Fig. 4).
+
+    python training/plot_results.py loss --runs runs/v2_ccl_iv_s0 runs/v2_iv_s0 --out loss.png
 
     python training/plot_results.py instruments --runs runs/v2_ccl_s0 runs/v2_ccl_uniform \
         --out out/instruments.png
     python training/plot_results.py qsweep --evals 'out/v2/eval_q*.json' --out out/qsweep.png
 
-``instruments`` reads each run's ``metrics.json`` (``instruments``: sampled / kept cycles on
+``loss`` reads each run's ``metrics.json`` (``loss_history``: the training loss every
+``train.log_every`` steps, ``validation_history``) and draws both, one colour per run (each run
+also writes its own ``<run>/loss.png`` at the end). ``instruments`` reads each run's
+``metrics.json`` (``instruments``: sampled / kept cycles on
 objects and the precision of kept cycles, logged every ``train.log_every`` steps) and draws
 them over the steps, one colour per run. ``qsweep`` reads evaluation JSONs written by
 ``training/evaluate.py`` whose ``checkpoint`` names a run ``..._q<q>_vs`` (variance scaling
@@ -49,6 +54,22 @@ def _smooth(values, k: int = 5):
         window = window[np.isfinite(window)]
         out[i] = window.mean() if len(window) else np.nan
     return out
+
+
+def plot_loss(runs, out: str) -> int:
+    """Draw the loss curves of ``runs`` (``metrics.json`` of each); return an exit code."""
+    from ccl_perception.learning.loss_curve import plot_loss_curves
+    curves = []
+    try:
+        for run in runs:
+            with open(os.path.join(run, 'metrics.json'), encoding='utf-8') as f:
+                curves.append((os.path.basename(run.rstrip('/')), json.load(f)))
+        plot_loss_curves(curves, out)
+    except (OSError, ValueError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    print(f'wrote {out}')
+    return 0
 
 
 def plot_instruments(runs, out: str) -> None:
@@ -114,10 +135,15 @@ def main(argv=None) -> int:
     a = sub.add_parser('instruments')
     a.add_argument('--runs', nargs='+', required=True)
     a.add_argument('--out', required=True)
+    c = sub.add_parser('loss')
+    c.add_argument('--runs', nargs='+', required=True)
+    c.add_argument('--out', required=True)
     b = sub.add_parser('qsweep')
     b.add_argument('--evals', required=True, help='glob of evaluation JSONs')
     b.add_argument('--out', required=True)
     args = ap.parse_args(argv)
+    if args.what == 'loss':
+        return plot_loss(args.runs, args.out)
     if args.what == 'instruments':
         plot_instruments(args.runs, args.out)
     else:

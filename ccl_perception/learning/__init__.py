@@ -13,7 +13,14 @@
 # limitations under the License.
 
 """
-Training of the descriptor network: config merge, image-folder pairs, trainer (DDP, AMP, resume).
+Training of the descriptor network, one job per module (docs/ARCHITECTURE.md has the picture).
 
-Entry point: ``training/train.py`` (a thin argparse wrapper around :func:`trainer.main`).
+``config`` (YAML merge, validation, ``View``), ``methods`` (the table of training methods),
+``dataset`` / ``supervised`` (image-folder and rendered pairs), ``foreground`` / ``keypoints`` /
+``backgrounds`` (label-free foreground, ``k_A``, pasted tables), ``views`` (``I_A``, ``Î_A``,
+``I_B`` and their correspondences), ``features`` (trunk cache, descriptor maps), ``precision``
+(``train.amp``), ``run_state`` (RNG, resume, checkpoints), ``logbook`` (TensorBoard,
+``metrics.json``, ``loss.png``), ``selection`` (validation, keep-best), ``trainer`` (build,
+step, loop), ``head_init``, ``instruments``, ``distributed``. Entry point:
+``training/train.py``.
 """

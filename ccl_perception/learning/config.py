@@ -21,13 +21,10 @@ win over both. Unknown keys are an error, so a typo never silently trains with a
 """
 
 import copy
-import math
 import os
 from pathlib import Path
 
 import yaml
-
-METHODS = ('identical_view', 'ccl', 'ccl_iv', 'supervised')
 
 
 def _default_config_path() -> Path:
@@ -51,6 +48,8 @@ def _default_config_path() -> Path:
 
 
 DEFAULT_CONFIG_PATH = _default_config_path()
+#: The folder of the shipped configs (``ccl_iv.yaml``: the recipe of the default model).
+CONFIG_DIR = DEFAULT_CONFIG_PATH.parent
 
 
 class ConfigError(ValueError):
@@ -170,122 +169,123 @@ def load_config(path=None, overrides=(), defaults_path=None) -> dict:
     return cfg
 
 
-def validate(cfg: dict) -> None:
-    """Check the values the trainer relies on; raise ConfigError with the offending key."""
-    _check_ranges(cfg)
-    if cfg['method'] not in METHODS:
-        raise ConfigError(f'method must be one of {METHODS}, got {cfg["method"]!r}')
-    data = cfg['data']
-    for key in ('height', 'width', 'num_keypoints'):
-        if not isinstance(data[key], int) or data[key] <= 0:
-            raise ConfigError(f'data.{key} must be a positive integer, got {data[key]!r}')
-    train = cfg['train']
-    for key in ('steps', 'batch_size', 'log_every', 'checkpoint_every'):
-        if not isinstance(train[key], int) or train[key] <= 0:
-            raise ConfigError(f'train.{key} must be a positive integer, got {train[key]!r}')
-    for key in ('amp', 'channels_last', 'progress'):
-        if train[key] not in (True, False):
-            raise ConfigError(f'train.{key} must be true or false, got {train[key]!r}')
-    optim = cfg['optim']
-    if not isinstance(optim['lr'], (int, float)) or optim['lr'] <= 0:
-        raise ConfigError(f'optim.lr must be a positive number, got {optim["lr"]!r}')
-    loss = cfg['loss']
-    if not isinstance(loss['tau'], (int, float)) or loss['tau'] <= 0:
-        raise ConfigError(f'loss.tau must be > 0, got {loss["tau"]!r}')
-    if not 0.0 < float(loss['quantile']) <= 1.0:
-        raise ConfigError(
-            f'loss.quantile (fraction kept) must be in (0, 1], got {loss["quantile"]!r}')
-    model = cfg['model']
+#: Training resolution bounds (pixels): a multiple of the descriptor stride 8, at least two
+#: cells, at most 4096 (a 4096 x 4096 batch of 4 already needs tens of GB).
+SIZE_STEP, SIZE_MIN, SIZE_MAX = 8, 16, 4096
+
+
+def _limits() -> dict:
+    """Return the allowed values of every checked key (``ccl_perception.validation``)."""
+    from ..backbones import BACKBONES, TRUNKS
     from ..heads import HEADS
     from ..model import TRUNK_MODES
-    if model['head'] not in HEADS:
-        raise ConfigError(f'model.head must be one of {HEADS}, got {model["head"]!r}')
-    if not isinstance(model['head_hidden'], int) or model['head_hidden'] <= 0:
-        raise ConfigError(
-            f'model.head_hidden must be a positive integer, got {model["head_hidden"]!r}')
-    if model['head_init'] not in ('pca', 'random'):
-        raise ConfigError(f'model.head_init must be pca or random, got {model["head_init"]!r}')
-    if not isinstance(model['head_init_images'], int) or model['head_init_images'] <= 0:
-        raise ConfigError(
-            'model.head_init_images must be a positive integer, '
-            f'got {model["head_init_images"]!r}')
-    if optim['trunk'] not in TRUNK_MODES:
-        raise ConfigError(f'optim.trunk must be one of {TRUNK_MODES}, got {optim["trunk"]!r}')
-    if not _finite_number(optim['trunk_lr_scale']) or optim['trunk_lr_scale'] < 0:
-        raise ConfigError(
-            f'optim.trunk_lr_scale must be a number >= 0, got {optim["trunk_lr_scale"]!r}')
+    from ..validation import choice, DEVICE, flag, integer, real, text
     from .dataset import KEYPOINT_MODES
-    if data['keypoints'] not in KEYPOINT_MODES:
-        raise ConfigError(
-            f'data.keypoints must be one of {KEYPOINT_MODES}, got {data["keypoints"]!r}')
-    fgc = data['foreground']
-    if not _finite_number(fgc['share']) or not 0.0 <= fgc['share'] <= 1.0:
-        raise ConfigError(f'data.foreground.share must be in [0, 1], got {fgc["share"]!r}')
-    if not _finite_number(fgc['threshold']) or fgc['threshold'] <= 0:
-        raise ConfigError(
-            f'data.foreground.threshold must be > 0 (grey levels), got {fgc["threshold"]!r}')
-    if not isinstance(fgc['max_frames'], int) or fgc['max_frames'] <= 0:
-        raise ConfigError(
-            f'data.foreground.max_frames must be a positive integer, got {fgc["max_frames"]!r}')
-    if not _finite_number(fgc['paste_background']) or not 0.0 <= fgc['paste_background'] <= 1.0:
-        raise ConfigError('data.foreground.paste_background must be in [0, 1], '
-                          f'got {fgc["paste_background"]!r}')
-    if fgc['paste_background'] > 0 and data['keypoints'] != 'foreground':
-        raise ConfigError('data.foreground.paste_background needs data.keypoints=foreground '
-                          '(it pastes behind the estimated foreground)')
-    if not _finite_number(fgc['cell_fraction']) or not 0.0 < fgc['cell_fraction'] <= 1.0:
-        raise ConfigError(
-            f'data.foreground.cell_fraction must be in (0, 1], got {fgc["cell_fraction"]!r}')
-    for key in ('augment_a', 'cache_trunk_features', 'keep_best', 'instruments'):
-        if train[key] not in (True, False):
-            raise ConfigError(f'train.{key} must be true or false, got {train[key]!r}')
-    if loss['sanity_b_from_a'] not in (True, False):
-        raise ConfigError(
-            f'loss.sanity_b_from_a must be true or false, got {loss["sanity_b_from_a"]!r}')
-    if cfg['method'] == 'supervised' and not data.get('root'):
-        raise ConfigError(
-            'method "supervised" needs data.root: a rendered dataset with depth and cameras')
-
-
-def _check_ranges(cfg: dict) -> None:
-    """
-    Check the values not checked below, against ``ccl_perception.validation`` limits.
-
-    NaN, inf, wrong types, unknown backbone / trunk / device: raise ConfigError naming the key.
-    """
-    from ..backbones import BACKBONES, TRUNKS
-    from ..validation import DEVICE, choice, flag, integer, real, text
-    optional_path = text(r'.*\S.*', 'a non-empty path or null')
-    limits = {
-        'seed': integer(0), 'init_from': optional_path, 'val_pairs': optional_path,
+    from .methods import method_names
+    path = text(r'.*\S.*', 'a non-empty path or null')
+    size = integer(SIZE_MIN, SIZE_MAX)
+    count = integer(1, 10 ** 9)
+    return {
+        'method': choice(*method_names()), 'seed': integer(0), 'init_from': path,
+        'val_pairs': path,
         'model.backbone': choice(*BACKBONES), 'model.trunk': choice(*TRUNKS),
         'model.descriptor_dim': integer(1, 4096), 'model.pretrained': flag(),
-        'data.root': optional_path, 'data.verify_images': flag(),
+        'model.head': choice(*HEADS), 'model.head_hidden': integer(1, 4096),
+        'model.head_init': choice('pca', 'random'), 'model.head_init_images': count,
+        'data.root': path, 'data.height': size, 'data.width': size,
+        'data.num_keypoints': integer(1, 10 ** 6), 'data.keypoints': choice(*KEYPOINT_MODES),
+        'data.foreground.share': real(0, 1), 'data.foreground.threshold': real(0, 255, True),
+        'data.foreground.max_frames': count, 'data.foreground.cell_fraction': real(0, 1, True),
+        'data.foreground.paste_background': real(0, 1), 'data.verify_images': flag(),
         'data.num_workers': integer(0, 256),
         'loss.tau': real(0, 1, low_open=True), 'loss.quantile': real(0, 1, low_open=True),
         'loss.lambda_iv': real(0), 'loss.use_quantile_drop': flag(),
-        'loss.use_variance_scaling': flag(),
-        'optim.lr': real(0, 1, low_open=True), 'optim.weight_decay': real(0),
-        'optim.grad_clip': real(0),
+        'loss.use_variance_scaling': flag(), 'loss.sanity_b_from_a': flag(),
+        'optim.lr': real(0, 1, low_open=True), 'optim.trunk': choice(*TRUNK_MODES),
+        'optim.trunk_lr_scale': real(0), 'optim.weight_decay': real(0), 'optim.grad_clip': real(0),
+        'train.steps': count, 'train.batch_size': integer(1, 4096), 'train.augment_a': flag(),
+        'train.cache_trunk_features': flag(), 'train.keep_best': flag(),
+        'train.instruments': flag(), 'train.channels_last': flag(),
         'train.device': text(r'auto|' + DEVICE.pattern, 'auto | ' + DEVICE.hint),
-        'train.threads': integer(0, 1024),
-        'train.image_every': integer(0), 'train.eval_every': integer(1),
-        'train.eval_max_pairs': integer(0),
+        'train.threads': integer(0, 1024), 'train.log_every': count,
+        'train.image_every': integer(0), 'train.checkpoint_every': count,
+        'train.eval_every': count, 'train.eval_max_pairs': integer(0), 'train.progress': flag(),
     }
-    nullable = {'init_from', 'val_pairs', 'model.trunk', 'data.root'}
-    for key, limit in limits.items():
+
+
+#: Keys that may be null (``model.trunk``: the backbone's default trunk).
+NULLABLE = ('init_from', 'val_pairs', 'model.trunk', 'data.root')
+
+
+def validate(cfg: dict) -> None:
+    """
+    Check every value the trainer relies on; raise a one-line ConfigError naming the key.
+
+    NaN, inf, booleans where numbers belong, out-of-range sizes and unknown choices are refused
+    (``ccl_perception.validation`` limits, :data:`SIZE_MIN`..:data:`SIZE_MAX` pixels in steps of
+    :data:`SIZE_STEP`), and so are the combinations that cannot train.
+    """
+    for key, limit in _limits().items():
         section, _, name = key.rpartition('.')
-        node = cfg[section] if section else cfg
-        if name not in node or (key in nullable and node[name] is None):
+        node = cfg
+        for part in section.split('.') if section else ():
+            node = node[part]
+        if name not in node or (key in NULLABLE and node[name] is None):
             continue
         try:
             limit.check(key, node[name])
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    data, train = cfg['data'], cfg['train']
+    for key in ('height', 'width'):
+        if data[key] % SIZE_STEP:
+            raise ConfigError(f'data.{key} = {data[key]!r} is not allowed: must be a multiple of '
+                              f'{SIZE_STEP} in [{SIZE_MIN}, {SIZE_MAX}]')
+    if not (train['amp'] == 'auto' or isinstance(train['amp'], bool)):
+        raise ConfigError(f'train.amp = {train["amp"]!r} is not allowed: must be auto, true or '
+                          'false')
+    if data['foreground']['paste_background'] > 0 and data['keypoints'] != 'foreground':
+        raise ConfigError('data.foreground.paste_background needs data.keypoints=foreground '
+                          '(it pastes behind the estimated foreground)')
+    from .methods import get_method
+    if get_method(cfg['method']).rendered_pairs and not data.get('root'):
+        raise ConfigError(f'method "{cfg["method"]}" needs data.root: a rendered dataset with '
+                          'depth and cameras')
 
 
-def _finite_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+class View:
+    """
+    Read-only attribute access to a config mapping: ``View(cfg).train.steps``.
+
+    A nested mapping comes back as a ``View`` (``dict(view)`` copies it out, e.g. the
+    ``model`` section for ``build_model``); an unknown key is an ``AttributeError`` naming it.
+    """
+
+    __slots__ = ('_data', '_where')
+
+    def __init__(self, data: dict, where: str = ''):
+        object.__setattr__(self, '_data', data)
+        object.__setattr__(self, '_where', where)
+
+    def __getattr__(self, key):
+        try:
+            value = self._data[key]
+        except KeyError:
+            raise AttributeError(f'config has no key "{self._where}{key}"') from None
+        return View(value, f'{self._where}{key}.') if isinstance(value, dict) else value
+
+    def __setattr__(self, key, value):
+        raise AttributeError('a config View is read-only')
+
+    def keys(self):
+        """Return the keys of the mapping (so ``dict(view)`` works)."""
+        return self._data.keys()
+
+    def __getitem__(self, key):
+        return copy.deepcopy(self._data[key])
+
+    def __iter__(self):
+        return iter(self._data)
 
 
 def dump_config(cfg: dict) -> str:

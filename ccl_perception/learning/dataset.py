@@ -30,14 +30,14 @@ the label-free foreground of a fixed-camera capture (``keypoints='foreground'``,
 """
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import foreground as fg
-from ..correspondence import STRIDE
+from .backgrounds import paste_background, texture_bank
+from .keypoints import grid_size, sample_grid_keypoints, sample_keypoints
 from ..image_io import ImageReadError, read_rgb
 
 LOG = logging.getLogger(__name__)
@@ -97,38 +97,6 @@ def scan_images(root, verify: bool = True):
     if not paths:
         raise DatasetError(f'none of the {len(files)} image files under {root} could be decoded')
     return paths, skipped
-
-
-def grid_size(height: int, width: int, stride: int = STRIDE):
-    """
-    Return ``(h, w)`` of the descriptor map of a ``height x width`` image.
-
-    That is ``(ceil(H/8), ceil(W/8))`` for the default stride.
-    """
-    return math.ceil(height / stride), math.ceil(width / stride)
-
-
-def sample_grid_keypoints(rng: np.random.Generator, batch: int,
-                          h: int, w: int, n: int) -> np.ndarray:
-    """
-    Keypoints uniformly on the cells of an ``h x w`` grid, without repetition per image.
-
-    Args:
-        rng: numpy generator.
-        batch: B.
-        h, w: grid size (cells).
-        n: wanted keypoints per image; ``min(n, h*w)`` are returned.
-
-    Returns:
-        ``(B, min(n, h*w), 2)`` float32 ``(x, y)`` grid coordinates (cell centres are integers).
-    """
-    n = min(int(n), h * w)
-    out = np.empty((batch, n, 2), dtype=np.float32)
-    for b in range(batch):
-        cells = rng.choice(h * w, size=n, replace=False)
-        out[b, :, 0] = cells % w
-        out[b, :, 1] = cells // w
-    return out
 
 
 class ImagePairs(torch.utils.data.Dataset):
@@ -192,7 +160,7 @@ class ImagePairs(torch.utils.data.Dataset):
             except TypeError as exc:
                 raise DatasetError(f'data.foreground: {exc}') from exc
             if self.paste_probability > 0:
-                self.textures = fg.texture_bank(PASTE_TEXTURES, self.height, self.width, self.seed)
+                self.textures = texture_bank(PASTE_TEXTURES, self.height, self.width, self.seed)
 
     def __len__(self) -> int:
         return 2 ** 31 - 1  # indexed by step
@@ -237,8 +205,8 @@ class ImagePairs(torch.utils.data.Dataset):
             kp_a = sample_grid_keypoints(rng, self.batch_size, h, w, self.num_keypoints)
             kp_valid = np.ones(kp_a.shape[:2], bool)
         else:
-            kp_a, kp_valid = fg.sample_keypoints(rng, self.foreground.cells[idx_a],
-                                                 self.num_keypoints, self.foreground_share)
+            kp_a, kp_valid = sample_keypoints(rng, self.foreground.cells[idx_a],
+                                              self.num_keypoints, self.foreground_share)
         aug_seed = int(rng.integers(0, 2 ** 62))
         images_a, images_b, skipped = [], [], 0
         for ia, ib in zip(idx_a, idx_b):
@@ -287,7 +255,7 @@ class ImagePairs(torch.utils.data.Dataset):
         if not force and rng.random() >= self.paste_probability:
             return image
         texture = self.textures[int(rng.integers(len(self.textures)))]
-        return fg.paste_background(image, self.foreground.masks[index], texture)
+        return paste_background(image, self.foreground.masks[index], texture)
 
 
 class _Frames:

@@ -82,6 +82,14 @@ def init_distributed(device_name: str = 'auto') -> DistContext:
                        initialized=True)
 
 
+def wrap(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    """Return ``model`` in ``DistributedDataParallel`` under a process group, else itself."""
+    if not ctx.initialized:
+        return model
+    kwargs = {'device_ids': [ctx.device.index]} if ctx.device.type == 'cuda' else {}
+    return torch.nn.parallel.DistributedDataParallel(model, **kwargs)
+
+
 def barrier(ctx: DistContext) -> None:
     """Wait for every rank (no-op for one process)."""
     if ctx.initialized:
@@ -118,6 +126,15 @@ def mean_across_ranks(ctx: DistContext, values: dict) -> dict:
     dist.all_reduce(t)
     t /= ctx.world_size
     return dict(zip(keys, t.tolist()))
+
+
+def any_rank(ctx: DistContext, flag: bool) -> bool:
+    """Return True when ``flag`` is True on any rank (collective under DDP)."""
+    if not ctx.initialized:
+        return bool(flag)
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 def cleanup(ctx: DistContext) -> None:

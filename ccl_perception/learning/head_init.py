@@ -115,3 +115,24 @@ def init_head_pca(model, batches, max_images: int = 60) -> dict:
              n_images, features.shape[0], dim, 100 * explained)
     return {'images': n_images, 'cells': int(features.shape[0]),
             'explained_variance': float(np.round(explained, 6))}
+
+
+def init_head_from_frames(model, paths, size, max_images: int) -> dict:
+    """
+    :func:`init_head_pca` on up to ``max_images`` frames evenly spaced over ``paths``.
+
+    Args:
+        model: a ``DescriptorNet``.
+        paths: image files of the training set.
+        size: ``(width, height)`` the frames are resized to (the training resolution).
+        max_images: how many frames at most (``model.head_init_images``).
+    """
+    from ..image_io import read_rgb
+    picks = np.unique(np.linspace(0, len(paths) - 1, min(max_images, len(paths)))
+                      .round().astype(int))
+
+    def batches(chunk=8):
+        for s in range(0, len(picks), chunk):
+            images = [read_rgb(paths[i], size) for i in picks[s:s + chunk]]
+            yield torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return init_head_pca(model, batches(), max_images=len(picks))

@@ -199,6 +199,14 @@ class CycleInstruments:
             'kept_background_precision': _rate(hit, kept & ~on),
         }
 
+    def measure_step(self, batch: dict, views, details: dict) -> dict:
+        """:meth:`measure` of a training step: its batch, views and the loss's ``details``."""
+        return self.measure(
+            batch['index_a'].tolist(), batch['index_b'].tolist(), views.kp_orig.cpu().numpy(),
+            views.valid.cpu().numpy(), details['keep'].cpu().numpy(),
+            details['kp_b_star'].cpu().numpy(),
+            None if views.kp_b_true is None else views.kp_b_true.cpu().numpy())
+
 
 def maybe_instruments(root, paths, size):
     """:class:`CycleInstruments` for ``root`` when it holds ground truth, else None (logged)."""

@@ -32,8 +32,10 @@ import os
 import numpy as np
 import torch
 
-from .dataset import DatasetError, grid_size, read_rgb
+from .dataset import DatasetError
+from .keypoints import grid_size
 from ..correspondence import full_to_grid, grid_to_full, STRIDE
+from ..image_io import read_rgb
 
 LOG = logging.getLogger(__name__)
 
