@@ -232,19 +232,17 @@ def oracle_pose(world, name: str, P_obj: np.ndarray, depth: np.ndarray, tol: flo
     (4, 4) camera-frame grasp from the TRUE object pose (perfect keypoints).
 
     The reference axis points moved with the object, approach straight down; None when either
-    axis point is hidden in this view (rendered ``depth`` (H, W) m differs from its depth by >
-    ``tol``), as a keypoint pipeline could not see it either.
+    axis point is hidden in this view (``scene_check.hidden_points``: outside the image, or the
+    rendered ``depth`` (H, W) m differs from its depth by > ``tol``), as a keypoint pipeline
+    could not see it either.
     """
     from ccl_perception import geometry
+    from ccl_perception.sim.scene_check import hidden_points
     T_obj = world.scene.object_poses([name])[name]
     P_world = P_obj @ T_obj[:3, :3].T + T_obj[:3, 3]
     T_cw = world.camera.camera_from_world
     P_cam = P_world @ T_cw[:3, :3].T + T_cw[:3, 3]
-    uv, z = world.camera.project(P_world[:2])
-    if not world.camera.in_image(uv).all():
-        return None
-    d = depth[np.round(uv[:, 1]).astype(int), np.round(uv[:, 0]).astype(int)]
-    if not np.all(np.abs(d - z) < tol):
+    if hidden_points(world.camera, depth, P_world[:2], tol):
         return None
     down = T_cw[:3, :3] @ np.array([0.0, 0.0, -1.0])
     g = geometry.grasp_from_axis(P_cam[0], P_cam[1], approach_hint=down)
