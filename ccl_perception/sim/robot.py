@@ -537,9 +537,14 @@ class SimWorld:
                 if p.getBasePositionAndOrientation(self.body(n), physicsClientId=self.client)[0][2]
                 > -0.01]
 
-    def reference_view(self, name: str, seed: int = 0):
+    def reference_view(self, name: str, seed: int = 0, elevation_deg: float = 90.0,
+                       azimuth_deg: float = 0.0):
         """
         Render the paper's reference: ``name`` alone on the table seen straight from above.
+
+        ``elevation_deg`` < 90 looks at it obliquely from ``azimuth_deg`` instead (further
+        reference views of a multi-view target), from the same distance
+        ``cfg.reference_height``.
 
         Returns:
             ``(RenderResult, Camera)``; the object is at a random pose (``seed``).
@@ -550,8 +555,9 @@ class SimWorld:
             self.scene.arrange(np.random.default_rng(seed), names=[name],
                                workspace_half=(0.02, 0.02))
             pos = self.scene.object_poses([name])[name][:3, 3]
-            cam = camera_from_angles(self.cfg.reference_height, 90.0, 0.0, (pos[0], pos[1], 0.0),
-                                     self.cfg.width, self.cfg.height, self.cfg.fov_y_deg)
+            cam = camera_from_angles(self.cfg.reference_height, elevation_deg, azimuth_deg,
+                                     (pos[0], pos[1], 0.0), self.cfg.width, self.cfg.height,
+                                     self.cfg.fov_y_deg)
             self.set_camera(cam)
             self._set_surface(self.cfg.surface, cam)
             self.info = SceneInfo(int(seed), [name], name, True, cam,

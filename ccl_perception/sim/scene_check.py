@@ -29,8 +29,9 @@ decides it for one scene, from what the camera renders:
    within ``depth_tolerance`` of theirs (nothing in front of them; :func:`hidden_points`,
    the oracle's test).
 3. **width within the stroke**: the extent of the target's rendered 3D points along the
-   grasp axis is at most ``max_width`` (the 8 cm stroke of a Franka Hand minus 3 mm, the
-   benchmark catalogue's rule for a graspable object).
+   grasp axis (the larger of the two renders' measures) is at most ``max_width`` (the 8 cm
+   stroke of a Franka Hand minus 3 mm, the benchmark catalogue's rule for a graspable
+   object).
 
 Units: metres, pixels ``(x, y)`` with centres at integers, as in :mod:`ccl_perception.geometry`.
 """
@@ -154,13 +155,18 @@ def check_target(scene, camera, body: int, axis_world: np.ndarray, config: dict 
         ``in_view`` (fraction), ``hidden_axis_points`` (indices) and ``width_m``.
     """
     cfg = {**DEFAULTS, **(config or {})}
+    axis = np.asarray(axis_world, float)[:2]
     pad = padded_camera(camera)
     r = scene.render(pad)
     frac = in_view_fraction(r.segmentation, body)
-    width = axis_width(pad, r.depth, r.segmentation == body, *np.asarray(axis_world)[:2])
-    hidden = [] if frac < cfg['min_in_view'] else hidden_points(
-        camera, scene.render(camera).depth, np.asarray(axis_world, float)[:2],
-        cfg['depth_tolerance'])
+    width = axis_width(pad, r.depth, r.segmentation == body, *axis)
+    hidden = []
+    if frac >= cfg['min_in_view']:
+        full = scene.render(camera)
+        hidden = hidden_points(camera, full.depth, axis, cfg['depth_tolerance'])
+        # pixel-centre extents fall short by up to a pixel: the finer render counts too
+        width = np.nanmax([width, axis_width(camera, full.depth, full.segmentation == body,
+                                             *axis)])
     stats = {'in_view': round(frac, 3), 'hidden_axis_points': hidden,
              'width_m': round(width, 4) if np.isfinite(width) else None}
     if frac < cfg['min_in_view']:
