@@ -195,7 +195,7 @@ def physical_limit_reason(p1: np.ndarray, p2: np.ndarray, cfg: dict) -> str:
 
 def opening(length: float, cfg: dict) -> float:
     """
-    Gripper opening (m) for an axis of ``length`` m.
+    Return how wide the gripper opens, metres, for an axis ``length`` m long.
 
     ``length + gripper_margin``, but at most ``max_width``: a Franka Hand opens 8 cm, so a
     6.2 cm box gets 1.8 cm of margin instead of 2 (:func:`physical_limit_reason` requires at
@@ -263,7 +263,7 @@ class GraspPipeline:
         return result
 
     def similarity_gate(self, view) -> float:
-        """The similarity gate of a target view: its calibrated one or ``min_similarity``."""
+        """Return a target view's similarity gate: its calibrated one or ``min_similarity``."""
         own = getattr(view, 'gate', None)
         if self.config['per_target_gates'] and own is not None:
             return float(own)
@@ -294,12 +294,13 @@ class GraspPipeline:
             if support[k] < 0:  # this view and every later one fail the similarity gate
                 break
         if len(views) > 1:
-            first.reason = f'view {first.view + 1} of {len(views)} (best supported): {first.reason}'
+            first.reason = (f'view {first.view + 1} of {len(views)} (best supported): '
+                            f'{first.reason}')
         return first
 
     def _view_pose(self, m: KeypointMatch, gate: float, depth: np.ndarray, K,
                    target) -> PipelineResult:
-        """The checks and the geometry of one target view, from its match ``m``."""
+        """Run the checks and the geometry of one target view, from its match ``m``."""
         cfg = self.config
         t1 = time.perf_counter()
         conf = float(m.confidence[:2].min())

@@ -158,10 +158,11 @@ SIM_WORLD_LIMITS = {
     'width': integer(0, 4096), 'height': integer(0, 4096),
     'min_elevation_deg': real(0, 90), 'max_elevation_deg': real(0, 90),
     'n_objects': integer(2, 64), 'background_seed': integer(0, 2**31 - 1),
-    'world_frame': NAME, 'run_executor': flag(),
+    'world_frame': NAME, 'run_executor': flag(), 'surface': text(),
+    'protocol': choice('placed', 'visible'),
 }
 #: Sim world parameters the next ``~/reset`` uses.
-SIM_WORLD_RUN_TIME = {'seed', 'target', 'target_present'}
+SIM_WORLD_RUN_TIME = {'seed', 'target', 'target_present', 'surface'}
 
 
 def check_sim_world(values: dict, object_names=None) -> dict:

@@ -122,7 +122,13 @@ class RosTrialRunner:
             time.sleep(0.02)
         return fut.result()
 
-    def trial(self, name: str, present: bool, timeout: float, seed: int) -> dict:
+    def trial(self, name: str, present: bool, timeout: float, seed: int,
+              surface: str = None) -> dict:
+        """
+        One scene: its outcome (``classify``), the planner's reason, the grasp report.
+
+        ``surface``: the sim world's table photo for the scene (None: the world's own).
+        """
         from ccl_perception import image_conversion as ic
         P = self._Parameter
         res = self.nodes['grasp_planner'].set_parameters([P('target', value=name)])[0]
@@ -130,7 +136,8 @@ class RosTrialRunner:
             raise RuntimeError(f'planner refused target {name!r}: {res.reason}')
         self.nodes['sim_world'].set_parameters([P('target', value=name),
                                                 P('seed', value=int(seed)),
-                                                P('target_present', value=bool(present))])
+                                                P('target_present', value=bool(present)),
+                                                P('surface', value=surface or '')])
         resp = self._call(self.reset_cli, 30.0)
         if not resp.success:
             raise RuntimeError(f'reset failed: {resp.message}')
@@ -145,7 +152,7 @@ class RosTrialRunner:
             hm = next((m for m in list(self.heatmaps) if stamp(m) >= t_scene), None)
             time.sleep(0.02)
         trial = {'seed': scene['seed'], 'target': name, 'present': bool(scene['target_present']),
-                 'objects': scene['objects']}
+                 'objects': scene['objects'], 'surface': scene.get('surface', '')}
         if hm is None:
             trial.update(outcome='timeout', planner=(
                 self.status[-1] if self.status else 'no status'))

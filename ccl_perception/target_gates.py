@@ -35,7 +35,7 @@ white balance; exact homographies, the ranges of the package's training augmenta
 
 The gate of a view is
 
-.. math:: g = \min_{i \in \{1, 2\}} \big[ \tilde s^-_i + \alpha\,(\tilde s^+_i - \tilde s^-_i) \big]
+.. math:: g = \min_{i \in \{1, 2\}} [\tilde s^-_i + \alpha (\tilde s^+_i - \tilde s^-_i)]
 
 with :math:`\tilde s^+_i` the ``positive_quantile`` of :math:`s^+_{\cdot,i}`,
 :math:`\tilde s^-_i` the ``negative_quantile`` of :math:`s^-_{\cdot,i}` and :math:`\alpha`
@@ -99,7 +99,7 @@ def _cells_near(points_grid: np.ndarray, shape, radius: float) -> np.ndarray:
 
 def random_view(rng: np.random.Generator, size, config: dict = None):
     """
-    A random view change of an ``(H, W)`` image: ``(homography (3, 3), gain (3,), offset)``.
+    Draw a random view change of an ``(H, W)`` image: ``(homography, gain (3,), offset)``.
 
     The homography takes a pixel ``(x, y)`` of the reference to its pixel in the new view:
     a turn about the image centre by any angle, a scale in ``scale``, a shift of up to
@@ -187,7 +187,7 @@ def similarity_statistics(extractor, rgb: np.ndarray, pixels: np.ndarray,
 
 def gate(stats: dict, config: dict = None) -> float:
     """
-    The view's gate from :func:`similarity_statistics` (the formula of the module docstring).
+    Return the view's gate from :func:`similarity_statistics` (the module docstring's formula).
 
     NaN when an axis point has no positive or negative statistic (then the planner uses the
     global ``min_similarity``).

@@ -111,7 +111,7 @@ class Target:
 
     @property
     def gate(self) -> Optional[float]:
-        """This view's calibrated similarity gate, or None (use the global one)."""
+        """Return this view's calibrated similarity gate, or None (use the global one)."""
         return float(self.min_similarity) if np.isfinite(self.min_similarity) else None
 
 
@@ -138,7 +138,7 @@ def add_view(target: Target, view: Target) -> Target:
 
 
 def _view_arrays(t: Target) -> dict:
-    """The per-view file arrays of one view (:data:`VIEW_KEYS`)."""
+    """Return the file arrays of one view (:data:`VIEW_KEYS`)."""
     n = len(t.descriptors)
     out = {'descriptors': np.asarray(t.descriptors, np.float32),
            'pixels': np.asarray(t.pixels, np.float64),
@@ -218,7 +218,8 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
         fields = {key: data[prefix + key] for key in VIEW_KEYS if prefix + key in data}
         lacking = [key for key in ('descriptors', 'pixels', 'image_size') if key not in fields]
         if lacking:
-            raise TargetError(f'target file {path!r} lacks {", ".join(prefix + x for x in lacking)}')
+            raise TargetError(f'target file {path!r} lacks '
+                              f'{", ".join(prefix + x for x in lacking)}')
         views.append(_view(path, str(data['name']), identity, fields, k))
     return replace(views[0], extra_views=views[1:])
 
@@ -234,7 +235,8 @@ def _view(path: str, name: str, identity: str, f: dict, k: int) -> Target:
     pts, K = f.get('points_3d'), f.get('intrinsics')
     gate = float(f.get('min_similarity', np.nan))
     if np.isfinite(gate) and not -1.0 <= gate <= 1.0:
-        raise TargetError(f'{where}: min_similarity {gate:g} is not a cosine similarity in [-1, 1]')
+        raise TargetError(f'{where}: min_similarity {gate:g} is not a cosine similarity in '
+                          '[-1, 1]')
     cal = {}
     for key in ('calibration_pos', 'calibration_neg'):
         if key in f:

@@ -112,6 +112,7 @@ SIM_WORLD_RUN_TIME = [
     ('seed', 0, True), ('seed', 2**31 - 1, True), ('seed', -1, False), ('seed', 2**31, False),
     ('target', 'duck', True), ('target', '', True), ('target', 'teapot', False),
     ('target_present', False, True), ('target_present', True, True),
+    ('surface', '', True), ('surface', 'oak_light', True), ('surface', 3, False),
 ]
 SIM_WORLD_STARTUP = [
     ('publish_rate', 2.0, True), ('publish_rate', 60.0, True), ('publish_rate', 0.0, False),
@@ -124,4 +125,5 @@ SIM_WORLD_STARTUP = [
     ('world_frame', '', False),
     ('seed', -5, False),
     ('target', 'teapot', False),
+    ('protocol', 'visible', True), ('protocol', 'paper', False),
 ]

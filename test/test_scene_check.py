@@ -86,7 +86,7 @@ class TestPixels:
 
 @pytest.fixture(scope='module')
 def boxes():
-    """A TabletopScene (TinyRenderer) with a small target box and a large cover box."""
+    """Yield a TabletopScene (TinyRenderer) with a small target box and a large cover box."""
     pytest.importorskip('pybullet')
     from ccl_perception.sim.objects import ObjectSpec
     from ccl_perception.sim.scene import TabletopScene
@@ -150,8 +150,8 @@ def test_the_visible_world_retries_until_its_target_is_seen():
     """Seed 3 of this world hides its target at first; the accepted scene passes the check."""
     pytest.importorskip('pybullet')
     from ccl_perception.sim.robot import SimWorld, SimWorldConfig
-    cfg = dict(width=160, height=120, n_objects=6, scene_rule='visible',
-               camera_elevation_deg=(35.0, 45.0))
+    cfg = {'width': 160, 'height': 120, 'n_objects': 6, 'scene_rule': 'visible',
+           'camera_elevation_deg': (35.0, 45.0)}
     world = SimWorld(SimWorldConfig(**cfg))
     try:
         name = world.object_names[0]

@@ -140,7 +140,7 @@ def test_todays_format_loads_and_uses_the_global_gate(extractor, scene, target, 
 class TestMultiView:
 
     def decoy(self, target):
-        """A view of the same object whose descriptors point nowhere in the scene."""
+        """Return a view of the same object whose descriptors point nowhere in the scene."""
         rng = np.random.default_rng(1)
         d = rng.normal(size=target.descriptors.shape).astype(np.float32)
         return replace(target, descriptors=d / np.linalg.norm(d, axis=1, keepdims=True),

@@ -15,9 +15,17 @@
 r"""
 Choose the planner's abstention thresholds on validation grasp scenes.
 
-    python training/grasp_benchmark.py --seed 9000 --grasps 24 --absent 12 \
-        --set min_confidence=0 --set min_similarity=0 --out runs/grasp_validation
+    python training/grasp_benchmark.py --seed 9000 --grasps 24 --absent 12 --no-oracle \
+        --set min_confidence=0 --set min_similarity=0 --set per_target_gates=false \
+        --out runs/grasp_validation
     python training/choose_thresholds.py runs/grasp_validation/results.json
+    python training/choose_thresholds.py --gates runs/grasp_validation/results.json
+
+``--gates`` chooses the ``alpha`` of the calibrated per-target gates instead
+(``ccl_perception.target_gates``: ``gate = max(s-) + alpha (q(s+) - max(s-))`` from each
+target's stored statistics, which the benchmark report carries): every ``alpha`` of a grid
+turns the recorded scenes below their target's gate into abstentions, and the one with the
+most grasps and no false grasp wins (ties: the larger alpha).
 
 The benchmark run opens the two gates, so every scene that passes the geometric checks is
 executed and its outcome, confidence and peak similarity are recorded. A pair of thresholds
@@ -73,12 +81,66 @@ def choose(trials: list):
     return best[1], best[2]
 
 
+ALPHAS = tuple(round(a, 2) for a in np.arange(-0.5, 1.01, 0.05))
+
+
+def target_gate(report: dict, name: str, alpha: float) -> float:
+    """Gate of target ``name``'s first view under ``alpha``, from the report's statistics."""
+    from ccl_perception.target_gates import gate
+    stats = report['targets'][name]['calibration'][0]
+    if stats is None:
+        raise ValueError(f'target {name!r} of the report has no calibration statistics')
+    pos, neg = (np.asarray(a, float) for a in stats)
+    return gate({'positive': pos, 'negative': neg}, {'alpha': alpha})
+
+
+def score_alpha(reports: list, alpha: float) -> dict:
+    """:func:`score` of the reports' trials when each target's gate is its gate at ``alpha``."""
+    trials = []
+    for rep in reports:
+        gates = {n: target_gate(rep, n, alpha) for n in rep['targets']}
+        trials += [{**t, 'similarity': t['similarity'] - gates[t['target']]}
+                   for t in rep['trials']]
+    return score(trials, 0.0, 0.0)
+
+
+def choose_alpha(reports: list):
+    """``(alpha, score)`` of the best ``alpha`` of :data:`ALPHAS` with no false grasp."""
+    best = None
+    for a in ALPHAS:
+        r = score_alpha(reports, a)
+        if not r['false'] and (best is None or (r['grasped'], -r['failed'], a) > best[0]):
+            best = ((r['grasped'], -r['failed'], a), a, r)
+    if best is None:
+        raise ValueError('no alpha avoids every false grasp')
+    return best[1], best[2]
+
+
+def main_gates(reports: list) -> int:
+    """``--gates``: score every alpha; print the table and the choice."""
+    print('| alpha | grasped | failed | abstained | false grasps |')
+    print('|---|---|---|---|---|')
+    for a in ALPHAS:
+        r = score_alpha(reports, a)
+        print(f"| {a:g} | {r['grasped']}/{r['present']} | {r['failed']} | {r['abstained']} | "
+              f"{r['false']}/{r['absent']} |")
+    alpha, r = choose_alpha(reports)
+    for rep in reports:
+        print(f'gates at alpha {alpha:g}: ' + ', '.join(
+            f'{n} {target_gate(rep, n, alpha):.3f}' for n in sorted(rep['targets'])))
+    print(f"\nchosen: alpha={alpha:g}: {r['grasped']}/{r['present']} grasped, {r['failed']} "
+          f"failed, {r['false']}/{r['absent']} false grasps")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('results', nargs='+', help='results.json of validation grasp benchmark runs')
+    ap.add_argument('--gates', action='store_true',
+                    help='choose the alpha of the calibrated per-target gates')
     args = ap.parse_args(argv)
-    trials = []
+    trials, reports = [], []
     for path in args.results:
         try:
             with open(path, encoding='utf-8') as f:
@@ -87,11 +149,25 @@ def main(argv=None) -> int:
             print(f'choose_thresholds: error: cannot read {path}: {e}', file=sys.stderr)
             return 2
         planner = data.get('planner') or {}
-        if planner.get('min_confidence', 1) > 0 or planner.get('min_similarity', 1) > 0:
-            print(f'choose_thresholds: error: {path} was not run with min_confidence=0 and '
-                  'min_similarity=0 (its abstentions would hide outcomes)', file=sys.stderr)
+        if planner.get('min_confidence', 1) > 0 or planner.get('min_similarity', 1) > 0 \
+                or planner.get('per_target_gates', True):
+            print(f'choose_thresholds: error: {path} was not run with min_confidence=0, '
+                  'min_similarity=0 and per_target_gates=false (its abstentions would hide '
+                  'outcomes)', file=sys.stderr)
+            return 2
+        if data.get('views', 1) != 1:
+            print(f'choose_thresholds: error: {path} has {data["views"]}-view targets; choose '
+                  'on one-view runs (the trials do not say which view a gate would pick)',
+                  file=sys.stderr)
             return 2
         trials += data['trials']
+        reports.append(data)
+    if args.gates:
+        try:
+            return main_gates(reports)
+        except (ValueError, KeyError) as e:
+            print(f'choose_thresholds: error: {e}', file=sys.stderr)
+            return 2
     print('| min_confidence | min_similarity | grasped | failed | abstained | false grasps |')
     print('|---|---|---|---|---|---|')
     for c in CONFIDENCES:

@@ -118,14 +118,14 @@ def surface_plan(world, names, surfaces, glossy, seed: int) -> dict:
         first += shiny[:1]
         rest = [k for k in order if k not in first]
         plan[name] = [(k, tuple(t for t, on in (('target-coloured', j == 0),
-                                               ('glossy', k in glossy)) if on))
+                                                ('glossy', k in glossy)) if on))
                       for j, k in enumerate(first + rest)]
     return plan
 
 
 def schedule(names, grasps: int, absent: int, seed: int, plan: dict = None) -> list:
     """
-    The scenes of a benchmark run: ``[(seed, target, present, surface, tags)]``.
+    Return the scenes of a benchmark run: ``[(seed, target, present, surface, tags)]``.
 
     Scene ``i`` has seed ``seed + i`` and target ``names[i % len(names)]``; the first
     ``grasps`` scenes have the target, the next ``absent`` do not. With a ``plan``

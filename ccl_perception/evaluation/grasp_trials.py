@@ -37,16 +37,6 @@ LOG = logging.getLogger(__name__)
 MAX_OBJECT_WIDTH = 0.075
 
 
-def trial_schedule(target_names, present_per_target: int, absent_per_target: int, seed0: int):
-    """``[(seed, target, present)]``: for each target its present scenes, then absent ones."""
-    out, s = [], int(seed0)
-    for name in target_names:
-        for present in [True] * present_per_target + [False] * absent_per_target:
-            out.append((s, name, present))
-            s += 1
-    return out
-
-
 def classify(present: bool, executed: bool, success: bool) -> str:
     """
     Outcome label of one scene.
@@ -99,7 +89,8 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
         world: :class:`ccl_perception.sim.robot.SimWorld`.
         pipeline: :class:`ccl_perception.grasp_pipeline.GraspPipeline`.
         library: ``{name: Target}``.
-        schedule: :func:`trial_schedule` output.
+        schedule: ``[(seed, target, present[, surface, tags])]``
+            (``grasp_protocol.schedule``).
         heatmap_dir: folder for one heatmap picture per trial (``<i>_<target>_<outcome>.png``,
             the matched keypoints and the planned grasp drawn on the live view); None: none.
         progress: log one line per trial.
@@ -181,7 +172,7 @@ def benchmark_world_config(benchmark: str, min_elevation: float, max_elevation: 
         return v2_world_config(camera_elevation_deg=(min_elevation, max_elevation), **fields)
     if benchmark == 'v1':
         if protocol != 'placed':
-            raise ValueError(f"protocol {protocol!r} needs benchmark v2 (held-out table photos); "
+            raise ValueError(f'protocol {protocol!r} needs benchmark v2 (held-out table photos); '
                              "v1 has only 'placed'")
         return SimWorldConfig(camera_elevation_deg=(min_elevation, max_elevation))
     raise ValueError(f"benchmark must be 'v1' or 'v2', got {benchmark!r}")
@@ -189,7 +180,7 @@ def benchmark_world_config(benchmark: str, min_elevation: float, max_elevation: 
 
 def benchmark_schedule(world, names, grasps: int, absent: int, seed: int) -> list:
     """
-    The benchmark's scenes: ``grasp_protocol.schedule`` over ``names``.
+    Return the benchmark's scenes: ``grasp_protocol.schedule`` over ``names``.
 
     Under the 'visible' protocol (the world has held-out ``surfaces``) with the surface plan of
     the targets; else on the world's own table.
@@ -203,7 +194,7 @@ def benchmark_schedule(world, names, grasps: int, absent: int, seed: int) -> lis
 
 def run_oracle(world, executor, schedule) -> list:
     """
-    The oracle's trials on the present scenes of ``schedule`` (executor ceiling).
+    Run the oracle on the present scenes of ``schedule`` (executor ceiling); its trials.
 
     The true reference axis moved with the object's true pose, approach straight down
     (``auto_targets.oracle_pose``); it abstains when an axis point is hidden.
@@ -305,7 +296,7 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
 
 def target_summary(target) -> dict:
     """
-    What a benchmark report says about a target: views, points, gates and their statistics.
+    Summarise a target for a benchmark report: views, points, gates and their statistics.
 
     ``calibration`` holds each view's ``[positive, negative]`` (A, N) lists (None when the
     view has none), so another gate rule can be scored on the recorded trials

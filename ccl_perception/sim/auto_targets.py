@@ -217,7 +217,7 @@ def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: 
 def oblique_view(world, extractor, name: str, elevation: float, azimuth: float, seed: int,
                  n_spread: int, calibrate: bool):
     """
-    A further reference view of ``name``: the same grasp axis seen obliquely.
+    Make a further reference view of ``name``: the same grasp axis seen obliquely.
 
     The object in its reference pose is rendered from ``elevation`` / ``azimuth`` degrees
     (where an axis point is hidden from there: ``azimuth`` + 30, 60, ... up to 90 deg either

@@ -422,9 +422,13 @@ class SimWorld:
         """
         if target is not None and target not in self.object_names:
             raise ValueError(f'unknown target {target!r}; known: {self.object_names}')
+        if surface is not None and not self._surfaces:
+            raise ValueError(f'surface {surface!r}: this world has no table photos (benchmark v1)')
         surface = self.cfg.surface if surface is None else surface
         if self._surfaces and surface not in self._surfaces:
-            raise ValueError(f'unknown surface {surface!r}; this world has {sorted(self._surfaces)}')
+            raise ValueError(f'unknown surface {surface!r}; this world has '
+                             f'{", ".join(sorted(self._surfaces))} (held-out ones: protocol '
+                             "'visible')")
         if self.cfg.scene_rule == 'placed' or target is None or not target_present:
             return self._reset_once(np.random.default_rng(seed), seed, target, target_present,
                                     names, surface)

@@ -49,7 +49,7 @@ DEFAULTS = {
 
 def padded_camera(camera):
     """
-    The same camera pose with twice the field of view at half the resolution.
+    Return the same camera pose with twice the field of view at half the resolution.
 
     Pixel ``(u, v)`` of ``camera`` (size ``W x H``) is pixel
     ``((u + 0.5) / 2 - 0.5 + W / 4, (v + 0.5) / 2 - 0.5 + H / 4)`` here: the original image is
@@ -88,7 +88,7 @@ def in_view_fraction(segmentation: np.ndarray, body: int) -> float:
 
 def hidden_points(camera, depth: np.ndarray, points_world: np.ndarray, tol: float) -> list:
     """
-    Indices of ``points_world`` that ``camera`` cannot see.
+    Return the indices of ``points_world`` that ``camera`` cannot see.
 
     A point is hidden when it lies behind the camera, projects outside the image, or the
     rendered depth at the pixel nearest its projection differs from its own depth by more
@@ -99,6 +99,7 @@ def hidden_points(camera, depth: np.ndarray, points_world: np.ndarray, tol: floa
         camera: the camera ``depth`` was rendered with.
         depth: ``(H, W)`` z-depth, metres, NaN = nothing.
         points_world: ``(N, 3)`` metres.
+        tol: metres of depth difference that still count as the point itself.
     """
     uv, z = camera.project(points_world)
     inside = camera.in_image(uv) & (z > 0)
