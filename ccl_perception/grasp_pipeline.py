@@ -123,6 +123,7 @@ class PipelineResult:
         timings: seconds per stage (``descriptors``, ``match``, ``geometry``).
         gate: the similarity gate applied (the view's calibrated one or ``min_similarity``).
         view: index of the target view this result is from (0 for a one-view target).
+        inliers: keypoints that fit the target's reference shape (-1: the fit did not run).
     """
 
     pose: Optional[geometry.GraspPose]
@@ -133,6 +134,7 @@ class PipelineResult:
     timings: Dict[str, float] = field(default_factory=dict)
     gate: float = float('nan')
     view: int = 0
+    inliers: int = -1
 
     @property
     def ok(self) -> bool:
@@ -337,7 +339,8 @@ class GraspPipeline:
                               f'{len(kp)} fit its reference shape within '
                               f'{cfg["ransac_threshold"] * 100:.1f} cm')
                 return res
-            R, t, _ = fit
+            R, t, inl = fit
+            res.inliers = int(np.count_nonzero(inl))
             p1, p2 = target.points_3d[:2] @ R.T + t  # robust axis, also where one end has no depth
         elif not valid[:2].all():
             bad = kp[:2][~valid[:2]].round(1).tolist()

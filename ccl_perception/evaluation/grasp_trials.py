@@ -114,7 +114,9 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
                  'confidence': float(res.confidence),
                  'similarity': (float(res.match.peak_similarity[:2].min())
                                 if res.match is not None else float('nan')),
-                 'gate': res.gate, 'view': res.view,
+                 'similarities': ([] if res.match is None
+                                  else res.match.peak_similarity[:2].round(4).tolist()),
+                 'gate': res.gate, 'view': res.view, 'inliers': res.inliers,
                  'planner': res.reason, 'plan_s': t_plan}
         executed, success = False, False
         if res.ok:
