@@ -46,7 +46,6 @@ PIPELINE = [
     ('min_clearance', 0.0, True), ('min_clearance', 0.1, True), ('min_clearance', -0.01, False),
     ('min_clearance', 0.2, False), ('min_clearance', NAN, False),
     ('per_target_gates', True, True), ('per_target_gates', False, True),
-    ('per_target_gates', 'yes', False), ('per_target_gates', 1.5, False),
     ('approach', 'normal', True), ('approach', 'camera', True), ('approach', 'sideways', False),
     ('grasp_refinement', 'depth', True), ('grasp_refinement', 'none', True),
     ('grasp_refinement', 'mesh', False),
@@ -112,7 +111,7 @@ SIM_WORLD_RUN_TIME = [
     ('seed', 0, True), ('seed', 2**31 - 1, True), ('seed', -1, False), ('seed', 2**31, False),
     ('target', 'duck', True), ('target', '', True), ('target', 'teapot', False),
     ('target_present', False, True), ('target_present', True, True),
-    ('surface', '', True), ('surface', 'oak_light', True), ('surface', 3, False),
+    ('surface', '', True), ('surface', 'oak_light', True),
 ]
 SIM_WORLD_STARTUP = [
     ('publish_rate', 2.0, True), ('publish_rate', 60.0, True), ('publish_rate', 0.0, False),
