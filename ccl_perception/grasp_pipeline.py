@@ -121,7 +121,8 @@ class PipelineResult:
         points_3d: ``(N, 3)`` metres (NaN where no depth), camera optical frame.
         confidence: min confidence of the two axis keypoints (0 if not matched).
         timings: seconds per stage (``descriptors``, ``match``, ``geometry``).
-        gate: the similarity gate applied (the view's calibrated one or ``min_similarity``).
+        gate: ``(2,)`` the similarity gates applied to the axis points (the view's calibrated
+            ones or ``min_similarity``); None before matching.
         view: index of the target view this result is from (0 for a one-view target).
         inliers: keypoints that fit the target's reference shape (-1: the fit did not run).
     """
@@ -132,7 +133,7 @@ class PipelineResult:
     points_3d: Optional[np.ndarray] = None
     confidence: float = 0.0
     timings: Dict[str, float] = field(default_factory=dict)
-    gate: float = float('nan')
+    gate: Optional[np.ndarray] = None
     view: int = 0
     inliers: int = -1
 
@@ -264,20 +265,20 @@ class GraspPipeline:
         result.timings = {'descriptors': t1 - t0, **result.timings}
         return result
 
-    def similarity_gate(self, view) -> float:
-        """Return a target view's similarity gate: its calibrated one or ``min_similarity``."""
+    def similarity_gate(self, view) -> np.ndarray:
+        """Return a target view's ``(2,)`` gates: its calibrated ones or ``min_similarity``."""
         own = getattr(view, 'gate', None)
         if self.config['per_target_gates'] and own is not None:
-            return float(own)
-        return float(self.config['min_similarity'])
+            return np.asarray(own, np.float64)
+        return np.full(2, float(self.config['min_similarity']))
 
     def pose_from_descriptors(self, desc, depth: np.ndarray, K, target) -> PipelineResult:
         """
         Do what :meth:`frame_to_pose` does, from a precomputed ``(D, h, w)`` descriptor map.
 
         A target with several views (``target.views``) is matched view by view; the views
-        are tried in the order of their support (the smaller axis peak similarity minus the
-        view's gate) and the first that gives a pose is used. When none does, the result of
+        are tried in the order of their support (the smaller margin of an axis point's peak
+        similarity over its gate) and the first that gives a pose is used. When none does, the result of
         the best-supported view says why (its reason prefixed with the view).
         """
         views = list(getattr(target, 'views', [target]))
@@ -285,7 +286,7 @@ class GraspPipeline:
         matches = [self.matcher.match(v.descriptors, desc) for v in views]
         t_match = time.perf_counter() - t0
         gates = [self.similarity_gate(v) for v in views]
-        support = [float(m.peak_similarity[:2].min()) - g for m, g in zip(matches, gates)]
+        support = [float((m.peak_similarity[:2] - g).min()) for m, g in zip(matches, gates)]
         first = None
         for k in sorted(range(len(views)), key=lambda i: -support[i]):
             res = self._view_pose(matches[k], gates[k], depth, K, views[k])
@@ -300,7 +301,7 @@ class GraspPipeline:
                             f'{first.reason}')
         return first
 
-    def _view_pose(self, m: KeypointMatch, gate: float, depth: np.ndarray, K,
+    def _view_pose(self, m: KeypointMatch, gate: np.ndarray, depth: np.ndarray, K,
                    target) -> PipelineResult:
         """Run the checks and the geometry of one target view, from its match ``m``."""
         cfg = self.config
@@ -310,12 +311,13 @@ class GraspPipeline:
         res.timings = {}
         H, W = depth.shape
         kp = m.keypoints
-        sim = float(m.peak_similarity[:2].min())
-        if sim < gate:
+        low = np.flatnonzero(m.peak_similarity[:2] < gate)
+        if len(low):
+            i = int(low[np.argmin((m.peak_similarity[:2] - gate)[low])])
             own = cfg['per_target_gates'] and getattr(target, 'gate', None) is not None
             which = "the target view's calibrated gate" if own else 'min_similarity'
-            res.reason = (f'best descriptor similarity {sim:.3f} < {gate:.3f} ({which}): '
-                          'target not in view')
+            res.reason = (f'best descriptor similarity {m.peak_similarity[i]:.3f} < '
+                          f'{gate[i]:.3f} at grasp point {i + 1} ({which}): target not in view')
             return res
         if conf < cfg['min_confidence']:
             res.reason = (f'low match confidence {conf:.2f} < {cfg["min_confidence"]:.2f} '

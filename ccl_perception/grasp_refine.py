@@ -49,6 +49,9 @@ DEFAULTS = {
     # chosen on benchmark v2 validation scenes (seeds 9009, 9010, 9020: touching objects
     # merged into the target's footprint at 1.5 cm and more, split at 5 mm)
     'max_jump': 0.005,
+    # ... or this many pixel footprints (depth / focal length), whichever is larger: a coarse
+    # depth image's neighbours lie far apart on any slanted surface (640x480 at 0.4 m: 2.6 mm)
+    'jump_px': 4.0,
 }
 
 
@@ -96,18 +99,26 @@ def support_plane(points: np.ndarray, threshold: float = 0.005, iterations: int 
     return n, d
 
 
-def depth_edges(P: np.ndarray, max_jump: float) -> np.ndarray:
+def depth_edges(P: np.ndarray, max_jump: float, focal: float = None,
+                jump_px: float = 0.0) -> np.ndarray:
     """
-    ``(H, W)`` bool: pixels more than ``max_jump`` metres from a 4-neighbour's 3D point.
+    ``(H, W)`` bool: pixels farther from a 4-neighbour's 3D point than the jump threshold.
 
     Args:
         P: ``(H, W, 3)`` back-projected points (any value where depth is missing).
         max_jump: metres.
+        focal: focal length in pixels; with ``jump_px`` the threshold of a pair is
+            ``max(max_jump, jump_px * z / focal)`` (``z``: the nearer point's depth).
 
     Both pixels of a jump are marked, so an edge is a barrier of two pixels.
     """
-    dx = np.linalg.norm(P[:, 1:] - P[:, :-1], axis=-1) > max_jump
-    dy = np.linalg.norm(P[1:] - P[:-1], axis=-1) > max_jump
+    def jumps(a, b):
+        limit = max_jump
+        if focal:
+            limit = np.maximum(max_jump, jump_px * np.minimum(a[..., 2], b[..., 2]) / focal)
+        return np.linalg.norm(a - b, axis=-1) > limit
+    dx = jumps(P[:, 1:], P[:, :-1])
+    dy = jumps(P[1:], P[:-1])
     edge = np.zeros(P.shape[:2], bool)
     edge[:, 1:] |= dx
     edge[:, :-1] |= dx
@@ -117,8 +128,8 @@ def depth_edges(P: np.ndarray, max_jump: float) -> np.ndarray:
 
 
 def object_segment(depth: np.ndarray, K, seed_px, plane, min_height: float, radius: float,
-                   search_px: int = 24,
-                   max_jump: Optional[float] = None) -> Tuple[Optional[np.ndarray], str]:
+                   search_px: int = 24, max_jump: Optional[float] = None,
+                   jump_px: float = 0.0) -> Tuple[Optional[np.ndarray], str]:
     """
     Pixels of the object under ``seed_px``: connected, above the plane, near the seed.
 
@@ -132,6 +143,7 @@ def object_segment(depth: np.ndarray, K, seed_px, plane, min_height: float, radi
         search_px: when the seed pixel itself is not above the plane, the nearest such pixel
             within this many pixels is used.
         max_jump: metres; depth edges (:func:`depth_edges`) separate regions (None: not).
+        jump_px: the edge threshold is at least this many pixel footprints.
 
     Returns:
         ``(mask (H, W) bool, '')`` or ``(None, reason)``.
@@ -149,7 +161,7 @@ def object_segment(depth: np.ndarray, K, seed_px, plane, min_height: float, radi
     height = np.where(ok, P @ n + d, -np.inf)
     above = height > min_height
     if max_jump is not None:
-        above &= ~depth_edges(P, max_jump)
+        above &= ~depth_edges(P, max_jump, float(K[0, 0]), jump_px)
     sx, sy = int(round(seed_px[0])), int(round(seed_px[1]))
     if not (0 <= sx < W and 0 <= sy < H):
         return None, f'matched axis midpoint ({sx}, {sy}) is outside the image'
@@ -193,7 +205,7 @@ def refine_axis(depth: np.ndarray, K, p1: np.ndarray, p2: np.ndarray, config: di
     mid = (np.asarray(p1, float) + np.asarray(p2, float)) / 2
     seed = geometry.project(mid[None], K)[0]
     region, why = object_segment(depth, K, seed, plane, cfg['min_height'], cfg['radius'],
-                                 max_jump=cfg['max_jump'])
+                                 max_jump=cfg['max_jump'], jump_px=cfg['jump_px'])
     if region is None:
         return None, None, None, why
     obj = geometry.depth_to_points(depth, K, region)

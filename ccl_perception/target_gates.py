@@ -33,15 +33,16 @@ white balance; exact homographies, the ranges of the package's training augmenta
   the reference depth (``grasp_refine.object_segment``); without depth, a disc of
   ``exclusion_cells`` cells around every target point.
 
-The gate of a view is
+The gate of grasp-axis point :math:`i \in \{1, 2\}` of a view is
 
-.. math:: g = \min_{i \in \{1, 2\}} [\tilde s^-_i + \alpha (\tilde s^+_i - \tilde s^-_i)]
+.. math:: g_i = \tilde s^-_i + \alpha (\tilde s^+_i - \tilde s^-_i)
 
 with :math:`\tilde s^+_i` the ``positive_quantile`` of :math:`s^+_{\cdot,i}`,
 :math:`\tilde s^-_i` the ``negative_quantile`` of :math:`s^-_{\cdot,i}` and :math:`\alpha`
 (``alpha``) chosen once, on validation grasp scenes (``training/choose_thresholds.py
---gates``), never per target by hand. The planner compares it with the smaller of the two
-axis points' peak similarities, exactly as the global ``min_similarity``.
+--gates``), never per target by hand. The planner abstains when either axis point's peak
+similarity in the frame is below its own gate (the global ``min_similarity`` is the same
+gate for both points).
 """
 from __future__ import annotations
 
@@ -185,24 +186,23 @@ def similarity_statistics(extractor, rgb: np.ndarray, pixels: np.ndarray,
     return {'positive': pos, 'negative': neg}
 
 
-def gate(stats: dict, config: dict = None) -> float:
+def gate(stats: dict, config: dict = None) -> np.ndarray:
     """
-    Return the view's gate from :func:`similarity_statistics` (the module docstring's formula).
+    Return the ``(2,)`` gates of the view's axis points (the module docstring's formula).
 
-    NaN when an axis point has no positive or negative statistic (then the planner uses the
-    global ``min_similarity``).
+    NaN where an axis point has no positive or negative statistic (the planner then uses the
+    global ``min_similarity`` for the view).
     """
     cfg = {**DEFAULTS, **(config or {})}
     pos, neg = np.asarray(stats['positive'], float), np.asarray(stats['negative'], float)
-    out = []
+    out = np.full(2, np.nan)
     for i in (0, 1):
         p, n = pos[:, i][np.isfinite(pos[:, i])], neg[:, i][np.isfinite(neg[:, i])]
-        if not len(p) or not len(n):
-            return float('nan')
-        sp = float(np.quantile(p, cfg['positive_quantile']))
-        sn = float(np.quantile(n, cfg['negative_quantile']))
-        out.append(sn + cfg['alpha'] * (sp - sn))
-    return float(min(out))
+        if len(p) and len(n):
+            sp = float(np.quantile(p, cfg['positive_quantile']))
+            sn = float(np.quantile(n, cfg['negative_quantile']))
+            out[i] = sn + cfg['alpha'] * (sp - sn)
+    return out
 
 
 def calibrate(extractor, rgb, pixels, descriptors, depth=None, K=None, points_3d=None,

@@ -33,9 +33,9 @@ image_size          (2,) int     reference image ``(H, W)``
 points_3d           (N, 3) f64   reference 3D points, camera frame, metres (NaN: no depth)
 axis_length         () f64       ``|p2 - p1|`` metres (NaN: no depth)
 intrinsics          (3, 3) f64   reference K (NaN: not given)
-min_similarity      () f64       optional: the view's calibrated similarity gate
-                                 (``ccl_perception.target_gates``; NaN or absent: the
-                                 planner's global ``min_similarity``)
+min_similarity      (2,) f64     optional: the view's calibrated similarity gates of the
+                                 two axis points (``ccl_perception.target_gates``; NaN or
+                                 absent: the planner's global ``min_similarity``)
 calibration_pos     (A, N) f32   optional: the gate's positive statistics s+ (per augmented
                                  copy and point; NaN: the point left the copy)
 calibration_neg     (A, N) f32   optional: its negative statistics s-
@@ -94,7 +94,7 @@ class Target:
     points_3d: Optional[np.ndarray] = None
     axis_length: float = float('nan')
     intrinsics: Optional[np.ndarray] = None
-    min_similarity: float = float('nan')            # calibrated gate of this view (NaN: none)
+    min_similarity: Optional[np.ndarray] = None     # (2,) calibrated gates of the axis points
     calibration_pos: Optional[np.ndarray] = None    # (A, N) s+ of target_gates
     calibration_neg: Optional[np.ndarray] = None    # (A, N) s-
     extra_views: List['Target'] = field(default_factory=list)  # views 1.. (same name, model)
@@ -110,9 +110,12 @@ class Target:
         return [self] + list(self.extra_views)
 
     @property
-    def gate(self) -> Optional[float]:
-        """Return this view's calibrated similarity gate, or None (use the global one)."""
-        return float(self.min_similarity) if np.isfinite(self.min_similarity) else None
+    def gate(self) -> Optional[np.ndarray]:
+        """Return this view's ``(2,)`` calibrated gates, or None (use the global one)."""
+        g = self.min_similarity
+        if g is None or not np.all(np.isfinite(g)):
+            return None
+        return np.asarray(g, np.float64).reshape(2)
 
 
 def add_view(target: Target, view: Target) -> Target:
@@ -148,7 +151,8 @@ def _view_arrays(t: Target) -> dict:
            'axis_length': np.float64(t.axis_length),
            'intrinsics': np.asarray(t.intrinsics if t.intrinsics is not None
                                     else np.full((3, 3), np.nan), np.float64),
-           'min_similarity': np.float64(t.min_similarity)}
+           'min_similarity': np.asarray(t.min_similarity if t.min_similarity is not None
+                                        else np.full(2, np.nan), np.float64).reshape(2)}
     for key in ('calibration_pos', 'calibration_neg'):
         if getattr(t, key) is not None:
             out[key] = np.asarray(getattr(t, key), np.float32)
@@ -233,10 +237,13 @@ def _view(path: str, name: str, identity: str, f: dict, k: int) -> Target:
     if px.shape != (len(desc), 2):
         raise TargetError(f'{where}: pixels {px.shape} do not match descriptors {desc.shape}')
     pts, K = f.get('points_3d'), f.get('intrinsics')
-    gate = float(f.get('min_similarity', np.nan))
-    if np.isfinite(gate) and not -1.0 <= gate <= 1.0:
-        raise TargetError(f'{where}: min_similarity {gate:g} is not a cosine similarity in '
-                          '[-1, 1]')
+    gate = np.asarray(f.get('min_similarity', np.full(2, np.nan)), np.float64)
+    if gate.shape != (2,):
+        raise TargetError(f'{where}: min_similarity must be (2,): one gate per grasp-axis '
+                          f'point, got {gate.shape}')
+    if np.any(np.isfinite(gate) & ((gate < -1.0) | (gate > 1.0))):
+        raise TargetError(f'{where}: min_similarity {gate.tolist()} is not a cosine similarity '
+                          'in [-1, 1]')
     cal = {}
     for key in ('calibration_pos', 'calibration_neg'):
         if key in f:
@@ -249,7 +256,7 @@ def _view(path: str, name: str, identity: str, f: dict, k: int) -> Target:
                   points_3d=None if pts is None or not np.any(np.isfinite(pts)) else pts,
                   axis_length=float(f.get('axis_length', np.nan)),
                   intrinsics=None if K is None or not np.all(np.isfinite(K)) else K,
-                  min_similarity=gate, **cal)
+                  min_similarity=gate if np.all(np.isfinite(gate)) else None, **cal)
 
 
 def load_library(target_dir: str, expected_identity: Optional[str] = None):
@@ -631,10 +638,11 @@ def _run(args) -> int:
         save_target(args.out, target)
     except OSError as e:
         raise OSError(f'cannot write the target to {args.out!r}: {e.strerror or e}') from e
-    gate = f'{view.gate:.3f}' if view.gate is not None else 'none (global min_similarity)'
+    gate = (f'{view.gate[0]:.3f} / {view.gate[1]:.3f}' if view.gate is not None
+            else 'none (global min_similarity)')
     print(f'wrote target {target.name!r} (view {len(target.views)} of {len(target.views)}: '
           f'{len(view.pixels)} points, D={view.descriptors.shape[1]}, axis length '
-          f'{view.axis_length:.4f} m, similarity gate {gate}, model {target.model_identity}) '
+          f'{view.axis_length:.4f} m, similarity gates {gate}, model {target.model_identity}) '
           f'to {args.out}')
     return 0
 

@@ -62,12 +62,16 @@ def test_gate_formula_by_hand():
     cfg = {'positive_quantile': 0.0, 'negative_quantile': 1.0, 'alpha': 0.5}
     # point 1: min(s+) = 0.3, max(s-) = 0.4 -> 0.4 + 0.5 (0.3 - 0.4) = 0.35
     # point 2: min(s+) = 0.4 (NaN ignored), max(s-) = 0.5 -> 0.45; point 3 is not an axis point
-    assert gates.gate({'positive': pos, 'negative': neg}, cfg) == pytest.approx(0.35)
+    np.testing.assert_allclose(gates.gate({'positive': pos, 'negative': neg}, cfg), [0.35, 0.45])
     # the median of s+ of point 1 is (0.5 + 0.7) / 2 = 0.6 -> 0.4 + 0.25 * 0.2 = 0.45;
     # point 2: median of (0.8, 0.6, 0.4) = 0.6 -> 0.5 + 0.25 * 0.1 = 0.525
-    assert gates.gate({'positive': pos, 'negative': neg},
-                      {**cfg, 'positive_quantile': 0.5, 'alpha': 0.25}) == pytest.approx(0.45)
-    assert np.isnan(gates.gate({'positive': pos[:, [2, 1]] * np.nan, 'negative': neg}, cfg))
+    np.testing.assert_allclose(gates.gate({'positive': pos, 'negative': neg},
+                                          {**cfg, 'positive_quantile': 0.5, 'alpha': 0.25}),
+                               [0.45, 0.525])
+    no_pos = pos.copy()
+    no_pos[:, 1] = np.nan                 # point 2 never stayed in the image
+    g = gates.gate({'positive': no_pos, 'negative': neg}, cfg)
+    assert g[0] == pytest.approx(0.35) and np.isnan(g[1])
 
 
 def test_random_view_maps_points_like_its_image(scene):
@@ -86,16 +90,16 @@ def test_random_view_maps_points_like_its_image(scene):
 class TestCalibratedGate:
 
     def test_stored_and_loaded(self, target, tmp_path):
-        assert target.gate is not None and -1 <= target.gate <= 1
+        assert target.gate.shape == (2,) and np.all(np.abs(target.gate) <= 1)
         A = gates.DEFAULTS['augmentations']
         assert target.calibration_pos.shape == target.calibration_neg.shape == (A, 3)
-        # the gate is the formula applied to the stored statistics
-        assert target.gate == pytest.approx(gates.gate(
+        # the gates are the formula applied to the stored statistics
+        np.testing.assert_allclose(target.gate, gates.gate(
             {'positive': target.calibration_pos, 'negative': target.calibration_neg}))
         path = str(tmp_path / 't.npz')
         tg.save_target(path, target)
         back = tg.load_target(path, target.model_identity)
-        assert back.gate == pytest.approx(target.gate)
+        np.testing.assert_allclose(back.gate, target.gate)
         np.testing.assert_array_equal(back.calibration_neg, target.calibration_neg)
 
     def test_made_without_calibration(self, extractor, scene):
@@ -106,19 +110,23 @@ class TestCalibratedGate:
                                                                    target):
         rgb, depth = scene
         grey = np.full((H, W, 3), 128, np.uint8)
-        strict = replace(target, min_similarity=0.99)
-        r = GraspPipeline(extractor, CFG).frame_to_pose(grey, depth, K, strict)
-        assert not r.ok and r.gate == 0.99
-        assert "< 0.990 (the target view's calibrated gate): target not in view" in r.reason
-        # a low calibrated gate lets the identical view through where 0.97 would too
-        lax = replace(target, min_similarity=-1.0)
+        # the identical view passes point 1's own gate (-1) and fails point 2's (1.01, above
+        # any cosine): the abstention names point 2 and the calibrated gate
+        r = GraspPipeline(extractor, CFG).frame_to_pose(
+            rgb, depth, K, replace(target, min_similarity=np.array([-1.0, 1.01])))
+        assert not r.ok and r.gate.tolist() == [-1.0, 1.01]
+        assert r.reason.endswith(" < 1.010 at grasp point 2 (the target view's calibrated "
+                                 'gate): target not in view')
+        # low calibrated gates let the identical view through where min_similarity 1 would not
+        lax = replace(target, min_similarity=np.array([-1.0, -1.0]))
         r = GraspPipeline(extractor, {**CFG, 'min_similarity': 1.0}).frame_to_pose(
             rgb, depth, K, lax)
-        assert r.ok and r.gate == -1.0
+        assert r.ok and r.gate.tolist() == [-1.0, -1.0]
         # per_target_gates off: the global min_similarity (1.0) applies again
         r = GraspPipeline(extractor, {**CFG, 'min_similarity': 1.0, 'per_target_gates': False}
                           ).frame_to_pose(grey, depth, K, lax)
-        assert not r.ok and r.gate == 1.0 and '< 1.000 (min_similarity)' in r.reason
+        assert not r.ok and r.gate.tolist() == [1.0, 1.0]
+        assert '< 1.000 at grasp point' in r.reason and '(min_similarity)' in r.reason
 
 
 def test_todays_format_loads_and_uses_the_global_gate(extractor, scene, target, tmp_path):
@@ -133,7 +141,8 @@ def test_todays_format_loads_and_uses_the_global_gate(extractor, scene, target, 
     assert old.gate is None and len(old.views) == 1 and old.calibration_pos is None
     grey = np.full((H, W, 3), 128, np.uint8)
     r = GraspPipeline(extractor, CFG).frame_to_pose(grey, scene[1], K, old)
-    assert not r.ok and r.gate == 0.97 and '(min_similarity): target not in view' in r.reason
+    assert not r.ok and r.gate.tolist() == [0.97, 0.97]
+    assert r.reason.endswith('(min_similarity): target not in view')
     assert GraspPipeline(extractor, CFG).frame_to_pose(*scene, K, old).ok
 
 
@@ -144,7 +153,7 @@ class TestMultiView:
         rng = np.random.default_rng(1)
         d = rng.normal(size=target.descriptors.shape).astype(np.float32)
         return replace(target, descriptors=d / np.linalg.norm(d, axis=1, keepdims=True),
-                       min_similarity=0.9)
+                       min_similarity=np.array([0.9, 0.9]))
 
     def test_save_load_and_match_the_best_supported_view(self, extractor, scene, target,
                                                          tmp_path):
@@ -156,8 +165,8 @@ class TestMultiView:
         assert len(back.views) == 2 and back.views[1].extra_views == []
         np.testing.assert_array_equal(back.views[1].descriptors, target.descriptors)
         np.testing.assert_array_equal(back.views[0].descriptors, two.descriptors)
-        assert back.views[0].gate == pytest.approx(0.9)
-        assert back.views[1].gate == pytest.approx(target.gate)
+        np.testing.assert_allclose(back.views[0].gate, [0.9, 0.9])
+        np.testing.assert_allclose(back.views[1].gate, target.gate)
         r = GraspPipeline(extractor, CFG).frame_to_pose(*scene, K, back)
         assert r.ok and r.view == 1
         np.testing.assert_allclose(r.pose.position, [0.0, 0.0, 0.5], atol=1e-3)

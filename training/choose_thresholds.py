@@ -22,10 +22,11 @@ Choose the planner's abstention thresholds on validation grasp scenes.
     python training/choose_thresholds.py --gates runs/grasp_validation/results.json
 
 ``--gates`` chooses the ``alpha`` of the calibrated per-target gates instead
-(``ccl_perception.target_gates``: ``gate = max(s-) + alpha (q(s+) - max(s-))`` from each
-target's stored statistics, which the benchmark report carries): every ``alpha`` of a grid
-turns the recorded scenes below their target's gate into abstentions, and the one with the
-most grasps and no false grasp wins (ties: the larger alpha).
+(``ccl_perception.target_gates``: per grasp-axis point ``gate = max(s-) + alpha (q(s+) -
+max(s-))`` from each target's stored statistics, which the benchmark report carries): every
+``alpha`` of a grid turns the recorded scenes where an axis point's peak similarity is below
+its gate into abstentions, and the one with the most grasps and no false grasp wins (ties:
+the larger alpha).
 
 The benchmark run opens the two gates, so every scene that passes the geometric checks is
 executed and its outcome, confidence and peak similarity are recorded. A pair of thresholds
@@ -84,8 +85,8 @@ def choose(trials: list):
 ALPHAS = tuple(round(a, 2) for a in np.arange(-0.5, 1.01, 0.05))
 
 
-def target_gate(report: dict, name: str, alpha: float) -> float:
-    """Gate of target ``name``'s first view under ``alpha``, from the report's statistics."""
+def target_gate(report: dict, name: str, alpha: float) -> np.ndarray:
+    """``(2,)`` gates of target ``name``'s first view under ``alpha``, from the report."""
     from ccl_perception.target_gates import gate
     stats = report['targets'][name]['calibration'][0]
     if stats is None:
@@ -99,7 +100,8 @@ def score_alpha(reports: list, alpha: float) -> dict:
     trials = []
     for rep in reports:
         gates = {n: target_gate(rep, n, alpha) for n in rep['targets']}
-        trials += [{**t, 'similarity': t['similarity'] - gates[t['target']]}
+        trials += [{**t, 'similarity': float(np.min(np.asarray(t['similarities'])
+                                                     - gates[t['target']]))}
                    for t in rep['trials']]
     return score(trials, 0.0, 0.0)
 
@@ -127,7 +129,7 @@ def main_gates(reports: list) -> int:
     alpha, r = choose_alpha(reports)
     for rep in reports:
         print(f'gates at alpha {alpha:g}: ' + ', '.join(
-            f'{n} {target_gate(rep, n, alpha):.3f}' for n in sorted(rep['targets'])))
+            f'{n} {target_gate(rep, n, alpha).round(3).tolist()}' for n in sorted(rep['targets'])))
     print(f"\nchosen: alpha={alpha:g}: {r['grasped']}/{r['present']} grasped, {r['failed']} "
           f"failed, {r['false']}/{r['absent']} false grasps")
     return 0

@@ -116,7 +116,8 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
                                 if res.match is not None else float('nan')),
                  'similarities': ([] if res.match is None
                                   else res.match.peak_similarity[:2].round(4).tolist()),
-                 'gate': res.gate, 'view': res.view, 'inliers': res.inliers,
+                 'gate': None if res.gate is None else res.gate.round(4).tolist(),
+                 'view': res.view, 'inliers': res.inliers,
                  'planner': res.reason, 'plan_s': t_plan}
         executed, success = False, False
         if res.ok:
@@ -309,5 +310,6 @@ def target_summary(target) -> dict:
             return None
         return [np.asarray(v.calibration_pos).tolist(), np.asarray(v.calibration_neg).tolist()]
     return {'views': len(target.views), 'points': [len(v.pixels) for v in target.views],
-            'min_similarity': [v.min_similarity for v in target.views],
+            'min_similarity': [None if v.gate is None else v.gate.tolist()
+                               for v in target.views],
             'calibration': [stats(v) for v in target.views]}

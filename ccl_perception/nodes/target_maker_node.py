@@ -189,9 +189,9 @@ class TargetMaker(Node):
         with self._lock:
             self.points = []
         view = target.views[-1]
-        gate = 'none' if view.gate is None else f'{view.gate:.3f}'
+        gate = 'none' if view.gate is None else '/'.join(f'{g:.3f}' for g in view.gate)
         return (f'saved target {target.name!r} (view {len(target.views)}: {len(px)} points, '
-                f'axis length {view.axis_length * 100:.1f} cm, similarity gate {gate}) to '
+                f'axis length {view.axis_length * 100:.1f} cm, similarity gates {gate}) to '
                 f'{path}; set it with: ros2 param set /grasp_planner target {target.name}')
 
 

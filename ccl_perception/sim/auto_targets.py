@@ -210,7 +210,7 @@ def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: 
         made[name] = path
         LOG.info(f'target {name}: axis {target.axis_length * 100:.1f} cm, short side '
                  f'{width * 100:.1f} cm, {len(target.views)} view(s), gates '
-                 f'{[None if v.gate is None else round(v.gate, 3) for v in target.views]}')
+                 f'{[None if v.gate is None else v.gate.round(3).tolist() for v in target.views]}')
     return made
 
 
