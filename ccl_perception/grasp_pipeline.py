@@ -56,8 +56,9 @@ DEFAULTS = {
     'confidence_scale_px': 16.0,   # confidence = exp(-heatmap std [px] / this)
     # The abstention gates and the shape fit below were chosen for the shipped model on
     # validation grasp scenes (training/choose_thresholds.py, seeds 9000-9035 seen from 35-65
-    # and 50-80 deg, README): the confidence gate did not help there, the similarity gate did.
-    'min_confidence': 0.0,         # abstain below this (min over the two axis keypoints)
+    # and 50-80 deg, README): min_confidence together with the per-target gates
+    # (target_gates.DEFAULTS['alpha'], --gates), min_similarity for targets without them.
+    'min_confidence': 0.02,        # abstain below this (min over the two axis keypoints)
     'min_similarity': 0.8,         # abstain when no pixel's cosine similarity reaches this
     # use each target view's own calibrated gate (targets.py, target_gates.py) instead of
     # min_similarity; views without one (files made before it existed) use min_similarity
@@ -278,8 +279,8 @@ class GraspPipeline:
 
         A target with several views (``target.views``) is matched view by view; the views
         are tried in the order of their support (the smaller margin of an axis point's peak
-        similarity over its gate) and the first that gives a pose is used. When none does, the result of
-        the best-supported view says why (its reason prefixed with the view).
+        similarity over its gate) and the first that gives a pose is used. When none does, the
+        result of the best-supported view says why (its reason prefixed with the view).
         """
         views = list(getattr(target, 'views', [target]))
         t0 = time.perf_counter()

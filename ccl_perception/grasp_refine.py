@@ -107,7 +107,8 @@ def depth_edges(P: np.ndarray, max_jump: float, focal: float = None,
     Args:
         P: ``(H, W, 3)`` back-projected points (any value where depth is missing).
         max_jump: metres.
-        focal: focal length in pixels; with ``jump_px`` the threshold of a pair is
+        focal: focal length in pixels (None: the threshold is ``max_jump``).
+        jump_px: with ``focal``, the threshold of a pair is
             ``max(max_jump, jump_px * z / focal)`` (``z``: the nearer point's depth).
 
     Both pixels of a jump are marked, so an edge is a barrier of two pixels.

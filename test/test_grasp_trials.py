@@ -71,9 +71,11 @@ def test_alpha_of_the_calibrated_gates_by_hand():
     np.testing.assert_allclose(choose_thresholds.target_gate(report, 'a', 0.5), [0.7, 0.7])
     r = choose_thresholds.score_alpha([report], 0.25)           # gate 0.6: the false grasp stays
     assert (r['grasped'], r['failed'], r['false']) == (1, 0, 1)
-    alpha, best = choose_thresholds.choose_alpha([report])
-    # gates above 0.62 and at most 0.73: alpha in (0.3, 0.575]; ties go to the larger alpha
-    assert alpha == pytest.approx(0.55) and (best['grasped'], best['false']) == (1, 0)
+    alpha, conf, best = choose_thresholds.choose_alpha([report])
+    # gates above 0.62 and at most 0.73: alpha in (0.3, 0.575] = 0.35 ... 0.55 on the grid, with
+    # any confidence gate (all confidences are 1): the highest one, the middle alpha
+    assert alpha == pytest.approx(0.45) and conf == choose_thresholds.CONFIDENCES[-1]
+    assert (best['grasped'], best['failed'], best['false']) == (1, 0, 0)
 
 
 def test_choose_refuses_runs_with_closed_gates(tmp_path, capsys):

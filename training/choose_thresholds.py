@@ -25,8 +25,9 @@ Choose the planner's abstention thresholds on validation grasp scenes.
 (``ccl_perception.target_gates``: per grasp-axis point ``gate = max(s-) + alpha (q(s+) -
 max(s-))`` from each target's stored statistics, which the benchmark report carries): every
 ``alpha`` of a grid turns the recorded scenes where an axis point's peak similarity is below
-its gate into abstentions, and the one with the most grasps and no false grasp wins (ties:
-the larger alpha).
+its gate into abstentions, together with every ``min_confidence`` of the grid, and the pair
+with the most grasps and no false grasp wins (ties: the higher confidence gate, then the
+middle of the tied alphas).
 
 The benchmark run opens the two gates, so every scene that passes the geometric checks is
 executed and its outcome, confidence and peak similarity are recorded. A pair of thresholds
@@ -95,43 +96,54 @@ def target_gate(report: dict, name: str, alpha: float) -> np.ndarray:
     return gate({'positive': pos, 'negative': neg}, {'alpha': alpha})
 
 
-def score_alpha(reports: list, alpha: float) -> dict:
-    """:func:`score` of the reports' trials when each target's gate is its gate at ``alpha``."""
+def score_alpha(reports: list, alpha: float, min_confidence: float = 0.0) -> dict:
+    """
+    Score the reports' trials under calibrated gates at ``alpha`` and ``min_confidence``.
+
+    :func:`score` with each trial's similarity replaced by its smallest margin over its
+    target's per-point gates.
+    """
     trials = []
     for rep in reports:
         gates = {n: target_gate(rep, n, alpha) for n in rep['targets']}
-        trials += [{**t, 'similarity': float(np.min(np.asarray(t['similarities'])
-                                                     - gates[t['target']]))}
-                   for t in rep['trials']]
-    return score(trials, 0.0, 0.0)
+        for t in rep['trials']:
+            margin = np.asarray(t['similarities']) - gates[t['target']]
+            trials.append({**t, 'similarity': float(margin.min())})
+    return score(trials, min_confidence, 0.0)
 
 
 def choose_alpha(reports: list):
-    """``(alpha, score)`` of the best ``alpha`` of :data:`ALPHAS` with no false grasp."""
-    best = None
-    for a in ALPHAS:
-        r = score_alpha(reports, a)
-        if not r['false'] and (best is None or (r['grasped'], -r['failed'], a) > best[0]):
-            best = ((r['grasped'], -r['failed'], a), a, r)
-    if best is None:
-        raise ValueError('no alpha avoids every false grasp')
-    return best[1], best[2]
+    """
+    ``(alpha, min_confidence, score)``: the most grasps with no false grasp, then the fewest
+    failed ones, over :data:`ALPHAS` x :data:`CONFIDENCES`.
+
+    Ties: the highest confidence gate, then the middle of the tied alphas (the farthest
+    from where a false grasp comes back).
+    """
+    rows = [(a, c, score_alpha(reports, a, c)) for c in CONFIDENCES for a in ALPHAS]
+    ok = [(r['grasped'], -r['failed'], c, a, r) for a, c, r in rows if not r['false']]
+    if not ok:
+        raise ValueError('no alpha and confidence gate avoid every false grasp')
+    top = max(ok, key=lambda x: x[:3])[:3]
+    tied = sorted(x[3] for x in ok if x[:3] == top)
+    alpha = tied[(len(tied) - 1) // 2]
+    return alpha, top[2], next(x[4] for x in ok if x[:3] == top and x[3] == alpha)
 
 
 def main_gates(reports: list) -> int:
     """``--gates``: score every alpha; print the table and the choice."""
-    print('| alpha | grasped | failed | abstained | false grasps |')
+    alpha, conf, r = choose_alpha(reports)
+    print(f'| alpha | grasped | failed | abstained | false grasps (min_confidence {conf:g}) |')
     print('|---|---|---|---|---|')
     for a in ALPHAS:
-        r = score_alpha(reports, a)
-        print(f"| {a:g} | {r['grasped']}/{r['present']} | {r['failed']} | {r['abstained']} | "
-              f"{r['false']}/{r['absent']} |")
-    alpha, r = choose_alpha(reports)
+        s = score_alpha(reports, a, conf)
+        print(f"| {a:g} | {s['grasped']}/{s['present']} | {s['failed']} | {s['abstained']} | "
+              f"{s['false']}/{s['absent']} |")
     for rep in reports:
         print(f'gates at alpha {alpha:g}: ' + ', '.join(
             f'{n} {target_gate(rep, n, alpha).round(3).tolist()}' for n in sorted(rep['targets'])))
-    print(f"\nchosen: alpha={alpha:g}: {r['grasped']}/{r['present']} grasped, {r['failed']} "
-          f"failed, {r['false']}/{r['absent']} false grasps")
+    print(f"\nchosen: alpha={alpha:g} min_confidence={conf:g}: {r['grasped']}/{r['present']} "
+          f"grasped, {r['failed']} failed, {r['false']}/{r['absent']} false grasps")
     return 0
 
 

@@ -38,13 +38,13 @@ ROWS = (
     ('visible_calibrated_1view', 'visible', 1, True, True,
      'calibrated per-target gates, 1 view (top-down)'),
     ('visible_global_1view', 'visible', 1, False, False,
-     'global gate (min_similarity 0.8), 1 view'),
+     'global min_similarity 0.8 (no per-target gates), 1 view'),
     ('visible_calibrated_3views', 'visible', 3, True, False,
      'calibrated per-target gates, 3 views (top-down + 2 oblique)'),
-    ('placed_global_1view', 'placed', 1, False, True,
-     'global gate (min_similarity 0.8), 1 view (the planner before issue 18)'),
-    ('placed_calibrated_1view', 'placed', 1, True, False,
+    ('placed_calibrated_1view', 'placed', 1, True, True,
      'calibrated per-target gates, 1 view'),
+    ('placed_global_1view', 'placed', 1, False, False,
+     'global min_similarity 0.8 (no per-target gates), 1 view'),
 )
 ORACLE = 'oracle keypoints (executor ceiling)'
 PROTOCOL_NAMES = {'visible': 'visible & graspable, held-out tables (paper protocol)',
