@@ -138,7 +138,8 @@ class RosTrialRunner:
                                                 P('seed', value=int(seed)),
                                                 P('target_present', value=bool(present)),
                                                 P('surface', value=surface or '')])
-        resp = self._call(self.reset_cli, 30.0)
+        # a 'visible' world may try several arrangements before the target is in view
+        resp = self._call(self.reset_cli, max(30.0, timeout))
         if not resp.success:
             raise RuntimeError(f'reset failed: {resp.message}')
         scene = json.loads(resp.message)
