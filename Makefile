@@ -10,7 +10,7 @@ PY := .venv/bin/python
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell echo $$(( ($$$$ % 200) + 1 )))
 
-.PHONY: setup test demo model benchmark data data-v1 reproduce
+.PHONY: setup test demo model benchmark data data-v1 reproduce grasp-table
 
 setup:
 	@bash scripts/setup_env.sh
@@ -48,3 +48,8 @@ data-v1: setup
 # The README's accuracy and grasp tables (about 1.5 h on a 2-core CPU).
 reproduce: setup
 	bash training/reproduce_table.sh
+
+# The README's grasp table (paper Table II analogue, both protocols, oracle rows; ~40 min on a
+# quiet 2-core CPU): make grasp-table CHECKPOINT=runs/x/model.pt (default: the shipped model).
+grasp-table: setup
+	$(PY) training/grasp_table.py $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) --out out/grasp_table

@@ -25,14 +25,19 @@ results of another model or other settings are made again, never reported under 
 1. **model**   the shipped default (``ccl_perception/models/ccl_default.pt``), ``--checkpoint``,
    or with ``--train`` a model trained here: a short fixed-camera capture of the seen objects
    is rendered (benchmark v2 training camera) and CCL + identical view trains on it.
-2. **targets** ``<out>/targets/<name>.npz``: one top-down reference view per target object in the
-   benchmark v2 grasp world (D435-like 640x480 camera); its two grasp-axis pixels are picked
-   from the object's mask (``ccl_perception.sim.auto_targets``).
+2. **targets** ``<out>/targets/<name>.npz``: a top-down reference view per target object in the
+   benchmark v2 grasp world (D435-like 640x480 camera; ``target_views`` > 1 adds oblique ones);
+   its two grasp-axis pixels are picked from the object's mask
+   (``ccl_perception.sim.auto_targets``), its similarity gate calibrated
+   (``ccl_perception.target_gates``).
 3. **grasp**   ``<out>/results.json``: sim world node (camera) -> grasp planner node -> grasp
    executor node (simulated Panda) over DDS in this process, over cluttered scenes from oblique
-   viewpoints, including scenes without the target (``ccl_perception.ros_trial_runner``).
-4. **report**  ``<out>/report.md``: the success table, and per trial the reference view with its
-   grasp axis, the live view with both heatmaps and the executed gripper pose, the outcome.
+   viewpoints, including scenes without the target (``ccl_perception.ros_trial_runner``); under
+   ``protocol: visible`` (the grasp benchmark's rules) every present target is in view and
+   graspable and the tables are held-out photos, target-coloured and glossy ones included.
+4. **report**  ``<out>/report.md``: the success table, per scene the table, the outcome and why
+   (the grasp report, or the planner's reason for abstaining), and per trial the reference
+   view(s) with the grasp axis, the live view with both heatmaps and the executed gripper pose.
 """
 from __future__ import annotations
 
@@ -81,6 +86,12 @@ def load_demo_config(overrides=(), path: str = None) -> dict:
             raise ValueError(f'--set {key}={raw!r}: must be a {want.__name__} like the default '
                              f'{cfg[key]!r}')
         cfg[key] = value
+    from ccl_perception.evaluation.grasp_protocol import PROTOCOLS
+    if cfg['protocol'] not in PROTOCOLS:
+        raise ValueError(f'protocol = {cfg["protocol"]!r} is not allowed: must be one of '
+                         f'{", ".join(sorted(PROTOCOLS))}')
+    if not 1 <= cfg['target_views'] <= 4:
+        raise ValueError(f'target_views = {cfg["target_views"]!r} is not allowed: must be 1-4')
     for key in ('n_targets', 'present_per_target', 'train_images', 'train_steps', 'downscale'):
         if cfg[key] < (0 if key == 'present_per_target' else 1):
             raise ValueError(f'{key} = {cfg[key]!r} is not allowed: must be a positive integer')
@@ -93,10 +104,17 @@ def load_demo_config(overrides=(), path: str = None) -> dict:
 
 
 def world_config(cfg: dict):
-    """Return the benchmark v2 grasp world of the demo (``SimWorldConfig``)."""
+    """
+    Return the benchmark v2 grasp world of the demo (``SimWorldConfig``).
+
+    Under ``protocol: visible`` (the grasp benchmark's rules): every present target in view
+    and graspable, scenes on the held-out table photos.
+    """
+    from ccl_perception.evaluation.grasp_protocol import world_fields
     from ccl_perception.sim.grasp_scene import v2_world_config
     return v2_world_config(
-        camera_elevation_deg=(cfg['min_elevation_deg'], cfg['max_elevation_deg']))
+        camera_elevation_deg=(cfg['min_elevation_deg'], cfg['max_elevation_deg']),
+        **world_fields(cfg['protocol']))
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -141,30 +159,43 @@ def stage_model(cfg: dict) -> str:
     return final
 
 
-def stage_targets(cfg: dict, checkpoint: str) -> dict:
-    """Targets of the first ``n_targets`` graspable seen objects, from top-down references."""
-    from ccl_perception.evaluation.grasp_trials import MAX_OBJECT_WIDTH, target_candidates
+def stage_targets(cfg: dict, checkpoint: str):
+    """
+    Targets of the first ``n_targets`` graspable seen objects, and the scene schedule.
+
+    Returns ``({name: target path}, [(seed, target, present, surface, tags)])``: the scenes of
+    ``grasp_trials.benchmark_schedule`` (under ``protocol: visible`` on the held-out tables of
+    each target's surface plan).
+    """
+    from ccl_perception.evaluation.grasp_trials import (benchmark_schedule, MAX_OBJECT_WIDTH,
+                                                        target_candidates)
     from ccl_perception.inference import DescriptorExtractor
     from ccl_perception.sim.auto_targets import make_sim_targets
     from ccl_perception.sim.robot import SimWorld
     out = os.path.join(cfg['out'], 'targets')
-    log(f'[2/4 targets] top-down reference views, grasp axis from the object mask -> {out}')
+    log(f'[2/4 targets] {cfg["target_views"]} reference view(s) per target (top-down first), '
+        f'grasp axis from the object mask, calibrated gates {cfg["calibrate_gates"]} -> {out}')
     extractor = DescriptorExtractor(checkpoint, downscale=cfg['downscale'])
     world = SimWorld(world_config(cfg))
     try:
         made = make_sim_targets(world, extractor, out, cfg['n_targets'], MAX_OBJECT_WIDTH,
-                                names=target_candidates(world))
+                                names=target_candidates(world), views=cfg['target_views'],
+                                calibrate=cfg['calibrate_gates'])
+        if not made:
+            raise SystemExit('no object fits the gripper: no targets')
+        n = len(made)
+        schedule = benchmark_schedule(world, sorted(made), n * cfg['present_per_target'],
+                                      n * cfg['absent_per_target'], cfg['scene_seed'])
     finally:
         world.close()
-    if not made:
-        raise SystemExit('no object fits the gripper: no targets')
     for name, path in made.items():
         log(f'[2/4 targets] {name}: {path}')
-    return made
+    return made, schedule
 
 
 #: The demo settings the grasp results depend on (besides the model, checked by identity).
-RESULT_KEYS = ('downscale', 'n_targets', 'present_per_target', 'absent_per_target', 'scene_seed',
+RESULT_KEYS = ('downscale', 'n_targets', 'target_views', 'calibrate_gates', 'protocol',
+               'present_per_target', 'absent_per_target', 'scene_seed',
                'min_elevation_deg', 'max_elevation_deg', 'trial_timeout_s', 'planner')
 
 
@@ -194,10 +225,9 @@ def earlier_trials(path: str, identity: str, cfg: dict):
     return trials
 
 
-def stage_grasp(cfg: dict, checkpoint: str, target_paths: dict) -> list:
-    """Every scene of the schedule through the ROS 2 nodes; ``<out>/results.json``."""
+def stage_grasp(cfg: dict, checkpoint: str, target_paths: dict, schedule: list) -> list:
+    """Every scene of ``schedule`` through the ROS 2 nodes; ``<out>/results.json``."""
     from ccl_perception.checkpoint import load_checkpoint, model_identity
-    from ccl_perception.evaluation.grasp_trials import trial_schedule
     from ccl_perception.ros_trial_runner import RosTrialRunner
     from ccl_perception.sim.auto_targets import save_png
     path = os.path.join(cfg['out'], 'results.json')
@@ -205,8 +235,6 @@ def stage_grasp(cfg: dict, checkpoint: str, target_paths: dict) -> list:
     trials = earlier_trials(path, identity, cfg)
     if trials is not None:
         return trials
-    schedule = trial_schedule(sorted(target_paths), cfg['present_per_target'],
-                              cfg['absent_per_target'], cfg['scene_seed'])
     log('[3/4 grasp] starting the ROS 2 nodes: sim_world, grasp_planner, grasp_executor (sim)')
     runner = RosTrialRunner(checkpoint, os.path.dirname(next(iter(target_paths.values()))),
                             world_config(cfg), downscale=cfg['downscale'], planner=cfg['planner'])
@@ -215,8 +243,9 @@ def stage_grasp(cfg: dict, checkpoint: str, target_paths: dict) -> list:
     shutil.rmtree(img_dir, ignore_errors=True)  # pictures of an earlier run would be mixed in
     os.makedirs(img_dir)
     try:
-        for i, (seed, name, present) in enumerate(schedule):
-            t = runner.trial(name, present, cfg['trial_timeout_s'], seed)
+        for i, (seed, name, present, surface, tags) in enumerate(schedule):
+            t = runner.trial(name, present, cfg['trial_timeout_s'], seed, surface)
+            t['tags'] = list(tags)
             rgb = t.pop('heatmap_rgb', None)
             if rgb is not None:  # the planner's ~/heatmap of the scene's first frame
                 t['heatmap'] = os.path.join(img_dir, f'{i:03d}_{name}_{t["outcome"]}.png')
@@ -224,8 +253,8 @@ def stage_grasp(cfg: dict, checkpoint: str, target_paths: dict) -> list:
             trials.append(t)
             g = t.get('grasp') or {}
             log(f'[3/4 grasp] scene {i + 1}/{len(schedule)} target {name} '
-                f'{"present" if t["present"] else "ABSENT "}: {t["outcome"]:<18} '
-                f'{g.get("reason", t.get("planner", ""))}')
+                f'{"present" if t["present"] else "ABSENT "} on {surface or "the training table"}'
+                f': {t["outcome"]:<18} {g.get("reason", t.get("planner", ""))}')
     finally:
         runner.close()
     with open(path, 'w', encoding='utf-8') as f:
@@ -249,8 +278,8 @@ def trial_picture(trial: dict, target_dir: str):
     a, b = cv2.imread(ref), cv2.imread(live)
     if a is None or b is None:
         return None
-    if b.shape != a.shape:
-        b = cv2.resize(b, (a.shape[1], a.shape[0]))
+    if b.shape[0] != a.shape[0]:  # same height, aspect kept (a holds one picture per view)
+        b = cv2.resize(b, (round(b.shape[1] * a.shape[0] / b.shape[0]), a.shape[0]))
     return np.hstack([a, b])
 
 
@@ -266,19 +295,28 @@ def stage_report(cfg: dict, trials: list, checkpoint: str) -> str:
              f'Model: `{checkpoint}`. Pipeline: sim camera (640x480, benchmark v2 grasp world) -> '
              'grasp planner -> simulated Panda, over ROS 2 topics and services. Cluttered scenes '
              f'seen from {cfg["min_elevation_deg"]:.0f}-{cfg["max_elevation_deg"]:.0f} deg '
-             'elevation; '
-             'each target is a single top-down reference view.', '',
+             f'elevation, protocol {cfg["protocol"]!r}'
+             + (' (every present target in view and graspable, held-out table photos incl. '
+                'target-coloured and glossy ones)' if cfg['protocol'] == 'visible' else '')
+             + f'; each target has {cfg["target_views"]} reference view(s) (top-down first), '
+             + ('calibrated similarity gates.' if cfg['calibrate_gates']
+                else "the planner's global similarity gate."), '',
              format_table({'demo': summary}), '',
              f'{summary["grasped"]} of {summary["present_scenes"]} scenes with the target grasped '
              f'({summary["abstained"]} abstentions, {summary["failed_grasps"]} failed grasps); '
              f'{summary["false_grasps"]} false grasps in {summary["absent_scenes"]} scenes '
              'without it.'
              + (f' {timeouts} scenes timed out.' if timeouts else ''), '',
-             '| # | target | present | outcome | detail |', '|---|---|---|---|---|']
+             'Per scene: the table, the outcome, and why: the grasp report (executed grasps) or '
+             "the planner's reason for abstaining (its `~/status`).", '',
+             '| # | target | present | table | outcome | why |', '|---|---|---|---|---|---|']
     for i, t in enumerate(trials):
         g = t.get('grasp') or {}
-        detail = str(g.get('reason', t.get('planner', ''))).replace('|', '/')[:140]
-        lines.append(f"| {i} | {t['target']} | {t['present']} | {t['outcome']} | {detail} |")
+        why = str(g.get('reason', t.get('planner', ''))).replace('|', '/')[:240]
+        table = (t.get('surface') or 'training table') + ''.join(
+            f' ({tag})' for tag in t.get('tags', []))
+        lines.append(f"| {i} | {t['target']} | {t['present']} | {table} | {t['outcome']} | "
+                     f'{why} |')
     lines += ['', '## Trials', '',
               "Left: the target's top-down reference view with its two grasp-axis points (green) "
               'and the extra points of the 3D check (cyan). Right: the live view as the planner '
@@ -333,8 +371,8 @@ def main(argv=None) -> int:
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     t0 = time.monotonic()
     checkpoint = stage_model(cfg)
-    targets = stage_targets(cfg, checkpoint)
-    trials = stage_grasp(cfg, checkpoint, targets)
+    targets, schedule = stage_targets(cfg, checkpoint)
+    trials = stage_grasp(cfg, checkpoint, targets, schedule)
     stage_report(cfg, trials, checkpoint)
     log(f'done in {time.monotonic() - t0:.0f} s')
     return 0

@@ -55,7 +55,7 @@ from typing import Dict, Optional
 from ccl_perception import geometry
 from ccl_perception.correspondence import DEFAULT_TAU
 from ccl_perception.keypoint_matcher import KeypointMatch, KeypointMatcher
-from ccl_perception.validation import check, choice, integer, real
+from ccl_perception.validation import check, choice, flag, integer, real
 import numpy as np
 
 #: Defaults of every knob (also the ``grasp_planner`` node parameters of the same name).
@@ -65,14 +65,21 @@ DEFAULTS = {
     'confidence_scale_px': 16.0,   # confidence = exp(-heatmap std [px] / this)
     # The abstention gates and the shape fit below were chosen for the shipped model on
     # validation grasp scenes (training/choose_thresholds.py, seeds 9000-9035 seen from 35-65
-    # and 50-80 deg, README): the confidence gate did not help there, the similarity gate did.
-    'min_confidence': 0.0,         # abstain below this (min over the two axis keypoints)
+    # and 50-80 deg, README): min_confidence together with the per-target gates
+    # (target_gates.DEFAULTS['alpha'], --gates), min_similarity for targets without them.
+    'min_confidence': 0.02,        # abstain below this (min over the two axis keypoints)
     'min_similarity': 0.8,         # abstain when no pixel's cosine similarity reaches this
+    # use each target view's own calibrated gate (targets.py, target_gates.py) instead of
+    # min_similarity; views without one (files made before it existed) use min_similarity
+    'per_target_gates': True,
     'depth_window': 5,             # median window for keypoint depth, pixels (odd)
     # abstain if | |matched axis| - reference | / reference exceeds this (before any refinement)
     'axis_length_tolerance': 0.3,
-    'gripper_margin': 0.02,        # opening width = axis length + margin, metres
+    'gripper_margin': 0.02,        # opening = axis length + margin, at most max_width, metres
     'max_width': 0.08,             # gripper stroke, metres (Franka hand: 0.08)
+    # the opening must exceed the axis length by at least this, metres: 2.5 mm per finger,
+    # so an object that fits the stroke (catalogue: <= 7.7 cm of 8) is attempted
+    'min_clearance': 0.005,
     # 'normal': against the surface (grasp_refinement depth: the support plane's normal, onto
     # the table; none: the local normal of the depth at the axis midpoint); 'camera': along the
     # optical axis
@@ -99,11 +106,13 @@ LIMITS = {
     'confidence_scale_px': real(0.0, 1000.0, low_open=True),
     'min_confidence': real(0.0, 1.0),
     'min_similarity': real(-1.0, 1.0),          # cosine similarity; -1 switches the check off
+    'per_target_gates': flag(),
     'depth_window': integer(1, 51, odd=True),
     'axis_length_tolerance': real(0.0, None, low_open=True),
     'gripper_margin': real(0.0, 0.1),
     # 1 m: any parallel gripper; tests open the gate with it
     'max_width': real(0.0, 1.0, low_open=True),
+    'min_clearance': real(0.0, 0.1),
     'approach': choice('normal', 'camera'),
     'ransac_threshold': real(0.0, 10.0, low_open=True),
     'min_inlier_fraction': real(0.0, 1.0, low_open=True),
@@ -126,6 +135,10 @@ class PipelineResult:
         confidence: min confidence of the two axis keypoints (0 if not matched).
         timings: seconds per stage (``descriptors``, ``match``, ``geometry``; ``refine``: the
             depth refinement, part of ``geometry``).
+        gate: ``(2,)`` the similarity gates applied to the axis points (the view's calibrated
+            ones or ``min_similarity``); None before matching.
+        view: index of the target view this result is from (0 for a one-view target).
+        inliers: keypoints that fit the target's reference shape (-1: the fit did not run).
     """
 
     pose: Optional[geometry.GraspPose]
@@ -134,6 +147,9 @@ class PipelineResult:
     points_3d: Optional[np.ndarray] = None
     confidence: float = 0.0
     timings: Dict[str, float] = field(default_factory=dict)
+    gate: Optional[np.ndarray] = None
+    view: int = 0
+    inliers: int = -1
 
     @property
     def ok(self) -> bool:
@@ -198,19 +214,32 @@ def physical_limit_reason(p1: np.ndarray, p2: np.ndarray, cfg: dict) -> str:
 
     Returns:
         the abstention reason when a keypoint's depth is outside ``[min_depth, max_depth]``
-        or the opening ``|p2 - p1| + gripper_margin`` exceeds ``max_width``; else ``''``.
+        or the least opening ``|p2 - p1| + min_clearance`` exceeds ``max_width``; else ``''``.
+        (The opening itself is :func:`opening`: ``gripper_margin`` more where the stroke
+        allows.)
     """
     z = (float(p1[2]), float(p2[2]))
     if not all(cfg['min_depth'] <= v <= cfg['max_depth'] for v in z):
         return (f'grasp keypoint depth {z[0]:.3f} / {z[1]:.3f} m outside the working range '
                 f'[{cfg["min_depth"]:g}, {cfg["max_depth"]:g}] m (min_depth, max_depth)')
     length = float(np.linalg.norm(np.asarray(p2, float) - np.asarray(p1, float)))
-    opening = length + cfg['gripper_margin']
-    if opening > cfg['max_width'] + geometry.WIDTH_EPS:
-        return (f'object too wide for the gripper: needs a {opening * 100:.1f} cm opening (axis '
-                f'{length * 100:.1f} cm + gripper_margin {cfg["gripper_margin"] * 100:.1f} cm), '
-                f'max_width is {cfg["max_width"] * 100:.1f} cm')
+    least = length + cfg['min_clearance']
+    if least > cfg['max_width'] + geometry.WIDTH_EPS:
+        return (f'object too wide for the gripper: needs at least a {least * 100:.1f} cm opening '
+                f'(axis {length * 100:.1f} cm + min_clearance {cfg["min_clearance"] * 100:.1f} '
+                f'cm), max_width is {cfg["max_width"] * 100:.1f} cm')
     return ''
+
+
+def opening(length: float, cfg: dict) -> float:
+    """
+    Return how wide the gripper opens, metres, for an axis ``length`` m long.
+
+    ``length + gripper_margin``, but at most ``max_width``: a Franka Hand opens 8 cm, so a
+    6.2 cm box gets 1.8 cm of margin instead of 2 (:func:`physical_limit_reason` requires at
+    least ``min_clearance``).
+    """
+    return float(min(length + max(cfg['gripper_margin'], cfg['min_clearance']), cfg['max_width']))
 
 
 class GraspPipeline:
@@ -276,21 +305,59 @@ class GraspPipeline:
         result.timings = {'descriptors': t1 - t0, **result.timings}
         return result
 
+    def similarity_gate(self, view) -> np.ndarray:
+        """Return a target view's ``(2,)`` gates: its calibrated ones or ``min_similarity``."""
+        own = getattr(view, 'gate', None)
+        if self.config['per_target_gates'] and own is not None:
+            return np.asarray(own, np.float64)
+        return np.full(2, float(self.config['min_similarity']))
+
     def pose_from_descriptors(self, desc, depth: np.ndarray, K, target) -> PipelineResult:
-        """Do what :meth:`frame_to_pose` does, from a precomputed ``(D, h, w)`` descriptor map."""
-        cfg = self.config
+        """
+        Do what :meth:`frame_to_pose` does, from a precomputed ``(D, h, w)`` descriptor map.
+
+        A target with several views (``target.views``) is matched view by view; the views
+        are tried in the order of their support (the smaller margin of an axis point's peak
+        similarity over its gate) and the first that gives a pose is used. When none does, the
+        result of the best-supported view says why (its reason prefixed with the view).
+        """
+        views = list(getattr(target, 'views', [target]))
         t0 = time.perf_counter()
-        m = self.matcher.match(target.descriptors, desc)
+        matches = [self.matcher.match(v.descriptors, desc) for v in views]
+        t_match = time.perf_counter() - t0
+        gates = [self.similarity_gate(v) for v in views]
+        support = [float((m.peak_similarity[:2] - g).min()) for m, g in zip(matches, gates)]
+        first = None
+        for k in sorted(range(len(views)), key=lambda i: -support[i]):
+            res = self._view_pose(matches[k], gates[k], depth, K, views[k])
+            res.view, res.timings = k, {'match': t_match, **res.timings}
+            if res.ok:
+                return res
+            first = first or res
+            if support[k] < 0:  # this view and every later one fail the similarity gate
+                break
+        if len(views) > 1:
+            first.reason = (f'view {first.view + 1} of {len(views)} (best supported): '
+                            f'{first.reason}')
+        return first
+
+    def _view_pose(self, m: KeypointMatch, gate: np.ndarray, depth: np.ndarray, K,
+                   target) -> PipelineResult:
+        """Run the checks and the geometry of one target view, from its match ``m``."""
+        cfg = self.config
         t1 = time.perf_counter()
         conf = float(m.confidence[:2].min())
-        res = PipelineResult(pose=None, reason='', match=m, confidence=conf)
-        res.timings = {'match': t1 - t0}
+        res = PipelineResult(pose=None, reason='', match=m, confidence=conf, gate=gate)
+        res.timings = {}
         H, W = depth.shape
         kp = m.keypoints
-        sim = float(m.peak_similarity[:2].min())
-        if sim < cfg['min_similarity']:
-            res.reason = (f'best descriptor similarity {sim:.3f} < {cfg["min_similarity"]:.3f}: '
-                          'target not in view')
+        low = np.flatnonzero(m.peak_similarity[:2] < gate)
+        if len(low):
+            i = int(low[np.argmin((m.peak_similarity[:2] - gate)[low])])
+            own = cfg['per_target_gates'] and getattr(target, 'gate', None) is not None
+            which = "the target view's calibrated gate" if own else 'min_similarity'
+            res.reason = (f'best descriptor similarity {m.peak_similarity[i]:.3f} < '
+                          f'{gate[i]:.3f} at grasp point {i + 1} ({which}): target not in view')
             return res
         if conf < cfg['min_confidence']:
             res.reason = (f'low match confidence {conf:.2f} < {cfg["min_confidence"]:.2f} '
@@ -318,7 +385,8 @@ class GraspPipeline:
                               f'{len(kp)} fit its reference shape within '
                               f'{cfg["ransac_threshold"] * 100:.1f} cm')
                 return res
-            R, t, _ = fit
+            R, t, inl = fit
+            res.inliers = int(np.count_nonzero(inl))
             p1, p2 = target.points_3d[:2] @ R.T + t  # robust axis, also where one end has no depth
         elif not valid[:2].all():
             res.reason = missing_depth_reason(depth, kp[:2], valid[:2])
@@ -351,9 +419,10 @@ class GraspPipeline:
             mid_px = geometry.project(((p1 + p2) / 2)[None], K)[0]
             n = geometry.estimate_normal(depth, K, mid_px, NORMAL_RADIUS_PX, 'pca')
             hint = None if n is None else -n
+        length = float(np.linalg.norm(p2 - p1))
         try:
             res.pose = geometry.grasp_from_axis(
-                p1, p2, hint, cfg['gripper_margin'], cfg['max_width'])
+                p1, p2, hint, opening(length, cfg) - length, cfg['max_width'])
         except ValueError as e:
             res.reason = f'degenerate grasp axis: {e}'
             return res

@@ -24,8 +24,9 @@ the grasp on the depth image instead:
 1. :func:`support_plane`: RANSAC plane of the depth cloud (every 8th pixel of every 8th row:
    the table), normal towards the camera.
 2. :func:`object_segment`: the connected region of pixels higher than ``min_height`` above that
-   plane that contains the matched axis midpoint, cut to ``radius`` metres around it (only
-   the window of pixels that can be that near is read).
+   plane that contains the matched axis midpoint, cut to ``radius`` metres around it. Pixels
+   whose 3D point is more than ``max_jump`` from a neighbour's (a depth edge) separate
+   regions, so an object touching the target in the image is not measured with it.
 3. :func:`refine_axis`: the region's footprint on the plane; its minor principal axis through
    its centroid is the closing direction, its extent along it (5-95 % quantiles) the width,
    and the grasp centre sits at half the region's height (at most a finger length below its
@@ -52,6 +53,13 @@ DEFAULTS = {
     'min_height': 0.008,     # m above the support plane that counts as object
     'radius': 0.07,          # m around the matched axis midpoint the object may extend
     'finger_length': 0.04,   # m, the grasp centre is at most this far below the object top
+    # m between neighbouring pixels' 3D points that splits two surfaces (a depth edge);
+    # chosen on benchmark v2 validation scenes (seeds 9009, 9010, 9020: touching objects
+    # merged into the target's footprint at 1.5 cm and more, split at 5 mm)
+    'max_jump': 0.005,
+    # ... or this many pixel footprints (depth / focal length), whichever is larger: a coarse
+    # depth image's neighbours lie far apart on any slanted surface (640x480 at 0.4 m: 2.6 mm)
+    'jump_px': 4.0,
 }
 #: The support plane is fitted to every ``PLANE_STEP_PX``-th pixel of every ``PLANE_STEP_PX``-th
 #: row (4800 points of a 640x480 image, 1200 of 320x240).
@@ -138,8 +146,50 @@ def _heights(P: np.ndarray, ok: np.ndarray, plane) -> np.ndarray:
     return np.where(ok, P @ np.asarray(n, float) + d, -np.inf)
 
 
+def depth_edges(P: np.ndarray, max_jump: float, focal: float = None,
+                jump_px: float = 0.0) -> np.ndarray:
+    """
+    ``(H, W)`` bool: pixels farther from a 4-neighbour's 3D point than the jump threshold.
+
+    Args:
+        P: ``(H, W, 3)`` back-projected points (any value where depth is missing).
+        max_jump: metres.
+        focal: focal length in pixels (None: the threshold is ``max_jump``).
+        jump_px: with ``focal``, the threshold of a pair is
+            ``max(max_jump, jump_px * z / focal)`` (``z``: the nearer point's depth).
+
+    Both pixels of a jump are marked, so an edge is a barrier of two pixels.
+    """
+    def jumps(a, b):
+        limit = max_jump
+        if focal:
+            limit = np.maximum(max_jump, jump_px * np.minimum(a[..., 2], b[..., 2]) / focal)
+        return np.linalg.norm(a - b, axis=-1) > limit
+    dx = jumps(P[:, 1:], P[:, :-1])
+    dy = jumps(P[1:], P[:-1])
+    edge = np.zeros(P.shape[:2], bool)
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    edge[1:] |= dy
+    edge[:-1] |= dy
+    return edge
+
+
+def _above(depth, K, rows, cols, plane, min_height, max_jump, jump_px):
+    """
+    ``(above (h, w) bool, P (h, w, 3))`` of a window: higher than ``min_height`` above the
+    plane, and not on a depth edge (:func:`depth_edges`, when ``max_jump`` is not None).
+    """
+    P, ok = _points(depth, K, rows, cols)
+    above = _heights(P, ok, plane) > min_height
+    if max_jump is not None:
+        above &= ~depth_edges(P, max_jump, float(K[0, 0]), jump_px)
+    return above, P
+
+
 def object_segment(depth: np.ndarray, K, seed_px, plane, min_height: float, radius: float,
-                   search_px: int = SEARCH_PX) -> Tuple[Optional[np.ndarray], str]:
+                   search_px: int = SEARCH_PX, max_jump: Optional[float] = None,
+                   jump_px: float = 0.0) -> Tuple[Optional[np.ndarray], str]:
     """
     Pixels of the object under ``seed_px``: connected, above the plane, near the seed.
 
@@ -158,11 +208,13 @@ def object_segment(depth: np.ndarray, K, seed_px, plane, min_height: float, radi
         radius: metres around the seed's 3D point the object may extend.
         search_px: when the seed pixel itself is not above the plane, the nearest such pixel
             within this many pixels is used.
+        max_jump: metres; depth edges (:func:`depth_edges`) separate regions (None: not).
+        jump_px: the edge threshold is at least this many pixel footprints.
 
     Returns:
         ``(mask (H, W) bool, '')`` or ``(None, reason)``.
     """
-    found = _segment(depth, K, seed_px, plane, min_height, radius, search_px)
+    found = _segment(depth, K, seed_px, plane, min_height, radius, search_px, max_jump, jump_px)
     if isinstance(found, str):
         return None, found
     rows, cols, region, _ = found
@@ -171,7 +223,8 @@ def object_segment(depth: np.ndarray, K, seed_px, plane, min_height: float, radi
     return mask, ''
 
 
-def _segment(depth, K, seed_px, plane, min_height, radius, search_px):
+def _segment(depth, K, seed_px, plane, min_height, radius, search_px, max_jump=None,
+             jump_px=0.0):
     """:func:`object_segment`: ``(rows, cols, region (h, w), its points (M, 3))`` or a reason."""
     import cv2
 
@@ -182,7 +235,7 @@ def _segment(depth, K, seed_px, plane, min_height, radius, search_px):
     if not (0 <= sx < W and 0 <= sy < H):
         return f'matched axis midpoint ({sx}, {sy}) is outside the image'
     rows, cols = _window(sx, sy, search_px, search_px, H, W)
-    above = _heights(*_points(depth, K, rows, cols), plane) > min_height
+    above = _above(depth, K, rows, cols, plane, min_height, max_jump, jump_px)[0]
     if not above[sy - rows.start, sx - cols.start]:
         cy, cx = np.nonzero(above)
         if len(cx) == 0:
@@ -202,9 +255,8 @@ def _segment(depth, K, seed_px, plane, min_height, radius, search_px):
         rows, cols = _window(sx, sy, half_x, half_y, H, W)
     else:  # the camera is inside the ball: any pixel may be
         rows, cols = slice(0, H), slice(0, W)
-    P, ok = _points(depth, K, rows, cols)
-    above = (_heights(P, ok, plane) > min_height).astype(np.uint8)
-    _, labels = cv2.connectedComponents(above, connectivity=8)
+    above, P = _above(depth, K, rows, cols, plane, min_height, max_jump, jump_px)
+    _, labels = cv2.connectedComponents(above.astype(np.uint8), connectivity=8)
     region = labels == labels[sy - rows.start, sx - cols.start]
     region &= ((P - seed) ** 2).sum(-1) < radius ** 2
     count = int(region.sum())
@@ -236,7 +288,8 @@ def refine_axis(depth: np.ndarray, K, p1: np.ndarray, p2: np.ndarray, config: di
     n, d = plane
     mid = (np.asarray(p1, float) + np.asarray(p2, float)) / 2
     seed = geometry.project(mid[None], K)[0]
-    found = _segment(depth, K, seed, plane, cfg['min_height'], cfg['radius'], SEARCH_PX)
+    found = _segment(depth, K, seed, plane, cfg['min_height'], cfg['radius'], SEARCH_PX,
+                     cfg['max_jump'], cfg['jump_px'])
     if isinstance(found, str):
         return None, None, None, found
     obj = found[3]

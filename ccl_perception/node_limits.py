@@ -108,9 +108,9 @@ def check_descriptor(values: dict) -> dict:
 #: A target name: a plain file name (no folder, not hidden); '' = not set yet.
 TARGET_NAME = text(r'|[^/\\.][^/\\]*', "'' or a plain file name (no /, not starting with .)")
 TARGET_MAKER_LIMITS = {**MODEL_LIMITS, 'target_dir': text(), 'name': TARGET_NAME,
-                       **SYNC_LIMITS}
+                       'add_view': flag(), **SYNC_LIMITS}
 #: Target maker parameters a running node takes (read at each ~/save_target).
-TARGET_MAKER_RUN_TIME = {'target_dir', 'name'}
+TARGET_MAKER_RUN_TIME = {'target_dir', 'name', 'add_view'}
 
 
 def check_target_maker(values: dict) -> dict:
@@ -183,10 +183,11 @@ SIM_WORLD_LIMITS = {
     'width': integer(0, 4096), 'height': integer(0, 4096),
     'min_elevation_deg': real(0, 90), 'max_elevation_deg': real(0, 90),
     'n_objects': integer(2, 64), 'background_seed': integer(0, 2**31 - 1),
-    'world_frame': NAME, 'run_executor': flag(),
+    'world_frame': NAME, 'run_executor': flag(), 'surface': text(),
+    'protocol': choice('placed', 'visible'),
 }
 #: Sim world parameters the next ``~/reset`` uses.
-SIM_WORLD_RUN_TIME = {'seed', 'target', 'target_present'}
+SIM_WORLD_RUN_TIME = {'seed', 'target', 'target_present', 'surface'}
 
 
 def check_sim_world(values: dict, object_names=None) -> dict:

@@ -123,7 +123,13 @@ class RosTrialRunner:
             time.sleep(0.02)
         return fut.result()
 
-    def trial(self, name: str, present: bool, timeout: float, seed: int) -> dict:
+    def trial(self, name: str, present: bool, timeout: float, seed: int,
+              surface: str = None) -> dict:
+        """
+        One scene: its outcome (``classify``), the planner's reason, the grasp report.
+
+        ``surface``: the sim world's table photo for the scene (None: the world's own).
+        """
         from ccl_perception import image_conversion as ic
         from ccl_perception.nodes.messages import stamp_ns
         P = self._Parameter
@@ -132,8 +138,10 @@ class RosTrialRunner:
             raise RuntimeError(f'planner refused target {name!r}: {res.reason}')
         self.nodes['sim_world'].set_parameters([P('target', value=name),
                                                 P('seed', value=int(seed)),
-                                                P('target_present', value=bool(present))])
-        resp = self._call(self.reset_cli, 30.0)
+                                                P('target_present', value=bool(present)),
+                                                P('surface', value=surface or '')])
+        # a 'visible' world may try several arrangements before the target is in view
+        resp = self._call(self.reset_cli, max(30.0, timeout))
         if not resp.success:
             raise RuntimeError(f'reset failed: {resp.message}')
         scene = json.loads(resp.message)
@@ -145,7 +153,7 @@ class RosTrialRunner:
                        if stamp_ns(m.header.stamp) >= t_scene), None)
             time.sleep(0.02)
         trial = {'seed': scene['seed'], 'target': name, 'present': bool(scene['target_present']),
-                 'objects': scene['objects']}
+                 'objects': scene['objects'], 'surface': scene.get('surface', '')}
         if hm is None:
             trial.update(outcome='timeout', planner=(
                 self.status[-1] if self.status else 'no status'))

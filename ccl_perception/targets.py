@@ -33,7 +33,21 @@ image_size          (2,) int     reference image ``(H, W)``
 points_3d           (N, 3) f64   reference 3D points, camera frame, metres (NaN: no depth)
 axis_length         () f64       ``|p2 - p1|`` metres (NaN: no depth)
 intrinsics          (3, 3) f64   reference K (NaN: not given)
+min_similarity      (2,) f64     optional: the view's calibrated similarity gates of the
+                                 two axis points (``ccl_perception.target_gates``; NaN or
+                                 absent: the planner's global ``min_similarity``)
+calibration_pos     (A, N) f32   optional: the gate's positive statistics s+ (per augmented
+                                 copy and point; NaN: the point left the copy)
+calibration_neg     (A, N) f32   optional: its negative statistics s-
+extra_views         () int       optional: number of further reference views (0-3)
+view<k>_<key>       ...          view ``k`` = 1..extra_views: the keys above from
+                                 ``descriptors`` to ``calibration_neg`` for that view
 ==================  ===========  ==========================================================
+
+Files without the optional keys (made before they existed) load as one view with no
+calibrated gate. A target with several views (e.g. top-down and two oblique ones, saved one
+after another by the ``target_maker`` node, :func:`add_view`) is matched view by view and the
+best-supported view gives the grasp (``grasp_pipeline``).
 
 CLI (console script ``make_target``)::
 
@@ -42,9 +56,9 @@ CLI (console script ``make_target``)::
         --out targets/mug.npz
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ccl_perception import geometry
 from ccl_perception.image_header import check_image_size, MAX_IMAGE_SIDE
@@ -60,6 +74,11 @@ MIN_AXIS_M = 0.005
 MIN_POINT_SEPARATION_PX = 1.0
 #: Saving over a target keeps the previous file as ``<name>.npz.bak`` (not read as a target).
 BACKUP_SUFFIX = '.bak'
+#: Most reference views a target may carry.
+MAX_VIEWS = 4
+#: Per-view keys of the file (view 0 without prefix, view k >= 1 as ``view<k>_<key>``).
+VIEW_KEYS = ('descriptors', 'pixels', 'image_size', 'points_3d', 'axis_length', 'intrinsics',
+             'min_similarity', 'calibration_pos', 'calibration_neg')
 
 
 class TargetError(ValueError):
@@ -78,11 +97,69 @@ class Target:
     points_3d: Optional[np.ndarray] = None
     axis_length: float = float('nan')
     intrinsics: Optional[np.ndarray] = None
+    min_similarity: Optional[np.ndarray] = None     # (2,) calibrated gates of the axis points
+    calibration_pos: Optional[np.ndarray] = None    # (A, N) s+ of target_gates
+    calibration_neg: Optional[np.ndarray] = None    # (A, N) s-
+    extra_views: List['Target'] = field(default_factory=list)  # views 1.. (same name, model)
 
     @property
     def has_3d(self) -> bool:
         """Return True when reference depth was given for at least the two axis points."""
         return self.points_3d is not None and bool(np.all(np.isfinite(self.points_3d[:2])))
+
+    @property
+    def views(self) -> List['Target']:
+        """Every reference view: this one (view 0), then :attr:`extra_views`."""
+        return [self] + list(self.extra_views)
+
+    @property
+    def gate(self) -> Optional[np.ndarray]:
+        """Return this view's ``(2,)`` calibrated gates, or None (use the global one)."""
+        g = self.min_similarity
+        if g is None or not np.all(np.isfinite(g)):
+            return None
+        return np.asarray(g, np.float64).reshape(2)
+
+
+def add_view(target: Target, view: Target) -> Target:
+    """
+    ``target`` with ``view`` (a target of the same object from another viewpoint) appended.
+
+    Raises:
+        TargetError: another name, model or descriptor size, or more than :data:`MAX_VIEWS`.
+    """
+    if view.name != target.name:
+        raise TargetError(f'view of {view.name!r} cannot join target {target.name!r}')
+    if view.model_identity != target.model_identity:
+        raise TargetError(f'view made with model {view.model_identity}, target {target.name!r} '
+                          f'with {target.model_identity}')
+    if view.descriptors.shape[1] != target.descriptors.shape[1]:
+        raise TargetError(f'view descriptors are {view.descriptors.shape[1]}-D, target '
+                          f'{target.name!r} has {target.descriptors.shape[1]}-D')
+    views = target.views + view.views
+    if len(views) > MAX_VIEWS:
+        raise TargetError(f'target {target.name!r} would have {len(views)} views; at most '
+                          f'{MAX_VIEWS}')
+    return replace(target, extra_views=[replace(v, extra_views=[]) for v in views[1:]])
+
+
+def _view_arrays(t: Target) -> dict:
+    """Return the file arrays of one view (:data:`VIEW_KEYS`)."""
+    n = len(t.descriptors)
+    out = {'descriptors': np.asarray(t.descriptors, np.float32),
+           'pixels': np.asarray(t.pixels, np.float64),
+           'image_size': np.asarray(t.image_size, np.int64),
+           'points_3d': np.asarray(t.points_3d if t.points_3d is not None
+                                   else np.full((n, 3), np.nan), np.float64),
+           'axis_length': np.float64(t.axis_length),
+           'intrinsics': np.asarray(t.intrinsics if t.intrinsics is not None
+                                    else np.full((3, 3), np.nan), np.float64),
+           'min_similarity': np.asarray(t.min_similarity if t.min_similarity is not None
+                                        else np.full(2, np.nan), np.float64).reshape(2)}
+    for key in ('calibration_pos', 'calibration_neg'):
+        if getattr(t, key) is not None:
+            out[key] = np.asarray(getattr(t, key), np.float32)
+    return out
 
 
 def save_target(path: str, target: Target, keep_old: bool = False) -> Optional[str]:
@@ -99,19 +176,15 @@ def save_target(path: str, target: Target, keep_old: bool = False) -> Optional[s
     Raises:
         OSError: the folder cannot be created or written (no partial file is left).
     """
-    n = len(target.descriptors)
-    pts = target.points_3d if target.points_3d is not None else np.full((n, 3), np.nan)
-    K = target.intrinsics if target.intrinsics is not None else np.full((3, 3), np.nan)
+    arrays = _view_arrays(target)
+    for k, view in enumerate(target.extra_views, 1):
+        arrays.update({f'view{k}_{key}': v for key, v in _view_arrays(view).items()})
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + '.tmp.npz'
     try:
         np.savez(tmp, format_version=np.int64(FORMAT_VERSION), name=np.str_(target.name),
                  model_identity=np.str_(target.model_identity),
-                 descriptors=np.asarray(target.descriptors, np.float32),
-                 pixels=np.asarray(target.pixels, np.float64),
-                 image_size=np.asarray(target.image_size, np.int64),
-                 points_3d=np.asarray(pts, np.float64), axis_length=np.float64(target.axis_length),
-                 intrinsics=np.asarray(K, np.float64))
+                 extra_views=np.int64(len(target.extra_views)), **arrays)
         backup = _keep_old(path) if keep_old else None
         os.replace(tmp, path)
     except BaseException:
@@ -156,23 +229,56 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
     if int(data['format_version']) != FORMAT_VERSION:
         raise TargetError(f'target file {path!r} has format {int(data["format_version"])}, '
                           f'expected {FORMAT_VERSION}')
-    desc = data['descriptors']
-    if desc.ndim != 2 or len(desc) < 2 or not np.all(np.isfinite(desc)):
-        raise TargetError(
-            f'target file {path!r}: descriptors must be finite (N>=2, D), got {desc.shape}')
     identity = str(data['model_identity'])
     if expected_identity is not None and identity != expected_identity:
         raise TargetError(f'target {str(data["name"])!r} ({path}) was made with model {identity}, '
                           f'but the running model is {expected_identity}; '
                           're-create it with make_target')
-    pts = data.get('points_3d')
-    K = data.get('intrinsics')
-    return Target(name=str(data['name']), descriptors=desc.astype(np.float32),
-                  pixels=data['pixels'], model_identity=identity,
-                  image_size=tuple(int(v) for v in data['image_size']),
+    extra = int(data.get('extra_views', 0))
+    if not 0 <= extra < MAX_VIEWS:
+        raise TargetError(f'target file {path!r} has {extra} extra views; at most '
+                          f'{MAX_VIEWS - 1}')
+    views = []
+    for k in range(extra + 1):
+        prefix = f'view{k}_' if k else ''
+        fields = {key: data[prefix + key] for key in VIEW_KEYS if prefix + key in data}
+        lacking = [key for key in ('descriptors', 'pixels', 'image_size') if key not in fields]
+        if lacking:
+            raise TargetError(f'target file {path!r} lacks '
+                              f'{", ".join(prefix + x for x in lacking)}')
+        views.append(_view(path, str(data['name']), identity, fields, k))
+    return replace(views[0], extra_views=views[1:])
+
+
+def _view(path: str, name: str, identity: str, f: dict, k: int) -> Target:
+    """One view of a target file from its arrays (``TargetError`` naming the problem)."""
+    desc, px = f['descriptors'], f['pixels']
+    where = f'target file {path!r}' + (f' view {k}' if k else '')
+    if desc.ndim != 2 or len(desc) < 2 or not np.all(np.isfinite(desc)):
+        raise TargetError(f'{where}: descriptors must be finite (N>=2, D), got {desc.shape}')
+    if px.shape != (len(desc), 2):
+        raise TargetError(f'{where}: pixels {px.shape} do not match descriptors {desc.shape}')
+    pts, K = f.get('points_3d'), f.get('intrinsics')
+    gate = np.asarray(f.get('min_similarity', np.full(2, np.nan)), np.float64)
+    if gate.shape != (2,):
+        raise TargetError(f'{where}: min_similarity must be (2,): one gate per grasp-axis '
+                          f'point, got {gate.shape}')
+    if np.any(np.isfinite(gate) & ((gate < -1.0) | (gate > 1.0))):
+        raise TargetError(f'{where}: min_similarity {gate.tolist()} is not a cosine similarity '
+                          'in [-1, 1]')
+    cal = {}
+    for key in ('calibration_pos', 'calibration_neg'):
+        if key in f:
+            if f[key].ndim != 2 or f[key].shape[1] != len(desc):
+                raise TargetError(f'{where}: {key} {f[key].shape} does not match '
+                                  f'{len(desc)} points')
+            cal[key] = f[key].astype(np.float32)
+    return Target(name=name, descriptors=desc.astype(np.float32), pixels=px,
+                  model_identity=identity, image_size=tuple(int(v) for v in f['image_size']),
                   points_3d=None if pts is None or not np.any(np.isfinite(pts)) else pts,
-                  axis_length=float(data.get('axis_length', np.nan)),
-                  intrinsics=None if K is None or not np.all(np.isfinite(K)) else K)
+                  axis_length=float(f.get('axis_length', np.nan)),
+                  intrinsics=None if K is None or not np.all(np.isfinite(K)) else K,
+                  min_similarity=gate if np.all(np.isfinite(gate)) else None, **cal)
 
 
 #: Shape and dtype kind (``numpy.dtype.kind``) of every field of a target file; ``N``: points,
@@ -322,9 +428,14 @@ class TargetLibrary:
 
 
 def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[np.ndarray] = None,
-                K=None, depth_window: int = 5) -> Target:
+                K=None, depth_window: int = 5, calibrate: bool = True,
+                gate_config: Optional[dict] = None) -> Target:
     """
-    Create a target from a reference image.
+    Create a target (one reference view) from a reference image.
+
+    With ``calibrate`` the view's similarity gate is measured on augmented copies of the
+    image (:func:`ccl_perception.target_gates.calibrate`, ``gate_config`` overrides its
+    defaults) and stored with its statistics.
 
     Args:
         extractor: a ``ccl_perception.inference.DescriptorExtractor`` (``__call__(rgb)
@@ -379,9 +490,16 @@ def make_target(extractor, rgb: np.ndarray, points, name: str, depth: Optional[n
         if axis_length < MIN_AXIS_M:
             raise ValueError(f'the grasp axis between points 1 and 2 is {axis_length * 1000:.2f} '
                              f'mm long in 3D; a target needs at least {MIN_AXIS_M * 1000:g} mm')
+    cal = {}
+    if calibrate:
+        from ccl_perception import target_gates
+        c = target_gates.calibrate(extractor, rgb, pts, sampled, depth, K, points_3d,
+                                   gate_config)
+        cal = {'min_similarity': c['min_similarity'], 'calibration_pos': c['positive'],
+               'calibration_neg': c['negative']}
     return Target(name=name, descriptors=sampled.astype(np.float32), pixels=pts,
                   model_identity=str(extractor.identity), image_size=(H, W), points_3d=points_3d,
-                  axis_length=axis_length, intrinsics=K)
+                  axis_length=axis_length, intrinsics=K, **cal)
 
 
 def check_points(points, size: Tuple[int, int]) -> np.ndarray:
@@ -542,6 +660,12 @@ def main(argv=None) -> int:
     p.add_argument('--force', action='store_true',
                    help='replace an existing --out (the old file is kept as <out>.bak)')
     p.add_argument('--device', default='cpu')
+    p.add_argument('--add-view', action='store_true',
+                   help=f'add this image as another reference view of the target in --out '
+                        f'(same name and model; at most {MAX_VIEWS} views)')
+    p.add_argument('--no-calibrate', action='store_true',
+                   help="store no calibrated similarity gate (the planner's global "
+                        'min_similarity applies)')
     args = p.parse_args(argv)
     from ccl_perception.checkpoint import CheckpointError
     return cli.run('make_target', lambda: _run(args), CheckpointError)
@@ -555,7 +679,7 @@ def _run(args) -> int:
     if not args.out.endswith('.npz'):
         raise ValueError(
             f'--out {args.out!r} must end in .npz (the planner reads *.npz from target_dir)')
-    if os.path.exists(args.out) and not args.force:
+    if os.path.exists(args.out) and not (args.force or args.add_view):
         raise ValueError(f'--out {args.out!r} exists; pass --force to replace it (the old file '
                          f'is then kept as {args.out}{BACKUP_SUFFIX})')
     pts = [parse_point(s) for s in args.points]
@@ -572,14 +696,20 @@ def _run(args) -> int:
     from ccl_perception.model_zoo import default_model_path
     extractor = DescriptorExtractor(args.checkpoint or default_model_path(),
                                     device=cli.check_device(args.device), downscale=args.downscale)
-    target = make_target(extractor, rgb, pts, args.name, depth=depth, K=K)
+    existing = load_target(args.out, str(extractor.identity)) if args.add_view else None
+    view = make_target(extractor, rgb, pts, args.name, depth=depth, K=K,
+                       calibrate=not args.no_calibrate)
+    target = view if existing is None else add_view(existing, view)
     try:
         backup = save_target(args.out, target, keep_old=True)
     except OSError as e:
         raise OSError(f'cannot write the target to {args.out!r}: {e.strerror or e}') from e
-    print(f'wrote target {target.name!r} ({len(target.pixels)} points, '
-          f'D={target.descriptors.shape[1]}, axis length {target.axis_length:.4f} m, '
-          f'model {target.model_identity}) to {args.out}'
+    gate = (f'{view.gate[0]:.3f} / {view.gate[1]:.3f}' if view.gate is not None
+            else 'none (global min_similarity)')
+    print(f'wrote target {target.name!r} (view {len(target.views)} of {len(target.views)}: '
+          f'{len(view.pixels)} points, D={view.descriptors.shape[1]}, axis length '
+          f'{view.axis_length:.4f} m, similarity gates {gate}, model {target.model_identity}) '
+          f'to {args.out}'
           + (f'; the previous file is kept as {backup}' if backup else ''))
     return 0
 

@@ -43,6 +43,9 @@ PIPELINE = [
     ('gripper_margin', 0.11, False),
     ('max_width', 0.08, True), ('max_width', 1.0, True), ('max_width', 0.0, False),
     ('max_width', -1.0, False), ('max_width', 1.1, False),
+    ('min_clearance', 0.0, True), ('min_clearance', 0.1, True), ('min_clearance', -0.01, False),
+    ('min_clearance', 0.2, False), ('min_clearance', NAN, False),
+    ('per_target_gates', True, True), ('per_target_gates', False, True),
     ('approach', 'normal', True), ('approach', 'camera', True), ('approach', 'sideways', False),
     ('grasp_refinement', 'depth', True), ('grasp_refinement', 'none', True),
     ('grasp_refinement', 'mesh', False),
@@ -104,6 +107,7 @@ SIM_WORLD_RUN_TIME = [
     ('seed', 0, True), ('seed', 2**31 - 1, True), ('seed', -1, False), ('seed', 2**31, False),
     ('target', 'duck', True), ('target', '', True), ('target', 'teapot', False),
     ('target_present', False, True), ('target_present', True, True),
+    ('surface', '', True), ('surface', 'oak_light', True),
 ]
 SIM_WORLD_STARTUP = [
     ('publish_rate', 2.0, True), ('publish_rate', 60.0, True), ('publish_rate', 0.0, False),
@@ -116,6 +120,7 @@ SIM_WORLD_STARTUP = [
     ('world_frame', '', False),
     ('seed', -5, False),
     ('target', 'teapot', False),
+    ('protocol', 'visible', True), ('protocol', 'paper', False),
 ]
 
 #: descriptor_node: what a running node takes, and what only a start takes.

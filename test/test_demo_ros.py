@@ -17,8 +17,9 @@ The demo's ROS trial runner end to end, in one process over DDS (as ``make demo`
 
 sim world + composed sim executor + grasp planner from ``bringup.node_specs``, spun by one
 single-threaded ``NodeRunner``. The model is a tiny random resnet18, so the planner's
-checks are opened wide (``min_similarity`` -1, ``min_confidence`` 0, a 1 m RANSAC threshold,
-any axis length): it then always produces a pose, which the runner starts with
+checks are opened wide (``min_similarity`` -1 and no per-target gates, ``min_confidence`` 0,
+a 1 m RANSAC threshold, any axis length): it then always produces a pose, which the runner
+starts with
 ``~/execute`` and whose outcome it reads from ``~/result``. Whether the random pose
 lifts the object does not matter here; that the whole loop runs and reports does.
 """
@@ -55,6 +56,7 @@ def test_ros_trial_runner_plans_executes_and_reports(tmp_path):
     try:
         assert set(runner.nodes) == {'grasp_planner', 'sim_world', 'grasp_executor', 'ccl_demo'}
         wide_open = [Parameter('min_similarity', value=-1.0),
+                     Parameter('per_target_gates', value=False),
                      Parameter('min_confidence', value=0.0),
                      Parameter('ransac_threshold', value=1.0),
                      Parameter('axis_length_tolerance', value=1e6),

@@ -145,8 +145,7 @@ def test_bad_inputs_raise(world):
 
 
 # ------------------------------------------------------------------ SimWorld and demo helpers
-from ccl_perception.evaluation.grasp_trials import (  # noqa: E402, I100
-    classify, summarise, trial_schedule)
+from ccl_perception.evaluation.grasp_trials import classify, summarise  # noqa: E402, I100
 from ccl_perception.sim.auto_targets import auto_grasp_pixels  # noqa: E402
 from ccl_perception.sim.robot import SimWorld, SimWorldConfig  # noqa: E402
 
@@ -180,9 +179,6 @@ def test_outcome_labels_and_summary():
     s = summarise(trials)
     assert s['success_rate'] == 0.5 and s['success_rate_when_attempted'] == 2 / 3
     assert s['false_grasps'] == 1 and s['false_grasp_rate'] == 0.5 and s['abstained'] == 1
-    assert trial_schedule(['a', 'b'], 2, 1, 10) == [
-        (10, 'a', True), (11, 'a', True), (12, 'a', False),
-        (13, 'b', True), (14, 'b', True), (15, 'b', False)]
 
 
 @pytest.fixture(scope='module')

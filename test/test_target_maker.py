@@ -164,6 +164,37 @@ def test_clicked_points_become_a_target_the_planner_accepts(ros):
     assert r['planner'].target.name == 'blocks_clicked'
 
 
+def test_a_second_view_is_added_to_the_target(ros):
+    r = ros
+    wait_for_frame(r)
+    tag = r['tag']
+    assert call(r, f'/maker_{tag}/clear_points').success
+    assert set_param(r, f'maker_{tag}', 'name', 'blocks_views').successful
+    for p in CAM_POINTS:
+        assert click(r, p)
+    assert call(r, f'/maker_{tag}/save_target').success
+    r['maker'].set_parameters([Parameter('add_view', value=True)])
+    try:
+        for p in CAM_POINTS[:2]:
+            assert click(r, p)
+        resp = call(r, f'/maker_{tag}/save_target')
+        assert resp.success and 'view 2: 2 points' in resp.message, resp.message
+        t = tg.load_target(os.path.join(r['tdir'], 'blocks_views.npz'))
+        assert len(t.views) == 2 and len(t.views[1].pixels) == 2
+        np.testing.assert_allclose(t.views[1].pixels, PIXELS[:2], atol=1e-9)
+        assert t.views[1].gate is not None
+        # no such target yet: refused with the reason, nothing written
+        assert set_param(r, f'maker_{tag}', 'name', 'no_such_target').successful
+        for p in CAM_POINTS[:2]:
+            assert click(r, p)
+        resp = call(r, f'/maker_{tag}/save_target')
+        assert not resp.success and 'does not exist' in resp.message
+        assert not os.path.exists(os.path.join(r['tdir'], 'no_such_target.npz'))
+    finally:
+        r['maker'].set_parameters([Parameter('add_view', value=False)])
+        assert call(r, f'/maker_{tag}/clear_points').success
+
+
 def test_points_in_the_camera_pose_frame_are_projected(ros):
     """A point clicked in 'world' is brought into the camera with camera/pose."""
     r = ros

@@ -59,7 +59,9 @@ def scene():
 @pytest.fixture(scope='module')
 def target(extractor, scene):
     rgb, depth = scene
-    return tg.make_target(extractor, rgb, PTS, 'blocks', depth=depth, K=K)
+    # no calibrated gate: these tests use the global min_similarity (test_target_views.py
+    # covers the calibrated one)
+    return tg.make_target(extractor, rgb, PTS, 'blocks', depth=depth, K=K, calibrate=False)
 
 
 class TestMakeTarget:
@@ -322,17 +324,24 @@ class TestGraspPipeline:
             merge_config({'min_inlier_fraction': 0.0})
 
     def test_too_wide_for_the_gripper_abstains(self, extractor, scene, target):
-        # axis |(0.12, 0.04, 0)| = 12.65 cm, + 2 cm margin = 14.65 cm > 10 cm stroke
+        # axis |(0.12, 0.04, 0)| = 12.65 cm, + 0.5 cm least clearance = 13.15 cm > 10 cm stroke
         r = GraspPipeline(extractor, {**CFG, 'max_width': 0.10}).frame_to_pose(*scene, K, target)
         assert not r.ok and r.pose is None
-        assert r.reason == ('object too wide for the gripper: needs a 14.6 cm opening '
-                            '(axis 12.6 cm + gripper_margin 2.0 cm), max_width is 10.0 cm')
-        # no margin: 12.65 cm still > 12 cm; a 13 cm stroke takes it, unclamped
-        assert not GraspPipeline(extractor, {**CFG, 'max_width': 0.12, 'gripper_margin': 0.0}
+        assert r.reason == ('object too wide for the gripper: needs at least a 13.1 cm opening '
+                            '(axis 12.6 cm + min_clearance 0.5 cm), max_width is 10.0 cm')
+        # 13.15 cm > 13 cm; with no clearance required a 13 cm stroke takes it at 12.65 cm
+        assert not GraspPipeline(extractor, {**CFG, 'max_width': 0.13, 'gripper_margin': 0.0}
                                  ).frame_to_pose(*scene, K, target).ok
-        r = GraspPipeline(extractor, {**CFG, 'max_width': 0.13,
-                          'gripper_margin': 0.0}).frame_to_pose(*scene, K, target)
+        r = GraspPipeline(extractor, {**CFG, 'max_width': 0.13, 'gripper_margin': 0.0,
+                                      'min_clearance': 0.0}).frame_to_pose(*scene, K, target)
         assert r.ok and r.pose.width == pytest.approx(np.hypot(0.12, 0.04), abs=1e-3)
+
+    def test_an_object_that_fits_the_stroke_is_attempted(self, extractor, scene, target):
+        # 12.65 cm + 2 cm margin = 14.65 cm > a 14 cm stroke, but 12.65 + 0.5 fits: the
+        # gripper opens fully (14 cm, 1.35 cm of margin) instead of abstaining
+        r = GraspPipeline(extractor, {**CFG, 'max_width': 0.14}).frame_to_pose(*scene, K, target)
+        assert r.ok, r.reason
+        assert r.pose.width == pytest.approx(0.14, abs=1e-9)
 
     def test_depth_outside_working_range_abstains(self, extractor, scene, target):
         r = GraspPipeline(extractor, {**CFG, 'max_depth': 0.4}).frame_to_pose(*scene, K, target)

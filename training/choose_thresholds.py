@@ -15,9 +15,19 @@
 r"""
 Choose the planner's abstention thresholds on validation grasp scenes.
 
-    python training/grasp_benchmark.py --seed 9000 --grasps 24 --absent 12 \
-        --set min_confidence=0 --set min_similarity=0 --out runs/grasp_validation
+    python training/grasp_benchmark.py --seed 9000 --grasps 24 --absent 12 --no-oracle \
+        --set min_confidence=0 --set min_similarity=0 --set per_target_gates=false \
+        --out runs/grasp_validation
     python training/choose_thresholds.py runs/grasp_validation/results.json
+    python training/choose_thresholds.py --gates runs/grasp_validation/results.json
+
+``--gates`` chooses the ``alpha`` of the calibrated per-target gates instead
+(``ccl_perception.target_gates``: per grasp-axis point ``gate = max(s-) + alpha (q(s+) -
+max(s-))`` from each target's stored statistics, which the benchmark report carries): every
+``alpha`` of a grid turns the recorded scenes where an axis point's peak similarity is below
+its gate into abstentions, together with every ``min_confidence`` of the grid, and the pair
+with the most grasps and no false grasp wins (ties: the higher confidence gate, then the
+middle of the tied alphas).
 
 The benchmark run opens the two gates, so every scene that passes the geometric checks is
 executed and its outcome, confidence and peak similarity are recorded. A pair of thresholds
@@ -73,12 +83,78 @@ def choose(trials: list):
     return best[1], best[2]
 
 
+ALPHAS = tuple(round(a, 2) for a in np.arange(-0.5, 1.01, 0.05))
+
+
+def target_gate(report: dict, name: str, alpha: float) -> np.ndarray:
+    """``(2,)`` gates of target ``name``'s first view under ``alpha``, from the report."""
+    from ccl_perception.target_gates import gate
+    stats = report['targets'][name]['calibration'][0]
+    if stats is None:
+        raise ValueError(f'target {name!r} of the report has no calibration statistics')
+    pos, neg = (np.asarray(a, float) for a in stats)
+    return gate({'positive': pos, 'negative': neg}, {'alpha': alpha})
+
+
+def score_alpha(reports: list, alpha: float, min_confidence: float = 0.0) -> dict:
+    """
+    Score the reports' trials under calibrated gates at ``alpha`` and ``min_confidence``.
+
+    :func:`score` with each trial's similarity replaced by its smallest margin over its
+    target's per-point gates.
+    """
+    trials = []
+    for rep in reports:
+        gates = {n: target_gate(rep, n, alpha) for n in rep['targets']}
+        for t in rep['trials']:
+            margin = np.asarray(t['similarities']) - gates[t['target']]
+            trials.append({**t, 'similarity': float(margin.min())})
+    return score(trials, min_confidence, 0.0)
+
+
+def choose_alpha(reports: list):
+    """
+    ``(alpha, min_confidence, score)``: the most grasps with no false grasp, then the fewest
+    failed ones, over :data:`ALPHAS` x :data:`CONFIDENCES`.
+
+    Ties: the highest confidence gate, then the middle of the tied alphas (the farthest
+    from where a false grasp comes back).
+    """
+    rows = [(a, c, score_alpha(reports, a, c)) for c in CONFIDENCES for a in ALPHAS]
+    ok = [(r['grasped'], -r['failed'], c, a, r) for a, c, r in rows if not r['false']]
+    if not ok:
+        raise ValueError('no alpha and confidence gate avoid every false grasp')
+    top = max(ok, key=lambda x: x[:3])[:3]
+    tied = sorted(x[3] for x in ok if x[:3] == top)
+    alpha = tied[(len(tied) - 1) // 2]
+    return alpha, top[2], next(x[4] for x in ok if x[:3] == top and x[3] == alpha)
+
+
+def main_gates(reports: list) -> int:
+    """``--gates``: score every alpha; print the table and the choice."""
+    alpha, conf, r = choose_alpha(reports)
+    print(f'| alpha | grasped | failed | abstained | false grasps (min_confidence {conf:g}) |')
+    print('|---|---|---|---|---|')
+    for a in ALPHAS:
+        s = score_alpha(reports, a, conf)
+        print(f"| {a:g} | {s['grasped']}/{s['present']} | {s['failed']} | {s['abstained']} | "
+              f"{s['false']}/{s['absent']} |")
+    for rep in reports:
+        print(f'gates at alpha {alpha:g}: ' + ', '.join(
+            f'{n} {target_gate(rep, n, alpha).round(3).tolist()}' for n in sorted(rep['targets'])))
+    print(f"\nchosen: alpha={alpha:g} min_confidence={conf:g}: {r['grasped']}/{r['present']} "
+          f"grasped, {r['failed']} failed, {r['false']}/{r['absent']} false grasps")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('results', nargs='+', help='results.json of validation grasp benchmark runs')
+    ap.add_argument('--gates', action='store_true',
+                    help='choose the alpha of the calibrated per-target gates')
     args = ap.parse_args(argv)
-    trials = []
+    trials, reports = [], []
     for path in args.results:
         try:
             with open(path, encoding='utf-8') as f:
@@ -87,11 +163,25 @@ def main(argv=None) -> int:
             print(f'choose_thresholds: error: cannot read {path}: {e}', file=sys.stderr)
             return 2
         planner = data.get('planner') or {}
-        if planner.get('min_confidence', 1) > 0 or planner.get('min_similarity', 1) > 0:
-            print(f'choose_thresholds: error: {path} was not run with min_confidence=0 and '
-                  'min_similarity=0 (its abstentions would hide outcomes)', file=sys.stderr)
+        if planner.get('min_confidence', 1) > 0 or planner.get('min_similarity', 1) > 0 \
+                or planner.get('per_target_gates', True):
+            print(f'choose_thresholds: error: {path} was not run with min_confidence=0, '
+                  'min_similarity=0 and per_target_gates=false (its abstentions would hide '
+                  'outcomes)', file=sys.stderr)
+            return 2
+        if data.get('views', 1) != 1:
+            print(f'choose_thresholds: error: {path} has {data["views"]}-view targets; choose '
+                  'on one-view runs (the trials do not say which view a gate would pick)',
+                  file=sys.stderr)
             return 2
         trials += data['trials']
+        reports.append(data)
+    if args.gates:
+        try:
+            return main_gates(reports)
+        except (ValueError, KeyError) as e:
+            print(f'choose_thresholds: error: {e}', file=sys.stderr)
+            return 2
     print('| min_confidence | min_similarity | grasped | failed | abstained | false grasps |')
     print('|---|---|---|---|---|---|')
     for c in CONFIDENCES:

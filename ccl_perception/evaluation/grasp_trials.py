@@ -37,16 +37,6 @@ LOG = logging.getLogger(__name__)
 MAX_OBJECT_WIDTH = 0.075
 
 
-def trial_schedule(target_names, present_per_target: int, absent_per_target: int, seed0: int):
-    """``[(seed, target, present)]``: for each target its present scenes, then absent ones."""
-    out, s = [], int(seed0)
-    for name in target_names:
-        for present in [True] * present_per_target + [False] * absent_per_target:
-            out.append((s, name, present))
-            s += 1
-    return out
-
-
 def classify(present: bool, executed: bool, success: bool) -> str:
     """
     Outcome label of one scene.
@@ -99,7 +89,8 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
         world: :class:`ccl_perception.sim.robot.SimWorld`.
         pipeline: :class:`ccl_perception.grasp_pipeline.GraspPipeline`.
         library: ``{name: Target}``.
-        schedule: :func:`trial_schedule` output.
+        schedule: ``[(seed, target, present[, surface, tags])]``
+            (``grasp_protocol.schedule``).
         heatmap_dir: folder for one heatmap picture per trial (``<i>_<target>_<outcome>.png``,
             the matched keypoints and the planned grasp drawn on the live view); None: none.
         progress: log one line per trial.
@@ -110,16 +101,23 @@ def run_trials_in_process(world, pipeline, library: dict, schedule, heatmap_dir=
     from ccl_perception.sim.robot import CAMERA_FRAME
     executor = executor or world_executor(world)
     trials = []
-    for i, (seed, name, present) in enumerate(schedule):
-        info = world.reset(seed, target=name, target_present=present)
+    for i, (seed, name, present, *scene) in enumerate(schedule):
+        surface, tags = (scene + [None, ()])[:2]
+        info = world.reset(seed, target=name, target_present=present, surface=surface)
         frame = world.render()
         t0 = time.perf_counter()
         res = pipeline.frame_to_pose(frame.rgb, frame.depth, info.camera.K, library[name])
         t_plan = time.perf_counter() - t0
         trial = {'seed': seed, 'target': name, 'present': bool(info.target_present),
-                 'objects': info.objects, 'confidence': float(res.confidence),
+                 'objects': info.objects, 'surface': info.surface, 'tags': list(tags),
+                 'arrangement': info.attempt, 'rejected_arrangements': info.rejected,
+                 'confidence': float(res.confidence),
                  'similarity': (float(res.match.peak_similarity[:2].min())
                                 if res.match is not None else float('nan')),
+                 'similarities': ([] if res.match is None
+                                  else res.match.peak_similarity[:2].round(4).tolist()),
+                 'gate': None if res.gate is None else res.gate.round(4).tolist(),
+                 'view': res.view, 'inliers': res.inliers,
                  'planner': res.reason, 'plan_s': t_plan}
         executed, success = False, False
         if res.ok:
@@ -161,22 +159,73 @@ def target_candidates(world) -> list:
     return [n for n in world.object_names if n in graspable]
 
 
-def benchmark_world_config(benchmark: str, min_elevation: float, max_elevation: float):
-    """``SimWorldConfig`` of the grasp benchmark on ``benchmark`` ('v2': D435 640x480 world)."""
+def benchmark_world_config(benchmark: str, min_elevation: float, max_elevation: float,
+                           protocol: str = 'placed'):
+    """
+    ``SimWorldConfig`` of the grasp benchmark on ``benchmark`` ('v2': D435 640x480 world).
+
+    ``protocol``: ``ccl_perception.evaluation.grasp_protocol.PROTOCOLS`` ('visible' needs v2:
+    its held-out table photos).
+    """
+    from ccl_perception.evaluation.grasp_protocol import world_fields
     from ccl_perception.sim.robot import SimWorldConfig
+    fields = world_fields(protocol)
     if benchmark == 'v2':
         from ccl_perception.sim.grasp_scene import v2_world_config
-        return v2_world_config(camera_elevation_deg=(min_elevation, max_elevation))
+        return v2_world_config(camera_elevation_deg=(min_elevation, max_elevation), **fields)
     if benchmark == 'v1':
+        if protocol != 'placed':
+            raise ValueError(f'protocol {protocol!r} needs benchmark v2 (held-out table photos); '
+                             "v1 has only 'placed'")
         return SimWorldConfig(camera_elevation_deg=(min_elevation, max_elevation))
     raise ValueError(f"benchmark must be 'v1' or 'v2', got {benchmark!r}")
+
+
+def benchmark_schedule(world, names, grasps: int, absent: int, seed: int) -> list:
+    """
+    Return the benchmark's scenes: ``grasp_protocol.schedule`` over ``names``.
+
+    Under the 'visible' protocol (the world has held-out ``surfaces``) with the surface plan of
+    the targets; else on the world's own table.
+    """
+    from ccl_perception.evaluation import grasp_protocol as gp
+    plan = None
+    if world.cfg.surfaces:
+        plan = gp.surface_plan(world, names, world.cfg.surfaces, gp.glossy_surfaces(), seed)
+    return gp.schedule(names, grasps, absent, seed, plan)
+
+
+def run_oracle(world, executor, schedule) -> list:
+    """
+    Run the oracle on the present scenes of ``schedule`` (executor ceiling); its trials.
+
+    The true reference axis moved with the object's true pose, approach straight down
+    (``auto_targets.oracle_pose``); it abstains when an axis point is hidden.
+    """
+    from ccl_perception.sim.robot import CAMERA_FRAME
+    names = sorted({item[1] for item in schedule})
+    gt = {n: object_frame_points(world, n) for n in names}
+    out = []
+    for seed, name, present, *scene in schedule:
+        if not present:
+            continue
+        info = world.reset(seed, target=name, target_present=True, surface=(scene or [None])[0])
+        T = oracle_pose(world, name, gt[name], world.render().depth)
+        g = None if T is None else executor.execute(T, CAMERA_FRAME)
+        out.append({'seed': seed, 'present': info.target_present, 'target': name,
+                    'surface': info.surface,
+                    'outcome': classify(info.target_present, g is not None,
+                                        g is not None and g.success),
+                    'grasp': None if g is None else g.to_dict()})
+    return out
 
 
 def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_targets: int = 4,
                         out_dir: str = 'grasp_benchmark', min_elevation: float = 35.0,
                         max_elevation: float = 65.0, oracle: bool = True, seed: int = 5000,
                         planner_config=None, benchmark: str = 'v2', downscale: int = 2,
-                        features: str = 'head') -> dict:
+                        features: str = 'head', protocol: str = 'visible', views: int = 1,
+                        calibrate: bool = True) -> dict:
     """
     Run the in-process grasp benchmark (no ROS, paper Table II).
 
@@ -187,6 +236,13 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
         checkpoint: the model (``features='backbone'``: its trunk only, the
             pretrained-features row).
         benchmark: 'v2' (D435 640x480 world, ``downscale`` 2 for a 320x240 model) or 'v1'.
+        protocol: 'visible' (every present target in view and graspable, held-out and glossy
+            tables; ``grasp_protocol``) or 'placed' (the benchmark before issue 18).
+        views: reference views per target (1: top-down; 2-4: and oblique ones,
+            ``auto_targets.REFERENCE_VIEWS``).
+        calibrate: store each view's calibrated similarity gate in the target
+            (``ccl_perception.target_gates``); the planner uses it unless
+            ``per_target_gates`` is off.
         planner_config: grasp pipeline overrides.
 
     Returns:
@@ -197,21 +253,19 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
     from ccl_perception.executors.sim_executor import world_executor
     from ccl_perception.grasp_pipeline import GraspPipeline
     from ccl_perception.inference import DescriptorExtractor
-    from ccl_perception.sim.robot import CAMERA_FRAME, SimWorld
+    from ccl_perception.sim.robot import SimWorld
 
     extractor = DescriptorExtractor(checkpoint, downscale=downscale, features=features)
-    world = SimWorld(benchmark_world_config(benchmark, min_elevation, max_elevation))
+    world = SimWorld(benchmark_world_config(benchmark, min_elevation, max_elevation, protocol))
     executor = world_executor(world)
     try:
-        paths = make_sim_targets(world, extractor, os.path.join(out_dir, 'targets'), n_targets,
-                                 MAX_OBJECT_WIDTH, names=target_candidates(world))
+        tdir = os.path.join(out_dir, f'targets_{views}view' + ('' if calibrate else '_nogate'))
+        paths = make_sim_targets(world, extractor, tdir, n_targets, MAX_OBJECT_WIDTH,
+                                 names=target_candidates(world), views=views,
+                                 calibrate=calibrate)
         library = {n: tg.load_target(p, str(extractor.identity)) for n, p in paths.items()}
         names = sorted(library)
-        # spread the grasps and absent scenes over the targets
-        sched, s = [], seed
-        for i in range(grasps + absent):
-            sched.append((s, names[i % len(names)], i < grasps))
-            s += 1
+        sched = benchmark_schedule(world, names, grasps, absent, seed)
         pipeline = GraspPipeline(extractor, planner_config)
         LOG.info(f'benchmark: {grasps} scenes with the target, {absent} without; targets {names}')
         t0 = time.perf_counter()
@@ -221,24 +275,18 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
         wall = time.perf_counter() - t0
         results = {'model': summarise(trials)}
         per_target = {n: summarise([t for t in trials if t['target'] == n]) for n in names}
+        per_tag = {tag: summarise([t for t in trials if tag in t['tags']])
+                   for tag in ('target-coloured', 'glossy')
+                   if any(tag in t['tags'] for t in trials)}
+        o_trials = run_oracle(world, executor, sched) if oracle else []
         if oracle:
-            gt = {n: object_frame_points(world, n) for n in names}
-            o_trials = []
-            for seed_i, name, present in sched:
-                if not present:
-                    continue
-                info = world.reset(seed_i, target=name, target_present=True)
-                T = oracle_pose(world, name, gt[name], world.render().depth)
-                g = None if T is None else executor.execute(T, CAMERA_FRAME)
-                o_trials.append({'present': info.target_present, 'target': name,
-                                 'outcome': classify(info.target_present, g is not None,
-                                                     g is not None and g.success),
-                                 'grasp': None if g is None else g.to_dict()})
             results['oracle keypoints (executor ceiling)'] = summarise(o_trials)
         report = {'checkpoint': checkpoint, 'features': features, 'benchmark': benchmark,
-                  'downscale': downscale, 'planner': planner_config or {},
-                  'results': results, 'per_target': per_target,
-                  'trials': trials, 'seconds': wall,
+                  'protocol': protocol, 'views': views, 'calibrated_gates': calibrate,
+                  'downscale': downscale, 'planner': planner_config or {}, 'seed': seed,
+                  'results': results, 'per_target': per_target, 'per_tag': per_tag,
+                  'trials': trials, 'oracle_trials': o_trials, 'seconds': wall,
+                  'targets': {n: target_summary(library[n]) for n in names},
                   'image_size': [world.cfg.width, world.cfg.height],
                   'elevation_deg': [min_elevation, max_elevation]}
         os.makedirs(out_dir, exist_ok=True)
@@ -247,3 +295,21 @@ def run_grasp_benchmark(checkpoint: str, grasps: int = 30, absent: int = 10, n_t
         return report
     finally:
         world.close()
+
+
+def target_summary(target) -> dict:
+    """
+    Summarise a target for a benchmark report: views, points, gates and their statistics.
+
+    ``calibration`` holds each view's ``[positive, negative]`` (A, N) lists (None when the
+    view has none), so another gate rule can be scored on the recorded trials
+    (``training/choose_thresholds.py --gates``).
+    """
+    def stats(v):
+        if v.calibration_pos is None or v.calibration_neg is None:
+            return None
+        return [np.asarray(v.calibration_pos).tolist(), np.asarray(v.calibration_neg).tolist()]
+    return {'views': len(target.views), 'points': [len(v.pixels) for v in target.views],
+            'min_similarity': [None if v.gate is None else v.gate.tolist()
+                               for v in target.views],
+            'calibration': [stats(v) for v in target.views]}

@@ -22,7 +22,7 @@ Topics (same names and encodings as ``realsense2_camera`` with ``align_depth``):
   ``camera_color_optical_frame``.
   ``camera/pose`` (geometry_msgs/PoseStamped, frame ``world``): world_from_camera optical
   frame, latched; the grasp executor uses it to bring camera-frame grasps into the world.
-  ``~/scene`` (std_msgs/String JSON, latched): seed, objects, target, target_present.
+  ``~/scene`` (std_msgs/String JSON, latched): seed, objects, target, target_present, surface.
 Services: ``~/reset`` (std_srvs/Trigger): next seed (previous + 1, or the ``seed`` parameter
   when it was changed since the last reset), new clutter and viewpoint; the response
   message is the scene JSON (with ``camera_stamp_ns``: every frame of the new scene is
@@ -70,6 +70,8 @@ PARAMS = {
     'background_seed': _WORLD.background_seed,
     'world_frame': 'world',       # frame_id of camera/pose
     'run_executor': True,         # main(): also host the sim grasp executor
+    'protocol': 'placed',         # v2: placed | visible (target seen, graspable; held-out tables)
+    'surface': '',                # v2: table photo of the next scenes ('' = the training table)
 }
 
 
@@ -93,7 +95,7 @@ class SimWorldNode(Node):
             world = SimWorld(world_config(
                 p['benchmark'], p['width'], p['height'], [o for o in p['objects'] if o],
                 p['n_objects'], p['background_seed'],
-                (p['min_elevation_deg'], p['max_elevation_deg'])))
+                (p['min_elevation_deg'], p['max_elevation_deg']), p['protocol']))
         self.world = world
         try:
             check_sim_world(p, self.world.object_names)
@@ -116,7 +118,7 @@ class SimWorldNode(Node):
         self.reset_scene(self.seed)
 
     def _on_set_parameters(self, params):
-        """Validate; seed, target and target_present take effect at the next ~/reset."""
+        """Validate; seed, target, target_present, surface take effect at the next ~/reset."""
         why = refusal({q.name: q.value for q in params}, param_values(self, PARAMS),
                       SIM_WORLD_RUN_TIME, lambda v: check_sim_world(v, self.world.object_names))
         return SetParametersResult(successful=why is None, reason=why or '')
@@ -125,11 +127,12 @@ class SimWorldNode(Node):
     def reset_scene(self, seed: int) -> dict:
         target = str(self.get_parameter('target').value) or None
         present = bool(self.get_parameter('target_present').value)
-        info = self.world.reset(seed, target=target, target_present=present)
+        surface = str(self.get_parameter('surface').value) or None
+        info = self.world.reset(seed, target=target, target_present=present, surface=surface)
         self.camera_stamp = self.get_clock().now().to_msg()
         # camera_stamp_ns: every frame of this scene is stamped at or after it
         scene = {'seed': info.seed, 'objects': info.objects, 'target': info.target,
-                 'target_present': info.target_present,
+                 'target_present': info.target_present, 'surface': info.surface,
                  'camera_stamp_ns': stamp_ns(self.camera_stamp)}
         self.pub_scene.publish(String(data=json.dumps(scene)))
         self.pub_pose.publish(pose_stamped(self.world.camera.world_from_camera,

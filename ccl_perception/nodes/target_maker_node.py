@@ -24,14 +24,16 @@ camera pose published). ``~/save_target`` (std_srvs/Trigger) projects them into 
 current frame (latest colour + depth + camera_info), runs the descriptor model and saves
 ``<target_dir>/<name>.npz`` (``ccl_perception.targets``; a target saved before under that name
 is kept as ``<name>.npz.bak``, never overwritten silently); the planner then takes it with
-``ros2 param set /grasp_planner target <name>``. ``~/clear_points`` forgets the points.
+``ros2 param set /grasp_planner target <name>``. With ``add_view`` the save adds the view to
+the existing ``<name>.npz`` instead (a target of 2-4 views: e.g. top-down, then two oblique
+ones). ``~/clear_points`` forgets the points.
 ``~/status`` reports every click, rejection and save.
 
 Parameters: ``checkpoint``/``device``/``backend``/``downscale`` (the planner's model: targets
-carry the model identity), ``target_dir``, ``name`` (of the next target), ``sync_slop``,
-``sync_queue_size``; checked against ``node_limits.TARGET_MAKER_LIMITS`` at start-up and on
-every change (only ``target_dir`` and ``name`` change at run time). Points in another frame
-are rejected (no tf2 here) and counted.
+carry the model identity), ``target_dir``, ``name`` (of the next target), ``add_view``,
+``sync_slop``, ``sync_queue_size``; checked against ``node_limits.TARGET_MAKER_LIMITS`` at
+start-up and on every change (``target_dir``, ``name`` and ``add_view`` change at run time).
+Points in another frame are rejected (no tf2 here) and counted.
 """
 import os
 import threading
@@ -45,7 +47,7 @@ from ccl_perception.nodes import (CAMERA_POSE_TOPIC, CLEAR_POINTS_SERVICE, CLICK
                                   refuse_bad_changes, SAVE_TARGET_SERVICE, SENSOR_QOS,
                                   STATUS_QOS, STATUS_TOPIC, subscribe_rgbd)
 from ccl_perception.nodes.messages import point_to_array, pose_to_T, rgbd_from_msgs
-from ccl_perception.targets import make_target, TargetError, TargetLibrary
+from ccl_perception.targets import add_view, load_target, make_target, TargetError, TargetLibrary
 from geometry_msgs.msg import PointStamped, PoseStamped
 import numpy as np
 from rclpy.node import Node
@@ -58,6 +60,7 @@ PARAMS = {
     **MODEL_PARAMS,
     'target_dir': '',           # where targets are saved (the planner's target_dir)
     'name': '',                 # name of the next saved target (file <target_dir>/<name>.npz)
+    'add_view': False,          # add the next save as another view of the existing <name>.npz
     'sync_slop': 0.02,          # colour/depth stamp tolerance, seconds
     'sync_queue_size': 5,       # messages kept per stream for synchronisation
 }
@@ -187,14 +190,18 @@ class TargetMaker(Node):
                              depth_window=int(PIPELINE_DEFAULTS['depth_window']))
         kept = f' (the previous one is kept as {path}.bak)' if os.path.isfile(path) else ''
         try:
+            if p['add_view']:  # TargetError: no such target, another model, too many views
+                target = add_view(load_target(path, library.identity), target)
             library.save(target)
         except TargetError as e:
             raise ValueError(str(e)) from e
         with self._lock:
             self.points = []
-        return (f'saved target {target.name!r} ({len(px)} points, axis length '
-                f'{target.axis_length * 100:.1f} cm) to {path}{kept}; set it with: '
-                f'ros2 param set /grasp_planner target {target.name}')
+        view = target.views[-1]
+        gate = 'none' if view.gate is None else '/'.join(f'{g:.3f}' for g in view.gate)
+        return (f'saved target {target.name!r} (view {len(target.views)}: {len(px)} points, '
+                f'axis length {view.axis_length * 100:.1f} cm, similarity gates {gate}) to '
+                f'{path}{kept}; set it with: ros2 param set /grasp_planner target {target.name}')
 
 
 def main(args=None):

@@ -135,18 +135,28 @@ def graspable_width(spec) -> float:
     return 0.0
 
 
+#: ``(elevation, azimuth)`` degrees of the reference views of a multi-view sim target: view 0
+#: top-down (the paper's), then oblique ones from the middle of the benchmark's 35-65 deg.
+REFERENCE_VIEWS = ((90.0, 0.0), (50.0, 0.0), (50.0, 120.0), (50.0, 240.0))
+
+
 def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: float,
-                     names=None, seed: int = 0, n_spread: int = 5) -> dict:
+                     names=None, seed: int = 0, n_spread: int = 5, views: int = 1,
+                     calibrate: bool = True) -> dict:
     """
-    Create (or reuse) target files for objects of ``world`` from top-down reference views.
+    Create (or reuse) target files for objects of ``world`` from reference views.
 
     Objects too wide for the gripper (short side > ``max_width`` m) are skipped. A target
-    file that exists and was made by the same model is reused.
+    file that exists and was made by the same model (and has ``views`` views, calibrated
+    or not as asked) is reused. ``views`` > 1 adds oblique views (:data:`REFERENCE_VIEWS`,
+    :func:`oblique_view`); ``calibrate`` stores each view's similarity gate.
 
     Returns:
         ``{name: path}`` of at most ``n_targets`` targets.
     """
     from ccl_perception import targets as tg
+    if not 1 <= views <= len(REFERENCE_VIEWS):
+        raise ValueError(f'views must be 1-{len(REFERENCE_VIEWS)}, got {views}')
     os.makedirs(out_dir, exist_ok=True)
     made = {}
     for name in (names or world.object_names):
@@ -159,6 +169,8 @@ def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: 
                 if tuple(t.image_size) != (world.cfg.height, world.cfg.width):
                     raise tg.TargetError(f'reference is {t.image_size[1]}x{t.image_size[0]} px, '
                                          f'the camera {world.cfg.width}x{world.cfg.height}')
+                if len(t.views) != views or (t.gate is not None) != calibrate:
+                    raise tg.TargetError(f'it has {len(t.views)} view(s), gate {t.gate}')
                 made[name] = path
                 LOG.info(f'target {name}: exists ({path})')
                 continue
@@ -178,22 +190,62 @@ def make_sim_targets(world, extractor, out_dir: str, n_targets: int, max_width: 
             continue
         try:
             pixels = auto_grasp_pixels(mask, n_spread=n_spread)
-            target = tg.make_target(
-                extractor,
-                render.rgb,
-                pixels,
-                name,
-                depth=render.depth,
-                K=cam.K)
+            target = tg.make_target(extractor, render.rgb, pixels, name, depth=render.depth,
+                                    K=cam.K, calibrate=calibrate)
+            pictures = [draw_points(render.rgb, pixels)]
+            for elevation, azimuth in REFERENCE_VIEWS[1:views]:
+                view, picture = oblique_view(world, extractor, name, elevation, azimuth,
+                                             seed, n_spread + 3, calibrate)
+                if view is None:
+                    LOG.info(f'target {name}: no view from elevation {elevation:g} deg near '
+                             f'azimuth {azimuth:g} deg shows both grasp-axis points')
+                    continue
+                target = tg.add_view(target, view)
+                pictures.append(picture)
         except ValueError as e:
             LOG.info(f'target {name}: skipped ({e})')
             continue
         tg.save_target(path, target)
-        save_png(os.path.join(out_dir, f'{name}_reference.png'), draw_points(render.rgb, pixels))
+        save_png(os.path.join(out_dir, f'{name}_reference.png'), np.hstack(pictures))
         made[name] = path
-        LOG.info(f'target {name}: axis {target.axis_length * 100:.1f} cm, '
-                 f'short side {width * 100:.1f} cm')
+        LOG.info(f'target {name}: axis {target.axis_length * 100:.1f} cm, short side '
+                 f'{width * 100:.1f} cm, {len(target.views)} view(s), gates '
+                 f'{[None if v.gate is None else v.gate.round(3).tolist() for v in target.views]}')
     return made
+
+
+def oblique_view(world, extractor, name: str, elevation: float, azimuth: float, seed: int,
+                 n_spread: int, calibrate: bool):
+    """
+    Make a further reference view of ``name``: the same grasp axis seen obliquely.
+
+    The object in its reference pose is rendered from ``elevation`` / ``azimuth`` degrees
+    (where an axis point is hidden from there: ``azimuth`` + 30, 60, ... up to 90 deg either
+    way); the grasp-axis points are the top-down view's ones (the same physical points, as a
+    user clicks them again in a second view) projected into this view, and ``n_spread``
+    further points are spread over the object's mask.
+
+    Returns:
+        ``(Target view, picture)``, or ``(None, None)`` when no such azimuth shows both axis
+        points.
+    """
+    from ccl_perception import targets as tg
+    from ccl_perception.sim.scene_check import hidden_points
+    P_obj = object_frame_points(world, name, seed)[:2]
+    for turn in (0.0, 30.0, -30.0, 60.0, -60.0, 90.0, -90.0):
+        render, cam = world.reference_view(name, seed, elevation, azimuth + turn)
+        T = world.scene.object_poses([name])[name]
+        P_world = P_obj @ T[:3, :3].T + T[:3, 3]
+        if not hidden_points(cam, render.depth, P_world, 0.005):
+            break
+    else:
+        return None, None
+    axis = cam.project(P_world)[0]
+    mask = render.segmentation == world.body(name)
+    pixels = np.concatenate([axis, spread_points(mask, n_spread, axis)])
+    view = tg.make_target(extractor, render.rgb, pixels, name, depth=render.depth, K=cam.K,
+                          calibrate=calibrate)
+    return view, draw_points(render.rgb, pixels)
 
 
 def draw_points(rgb, pixels):
@@ -232,19 +284,17 @@ def oracle_pose(world, name: str, P_obj: np.ndarray, depth: np.ndarray, tol: flo
     (4, 4) camera-frame grasp from the TRUE object pose (perfect keypoints).
 
     The reference axis points moved with the object, approach straight down; None when either
-    axis point is hidden in this view (rendered ``depth`` (H, W) m differs from its depth by >
-    ``tol``), as a keypoint pipeline could not see it either.
+    axis point is hidden in this view (``scene_check.hidden_points``: outside the image, or the
+    rendered ``depth`` (H, W) m differs from its depth by > ``tol``), as a keypoint pipeline
+    could not see it either.
     """
     from ccl_perception import geometry
+    from ccl_perception.sim.scene_check import hidden_points
     T_obj = world.scene.object_poses([name])[name]
     P_world = P_obj @ T_obj[:3, :3].T + T_obj[:3, 3]
     T_cw = world.camera.camera_from_world
     P_cam = P_world @ T_cw[:3, :3].T + T_cw[:3, 3]
-    uv, z = world.camera.project(P_world[:2])
-    if not world.camera.in_image(uv).all():
-        return None
-    d = depth[np.round(uv[:, 1]).astype(int), np.round(uv[:, 0]).astype(int)]
-    if not np.all(np.abs(d - z) < tol):
+    if hidden_points(world.camera, depth, P_world[:2], tol):
         return None
     down = T_cw[:3, :3] @ np.array([0.0, 0.0, -1.0])
     g = geometry.grasp_from_axis(P_cam[0], P_cam[1], approach_hint=down)

@@ -88,6 +88,7 @@ class SurfaceEntry:
     model: str                 # furniture model the photo belongs to
     licence: str
     author: str
+    finish: str = 'matte'      # matte | glossy (a specular highlight, sim/gloss.py)
 
 
 @dataclass
@@ -143,7 +144,8 @@ def load_selection(path: str = SELECTION_FILE) -> Selection:
                                tuple(float(v) for v in o['size_cm']), o['licence'], o['author'])
                    for o in data['objects']]
         surfaces = [SurfaceEntry(s['key'], s['split'], s['kind'], s['archive'], s['member'],
-                                 s['model'], s['licence'], s['author']) for s in data['surfaces']]
+                                 s['model'], s['licence'], s['author'], s.get('finish', 'matte'))
+                    for s in data['surfaces']]
     except (KeyError, TypeError) as exc:
         raise ValueError(f'{path}: malformed selection ({exc!r})') from exc
     for what, rows, splits in (('object', objects, ('seen', 'unseen')),
@@ -155,6 +157,9 @@ def load_selection(path: str = SELECTION_FILE) -> Selection:
         bad = [r.key for r in rows if r.split not in splits]
         if bad:
             raise ValueError(f'{path}: {what}s {bad} have a split other than {splits}')
+    bad = [s.key for s in surfaces if s.finish not in ('matte', 'glossy')]
+    if bad:
+        raise ValueError(f"{path}: surfaces {bad} have a finish other than 'matte', 'glossy'")
     return Selection(objects, surfaces, dict(data.get('archives', {})), data.get('package', ''),
                      str(data.get('package_version', '')))
 

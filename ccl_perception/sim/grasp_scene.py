@@ -130,7 +130,8 @@ def render_grasp_scenes(out_dir: str, n_scenes: int = 8, seed: int = 5000, world
 
 
 def world_config(benchmark: str = 'v2', width: int = 0, height: int = 0, objects=(),
-                 n_objects: int = 0, background_seed: int = 1, elevation_deg=(0.0, 0.0)):
+                 n_objects: int = 0, background_seed: int = 1, elevation_deg=(0.0, 0.0),
+                 protocol: str = 'placed'):
     """
     Return the ``SimWorldConfig`` of the simulated world node (and bringup) from its parameters.
 
@@ -143,15 +144,20 @@ def world_config(benchmark: str = 'v2', width: int = 0, height: int = 0, objects
         n_objects: v1 only; 0 = its default.
         background_seed: v1 only (the procedural table texture).
         elevation_deg: ``(min, max)`` camera elevation of the scenes; (0, 0) = the benchmark's.
+        protocol: v2: 'placed' or 'visible' (``evaluation.grasp_protocol.PROTOCOLS``: every
+            present target in view and graspable, the held-out table photos loaded).
     """
     from ccl_perception.sim.robot import SimWorldConfig
     size = {k: int(v) for k, v in (('width', width), ('height', height)) if v}
     view = ({'camera_elevation_deg': tuple(float(e) for e in elevation_deg)}
             if any(elevation_deg) else {})
     if benchmark == 'v2':
-        return v2_world_config(objects=tuple(objects), **size, **view)
+        from ccl_perception.evaluation.grasp_protocol import world_fields
+        return v2_world_config(objects=tuple(objects), **size, **view, **world_fields(protocol))
     if benchmark != 'v1':
         raise ValueError(f"benchmark must be 'v1' or 'v2', got {benchmark!r}")
+    if protocol != 'placed':
+        raise ValueError(f'protocol {protocol!r} needs benchmark v2 (held-out table photos)')
     v1 = {'n_objects': int(n_objects)} if n_objects else {}
     return SimWorldConfig(objects=tuple(objects), background_seed=int(background_seed),
                           **size, **v1, **view)

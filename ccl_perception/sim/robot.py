@@ -273,6 +273,14 @@ class SimWorldConfig:
     # the whole v2 camera / scene setting with ccl_perception.sim.grasp_scene.v2_world_config().
     benchmark: str = 'v1'
     surface: str = 'oak_light'            # v2: table-top photo (benchmark_v2.yaml key)
+    # v2: further table-top photos a scene may use (reset(surface=...)), loaded at the start
+    surfaces: tuple = ()
+    # 'placed': a present target is somewhere on the table (it may be out of view or hidden);
+    # 'visible': it must also be in view and graspable, checked on the render
+    # (ccl_perception.sim.scene_check); else the seed's next arrangement is tried
+    scene_rule: str = 'placed'
+    scene_check: dict = field(default_factory=dict)  # overrides of scene_check.DEFAULTS
+    max_scene_tries: int = 60             # 'visible': arrangements tried per seed
 
 
 @dataclass
@@ -284,6 +292,10 @@ class SceneInfo:
     target: str | None                     # name of the object to grasp (None: no target)
     target_present: bool
     camera: object                         # ccl_perception.sim.camera.Camera
+    surface: str = ''                      # v2: the table-top photo (benchmark_v2.yaml key)
+    attempt: int = 0                       # 'visible': index of the accepted arrangement
+    rejected: list = field(default_factory=list)  # 'visible': why earlier ones were not
+    check: dict = field(default_factory=dict)     # 'visible': scene_check statistics
 
 
 def camera_from_angles(distance, elevation_deg, azimuth_deg, look_at, width, height, fov_y_deg):
@@ -327,9 +339,21 @@ class SimWorld:
         if len(names) < 2:
             raise ValueError('a SimWorld needs at least two objects')
         self.lock = threading.RLock()
+        if self.cfg.scene_rule not in ('placed', 'visible'):
+            raise ValueError(f"scene_rule must be 'placed' or 'visible', got "
+                             f'{self.cfg.scene_rule!r}')
+        self._surfaces, self._glossy = {}, set()
         if self.cfg.benchmark == 'v2':
-            from ccl_perception.sim.catalogue_v2 import make_scene
+            from ccl_perception.sim.catalogue_v2 import build_catalogue, load_selection, make_scene
             self.scene = make_scene([by_name[n] for n in names], self.cfg.surface)
+            cat = build_catalogue()
+            for key in dict.fromkeys((*self.cfg.surfaces, self.cfg.surface)):
+                self._surfaces[key] = cat.surface_path(key)
+                self.scene.set_surface(self._surfaces[key])  # every sheet exists in the snapshot
+            self.scene.set_surface(self._surfaces[self.cfg.surface])
+            self._glossy = {e.key for e in load_selection().surfaces if e.finish == 'glossy'}
+        elif self.cfg.surfaces:
+            raise ValueError('surfaces are table photos of benchmark v2')
         else:
             self.scene = TabletopScene([by_name[n] for n in names],
                                        background_seed=self.cfg.background_seed,
@@ -340,6 +364,8 @@ class SimWorld:
         self.object_names = names
         self.info = None
         self._rest = {}
+        self._axis = {}
+        self._lighting = None
         self.set_camera(camera_from_angles(self.cfg.reference_height, 90.0, 0.0, (0, 0, 0),
                                            self.cfg.width, self.cfg.height, self.cfg.fov_y_deg))
         # every reset() starts from this snapshot (objects parked, arm home), so a scene is a
@@ -374,9 +400,9 @@ class SimWorld:
         return self.scene.bodies[name]
 
     def reset(self, seed: int, target: str | None = None, target_present: bool = True,
-              names=None) -> SceneInfo:
+              names=None, surface: str | None = None) -> SceneInfo:
         """
-        Make a new cluttered scene and camera viewpoint, a pure function of ``seed``.
+        Make a new cluttered scene and camera viewpoint, a pure function of its arguments.
 
         Args:
             seed: scene seed.
@@ -384,10 +410,63 @@ class SimWorld:
                 (the false-grasp test) -- any grasp then counts as a false grasp.
             target_present: whether ``target`` is in the scene (see ``target``).
             names: explicit object list (else ``clutter`` random objects).
+            surface: v2 table-top photo, ``cfg.surface`` or one of ``cfg.surfaces`` (None:
+                ``cfg.surface``); a glossy one (benchmark_v2.yaml ``finish``) gets its light
+                mirrored into the view (:mod:`ccl_perception.sim.gloss`).
+
+        With ``scene_rule='visible'`` and a present target, arrangement 0 of the seed is
+        ``default_rng(seed)`` (the 'placed' scene) and arrangement ``k`` uses
+        ``default_rng([seed, k])``; the first whose target passes
+        :func:`ccl_perception.sim.scene_check.check_target` is kept (``info.attempt``,
+        ``info.rejected``). ``ValueError`` after ``max_scene_tries``.
         """
-        rng = np.random.default_rng(seed)
         if target is not None and target not in self.object_names:
             raise ValueError(f'unknown target {target!r}; known: {self.object_names}')
+        if surface is not None and not self._surfaces:
+            raise ValueError(f'surface {surface!r}: this world has no table photos (benchmark v1)')
+        surface = self.cfg.surface if surface is None else surface
+        if self._surfaces and surface not in self._surfaces:
+            raise ValueError(f'unknown surface {surface!r}; this world has '
+                             f'{", ".join(sorted(self._surfaces))} (held-out ones: protocol '
+                             "'visible')")
+        if self.cfg.scene_rule == 'placed' or target is None or not target_present:
+            return self._reset_once(np.random.default_rng(seed), seed, target, target_present,
+                                    names, surface)
+        from ccl_perception.sim.scene_check import check_target
+        with self.lock:
+            axis = self.grasp_axis(target)
+            rejected = []
+            for k in range(int(self.cfg.max_scene_tries)):
+                rng = np.random.default_rng(seed if k == 0 else [seed, k])
+                info = self._reset_once(rng, seed, target, True, names, surface)
+                if not info.target_present:
+                    rejected.append('the target fell off the table')
+                    continue
+                T = self.scene.object_poses([target])[target]
+                ok, why, stats = check_target(self.scene, info.camera, self.body(target),
+                                              axis @ T[:3, :3].T + T[:3, 3],
+                                              self.cfg.scene_check)
+                if ok:
+                    info.attempt, info.rejected, info.check = k, rejected, stats
+                    return info
+                rejected.append(why)
+        raise ValueError(f'seed {seed}: no arrangement of {self.cfg.max_scene_tries} shows '
+                         f'{target!r} in view and graspable (last: {rejected[-1]})')
+
+    def grasp_axis(self, name: str) -> np.ndarray:
+        """
+        ``(2, 3)`` grasp-axis points of ``name`` in its own frame (metres), cached.
+
+        The axis of its seed-0 top-down reference view (``auto_targets.object_frame_points``),
+        as the targets and the oracle have it.
+        """
+        if name not in self._axis:
+            from ccl_perception.sim.auto_targets import object_frame_points
+            self._axis[name] = object_frame_points(self, name)[:2]
+        return self._axis[name]
+
+    def _reset_once(self, rng, seed, target, target_present, names, surface) -> SceneInfo:
+        """One arrangement of :meth:`reset` from ``rng``."""
         with self.lock:
             if names is None:
                 pool = [n for n in self.object_names if n != target]
@@ -417,9 +496,23 @@ class SimWorld:
                                      rng.uniform(*c.camera_azimuth_deg), look,
                                      c.width, c.height, c.fov_y_deg)
             self.set_camera(cam)
+            self._set_surface(surface, cam)
             present = target is not None and target in active
-            self.info = SceneInfo(int(seed), active, target, present, cam)
+            self.info = SceneInfo(int(seed), active, target, present, cam,
+                                  surface if self._surfaces else '')
             return self.info
+
+    def _set_surface(self, surface: str, camera) -> None:
+        """Show table photo ``surface`` (v2); a glossy one is lit from the camera's mirror."""
+        self._lighting = None
+        if not self._surfaces:
+            return
+        self.scene.set_surface(self._surfaces[surface])
+        if surface in self._glossy:
+            from ccl_perception.sim.gloss import GLOSS, mirror_light
+            from ccl_perception.sim.scene import photo_lighting
+            self._lighting = {**photo_lighting(), 'direction': mirror_light(camera),
+                              'gloss': dict(GLOSS)}
 
     def rest_pose(self, name: str) -> tuple:
         """Resting orientation (xyzw) and base height (m) of ``name`` in its seed-0 reference."""
@@ -448,9 +541,14 @@ class SimWorld:
                 if p.getBasePositionAndOrientation(self.body(n), physicsClientId=self.client)[0][2]
                 > -0.01]
 
-    def reference_view(self, name: str, seed: int = 0):
+    def reference_view(self, name: str, seed: int = 0, elevation_deg: float = 90.0,
+                       azimuth_deg: float = 0.0):
         """
         Render the paper's reference: ``name`` alone on the table seen straight from above.
+
+        ``elevation_deg`` < 90 looks at it obliquely from ``azimuth_deg`` instead (further
+        reference views of a multi-view target), from the same distance
+        ``cfg.reference_height``.
 
         Returns:
             ``(RenderResult, Camera)``; the object is at a random pose (``seed``).
@@ -461,16 +559,19 @@ class SimWorld:
             self.scene.arrange(np.random.default_rng(seed), names=[name],
                                workspace_half=(0.02, 0.02))
             pos = self.scene.object_poses([name])[name][:3, 3]
-            cam = camera_from_angles(self.cfg.reference_height, 90.0, 0.0, (pos[0], pos[1], 0.0),
-                                     self.cfg.width, self.cfg.height, self.cfg.fov_y_deg)
+            cam = camera_from_angles(self.cfg.reference_height, elevation_deg, azimuth_deg,
+                                     (pos[0], pos[1], 0.0), self.cfg.width, self.cfg.height,
+                                     self.cfg.fov_y_deg)
             self.set_camera(cam)
-            self.info = SceneInfo(int(seed), [name], name, True, cam)
+            self._set_surface(self.cfg.surface, cam)
+            self.info = SceneInfo(int(seed), [name], name, True, cam,
+                                  self.cfg.surface if self._surfaces else '')
             return self.scene.render(cam), cam
 
     def render(self):
         """RGB (H, W, 3) uint8, depth (H, W) float32 m (NaN = none), segmentation ids."""
         with self.lock:
-            return self.scene.render(self._camera)
+            return self.scene.render(self._camera, self._lighting)
 
     def close(self) -> None:
         self.scene.close()

@@ -473,7 +473,9 @@ class TabletopScene:
             camera: :class:`Camera`.
             lighting: for ``'tiny'`` a dict as :func:`default_lighting` / :func:`random_lighting`
                 return; for ``'egl'`` as :func:`photo_lighting` returns (``direction``,
-                ``shadow``, ``gain``). Default: the neutral light of the renderer.
+                ``shadow``, ``gain``), optionally with ``gloss`` (``{'strength', 'shininess'}``:
+                the table-top photo is glossy, :mod:`ccl_perception.sim.gloss`). Default: the
+                neutral light of the renderer.
 
         Returns:
             :class:`RenderResult` (rgb uint8, z-depth float32 m, segmentation int32 body ids).
@@ -503,6 +505,12 @@ class TabletopScene:
                 renderer=p.ER_BULLET_HARDWARE_OPENGL, lightDirection=list(light['direction']),
                 shadow=int(light.get('shadow', True)), physicsClientId=self.client)
             rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3]
+            if light.get('gloss') and self.surface is not None:  # a glossy table top
+                from ccl_perception.sim.gloss import add_highlight
+                seg = np.asarray(seg, dtype=np.int32).reshape(h, w)
+                depth = camera.depth_from_buffer(np.asarray(buf, dtype=np.float32).reshape(h, w))
+                rgb = add_highlight(rgb, depth, seg == self._cloths[self.surface], camera,
+                                    light['direction'], **light['gloss'])
             gain = np.asarray(light.get('gain', (1.0, 1.0, 1.0)), dtype=np.float32)
             if np.any(gain != 1.0):
                 rgb = np.clip(rgb * gain + 0.5, 0, 255).astype(np.uint8)
