@@ -457,7 +457,8 @@ def read_rgb(path: str) -> np.ndarray:
 def main(argv=None) -> int:
     """``make_target`` console script: a known failure is one line on stderr and exit code 2."""
     from ccl_perception import cli
-    from ccl_perception.validation import integer, real
+    from ccl_perception.model_settings import DEFAULT_DEVICE, DEFAULT_DOWNSCALE, DOWNSCALE
+    from ccl_perception.validation import real
 
     p = cli.ArgumentParser(
         prog='make_target',
@@ -465,7 +466,7 @@ def main(argv=None) -> int:
     p.add_argument('--checkpoint', default='',
                    help='model checkpoint (.pt); default: the shipped model '
                         '(ccl_perception/models)')
-    p.add_argument('--downscale', type=cli.arg_type(integer(1, 8)), default=1,
+    p.add_argument('--downscale', type=cli.arg_type(DOWNSCALE), default=DEFAULT_DOWNSCALE,
                    help='shrink the image this many times before the model; '
                         "use the planner's value")
     p.add_argument('--image', required=True, help='reference RGB image')
@@ -479,7 +480,7 @@ def main(argv=None) -> int:
                    help='pixels x,y; the first two are the grasp axis')
     p.add_argument('--name', required=True, help='target name')
     p.add_argument('--out', required=True, help='output .npz')
-    p.add_argument('--device', default='cpu')
+    p.add_argument('--device', default=DEFAULT_DEVICE)
     args = p.parse_args(argv)
     from ccl_perception.checkpoint import CheckpointError
     return cli.run('make_target', lambda: _run(args), CheckpointError)

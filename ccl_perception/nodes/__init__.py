@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 
+from ccl_perception.model_settings import DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_DOWNSCALE
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos import qos_profile_sensor_data
 
@@ -94,13 +95,14 @@ def param_values(node, names) -> dict:
     return {n: node.get_parameter(n).value for n in names}
 
 
-#: The model parameters of every node that runs the descriptor network.
+#: The model parameters of every node that runs the descriptor network (defaults:
+#: :mod:`ccl_perception.model_settings`).
 MODEL_PARAMS = {
     'checkpoint': '',           # trained model (.pt); '' = the shipped default model
-    'device': 'cpu',            # 'cpu' or 'cuda[:i]'
-    'backend': 'torch',         # 'torch' or 'onnx'
+    'device': DEFAULT_DEVICE,   # 'cpu' or 'cuda[:i]'
+    'backend': DEFAULT_BACKEND,  # 'torch' or 'onnx'
     # shrink camera images this many times before the model (2: 640x480 -> 320x240)
-    'downscale': 1,
+    'downscale': DEFAULT_DOWNSCALE,
 }
 
 
