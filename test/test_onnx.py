@@ -66,6 +66,16 @@ def test_extractor_backends_agree(exported):
     assert torch.allclose(a, direct.detach(), atol=1e-6)
 
 
+def test_onnx_backend_runs_at_a_downscale(exported):
+    """The exported file carries the weights' identity, the extractor ``<weights>/2``."""
+    _, checkpoint, _ = exported
+    rgb = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    eager = DescriptorExtractor(checkpoint, downscale=2)
+    onnx = DescriptorExtractor(checkpoint, backend='onnx', downscale=2)
+    assert onnx.identity == eager.identity and onnx.identity.endswith('/2')
+    assert torch.allclose(eager(rgb), onnx(rgb), atol=1e-4)
+
+
 def test_onnx_of_another_model_is_refused(exported, tmp_path):
     _, checkpoint, onnx_path = exported
     other = DescriptorNet('efficientnet_lite0', 8, pretrained=False)
