@@ -25,7 +25,10 @@ key                 shape/dtype  meaning
 ==================  ===========  ==========================================================
 format_version      () int       1
 name                () str       target name (library key)
-model_identity      () str       ``checkpoint.model_identity`` of the model that made it
+model_identity      () str       identity of the model that made it, at its downscale
+                                 (``model_settings.compose_identity``: ``<weights>[/s]``)
+downscale           () int       the model's ``downscale`` when it was made (absent in older
+                                 files: read from ``model_identity``)
 descriptors         (N, D) f32   unit descriptors at the pixels of the full-resolution
                                  (bilinearly upsampled) descriptor map
 pixels              (N, 2) f64   reference pixels ``(x, y)``
@@ -47,6 +50,7 @@ import os
 from typing import Dict, Optional, Tuple
 
 from ccl_perception import geometry
+from ccl_perception.model_settings import split_identity
 import numpy as np
 
 FORMAT_VERSION = 1
@@ -77,6 +81,11 @@ class Target:
     intrinsics: Optional[np.ndarray] = None
 
     @property
+    def downscale(self) -> int:
+        """Return the ``downscale`` the target was made at (part of ``model_identity``)."""
+        return split_identity(self.model_identity)[1]
+
+    @property
     def has_3d(self) -> bool:
         """Return True when reference depth was given for at least the two axis points."""
         return self.points_3d is not None and bool(np.all(np.isfinite(self.points_3d[:2])))
@@ -101,7 +110,7 @@ def save_target(path: str, target: Target) -> None:
                  pixels=np.asarray(target.pixels, np.float64),
                  image_size=np.asarray(target.image_size, np.int64),
                  points_3d=np.asarray(pts, np.float64), axis_length=np.float64(target.axis_length),
-                 intrinsics=np.asarray(K, np.float64))
+                 intrinsics=np.asarray(K, np.float64), downscale=np.int64(target.downscale))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -139,10 +148,12 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
         raise TargetError(
             f'target file {path!r}: descriptors must be finite (N>=2, D), got {desc.shape}')
     identity = str(data['model_identity'])
+    downscale = split_identity(identity)[1]
+    if 'downscale' in data and int(data['downscale']) != downscale:
+        raise TargetError(f'target file {path!r}: downscale {int(data["downscale"])} and model '
+                          f'identity {identity} disagree')
     if expected_identity is not None and identity != expected_identity:
-        raise TargetError(f'target {str(data["name"])!r} ({path}) was made with model {identity}, '
-                          f'but the running model is {expected_identity}; '
-                          're-create it with make_target')
+        raise TargetError(_mismatch(str(data['name']), path, identity, expected_identity))
     pts = data.get('points_3d')
     K = data.get('intrinsics')
     return Target(name=str(data['name']), descriptors=desc.astype(np.float32),
@@ -151,6 +162,18 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
                   points_3d=None if pts is None or not np.any(np.isfinite(pts)) else pts,
                   axis_length=float(data.get('axis_length', np.nan)),
                   intrinsics=None if K is None or not np.all(np.isfinite(K)) else K)
+
+
+def _mismatch(name: str, path: str, made: str, running: str) -> str:
+    """Say which of model and downscale differs between a target and the running model."""
+    (made_model, made_scale), (run_model, run_scale) = split_identity(made), split_identity(running)
+    if made_model == run_model:
+        return (f'target {name!r} ({path}) was made at downscale {made_scale}, the model runs at '
+                f'downscale {run_scale}: start the planner with downscale:={made_scale} '
+                f'(parameter downscale), or remake the target with make_target --downscale '
+                f'{run_scale}')
+    return (f'target {name!r} ({path}) was made with model {made_model}, but the running model '
+            f'is {run_model}; re-create it with make_target')
 
 
 def load_library(target_dir: str, expected_identity: Optional[str] = None):
@@ -514,7 +537,7 @@ def _run(args) -> int:
         raise OSError(f'cannot write the target to {args.out!r}: {e.strerror or e}') from e
     print(f'wrote target {target.name!r} ({len(target.pixels)} points, '
           f'D={target.descriptors.shape[1]}, axis length {target.axis_length:.4f} m, '
-          f'model {target.model_identity}) to {args.out}')
+          f'model {target.model_identity}, downscale {target.downscale}) to {args.out}')
     return 0
 
 
