@@ -66,7 +66,7 @@ def compress_depth(msg):
 
 def plan_topics(client, camera_ns: str, compressed: bool) -> list:
     """
-    What to record: ``[(bag topic, bag type, compress function or None), ...]``.
+    Return what to record: ``[(bag topic, bag type, compress function or None), ...]``.
 
     Colour, aligned depth and colour camera_info under ``camera_ns``; with ``compressed``
     the images as ``<topic>/compressed`` (compressed here when nobody publishes that).
@@ -89,7 +89,7 @@ def plan_topics(client, camera_ns: str, compressed: bool) -> list:
 
 def matching_qos(client, topic: str):
     """
-    QoS to record ``topic`` with, as ``ros2 bag record`` adapts it to the publishers.
+    Return the QoS to record ``topic`` with, as ``ros2 bag record`` adapts it to the publishers.
 
     Reliable (keep last 10) when every publisher offers reliable delivery: a best-effort
     subscriber loses large frames that DDS has to fragment; best effort otherwise (a reliable

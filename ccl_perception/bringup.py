@@ -154,7 +154,7 @@ def resolve_arguments(overrides: Optional[dict] = None) -> Dict[str, str]:
 
 
 def _given(a: dict, names) -> dict:
-    """The given launch arguments among ``names``, as node parameters (downscale as an int)."""
+    """Return the given launch arguments among ``names`` as node parameters (downscale: int)."""
     from ccl_perception.model_settings import parse_downscale
     return {k: parse_downscale(a[k]) if k == 'downscale' else a[k]
             for k in names if a[k] != NOT_GIVEN}

@@ -41,6 +41,8 @@ from ccl_perception.ros_client import ClientError, DEFAULT_TIMEOUT_S
 PLANNER, EXECUTOR = '/grasp_planner', '/grasp_executor'
 #: Seconds ``ccl execute`` waits for the outcome of a grasp it started.
 GRASP_WAIT_S = 120.0
+#: Seconds ``ccl execute`` waits for the planner's status before it asks for the grasp.
+STATUS_WAIT_S = 2.0
 
 
 def _client(args):
@@ -138,6 +140,10 @@ def cmd_execute(args) -> int:
     with _client(args) as client:
         results = client.collect(String, private(args.executor, RESULT_TOPIC), LATCHED_QOS)
         statuses = client.collect(String, private(args.planner, STATUS_TOPIC), STATUS_QOS)
+        try:  # the planner's word on the pose about to be executed (it is not in the result)
+            client.wait_for(lambda: statuses, 'planner status', min(STATUS_WAIT_S, args.timeout))
+        except ClientError:
+            pass
         ok, message = client.trigger(private(args.executor, EXECUTE_SERVICE))
         if not ok:
             raise ClientError(f'{args.executor} started no grasp: {message}')

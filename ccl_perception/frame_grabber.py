@@ -59,7 +59,8 @@ def write_frame(out_dir: str, rgb, depth_m, info) -> dict:
         raise OSError(f'cannot write {paths["depth.png"]}')
     meta = {'width': int(info.width), 'height': int(info.height),
             'frame_id': str(info.header.frame_id),
-            'stamp': {'sec': int(info.header.stamp.sec), 'nanosec': int(info.header.stamp.nanosec)},
+            'stamp': {'sec': int(info.header.stamp.sec),
+                      'nanosec': int(info.header.stamp.nanosec)},
             'k': [float(v) for v in info.k], 'd': [float(v) for v in info.d],
             'distortion_model': str(info.distortion_model)}
     with open(paths['camera_info.yaml'], 'w', encoding='utf-8') as f:

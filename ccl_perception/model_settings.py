@@ -59,7 +59,7 @@ def compose_identity(model: str, downscale: int) -> str:
 
 
 def split_identity(identity: str):
-    """``'<model>[/s]'`` -> ``(model, s)`` (``s`` = 1 without a suffix): :func:`compose_identity`."""
+    """Split ``'<model>[/s]'`` into ``(model, s)`` (``s`` = 1 without a suffix)."""
     model, sep, scale = str(identity).rpartition('/')
     if sep and scale.isdigit():
         return model, int(scale)

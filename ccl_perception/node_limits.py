@@ -34,7 +34,7 @@ from ccl_perception import grasp_pipeline, model_settings
 from ccl_perception.executors.base import MotionConfig
 from ccl_perception.executors.moveit_executor import MoveItExecutorConfig
 from ccl_perception.geometry import CAMERA_FRAME
-from ccl_perception.validation import check, choice, DEVICE, flag, integer, NAME, real, text
+from ccl_perception.validation import check, choice, flag, integer, NAME, real, text
 
 #: Parameters of every node that runs the descriptor network.
 MODEL_LIMITS = {'checkpoint': text(), **model_settings.LIMITS}

@@ -166,7 +166,8 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
 
 def _mismatch(name: str, path: str, made: str, running: str) -> str:
     """Say which of model and downscale differs between a target and the running model."""
-    (made_model, made_scale), (run_model, run_scale) = split_identity(made), split_identity(running)
+    made_model, made_scale = split_identity(made)
+    run_model, run_scale = split_identity(running)
     if made_model == run_model:
         return (f'target {name!r} ({path}) was made at downscale {made_scale}, the model runs at '
                 f'downscale {run_scale}: start the planner with downscale:={made_scale} '

@@ -155,9 +155,9 @@ class TestTargetFiles:
         assert tg.load_target(path, half.identity).downscale == made.downscale == 2
         with pytest.raises(tg.TargetError) as e:
             tg.load_target(path, extractor.identity)
-        assert ("was made at downscale 2, the model runs at downscale 1: start the planner "
-                "with downscale:=2 (parameter downscale), or remake the target with make_target "
-                "--downscale 1") in str(e.value)
+        assert ('was made at downscale 2, the model runs at downscale 1: start the planner '
+                'with downscale:=2 (parameter downscale), or remake the target with make_target '
+                '--downscale 1') in str(e.value)
         # a file written before the downscale key: the scale is read from the identity
         with np.load(path, allow_pickle=False) as z:
             old = {k: z[k] for k in z.files if k != 'downscale'}
