@@ -27,8 +27,7 @@ bottom. No ROS here.
 
 import numpy as np
 
-LEGEND = ('red: keypoint heatmaps (each max-normalised) | green +: matched keypoints '
-          '(1-2 grasp axis) | cyan/yellow: gripper fingers/palm')
+LEGEND = 'red: heatmaps | green +: keypoints (1-2: grasp axis) | cyan/yellow: gripper'
 
 
 def status_text(target_name: str, result) -> str:
