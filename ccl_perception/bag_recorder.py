@@ -33,8 +33,8 @@ import time
 
 #: JPEG quality of colour frames compressed here.
 JPEG_QUALITY = 90
-#: Seconds given to discovery before deciding whether a compressed topic is published.
-DISCOVERY_S = 1.5
+#: Seconds given to discovery after the raw topics' publishers were found.
+DISCOVERY_S = 1.0
 IMAGE, COMPRESSED, INFO = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage',
                            'sensor_msgs/msg/CameraInfo')
 
@@ -64,16 +64,24 @@ def compress_depth(msg):
                            data=data.tobytes())
 
 
-def plan_topics(client, camera_ns: str, compressed: bool) -> list:
+def plan_topics(client, camera_ns: str, compressed: bool, timeout: float = 10.0) -> list:
     """
     Return what to record: ``[(bag topic, bag type, compress function or None), ...]``.
 
     Colour, aligned depth and colour camera_info under ``camera_ns``; with ``compressed``
     the images as ``<topic>/compressed`` (compressed here when nobody publishes that).
+    Waits up to ``timeout`` s for the image topics' publishers to be discovered (then
+    :data:`DISCOVERY_S` more for their siblings), so the choice is made on a known graph.
     """
     from ccl_perception.nodes import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC
-    from ccl_perception.ros_client import camera_topic
+    from ccl_perception.ros_client import camera_topic, ClientError
     plan = []
+    raw = [camera_topic(t, camera_ns) for t in (COLOR_TOPIC, DEPTH_TOPIC)]
+    try:
+        client.wait_for(lambda: all(client.node.count_publishers(t) for t in raw),
+                        'publisher', timeout)
+    except ClientError:
+        pass  # record() says that nothing arrived
     client.spin_for(DISCOVERY_S)
     for topic, encode in ((COLOR_TOPIC, compress_colour), (DEPTH_TOPIC, compress_depth)):
         name = camera_topic(topic, camera_ns)
@@ -124,7 +132,7 @@ def record(client, out: str, camera_ns: str, duration: float, compressed: bool =
     from ccl_perception.ros_client import ClientError
     if os.path.exists(out):
         raise ValueError(f'{out} exists: a bag is written into a new folder; choose another name')
-    plan = plan_topics(client, camera_ns, compressed)
+    plan = plan_topics(client, camera_ns, compressed, timeout)
     types = {IMAGE: Image, COMPRESSED: CompressedImage, INFO: CameraInfo}
     store = get_typestore(Stores.ROS2_KILTED)
     counts = {topic: 0 for topic, _, _ in plan}
