@@ -22,7 +22,6 @@ camera_info and the colour's ``/compressed`` topic, all spun by one NodeRunner; 
 subcommand runs as its console script does (``ccl_cli.main``; one through ``python -m``),
 and its output, exit code and effect on the nodes are checked. Names carry a per-run tag.
 """
-import json
 import os
 import subprocess
 import sys
@@ -33,13 +32,13 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 torch = pytest.importorskip('torch')
-import cv2  # noqa: E402, I100
-from ccl_perception import ccl_cli, targets as tg  # noqa: E402
+from ccl_perception import ccl_cli, targets as tg  # noqa: E402, I100
 from ccl_perception.executors.base import GraspResult, MotionConfig  # noqa: E402
 from ccl_perception.geometry import intrinsics_matrix  # noqa: E402
 from ccl_perception.nodes import CAMERA_TOPICS, NodeRunner  # noqa: E402
 from ccl_perception.nodes.messages import camera_info_msg, image_msg  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+import cv2  # noqa: E402, I100
 
 TAG = f'{os.getpid() % 100000}'
 CAM, PLANNER, EXECUTOR = f'cam_{TAG}', f'/planner_{TAG}', f'/executor_{TAG}'
@@ -139,7 +138,8 @@ def test_status(ros, capsys):
     rc, out, err = ccl(capsys, 'status', '--planner', PLANNER, '--executor', EXECUTOR)
     assert rc == 0 and err == ''
     lines = out.splitlines()
-    assert lines[0].startswith(f"{PLANNER}: target 'at1', target_dir ") and 'downscale 1' in lines[0]
+    assert lines[0].startswith(f"{PLANNER}: target 'at1', target_dir ")
+    assert 'downscale 1' in lines[0]
     assert lines[1].startswith(f'{PLANNER} status: abstain: ')  # a random model finds nothing
     assert lines[2] == f'{EXECUTOR} last grasp: none (or the executor is not running)'
 
