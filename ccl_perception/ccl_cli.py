@@ -22,6 +22,7 @@ timeout; a failure is one line ``ccl <command>: error: <reason>`` on stderr, exi
     ccl record my_bag --duration 300 --compressed   # ros2 bag record <camera topics>
     ccl grab-frame --out ref/mug                      # colour + aligned depth + camera_info files
     ccl preview --image ref/mug/color.png --points 300,200 340,210 --out ref/mug/preview.png
+    ccl save-target mug                               # target_maker: clicked points -> mug.npz
     ccl set-target mug                                # ros2 param set /grasp_planner target mug
     ccl reload                                        # ros2 service call .../reload_targets ...
     ccl execute                                       # ros2 service call .../execute ...
@@ -38,7 +39,7 @@ import sys
 from ccl_perception import cli
 from ccl_perception.ros_client import ClientError, DEFAULT_TIMEOUT_S
 
-PLANNER, EXECUTOR = '/grasp_planner', '/grasp_executor'
+PLANNER, EXECUTOR, MAKER = '/grasp_planner', '/grasp_executor', '/target_maker'
 #: Seconds ``ccl execute`` waits for the outcome of a grasp it started.
 GRASP_WAIT_S = 120.0
 #: Seconds ``ccl execute`` waits for the planner's status before it asks for the grasp.
@@ -114,6 +115,17 @@ def cmd_set_target(args) -> int:
     with _client(args) as client:
         client.set_parameters(args.planner, {'target': args.name})
     print(f'{args.planner}: target set to {args.name!r}')
+    return 0
+
+
+def cmd_save_target(args) -> int:
+    from ccl_perception.nodes import private, SAVE_TARGET_SERVICE
+    with _client(args) as client:
+        client.set_parameters(args.maker, {'name': args.name})
+        ok, message = client.trigger(private(args.maker, SAVE_TARGET_SERVICE))
+    if not ok:
+        raise ClientError(message)
+    print(message)
     return 0
 
 
@@ -229,6 +241,10 @@ def build_parser():
     c.add_argument('--depth', help='aligned depth (marks points without depth)')
     c.add_argument('--depth-scale', type=cli.arg_type(cli_limit()), default=0.001,
                    help='metres per integer depth unit')
+    c = command('save-target', cmd_save_target,
+                "save the target_maker's clicked points as target NAME in its target_dir")
+    c.add_argument('name', help='target name (file <target_dir>/<name>.npz)')
+    c.add_argument('--maker', default=MAKER, help='target_maker node name')
     c = command('set-target', cmd_set_target, "set the planner's target (SetParameters)")
     c.add_argument('name', help='target name in target_dir, or a .npz path')
     for name, fn, text in (('reload', cmd_reload, "re-read the planner's target_dir"),

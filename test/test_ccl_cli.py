@@ -42,6 +42,7 @@ import cv2  # noqa: E402, I100
 
 TAG = f'{os.getpid() % 100000}'
 CAM, PLANNER, EXECUTOR = f'cam_{TAG}', f'/planner_{TAG}', f'/executor_{TAG}'
+MAKER = f'/maker_{TAG}'
 H, W = 48, 64
 K = intrinsics_matrix(60.0, 60.0, 31.5, 23.5)
 RGB = np.kron(np.random.default_rng(0).integers(0, 255, (H // 8, W // 8, 3)),
@@ -72,6 +73,8 @@ def ros(tmp_path_factory):
     from ccl_perception.model import DescriptorNet
     from ccl_perception.nodes.grasp_executor_node import GraspExecutorNode
     from ccl_perception.nodes.grasp_planner_node import GraspPlanner
+    from ccl_perception.nodes.target_maker_node import TargetMaker
+    from geometry_msgs.msg import PointStamped
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
     tmp = tmp_path_factory.mktemp('ccl')
@@ -91,6 +94,10 @@ def ros(tmp_path_factory):
         executor = GraspExecutorNode(executor=arm, context=context, cli_args=[
             '--ros-args', '-r', f'__node:={EXECUTOR[1:]}', '-r', f'grasp_pose:=pose_{TAG}'],
             parameter_overrides=[Parameter('auto_execute', value=False)])
+        maker = TargetMaker(context=context, cli_args=[
+            '--ros-args', '-r', f'__node:={MAKER[1:]}', '-r', f'clicked_point:=clicked_{TAG}',
+            *remap], parameter_overrides=[Parameter('checkpoint', value=ck),
+                                          Parameter('target_dir', value=str(tmp / 'made'))])
         camera = rclpy.create_node(f'camera_{TAG}', context=context)
         pubs = [camera.create_publisher(t, f'/{CAM}/{n}', 5) for t, n in (
             (Image, 'color/image_raw'), (Image, 'aligned_depth_to_color/image_raw'),
@@ -106,9 +113,10 @@ def ros(tmp_path_factory):
                 m.header.stamp, m.header.frame_id = stamp, 'cam_optical'
                 pub.publish(m)
         camera.create_timer(0.1, publish)
-        parts.update(planner=planner, executor=executor, jpeg=jpeg,
-                     pose_pub=camera.create_publisher(PoseStamped, f'pose_{TAG}', 5))
-        return [planner, executor, camera]
+        parts.update(planner=planner, executor=executor, maker=maker, jpeg=jpeg,
+                     pose_pub=camera.create_publisher(PoseStamped, f'pose_{TAG}', 5),
+                     click_pub=camera.create_publisher(PointStamped, f'clicked_{TAG}', 10))
+        return [planner, executor, maker, camera]
 
     runner = NodeRunner(factory).spin_in_background()
     yield {**parts, 'arm': arm, 'tmp': tmp}
@@ -169,6 +177,30 @@ def test_execute_runs_one_grasp_on_request_and_reports_it(ros, capsys):
     assert rc == 0 and err == '' and ros['arm'].executed == 1
     assert lines[0].startswith('accepted: executing the pose stamped 123.000000456')
     assert lines[1].startswith('grasp succeeded: lifted (lift 0.100 m); planner at the call: ')
+
+
+def test_save_target_from_clicked_points(ros, capsys):
+    rc, out, err = ccl(capsys, 'save-target', 'cup', '--maker', MAKER)
+    assert rc == 2 and err == ('ccl save-target: error: not saved: 0 point(s) clicked; a target '
+                               'needs two (the grasp axis) or more\n')
+    from ccl_perception.geometry import backproject
+    from ccl_perception.nodes.messages import point_msg
+    from geometry_msgs.msg import PointStamped
+    px = np.array([[40.0, 20.0], [56.0, 30.0]])
+    z = DEPTH_MM[px[:, 1].astype(int), px[:, 0].astype(int)] * 0.001
+    from polling import wait_for  # test/polling.py
+    assert wait_for(lambda: ros['click_pub'].get_subscription_count() > 0, 20)
+    for i, p in enumerate(backproject(px, z, K)):  # a click is one message (reliable QoS)
+        msg = PointStamped(point=point_msg(p))
+        msg.header.frame_id = 'cam_optical'
+        ros['click_pub'].publish(msg)
+        assert wait_for(lambda: ros['maker'].counts['points'] == i + 1, 20)
+    rc, out, err = ccl(capsys, 'save-target', 'cup', '--maker', MAKER)
+    assert rc == 0 and err == '' and out.startswith("saved target 'cup' (2 points, axis length ")
+    assert out.rstrip().endswith('downscale 1) to ' + str(ros['tmp'] / 'made' / 'cup.npz')
+                                 + '; set it with: ccl set-target cup')
+    t = tg.load_target(str(ros['tmp'] / 'made' / 'cup.npz'))
+    np.testing.assert_allclose(t.pixels, px, atol=1e-6)
 
 
 def test_grab_frame_writes_what_make_target_reads(ros, capsys, tmp_path):

@@ -184,8 +184,8 @@ class TargetMaker(Node):
         with self._lock:
             self.points = []
         return (f'saved target {target.name!r} ({len(px)} points, axis length '
-                f'{target.axis_length * 100:.1f} cm) to {path}; set it with: '
-                f'ros2 param set /grasp_planner target {target.name}')
+                f'{target.axis_length * 100:.1f} cm, downscale {target.downscale}) to {path}; '
+                f'set it with: ccl set-target {target.name}')
 
 
 def main(args=None):
