@@ -74,14 +74,11 @@ def plan_topics(client, camera_ns: str, compressed: bool, timeout: float = 10.0)
     :data:`DISCOVERY_S` more for their siblings), so the choice is made on a known graph.
     """
     from ccl_perception.nodes import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC
-    from ccl_perception.ros_client import camera_topic, ClientError
+    from ccl_perception.ros_client import camera_topic
     plan = []
-    raw = [camera_topic(t, camera_ns) for t in (COLOR_TOPIC, DEPTH_TOPIC)]
-    try:
-        client.wait_for(lambda: all(client.node.count_publishers(t) for t in raw),
-                        'publisher', timeout)
-    except ClientError:
-        pass  # record() says that nothing arrived
+    # not found: record() says that nothing arrived
+    client.wait_for_publishers([camera_topic(t, camera_ns) for t in (COLOR_TOPIC, DEPTH_TOPIC)],
+                               timeout)
     client.spin_for(DISCOVERY_S)
     for topic, encode in ((COLOR_TOPIC, compress_colour), (DEPTH_TOPIC, compress_depth)):
         name = camera_topic(topic, camera_ns)
@@ -93,23 +90,6 @@ def plan_topics(client, camera_ns: str, compressed: bool, timeout: float = 10.0)
             plan.append((name + '/compressed', COMPRESSED, (name, encode)))
     plan.append((camera_topic(INFO_TOPIC, camera_ns), INFO, None))
     return plan
-
-
-def matching_qos(client, topic: str):
-    """
-    Return the QoS to record ``topic`` with, as ``ros2 bag record`` adapts it to the publishers.
-
-    Reliable (keep last 10) when every publisher offers reliable delivery: a best-effort
-    subscriber loses large frames that DDS has to fragment; best effort otherwise (a reliable
-    subscriber would not match a best-effort publisher).
-    """
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-    from ccl_perception.nodes import SENSOR_QOS
-    infos = client.node.get_publishers_info_by_topic(topic)
-    if infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos):
-        return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    return SENSOR_QOS
 
 
 def record(client, out: str, camera_ns: str, duration: float, compressed: bool = False,
@@ -150,7 +130,7 @@ def record(client, out: str, camera_ns: str, duration: float, compressed: bool =
                 counts[topic] += 1
             source = topic if encode is None else encode[0]
             client.node.create_subscription(types[msgtype] if encode is None else Image, source,
-                                            write, matching_qos(client, source),
+                                            write, client.matching_qos(source),
                                             raw=encode is None)
         log(f'recording {", ".join(t for t, _, _ in plan)} into {out} '
             f'({"until Ctrl-C" if not duration else f"{duration:g} s"})')

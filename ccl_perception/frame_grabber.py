@@ -81,19 +81,20 @@ def grab_frame(client, camera_ns: str, slop: float = 0.02, timeout: float = None
     """
     from sensor_msgs.msg import CameraInfo, Image
 
-    from ccl_perception.nodes import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, SENSOR_QOS
+    from ccl_perception.nodes import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC
     from ccl_perception.nodes.messages import rgbd_from_msgs
     from ccl_perception.ros_client import camera_topic, ClientError
     from ccl_perception.sync import ApproximateSynchronizer
     pairs, seen = [], {'colour': 0, 'depth': 0}
     sync = ApproximateSynchronizer(2, slop, 10, lambda c, d: pairs.append((c, d)))
     names = [camera_topic(t, camera_ns) for t in (COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC)]
+    client.wait_for_publishers(names, timeout)  # then the QoS the camera offers
     for i, (key, topic) in enumerate(zip(seen, names)):
         def add(msg, i=i, key=key):
             seen[key] += 1
             sync.add(i, msg)
-        client.node.create_subscription(Image, topic, add, SENSOR_QOS)
-    infos = client.collect(CameraInfo, names[2], SENSOR_QOS)
+        client.node.create_subscription(Image, topic, add, client.matching_qos(topic))
+    infos = client.collect(CameraInfo, names[2], client.matching_qos(names[2]))
     try:
         client.wait_for(lambda: pairs and infos, 'colour/depth pair with camera_info', timeout)
     except ClientError as e:

@@ -109,6 +109,32 @@ class RosClient:
                 raise ClientError(f'no {what} within {timeout:g} s')
             self.executor.spin_once(timeout_sec=0.05)
 
+    def matching_qos(self, topic: str):
+        """
+        Return the QoS to subscribe to ``topic`` with, adapted to its publishers (as rosbag2).
+
+        Reliable (keep last 10) when every discovered publisher offers reliable delivery: a
+        best-effort subscriber loses large frames that DDS has to fragment (a 640x480 image
+        under load); best effort otherwise (a reliable subscriber would not match a
+        best-effort publisher) or when no publisher is known yet.
+        """
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        from ccl_perception.nodes import SENSOR_QOS
+        infos = self.node.get_publishers_info_by_topic(topic)
+        if infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos):
+            return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        return SENSOR_QOS
+
+    def wait_for_publishers(self, topics, timeout: float = None) -> bool:
+        """Spin until every topic has a discovered publisher (False after the timeout)."""
+        try:
+            self.wait_for(lambda: all(self.node.count_publishers(t) for t in topics),
+                          'publisher', timeout)
+            return True
+        except ClientError:
+            return False
+
     def collect(self, msg_type, topic: str, qos, raw: bool = False) -> list:
         """Subscribe to ``topic``; return the list its messages are appended to."""
         got = []
