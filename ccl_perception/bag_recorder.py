@@ -104,6 +104,7 @@ def record(client, out: str, camera_ns: str, duration: float, compressed: bool =
         ValueError: ``out`` exists (a bag is never overwritten).
         ClientError: not one message within ``timeout`` s (the empty bag is removed).
     """
+    from rclpy.executors import ExternalShutdownException
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import get_typestore, Stores
@@ -140,7 +141,7 @@ def record(client, out: str, camera_ns: str, duration: float, compressed: bool =
                 if not any(counts.values()) and time.monotonic() - start > timeout:
                     raise ClientError(f'no message on {", ".join(counts)} within {timeout:g} s: '
                                       'check --camera-ns and that the camera publishes')
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C: a complete bag
             pass
     except BaseException:
         writer.close()

@@ -269,7 +269,13 @@ def cli_limit(zero: bool = False):
 
 
 def main(argv=None) -> int:
+    import signal
+    import threading
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C / kill -INT stop a command (also one started in the background of a script,
+        # which inherits SIGINT ignored): `ccl record` then closes a complete bag
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return cli.run(f'ccl {args.command}', lambda: args.fn(args), ClientError, ImportError)
     except KeyboardInterrupt:

@@ -66,9 +66,12 @@ class RosClient:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
+        from rclpy.signals import SignalHandlerOptions
+
         self.timeout = float(timeout)
         self.context = rclpy.context.Context()
-        rclpy.init(args=[], context=self.context)
+        # Ctrl-C is the tool's (KeyboardInterrupt: `ccl record` closes its bag), not rclpy's
+        rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node(f'{name}_{os.getpid()}', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
