@@ -19,8 +19,8 @@ Every CLI of the package (``train``, ``evaluate``, ``make_target``, ``export_onn
 ``render_dataset``, ``collect_frames``, ``grasp_benchmark``, ``bringup``, ``ccl``) ends a
 known failure -- a bad argument, a missing or corrupt file, an unwritable output -- with
 exactly one line ``<prog>: error: <reason>`` on stderr and exit code 2, never a traceback
-(test/test_cli.py and test/test_ccl_cli.py run each through its bad inputs). Unknown errors (bugs) still raise;
-``CCL_DEBUG=1`` re-raises the known ones too, with their traceback.
+(test/test_cli.py and test/test_ccl_cli.py run each through its bad inputs). Unknown errors
+(bugs) still raise; ``CCL_DEBUG=1`` re-raises the known ones too, with their traceback.
 
     parser = cli.ArgumentParser(prog='evaluate', ...)        # argparse errors: one line, code 2
     parser.add_argument('--max-pairs', type=cli.arg_type(integer(1)))
