@@ -23,8 +23,9 @@ returns one of three texts:
 
 * nothing ever arrived on any input: the topic names, ``camera_ns`` or an oversized frame
   (the DDS transport drops it before any callback) are the likely causes;
-* other inputs arrive but not what the node needs: colour and depth do not pair
-  (stamps further apart than ``sync_slop``, or one stream missing);
+* other inputs arrive but not what the node needs: one input never arrived (it is named:
+  e.g. no aligned depth from a RealSense started without ``align_depth.enable:=true``), or
+  colour and depth do not pair (stamps further apart than ``sync_slop``);
 * inputs arrived earlier and then stopped: the camera stopped or paused (a simulated
   camera skips its frames while a grasp runs).
 
@@ -64,9 +65,14 @@ class InputWatch:
         if now - self._since < self.period_s:
             return None
         grew = [k for k, v in counts.items() if v > self._at_since.get(k, 0)]
+        never = [k for k, v in counts.items() if k != need and v == 0]
         seen = ', '.join(f'{k} {v}' for k, v in counts.items())
         head = f'no {need} in the last {self.period_s:g} s (received so far: {seen})'
         self._since, self._at_since = now, dict(counts)
+        if grew and never:
+            return (f'{head}; {", ".join(grew)} arrive(s) but never {", ".join(never)}: check '
+                    'that topic (a RealSense needs align_depth.enable:=true for the aligned '
+                    'depth)')
         if grew:
             return (f'{head}; {", ".join(grew)} arrive(s) but make no {need}: colour and depth '
                     'stamps further apart than sync_slop, or one of them missing')

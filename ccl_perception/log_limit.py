@@ -25,7 +25,7 @@ when ``interval_s`` has passed, and appends how many it held back since the last
 
 import re
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 _NUMBER = re.compile(r'[-+]?\d+(\.\d+)?([eE][-+]?\d+)?')
 
@@ -59,8 +59,16 @@ class LogLimiter:
         held, self._held, self._kind, self._last = self._held, 0, k, now
         return text + (f' (+{held} not logged since the last message)' if held else '')
 
-    def emit(self, log: Callable[[str], object], text: str) -> None:
-        """Call ``log(line)`` (e.g. a ROS logger's ``warning``) when ``text`` passes now."""
+    # rclpy refuses two severities from one call site ("Logger severity cannot be changed
+    # between calls"): each severity has its own method, so its own line.
+    def warning(self, logger, text: str) -> None:
+        """Log ``text`` as a warning on ``logger`` (a ROS node's) when it passes now."""
         line = self(time.monotonic(), text)
         if line is not None:
-            log(line)
+            logger.warning(line)
+
+    def info(self, logger, text: str) -> None:
+        """Log ``text`` as info on ``logger`` when it passes now."""
+        line = self(time.monotonic(), text)
+        if line is not None:
+            logger.info(line)

@@ -57,9 +57,18 @@ def test_a_pause_after_frames_is_a_stop_not_a_topic_name_problem():
     assert w.tick(4.0, counts(5, 5, 5)) is None     # frames again
 
 
+def test_an_input_that_never_arrives_is_named():
+    w = InputWatch(1.0)
+    assert w.tick(0.0, counts(0, 0, 0)) is None
+    text = w.tick(1.0, counts(0, 30, 0))
+    assert text.endswith('; colour arrive(s) but never depth: check that topic (a RealSense '
+                         'needs align_depth.enable:=true for the aligned depth)')
+
+
 def test_colour_and_depth_that_do_not_pair_are_named():
     w = InputWatch(1.0)
     assert w.tick(0.0, counts(0, 0, 0)) is None
     text = w.tick(1.0, counts(0, 30, 29))
     assert 'colour, depth arrive(s) but make no' in text and 'sync_slop' in text
+    assert 'never' not in text
     assert 'check the topic names' not in text

@@ -15,6 +15,7 @@
 
 """LogLimiter: a repeating message is logged on change, else once per interval (issue 20)."""
 from ccl_perception.log_limit import kind, LogLimiter
+import pytest
 
 
 def test_kind_blanks_numbers():
@@ -41,9 +42,18 @@ def test_a_new_kind_is_logged_at_once():
     assert log(0.3, 'no target set') == 'no target set'
 
 
-def test_emit_calls_the_logger_only_for_passed_lines():
-    lines = []
-    log = LogLimiter(60.0)
-    for _ in range(3):
-        log.emit(lines.append, 'no grasp: no target set')
-    assert lines == ['no grasp: no target set']
+def test_both_severities_through_limiters_on_a_real_ros_logger():
+    """
+    Log warnings and infos alternately through two limiters on one real ROS logger.
+
+    rclpy refuses a second severity from one call site (ValueError "Logger severity cannot be
+    changed between calls"): a planner logs abstentions (warning) and poses (info) through
+    LogLimiter, so they must log from different lines.
+    """
+    pytest.importorskip('rclpy')
+    from rclpy.impl.rcutils_logger import RcutilsLogger
+    logger = RcutilsLogger('log_limit_test')
+    abstain, pose = LogLimiter(0.0), LogLimiter(0.0)  # interval 0: every line is logged
+    for _ in range(2):
+        abstain.warning(logger, 'no grasp: no target set')
+        pose.info(logger, 'grasp pose: mug confidence 0.1')

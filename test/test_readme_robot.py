@@ -101,7 +101,8 @@ def choose_points(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     Pick target points as a user would: on the nearest-to-centre graspable object.
 
     The table is the dominant plane of the depth; objects are the connected regions more
-    than 1 cm above it; graspable = at most 6 cm across its short side (in the table plane).
+    than 1 cm above it, away from the image border; graspable = 1.5-6 cm across its short
+    side and at most 20 cm along its long side (in the table plane).
     Points: ``sim.auto_targets.auto_grasp_pixels`` (across the short side + 8 more).
     """
     import cv2
@@ -121,14 +122,15 @@ def choose_points(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     u = np.linalg.svd(np.eye(3) - np.outer(n, n))[0][:, :2]  # a basis of the table plane
     best = None
     for i in range(1, count):
-        if stats[i, cv2.CC_STAT_AREA] < 400:
+        x, y, w, h, area = stats[i]
+        if area < 400 or x == 0 or y == 0 or x + w == W or y + h == H:
             continue
         xy = pts[labels == i] @ u
         xy -= xy.mean(0)
-        minor = np.linalg.eigh(np.cov(xy.T))[1][:, 0]
-        width = float(np.ptp(xy @ minor))
+        axes = np.linalg.eigh(np.cov(xy.T))[1]  # minor, major
+        width, length = (float(np.ptp(xy @ axes[:, j])) for j in (0, 1))
         dist = float(np.hypot(*(centroids[i] - (W / 2, H / 2))))
-        if 0.015 < width < 0.06 and (best is None or dist < best[0]):
+        if 0.015 < width < 0.06 and length < 0.2 and (best is None or dist < best[0]):
             best = (dist, i)
     assert best is not None, 'no graspable object in the grabbed frame'
     return auto_grasp_pixels(labels == best[1], n_spread=5)

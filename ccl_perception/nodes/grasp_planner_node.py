@@ -146,7 +146,7 @@ class GraspPlanner(Node):
 
     def _abstain(self, reason: str, header=None, bad_input=False, points_3d=None) -> None:
         self.counts['bad_input' if bad_input else 'abstained'] += 1
-        self._log_abstain.emit(self.get_logger().warning, f'no grasp: {reason}')
+        self._log_abstain.warning(self.get_logger(), f'no grasp: {reason}')
         self.pub_status.publish(String(data=f'abstain: {reason}'))
         if header is not None:
             self.pub_markers.publish(grasp_markers(header, points_3d))
@@ -198,7 +198,7 @@ class GraspPlanner(Node):
         self.pub_markers.publish(grasp_markers(header, result.points_3d, g, msg.pose))
         self.counts['poses'] += 1
         self.pub_status.publish(String(data=status))
-        self._log_pose.emit(self.get_logger().info, f'grasp pose: {status[4:]}')
+        self._log_pose.info(self.get_logger(), f'grasp pose: {status[4:]}')
 
 
 def main(args=None):
