@@ -29,6 +29,7 @@ Conventions (see docs/ARCHITECTURE.md and docs/ros_interface.md):
 """
 
 from dataclasses import dataclass
+import math
 from typing import Optional, Tuple
 
 import numpy as np
@@ -217,30 +218,43 @@ def estimate_normal(depth: np.ndarray, K, xy, radius_px: int = 7,
 
 
 def rotation_to_quaternion(R: np.ndarray) -> np.ndarray:
-    """``(3, 3)`` rotation matrix -> unit quaternion ``(x, y, z, w)`` with ``w >= 0``."""
-    R = np.asarray(R, dtype=np.float64)
-    m = R
-    t = np.trace(m)
-    if t > 0:
-        s = 2.0 * np.sqrt(t + 1.0)
+    """
+    ``(3, 3)`` rotation matrix -> unit quaternion ``(x, y, z, w)`` with ``w >= 0``.
+
+    Shepperd's method: the trace, or else the largest diagonal entry, picks the formula whose
+    divisor is largest (numerically stable for every rotation, including half turns). The
+    one implementation of the package (grasp poses, executors, the simulator's bodies).
+    """
+    m = np.asarray(R, dtype=np.float64)
+    tr = np.trace(m)
+    if tr > 0:
+        s = 2.0 * math.sqrt(tr + 1.0)
         q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
     else:
-        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
+        i = int(np.argmax(np.diag(m)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * math.sqrt(max(1e-12, 1.0 + m[i, i] - m[j, j] - m[k, k]))
+        q = [0.0, 0.0, 0.0, (m[k, j] - m[j, k]) / s]
+        q[i] = 0.25 * s
+        q[j] = (m[j, i] + m[i, j]) / s
+        q[k] = (m[k, i] + m[i, k]) / s
     q = np.asarray(q)
     q /= np.linalg.norm(q)
     return -q if q[3] < 0 else q
 
 
 def quaternion_to_rotation(q) -> np.ndarray:
-    """Convert a unit quaternion ``(x, y, z, w)`` -> ``(3, 3)`` rotation matrix."""
-    x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    """
+    Quaternion ``(x, y, z, w)`` (any non-zero norm; it is normalised) -> ``(3, 3)`` rotation.
+
+    Raises:
+        ValueError: a zero or non-finite quaternion.
+    """
+    x, y, z, w = np.asarray(q, dtype=np.float64)
+    n = math.sqrt(x * x + y * y + z * z + w * w)
+    if not math.isfinite(n) or n < 1e-9:
+        raise ValueError(f'quaternion {q} has zero or non-finite norm')
+    x, y, z, w = x / n, y / n, z / n, w / n
     return np.array([
         [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
@@ -266,6 +280,22 @@ class GraspPose:
     quaternion: np.ndarray
     width: float
     axis_length: float
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """
+        ``(4, 4)`` float64 homogeneous transform ``T_camera_grasp`` (translation in metres).
+
+        Maps gripper-frame points to the camera optical frame the pose is in:
+        ``p_camera = T @ [p_grasp, 1]``. The upper-left ``(3, 3)`` is ``rotation`` (columns =
+        gripper x, y = closing, z = approach axes in camera coordinates), the last column is
+        ``position``, the last row ``(0, 0, 0, 1)``. E.g. the fingertip points
+        ``(0, +-axis_length / 2, 0)`` map to the two grasp-axis keypoints.
+        """
+        T = np.eye(4)
+        T[:3, :3] = self.rotation
+        T[:3, 3] = self.position
+        return T
 
 
 def grasp_from_axis(p1: np.ndarray, p2: np.ndarray, approach_hint: Optional[np.ndarray] = None,

@@ -25,7 +25,7 @@ Where ROS 2's ``cv_bridge`` is installed it decodes the standard encodings (afte
 same validation); otherwise, and always for ``32FC<D>`` descriptor images, the numpy
 decoder below is used (identical results: both are views of the same bytes). The
 registry's ``cv-bridge`` 1.13 is a broken ROS 1 port and is rejected (see
-/work/shared/ENVIRONMENT.md). Messages are duck-typed (any object with
+:func:`_cv_bridge`). Messages are duck-typed (any object with
 ``height, width, encoding, is_bigendian, step, data``) so the core imports without
 ROS; :func:`numpy_to_image` imports ``sensor_msgs`` lazily.
 """

@@ -125,6 +125,7 @@ class RosTrialRunner:
 
     def trial(self, name: str, present: bool, timeout: float, seed: int) -> dict:
         from ccl_perception import image_conversion as ic
+        from ccl_perception.nodes.messages import stamp_ns
         P = self._Parameter
         res = self.nodes['grasp_planner'].set_parameters([P('target', value=name)])[0]
         if not res.successful:
@@ -137,13 +138,11 @@ class RosTrialRunner:
             raise RuntimeError(f'reset failed: {resp.message}')
         scene = json.loads(resp.message)
         t_scene = int(scene['camera_stamp_ns'])
-
-        def stamp(m):
-            return m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
         end = time.monotonic() + timeout
         hm = None
         while time.monotonic() < end and hm is None:
-            hm = next((m for m in list(self.heatmaps) if stamp(m) >= t_scene), None)
+            hm = next((m for m in list(self.heatmaps)
+                       if stamp_ns(m.header.stamp) >= t_scene), None)
             time.sleep(0.02)
         trial = {'seed': scene['seed'], 'target': name, 'present': bool(scene['target_present']),
                  'objects': scene['objects']}
@@ -151,12 +150,12 @@ class RosTrialRunner:
             trial.update(outcome='timeout', planner=(
                 self.status[-1] if self.status else 'no status'))
             return trial
-        s_frame = stamp(hm)
+        s_frame = stamp_ns(hm.header.stamp)
         trial['heatmap_rgb'] = ic.image_to_numpy(hm, 'rgb8')
         pose = None
         end = time.monotonic() + 1.0
         while time.monotonic() < end and pose is None:
-            pose = next((m for m in list(self.poses) if stamp(m) == s_frame), None)
+            pose = next((m for m in list(self.poses) if stamp_ns(m.header.stamp) == s_frame), None)
             time.sleep(0.02)
         executed, success = False, False
         if pose is None:

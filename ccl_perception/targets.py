@@ -467,17 +467,6 @@ def read_depth(path: str, depth_scale: float = 0.001) -> np.ndarray:
     return out
 
 
-def read_rgb(path: str) -> np.ndarray:
-    """Image file -> ``(H, W, 3)`` uint8 RGB."""
-    import cv2
-    if not os.path.isfile(path):
-        raise ValueError(f'image {path!r} does not exist')
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f'cannot read image {path!r}')
-    return np.ascontiguousarray(img[:, :, ::-1])
-
-
 def main(argv=None) -> int:
     """``make_target`` console script: a known failure is one line on stderr and exit code 2."""
     from ccl_perception import cli
@@ -513,6 +502,7 @@ def main(argv=None) -> int:
 def _run(args) -> int:
     """Do the CLI's work after parsing: cheap checks first, the model last, the file at the end."""
     from ccl_perception import cli
+    from ccl_perception.image_io import read_rgb
     from ccl_perception.inference import DescriptorExtractor
     if not args.out.endswith('.npz'):
         raise ValueError(

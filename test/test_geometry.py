@@ -96,6 +96,76 @@ class TestQuaternion:
             np.testing.assert_allclose(g.quaternion_to_rotation(q2), R, atol=1e-12)
             assert abs(abs(np.dot(q, q2)) - 1) < 1e-12
 
+    @pytest.mark.parametrize('R, q', [
+        # half turns (trace -1): each branch of the largest diagonal entry, by hand
+        (np.diag([1.0, -1.0, -1.0]), [1, 0, 0, 0]),
+        (np.diag([-1.0, 1.0, -1.0]), [0, 1, 0, 0]),
+        (np.diag([-1.0, -1.0, 1.0]), [0, 0, 1, 0]),
+        # 180 deg about (1, 1, 0) / sqrt(2): R = 2 a a^T - I
+        (np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, -1]]), [np.sqrt(0.5), np.sqrt(0.5), 0, 0]),
+        # 120 deg about (1, 1, 1) / sqrt(3) (x -> y -> z, trace 0): q = (1, 1, 1, 1) / 2
+        (np.array([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]]), [0.5, 0.5, 0.5, 0.5]),
+        # -150 deg about z (trace < 0, w would come out negative): (0, 0, -sin75, cos75)
+        (np.array([[np.cos(np.radians(150)), np.sin(np.radians(150)), 0],
+                   [-np.sin(np.radians(150)), np.cos(np.radians(150)), 0], [0, 0, 1]]),
+         [0, 0, -np.sin(np.radians(75)), np.cos(np.radians(75))]),
+    ])
+    def test_every_branch_by_hand(self, R, q):
+        np.testing.assert_allclose(g.rotation_to_quaternion(R), q, atol=1e-15)
+        np.testing.assert_allclose(g.quaternion_to_rotation(q), R, atol=1e-15)
+
+    def test_w_is_never_negative(self):
+        # 200 deg about x: the half-angle quaternion (sin100, 0, 0, cos100) has w < 0
+        a = np.radians(200)
+        R = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+        q = g.rotation_to_quaternion(R)
+        np.testing.assert_allclose(q, [-np.sin(np.radians(100)), 0, 0, -np.cos(np.radians(100))],
+                                   atol=1e-15)
+        assert q[3] > 0
+
+    def test_unnormalised_and_zero_quaternions(self):
+        np.testing.assert_allclose(g.quaternion_to_rotation([0, 0, 2.0, 2.0]),
+                                   [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-15)
+        for bad in ([0, 0, 0, 0], [np.nan, 0, 0, 1], [np.inf, 0, 0, 1]):
+            with pytest.raises(ValueError, match='zero or non-finite norm'):
+                g.quaternion_to_rotation(bad)
+
+    def test_executor_and_simulator_use_this_implementation(self):
+        from ccl_perception.executors import base
+        from ccl_perception.sim import scene
+        assert base.rotation_to_quaternion is g.rotation_to_quaternion
+        assert base.quaternion_to_rotation is g.quaternion_to_rotation
+        assert scene.rotation_to_quaternion is g.rotation_to_quaternion
+
+
+class TestGraspPoseMatrix:
+
+    def test_hand_computed_transform(self):
+        # axis along camera x at 0.5 m: y = (1, 0, 0), z = optical axis, x = y cross z = (0, -1, 0)
+        p = g.grasp_from_axis([-0.03, 0, 0.5], [0.03, 0, 0.5], None, margin=0.02)
+        expected = np.array([[0.0, 1.0, 0.0, 0.0],
+                             [-1.0, 0.0, 0.0, 0.0],
+                             [0.0, 0.0, 1.0, 0.5],
+                             [0.0, 0.0, 0.0, 1.0]])
+        T = p.matrix
+        assert T.shape == (4, 4) and T.dtype == np.float64
+        np.testing.assert_array_equal(T, expected)
+        # the fingertip points (0, -+axis_length / 2, 0) of the gripper frame are the keypoints
+        np.testing.assert_allclose(T @ [0, -0.03, 0, 1], [-0.03, 0, 0.5, 1], atol=1e-15)
+        np.testing.assert_allclose(T @ [0, 0.03, 0, 1], [0.03, 0, 0.5, 1], atol=1e-15)
+        # an approach 0.1 m short of the pose is 0.1 m nearer the camera
+        np.testing.assert_allclose(T @ [0, 0, -0.1, 1], [0, 0, 0.4, 1], atol=1e-15)
+
+    def test_agrees_with_the_quaternion(self):
+        from ccl_perception.executors.base import matrix_to_pose, pose_to_matrix
+        p = g.grasp_from_axis([0.1, -0.05, 0.6], [0.13, 0.02, 0.64], approach_hint=[0.2, 0.1, 1])
+        np.testing.assert_allclose(pose_to_matrix(p.position, p.quaternion), p.matrix,
+                                   atol=1e-12)
+        pos, q = matrix_to_pose(p.matrix)
+        np.testing.assert_array_equal(pos, p.position)
+        np.testing.assert_array_equal(q, p.quaternion)
+        assert p.matrix is not p.matrix  # a fresh array: changing it leaves the pose alone
+
 
 class TestGraspFromAxis:
 

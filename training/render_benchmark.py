@@ -121,8 +121,8 @@ def _rgba(c) -> str:
 
 
 def _wxyz(R) -> str:
-    from ccl_perception.sim.scene import _quat_from_matrix
-    x, y, z, w = _quat_from_matrix(R)
+    from ccl_perception.geometry import rotation_to_quaternion
+    x, y, z, w = rotation_to_quaternion(R)
     return f'{w} {x} {y} {z}'
 
 

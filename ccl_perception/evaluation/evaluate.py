@@ -33,7 +33,7 @@ from ccl_perception.correspondence import (DEFAULT_TAU, heatmap_softmax, sample_
                                            spatial_expectation)
 from ccl_perception.evaluation import metrics
 from ccl_perception.evaluation.pairs import load_pairs
-import cv2
+from ccl_perception.image_io import read_rgb
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -184,7 +184,7 @@ def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float 
 
     def get(index):
         if index not in cache:
-            rgb = _read_rgb(pf.image_path(index))
+            rgb = read_rgb(pf.image_path(index))
             pf.check_image(index, rgb.shape)  # declared size, keypoints inside the image
             with torch.inference_mode():
                 cache[index] = (describe(rgb).detach().float().cpu(), rgb.shape[:2])
@@ -213,16 +213,6 @@ def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float 
             out[i] = (kps[i], match_queries(queries.pop(i), target, s2, method, tau), s2)
         del target
     return out
-
-
-def _read_rgb(path: str) -> np.ndarray:
-    import os
-    if not os.path.isfile(path):
-        raise ValueError(f'image {path} (named in the pairs file) does not exist')
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f'cannot read image {path}')
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu',

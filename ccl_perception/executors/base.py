@@ -33,6 +33,7 @@ import json
 import math
 import threading
 
+from ccl_perception.geometry import quaternion_to_rotation, rotation_to_quaternion
 import numpy as np
 
 STAGES = ('pre_grasp', 'approach', 'close', 'lift', 'report')
@@ -80,15 +81,8 @@ class GraspResult:
 
 def pose_to_matrix(position, quat_xyzw) -> np.ndarray:
     """(3,) position in m and (4,) quaternion (x, y, z, w) -> (4, 4) transform."""
-    x, y, z, w = np.asarray(quat_xyzw, dtype=float)
-    n = math.sqrt(x * x + y * y + z * z + w * w)
-    if not math.isfinite(n) or n < 1e-9:
-        raise ValueError(f'quaternion {quat_xyzw} has zero or non-finite norm')
-    x, y, z, w = x / n, y / n, z / n, w / n
     T = np.eye(4)
-    T[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                 [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                 [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    T[:3, :3] = quaternion_to_rotation(quat_xyzw)
     T[:3, 3] = np.asarray(position, dtype=float)
     if not np.all(np.isfinite(T)):
         raise ValueError(f'position {position} is not finite')
@@ -98,25 +92,7 @@ def pose_to_matrix(position, quat_xyzw) -> np.ndarray:
 def matrix_to_pose(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(4, 4) transform -> ((3,) position, (4,) quaternion xyzw with w >= 0)."""
     T = np.asarray(T, dtype=float)
-    R = T[:3, :3]
-    tr = np.trace(R)
-    if tr > 0:
-        s = 2.0 * math.sqrt(tr + 1.0)
-        q = [(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, s / 4]
-    else:
-        i = int(np.argmax(np.diag(R)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * math.sqrt(max(1e-12, 1.0 + R[i, i] - R[j, j] - R[k, k]))
-        q = [0.0, 0.0, 0.0, 0.0]
-        q[i] = s / 4
-        q[j] = (R[j, i] + R[i, j]) / s
-        q[k] = (R[k, i] + R[i, k]) / s
-        q[3] = (R[k, j] - R[j, k]) / s
-    q = np.array(q)
-    q /= np.linalg.norm(q)
-    if q[3] < 0:
-        q = -q
-    return T[:3, 3].copy(), q
+    return T[:3, 3].copy(), rotation_to_quaternion(T[:3, :3])
 
 
 def check_transform(T, name: str = 'pose') -> np.ndarray:

@@ -33,12 +33,12 @@ import logging
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from . import foreground as fg
 from ..correspondence import STRIDE
+from ..image_io import ImageReadError, read_rgb
 
 LOG = logging.getLogger(__name__)
 
@@ -59,34 +59,6 @@ def list_images(root) -> list:
         raise DatasetError(f'image folder not found: {root}')
     return sorted(p for p in root.rglob('*') if p.is_file()
                   and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def read_rgb(path, size=None) -> np.ndarray:
-    """
-    Decode an image file as RGB uint8.
-
-    Args:
-        path: image file.
-        size: optional ``(width, height)`` in pixels to resize to (INTER_AREA when shrinking).
-
-    Returns:
-        ``(H, W, 3)`` uint8 RGB array.
-
-    Raises:
-        OSError: the file is unreadable or not a decodable image.
-    """
-    buf = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-    if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
-        raise OSError(f'cannot decode image {path}')
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if size is not None and (img.shape[1], img.shape[0]) != tuple(size):
-        shrink = img.shape[1] > size[0] or img.shape[0] > size[1]
-        img = cv2.resize(
-            img,
-            tuple(size),
-            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return img
 
 
 def scan_images(root, verify: bool = True):
@@ -111,7 +83,7 @@ def scan_images(root, verify: bool = True):
         if verify:
             try:
                 read_rgb(path)
-            except OSError as exc:
+            except ImageReadError as exc:
                 skipped.append((str(path), str(exc)))
                 LOG.warning('skipping corrupt image %s: %s', path, exc)
                 continue
@@ -251,7 +223,7 @@ class ImagePairs(torch.utils.data.Dataset):
                 continue
             try:
                 return read_rgb(self.paths[i], (self.width, self.height)), failed
-            except OSError as exc:
+            except ImageReadError as exc:
                 self.bad.add(i)
                 failed += 1
                 LOG.warning('skipping unreadable image %s: %s', self.paths[i], exc)

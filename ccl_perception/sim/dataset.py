@@ -39,6 +39,10 @@ Two benchmarks, chosen by the config key ``benchmark``:
   light and shadows, a RealSense D435 colour camera (``camera.d435_intrinsics``) 0.30-0.50 m
   from the table; ``TRAIN_V2_DEFAULTS`` / ``EVAL_V2_DEFAULTS`` / ``SAME_TABLE_V2``.
 
+Both are rendered by the same two loops (:func:`render_training_set`,
+:func:`render_evaluation_set`); what sets a benchmark apart (objects, table, lighting, cameras,
+extra annotations) is its :class:`BenchmarkSpec` in ``SPECS``.
+
 Configs are plain dicts merged over the benchmark's defaults (every key commented). Every
 split (v1 too) reports the object-size statistic (:func:`object_short_sides`): the median
 short side of the visible objects in stride-8 descriptor cells at the training resolution
@@ -46,10 +50,12 @@ short side of the visible objects in stride-8 descriptor cells at the training r
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import itertools
 import json
 import os
 import time
+from typing import Callable
 
 from ccl_perception.evaluation.pairs import save_pairs
 from ccl_perception.sim.camera import Camera
@@ -61,7 +67,6 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-BENCHMARKS = ('v1', 'v2')
 TRAINING_RESOLUTION = (320, 240)  # (W, H) the models train at: the object-size statistic's frame
 DESCRIPTOR_STRIDE = 8
 
@@ -166,13 +171,6 @@ SAME_TABLE_V2 = {'camera': 'training', 'views_per_scene': 1, 'view_elevations_de
                  'seed': 3000}
 
 
-def _benchmark(config: dict | None) -> str:
-    bench = (config or {}).get('benchmark', 'v1')
-    if bench not in BENCHMARKS:
-        raise ValueError(f'benchmark must be one of {BENCHMARKS}, got {bench!r}')
-    return bench
-
-
 def object_short_sides(segmentation: np.ndarray, object_ids,
                        width: int | None = None) -> np.ndarray:
     """
@@ -220,57 +218,6 @@ def _write_png(path: str, rgb: np.ndarray) -> None:
         raise OSError(f'could not write {path}')
 
 
-def render_training_set(out_dir: str, config: dict | None = None, progress: bool = True) -> dict:
-    """
-    Render the training folder ``out_dir`` (PNGs ``000000.png`` ...).
-
-    ``config['benchmark'] == 'v2'`` renders benchmark v2 (``TRAIN_V2_DEFAULTS``).
-
-    Returns:
-        ``{'num_images', 'seconds', 'images_per_second', 'objects', 'object_size'}``
-        (``object_size``: summary of :func:`object_short_sides`).
-    """
-    if _benchmark(config) == 'v2':
-        return _render_training_set_v2(out_dir, merge_config(TRAIN_V2_DEFAULTS, config), progress)
-    cfg = merge_config(TRAIN_DEFAULTS, config)
-    catalogue = object_catalogue(cfg['catalogue_seed'], cfg['n_procedural'])
-    seen, _ = split_catalogue(catalogue, cfg['n_objects'])
-    os.makedirs(out_dir, exist_ok=True)
-    rng = np.random.default_rng(cfg['seed'])
-    camera = Camera.looking_at((0.0, 0.0, TABLE_TOP_Z + cfg['camera_height']),
-                               (0.0, 0.0, TABLE_TOP_Z),
-                               cfg['width'], cfg['height'], cfg['fov_y_deg'])
-    frames, sides = [], []
-    start = time.perf_counter()
-    with TabletopScene(seen, background_seed=cfg['background_seed']) as scene:
-        for i in tqdm(range(cfg['num_images']), desc='render train', disable=not progress):
-            if cfg['vary_background']:
-                scene.set_background(int(rng.integers(0, 2**31 - 1)))
-            scene.arrange(rng, settle_steps=cfg['settle_steps'])
-            light = random_lighting(rng, cfg['lighting_jitter']) if cfg['lighting_jitter'] > 0 \
-                else default_lighting()
-            result = scene.render(camera, light)
-            sides.extend(object_short_sides(result.segmentation,
-                                            [scene.bodies[n] for n in scene.active],
-                                            cfg['width']))
-            stem = f'{i:06d}'
-            _write_png(os.path.join(out_dir, stem + '.png'), result.rgb)
-            if cfg['depth']:
-                frame = Frame(result.depth, result.segmentation, camera, scene.object_poses(),
-                              {n: scene.bodies[n] for n in scene.active})
-                meta = save_frame(out_dir, stem, frame, cfg['depth_format'])
-                meta['image'] = stem + '.png'
-                frames.append(meta)
-    seconds = time.perf_counter() - start
-    if cfg['depth']:
-        with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:
-            json.dump({'config': cfg, 'frames': frames}, f)
-    stats = {'num_images': cfg['num_images'], 'seconds': seconds,
-             'images_per_second': cfg['num_images'] / max(seconds, 1e-9),
-             'objects': [s.name for s in seen], 'object_size': _size_summary(sides)}
-    return stats
-
-
 def _reference_keypoints(scene: TabletopScene, name: str, n: int, rng: np.random.Generator):
     """
     Pick fixed object-frame keypoints: half near the silhouette boundary, half inside.
@@ -305,17 +252,6 @@ def _reference_keypoints(scene: TabletopScene, name: str, n: int, rng: np.random
         points.append(world @ inv[:3, :3].T + inv[:3, 3])
         kinds += [kind] * len(px)
     return np.concatenate(points), kinds
-
-
-def _eval_camera(rng: np.random.Generator, view: int, cfg: dict) -> Camera:
-    elev = np.radians(90.0 if view == 0 else rng.uniform(cfg['min_elevation_deg'], 80.0))
-    azim = rng.uniform(0, 2 * np.pi)
-    dist = rng.uniform(*cfg['camera_distance'])
-    target = np.array([*(rng.uniform(-0.04, 0.04, 2)), TABLE_TOP_Z])
-    eye = target + dist * np.array([np.cos(elev) * np.cos(azim),
-                                   np.cos(elev) * np.sin(azim), np.sin(elev)])
-    up = (np.cos(azim + np.pi), np.sin(azim + np.pi), 0.0) if view == 0 else (0.0, 0.0, 1.0)
-    return Camera.looking_at(eye, target, cfg['width'], cfg['height'], cfg['fov_y_deg'], up=up)
 
 
 def _annotate(frame: Frame, names, keypoints: dict) -> dict:
@@ -361,94 +297,134 @@ def _cross_scene_pairs(images: list, scene_of: list, min_common: int, max_pairs:
     return pairs
 
 
-def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bool = True) -> dict:
-    """
-    Render the evaluation benchmark into ``out_dir`` (images/, pairs.json, frames.json).
+# ---------------------------------------------------------------- benchmark specs
+@dataclass
+class Assets:
+    """What one render run draws from: its objects, the scene's options, its table photos."""
 
-    ``config['benchmark'] == 'v2'`` renders benchmark v2 (``EVAL_V2_DEFAULTS``; with
-    ``SAME_TABLE_V2`` merged in, the same-table split).
+    seen: list                  # ObjectSpec of the training ("seen") objects
+    unseen: list = field(default_factory=list)  # ObjectSpec of the held-out objects (evaluation)
+    scene_options: dict = field(default_factory=dict)  # TabletopScene keyword arguments
+    catalogue: object = None    # v2: catalogue_v2's catalogue (table photos, skipped assets)
 
-    Returns:
-        ``{'num_images', 'num_pairs', 'seconds', 'images_per_second', 'seen', 'unseen',
-        'object_size'}``.
+    @property
+    def skipped(self) -> list:
+        """``(asset, reason)`` of the assets the catalogue could not convert (v2)."""
+        return self.catalogue.skipped if self.catalogue is not None else []
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
     """
-    if _benchmark(config) == 'v2':
-        return _render_evaluation_set_v2(out_dir, merge_config(EVAL_V2_DEFAULTS, config), progress)
-    cfg = merge_config(EVAL_DEFAULTS, config)
+    What sets one benchmark apart; the two render loops below are shared by all of them.
+
+    The loops call the hooks at fixed points and every hook draws from the run's random
+    generator in a fixed order, so a seed gives the same images, poses and pairs.
+    """
+
+    name: str
+    train_defaults: dict        # config of render_training_set (every key commented above)
+    eval_defaults: dict         # config of render_evaluation_set
+    training_assets: Callable   # (cfg) -> Assets; checks the config first
+    eval_assets: Callable       # (cfg) -> Assets; checks the config first
+    training_camera: Callable   # (cfg) -> the fixed training Camera
+    training_frame: Callable    # (scene, rng, cfg, assets, camera) -> (lighting, extra meta)
+    table_order: Callable       # (rng, assets) -> the evaluation's table order (or None)
+    eval_scene: Callable        # (scene, rng, cfg, assets, index, order) -> lighting
+    eval_camera: Callable       # (rng, view, cfg) -> Camera of one view of a scene
+    eval_meta: Callable         # (scene, ids, lighting) -> extra frames.json entries of a view
+    render_lighting: Callable   # (lighting, cfg) -> what scene.render gets (None: unlit)
+    reports_assets: bool        # frames.json has object_size + skipped_assets, stats 'skipped'
+
+
+# benchmark v1: procedural objects, procedural table textures, TinyRenderer
+def _v1_training_assets(cfg: dict) -> Assets:
+    catalogue = object_catalogue(cfg['catalogue_seed'], cfg['n_procedural'])
+    seen, _ = split_catalogue(catalogue, cfg['n_objects'])
+    return Assets(seen, scene_options={'background_seed': cfg['background_seed']})
+
+
+def _v1_eval_assets(cfg: dict) -> Assets:
     catalogue = object_catalogue(cfg['catalogue_seed'], cfg['n_procedural'])
     seen, rest = split_catalogue(catalogue, cfg['n_seen_objects'])
     unseen = rest[:cfg['n_unseen_objects']]
-    pool = seen + unseen
-    if cfg['objects_per_scene'] > len(pool):
-        raise ValueError(
-            f"objects_per_scene={cfg['objects_per_scene']} > {len(pool)} available objects")
-    split = {s.name: {'split': 'seen'} for s in seen}
-    split.update({s.name: {'split': 'unseen'} for s in unseen})
-    rng = np.random.default_rng(cfg['seed'])
-    os.makedirs(os.path.join(out_dir, 'images'), exist_ok=True)
-    images, frames, scene_of, sides = [], [], [], []
-    start = time.perf_counter()
-    n_images = cfg['n_scenes'] * cfg['views_per_scene']
-    with TabletopScene(pool) as scene:
-        keypoints = {s.name: _reference_keypoints(scene, s.name, cfg['keypoints_per_object'], rng)
-                     for s in pool}
-        bar = tqdm(total=n_images, desc='render eval', disable=not progress)
-        for s in range(cfg['n_scenes']):
-            scene.set_background(int(rng.integers(0, 2**31 - 1)))
-            names = [
-                pool[i].name for i in rng.choice(
-                    len(pool),
-                    cfg['objects_per_scene'],
-                    replace=False)]
-            scene.arrange(
-                rng,
-                names=names,
-                settle_steps=cfg['settle_steps'],
-                spacing=cfg['spacing'])
-            light = random_lighting(rng, 1.0)
-            poses = scene.object_poses()
-            for v in range(cfg['views_per_scene']):
-                camera = _eval_camera(rng, v, cfg)
-                result = scene.render(camera, light)
-                sides.extend(object_short_sides(result.segmentation,
-                                                [scene.bodies[n] for n in scene.active],
-                                                cfg['width']))
-                stem = f's{s:03d}_v{v}'
-                _write_png(os.path.join(out_dir, 'images', stem + '.png'), result.rgb)
-                frame = Frame(result.depth, result.segmentation, camera, poses,
-                              {n: scene.bodies[n] for n in scene.active})
-                objects = _annotate(frame, scene.active, keypoints)
-                images.append({'file': f'images/{stem}.png', 'width': cfg['width'],
-                               'height': cfg['height'], 'objects': objects, 'scene': s})
-                meta = {'image': f'images/{stem}.png', 'camera': camera.to_dict(),
-                        'object_poses': {k: val.tolist() for k, val in poses.items()}}
-                if cfg['depth']:
-                    meta.update(save_frame(out_dir, stem, frame))
-                frames.append(meta)
-                scene_of.append(s)
-                bar.update(1)
-        bar.close()
-    seconds = time.perf_counter() - start
-    pairs = _cross_scene_pairs(
-        images,
-        scene_of,
-        cfg['min_common_keypoints'],
-        cfg['max_pairs'],
-        rng)
-    save_pairs(os.path.join(out_dir, 'pairs.json'), images, pairs, split)
-    with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:
-        json.dump({'config': cfg, 'frames': frames,
-                   'keypoints_object_frame': {k: v[0].tolist() for k, v in keypoints.items()}}, f)
-    return {'num_images': len(images), 'num_pairs': len(pairs), 'seconds': seconds,
-            'images_per_second': len(images) / max(seconds, 1e-9),
-            'seen': [s.name for s in seen], 'unseen': [s.name for s in unseen],
-            'object_size': _size_summary(sides)}
+    if cfg['objects_per_scene'] > len(seen) + len(unseen):
+        raise ValueError(f"objects_per_scene={cfg['objects_per_scene']} > "
+                         f'{len(seen) + len(unseen)} available objects')
+    return Assets(seen, unseen)
 
 
-# ------------------------------------------------------------------------ benchmark v2
+def _v1_training_camera(cfg: dict) -> Camera:
+    return Camera.looking_at((0.0, 0.0, TABLE_TOP_Z + cfg['camera_height']),
+                             (0.0, 0.0, TABLE_TOP_Z),
+                             cfg['width'], cfg['height'], cfg['fov_y_deg'])
+
+
+def _v1_training_frame(scene, rng, cfg: dict, assets: Assets, camera: Camera):
+    if cfg['vary_background']:
+        scene.set_background(int(rng.integers(0, 2**31 - 1)))
+    scene.arrange(rng, settle_steps=cfg['settle_steps'])
+    light = random_lighting(rng, cfg['lighting_jitter']) if cfg['lighting_jitter'] > 0 \
+        else default_lighting()
+    return light, {}
+
+
+def _v1_eval_scene(scene, rng, cfg: dict, assets: Assets, index: int, order) -> dict:
+    scene.set_background(int(rng.integers(0, 2**31 - 1)))
+    pool = assets.seen + assets.unseen
+    names = [pool[i].name for i in rng.choice(len(pool), cfg['objects_per_scene'], replace=False)]
+    scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'], spacing=cfg['spacing'])
+    return random_lighting(rng, 1.0)
+
+
+def _eval_camera(rng: np.random.Generator, view: int, cfg: dict) -> Camera:
+    elev = np.radians(90.0 if view == 0 else rng.uniform(cfg['min_elevation_deg'], 80.0))
+    azim = rng.uniform(0, 2 * np.pi)
+    dist = rng.uniform(*cfg['camera_distance'])
+    target = np.array([*(rng.uniform(-0.04, 0.04, 2)), TABLE_TOP_Z])
+    eye = target + dist * np.array([np.cos(elev) * np.cos(azim),
+                                   np.cos(elev) * np.sin(azim), np.sin(elev)])
+    up = (np.cos(azim + np.pi), np.sin(azim + np.pi), 0.0) if view == 0 else (0.0, 0.0, 1.0)
+    return Camera.looking_at(eye, target, cfg['width'], cfg['height'], cfg['fov_y_deg'], up=up)
+
+
+# benchmark v2: real-textured objects, table photos, a D435 camera, the OpenGL renderer
 def _v2_catalogue():
     from ccl_perception.sim.catalogue_v2 import build_catalogue
     return build_catalogue()
+
+
+def _v2_training_assets(cfg: dict) -> Assets:
+    cat = _v2_catalogue()
+    lo, hi = (int(v) for v in cfg['objects_per_frame'])
+    if not 1 <= lo <= hi <= len(cat.seen):
+        raise ValueError('objects_per_frame must satisfy 1 <= min <= max <= '
+                         f"{len(cat.seen)} seen objects, got {cfg['objects_per_frame']}")
+    return Assets(cat.seen, catalogue=cat, scene_options={
+        'renderer': cfg['renderer'], 'surface': cat.surface_path(cfg['surface'])})
+
+
+def _v2_eval_assets(cfg: dict) -> Assets:
+    if len(cfg['view_elevations_deg']) != cfg['views_per_scene']:
+        raise ValueError(f"views_per_scene={cfg['views_per_scene']} but view_elevations_deg has "
+                         f"{len(cfg['view_elevations_deg'])} ranges")
+    if cfg['camera'] not in ('orbit', 'training'):
+        raise ValueError(f"camera must be 'orbit' or 'training', got {cfg['camera']!r}")
+    if cfg['surfaces'] not in ('heldout', 'train'):
+        raise ValueError(f"surfaces must be 'heldout' or 'train', got {cfg['surfaces']!r}")
+    cat = _v2_catalogue()
+    for what, want, have in (('seen', cfg['seen_per_scene'], len(cat.seen)),
+                             ('unseen', cfg['unseen_per_scene'], len(cat.unseen))):
+        if not 0 <= want <= have:
+            raise ValueError(f'{what}_per_scene={want} but {have} {what} objects are available')
+    if cfg['seen_per_scene'] + cfg['unseen_per_scene'] < 1:
+        raise ValueError('a scene needs at least one object')
+    if cfg['surfaces'] == 'heldout' and not cat.heldout_surfaces:
+        raise ValueError('no held-out surface could be converted')
+    first = (cat.surface_path(cfg['surface']) if cfg['surfaces'] == 'train'
+             else cat.heldout_surfaces[0])
+    return Assets(cat.seen, cat.unseen, catalogue=cat,
+                  scene_options={'renderer': cfg['renderer'], 'surface': first})
 
 
 def _training_camera(cfg: dict) -> Camera:
@@ -458,55 +434,45 @@ def _training_camera(cfg: dict) -> Camera:
                   cfg['width'], cfg['height'])
 
 
-def _render_training_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
-    cat = _v2_catalogue()
-    seen = cat.seen
+def _v2_training_frame(scene, rng, cfg: dict, assets: Assets, camera: Camera):
+    if cfg['vary_surface']:
+        photos = list(assets.catalogue.train_surfaces)
+        scene.set_surface(photos[int(rng.integers(len(photos)))])
     lo, hi = (int(v) for v in cfg['objects_per_frame'])
-    if not 1 <= lo <= hi <= len(seen):
-        raise ValueError('objects_per_frame must satisfy 1 <= min <= max <= '
-                         f"{len(seen)} seen objects, got {cfg['objects_per_frame']}")
-    train_paths = list(cat.train_surfaces)
-    os.makedirs(out_dir, exist_ok=True)
-    rng = np.random.default_rng(cfg['seed'])
-    camera = _training_camera(cfg)
-    frames, sides = [], []
-    start = time.perf_counter()
-    with TabletopScene(seen, renderer=cfg['renderer'],
-                       surface=cat.surface_path(cfg['surface'])) as scene:
-        names_all = [s_.name for s_ in seen]
-        for i in tqdm(range(cfg['num_images']), desc='render train v2', disable=not progress):
-            if cfg['vary_surface']:
-                scene.set_surface(train_paths[int(rng.integers(len(train_paths)))])
-            k = int(rng.integers(lo, hi + 1))
-            names = [names_all[j] for j in np.sort(rng.choice(len(names_all), k, replace=False))]
-            scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'],
-                          spacing=cfg['spacing'], workspace_half=tuple(cfg['workspace_half']))
-            light = photo_lighting(rng, cfg['lighting_jitter']) if cfg['lighting_jitter'] > 0 \
-                else photo_lighting()
-            hand = rng.random() < cfg['hand_probability']
-            if hand:
-                scene.show_hand(rng, camera)
-            result = scene.render(camera, light if cfg['renderer'] == 'egl' else None)
-            scene.hide_hand()
-            ids = {n: scene.bodies[n] for n in scene.active}
-            sides.extend(object_short_sides(result.segmentation, ids.values(), cfg['width']))
-            stem = f'{i:06d}'
-            _write_png(os.path.join(out_dir, stem + '.png'), result.rgb)
-            if cfg['depth']:
-                frame = Frame(result.depth, result.segmentation, camera, scene.object_poses(), ids)
-                meta = save_frame(out_dir, stem, frame, cfg['depth_format'])
-                meta['image'] = stem + '.png'
-                meta['hand'] = bool(hand)
-                frames.append(meta)
-    seconds = time.perf_counter() - start
-    size = _size_summary(sides)
-    if cfg['depth']:
-        with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:
-            json.dump({'config': cfg, 'frames': frames, 'object_size': size,
-                       'skipped_assets': cat.skipped}, f)
-    return {'num_images': cfg['num_images'], 'seconds': seconds,
-            'images_per_second': cfg['num_images'] / max(seconds, 1e-9),
-            'objects': [s_.name for s_ in seen], 'object_size': size, 'skipped': cat.skipped}
+    k = int(rng.integers(lo, hi + 1))
+    seen = assets.seen
+    names = [seen[j].name for j in np.sort(rng.choice(len(seen), k, replace=False))]
+    scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'],
+                  spacing=cfg['spacing'], workspace_half=tuple(cfg['workspace_half']))
+    light = photo_lighting(rng, cfg['lighting_jitter']) if cfg['lighting_jitter'] > 0 \
+        else photo_lighting()
+    hand = rng.random() < cfg['hand_probability']
+    if hand:
+        scene.show_hand(rng, camera)
+    return light, {'hand': bool(hand)}
+
+
+def _v2_table_order(rng, assets: Assets):
+    """Held-out photos: a new one per scene, cycling through a seeded permutation."""
+    photos = assets.catalogue.heldout_surfaces
+    return rng.permutation(len(photos)) if photos else []
+
+
+def _v2_eval_scene(scene, rng, cfg: dict, assets: Assets, index: int, order) -> dict:
+    if cfg['surfaces'] == 'heldout':
+        scene.set_surface(assets.catalogue.heldout_surfaces[int(order[index % len(order)])])
+    seen, unseen = assets.seen, assets.unseen
+    names = [seen[i].name
+             for i in np.sort(rng.choice(len(seen), cfg['seen_per_scene'], replace=False))]
+    names += [unseen[i].name
+              for i in np.sort(rng.choice(len(unseen), cfg['unseen_per_scene'], replace=False))]
+    scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'],
+                  spacing=cfg['spacing'], workspace_half=tuple(cfg['workspace_half']))
+    return photo_lighting(rng, cfg['lighting_strength'])
+
+
+def _v2_eval_camera(rng, view: int, cfg: dict) -> Camera:
+    return _training_camera(cfg) if cfg['camera'] == 'training' else _orbit_camera(rng, view, cfg)
 
 
 def _orbit_camera(rng: np.random.Generator, view: int, cfg: dict) -> Camera:
@@ -524,63 +490,123 @@ def _orbit_camera(rng: np.random.Generator, view: int, cfg: dict) -> Camera:
                   cfg['width'], cfg['height'])
 
 
-def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
-    if len(cfg['view_elevations_deg']) != cfg['views_per_scene']:
-        raise ValueError(f"views_per_scene={cfg['views_per_scene']} but view_elevations_deg has "
-                         f"{len(cfg['view_elevations_deg'])} ranges")
-    if cfg['camera'] not in ('orbit', 'training'):
-        raise ValueError(f"camera must be 'orbit' or 'training', got {cfg['camera']!r}")
-    if cfg['surfaces'] not in ('heldout', 'train'):
-        raise ValueError(f"surfaces must be 'heldout' or 'train', got {cfg['surfaces']!r}")
-    cat = _v2_catalogue()
-    seen, unseen = cat.seen, cat.unseen
-    for what, want, have in (('seen', cfg['seen_per_scene'], len(seen)),
-                             ('unseen', cfg['unseen_per_scene'], len(unseen))):
-        if not 0 <= want <= have:
-            raise ValueError(f'{what}_per_scene={want} but {have} {what} objects are available')
-    if cfg['seen_per_scene'] + cfg['unseen_per_scene'] < 1:
-        raise ValueError('a scene needs at least one object')
-    pool = seen + unseen
-    split = {s_.name: {'split': 'seen'} for s_ in seen}
-    split.update({s_.name: {'split': 'unseen'} for s_ in unseen})
-    if cfg['surfaces'] == 'heldout' and not cat.heldout_surfaces:
-        raise ValueError('no held-out surface could be converted')
+SPECS = {
+    'v1': BenchmarkSpec(
+        name='v1', train_defaults=TRAIN_DEFAULTS, eval_defaults=EVAL_DEFAULTS,
+        training_assets=_v1_training_assets, eval_assets=_v1_eval_assets,
+        training_camera=_v1_training_camera, training_frame=_v1_training_frame,
+        table_order=lambda rng, assets: None, eval_scene=_v1_eval_scene,
+        eval_camera=_eval_camera, eval_meta=lambda scene, ids, light: {},
+        render_lighting=lambda light, cfg: light, reports_assets=False),
+    'v2': BenchmarkSpec(
+        name='v2', train_defaults=TRAIN_V2_DEFAULTS, eval_defaults=EVAL_V2_DEFAULTS,
+        training_assets=_v2_training_assets, eval_assets=_v2_eval_assets,
+        training_camera=_training_camera, training_frame=_v2_training_frame,
+        table_order=_v2_table_order, eval_scene=_v2_eval_scene,
+        eval_camera=_v2_eval_camera,
+        eval_meta=lambda scene, ids, light: {
+            'object_ids': dict(ids), 'surface': os.path.basename(scene.surface or ''),
+            'light': light},
+        # the OpenGL renderer takes the photo lighting; TinyRenderer renders v2 unlit
+        render_lighting=lambda light, cfg: light if cfg['renderer'] == 'egl' else None,
+        reports_assets=True),
+}
+BENCHMARKS = tuple(SPECS)
+
+
+def _spec(config: dict | None) -> BenchmarkSpec:
+    bench = (config or {}).get('benchmark', 'v1')
+    if bench not in SPECS:
+        raise ValueError(f'benchmark must be one of {BENCHMARKS}, got {bench!r}')
+    return SPECS[bench]
+
+
+# ------------------------------------------------------------------ the render loops
+def render_training_set(out_dir: str, config: dict | None = None, progress: bool = True) -> dict:
+    """
+    Render the training folder ``out_dir`` (PNGs ``000000.png`` ...).
+
+    ``config['benchmark']`` picks the benchmark (default ``'v1'``: ``TRAIN_DEFAULTS``; ``'v2'``:
+    ``TRAIN_V2_DEFAULTS``).
+
+    Returns:
+        ``{'num_images', 'seconds', 'images_per_second', 'objects', 'object_size'}``
+        (``object_size``: summary of :func:`object_short_sides`), v2 also ``'skipped'``.
+    """
+    spec = _spec(config)
+    cfg = merge_config(spec.train_defaults, config)
+    assets = spec.training_assets(cfg)
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(cfg['seed'])
+    camera = spec.training_camera(cfg)
+    frames, sides = [], []
+    start = time.perf_counter()
+    with TabletopScene(assets.seen, **assets.scene_options) as scene:
+        for i in tqdm(range(cfg['num_images']), desc=f'render train {spec.name}',
+                      disable=not progress):
+            light, extra = spec.training_frame(scene, rng, cfg, assets, camera)
+            result = scene.render(camera, spec.render_lighting(light, cfg))
+            scene.hide_hand()
+            ids = {n: scene.bodies[n] for n in scene.active}
+            sides.extend(object_short_sides(result.segmentation, ids.values(), cfg['width']))
+            stem = f'{i:06d}'
+            _write_png(os.path.join(out_dir, stem + '.png'), result.rgb)
+            if cfg['depth']:
+                frame = Frame(result.depth, result.segmentation, camera, scene.object_poses(), ids)
+                meta = save_frame(out_dir, stem, frame, cfg['depth_format'])
+                meta['image'] = stem + '.png'
+                meta.update(extra)
+                frames.append(meta)
+    seconds = time.perf_counter() - start
+    size = _size_summary(sides)
+    if cfg['depth']:
+        index = {'config': cfg, 'frames': frames}
+        if spec.reports_assets:
+            index.update(object_size=size, skipped_assets=assets.skipped)
+        with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:
+            json.dump(index, f)
+    stats = {'num_images': cfg['num_images'], 'seconds': seconds,
+             'images_per_second': cfg['num_images'] / max(seconds, 1e-9),
+             'objects': [s.name for s in assets.seen], 'object_size': size}
+    if spec.reports_assets:
+        stats['skipped'] = assets.skipped
+    return stats
+
+
+def render_evaluation_set(out_dir: str, config: dict | None = None, progress: bool = True) -> dict:
+    """
+    Render the evaluation benchmark into ``out_dir`` (images/, pairs.json, frames.json).
+
+    ``config['benchmark']`` picks the benchmark (default ``'v1'``: ``EVAL_DEFAULTS``; ``'v2'``:
+    ``EVAL_V2_DEFAULTS``, with ``SAME_TABLE_V2`` merged in the same-table split).
+
+    Returns:
+        ``{'num_images', 'num_pairs', 'seconds', 'images_per_second', 'seen', 'unseen',
+        'object_size'}``, v2 also ``'skipped'``.
+    """
+    spec = _spec(config)
+    cfg = merge_config(spec.eval_defaults, config)
+    assets = spec.eval_assets(cfg)
+    pool = assets.seen + assets.unseen
+    split = {s.name: {'split': 'seen'} for s in assets.seen}
+    split.update({s.name: {'split': 'unseen'} for s in assets.unseen})
     rng = np.random.default_rng(cfg['seed'])
     os.makedirs(os.path.join(out_dir, 'images'), exist_ok=True)
     images, frames, scene_of, sides = [], [], [], []
     start = time.perf_counter()
     n_images = cfg['n_scenes'] * cfg['views_per_scene']
-    first = (cat.surface_path(cfg['surface']) if cfg['surfaces'] == 'train'
-             else cat.heldout_surfaces[0])
-    with TabletopScene(pool, renderer=cfg['renderer'], surface=first) as scene:
-        keypoints = {s_.name: _reference_keypoints(scene, s_.name, cfg['keypoints_per_object'],
-                                                   rng)
-                     for s_ in pool}
-        # held-out photos: a new one per scene, cycling through a seeded permutation
-        order = rng.permutation(len(cat.heldout_surfaces)) if cat.heldout_surfaces else []
-        bar = tqdm(total=n_images, desc='render eval v2', disable=not progress)
+    with TabletopScene(pool, **assets.scene_options) as scene:
+        keypoints = {s.name: _reference_keypoints(scene, s.name, cfg['keypoints_per_object'], rng)
+                     for s in pool}
+        order = spec.table_order(rng, assets)
+        bar = tqdm(total=n_images, desc=f'render eval {spec.name}', disable=not progress)
         for s in range(cfg['n_scenes']):
-            if cfg['surfaces'] == 'heldout':
-                surface = cat.heldout_surfaces[int(order[s % len(order)])]
-                scene.set_surface(surface)
-            names = [
-                seen[i].name for i in np.sort(
-                    rng.choice(
-                        len(seen),
-                        cfg['seen_per_scene'],
-                        replace=False))]
-            names += [unseen[i].name
-                      for i in np.sort(rng.choice(len(unseen), cfg['unseen_per_scene'],
-                                                  replace=False))]
-            scene.arrange(rng, names=names, settle_steps=cfg['settle_steps'],
-                          spacing=cfg['spacing'], workspace_half=tuple(cfg['workspace_half']))
-            light = photo_lighting(rng, cfg['lighting_strength'])
+            light = spec.eval_scene(scene, rng, cfg, assets, s, order)
             poses = scene.object_poses()
             ids = {n: scene.bodies[n] for n in scene.active}
             for v in range(cfg['views_per_scene']):
-                camera = _training_camera(
-                    cfg) if cfg['camera'] == 'training' else _orbit_camera(rng, v, cfg)
-                result = scene.render(camera, light if cfg['renderer'] == 'egl' else None)
+                camera = spec.eval_camera(rng, v, cfg)
+                result = scene.render(camera, spec.render_lighting(light, cfg))
                 sides.extend(object_short_sides(result.segmentation, ids.values(), cfg['width']))
                 stem = f's{s:03d}_v{v}'
                 _write_png(os.path.join(out_dir, 'images', stem + '.png'), result.rgb)
@@ -591,8 +617,7 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
                                'scene': s})
                 meta = {'image': f'images/{stem}.png', 'camera': camera.to_dict(),
                         'object_poses': {k: val.tolist() for k, val in poses.items()},
-                        'object_ids': dict(ids), 'surface': os.path.basename(scene.surface or ''),
-                        'light': light}
+                        **spec.eval_meta(scene, ids, light)}
                 if cfg['depth']:
                     meta.update(save_frame(out_dir, stem, frame))
                 frames.append(meta)
@@ -600,19 +625,20 @@ def _render_evaluation_set_v2(out_dir: str, cfg: dict, progress: bool) -> dict:
                 bar.update(1)
         bar.close()
     seconds = time.perf_counter() - start
-    pairs = _cross_scene_pairs(
-        images,
-        scene_of,
-        cfg['min_common_keypoints'],
-        cfg['max_pairs'],
-        rng)
+    pairs = _cross_scene_pairs(images, scene_of, cfg['min_common_keypoints'], cfg['max_pairs'],
+                               rng)
     save_pairs(os.path.join(out_dir, 'pairs.json'), images, pairs, split)
     size = _size_summary(sides)
+    index = {'config': cfg, 'frames': frames}
+    if spec.reports_assets:
+        index.update(object_size=size, skipped_assets=assets.skipped)
+    index['keypoints_object_frame'] = {k: v[0].tolist() for k, v in keypoints.items()}
     with open(os.path.join(out_dir, 'frames.json'), 'w', encoding='utf-8') as f:
-        json.dump({'config': cfg, 'frames': frames, 'object_size': size,
-                   'skipped_assets': cat.skipped,
-                   'keypoints_object_frame': {k: v[0].tolist() for k, v in keypoints.items()}}, f)
-    return {'num_images': len(images), 'num_pairs': len(pairs), 'seconds': seconds,
-            'images_per_second': len(images) / max(seconds, 1e-9),
-            'seen': [s_.name for s_ in seen], 'unseen': [s_.name for s_ in unseen],
-            'object_size': size, 'skipped': cat.skipped}
+        json.dump(index, f)
+    stats = {'num_images': len(images), 'num_pairs': len(pairs), 'seconds': seconds,
+             'images_per_second': len(images) / max(seconds, 1e-9),
+             'seen': [s.name for s in assets.seen], 'unseen': [s.name for s in assets.unseen],
+             'object_size': size}
+    if spec.reports_assets:
+        stats['skipped'] = assets.skipped
+    return stats

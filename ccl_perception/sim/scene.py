@@ -21,7 +21,7 @@ the workspace rectangle centred at the world origin (half extents ``WORKSPACE_HA
 floor is at ``FLOOR_Z``. A Panda placed at ``(-0.55, 0, 0)`` reaches the whole workspace.
 
 Every pybullet call passes ``physicsClientId``: several worlds can live in one process. Pass
-``client=`` to build the scene inside an existing client (the robot engineer's world).
+``client=`` to build the scene inside an existing client (the simulated robot's world).
 
 Renderers: ``'tiny'`` is pybullet's CPU TinyRenderer (benchmark v1: flat lighting, no texture
 filtering); ``'egl'`` loads pybullet's ``eglRendererPlugin`` into the client, an OpenGL
@@ -43,6 +43,7 @@ import pkgutil
 import shutil
 import tempfile
 
+from ccl_perception.geometry import rotation_to_quaternion
 from ccl_perception.sim import meshes, textures
 from ccl_perception.sim.camera import Camera
 from ccl_perception.sim.objects import ObjectSpec
@@ -591,7 +592,7 @@ class TabletopScene:
         y /= np.linalg.norm(y)
         x = np.cross(y, z)
         rot = np.stack([x, y, z], axis=1)
-        quat = _quat_from_matrix(rot)
+        quat = rotation_to_quaternion(rot)
         p.resetBasePositionAndOrientation(self.hand, [wrist[0], wrist[1], height], quat,
                                           physicsClientId=c)
 
@@ -641,25 +642,6 @@ def _sheet_mesh(half, centre, repeat: float) -> tuple:
     n = np.tile([0.0, 0.0, 1.0], (4, 1))
     uv = v[:, :2] / float(repeat) + 0.5
     return v, n, uv, np.array([[0, 1, 2], [0, 2, 3]])
-
-
-def _quat_from_matrix(rot: np.ndarray) -> list:
-    """Return the xyzw quaternion of a 3x3 rotation matrix (Shepperd's method)."""
-    m = np.asarray(rot, float)
-    tr = np.trace(m)
-    if tr > 0:
-        s = 2.0 * np.sqrt(tr + 1.0)
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    else:
-        i = int(np.argmax(np.diag(m)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * np.sqrt(1.0 + m[i, i] - m[j, j] - m[k, k])
-        q = [0.0, 0.0, 0.0, (m[k, j] - m[j, k]) / s]
-        q[i] = 0.25 * s
-        q[j] = (m[j, i] + m[i, j]) / s
-        q[k] = (m[k, i] + m[i, k]) / s
-    q = np.asarray(q)
-    return list(q / np.linalg.norm(q))
 
 
 def _obj_vertices(path: str) -> np.ndarray:
