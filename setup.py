@@ -49,6 +49,7 @@ setup(
             'target_maker_node = ccl_perception.nodes.target_maker_node:main',
             'bringup = ccl_perception.bringup:main',
             'make_target = ccl_perception.targets:main',
+            'ccl = ccl_perception.ccl_cli:main',
         ],
     },
 )

@@ -28,10 +28,13 @@ Usage::
     bringup sim:=false executor_backend:=moveit --nodes descriptor_node grasp_planner
     bringup checkpoint:=m.pt --ros-args --log-level debug   # after --ros-args: ROS arguments
 
-Launch arguments (``name:=value``; defaults in :data:`LAUNCH_ARGUMENTS`): ``checkpoint``,
-``target``, ``target_dir``, ``device``, ``backend``, ``camera_ns`` (camera topic prefix,
-default ``camera``), ``executor_backend`` (``sim`` | ``moveit``), ``sim`` (start the
-simulated world), ``rviz`` (launch file only: bringup prints the rviz2 command).
+Launch arguments (``name:=value``; :data:`LAUNCH_ARGUMENTS`): ``checkpoint``, ``downscale``,
+``device``, ``backend``, ``target``, ``target_dir``, ``config_dir`` (folder of the
+``<node>.yaml`` files), ``camera_ns`` (camera topic prefix, ``camera``; realsense-ros 4.x:
+``camera/camera``), ``executor_backend`` (``sim`` | ``moveit``), ``sim`` (start the
+simulated world), ``rviz`` (launch file only: bringup prints the rviz2 command). Every one
+defaults to "not given": a node parameter that is not given comes from config/<node>.yaml
+(the file wins over nothing, a given argument wins over the file).
 
 Nodes are imported by ``module:Class``; a node whose module is missing or fails to
 import stops the bringup with an error naming it (use ``--nodes`` to start a subset).
@@ -47,20 +50,32 @@ import yaml
 
 PACKAGE = 'ccl_perception'
 
-#: name -> (default, description). Values are strings, as in ``ros2 launch``.
+#: What an argument that is not given means: its node parameters come from the YAML files.
+NOT_GIVEN = ''
+_FROM_YAML = '; not given: config/<node>.yaml'
+#: name -> (default, description). Values are strings, as in ``ros2 launch``; every default
+#: is :data:`NOT_GIVEN`, so a launch argument never silently overrides config/*.yaml.
 LAUNCH_ARGUMENTS = {
-    'checkpoint': ('', 'descriptor model checkpoint (.pt); empty = the shipped default model'),
-    'downscale': ('1', 'shrink camera images this many times before the model '
-                  '(2: 640x480 -> 320x240)'),
-    'target': ('', 'grasp target: a name in target_dir or a .npz path'),
-    'target_dir': ('', 'directory of target .npz files (make_target output)'),
-    'device': ('cpu', 'torch device of the descriptor model (cpu, cuda, cuda:1)'),
-    'backend': ('torch', 'descriptor inference backend: torch or onnx'),
-    'camera_ns': ('camera', 'camera topic prefix (RealSense: camera)'),
-    'executor_backend': ('sim', 'grasp executor backend: sim or moveit'),
-    'sim': ('true', 'start the simulated world (pybullet camera + arm)'),
-    'rviz': ('false', 'start rviz2 with config/ccl.rviz (launch file only)'),
+    'checkpoint': (NOT_GIVEN, 'descriptor model checkpoint (.pt)' + _FROM_YAML
+                   + ' (there "" = the shipped default model)'),
+    'downscale': (NOT_GIVEN, 'shrink camera images this many times before the model '
+                  '(2: 640x480 -> 320x240), integer in [1, 8]' + _FROM_YAML),
+    'device': (NOT_GIVEN, 'torch device of the descriptor model (cpu, cuda, cuda:1)' + _FROM_YAML),
+    'backend': (NOT_GIVEN, 'descriptor inference backend: torch or onnx' + _FROM_YAML),
+    'target': (NOT_GIVEN, 'grasp target: a name in target_dir or a .npz path' + _FROM_YAML),
+    'target_dir': (NOT_GIVEN, 'directory of target .npz files (make_target output)' + _FROM_YAML),
+    'config_dir': (NOT_GIVEN, 'folder of the <node>.yaml parameter files; '
+                   "not given: the package's config/"),
+    'camera_ns': (NOT_GIVEN, 'camera topic prefix; not given: camera '
+                  '(realsense-ros 4.x publishes under camera/camera)'),
+    'executor_backend': (NOT_GIVEN, 'grasp executor backend: sim or moveit; '
+                         'not given: config/grasp_executor.yaml'),
+    'sim': (NOT_GIVEN, 'start the simulated world (pybullet camera + arm); '
+            'not given: when the executor backend is sim'),
+    'rviz': (NOT_GIVEN, 'start rviz2 with config/ccl.rviz (launch file only); not given: false'),
 }
+#: Launch arguments that set the same-named parameter of every node that runs the model.
+MODEL_ARGUMENTS = ('checkpoint', 'device', 'backend', 'downscale')
 
 
 @dataclass
@@ -78,6 +93,7 @@ class NodeSpec:
         host: name of another spec whose process also runs this node (the sim
             executor shares the sim world's pybullet client); the launch file then
             starts no process of its own for it.
+        config_dir: folder of ``params_file`` (``''``: :func:`config_dir`).
     """
 
     name: str
@@ -87,6 +103,7 @@ class NodeSpec:
     parameters: Dict[str, object] = field(default_factory=dict)
     remappings: List[Tuple[str, str]] = field(default_factory=list)
     host: Optional[str] = None
+    config_dir: str = ''
 
 
 def config_dir() -> str:
@@ -102,86 +119,97 @@ def _truthy(value) -> bool:
     return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
 
 
-def _downscale(value) -> int:
-    """Parse the ``downscale`` launch argument as an int in [1, 8] (ValueError otherwise)."""
-    try:
-        factor = int(str(value).strip())
-    except ValueError:
-        raise ValueError(f'downscale must be an integer in [1, 8], got {value!r}') from None
-    if not 1 <= factor <= 8:
-        raise ValueError(f'downscale must be an integer in [1, 8], got {value!r}')
-    return factor
-
-
 #: Words ``sim`` / ``rviz`` accept (anything else is an error, not silently false).
 BOOLEAN_WORDS = ('true', 'false', '1', '0', 'yes', 'no', 'on', 'off')
 
 
 def resolve_arguments(overrides: Optional[dict] = None) -> Dict[str, str]:
     """
-    Defaults of :data:`LAUNCH_ARGUMENTS` updated with ``overrides``.
+    Every name of :data:`LAUNCH_ARGUMENTS`: its value in ``overrides``, else :data:`NOT_GIVEN`.
 
     Raises:
-        ValueError: an unknown name, or a value outside its choices (``sim`` / ``rviz``
-            booleans, ``backend``, ``executor_backend``, ``device``), naming it.
+        ValueError: an unknown name, or a given value outside its choices (``sim`` / ``rviz``
+            booleans, ``backend``, ``executor_backend``, ``device``, ``downscale``, a
+            ``config_dir`` that is not a folder), naming it.
     """
-    from ccl_perception.validation import DEVICE, choice
+    from ccl_perception import model_settings
+    from ccl_perception.validation import choice
     args = {k: v[0] for k, v in LAUNCH_ARGUMENTS.items()}
     for k, v in (overrides or {}).items():
         if k not in args:
             raise ValueError(f'unknown launch argument {k!r}; known: {", ".join(args)}')
-        args[k] = '' if v is None else str(v)
-    for k in ('sim', 'rviz'):
-        choice(*BOOLEAN_WORDS).check(k, args[k].strip().lower())
-    choice('torch', 'onnx').check('backend', args['backend'])
-    choice('sim', 'moveit').check('executor_backend', args['executor_backend'])
-    DEVICE.check('device', args['device'])
+        args[k] = NOT_GIVEN if v is None else str(v)
+    given = {k: v for k, v in args.items() if v != NOT_GIVEN}
+    for k in {'sim', 'rviz'} & set(given):
+        choice(*BOOLEAN_WORDS).check(k, given[k].strip().lower())
+    for k in {'device', 'backend'} & set(given):
+        model_settings.LIMITS[k].check(k, given[k])
+    if 'downscale' in given:
+        model_settings.parse_downscale(given['downscale'])
+    if 'executor_backend' in given:
+        choice('sim', 'moveit').check('executor_backend', given['executor_backend'])
+    if 'config_dir' in given and not os.path.isdir(given['config_dir']):
+        raise ValueError(f"config_dir = {given['config_dir']!r} is not a folder")
     return args
 
 
+def _given(a: dict, names) -> dict:
+    """Return the given launch arguments among ``names`` as node parameters (downscale: int)."""
+    from ccl_perception.model_settings import parse_downscale
+    return {k: parse_downscale(a[k]) if k == 'downscale' else a[k]
+            for k in names if a[k] != NOT_GIVEN}
+
+
 def node_specs(arguments: Optional[dict] = None) -> List[NodeSpec]:
-    """Return the pipeline's nodes for the given launch arguments (strings)."""
+    """
+    Return the pipeline's nodes for the given launch arguments (strings).
+
+    Each spec's ``parameters`` hold only what the arguments give; the rest comes from its
+    params file (:func:`merged_parameters`). The executor backend not given is the one of
+    config/grasp_executor.yaml, and ``sim`` not given follows it (sim backend: sim world).
+    """
     a = resolve_arguments(arguments)
-    if a['executor_backend'] not in ('sim', 'moveit'):
-        raise ValueError(
-            f"executor_backend must be 'sim' or 'moveit', got {a['executor_backend']!r}")
     from ccl_perception.nodes import CAMERA_PREFIX, CAMERA_TOPICS
-    sim = _truthy(a['sim'])
-    ns = a['camera_ns'].strip('/')
+    ns = (a['camera_ns'] or CAMERA_PREFIX).strip('/')
     remap = [] if ns == CAMERA_PREFIX else [
         (t, ns + t[len(CAMERA_PREFIX):]) for t in CAMERA_TOPICS]
-    model = {'checkpoint': a['checkpoint'], 'device': a['device'], 'backend': a['backend'],
-             'downscale': _downscale(a['downscale'])}
+    cfg = a['config_dir']
+
+    def spec(name, executable, entry, params, remappings, host=None):
+        return NodeSpec(name, executable, entry, name + '.yaml', params, list(remappings),
+                        host, cfg)
+    executor = spec('grasp_executor', 'grasp_executor_node',
+                    'ccl_perception.nodes.grasp_executor_node:GraspExecutorNode',
+                    _given({**a, 'backend': a['executor_backend']}, ['backend']), [])
+    from ccl_perception.node_limits import EXECUTOR_LIMITS, EXECUTOR_PARAMS
+    backend = EXECUTOR_LIMITS['backend'].check('grasp_executor backend', merged_parameters(
+        executor).get('backend', EXECUTOR_PARAMS['backend']))  # not in the file: the node's
+    sim = _truthy(a['sim']) if a['sim'] != NOT_GIVEN else backend == 'sim'
+    model = _given(a, MODEL_ARGUMENTS)
     specs = [
-        NodeSpec('descriptor_node', 'descriptor_node',
-                 'ccl_perception.nodes.descriptor_node:DescriptorNode',
-                 'descriptor_node.yaml', dict(model), list(remap)),
-        NodeSpec('grasp_planner', 'grasp_planner_node',
-                 'ccl_perception.nodes.grasp_planner_node:GraspPlanner',
-                 'grasp_planner.yaml',
-                 {**model, 'target': a['target'], 'target_dir': a['target_dir']}, list(remap)),
-        NodeSpec('target_maker', 'target_maker_node',
-                 'ccl_perception.nodes.target_maker_node:TargetMaker',
-                 'target_maker.yaml', {**model, 'target_dir': a['target_dir']}, list(remap)),
+        spec('descriptor_node', 'descriptor_node',
+             'ccl_perception.nodes.descriptor_node:DescriptorNode', dict(model), remap),
+        spec('grasp_planner', 'grasp_planner_node',
+             'ccl_perception.nodes.grasp_planner_node:GraspPlanner',
+             {**model, **_given(a, ('target', 'target_dir'))}, remap),
+        spec('target_maker', 'target_maker_node',
+             'ccl_perception.nodes.target_maker_node:TargetMaker',
+             {**model, **_given(a, ('target_dir',))}, remap),
     ]
     if sim:
-        specs.append(NodeSpec('sim_world', 'sim_world_node',
-                              'ccl_perception.nodes.sim_world_node:SimWorldNode',
-                              'sim_world.yaml', {'run_executor': a['executor_backend'] == 'sim'},
-                              list(remap)))
-    if a['executor_backend'] == 'sim' and not sim:
+        specs.append(spec('sim_world', 'sim_world_node',
+                          'ccl_perception.nodes.sim_world_node:SimWorldNode',
+                          {'run_executor': backend == 'sim'}, remap))
+    if backend == 'sim' and not sim:
         raise ValueError('executor_backend:=sim needs the simulated world (sim:=true); '
                          'use executor_backend:=moveit')
-    specs.append(NodeSpec('grasp_executor', 'grasp_executor_node',
-                          'ccl_perception.nodes.grasp_executor_node:GraspExecutorNode',
-                          'grasp_executor.yaml', {'backend': a['executor_backend']}, [],
-                          host='sim_world' if a['executor_backend'] == 'sim' else None))
-    return specs
+    executor.host = 'sim_world' if backend == 'sim' else None
+    return specs + [executor]
 
 
 def file_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
     """``ros__parameters`` of ``spec``'s node in its params file (``{}`` if the file is absent)."""
-    path = os.path.join(directory or config_dir(), spec.params_file)
+    path = os.path.join(directory or spec.config_dir or config_dir(), spec.params_file)
     if not os.path.isfile(path):
         return {}
     with open(path) as f:
@@ -191,17 +219,8 @@ def file_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
 
 
 def merged_parameters(spec: NodeSpec, directory: Optional[str] = None) -> dict:
-    """
-    File parameters overridden by the launch-argument parameters.
-
-    Empty strings from unset launch arguments do not override a value from the file.
-    """
-    params = file_parameters(spec, directory)
-    for k, v in spec.parameters.items():
-        if v == '' and k in params:
-            continue
-        params[k] = v
-    return params
+    """File parameters overridden by the given launch arguments (``spec.parameters``)."""
+    return {**file_parameters(spec, directory), **spec.parameters}
 
 
 def _ros_parameters(params: dict):

@@ -16,11 +16,11 @@
 What every command-line tool shares: one-line errors on stderr and exit code 2.
 
 Every CLI of the package (``train``, ``evaluate``, ``make_target``, ``export_onnx``,
-``render_dataset``, ``collect_frames``, ``grasp_benchmark``, ``bringup``) ends a known failure
--- a bad argument, a missing or corrupt file, an unwritable output -- with exactly one line
-``<prog>: error: <reason>`` on stderr and exit code 2, never a traceback
-(test/test_cli.py runs each through its bad inputs). Unknown errors (bugs) still raise;
-``CCL_DEBUG=1`` re-raises the known ones too, with their traceback.
+``render_dataset``, ``collect_frames``, ``grasp_benchmark``, ``bringup``, ``ccl``) ends a
+known failure -- a bad argument, a missing or corrupt file, an unwritable output -- with
+exactly one line ``<prog>: error: <reason>`` on stderr and exit code 2, never a traceback
+(test/test_cli.py and test/test_ccl_cli.py run each through its bad inputs). Unknown errors
+(bugs) still raise; ``CCL_DEBUG=1`` re-raises the known ones too, with their traceback.
 
     parser = cli.ArgumentParser(prog='evaluate', ...)        # argparse errors: one line, code 2
     parser.add_argument('--max-pairs', type=cli.arg_type(integer(1)))

@@ -291,3 +291,28 @@ def draw_grasp(rgb: np.ndarray, K: np.ndarray, position, rotation, width: float,
     cv2.line(out, t2, b2, (0, 255, 255), 2)
     cv2.line(out, b1, b2, (255, 255, 0), 2)
     return out
+
+
+def draw_text_band(rgb: np.ndarray, lines, bottom: bool = False) -> np.ndarray:
+    """
+    Write ``lines`` (white on a black band across the image) at the top or the bottom.
+
+    A line longer than the image is cut with ``...``. Returns an ``(H, W, 3)`` uint8 copy.
+    """
+    import cv2
+
+    out = np.ascontiguousarray(np.asarray(rgb, np.uint8).copy())
+    H, W = out.shape[:2]
+    scale = max(0.3, W / 1600)
+    (_, h), base = cv2.getTextSize('Ag', cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    step = h + base + 4
+    y0 = H - step * len(lines) if bottom else 0
+    cv2.rectangle(out, (0, max(0, y0)), (W - 1, min(H - 1, y0 + step * len(lines))), (0, 0, 0), -1)
+    for i, text in enumerate(lines):
+        text = str(text)
+        while len(text) > 4 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale,
+                                                1)[0][0] > W - 8:
+            text = text[:-4] + '...'
+        cv2.putText(out, text, (4, y0 + step * i + h + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return out

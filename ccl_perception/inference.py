@@ -30,6 +30,8 @@ import torch
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, model_identity, training_tau
 from .model import DescriptorNet, STRIDE
+from .model_settings import (BACKEND, compose_identity, DEFAULT_BACKEND, DEFAULT_DEVICE,
+                             DEFAULT_DOWNSCALE, DOWNSCALE)
 
 IDENTITY_KEY = 'ccl_model_identity'
 INPUT_NAME = 'images'
@@ -187,13 +189,13 @@ class DescriptorExtractor:
     onnx).
     """
 
-    def __init__(self, model, device='cpu', backend: str = 'torch', onnx_path=None,
-                 downscale: int = 1, features: str = 'head', onnx_threads: int = None):
-        if backend not in ('torch', 'onnx'):
-            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
-        if isinstance(downscale, bool) or not isinstance(downscale, int) \
-                or not 1 <= downscale <= 8:
-            raise ValueError(f'downscale must be an integer in [1, 8], got {downscale!r}')
+    def __init__(self, model, device=DEFAULT_DEVICE, backend: str = DEFAULT_BACKEND,
+                 onnx_path=None, downscale: int = DEFAULT_DOWNSCALE, features: str = 'head',
+                 onnx_threads: int = None):
+        BACKEND.check('backend', backend)
+        if not isinstance(downscale, int):  # 2.0 is a config mistake here, not a factor
+            raise ValueError(f'downscale must be an integer, got {downscale!r}')
+        DOWNSCALE.check('downscale', downscale)
         if features not in ('head', 'backbone'):
             raise ValueError(f"features must be 'head' or 'backbone', got {features!r}")
         if features == 'backbone' and backend != 'torch':
@@ -218,9 +220,9 @@ class DescriptorExtractor:
         # NHWC is ~1.5x faster for the depthwise convolutions of efficientnet_lite0 on the CPU.
         self.model = self.model.to(memory_format=torch.channels_last)
         self.backend = backend
-        self.identity = (model_identity(self.model)
-                         + (':backbone' if features == 'backbone' else '')
-                         + (f'/{downscale}' if downscale > 1 else ''))
+        weights = model_identity(self.model)
+        self.identity = compose_identity(weights + (':backbone' if features == 'backbone' else ''),
+                                         downscale)
         self.descriptor_dim = (int(self.model.feature_dim) if features == 'backbone'
                                else int(self.model.config['descriptor_dim']))
         self.session = None
@@ -229,7 +231,7 @@ class DescriptorExtractor:
             if onnx_path is None:
                 raise ValueError("backend='onnx' with an in-memory model needs onnx_path")
             # the file holds the weights: their identity, whatever the input scale
-            self.session = onnx_session(onnx_path, identity=model_identity(self.model),
+            self.session = onnx_session(onnx_path, identity=weights,
                                         threads=onnx_threads)
 
     def __call__(self, rgb: np.ndarray) -> torch.Tensor:

@@ -30,15 +30,14 @@ import dataclasses
 import math
 from typing import Callable, Optional
 
-from ccl_perception import grasp_pipeline
+from ccl_perception import grasp_pipeline, model_settings
 from ccl_perception.executors.base import MotionConfig
 from ccl_perception.executors.moveit_executor import MoveItExecutorConfig
 from ccl_perception.geometry import CAMERA_FRAME
-from ccl_perception.validation import check, choice, DEVICE, flag, integer, NAME, real, text
+from ccl_perception.validation import check, choice, flag, integer, NAME, real, text
 
 #: Parameters of every node that runs the descriptor network.
-MODEL_LIMITS = {'checkpoint': text(), 'device': DEVICE, 'backend': choice('torch', 'onnx'),
-                'downscale': integer(1, 8)}
+MODEL_LIMITS = {'checkpoint': text(), **model_settings.LIMITS}
 INPUT_TIMEOUT = real(0, 3600, low_open=True)
 #: Colour/depth synchronisation of every node that subscribes to both (planner, target maker).
 SYNC_LIMITS = {'sync_slop': real(0, 1, low_open=True), 'sync_queue_size': integer(1, 100)}

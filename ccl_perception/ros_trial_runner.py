@@ -26,6 +26,7 @@ import json
 import time
 
 from ccl_perception.evaluation.grasp_trials import classify
+from ccl_perception.model_settings import DEFAULT_DOWNSCALE
 
 
 class RosTrialRunner:
@@ -40,8 +41,8 @@ class RosTrialRunner:
     ``/grasp_executor/execute`` and wait for its outcome on ``/grasp_executor/result``.
     """
 
-    def __init__(self, checkpoint: str, target_dir: str, world_config, downscale: int = 1,
-                 planner: dict = None):
+    def __init__(self, checkpoint: str, target_dir: str, world_config,
+                 downscale: int = DEFAULT_DOWNSCALE, planner: dict = None):
         """
         Start the nodes.
 

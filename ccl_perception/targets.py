@@ -25,7 +25,10 @@ key                 shape/dtype  meaning
 ==================  ===========  ==========================================================
 format_version      () int       1
 name                () str       target name (library key)
-model_identity      () str       ``checkpoint.model_identity`` of the model that made it
+model_identity      () str       identity of the model that made it, at its downscale
+                                 (``model_settings.compose_identity``: ``<weights>[/s]``)
+downscale           () int       the model's ``downscale`` when it was made (absent in older
+                                 files: read from ``model_identity``)
 descriptors         (N, D) f32   unit descriptors at the pixels of the full-resolution
                                  (bilinearly upsampled) descriptor map
 pixels              (N, 2) f64   reference pixels ``(x, y)``
@@ -62,6 +65,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ccl_perception import geometry
 from ccl_perception.image_header import check_image_size, MAX_IMAGE_SIDE
+from ccl_perception.model_settings import split_identity
 import numpy as np
 
 FORMAT_VERSION = 1
@@ -101,6 +105,11 @@ class Target:
     calibration_pos: Optional[np.ndarray] = None    # (A, N) s+ of target_gates
     calibration_neg: Optional[np.ndarray] = None    # (A, N) s-
     extra_views: List['Target'] = field(default_factory=list)  # views 1.. (same name, model)
+
+    @property
+    def downscale(self) -> int:
+        """Return the ``downscale`` the target was made at (part of ``model_identity``)."""
+        return split_identity(self.model_identity)[1]
 
     @property
     def has_3d(self) -> bool:
@@ -184,7 +193,7 @@ def save_target(path: str, target: Target, keep_old: bool = False) -> Optional[s
     try:
         np.savez(tmp, format_version=np.int64(FORMAT_VERSION), name=np.str_(target.name),
                  model_identity=np.str_(target.model_identity),
-                 extra_views=np.int64(len(target.extra_views)), **arrays)
+                 extra_views=np.int64(len(target.extra_views)), downscale=np.int64(target.downscale), **arrays)
         backup = _keep_old(path) if keep_old else None
         os.replace(tmp, path)
     except BaseException:
@@ -230,10 +239,12 @@ def load_target(path: str, expected_identity: Optional[str] = None) -> Target:
         raise TargetError(f'target file {path!r} has format {int(data["format_version"])}, '
                           f'expected {FORMAT_VERSION}')
     identity = str(data['model_identity'])
+    downscale = split_identity(identity)[1]
+    if 'downscale' in data and int(data['downscale']) != downscale:
+        raise TargetError(f'target file {path!r}: downscale {int(data["downscale"])} and model '
+                          f'identity {identity} disagree')
     if expected_identity is not None and identity != expected_identity:
-        raise TargetError(f'target {str(data["name"])!r} ({path}) was made with model {identity}, '
-                          f'but the running model is {expected_identity}; '
-                          're-create it with make_target')
+        raise TargetError(_mismatch(str(data['name']), path, identity, expected_identity))
     extra = int(data.get('extra_views', 0))
     if not 0 <= extra < MAX_VIEWS:
         raise TargetError(f'target file {path!r} has {extra} extra views; at most '
@@ -316,6 +327,19 @@ def _check_fields(path: str, data: dict) -> None:
         raise TargetError(f'target file {path!r}: image_size {size.tolist()} must be positive')
     if not np.all(np.isfinite(data['pixels'])):
         raise TargetError(f'target file {path!r}: pixels must be finite')
+
+
+def _mismatch(name: str, path: str, made: str, running: str) -> str:
+    """Say which of model and downscale differs between a target and the running model."""
+    made_model, made_scale = split_identity(made)
+    run_model, run_scale = split_identity(running)
+    if made_model == run_model:
+        return (f'target {name!r} ({path}) was made at downscale {made_scale}, the model runs at '
+                f'downscale {run_scale}: start the planner with downscale:={made_scale} '
+                f'(parameter downscale), or remake the target with make_target --downscale '
+                f'{run_scale}')
+    return (f'target {name!r} ({path}) was made with model {made_model}, but the running model '
+            f'is {run_model}; re-create it with make_target')
 
 
 def load_library(target_dir: str, expected_identity: Optional[str] = None):
@@ -635,7 +659,8 @@ def read_depth(path: str, depth_scale: float = 0.001) -> np.ndarray:
 def main(argv=None) -> int:
     """``make_target`` console script: a known failure is one line on stderr and exit code 2."""
     from ccl_perception import cli
-    from ccl_perception.validation import integer, real
+    from ccl_perception.model_settings import DEFAULT_DEVICE, DEFAULT_DOWNSCALE, DOWNSCALE
+    from ccl_perception.validation import real
 
     p = cli.ArgumentParser(
         prog='make_target',
@@ -643,7 +668,7 @@ def main(argv=None) -> int:
     p.add_argument('--checkpoint', default='',
                    help='model checkpoint (.pt); default: the shipped model '
                         '(ccl_perception/models)')
-    p.add_argument('--downscale', type=cli.arg_type(integer(1, 8)), default=1,
+    p.add_argument('--downscale', type=cli.arg_type(DOWNSCALE), default=DEFAULT_DOWNSCALE,
                    help='shrink the image this many times before the model; '
                         "use the planner's value")
     p.add_argument('--image', required=True, help='reference RGB image')
@@ -659,7 +684,7 @@ def main(argv=None) -> int:
     p.add_argument('--out', required=True, help='output .npz')
     p.add_argument('--force', action='store_true',
                    help='replace an existing --out (the old file is kept as <out>.bak)')
-    p.add_argument('--device', default='cpu')
+    p.add_argument('--device', default=DEFAULT_DEVICE)
     p.add_argument('--add-view', action='store_true',
                    help=f'add this image as another reference view of the target in --out '
                         f'(same name and model; at most {MAX_VIEWS} views)')
@@ -707,9 +732,8 @@ def _run(args) -> int:
     gate = (f'{view.gate[0]:.3f} / {view.gate[1]:.3f}' if view.gate is not None
             else 'none (global min_similarity)')
     print(f'wrote target {target.name!r} (view {len(target.views)} of {len(target.views)}: '
-          f'{len(view.pixels)} points, D={view.descriptors.shape[1]}, axis length '
-          f'{view.axis_length:.4f} m, similarity gates {gate}, model {target.model_identity}) '
-          f'to {args.out}'
+          f'{view.axis_length:.4f} m, similarity gates {gate}, model {target.model_identity}, '
+          f'downscale {target.downscale}) to {args.out}'
           + (f'; the previous file is kept as {backup}' if backup else ''))
     return 0
 

@@ -23,7 +23,8 @@ untracked-but-not-ignored files of this checkout, as a fresh clone has them), th
   LICENSE, launch, config, training configs) and the ament index marker;
 * after ``source install/setup.bash``: ``ament_index_python`` finds the share directory,
   ``ccl_perception`` is imported from the install space (not this checkout), bringup's
-  ``config_dir()`` is the installed one, ``make_target --help`` runs, and the installed
+  ``config_dir()`` is the installed one, ``make_target --help`` and ``ccl --help`` run (and ``ccl``
+  ends a bad input with one line), and the installed
   ``grasp_planner_node`` started with the venv's Python publishes its status over DDS;
 * ``colcon test --packages-select ccl_perception`` runs :data:`COLCON_TEST_SUBSET` (the
   linters and the fast ROS-free checks; the whole suite already runs in ``make test``) and
@@ -43,7 +44,7 @@ BIN = os.path.dirname(sys.executable)
 COLCON = os.path.join(BIN, 'colcon')
 PKG = 'ccl_perception'
 ENTRY_POINTS = {'descriptor_node', 'grasp_planner_node', 'grasp_executor_node', 'sim_world_node',
-                'target_maker_node', 'bringup', 'make_target'}
+                'target_maker_node', 'bringup', 'make_target', 'ccl'}
 #: What ``colcon test`` runs (documented in README "In a ROS 2 workspace").
 COLCON_TEST_SUBSET = ['test/test_flake8.py', 'test/test_pep257.py', 'test/test_copyright.py',
                       'test/test_xmllint.py', 'test/test_structure.py',
@@ -132,6 +133,13 @@ def test_installed_entry_point_runs(ws):
     exe = str(ws / 'install' / PKG / 'lib' / PKG / 'make_target')
     res = run(in_install(ws, exe, '--help'), cwd=ws, env=env)
     assert res.stdout.startswith('usage: make_target') and '--checkpoint' in res.stdout
+    ccl = str(ws / 'install' / PKG / 'lib' / PKG / 'ccl')
+    res = run(in_install(ws, ccl, '--help'), cwd=ws, env=env)
+    assert res.stdout.startswith('usage: ccl') and 'grab-frame' in res.stdout
+    res = run(in_install(ws, ccl, 'preview', '--image', 'missing.png', '--points', '1,1', '9,1',
+                         '--out', 'p.png'), cwd=ws, env=env, check=False)
+    assert res.returncode == 2 and res.stderr == (
+        "ccl preview: error: image 'missing.png' does not exist\n")
 
 
 def test_installed_node_publishes_status_over_dds(ws):

@@ -116,6 +116,8 @@ def test_launch_file_uses_shared_table():
      'executor_backend': 'moveit',
      'sim': 'false',
      'rviz': 'true'},
+    {'checkpoint': '/m.pt', 'config_dir': os.path.join(ROOT, 'config'), 'downscale': '2',
+     'camera_ns': 'camera/camera', 'executor_backend': 'moveit'},
 ])
 def test_launch_file_matches_bringup(monkeypatch, overrides):
     if _have('launch') and _have('launch_ros'):
@@ -154,9 +156,10 @@ def test_launch_file_matches_bringup(monkeypatch, overrides):
     assert (planner['checkpoint'] == '/m.pt'
             and planner['min_confidence'] == grasp_pipeline.DEFAULTS['min_confidence'])
     if 'camera_ns' in overrides:
-        assert (
-            'camera/color/image_raw',
-            'wrist_cam/color/image_raw') in by_exe['descriptor_node']['remappings']
+        assert ('camera/color/image_raw', overrides['camera_ns'] + '/color/image_raw') \
+            in by_exe['descriptor_node']['remappings']
+    if 'downscale' in overrides:  # a given argument, as an int parameter
+        assert planner['downscale'] == int(overrides['downscale'])
 
 
 def test_node_specs_validation():

@@ -144,6 +144,31 @@ class TestTargetFiles:
         with pytest.raises(tg.TargetError, match='made with model'):
             tg.load_target(path, expected_identity='another-model')
 
+    def test_downscale_is_recorded_and_a_mismatch_names_it(self, extractor, scene, tmp_path):
+        """A target made at downscale 2 says so; loading it for a model at 1 names downscale."""
+        from ccl_perception.inference import DescriptorExtractor
+        rgb, depth = scene
+        half = DescriptorExtractor(extractor.model, downscale=2)
+        made = tg.make_target(half, rgb, PTS, 'mug', depth=depth, K=K)
+        path = str(tmp_path / 'mug.npz')
+        tg.save_target(path, made)
+        with np.load(path, allow_pickle=False) as z:
+            assert int(z['downscale']) == 2
+        assert tg.load_target(path, half.identity).downscale == made.downscale == 2
+        with pytest.raises(tg.TargetError) as e:
+            tg.load_target(path, extractor.identity)
+        assert ('was made at downscale 2, the model runs at downscale 1: start the planner '
+                'with downscale:=2 (parameter downscale), or remake the target with make_target '
+                '--downscale 1') in str(e.value)
+        # a file written before the downscale key: the scale is read from the identity
+        with np.load(path, allow_pickle=False) as z:
+            old = {k: z[k] for k in z.files if k != 'downscale'}
+        np.savez(tmp_path / 'old.npz', **old)
+        assert tg.load_target(str(tmp_path / 'old.npz')).downscale == 2
+        np.savez(tmp_path / 'bad.npz', **old, downscale=np.int64(3))
+        with pytest.raises(tg.TargetError, match='downscale 3 and model identity .*/2 disagree'):
+            tg.load_target(str(tmp_path / 'bad.npz'))
+
     def test_rejects_pickle_and_garbage(self, tmp_path):
         bad = tmp_path / 'obj.npz'
         np.savez(bad, format_version=np.int64(1), name=np.array([{'a': 1}], dtype=object))

@@ -31,6 +31,7 @@ import argparse
 import sys
 
 from ccl_perception import cli
+from ccl_perception.model_settings import DOWNSCALE
 from ccl_perception.validation import integer, real
 import yaml
 
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
     ap.add_argument('--benchmark', choices=['v1', 'v2'], default='v2',
                     help='v2: D435 640x480 world of real-textured objects (default); '
                          'v1: the earlier one')
-    ap.add_argument('--downscale', type=cli.arg_type(integer(1, 8)), default=None,
+    ap.add_argument('--downscale', type=cli.arg_type(DOWNSCALE), default=None,
                     help='camera -> model shrink factor (default: 2 on v2, 1 on v1)')
     ap.add_argument(
         '--grasps',

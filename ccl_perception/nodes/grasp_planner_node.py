@@ -29,8 +29,8 @@ Topics, parameters and abstention reasons: docs/ros_interface.md.
 
 import threading
 
-from ccl_perception import image_conversion as ic
 from ccl_perception.correspondence import DEFAULT_TAU
+from ccl_perception.log_limit import LogLimiter
 from ccl_perception.node_limits import (check_change, check_planner, PIPELINE_PARAMS,
                                         PLANNER_PARAMS, PLANNER_RUN_TIME)
 from ccl_perception.nodes import (CONFIDENCE_TOPIC, declare_parameters, GRASP_POSE_TOPIC,
@@ -41,6 +41,7 @@ from ccl_perception.nodes import (CONFIDENCE_TOPIC, declare_parameters, GRASP_PO
 from ccl_perception.nodes.messages import (grasp_markers, image_msg, pose_msg, pose_stamped,
                                            rgbd_from_msgs)
 from ccl_perception.planner_state import PlannerState
+from ccl_perception.planner_view import heatmap_image, status_text
 from ccl_perception.targets import TargetLibrary
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
@@ -50,7 +51,9 @@ from std_msgs.msg import Float32, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-NO_TARGET = 'no target set (ros2 param set <planner> target <name>)'
+NO_TARGET = 'no target set (ccl set-target <name>, or ros2 param set <planner> target <name>)'
+#: Abstentions are logged when their kind changes, else at most this often; so are poses.
+LOG_INTERVAL_S = 5.0
 #: Node parameters besides the pipeline's :data:`PIPELINE_PARAMS` (node_limits).
 PARAMS = {**MODEL_PARAMS, **PLANNER_PARAMS}
 
@@ -63,6 +66,7 @@ class GraspPlanner(Node):
         declare_parameters(self, PARAMS)
         self._lock = threading.Lock()
         self.counts = {'frames': 0, 'poses': 0, 'abstained': 0, 'bad_input': 0}
+        self._log_abstain, self._log_pose = LogLimiter(LOG_INTERVAL_S), LogLimiter(LOG_INTERVAL_S)
         extractor, self.load_error = load_extractor(self)
         tau = getattr(extractor, 'training_tau', None) or DEFAULT_TAU
         declare_parameters(self, {**PIPELINE_PARAMS, 'tau': tau})
@@ -140,7 +144,7 @@ class GraspPlanner(Node):
 
     def _abstain(self, reason: str, header=None, bad_input=False, points_3d=None) -> None:
         self.counts['bad_input' if bad_input else 'abstained'] += 1
-        self.get_logger().warning(f'no grasp: {reason}', throttle_duration_sec=1.0)
+        self._log_abstain.warning(self.get_logger(), f'no grasp: {reason}')
         self.pub_status.publish(String(data=f'abstain: {reason}'))
         if header is not None:
             self.pub_markers.publish(grasp_markers(header, points_3d))
@@ -179,12 +183,10 @@ class GraspPlanner(Node):
                                     throttle_duration_sec=1.0)
             return self._abstain(f'internal error: {type(e).__name__}: {e}', header)
         self.pub_conf.publish(Float32(data=float(result.confidence)))
+        status = status_text(target.name, result)
         if self.get_parameter('publish_heatmap').value and result.match is not None:
-            overlay = ic.heatmap_overlay(rgb, result.match.heatmaps, result.match.keypoints)
-            if result.ok:  # the gripper pose the executor gets, drawn where it will close
-                g = result.pose
-                overlay = ic.draw_grasp(overlay, K, g.position, g.rotation, g.width)
-            self.pub_heatmap.publish(image_msg(overlay, 'rgb8', header))
+            self.pub_heatmap.publish(image_msg(heatmap_image(rgb, K, result, status), 'rgb8',
+                                               header))
         if not result.ok:
             return self._abstain(f'{target.name}: {result.reason}', header,
                                  points_3d=result.points_3d)
@@ -193,10 +195,8 @@ class GraspPlanner(Node):
         self.pub_pose.publish(msg)
         self.pub_markers.publish(grasp_markers(header, result.points_3d, g, msg.pose))
         self.counts['poses'] += 1
-        x, y, z = g.position
-        self.pub_status.publish(String(data=(
-            f'ok: {target.name} confidence {result.confidence:.2f} width {g.width * 100:.1f} cm '
-            f'at ({x:.3f}, {y:.3f}, {z:.3f}) m')))
+        self.pub_status.publish(String(data=status))
+        self._log_pose.info(self.get_logger(), f'grasp pose: {status[4:]}')
 
 
 def main(args=None):

@@ -109,30 +109,26 @@ def subscribe_rgbd(node, callback, slop: float, queue_size: int, callback_group=
 
 def watch_input(node, period_s: float, counts, status_pub, prefix: str):
     """
-    Say so when no input arrived for ``period_s`` seconds (a timer; returns it).
+    Say so when the input a node needs stopped for ``period_s`` seconds (a timer; returns it).
 
     A frame larger than the DDS transport delivers (e.g. 1280x720 rgb8 over UDP without
     shared memory), a wrong topic name or namespace and a stopped camera all look the
-    same from inside a node: silence. Every ``period_s`` this compares ``counts()``
-    (``{what: messages received so far}``, the first entry being what the node needs, e.g.
-    synchronised colour+depth pairs) with the previous tick; when the first did not grow it
-    logs a warning naming every count, publishes it on ``status_pub`` after ``prefix`` and
-    adds one to ``node.counts['input_timeouts']``.
+    same from inside a node: silence. ``counts()`` gives ``{what: messages received so
+    far}``, the first entry being what the node needs (e.g. synchronised colour+depth
+    pairs); :class:`ccl_perception.input_watch.InputWatch` words the reason from what did
+    arrive. The warning is logged, published on ``status_pub`` after ``prefix`` and counted
+    in ``node.counts['input_timeouts']``.
     """
+    import time
+
+    from ccl_perception.input_watch import InputWatch
     from std_msgs.msg import String
-    last = {'counts': dict(counts())}
+    watch = InputWatch(period_s)
 
     def tick():
-        now = dict(counts())
-        need = next(iter(now))
-        if now[need] == last['counts'][need]:
-            seen = ', '.join(f'{k} {v}' for k, v in now.items())
-            text = (f'no {need} in the last {period_s:g} s (received so far: {seen}); check the '
-                    'topic names / camera_ns and that the camera publishes; frames larger than '
-                    'the DDS transport delivers (e.g. 1280x720 over UDP) are dropped before any '
-                    'callback')
+        text = watch.tick(time.monotonic(), dict(counts()))
+        if text is not None:
             node.counts['input_timeouts'] = node.counts.get('input_timeouts', 0) + 1
             node.get_logger().warning(text)
             status_pub.publish(String(data=prefix + text))
-        last['counts'] = now
-    return node.create_timer(float(period_s), shutdown_tolerant(node, tick))
+    return node.create_timer(float(period_s) / 2, shutdown_tolerant(node, tick))

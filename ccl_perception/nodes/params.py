@@ -23,13 +23,16 @@ run-time change over SetParameters with the reason (:func:`refuse_bad_changes`),
 ``ros2 param get`` always shows a value in effect.
 """
 
-#: The model parameters of every node that runs the descriptor network.
+from ccl_perception.model_settings import DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_DOWNSCALE
+
+#: The model parameters of every node that runs the descriptor network (defaults:
+#: :mod:`ccl_perception.model_settings`).
 MODEL_PARAMS = {
     'checkpoint': '',           # trained model (.pt); '' = the shipped default model
-    'device': 'cpu',            # 'cpu' or 'cuda[:i]'
-    'backend': 'torch',         # 'torch' or 'onnx'
+    'device': DEFAULT_DEVICE,   # 'cpu' or 'cuda[:i]'
+    'backend': DEFAULT_BACKEND,  # 'torch' or 'onnx'
     # shrink camera images this many times before the model (2: 640x480 -> 320x240)
-    'downscale': 1,
+    'downscale': DEFAULT_DOWNSCALE,
 }
 
 _TYPE_WORDS = {bool: 'a boolean (true/false)', int: 'an integer', float: 'a double',

@@ -200,8 +200,8 @@ class TargetMaker(Node):
         view = target.views[-1]
         gate = 'none' if view.gate is None else '/'.join(f'{g:.3f}' for g in view.gate)
         return (f'saved target {target.name!r} (view {len(target.views)}: {len(px)} points, '
-                f'axis length {view.axis_length * 100:.1f} cm, similarity gates {gate}) to '
-                f'{path}{kept}; set it with: ros2 param set /grasp_planner target {target.name}')
+                f'axis length {view.axis_length * 100:.1f} cm, similarity gates {gate}, downscale '
+                f'{target.downscale}) to {path}{kept}; set it with: ccl set-target {target.name}')
 
 
 def main(args=None):
