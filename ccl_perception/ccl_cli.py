@@ -39,6 +39,9 @@ import sys
 from ccl_perception import cli
 from ccl_perception.ros_client import ClientError, DEFAULT_TIMEOUT_S
 
+#: The console script's name (setup.py ``console_scripts``).
+PROG = 'ccl'
+
 PLANNER, EXECUTOR, MAKER = '/grasp_planner', '/grasp_executor', '/target_maker'
 #: Seconds ``ccl execute`` waits for the outcome of a grasp it started.
 GRASP_WAIT_S = 120.0
@@ -207,7 +210,7 @@ def cmd_status(args) -> int:
 def build_parser():
     import argparse
     head, usage = __doc__.split('::\n')
-    p = cli.ArgumentParser(prog='ccl', description=head.strip().split('\n\n')[0].replace('``', ''),
+    p = cli.ArgumentParser(prog=PROG, description=head.strip().split('\n\n')[0].replace('``', ''),
                            epilog='examples:\n' + usage.split('\n\n')[0],
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest='command', required=True, metavar='command')

@@ -177,8 +177,10 @@ def depth_edges(P: np.ndarray, max_jump: float, focal: float = None,
 
 def _above(depth, K, rows, cols, plane, min_height, max_jump, jump_px):
     """
-    ``(above (h, w) bool, P (h, w, 3))`` of a window: higher than ``min_height`` above the
-    plane, and not on a depth edge (:func:`depth_edges`, when ``max_jump`` is not None).
+    Return ``(above (h, w) bool, P (h, w, 3))`` of a window of the depth image.
+
+    ``above``: higher than ``min_height`` above the plane, and not on a depth edge
+    (:func:`depth_edges`, when ``max_jump`` is not None); ``P``: the window's points.
     """
     P, ok = _points(depth, K, rows, cols)
     above = _heights(P, ok, plane) > min_height

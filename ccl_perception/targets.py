@@ -193,7 +193,8 @@ def save_target(path: str, target: Target, keep_old: bool = False) -> Optional[s
     try:
         np.savez(tmp, format_version=np.int64(FORMAT_VERSION), name=np.str_(target.name),
                  model_identity=np.str_(target.model_identity),
-                 extra_views=np.int64(len(target.extra_views)), downscale=np.int64(target.downscale), **arrays)
+                 extra_views=np.int64(len(target.extra_views)),
+                 downscale=np.int64(target.downscale), **arrays)
         backup = _keep_old(path) if keep_old else None
         os.replace(tmp, path)
     except BaseException:

@@ -223,6 +223,10 @@ def method_name_literals(path: str, names: set) -> list:
     return found
 
 
+#: String literals equal to a method name that are not one (file: the literal's meaning).
+NOT_A_METHOD = {'ccl_perception/ccl_cli.py': "PROG = 'ccl', the console script's name"}
+
+
 def test_method_names_appear_only_in_the_method_table(tmp_path):
     names = method_names_in_the_table()
     assert names == {'identical_view', 'ccl', 'ccl_iv', 'supervised'}
@@ -230,8 +234,10 @@ def test_method_names_appear_only_in_the_method_table(tmp_path):
         glob.glob(os.path.join(ROOT, 'training', '*.py'))
     table = os.path.join(PKG, 'learning', 'methods.py')
     assert method_name_literals(table, names)  # the finder sees the table's own names
-    assert [hit for f in sorted(files) if f != table
-            for hit in method_name_literals(f, names)] == []
+    hits = [hit for f in sorted(files) if f != table for hit in method_name_literals(f, names)]
+    # the exemptions are exact: one literal 'ccl' in ccl_cli.py, nothing else there
+    assert [h for h in hits if h.split(':')[0] not in NOT_A_METHOD] == []
+    assert [h.split(' ', 1)[1] for h in hits] == ["'ccl'"]
     planted = tmp_path / 'planted.py'
     planted.write_text("if cfg['method'] == 'ccl_iv':\n    x = ['method=supervised']\n")
     assert len(method_name_literals(str(planted), names)) == 2
