@@ -270,7 +270,7 @@ def _check_ranges(cfg: dict) -> None:
         'train.device': text(r'auto|' + DEVICE.pattern, 'auto | ' + DEVICE.hint),
         'train.threads': integer(0, 1024),
         'train.image_every': integer(0), 'train.eval_every': integer(1),
-        'train.eval_max_pairs': integer(0),
+        'train.eval_max_pairs': integer(0), 'train.eval_scale': real(0.25, 4),
     }
     nullable = {'init_from', 'val_pairs', 'model.trunk', 'data.root'}
     for key, limit in limits.items():

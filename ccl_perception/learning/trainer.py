@@ -645,7 +645,8 @@ class Trainer:
             result = self.evaluate_fn(self.model, str(self.cfg['val_pairs']),
                                       device=str(self.device),
                                       max_pairs=self.cfg['train']['eval_max_pairs'] or None,
-                                      progress=False)
+                                      progress=False,
+                                      input_size=self.working_size())
         finally:
             self.model.train(was_training)
         scalars = {}
@@ -659,6 +660,12 @@ class Trainer:
             self.writer.add_scalar(f'val/{key}', value, self.step)
         LOG.info('step %d evaluation: %s', self.step, scalars)
         return scalars
+
+    def working_size(self):
+        """(W, H) validation runs at: the training resolution times ``train.eval_scale``."""
+        scale = float(self.cfg['train'].get('eval_scale', 1.0))
+        return (int(round(self.cfg['data']['width'] * scale)),
+                int(round(self.cfg['data']['height'] * scale)))
 
     # --------------------------------------------------------------------- run
     def _validate(self) -> dict:
