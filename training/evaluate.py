@@ -64,7 +64,8 @@ def main(argv=None):
         help='torch CPU threads')
     parser.add_argument('--input-size', default='auto', metavar='WxH|auto|native',
                         help="resolution the network runs at: 'auto' (default) = the checkpoint's "
-                             "training resolution (data.width x data.height), 'native' = each "
+                             "working resolution (data.width x data.height x train.eval_scale), "
+                             "'native' = each "
                              "image's own, or WxH; descriptors are resampled onto the image's "
                              'pixels, errors stay in its pixels')
     args = parser.parse_args(argv)
@@ -111,9 +112,10 @@ def _input_size(text: str, checkpoint: dict = None):
     if text == 'native':
         return None
     if text == 'auto':
-        data = ((checkpoint or {}).get('extra') or {}).get('config', {}).get('data', {})
+        config = ((checkpoint or {}).get('extra') or {}).get('config', {})
+        data, scale = config.get('data', {}), float(config.get('train', {}).get('eval_scale', 1))
         if 'width' in data and 'height' in data:
-            return int(data['width']), int(data['height'])
+            return int(round(data['width'] * scale)), int(round(data['height'] * scale))
         return None
     try:
         width, height = (int(v) for v in text.lower().split('x'))
