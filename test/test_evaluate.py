@@ -207,3 +207,56 @@ def test_evaluate_refuses_wrong_declared_size_and_outside_keypoints(tmp_path):
     with pytest.raises(ValueError, match=r"images\[1\] 'images/b.png': visible keypoint 0 of 'o' "
                                          r'at \(67, 10\) is outside the 64x48 image'):
         evaluate_model(extractor, str(path), progress=False)
+
+
+def test_full_resolution_at_twice_the_size_averages_2x2_blocks():
+    """A map of a 2x-resized image, brought back: pixel (x, y) reads work pixels 2x..2x+1."""
+    from ccl_perception.evaluation.evaluate import full_resolution
+    from ccl_perception.model import upsample_descriptors
+    torch.manual_seed(0)
+    desc = torch.nn.functional.normalize(torch.randn(4, 6, 8), dim=0)  # work size 48x64
+    up_work = upsample_descriptors(desc[None], (48, 64))[0]
+    out = full_resolution(desc, (48, 64), (24, 32))[0]
+    assert out.shape == (4, 24, 32)
+    for y, x in ((0, 0), (5, 7), (23, 31), (11, 20)):
+        block = up_work[:, 2 * y:2 * y + 2, 2 * x:2 * x + 2].mean(dim=(1, 2))
+        assert torch.allclose(out[:, y, x], block / block.norm(), atol=1e-5)
+    # the native size is the plain upsampling
+    assert torch.equal(full_resolution(desc, (48, 64), (48, 64)), up_work[None])
+
+
+def test_evaluate_model_input_size(tmp_path):
+    """input_size runs the network on resized images; native size = the default, exactly."""
+    rng = np.random.default_rng(1)
+    img1 = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    (tmp_path / 'a.png').write_bytes(cv2.imencode('.png', img1)[1].tobytes())
+    kp = [[19.0, 11.0], [44.0, 35.0]]  # pixel centres: the query is that pixel's descriptor
+    images = [{'file': 'a.png', 'objects': {'o': {'keypoints': kp, 'visible': [True] * 2}}}] * 2
+    path = tmp_path / 'pairs.json'
+    save_pairs(str(path), images, [{'image_1': 0, 'image_2': 1}], {'o': {'split': 'seen'}})
+    seen = []
+
+    def extractor(rgb):  # 3-D descriptors: the mean colour of each 8x8 cell, normalised
+        seen.append(rgb.shape)
+        cells = torch.from_numpy(rgb).float().permute(2, 0, 1)[None]
+        pooled = torch.nn.functional.avg_pool2d(cells, 8, ceil_mode=True)[0]
+        return torch.nn.functional.normalize(pooled + 1.0, dim=0)
+
+    native = evaluate_model(extractor, str(path), progress=False)
+    assert set(seen) == {(H, W, 3)}
+    same = evaluate_model(extractor, str(path), progress=False, input_size=(W, H))
+    assert same['pck'] == native['pck'] and same['mean_px_error'] == native['mean_px_error']
+    seen.clear()
+    double = evaluate_model(extractor, str(path), progress=False, input_size=(2 * W, 2 * H))
+    assert set(seen) == {(2 * H, 2 * W, 3)}
+    # the image matched against itself: each keypoint finds its own pixel (cosine 1)
+    assert native['mean_px_error'] == 0.0 and double['mean_px_error'] == 0.0
+
+
+def test_cli_input_size_errors(capsys):
+    from training.evaluate import main  # noqa: F401  (training/ is a folder of scripts)
+    for bad in ('abc', '0x0', '640x'):
+        assert main(['--baseline', 'pretrained', '--input-size', bad,
+                     '--pairs', 'missing.json']) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and '--input-size' in err[0]

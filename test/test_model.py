@@ -18,7 +18,7 @@ import logging
 from ccl_perception.backbones import BACKBONES
 from ccl_perception.backbones.efficientnet_lite0 import (EfficientNetLite0,
                                                          load_imagenet_weights, weights_path)
-from ccl_perception.backbones.fuse import upsample_to_stride8
+from ccl_perception.backbones.fuse import fuse_strides, upsample_to_stride8
 from ccl_perception.correspondence import grid_to_full
 from ccl_perception.model import build_model, DescriptorNet, upsample_descriptors
 import pytest
@@ -114,15 +114,16 @@ class TestDescriptorNet:
 
 class TestEfficientNetWeights:
 
-    @pytest.mark.parametrize('mode', ['dilated', 'fpn'])
+    @pytest.mark.parametrize('mode', ['dilated', 'fpn', 'fpn32'])
     def test_every_used_key_loads(self, mode):
         trunk = EfficientNetLite0(output_stride=8, trunk=mode)
         keys = load_imagenet_weights(trunk)
         assert keys == sorted(trunk.state_dict())
         file_state = torch.load(weights_path(), map_location='cpu', weights_only=True)
-        # Stages 1-5 = blocks 0..10; stages 6-7 and the head are not used.
-        assert not any(k.startswith(('_blocks.11.', '_conv_head', '_fc')) for k in keys)
-        assert any(k.startswith('_blocks.10.') for k in keys)
+        # Stages 1-5 = blocks 0..10 (fpn32: stages 1-7 = blocks 0..15); the head is not used.
+        last = 15 if mode == 'fpn32' else 10
+        assert not any(k.startswith((f'_blocks.{last + 1}.', '_conv_head', '_fc')) for k in keys)
+        assert any(k.startswith(f'_blocks.{last}.') for k in keys)
         for key, value in trunk.state_dict().items():
             assert torch.equal(value, file_state[key]), key
 
@@ -196,8 +197,9 @@ class TestUpsampleDescriptors:
 class TestTrunkModes:
     """trunk='fpn': stages 4-5 at native stride 16, resampled onto the 1/8 grid, concatenated."""
 
-    @pytest.mark.parametrize('backbone', ['efficientnet_lite0', 'resnet18'])
-    @pytest.mark.parametrize('mode', ['dilated', 'fpn'])
+    @pytest.mark.parametrize('backbone, mode', [
+        ('efficientnet_lite0', 'dilated'), ('efficientnet_lite0', 'fpn'),
+        ('efficientnet_lite0', 'fpn32'), ('resnet18', 'dilated'), ('resnet18', 'fpn')])
     def test_output_contract_at_two_sizes(self, backbone, mode):
         net = DescriptorNet(backbone, 16, pretrained=backbone == 'efficientnet_lite0',
                             trunk=mode).eval()
@@ -238,6 +240,36 @@ class TestTrunkModes:
         assert torch.equal(fused[:, :40], stride8)
         assert torch.equal(fused[:, 40:, ::2, ::2], y)  # 1/16 cell k sits on 1/8 cell 2k
         assert torch.allclose(fused[:, 40:, 1, 0], (y[:, :, 0, 0] + y[:, :, 1, 0]) / 2, atol=1e-6)
+
+    def test_fuse_strides_puts_each_coarse_cell_on_its_fine_cell(self):
+        """1/32 cell k sits on 1/16 cell 2k and on 1/8 cell 4k; between them: bilinear."""
+        fine = torch.zeros(1, 1, 1, 5)
+        mid = torch.tensor([[[[2.0, 4.0, 6.0]]]])      # 1/16 cells at 1/8 cells 0, 2, 4
+        coarse = torch.tensor([[[[10.0, 30.0]]]])      # 1/32 cells at 1/8 cells 0, 4
+        out = fuse_strides(fine, mid, coarse)
+        assert out.shape == (1, 3, 1, 5)
+        assert torch.equal(out[0, 1, 0], torch.tensor([2.0, 3.0, 4.0, 5.0, 6.0]))
+        assert torch.equal(out[0, 2, 0], torch.tensor([10.0, 15.0, 20.0, 25.0, 30.0]))
+
+    def test_fpn32_is_fpn_plus_the_imagenet_stage7(self):
+        """Channels 0-151: the fpn trunk; 152-471 on every 4th cell: stage 7 at 1/32."""
+        fpn, deep = (EfficientNetLite0(output_stride=8, trunk=mode) for mode in ('fpn', 'fpn32'))
+        for net in (fpn, deep):
+            load_imagenet_weights(net)
+            net.eval()
+        x = torch.randn(1, 3, 96, 128)
+        with torch.no_grad():
+            fused, base = deep(x), fpn(x)
+            y = deep.act(deep._bn0(deep._conv_stem(x)))
+            for block in deep._blocks:
+                y = block(y)
+        assert deep.out_channels == 472 and fused.shape == (1, 472, 12, 16)
+        assert y.shape == (1, 320, 3, 4)
+        assert torch.equal(fused[:, :152], base)
+        assert torch.allclose(fused[:, 152:, ::4, ::4], y, atol=1e-6)
+        assert list(deep.last_stage().parameters())[0] is next(deep._blocks[15].parameters())
+        with pytest.raises(ValueError, match='fpn32'):
+            DescriptorNet('resnet18', 8, pretrained=False, trunk='fpn32')
 
     def test_fpn_uint8_and_float_agree(self):
         net = DescriptorNet('efficientnet_lite0', 16, pretrained=True, trunk='fpn').eval()

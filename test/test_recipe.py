@@ -431,3 +431,14 @@ def test_instruments_on_a_plane_scene_with_a_known_shift(tmp_path):
     off = inst.measure([0], [1], grid[None], valid, keep, (true_b + [2.0, 0.0])[None])
     assert off['kept_object_precision'] == 0.0
     assert np.isnan(off['kept_background_precision'])  # no background cycle was kept
+
+
+def test_validation_runs_at_the_training_size_times_eval_scale(images, tmp_path):
+    cfg = tiny(images, 'train.steps=1', 'train.eval_every=1', 'val_pairs=unused.json',
+               'train.eval_scale=2')
+    trainer = Trainer(cfg, tmp_path / 'scaled')
+    sizes = []
+    trainer.selection.evaluate_fn = lambda *a, **k: sizes.append(k['input_size']) or {'auc': 0.1}
+    trainer.run()
+    w, h = cfg['data']['width'], cfg['data']['height']
+    assert sizes == [(2 * w, 2 * h)] * 2  # step 0 and step 1

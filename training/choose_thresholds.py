@@ -114,8 +114,10 @@ def score_alpha(reports: list, alpha: float, min_confidence: float = 0.0) -> dic
 
 def choose_alpha(reports: list):
     """
-    ``(alpha, min_confidence, score)``: the most grasps with no false grasp, then the fewest
-    failed ones, over :data:`ALPHAS` x :data:`CONFIDENCES`.
+    Return ``(alpha, min_confidence, score)`` of the best gates.
+
+    Best: the most grasps with no false grasp, then the fewest failed ones, over
+    :data:`ALPHAS` x :data:`CONFIDENCES`.
 
     Ties: the highest confidence gate, then the middle of the tied alphas (the farthest
     from where a false grasp comes back).

@@ -58,6 +58,11 @@ def main(argv=None):
     parser.add_argument('--max-pairs', type=cli.arg_type(integer(1)), default=None)
     parser.add_argument('--threads', type=cli.arg_type(THREADS), default=None,
                         help=f'torch CPU threads, 1 to {MAX_THREADS}')
+    parser.add_argument('--input-size', default='auto', metavar='WxH|auto|native',
+                        help="resolution the network runs at: 'auto' (default) = the checkpoint's "
+                             'working resolution (data.width x data.height x train.eval_scale), '
+                             "'native' = each image's own, or WxH; descriptors are resampled "
+                             "onto the image's pixels, errors stay in its pixels")
     args = parser.parse_args(argv)
     from ccl_perception.checkpoint import CheckpointError
     return cli.run('evaluate', lambda: _run(args), CheckpointError)
@@ -86,13 +91,35 @@ def _run(args) -> int:
         model = DescriptorNet(backbone=args.backbone, pretrained=True)
         features, title = 'backbone', f'pretrained {args.backbone} features'
     tau = DEFAULT_TAU if tau is None else tau
+    input_size = _input_size(args.input_size, data if args.checkpoint else None)
     results = evaluate_model(model, args.pairs, device=device, method=args.method, tau=tau,
-                             features=features, max_pairs=args.max_pairs)
+                             features=features, max_pairs=args.max_pairs, input_size=input_size)
+    results['input_size'] = list(input_size) if input_size else 'native'
     results['source'] = title
     paths = write_report(results, args.json, title)
     print(markdown_table(results, title))
     print('wrote', ', '.join(paths.values()))
     return 0
+
+
+def _input_size(text: str, checkpoint: dict = None):
+    """``--input-size`` -> (W, H) or None (native)."""
+    if text == 'native':
+        return None
+    if text == 'auto':
+        config = ((checkpoint or {}).get('extra') or {}).get('config', {})
+        data, scale = config.get('data', {}), float(config.get('train', {}).get('eval_scale', 1))
+        if 'width' in data and 'height' in data:
+            return int(round(data['width'] * scale)), int(round(data['height'] * scale))
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise ValueError(f"--input-size {text!r}: expected WxH (e.g. 640x480), 'auto' or "
+                         "'native'") from None
+    if not (8 <= width <= 4096 and 8 <= height <= 4096):
+        raise ValueError(f'--input-size {text!r}: width and height must be in [8, 4096]')
+    return width, height
 
 
 if __name__ == '__main__':

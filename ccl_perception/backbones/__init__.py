@@ -22,7 +22,7 @@ are the per-channel input statistics (on [0, 1] RGB) the trunk's weights were tr
 BACKBONES = ('efficientnet_lite0', 'resnet18', 'resnet34', 'resnet50')
 #: Stride-8 trunk modes: ``dilated`` (1/16 stage dilated) or ``fpn`` (1/16 stage upsampled +
 #: concat).
-TRUNKS = ('dilated', 'fpn')
+TRUNKS = ('dilated', 'fpn', 'fpn32')
 
 #: torchvision's ImageNet statistics (RGB, images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,7 +45,8 @@ def build_backbone(name: str, pretrained: bool = True, trunk: str = 'dilated'):
             download/cache for ResNets, random init with a warning when unavailable).
         trunk: ``dilated`` (the 1/16 stage dilated to stride 8; C = 112 / 256 / 256 / 1024)
             or ``fpn`` (that stage at its native stride 16, resampled onto the 1/8 grid and
-            concatenated with the 1/8 features; C = 152 / 384 / 384 / 1536). Both load the
+            concatenated with the 1/8 features; C = 152 / 384 / 384 / 1536), or ``fpn32``
+            (EfficientNet-Lite0 only: ``fpn`` plus the 1/32 stage 7, C = 472). All load the
             same ImageNet weights.
 
     Returns:
@@ -60,6 +61,8 @@ def build_backbone(name: str, pretrained: bool = True, trunk: str = 'dilated'):
             load_imagenet_weights(net)
         return net, net.out_channels, (LITE_MEAN, LITE_STD)
     if name in ('resnet18', 'resnet34', 'resnet50'):
+        if trunk == 'fpn32':
+            raise ValueError(f"trunk 'fpn32' exists for efficientnet_lite0 only, not {name!r}")
         from .resnet import ResNetTrunk
         net = ResNetTrunk(name, pretrained=pretrained, trunk=trunk)
         return net, net.out_channels, (IMAGENET_MEAN, IMAGENET_STD)

@@ -46,6 +46,12 @@ training/benchmark.py --trunks --threads 2``, 2 shared CPU cores, median of 5): 
 (both channels_last; with NCHW tensors 630 / 526 ms and 8861 / 3174 ms). The 1x1 head sees
 both the fine stage-3 features (localisation) and the coarser stage-5 features (context).
 
+``trunk='fpn32'``: as ``fpn``, plus stages 6-7 at their native stride 32 (320 ch), resampled
+onto the 1/8 grid (``fuse.fuse_strides``): 472 channels at stride 8. The 1/32 features carry
+object-level context: untrained, they raise keypoint-transfer AUC on benchmark v2 from 0.231 to
+0.261 (640x480 input; README "What limits precision"). Stages 6-7 run on 1/32 maps, so they
+add little compute.
+
 ``trunk='dilated'`` (checkpoints saved before the option existed): stage 4's stride-2 depthwise
 convolution gets stride 1 and every later depthwise convolution of stages 4-5 dilation 2
 (the first block of stage 4 keeps dilation 1, as torchvision does for dilated ResNets), so
@@ -72,7 +78,7 @@ import os
 import torch
 from torch import nn
 
-from .fuse import fuse_stride8
+from .fuse import fuse_stride8, fuse_strides
 
 _LOG = logging.getLogger(__name__)
 
@@ -88,8 +94,10 @@ STAGES = (
 )
 #: Index of the last block of stage 3 (the last stride-8 block of the ImageNet network).
 STAGE3_LAST_BLOCK = sum(stage[0] for stage in STAGES[:3]) - 1
+#: Index of the last block of stage 5 (the last stride-16 block).
+STAGE5_LAST_BLOCK = sum(stage[0] for stage in STAGES[:5]) - 1
 #: Trunk modes at output stride 8 (see the module docstring).
-TRUNKS = ('dilated', 'fpn')
+TRUNKS = ('dilated', 'fpn', 'fpn32')
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
 WEIGHTS_FILE = 'efficientnet-lite0-57934424.pth'
@@ -161,11 +169,12 @@ class EfficientNetLite0(nn.Module):
         self.output_stride = output_stride
         self.include_top = include_top
         self.trunk = trunk
-        self.fpn = output_stride == 8 and trunk == 'fpn'
+        self.fpn = output_stride == 8 and trunk in ('fpn', 'fpn32')
+        self.deep = output_stride == 8 and trunk == 'fpn32'
         self._conv_stem = nn.Conv2d(3, 32, 3, stride=2, padding=1, bias=False)
         self._bn0 = _bn(32)
         self.act = nn.ReLU6(inplace=True)
-        stages = STAGES[:5] if output_stride == 8 else STAGES
+        stages = STAGES[:5] if output_stride == 8 and not self.deep else STAGES
         blocks = []
         for stage_index, (repeats, k, s, e, cin, cout) in enumerate(stages):
             dilated = output_stride == 8 and stage_index >= 3 and not self.fpn
@@ -178,6 +187,8 @@ class EfficientNetLite0(nn.Module):
         self.out_channels = stages[-1][5]
         if self.fpn:  # stage 3 (40 ch, 1/8) + stage 5 (112 ch, 1/16) resampled to 1/8
             self.out_channels = STAGES[2][5] + STAGES[4][5]
+        if self.deep:  # + stage 7 (320 ch, 1/32) resampled to 1/8
+            self.out_channels += STAGES[6][5]
         if include_top:
             self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
             self._bn1 = _bn(1280)
@@ -190,7 +201,7 @@ class EfficientNetLite0(nn.Module):
 
         What trains with ``DescriptorNet.set_trunk_mode('last_stage')``.
         """
-        stages = STAGES[:5] if self.output_stride == 8 else STAGES
+        stages = STAGES[:5] if self.output_stride == 8 and not self.deep else STAGES
         first = sum(stage[0] for stage in stages[:-1])
         return nn.ModuleList(self._blocks[first:])
 
@@ -200,7 +211,11 @@ class EfficientNetLite0(nn.Module):
             x = block(x)
             if self.fpn and index == STAGE3_LAST_BLOCK:
                 stride8 = x
-        if self.fpn:
+            if self.deep and index == STAGE5_LAST_BLOCK:
+                stride16 = x
+        if self.deep:
+            x = fuse_strides(stride8, stride16, x)
+        elif self.fpn:
             x = fuse_stride8(stride8, x)
         if self.include_top:
             x = self.act(self._bn1(self._conv_head(x)))

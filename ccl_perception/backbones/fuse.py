@@ -44,6 +44,26 @@ def upsample_to_stride8(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tenso
     return up[..., :fine.shape[-2], :fine.shape[-1]]
 
 
+def fuse_strides(fine: torch.Tensor, mid: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+    """
+    Concatenate 1/8 features with 1/16 and 1/32 features resampled onto the 1/8 grid.
+
+    The 1/32 map is resampled onto the 1/16 grid and then onto the 1/8 grid with the same
+    exact-centre rule (1/32 cell k sits on 1/16 cell 2k, on 1/8 cell 4k).
+
+    Args:
+        fine: (B, C8, h, w) at stride 8.
+        mid: (B, C16, ceil(h/2), ceil(w/2)) at stride 16.
+        coarse: (B, C32, ceil(h/4), ceil(w/4)) at stride 32.
+
+    Returns:
+        (B, C8 + C16 + C32, h, w).
+    """
+    coarse16 = upsample_to_stride8(coarse, mid)
+    return torch.cat([fine, upsample_to_stride8(mid, fine),
+                      upsample_to_stride8(coarse16, fine)], dim=1)
+
+
 def fuse_stride8(fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
     """
     Concatenate 1/8 features with the 1/16 features resampled onto the 1/8 grid.

@@ -88,6 +88,23 @@ def query_descriptors(desc_1: torch.Tensor, kp_1: np.ndarray, size_1) -> torch.T
     return sample_descriptors(upsample_descriptors(desc_1[None].float().cpu(), size_1), kp)
 
 
+def full_resolution(desc: torch.Tensor, work_size, size) -> torch.Tensor:
+    """
+    Full-resolution unit descriptors ``(1, C, H, W)`` of an image of ``size`` = (H, W).
+
+    ``desc`` ``(C, h, w)`` is the stride-8 map of the image resized to ``work_size`` = (Hw, Ww)
+    (the model's working resolution, ``evaluate_model(input_size=...)``): it is upsampled to
+    the working resolution (``upsample_descriptors``) and, when that differs from ``size``,
+    resampled bilinearly (pixel centres scale, ``align_corners=False``) and renormalised.
+    """
+    from ccl_perception.model import upsample_descriptors
+    up = upsample_descriptors(desc[None].float().cpu(), work_size)
+    if tuple(work_size) != tuple(size):
+        up = F.normalize(F.interpolate(up, size=tuple(size), mode='bilinear',
+                                       align_corners=False), dim=1)
+    return up
+
+
 def target_map(desc_2: torch.Tensor, size_2) -> torch.Tensor:
     """
     Image 2's full-resolution unit descriptors, flattened for matching.
@@ -161,7 +178,7 @@ def match_keypoints(desc_1: torch.Tensor, desc_2: torch.Tensor, kp_1: np.ndarray
 
 
 def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float = DEFAULT_TAU,
-                  progress: bool = True) -> list:
+                  progress: bool = True, input_size=None) -> list:
     """
     Match the keypoints of every pair, each full-resolution map computed once per image.
 
@@ -179,6 +196,7 @@ def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float 
         list, one entry per pair: ``None`` (no keypoint visible in both images) or
         ``(kps, pred, size_2)``: ``kps`` = ``pf.pair_keypoints(pair)``, ``pred`` the
         ``(N, 2)`` matches of all objects' keypoints concatenated in ``kps`` order.
+        input_size: ``(W, H)`` working resolution (``evaluate_model``), None = each image's own.
     """
     cache = {}
 
@@ -186,11 +204,12 @@ def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float 
         if index not in cache:
             rgb = read_rgb(pf.image_path(index))
             pf.check_image(index, rgb.shape)  # declared size, keypoints inside the image
+            work = resize_to(rgb, input_size)
             with torch.inference_mode():
-                cache[index] = (describe(rgb).detach().float().cpu(), rgb.shape[:2])
+                desc = describe(work).detach().float().cpu()
+            cache[index] = (desc, work.shape[:2], rgb.shape[:2])
         return cache[index]
 
-    from ccl_perception.model import upsample_descriptors
     kps = [pf.pair_keypoints(pair) for pair in pairs]
     by_image_1, by_image_2 = {}, {}
     for i, k in enumerate(kps):
@@ -199,25 +218,34 @@ def predict_pairs(describe, pf, pairs: list, method: str = 'argmax', tau: float 
             by_image_2.setdefault(pairs[i]['image_2'], []).append(i)
     queries = {}
     for image, group in tqdm(by_image_1.items(), desc='queries', disable=not progress):
-        d1, s1 = get(image)
-        up_1 = upsample_descriptors(d1[None].float().cpu(), s1)
+        d1, w1, s1 = get(image)
+        up_1 = full_resolution(d1, w1, s1)
         for i in group:  # as query_descriptors, with one upsampling per image
             kp = np.concatenate([v[0] for v in kps[i].values()]).astype(np.float32)
             queries[i] = sample_descriptors(up_1, torch.as_tensor(kp).reshape(1, -1, 2))
         del up_1
     out = [None] * len(pairs)
     for image, group in tqdm(by_image_2.items(), desc='match', disable=not progress):
-        d2, s2 = get(image)
-        target = target_map(d2, s2)
+        d2, w2, s2 = get(image)
+        target = F.normalize(full_resolution(d2, w2, s2), dim=1).reshape(1, d2.shape[0], -1)
         for i in group:
             out[i] = (kps[i], match_queries(queries.pop(i), target, s2, method, tau), s2)
         del target
     return out
 
 
+def resize_to(rgb: np.ndarray, size) -> np.ndarray:
+    """Return ``rgb`` (H, W, 3) resized (bilinear) to ``size`` = (W, H) (itself if None/equal)."""
+    if size is None or (int(size[0]), int(size[1])) == (rgb.shape[1], rgb.shape[0]):
+        return rgb
+    import cv2
+    return cv2.resize(rgb, (int(size[0]), int(size[1])), interpolation=cv2.INTER_LINEAR)
+
+
 def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu',
                    method: str = 'argmax', tau: float = DEFAULT_TAU, features: str = 'head',
-                   max_pairs: int | None = None, progress: bool = True) -> dict:
+                   max_pairs: int | None = None, progress: bool = True,
+                   input_size=None) -> dict:
     """
     PCK / AUC / normalised error of keypoint transfer over the pairs of ``pairs_path``.
 
@@ -230,6 +258,10 @@ def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu',
         tau: softmax temperature for 'expectation'.
         features: 'head' or 'backbone' (pretrained baseline).
         max_pairs: evaluate only the first n pairs (quick validation during training).
+        input_size: ``(W, H)``: run the network on every image resized to this working
+            resolution (e.g. the resolution the model was trained at) and resample its
+            descriptors back onto the image's pixels; None = each image at its own size. Errors
+            are always in the pairs file's pixels.
 
     Returns:
         ``{'pck': {'3': mean, ...}, 'pck_std', 'auc', 'auc_std', 'norm_mean_px_error',
@@ -244,7 +276,7 @@ def evaluate_model(model_or_extractor, pairs_path: str, device: str = 'cpu',
     pairs = pf.pairs[:max_pairs] if max_pairs else pf.pairs
     if method not in ('argmax', 'expectation'):
         raise ValueError(f"method must be 'argmax' or 'expectation', got {method!r}")
-    predictions = predict_pairs(describe, pf, pairs, method, tau, progress)
+    predictions = predict_pairs(describe, pf, pairs, method, tau, progress, input_size)
 
     pair_summaries, per_object, per_split, all_errors, kind_errors = [], {}, {}, [], {}
     for entry in predictions:  # aggregated in the file's pair order

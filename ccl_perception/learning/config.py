@@ -209,7 +209,8 @@ def _limits() -> dict:
         'train.device': text(r'auto|' + DEVICE.pattern, 'auto | ' + DEVICE.hint),
         'train.threads': integer(0, 1024), 'train.log_every': count,
         'train.image_every': integer(0), 'train.checkpoint_every': count,
-        'train.eval_every': count, 'train.eval_max_pairs': integer(0), 'train.progress': flag(),
+        'train.eval_every': count, 'train.eval_max_pairs': integer(0),
+        'train.eval_scale': real(0.25, 4), 'train.progress': flag(),
     }
 
 

@@ -85,13 +85,18 @@ class Selection:
         """Return True when the run validates."""
         return self.evaluate_fn is not None
 
+    def working_size(self):
+        """Return the (W, H) validation runs at: the training size times ``train.eval_scale``."""
+        scale = float(self.c.train.eval_scale)
+        return (int(round(self.c.data.width * scale)), int(round(self.c.data.height * scale)))
+
     def validate(self, model, logbook) -> dict:
         """Evaluate ``model`` at the current step; save ``best.pt`` on an improvement."""
         was_training = model.training
         try:
             result = self.evaluate_fn(model, str(self.c.val_pairs), device=str(self.device),
                                       max_pairs=self.c.train.eval_max_pairs or None,
-                                      progress=False)
+                                      progress=False, input_size=self.working_size())
         finally:
             model.train(was_training)
         scalars = scalars_of(result)
