@@ -140,7 +140,7 @@ class FakeRunner:
         self.checkpoint = checkpoint
         FakeRunner.made.append(checkpoint)
 
-    def trial(self, name, present, timeout, seed):
+    def trial(self, name, present, timeout, seed, surface=None):
         return {'seed': seed, 'target': name, 'present': present, 'objects': [],
                 'planner': 'pose', 'outcome': 'grasped', 'model': self.checkpoint}
 
@@ -165,15 +165,16 @@ def test_demo_never_reports_an_old_models_results_under_a_new_name(tmp_path, mon
     cfg['out'] = str(tmp_path / 'out')
     os.makedirs(cfg['out'])
     targets = {'duck': str(tmp_path / 'out' / 'targets' / 'duck.npz')}
-    old = demo.stage_grasp(cfg, cks[0], targets)  # an earlier run with model 0
+    schedule = [(cfg['scene_seed'], 'duck', True, '', ())]  # (seed, target, present, table, tags)
+    old = demo.stage_grasp(cfg, cks[0], targets, schedule)  # an earlier run with model 0
     assert [t['model'] for t in old] == [cks[0]]
-    new = demo.stage_grasp(cfg, cks[1], targets)  # --out <old folder> --checkpoint model 1
+    new = demo.stage_grasp(cfg, cks[1], targets, schedule)  # --out <old folder> --checkpoint model 1
     assert FakeRunner.made == [cks[0], cks[1]]  # the scenes ran again, with model 1
     assert [t['model'] for t in new] == [cks[1]]
     with open(os.path.join(cfg['out'], 'results.json'), encoding='utf-8') as f:
         assert json.load(f)['checkpoint'] == cks[1]
-    again = demo.stage_grasp(cfg, cks[1], targets)  # same model and settings: reused
+    again = demo.stage_grasp(cfg, cks[1], targets, schedule)  # same model and settings: reused
     assert FakeRunner.made == [cks[0], cks[1]] and again == new
     cfg['scene_seed'] += 1  # other scenes: run again
-    demo.stage_grasp(cfg, cks[1], targets)
+    demo.stage_grasp(cfg, cks[1], targets, schedule)
     assert FakeRunner.made == [cks[0], cks[1], cks[1]]
