@@ -390,9 +390,12 @@ def bench_frame_to_pose(checkpoint: str = None, downscales=(OPERATING_DOWNSCALE,
                 extractor = DescriptorExtractor(
                     model, backend=backend, downscale=s, onnx_threads=torch.get_num_threads(),
                     onnx_path=onnx_path if backend == 'onnx' else None)
-                target = make_target(extractor, rgb, points, 'bench', depth=depth, K=K)
-                # open the similarity gate (a random-texture frame); the defaults otherwise
-                pipeline = GraspPipeline(extractor, {'min_similarity': -1.0, 'max_width': 1.0})
+                target = make_target(extractor, rgb, points, 'bench', depth=depth, K=K,
+                                     calibrate=False)
+                # open the similarity and confidence gates (a random-texture frame: every stage
+                # must run to a pose); the defaults otherwise
+                pipeline = GraspPipeline(extractor, {'min_similarity': -1.0, 'min_confidence': 0.0,
+                                                     'per_target_gates': False, 'max_width': 1.0})
                 key = (s, backend)
                 stages[key] = []
 
