@@ -168,7 +168,8 @@ def test_demo_never_reports_an_old_models_results_under_a_new_name(tmp_path, mon
     schedule = [(cfg['scene_seed'], 'duck', True, '', ())]  # (seed, target, present, table, tags)
     old = demo.stage_grasp(cfg, cks[0], targets, schedule)  # an earlier run with model 0
     assert [t['model'] for t in old] == [cks[0]]
-    new = demo.stage_grasp(cfg, cks[1], targets, schedule)  # --out <old folder> --checkpoint model 1
+    # --out <old folder> --checkpoint model 1
+    new = demo.stage_grasp(cfg, cks[1], targets, schedule)
     assert FakeRunner.made == [cks[0], cks[1]]  # the scenes ran again, with model 1
     assert [t['model'] for t in new] == [cks[1]]
     with open(os.path.join(cfg['out'], 'results.json'), encoding='utf-8') as f:

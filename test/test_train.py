@@ -311,7 +311,8 @@ def test_corrupt_image_is_skipped_and_counted_in_metrics(images, tmp_path):
                         '(a non-empty path or null)'),
     ('loss.quantile=abc', "loss.quantile = 'abc' is not allowed: must be a finite number in "
                           '(0, 1]'),
-    ('model.trunk=wide', "model.trunk = 'wide' is not allowed: must be one of 'dilated', 'fpn', 'fpn32'"),
+    ('model.trunk=wide', "model.trunk = 'wide' is not allowed: must be one of 'dilated', 'fpn', "
+                         "'fpn32'"),
     ('train.threads=-1', 'train.threads = -1 is not allowed: must be an integer in [0, 1024]'),
     # booleans are not integers; sizes are multiples of 8 within bounds that are named
     ('train.steps=true', 'train.steps = True is not allowed: must be an integer in '
