@@ -30,3 +30,8 @@ def test_the_planner_benchmark_frame_gives_a_pose_at_every_stage(tmp_path):
     row = rows[0]
     assert row['total_ms'] > 0 and row['refine_ms'] > 0
     assert row['geometry_ms'] >= row['refine_ms']
+
+
+def test_tables_name_the_model():
+    from training.benchmark import model_label
+    assert model_label() == 'shipped model (efficientnet_lite0, fpn trunk)'

@@ -247,7 +247,7 @@ def model_label(checkpoint: str = None) -> str:
     """``'shipped model (<backbone>, <trunk> trunk)'``, or the checkpoint's path instead."""
     from ccl_perception.checkpoint import load_checkpoint
     from ccl_perception.model_zoo import default_model_path
-    config = load_checkpoint(checkpoint or default_model_path())['config']
+    config = load_checkpoint(checkpoint or default_model_path())['model_config']
     name = checkpoint or 'shipped model'
     return f'{name} ({config["backbone"]}, {config.get("trunk") or "dilated"} trunk)'
 
