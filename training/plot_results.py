@@ -37,6 +37,7 @@ import os
 import re
 import sys
 
+from ccl_perception.learning.loss_curve import moving_average
 import numpy as np
 
 INSTRUMENT_PANELS = (
@@ -44,16 +45,6 @@ INSTRUMENT_PANELS = (
     ('kept_object_precision', 'precision of kept object cycles\n(k*_B within 1 cell)'),
     ('kept_background_precision', 'precision of kept background cycles'),
 )
-
-
-def _smooth(values, k: int = 5):
-    v = np.asarray(values, float)
-    out = np.full_like(v, np.nan)
-    for i in range(len(v)):
-        window = v[max(0, i - k + 1):i + 1]
-        window = window[np.isfinite(window)]
-        out[i] = window.mean() if len(window) else np.nan
-    return out
 
 
 def plot_loss(runs, out: str) -> int:
@@ -88,7 +79,7 @@ def plot_instruments(runs, out: str) -> None:
         steps = [h['step'] for h in history]
         for ax, (key, title) in zip(axes, INSTRUMENT_PANELS):
             values = [np.nan if h.get(key) is None else h[key] for h in history]
-            ax.plot(steps, _smooth(values), label=os.path.basename(run.rstrip('/')))
+            ax.plot(steps, moving_average(values, 5), label=os.path.basename(run.rstrip('/')))
             ax.set_title(title, fontsize=9)
             ax.set_xlabel('step')
             ax.set_ylim(0, 1)
